@@ -1,0 +1,100 @@
+# JAiRouter: one GNU Makefile for the agent, its unit tests and its fuzz targets.
+#
+#   make                 release build   -> build/release/jairouter-spoa
+#   make MODE=debug      no optimisation -> build/debug/...
+#   make MODE=asan       ASan + UBSan, no recovery -> build/asan/...
+#   make check           unit tests under ASan + UBSan
+#   make fuzz            libFuzzer targets (clang) -> build/fuzz/
+#   make fuzz-replay     replay the committed corpus through every fuzz target
+#   make WERROR=0 ...    do not turn warnings into errors
+#
+# Every object gets a .d file (-MMD -MP), so header changes rebuild what depends on them.
+
+MODE    ?= release
+WERROR  ?= 1
+CC      ?= cc
+FUZZCC  ?= clang
+PKG     ?= pkg-config
+
+PKGS      := libevent libevent_pthreads libpq openssl
+PKG_CFLAGS := $(shell $(PKG) --cflags $(PKGS))
+PKG_LIBS   := $(shell $(PKG) --libs $(PKGS))
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla
+ifeq ($(WERROR),1)
+WARN += -Werror
+endif
+
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread $(WARN) -Ispoa/src $(PKG_CFLAGS)
+
+ifeq ($(MODE),release)
+MODE_CFLAGS := -O2 -g -DNDEBUG
+else ifeq ($(MODE),debug)
+MODE_CFLAGS := -O0 -g3
+else ifeq ($(MODE),asan)
+MODE_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+MODE_LDFLAGS := -fsanitize=address,undefined
+else
+$(error MODE must be release, debug or asan)
+endif
+
+CFLAGS  := $(BASE_CFLAGS) $(MODE_CFLAGS) $(EXTRA_CFLAGS)
+LDFLAGS := -pthread $(MODE_LDFLAGS) $(EXTRA_LDFLAGS)
+LDLIBS  := $(PKG_LIBS) -lm
+
+B := build/$(MODE)
+
+LIB_SRCS  := $(sort $(wildcard spoa/src/*/*.c))
+LIB_OBJS  := $(LIB_SRCS:%.c=$(B)/%.o)
+LIB       := $(B)/libjrspoa.a
+SPOA      := $(B)/jairouter-spoa
+TEST_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(B)/tests/%)
+FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
+
+.PHONY: all check unit fuzz fuzz-replay clean
+all: $(SPOA)
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(LIB): $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(SPOA): $(B)/spoa/main.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/tests/%: $(B)/tests/unit/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+unit: $(TEST_BINS)
+
+# Unit tests always run under the sanitizers. Each binary prints "N passed, N failed"
+# and exits non-zero on failure; scripts/test sums the lines.
+check:
+	$(MAKE) MODE=asan unit
+	@rc=0; for t in $(TEST_SRCS:tests/unit/%.c=build/asan/tests/%); do \
+		echo "== $$t"; $$t || rc=1; done; exit $$rc
+
+# libFuzzer targets: the agent's sources are rebuilt with clang and the fuzzer runtime.
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread -Ispoa/src $(PKG_CFLAGS) -g -O1 \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+build/fuzz/%: tests/fuzz/%.c $(LIB_SRCS)
+	@mkdir -p $(dir $@)
+	$(FUZZCC) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRCS) $(PKG_LIBS) -lm
+
+fuzz: $(FUZZ_BINS)
+
+# Replays tests/fuzz/corpus/<target>/ through build/fuzz/<target> (no mutation).
+fuzz-replay: $(FUZZ_BINS)
+	@rc=0; for f in $(FUZZ_BINS); do n=$$(basename $$f); \
+		echo "== $$n"; $$f -runs=0 tests/fuzz/corpus/$$n/ || rc=1; done; exit $$rc
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,96 @@
+/*
+ * state: the agent's in-memory copy of the PostgreSQL catalogue (tenants, API keys,
+ * models). Every decision reads from here; nothing on the request path queries the
+ * database.
+ *
+ * A `struct state` is one set of hash tables. The process has one live state, the
+ * "store", guarded by a read-write lock: workers take the read lock for the few
+ * hundred nanoseconds a lookup lasts and copy out what they need; the control thread
+ * takes the write lock to apply one change (LISTEN/NOTIFY) or to swap in a freshly
+ * loaded state (start-up and periodic resync). Pointers returned by the finders are
+ * valid only while the lock is held.
+ */
+#ifndef JR_STATE_H
+#define JR_STATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ST_NAME_MAX 64      /* tenant names, HAProxy backend names */
+#define ST_MODEL_MAX 128    /* model names */
+#define ST_PREFIX_MAX 16    /* key prefix kept for identification, e.g. "jr-AbCd1234" */
+#define ST_HASH_LEN 32      /* SHA-256 of the full key */
+
+enum st_status { ST_ACTIVE = 0, ST_DISABLED = 1, ST_REVOKED = 2 };
+
+struct st_tenant {
+	int64_t id;
+	char name[ST_NAME_MAX];
+	enum st_status status; /* ST_ACTIVE or ST_DISABLED */
+};
+
+struct st_key {
+	int64_t id;
+	int64_t tenant_id;
+	uint8_t hash[ST_HASH_LEN];
+	char prefix[ST_PREFIX_MAX];
+	enum st_status status; /* ST_ACTIVE, ST_DISABLED or ST_REVOKED */
+	int64_t expires_at;    /* unix seconds; 0 = never */
+};
+
+struct st_model {
+	int64_t id;
+	char name[ST_MODEL_MAX];
+	char backend[ST_NAME_MAX];
+	enum st_status status; /* ST_ACTIVE or ST_DISABLED */
+};
+
+struct state;
+
+struct state *state_new(void);
+void state_free(struct state *s);
+
+/* Upserts by id (a changed name or hash re-indexes the entry). Strings are copied and
+ * truncated to the field size. */
+void state_put_tenant(struct state *s, const struct st_tenant *t);
+void state_put_key(struct state *s, const struct st_key *k);
+void state_put_model(struct state *s, const struct st_model *m);
+/* Removing an absent id is not an error. */
+void state_del_tenant(struct state *s, int64_t id);
+void state_del_key(struct state *s, int64_t id);
+void state_del_model(struct state *s, int64_t id);
+
+/* Lookups: NULL when absent. The key lookup compares digests in constant time. */
+const struct st_key *state_find_key(const struct state *s, const uint8_t hash[ST_HASH_LEN]);
+const struct st_tenant *state_find_tenant(const struct state *s, int64_t id);
+const struct st_model *state_find_model(const struct state *s, const char *name, size_t len);
+
+size_t state_count_tenants(const struct state *s);
+size_t state_count_keys(const struct state *s);
+size_t state_count_models(const struct state *s);
+
+/* Calls fn for every model (used by /v1/models-style listings and tests). */
+void state_each_model(const struct state *s, void (*fn)(const struct st_model *, void *),
+		      void *arg);
+
+/* ---- the process-wide store ------------------------------------------------------- */
+
+/* Starts empty and not ready. */
+void store_init(void);
+void store_destroy(void);
+
+/* Read access for workers: store_read_begin() returns the live state (never NULL). */
+const struct state *store_read_begin(void);
+void store_read_end(void);
+
+/* Write access for the control thread (incremental changes). */
+struct state *store_write_begin(void);
+void store_write_end(void);
+
+/* Swaps in a complete state (takes ownership), frees the old one, marks the store ready. */
+void store_replace(struct state *fresh);
+
+/* True once a complete state has been loaded at least once. */
+int store_ready(void);
+
+#endif /* JR_STATE_H */
