@@ -216,6 +216,7 @@ void state_each_model(const struct state *s, void (*fn)(const struct st_model *,
 static pthread_rwlock_t store_lock = PTHREAD_RWLOCK_INITIALIZER;
 static struct state *store_cur;
 static atomic_int store_is_ready;
+static atomic_int store_db_is_online;
 
 void store_init(void)
 {
@@ -271,4 +272,14 @@ void store_replace(struct state *fresh)
 int store_ready(void)
 {
 	return atomic_load(&store_is_ready);
+}
+
+void store_set_db_online(int online)
+{
+	atomic_store(&store_db_is_online, online);
+}
+
+int store_db_online(void)
+{
+	return atomic_load(&store_db_is_online);
 }

@@ -93,4 +93,10 @@ void store_replace(struct state *fresh);
 /* True once a complete state has been loaded at least once. */
 int store_ready(void);
 
+/* Whether the database connection is currently up (set by the control thread from the
+ * synchroniser's status). While it is down, an unknown credential may be one issued after
+ * the last sync: decisions answer 503 instead of 401 for it. */
+void store_set_db_online(int online);
+int store_db_online(void);
+
 #endif /* JR_STATE_H */

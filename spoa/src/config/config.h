@@ -1,0 +1,45 @@
+/*
+ * config: the agent's configuration file (`key = value` lines; see docs/design.md for
+ * every key). Parsing is table-driven and all-or-nothing: config_load() fills *out only
+ * when the whole file is valid, so a SIGHUP with a broken file keeps the old settings.
+ */
+#ifndef JR_CONFIG_H
+#define JR_CONFIG_H
+
+#include <stddef.h>
+
+#define CONFIG_ADDR_MAX 256
+#define CONFIG_DSN_MAX 1024
+
+struct jr_config {
+	char listen[CONFIG_ADDR_MAX];
+	char metrics_listen[CONFIG_ADDR_MAX];
+	unsigned workers;
+	char database[CONFIG_DSN_MAX];
+	unsigned deadline_ms;
+	int on_error_allow;
+	unsigned resync_interval_ms;
+	unsigned max_connections;
+	unsigned max_inflight_per_conn;
+	unsigned hello_timeout_ms;
+	unsigned idle_timeout_ms;
+	unsigned drain_timeout_ms;
+	int log_level;
+};
+
+void config_defaults(struct jr_config *c);
+
+/* Reads path. Returns 0 and fills *out, or -1 with a message "file:line: reason" in err. */
+int config_load(const char *path, struct jr_config *out, char *err, size_t errlen);
+
+/* Parses the text of a config file (the part of config_load that does not touch files;
+ * `name` is used in messages). */
+int config_parse(const char *text, const char *name, struct jr_config *out, char *err,
+		 size_t errlen);
+
+/* Names of settings that differ between a and b but only apply at restart, joined by
+ * ", " into buf (empty when none). */
+void config_restart_diff(const struct jr_config *a, const struct jr_config *b, char *buf,
+			 size_t cap);
+
+#endif /* JR_CONFIG_H */

@@ -1,0 +1,366 @@
+#include "pipeline/pipeline.h"
+
+#include "spop/spop.h"
+#include "util/json.h"
+#include "util/xalloc.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MSG_NAME "jairouter-request"
+
+static const char *const reason_names[PL_R__COUNT] = {
+	[PL_R_OK] = "ok",
+	[PL_R_MISSING_CREDENTIALS] = "missing_credentials",
+	[PL_R_AMBIGUOUS_CREDENTIALS] = "ambiguous_credentials",
+	[PL_R_INVALID_KEY] = "invalid_key",
+	[PL_R_REVOKED_KEY] = "revoked_key",
+	[PL_R_EXPIRED_KEY] = "expired_key",
+	[PL_R_DISABLED_KEY] = "disabled_key",
+	[PL_R_TENANT_DISABLED] = "tenant_disabled",
+	[PL_R_UNKNOWN_URL] = "unknown_url",
+	[PL_R_BODY_TOO_LARGE] = "body_too_large",
+	[PL_R_MISSING_MODEL] = "missing_model",
+	[PL_R_INVALID_MODEL] = "invalid_model",
+	[PL_R_UNKNOWN_MODEL] = "unknown_model",
+	[PL_R_MODEL_DISABLED] = "model_disabled",
+	[PL_R_NOT_READY] = "not_ready",
+	[PL_R_DATABASE_UNAVAILABLE] = "database_unavailable",
+	[PL_R_BAD_MESSAGE] = "bad_message",
+	[PL_R_INTERNAL] = "internal_error",
+	[PL_R_DEADLINE] = "deadline",
+};
+
+const char *pl_reason_name(enum pl_reason r)
+{
+	return (unsigned)r < PL_R__COUNT ? reason_names[r] : "unknown";
+}
+
+const char *pl_service_name(enum pl_service s)
+{
+	static const char *const names[PL_SVC__COUNT] = { "none", "chat", "completions", "embeddings" };
+
+	return (unsigned)s < PL_SVC__COUNT ? names[s] : "unknown";
+}
+
+void pl_ctx_init(struct pl_ctx *ctx, const struct pl_policy *policy)
+{
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->policy = *policy;
+	ctx->in.body_len = ctx->in.body_size = ctx->in.cred_count = -1;
+}
+
+void pl_ctx_clear(struct pl_ctx *ctx)
+{
+	free(ctx->payload);
+	ctx->payload = NULL;
+	ctx->payload_len = 0;
+}
+
+/* ---- decoding ---------------------------------------------------------------------- */
+
+static void arg_str(struct pl_str *dst, const struct spop_data *d)
+{
+	if (d->type == SPOP_DATA_STRING || d->type == SPOP_DATA_BINARY) {
+		dst->ptr = (const char *)d->u.str.ptr;
+		dst->len = d->u.str.len;
+	}
+}
+
+/* Integers arrive as INT64 from HAProxy, but any integer type is accepted. */
+static int64_t arg_int(const struct spop_data *d, int64_t dflt)
+{
+	switch (d->type) {
+	case SPOP_DATA_INT32: return d->u.i32;
+	case SPOP_DATA_UINT32: return d->u.u32;
+	case SPOP_DATA_INT64: return d->u.i64;
+	case SPOP_DATA_UINT64: return d->u.u64 > INT64_MAX ? INT64_MAX : (int64_t)d->u.u64;
+	case SPOP_DATA_BOOL: return d->u.boolean;
+	default: return dflt;
+	}
+}
+
+static void arg_src(struct pl_request *in, const struct spop_data *d)
+{
+	if (d->type == SPOP_DATA_IPV4) {
+		in->src_family = 4;
+		memcpy(in->src, d->u.ipv4, 4);
+	} else if (d->type == SPOP_DATA_IPV6) {
+		in->src_family = 6;
+		memcpy(in->src, d->u.ipv6, 16);
+	}
+}
+
+static void arg_model(struct pl_request *in, const struct spop_data *d)
+{
+	in->model_present = d->type != SPOP_DATA_NULL;
+	if (d->type == SPOP_DATA_STRING)
+		arg_str(&in->model, d);
+}
+
+struct arg_field {
+	const char *name;
+	size_t offset; /* of the struct pl_str in pl_request */
+};
+
+#define S(f) { #f, offsetof(struct pl_request, f) }
+static const struct arg_field str_args[] = {
+	S(method), S(path), S(authorization), S(api_key), S(content_type), S(request_id),
+};
+#undef S
+
+static void decode_arg(struct pl_request *in, const struct spop_kv *kv)
+{
+	for (size_t i = 0; i < sizeof(str_args) / sizeof(str_args[0]); i++)
+		if (spop_name_eq(kv->name, kv->name_len, str_args[i].name)) {
+			arg_str((struct pl_str *)((char *)in + str_args[i].offset), &kv->value);
+			return;
+		}
+	if (spop_name_eq(kv->name, kv->name_len, "model"))
+		arg_model(in, &kv->value);
+	else if (spop_name_eq(kv->name, kv->name_len, "stream"))
+		in->stream = arg_int(&kv->value, 0) != 0;
+	else if (spop_name_eq(kv->name, kv->name_len, "body_len"))
+		in->body_len = arg_int(&kv->value, -1);
+	else if (spop_name_eq(kv->name, kv->name_len, "body_size"))
+		in->body_size = arg_int(&kv->value, -1);
+	else if (spop_name_eq(kv->name, kv->name_len, "cred_count"))
+		in->cred_count = arg_int(&kv->value, -1);
+	else if (spop_name_eq(kv->name, kv->name_len, "src"))
+		arg_src(in, &kv->value);
+	/* Unknown arguments are ignored: a newer haproxy config may send more. */
+}
+
+static int decode_args(struct pl_request *in, struct spop_msg *m)
+{
+	struct spop_kv kv;
+	int rc;
+
+	while ((rc = spop_kv_next(&m->args, &kv)) > 0)
+		decode_arg(in, &kv);
+	return rc;
+}
+
+int pl_request_decode(struct pl_ctx *ctx, const uint8_t *payload, size_t len)
+{
+	struct spop_reader r;
+	struct spop_msg m;
+	int rc, found = 0;
+
+	ctx->payload = xmalloc(len ? len : 1);
+	memcpy(ctx->payload, payload, len);
+	ctx->payload_len = len;
+	spop_reader_init(&r, ctx->payload, len);
+	while ((rc = spop_msg_next(&r, &m)) > 0) {
+		if (found || !spop_name_eq(m.name, m.name_len, MSG_NAME))
+			continue;
+		found = 1;
+		if (decode_args(&ctx->in, &m) < 0)
+			return -1;
+	}
+	return rc < 0 || !found ? -1 : 0;
+}
+
+/* ---- running ----------------------------------------------------------------------- */
+
+static void finish(struct pl_ctx *ctx)
+{
+	ctx->finished = 1;
+	ctx->done(ctx, ctx->arg);
+}
+
+/* Runs stages from ctx->next until one is final or pending. */
+static int run_stages(struct pl_ctx *ctx)
+{
+	while (ctx->next < ctx->nstages) {
+		enum pl_result r = ctx->stages[ctx->next++].run(ctx);
+		if (r == PL_PENDING) {
+			ctx->pending = 1;
+			return 0;
+		}
+		if (r == PL_DONE)
+			break;
+	}
+	if (ctx->next >= ctx->nstages && !ctx->out.allow && ctx->out.status == 0)
+		pl_fail(ctx, PL_R_INTERNAL); /* no stage gave a verdict: a bug, never an allow */
+	finish(ctx);
+	ctx->release(ctx, ctx->arg);
+	return 1;
+}
+
+int pl_start(struct pl_ctx *ctx, const struct pl_stage *stages, size_t nstages, pl_done_fn done,
+	     pl_release_fn release, void *arg)
+{
+	ctx->stages = stages;
+	ctx->nstages = nstages;
+	ctx->next = 0;
+	ctx->done = done;
+	ctx->release = release;
+	ctx->arg = arg;
+	return run_stages(ctx);
+}
+
+void pl_resume(struct pl_ctx *ctx, enum pl_result r)
+{
+	ctx->pending = 0;
+	if (ctx->abandoned) {
+		ctx->release(ctx, ctx->arg);
+		return;
+	}
+	if (r == PL_DONE)
+		ctx->next = ctx->nstages;
+	run_stages(ctx);
+}
+
+void pl_abandon(struct pl_ctx *ctx)
+{
+	if (ctx->finished || !ctx->pending)
+		return;
+	ctx->abandoned = 1;
+	pl_fail(ctx, PL_R_DEADLINE);
+	finish(ctx);
+}
+
+/* ---- verdicts ------------------------------------------------------------------------ */
+
+enum pl_result pl_deny(struct pl_ctx *ctx, int status, enum pl_reason reason, const char *type,
+		       const char *code, const char *param, const char *fmt, ...)
+{
+	struct pl_verdict *v = &ctx->out;
+	va_list ap;
+
+	v->allow = 0;
+	v->status = status;
+	v->reason = reason;
+	v->err_type = type;
+	v->err_code = code;
+	v->err_param = param;
+	va_start(ap, fmt);
+	vsnprintf(v->message, sizeof(v->message), fmt, ap);
+	va_end(ap);
+	return PL_DONE;
+}
+
+enum pl_result pl_fail(struct pl_ctx *ctx, enum pl_reason reason)
+{
+	struct pl_verdict *v = &ctx->out;
+
+	if (ctx->policy.on_error_allow && v->backend[0]) {
+		/* Fail open only to a route already resolved: never to an unchosen backend. */
+		v->allow = 1;
+		v->reason = reason;
+		return PL_DONE;
+	}
+	pl_deny(ctx, 503, reason, "server_error", "gateway_error", NULL,
+		"The gateway could not complete its policy decision (%s). Please retry.",
+		pl_reason_name(reason));
+	v->retry_after = 1;
+	return PL_DONE;
+}
+
+static int put_json_str_or_null(char *buf, size_t cap, size_t *used, const char *s)
+{
+	int n;
+
+	if (!s) {
+		n = snprintf(buf + *used, cap - *used, "null");
+	} else {
+		if (*used + 1 >= cap)
+			return -1;
+		buf[(*used)++] = '"';
+		if (json_escape(buf, cap, used, s, strlen(s)) < 0)
+			return -1;
+		n = snprintf(buf + *used, cap - *used, "\"");
+	}
+	if (n < 0 || (size_t)n >= cap - *used)
+		return -1;
+	*used += (size_t)n;
+	return 0;
+}
+
+int pl_error_json(const struct pl_verdict *v, char *buf, size_t cap)
+{
+	size_t used = 0;
+	int n = snprintf(buf, cap, "{\"error\":{\"message\":");
+
+	if (n < 0 || (size_t)n >= cap)
+		return -1;
+	used = (size_t)n;
+	if (put_json_str_or_null(buf, cap, &used, v->message) < 0)
+		return -1;
+	n = snprintf(buf + used, cap - used, ",\"type\":");
+	if (n < 0 || (size_t)n >= cap - used)
+		return -1;
+	used += (size_t)n;
+	if (put_json_str_or_null(buf, cap, &used, v->err_type ? v->err_type : "server_error") < 0)
+		return -1;
+	n = snprintf(buf + used, cap - used, ",\"param\":");
+	if (n < 0 || (size_t)n >= cap - used)
+		return -1;
+	used += (size_t)n;
+	if (put_json_str_or_null(buf, cap, &used, v->err_param) < 0)
+		return -1;
+	n = snprintf(buf + used, cap - used, ",\"code\":");
+	if (n < 0 || (size_t)n >= cap - used)
+		return -1;
+	used += (size_t)n;
+	if (put_json_str_or_null(buf, cap, &used, v->err_code) < 0)
+		return -1;
+	n = snprintf(buf + used, cap - used, "}}");
+	if (n < 0 || (size_t)n >= cap - used)
+		return -1;
+	return (int)(used + (size_t)n);
+}
+
+static void set_str_var(struct spop_writer *w, const char *name, const char *value)
+{
+	struct spop_data d = spop_cstr(value);
+
+	spop_action_set_var(w, SPOP_SCOPE_TXN, name, &d);
+}
+
+static void set_int_var(struct spop_writer *w, const char *name, int64_t value)
+{
+	struct spop_data d = spop_int64(value);
+
+	spop_action_set_var(w, SPOP_SCOPE_TXN, name, &d);
+}
+
+static int encode(const struct pl_verdict *v, uint64_t sid, uint64_t fid, uint8_t *buf, size_t cap,
+		  uint32_t max_frame, int with_body)
+{
+	struct spop_writer w;
+	char body[PL_ERROR_MAX];
+
+	spop_writer_init(&w, buf, cap);
+	spop_frame_begin(&w, SPOP_FRAME_ACK, SPOP_FLAG_FIN, sid, fid);
+	set_str_var(&w, "verdict", v->allow ? "allow" : "deny");
+	if (v->allow) {
+		set_str_var(&w, "backend", v->backend);
+		if (v->model[0])
+			set_str_var(&w, "model", v->model);
+		if (v->tenant[0])
+			set_str_var(&w, "tenant", v->tenant);
+		if (v->key_prefix[0])
+			set_str_var(&w, "key_prefix", v->key_prefix);
+	} else {
+		set_int_var(&w, "status", v->status);
+		if (v->retry_after > 0)
+			set_int_var(&w, "retry_after", v->retry_after);
+		if (with_body && pl_error_json(v, body, sizeof(body)) > 0)
+			set_str_var(&w, "error", body);
+	}
+	return spop_frame_end(&w, max_frame);
+}
+
+int pl_ack_encode(const struct pl_verdict *v, uint64_t sid, uint64_t fid, uint8_t *buf, size_t cap,
+		  uint32_t max_frame)
+{
+	int n = encode(v, sid, fid, buf, cap, max_frame, 1);
+
+	/* A tiny negotiated frame size (HAProxy allows 256) cannot carry the error body:
+	 * the verdict and status still go out and HAProxy answers with an empty body. */
+	return n > 0 ? n : encode(v, sid, fid, buf, cap, max_frame, 0);
+}

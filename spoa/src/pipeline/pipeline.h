@@ -1,0 +1,180 @@
+/*
+ * pipeline: one decision per HAProxy request, run as an ordered list of stages over a
+ * request context.
+ *
+ *   decode NOTIFY -> pl_request -> stages (identity, tenant, request, authz, route, ...)
+ *                 -> pl_verdict -> ACK variables (txn.jr.*)
+ *
+ * A stage returns PL_NEXT to continue, PL_DONE once it has set a verdict (a denial, or a
+ * final allow), or PL_PENDING after starting asynchronous work; it then calls
+ * pl_resume() from its callback on the same event loop. The caller (the network layer)
+ * owns the deadline: when it fires first it calls pl_abandon(), which sets the error
+ * verdict and lets the ACK go out; the late pl_resume() then only releases the context.
+ *
+ * This module knows nothing of sockets or clocks; the only shared state it reads is the
+ * catalogue store (state/state.h) and the error policy passed in by the caller.
+ */
+#ifndef JR_PIPELINE_H
+#define JR_PIPELINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "state/state.h"
+
+/* Why a decision came out as it did; also the metrics label. */
+enum pl_reason {
+	PL_R_OK = 0,
+	PL_R_MISSING_CREDENTIALS,
+	PL_R_AMBIGUOUS_CREDENTIALS,
+	PL_R_INVALID_KEY,
+	PL_R_REVOKED_KEY,
+	PL_R_EXPIRED_KEY,
+	PL_R_DISABLED_KEY,
+	PL_R_TENANT_DISABLED,
+	PL_R_UNKNOWN_URL,
+	PL_R_BODY_TOO_LARGE,
+	PL_R_MISSING_MODEL,
+	PL_R_INVALID_MODEL,
+	PL_R_UNKNOWN_MODEL,
+	PL_R_MODEL_DISABLED,
+	PL_R_NOT_READY,
+	PL_R_DATABASE_UNAVAILABLE,
+	PL_R_BAD_MESSAGE,
+	PL_R_INTERNAL,
+	PL_R_DEADLINE,
+	PL_R__COUNT
+};
+
+const char *pl_reason_name(enum pl_reason r);
+
+enum pl_service {
+	PL_SVC_NONE = 0,
+	PL_SVC_CHAT,
+	PL_SVC_COMPLETIONS,
+	PL_SVC_EMBEDDINGS,
+	PL_SVC__COUNT
+};
+
+const char *pl_service_name(enum pl_service s);
+
+/* A string argument from the NOTIFY; ptr is NULL when the argument was absent or NULL. */
+struct pl_str {
+	const char *ptr;
+	size_t len;
+};
+
+/* Decoded arguments of the `jairouter-request` message (docs/design.md). Strings point
+ * into the context's own copy of the NOTIFY payload. */
+struct pl_request {
+	struct pl_str method, path, authorization, api_key, content_type, request_id;
+	struct pl_str model;   /* set only when the JSON value was a string */
+	int model_present;     /* the argument was there, whatever its type */
+	int stream;            /* 1 when "stream": true */
+	int64_t body_len;      /* bytes HAProxy buffered; -1 unknown */
+	int64_t body_size;     /* announced length; -1 unknown */
+	int64_t cred_count;    /* credential headers seen; -1 unknown */
+	int src_family;        /* 0 unknown, 4, 6 */
+	uint8_t src[16];
+};
+
+#define PL_ERROR_MAX 768
+#define PL_MESSAGE_MAX 384
+
+struct pl_verdict {
+	int allow;
+	int status;                   /* HTTP status for a denial */
+	enum pl_reason reason;
+	const char *err_type;         /* OpenAI error type */
+	const char *err_code;         /* OpenAI error code, NULL for JSON null */
+	const char *err_param;        /* NULL for JSON null */
+	char message[PL_MESSAGE_MAX]; /* plain text; escaped when encoded */
+	int retry_after;              /* seconds; 0 = none */
+	char backend[ST_NAME_MAX];
+	char model[ST_MODEL_MAX];
+	char tenant[ST_NAME_MAX];
+	char key_prefix[ST_PREFIX_MAX];
+};
+
+enum pl_result { PL_NEXT = 0, PL_DONE = 1, PL_PENDING = 2 };
+
+struct pl_ctx;
+
+struct pl_stage {
+	const char *name;
+	enum pl_result (*run)(struct pl_ctx *ctx);
+};
+
+typedef void (*pl_done_fn)(struct pl_ctx *ctx, void *arg);
+typedef void (*pl_release_fn)(struct pl_ctx *ctx, void *arg);
+
+/* Policy the caller hands to each decision. */
+struct pl_policy {
+	int on_error_allow;  /* verdict when a decision fails internally */
+	int64_t now_unix;    /* wall clock for key expiry, from the caller */
+};
+
+struct pl_ctx {
+	struct pl_request in;
+	struct pl_verdict out;
+	struct pl_policy policy;
+	enum pl_service service;
+	/* Filled by the identity and tenant stages. */
+	int64_t tenant_id;
+	/* Runner state. */
+	const struct pl_stage *stages;
+	size_t nstages, next;
+	int finished;   /* the verdict is final and done() was called */
+	int pending;    /* a stage is waiting for asynchronous work */
+	int abandoned;  /* the deadline fired first */
+	pl_done_fn done;
+	pl_release_fn release;
+	void *arg;
+	/* The NOTIFY payload copy that in.* points into. */
+	uint8_t *payload;
+	size_t payload_len;
+};
+
+/* Decodes a NOTIFY payload: copies it into the context (ctx->payload, allocated; freed by
+ * pl_ctx_clear) and fills ctx->in from the `jairouter-request` message. Other messages
+ * are ignored. Returns 0, or -1 when the payload is malformed or the message is missing
+ * (the context is then ready for a PL_R_BAD_MESSAGE verdict). */
+int pl_request_decode(struct pl_ctx *ctx, const uint8_t *payload, size_t len);
+
+void pl_ctx_init(struct pl_ctx *ctx, const struct pl_policy *policy);
+void pl_ctx_clear(struct pl_ctx *ctx);
+
+/* Runs the stages. done(ctx, arg) is called exactly once when the verdict is final
+ * (possibly before pl_start returns); release(ctx, arg) exactly once when the context may
+ * be freed (after done, and after any pending stage has come back). Returns 1 when the
+ * decision finished synchronously, 0 when a stage is pending. */
+int pl_start(struct pl_ctx *ctx, const struct pl_stage *stages, size_t nstages, pl_done_fn done,
+	     pl_release_fn release, void *arg);
+
+/* Called by an asynchronous stage when its work is complete. */
+void pl_resume(struct pl_ctx *ctx, enum pl_result r);
+
+/* Deadline: finalises with the error verdict (PL_R_DEADLINE); the pending stage's later
+ * pl_resume() releases the context. No-op when already finished. */
+void pl_abandon(struct pl_ctx *ctx);
+
+/* Verdict helpers for stages. pl_deny formats the message (printf-style). */
+enum pl_result pl_deny(struct pl_ctx *ctx, int status, enum pl_reason reason, const char *type,
+		       const char *code, const char *param, const char *fmt, ...)
+	__attribute__((format(printf, 7, 8)));
+/* The internal-error verdict, following policy.on_error_allow. */
+enum pl_result pl_fail(struct pl_ctx *ctx, enum pl_reason reason);
+
+/* Writes the OpenAI error envelope for a denial into buf. Returns the length or -1. */
+int pl_error_json(const struct pl_verdict *v, char *buf, size_t cap);
+
+/* Encodes the ACK frame for the verdict (stream and frame id echoed). Returns the frame
+ * size or -1 if it cannot fit max_frame even without the error body. */
+int pl_ack_encode(const struct pl_verdict *v, uint64_t sid, uint64_t fid, uint8_t *buf,
+		  size_t cap, uint32_t max_frame);
+
+/* The spine's stages, in order (stages.c). */
+extern const struct pl_stage pl_default_stages[];
+extern const size_t pl_default_nstages;
+
+#endif /* JR_PIPELINE_H */

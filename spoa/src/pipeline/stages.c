@@ -1,0 +1,227 @@
+/*
+ * The spine's decision stages: identity -> tenant -> request -> authz -> route.
+ * Each reads the catalogue under the store's read lock and copies out what later stages
+ * need, so no pointer into the store outlives its lock.
+ */
+#include "pipeline/pipeline.h"
+
+#include "auth/apikey.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#define MODEL_ECHO_MAX 128 /* longest model name quoted back in an error message */
+
+static enum pl_result deny_auth(struct pl_ctx *ctx, enum pl_reason reason, const char *code,
+				const char *message)
+{
+	return pl_deny(ctx, 401, reason, "authentication_error", code, NULL, "%s", message);
+}
+
+static enum pl_result key_unknown(struct pl_ctx *ctx)
+{
+	if (!store_db_online()) {
+		/* Maybe a key issued after our last sync: ask the client to retry, do not
+		 * tell it the key is wrong. */
+		pl_deny(ctx, 503, PL_R_DATABASE_UNAVAILABLE, "server_error", "database_unavailable",
+			NULL, "The gateway cannot verify this API key right now. Please retry shortly.");
+		ctx->out.retry_after = 5;
+		return PL_DONE;
+	}
+	return deny_auth(ctx, PL_R_INVALID_KEY, "invalid_api_key", "Incorrect API key provided.");
+}
+
+static enum pl_result key_refused(struct pl_ctx *ctx, const struct st_key *k)
+{
+	char when[32], msg[96];
+	struct tm tm;
+	time_t t;
+
+	if (k->status == ST_REVOKED)
+		return deny_auth(ctx, PL_R_REVOKED_KEY, "invalid_api_key", "This API key has been revoked.");
+	if (k->status != ST_ACTIVE)
+		return deny_auth(ctx, PL_R_DISABLED_KEY, "invalid_api_key", "This API key is disabled.");
+	t = (time_t)k->expires_at;
+	gmtime_r(&t, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	snprintf(msg, sizeof(msg), "This API key expired at %s.", when);
+	return deny_auth(ctx, PL_R_EXPIRED_KEY, "expired_api_key", msg);
+}
+
+static enum pl_result credential_problem(struct pl_ctx *ctx, int rc)
+{
+	if (rc == 0)
+		return deny_auth(ctx, PL_R_MISSING_CREDENTIALS, "missing_api_key",
+				 "You didn't provide an API key. Send it as 'Authorization: Bearer "
+				 "YOUR_KEY' or in the 'x-api-key' header.");
+	return deny_auth(ctx, PL_R_INVALID_KEY, "invalid_api_key",
+			 "The Authorization header must be 'Bearer YOUR_KEY'.");
+}
+
+static enum pl_result stage_identity(struct pl_ctx *ctx)
+{
+	const struct pl_request *in = &ctx->in;
+	const struct st_key *k;
+	const char *tok = NULL;
+	size_t len = 0;
+	uint8_t hash[ST_HASH_LEN];
+	struct st_key copy;
+	int rc;
+
+	if (in->cred_count > 1)
+		return pl_deny(ctx, 400, PL_R_AMBIGUOUS_CREDENTIALS, "invalid_request_error",
+			       "ambiguous_credentials", NULL,
+			       "Send exactly one credential: one Authorization header or one x-api-key header.");
+	rc = auth_credential(in->authorization.ptr, in->authorization.len, in->api_key.ptr,
+			     in->api_key.len, &tok, &len);
+	if (rc <= 0)
+		return credential_problem(ctx, rc);
+	if (!store_ready()) {
+		pl_deny(ctx, 503, PL_R_NOT_READY, "server_error", "gateway_not_ready", NULL,
+			"The gateway is starting and has not loaded its catalogue yet. Please retry.");
+		ctx->out.retry_after = 1;
+		return PL_DONE;
+	}
+	if (!auth_key_wellformed(tok, len))
+		return deny_auth(ctx, PL_R_INVALID_KEY, "invalid_api_key", "Incorrect API key provided.");
+	auth_key_hash(tok, len, hash);
+	k = state_find_key(store_read_begin(), hash);
+	if (k)
+		copy = *k;
+	store_read_end();
+	if (!k)
+		return key_unknown(ctx);
+	if (copy.status != ST_ACTIVE || (copy.expires_at && ctx->policy.now_unix >= copy.expires_at))
+		return key_refused(ctx, &copy);
+	ctx->tenant_id = copy.tenant_id;
+	snprintf(ctx->out.key_prefix, sizeof(ctx->out.key_prefix), "%s", copy.prefix);
+	return PL_NEXT;
+}
+
+static enum pl_result stage_tenant(struct pl_ctx *ctx)
+{
+	const struct st_tenant *t = state_find_tenant(store_read_begin(), ctx->tenant_id);
+	enum st_status status = t ? t->status : ST_DISABLED;
+
+	if (t)
+		snprintf(ctx->out.tenant, sizeof(ctx->out.tenant), "%s", t->name);
+	store_read_end();
+	if (!t)
+		return deny_auth(ctx, PL_R_INVALID_KEY, "invalid_api_key", "Incorrect API key provided.");
+	if (status != ST_ACTIVE)
+		return pl_deny(ctx, 403, PL_R_TENANT_DISABLED, "permission_error", "tenant_disabled",
+			       NULL, "The tenant '%s' is disabled. Contact your administrator.",
+			       ctx->out.tenant);
+	return PL_NEXT;
+}
+
+struct route_entry {
+	const char *method;
+	const char *path; /* after the optional "/api" prefix */
+	enum pl_service service;
+};
+
+static const struct route_entry routes[] = {
+	{ "POST", "/v1/chat/completions", PL_SVC_CHAT },
+	{ "POST", "/v1/completions", PL_SVC_COMPLETIONS },
+	{ "POST", "/v1/embeddings", PL_SVC_EMBEDDINGS },
+};
+
+static int str_is(const struct pl_str *s, const char *lit)
+{
+	return s->ptr && s->len == strlen(lit) && memcmp(s->ptr, lit, s->len) == 0;
+}
+
+/* The Java JAiRouter serves both /v1/... and /api/v1/...: so do we. */
+static enum pl_service service_of(const struct pl_request *in)
+{
+	struct pl_str path = in->path;
+
+	if (path.ptr && path.len > 4 && memcmp(path.ptr, "/api/", 5) == 0)
+		path.ptr += 4, path.len -= 4;
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+		if (str_is(&in->method, routes[i].method) && str_is(&path, routes[i].path))
+			return routes[i].service;
+	return PL_SVC_NONE;
+}
+
+static enum pl_result check_model_arg(struct pl_ctx *ctx)
+{
+	const struct pl_request *in = &ctx->in;
+
+	if (!in->model_present)
+		return pl_deny(ctx, 400, PL_R_MISSING_MODEL, "invalid_request_error", "missing_model",
+			       "model", "You must provide a model parameter: the request body must be "
+			       "a JSON object with a string 'model' field.");
+	if (!in->model.ptr || in->model.len == 0)
+		return pl_deny(ctx, 400, PL_R_INVALID_MODEL, "invalid_request_error", "invalid_type",
+			       "model", "Invalid type for 'model': expected a non-empty string.");
+	if (in->model.len >= ST_MODEL_MAX)
+		return pl_deny(ctx, 400, PL_R_INVALID_MODEL, "invalid_request_error", "invalid_value",
+			       "model", "Invalid 'model': longer than %d characters.", ST_MODEL_MAX - 1);
+	return PL_NEXT;
+}
+
+static enum pl_result stage_request(struct pl_ctx *ctx)
+{
+	const struct pl_request *in = &ctx->in;
+	int ml = in->method.ptr ? (int)(in->method.len > 16 ? 16 : in->method.len) : 0;
+	int pl = in->path.ptr ? (int)(in->path.len > 128 ? 128 : in->path.len) : 0;
+
+	ctx->service = service_of(in);
+	if (ctx->service == PL_SVC_NONE)
+		return pl_deny(ctx, 404, PL_R_UNKNOWN_URL, "invalid_request_error", "unknown_url", NULL,
+			       "Invalid URL (%.*s %.*s)", ml, in->method.ptr ? in->method.ptr : "",
+			       pl, in->path.ptr ? in->path.ptr : "");
+	/* HAProxy hands us at most one buffer of body: if the announced size is larger,
+	 * json_query saw a truncated document and its 'model' cannot be trusted. */
+	if (in->body_size >= 0 && in->body_len >= 0 && in->body_size > in->body_len)
+		return pl_deny(ctx, 413, PL_R_BODY_TOO_LARGE, "invalid_request_error", "request_too_large",
+			       NULL, "The request body (%lld bytes) is larger than the gateway can "
+			       "inspect (%lld bytes).", (long long)in->body_size, (long long)in->body_len);
+	return check_model_arg(ctx);
+}
+
+static enum pl_result stage_authz(struct pl_ctx *ctx)
+{
+	const struct pl_request *in = &ctx->in;
+	const struct st_model *m = state_find_model(store_read_begin(), in->model.ptr, in->model.len);
+	enum st_status status = m ? m->status : ST_DISABLED;
+	int ml = (int)(in->model.len > MODEL_ECHO_MAX ? MODEL_ECHO_MAX : in->model.len);
+
+	if (m) {
+		snprintf(ctx->out.model, sizeof(ctx->out.model), "%s", m->name);
+		snprintf(ctx->out.backend, sizeof(ctx->out.backend), "%s", m->backend);
+	}
+	store_read_end();
+	if (!m)
+		return pl_deny(ctx, 404, PL_R_UNKNOWN_MODEL, "invalid_request_error", "model_not_found",
+			       "model", "The model `%.*s` does not exist or you do not have access to it.",
+			       ml, in->model.ptr);
+	if (status != ST_ACTIVE) {
+		ctx->out.backend[0] = '\0';
+		return pl_deny(ctx, 404, PL_R_MODEL_DISABLED, "invalid_request_error", "model_disabled",
+			       "model", "The model `%.*s` is currently disabled.", ml, in->model.ptr);
+	}
+	return PL_NEXT;
+}
+
+static enum pl_result stage_route(struct pl_ctx *ctx)
+{
+	if (!ctx->out.backend[0])
+		return pl_fail(ctx, PL_R_INTERNAL);
+	ctx->out.allow = 1;
+	ctx->out.reason = PL_R_OK;
+	return PL_DONE;
+}
+
+const struct pl_stage pl_default_stages[] = {
+	{ "identity", stage_identity },
+	{ "tenant", stage_tenant },
+	{ "request", stage_request },
+	{ "authz", stage_authz },
+	{ "route", stage_route },
+};
+
+const size_t pl_default_nstages = sizeof(pl_default_stages) / sizeof(pl_default_stages[0]);
