@@ -143,7 +143,7 @@ static int decode_args(struct pl_request *in, struct spop_msg *m)
 	return rc;
 }
 
-int pl_request_decode(struct pl_ctx *ctx, const uint8_t *payload, size_t len)
+enum pl_decode_result pl_request_decode(struct pl_ctx *ctx, const uint8_t *payload, size_t len)
 {
 	struct spop_reader r;
 	struct spop_msg m;
@@ -158,9 +158,11 @@ int pl_request_decode(struct pl_ctx *ctx, const uint8_t *payload, size_t len)
 			continue;
 		found = 1;
 		if (decode_args(&ctx->in, &m) < 0)
-			return -1;
+			return PL_DECODE_MALFORMED;
 	}
-	return rc < 0 || !found ? -1 : 0;
+	if (rc < 0)
+		return PL_DECODE_MALFORMED;
+	return found ? PL_DECODE_OK : PL_DECODE_NO_MESSAGE;
 }
 
 /* ---- running ----------------------------------------------------------------------- */

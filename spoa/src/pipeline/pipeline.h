@@ -135,11 +135,16 @@ struct pl_ctx {
 	size_t payload_len;
 };
 
+enum pl_decode_result {
+	PL_DECODE_OK = 0,
+	PL_DECODE_NO_MESSAGE = -1, /* well-formed, but no `jairouter-request` message */
+	PL_DECODE_MALFORMED = -2,  /* not a valid LIST-OF-MESSAGES: a protocol error */
+};
+
 /* Decodes a NOTIFY payload: copies it into the context (ctx->payload, allocated; freed by
  * pl_ctx_clear) and fills ctx->in from the `jairouter-request` message. Other messages
- * are ignored. Returns 0, or -1 when the payload is malformed or the message is missing
- * (the context is then ready for a PL_R_BAD_MESSAGE verdict). */
-int pl_request_decode(struct pl_ctx *ctx, const uint8_t *payload, size_t len);
+ * are ignored. */
+enum pl_decode_result pl_request_decode(struct pl_ctx *ctx, const uint8_t *payload, size_t len);
 
 void pl_ctx_init(struct pl_ctx *ctx, const struct pl_policy *policy);
 void pl_ctx_clear(struct pl_ctx *ctx);

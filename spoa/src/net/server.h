@@ -1,0 +1,35 @@
+/*
+ * net/server: the SPOP server. The control thread accepts and hands each connection to
+ * a worker thread (round robin); each worker runs its own event base and owns its
+ * connections for their whole life (net/conn.c speaks SPOP on them).
+ */
+#ifndef JR_NET_SERVER_H
+#define JR_NET_SERVER_H
+
+#include <stddef.h>
+
+#include "config/config.h"
+
+struct event_base;
+struct server;
+
+/* Binds the listener on cfg->listen and starts cfg->workers workers (0 = one per CPU).
+ * Returns NULL with a message in err on failure. */
+struct server *server_start(struct event_base *control, const struct jr_config *cfg, char *err,
+			    size_t errlen);
+
+/* Applies the settings that may change at run time (limits, timeouts, error policy). */
+void server_reconfigure(struct server *srv, const struct jr_config *cfg);
+
+/* Graceful stop: closes the listener, lets every connection finish its in-flight
+ * decisions, says AGENT-DISCONNECT and closes; whatever is left after deadline_ms is
+ * closed hard. done(arg) runs on the control thread when all workers have stopped. */
+void server_drain(struct server *srv, unsigned deadline_ms, void (*done)(void *), void *arg);
+
+/* Joins the worker threads and frees everything (after drain completed). */
+void server_free(struct server *srv);
+
+long server_connections(const struct server *srv);
+unsigned server_workers(const struct server *srv);
+
+#endif /* JR_NET_SERVER_H */
