@@ -283,7 +283,11 @@ void server_free(struct server *srv)
 		return;
 	for (unsigned i = 0; i < srv->nworkers; i++) {
 		struct worker *w = &srv->workers[i];
+		/* A worker that has not drained (a second SIGTERM) stops here, hard. */
+		event_base_loopexit(w->base, NULL);
 		pthread_join(w->thread, NULL);
+		while (w->conns)
+			conn_drain(w->conns, 1);
 		for (unsigned j = 0; j < w->queue_len; j++)
 			close(w->queue[j]);
 		event_free(w->wake);

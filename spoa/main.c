@@ -1,0 +1,260 @@
+/*
+ * jairouter-spoa: the JAiRouter decision agent. HAProxy asks it, over SPOP, who is
+ * calling and where each request goes; it answers from an in-memory copy of the
+ * PostgreSQL catalogue.
+ *
+ * main() only wires the modules together: configuration, the catalogue store and its
+ * PostgreSQL synchroniser, the SPOP server, the admin HTTP endpoint, and signals
+ * (SIGTERM/SIGINT drain and exit, SIGHUP reloads the configuration file).
+ */
+#include "admin/admin.h"
+#include "config/config.h"
+#include "metrics/metrics.h"
+#include "net/server.h"
+#include "pg/pgsync.h"
+#include "state/state.h"
+#include "util/log.h"
+
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define JR_VERSION "0.1.0"
+#define STATUS_TICK_MS 100
+
+struct app {
+	const char *config_path;
+	struct jr_config cfg;
+	struct event_base *base;
+	struct server *server;
+	struct pgsync *pg;
+	struct admin *admin;
+	struct event *sig_term, *sig_int, *sig_hup, *status_tick;
+	int draining;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: jairouter-spoa [-t] -c FILE\n"
+		   "  -c FILE  configuration file (see docs/design.md)\n"
+		   "  -t       check the configuration file and exit\n"
+		   "  -V       print the version and exit\n");
+}
+
+static void pg_opts(const struct jr_config *cfg, struct pgsync_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->conninfo = cfg->database;
+	o->resync_interval_ms = cfg->resync_interval_ms;
+}
+
+static void gauges(struct metrics_gauges *g, void *arg)
+{
+	struct app *app = arg;
+	struct pgsync_stats ps;
+	const struct state *s;
+
+	pgsync_stats(app->pg, &ps);
+	g->ready = store_ready();
+	g->db_status = (int)ps.status;
+	g->db_full_loads = ps.full_loads;
+	g->db_notifications = ps.notifications;
+	g->db_errors = ps.errors;
+	g->db_last_load_unix = ps.last_load_unix;
+	s = store_read_begin();
+	g->tenants = state_count_tenants(s);
+	g->keys = state_count_keys(s);
+	g->models = state_count_models(s);
+	store_read_end();
+	g->connections = server_connections(app->server);
+	g->workers = server_workers(app->server);
+	g->draining = app->draining;
+}
+
+/* Publishes the database state to the workers (they answer 503 instead of 401 for an
+ * unknown key while it is down). */
+static void status_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct app *app = arg;
+	struct pgsync_stats ps;
+	int online;
+
+	(void)fd;
+	(void)what;
+	pgsync_stats(app->pg, &ps);
+	online = ps.status == PGSYNC_UP;
+	if (online != store_db_online()) {
+		if (online)
+			log_info("database is up");
+		else
+			log_warn("database is unreachable: serving from the in-memory catalogue");
+	}
+	store_set_db_online(online);
+}
+
+static void drained(void *arg)
+{
+	struct app *app = arg;
+
+	log_info("drained: all connections closed");
+	event_base_loopexit(app->base, NULL);
+}
+
+static void on_terminate(evutil_socket_t sig, short what, void *arg)
+{
+	struct app *app = arg;
+
+	(void)what;
+	if (app->draining) {
+		log_warn("second signal %d: exiting now", (int)sig);
+		event_base_loopexit(app->base, NULL);
+		return;
+	}
+	app->draining = 1;
+	log_info("signal %d: draining (deadline %u ms)", (int)sig, app->cfg.drain_timeout_ms);
+	server_drain(app->server, app->cfg.drain_timeout_ms, drained, app);
+}
+
+static void on_reload(evutil_socket_t sig, short what, void *arg)
+{
+	struct app *app = arg;
+	struct jr_config fresh;
+	struct pgsync_opts po;
+	char err[512], restart[256];
+
+	(void)sig;
+	(void)what;
+	if (config_load(app->config_path, &fresh, err, sizeof(err)) < 0) {
+		log_error("reload failed, keeping the current configuration: %s", err);
+		return;
+	}
+	config_restart_diff(&app->cfg, &fresh, restart, sizeof(restart));
+	if (restart[0])
+		log_warn("reload: changes to %s apply at the next restart", restart);
+	/* Keep the restart-only settings as they run now. */
+	memcpy(fresh.listen, app->cfg.listen, sizeof(fresh.listen));
+	memcpy(fresh.metrics_listen, app->cfg.metrics_listen, sizeof(fresh.metrics_listen));
+	fresh.workers = app->cfg.workers;
+	app->cfg = fresh;
+	log_set_level((enum log_level)fresh.log_level);
+	server_reconfigure(app->server, &fresh);
+	pg_opts(&app->cfg, &po);
+	pgsync_reconfigure(app->pg, &po);
+	log_info("configuration reloaded from %s", app->config_path);
+}
+
+static int parse_args(int argc, char **argv, struct app *app, int *check_only)
+{
+	int opt;
+
+	while ((opt = getopt(argc, argv, "c:tVh")) != -1) {
+		switch (opt) {
+		case 'c': app->config_path = optarg; break;
+		case 't': *check_only = 1; break;
+		case 'V': printf("jairouter-spoa %s\n", JR_VERSION); exit(0);
+		case 'h': usage(stdout); exit(0);
+		default: usage(stderr); return -1;
+		}
+	}
+	if (!app->config_path) {
+		usage(stderr);
+		return -1;
+	}
+	return 0;
+}
+
+static struct event *add_signal(struct app *app, int sig, event_callback_fn fn)
+{
+	struct event *ev = evsignal_new(app->base, sig, fn, app);
+
+	event_add(ev, NULL);
+	return ev;
+}
+
+static int start(struct app *app)
+{
+	struct pgsync_opts po;
+	struct timeval tick = { 0, STATUS_TICK_MS * 1000 };
+	char err[512];
+
+	store_init();
+	pg_opts(&app->cfg, &po);
+	app->pg = pgsync_start(app->base, &po);
+	if (!app->pg) {
+		log_error("database: invalid settings");
+		return -1;
+	}
+	app->server = server_start(app->base, &app->cfg, err, sizeof(err));
+	if (!app->server) {
+		log_error("%s", err);
+		return -1;
+	}
+	if (app->cfg.metrics_listen[0]) {
+		app->admin = admin_start(app->base, app->cfg.metrics_listen, gauges, app, err, sizeof(err));
+		if (!app->admin) {
+			log_error("%s", err);
+			return -1;
+		}
+		log_info("metrics and health on http://%s/", app->cfg.metrics_listen);
+	}
+	app->sig_term = add_signal(app, SIGTERM, on_terminate);
+	app->sig_int = add_signal(app, SIGINT, on_terminate);
+	app->sig_hup = add_signal(app, SIGHUP, on_reload);
+	app->status_tick = event_new(app->base, -1, EV_PERSIST, status_tick_cb, app);
+	event_add(app->status_tick, &tick);
+	return 0;
+}
+
+static void stop(struct app *app)
+{
+	struct event *evs[] = { app->sig_term, app->sig_int, app->sig_hup, app->status_tick };
+
+	server_free(app->server);
+	admin_stop(app->admin);
+	pgsync_stop(app->pg);
+	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
+		if (evs[i])
+			event_free(evs[i]);
+	store_destroy();
+	metrics_free_all();
+	event_base_free(app->base);
+}
+
+int main(int argc, char **argv)
+{
+	struct app app;
+	int check_only = 0;
+	char err[512];
+
+	memset(&app, 0, sizeof(app));
+	if (parse_args(argc, argv, &app, &check_only) < 0)
+		return 2;
+	if (config_load(app.config_path, &app.cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "jairouter-spoa: %s\n", err);
+		return 1;
+	}
+	if (check_only) {
+		printf("configuration file %s is valid\n", app.config_path);
+		return 0;
+	}
+	log_set_level((enum log_level)app.cfg.log_level);
+	signal(SIGPIPE, SIG_IGN);
+	evthread_use_pthreads(); /* before any event base: workers are woken cross-thread */
+	app.base = event_base_new();
+	if (!app.base || start(&app) < 0) {
+		if (app.base)
+			stop(&app);
+		return 1;
+	}
+	log_info("jairouter-spoa %s started", JR_VERSION);
+	event_base_dispatch(app.base);
+	if (!app.draining) /* loop ended without a drain: still stop the workers cleanly */
+		log_warn("event loop ended unexpectedly");
+	stop(&app);
+	log_info("stopped");
+	return 0;
+}
