@@ -1,0 +1,115 @@
+#include "state/state.h"
+
+#include "testlib.h"
+
+#include <stdio.h>
+
+static struct st_key mk_key(int64_t id, int64_t tenant, uint8_t fill)
+{
+	struct st_key k;
+
+	memset(&k, 0, sizeof(k));
+	k.id = id;
+	k.tenant_id = tenant;
+	memset(k.hash, fill, sizeof(k.hash));
+	snprintf(k.prefix, sizeof(k.prefix), "jr-%08x", (unsigned)id);
+	return k;
+}
+
+static void test_keys(void)
+{
+	struct state *s = state_new();
+	struct st_key k = mk_key(1, 10, 0xaa), k2 = mk_key(2, 10, 0xbb);
+	uint8_t h[ST_HASH_LEN];
+
+	state_put_key(s, &k);
+	state_put_key(s, &k2);
+	CHECK_EQ_INT(state_count_keys(s), 2);
+	memset(h, 0xaa, sizeof(h));
+	CHECK(state_find_key(s, h) && state_find_key(s, h)->id == 1);
+	/* Re-putting id 1 with a new hash re-indexes it. */
+	k.hash[0] = 0x01;
+	k.status = ST_REVOKED;
+	state_put_key(s, &k);
+	CHECK_EQ_INT(state_count_keys(s), 2);
+	CHECK(state_find_key(s, h) == NULL);
+	h[0] = 0x01;
+	CHECK(state_find_key(s, h) && state_find_key(s, h)->status == ST_REVOKED);
+	state_del_key(s, 1);
+	state_del_key(s, 1); /* absent: fine */
+	CHECK(state_find_key(s, h) == NULL);
+	CHECK_EQ_INT(state_count_keys(s), 1);
+	state_free(s);
+}
+
+static void test_models_and_tenants(void)
+{
+	struct state *s = state_new();
+	struct st_model m = { 5, "gpt-4o", "be_openai", ST_ACTIVE };
+	struct st_tenant t = { 10, "acme", ST_ACTIVE };
+
+	state_put_model(s, &m);
+	state_put_tenant(s, &t);
+	CHECK(state_find_model(s, "gpt-4o", 6) != NULL);
+	CHECK(state_find_model(s, "gpt-4", 5) == NULL);    /* no prefix matching */
+	CHECK(state_find_model(s, "gpt-4o-x", 8) == NULL);
+	snprintf(m.name, sizeof(m.name), "gpt-4o-mini");  /* rename by id */
+	state_put_model(s, &m);
+	CHECK(state_find_model(s, "gpt-4o", 6) == NULL);
+	CHECK(state_find_model(s, "gpt-4o-mini", 11) != NULL);
+	CHECK_EQ_INT(state_count_models(s), 1);
+	CHECK_EQ_STR(state_find_tenant(s, 10)->name, "acme");
+	state_del_tenant(s, 10);
+	CHECK(state_find_tenant(s, 10) == NULL);
+	state_free(s);
+}
+
+static void test_many_keys(void)
+{
+	struct state *s = state_new();
+
+	for (int i = 0; i < 20000; i++) {
+		struct st_key k = mk_key(i, 1, 0);
+		memcpy(k.hash, &i, sizeof(i));
+		state_put_key(s, &k);
+	}
+	CHECK_EQ_INT(state_count_keys(s), 20000);
+	for (int i = 0; i < 20000; i += 997) {
+		uint8_t h[ST_HASH_LEN] = { 0 };
+		memcpy(h, &i, sizeof(i));
+		CHECK(state_find_key(s, h) && state_find_key(s, h)->id == i);
+	}
+	state_free(s);
+}
+
+static void test_store(void)
+{
+	struct state *fresh = state_new();
+	struct st_tenant t = { 1, "t", ST_ACTIVE };
+
+	store_init();
+	CHECK(!store_ready());
+	CHECK_EQ_INT(state_count_tenants(store_read_begin()), 0);
+	store_read_end();
+	state_put_tenant(fresh, &t);
+	store_replace(fresh);
+	CHECK(store_ready());
+	CHECK(state_find_tenant(store_read_begin(), 1) != NULL);
+	store_read_end();
+	state_del_tenant(store_write_begin(), 1);
+	store_write_end();
+	CHECK(state_find_tenant(store_read_begin(), 1) == NULL);
+	store_read_end();
+	store_set_db_online(1);
+	CHECK(store_db_online());
+	store_destroy();
+}
+
+int main(void)
+{
+	RUN(test_keys);
+	RUN(test_models_and_tenants);
+	RUN(test_many_keys);
+	RUN(test_store);
+	TEST_END();
+}
