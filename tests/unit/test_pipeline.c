@@ -310,7 +310,8 @@ static void test_ack(void)
 	CHECK(contains(buf, (size_t)n, "verdict") && contains(buf, (size_t)n, "allow"));
 	CHECK(contains(buf, (size_t)n, "be_mock"));
 	/* A denial at the smallest frame size HAProxy allows still goes out, without body. */
-	r.model = "nope-nope-nope";
+	r.model = "nope-nope-nope-nope-nope-nope-nope-nope-nope-nope-nope-nope-nope-nope-nope-nope-"
+		  "nope-nope-nope-nope-nope-nope-nope-nope";
 	decide(&r, &v);
 	n = pl_ack_encode(&v, 1, 1, buf, sizeof(buf), 16380);
 	CHECK(n > 0 && contains(buf, (size_t)n, "model_not_found"));
