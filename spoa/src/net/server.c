@@ -9,6 +9,7 @@
 #include <event2/listener.h>
 #include <event2/thread.h>
 #include <event2/util.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -174,20 +175,48 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
 	log_error("accept failed: %s", evutil_socket_error_to_string(err));
 }
 
+/* Resolves "host:port" or "[v6]:port" (port 0 picks a free one) at start-up. */
+static int resolve(const char *addr, struct sockaddr_storage *ss, socklen_t *sslen)
+{
+	char host[256];
+	const char *colon = strrchr(addr, ':');
+	struct addrinfo hints, *res = NULL;
+	size_t hl;
+
+	if (!colon || colon == addr || (hl = (size_t)(colon - addr)) >= sizeof(host))
+		return -1;
+	memcpy(host, addr, hl);
+	host[hl] = '\0';
+	if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
+		memmove(host, host + 1, hl - 2);
+		host[hl - 2] = '\0';
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	if (getaddrinfo(host, colon + 1, &hints, &res) != 0 || !res)
+		return -1;
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*sslen = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
 static struct evconnlistener *listen_on(struct server *srv, const char *addr, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
-	int sslen = sizeof(ss);
+	socklen_t sslen = sizeof(ss);
 	struct evconnlistener *l;
 
 	memset(&ss, 0, sizeof(ss));
-	if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) < 0) {
+	if (resolve(addr, &ss, &sslen) < 0) {
 		snprintf(err, errlen, "listen: cannot parse address '%s' (expected host:port)", addr);
 		return NULL;
 	}
 	l = evconnlistener_new_bind(srv->control, accept_cb, srv,
 				    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
-				    LISTEN_BACKLOG, (struct sockaddr *)&ss, sslen);
+				    LISTEN_BACKLOG, (struct sockaddr *)&ss, (int)sslen);
 	if (!l) {
 		snprintf(err, errlen, "listen: cannot bind %s: %s", addr, strerror(errno));
 		return NULL;
@@ -308,6 +337,21 @@ void server_free(struct server *srv)
 long server_connections(const struct server *srv)
 {
 	return atomic_load(&srv->connections);
+}
+
+int server_port(const struct server *srv)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (!srv->listener ||
+	    getsockname(evconnlistener_get_fd(srv->listener), (struct sockaddr *)&ss, &len) < 0)
+		return 0;
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return 0;
 }
 
 unsigned server_workers(const struct server *srv)

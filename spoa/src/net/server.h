@@ -30,6 +30,8 @@ void server_drain(struct server *srv, unsigned deadline_ms, void (*done)(void *)
 void server_free(struct server *srv);
 
 long server_connections(const struct server *srv);
+/* The bound TCP port (useful with "host:0"); 0 once the listener is closed. */
+int server_port(const struct server *srv);
 unsigned server_workers(const struct server *srv);
 
 #endif /* JR_NET_SERVER_H */
