@@ -1,0 +1,78 @@
+/*
+ * Fuzz target: a NOTIFY payload through the whole decision path, exactly as a worker
+ * runs it: decode the `jairouter-request` message, run every stage against a small
+ * catalogue, encode the ACK at a large and at the smallest frame size. Any crash,
+ * sanitizer report, or an ACK that does not decode back is a bug.
+ */
+#include "auth/apikey.h"
+#include "pipeline/pipeline.h"
+#include "spop/spop.h"
+#include "state/state.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#define KEY "jr-2222222222222222222222222222222222222222222222222222222222222222"
+
+static void on_done(struct pl_ctx *ctx, void *arg)
+{
+	(void)ctx;
+	(void)arg;
+}
+
+static void setup(void)
+{
+	struct state *s = state_new();
+	struct st_tenant t = { 1, "acme", ST_ACTIVE };
+	struct st_model m = { 1, "demo-model", "be_mock", ST_ACTIVE };
+	struct st_key k;
+
+	memset(&k, 0, sizeof(k));
+	k.id = 1;
+	k.tenant_id = 1;
+	auth_key_hash(KEY, strlen(KEY), k.hash);
+	snprintf(k.prefix, sizeof(k.prefix), "jr-22222222");
+	state_put_tenant(s, &t);
+	state_put_model(s, &m);
+	state_put_key(s, &k);
+	store_init();
+	store_replace(s);
+	store_set_db_online(1);
+}
+
+static void check_ack(const struct pl_verdict *v, uint32_t max_frame)
+{
+	uint8_t buf[2048];
+	struct spop_frame f;
+	uint32_t len;
+	int n = pl_ack_encode(v, 1, 2, buf, sizeof(buf), max_frame);
+
+	if (n < 0)
+		__builtin_trap(); /* every verdict must fit even the smallest frame */
+	if (spop_frame_length(buf, (size_t)n, max_frame, &len) != 4 || len + 4 != (uint32_t)n ||
+	    spop_frame_decode(buf + 4, len, &f) != 0 || f.type != SPOP_FRAME_ACK)
+		__builtin_trap();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static int ready;
+	struct pl_ctx ctx;
+	struct pl_policy pol = { 0, 1700000000 };
+
+	if (!ready) {
+		setup();
+		ready = 1;
+	}
+	pl_ctx_init(&ctx, &pol);
+	if (pl_request_decode(&ctx, data, size) == PL_DECODE_OK) {
+		pl_start(&ctx, pl_default_stages, pl_default_nstages, on_done, on_done, NULL);
+		check_ack(&ctx.out, 16380);
+		check_ack(&ctx.out, 256);
+	}
+	pl_ctx_clear(&ctx);
+	return 0;
+}
