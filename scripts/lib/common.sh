@@ -1,0 +1,308 @@
+# shellcheck shell=bash
+# Helpers shared by scripts/demo, scripts/test, the bats suites and the benchmark.
+# Source it; it sets no shell options of its own.
+#
+#   jr_free_port                  a free TCP port on 127.0.0.1 (asked to the kernel)
+#   jr_free_ports N               N distinct free ports, one per line
+#   jr_wait_http URL SECONDS      until URL answers 2xx
+#   jr_wait_tcp HOST PORT SECONDS until HOST:PORT accepts connections
+#   jr_dump_logs DIR              print every DIR/*.log with a header
+#   jr_stack_start DIR            PostgreSQL + migrations + mocks + agent + HAProxy
+#                                 (HAProxy on $JR_HTTP_PORT when set, else a free port)
+#   jr_stack_stop DIR             stop all of it
+#   jr_agent_start DIR / jr_agent_stop DIR [SIGNAL]   restart the agent alone
+#   jr_ctl ARGS...                scripts/jairouterctl against the stack's database
+#
+# jr_stack_start exports (and writes to DIR/env):
+#   JR_URL JR_STATS_URL JR_STATS_SOCK JR_AGENT_ADDR JR_AGENT_METRICS JR_DATABASE
+#   JR_PG_PORT JR_MOCK_URL JR_MOCK2_URL JR_STACK_DIR
+# Every process logs into DIR/<name>.log and has its pid in DIR/<name>.pid.
+
+JR_ROOT=${JR_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+export JR_ROOT
+
+jr_log() {
+	printf '%s %s\n' "[$(date +%H:%M:%S)]" "$*" >&2
+}
+
+jr_die() {
+	jr_log "error: $*"
+	return 1
+}
+
+# Ports come from the kernel (bind to port 0), never from a fixed list. All N
+# sockets are held open together so the N ports are distinct.
+jr_free_ports() {
+	local n=${1:-1}
+	node -e '
+		const net = require("net");
+		const n = Number(process.argv[1]); const socks = []; const ports = [];
+		const next = () => {
+			if (ports.length === n) { console.log(ports.join("\n")); socks.forEach(s => s.close()); return; }
+			const s = net.createServer(); socks.push(s);
+			s.listen(0, "127.0.0.1", () => { ports.push(s.address().port); next(); });
+		};
+		next();' "$n"
+}
+
+jr_free_port() {
+	jr_free_ports 1
+}
+
+# jr_wait_http URL SECONDS: succeeds once URL answers with a 2xx status.
+jr_wait_http() {
+	local url=$1 secs=${2:-30} deadline
+	deadline=$((SECONDS + secs))
+	while ((SECONDS < deadline)); do
+		if curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	jr_die "$url did not answer 2xx within ${secs}s"
+}
+
+# jr_wait_tcp HOST PORT SECONDS: succeeds once HOST:PORT accepts a connection.
+jr_wait_tcp() {
+	local host=$1 port=$2 secs=${3:-30} deadline
+	deadline=$((SECONDS + secs))
+	while ((SECONDS < deadline)); do
+		# shellcheck disable=SC2016 # $1/$2 expand in the child shell
+		if timeout 2 bash -c 'exec 9<>"/dev/tcp/$1/$2"' _ "$host" "$port" 2>/dev/null; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	jr_die "$host:$port did not accept connections within ${secs}s"
+}
+
+jr_dump_logs() {
+	local dir=$1 f
+	for f in "$dir"/*.log "$dir"/*/*.log; do
+		[[ -f $f ]] || continue
+		printf '\n===== %s (last 200 lines) =====\n' "$f"
+		tail -n 200 "$f"
+	done
+}
+
+# jr_spawn DIR NAME CMD...: runs CMD in the background, output to DIR/NAME.log,
+# pid in DIR/NAME.pid. Standard input and fd 3 (bats) are closed so that no
+# test runner waits on the child.
+jr_spawn() {
+	local dir=$1 name=$2
+	shift 2
+	"$@" </dev/null >>"$dir/$name.log" 2>&1 3>&- &
+	echo "$! $(basename "$1")" >"$dir/$name.pid"
+}
+
+# jr_pid_of PIDFILE: the pid recorded by jr_spawn, if that process is still
+# the program that was started (a stale file never makes us signal a stranger).
+jr_pid_of() {
+	local pidfile=$1 pid prog
+	[[ -f $pidfile ]] || return 1
+	read -r pid prog <"$pidfile" || return 1
+	[[ -n $pid && -r /proc/$pid/cmdline ]] || return 1
+	tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$prog" || return 1
+	echo "$pid"
+}
+
+jr_pid_alive() {
+	jr_pid_of "$1" >/dev/null
+}
+
+# jr_stop_pid DIR NAME [SIGNAL]: signal the process, wait up to 10 s, then KILL.
+jr_stop_pid() {
+	local dir=$1 name=$2 sig=${3:-TERM} pid i
+	[[ -f $dir/$name.pid ]] || return 0
+	if pid=$(jr_pid_of "$dir/$name.pid"); then
+		kill -s "$sig" "$pid" 2>/dev/null || true
+		for ((i = 0; i < 100; i++)); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		if kill -0 "$pid" 2>/dev/null; then
+			jr_log "$name (pid $pid) ignored SIG$sig for 10s: killing it"
+			kill -KILL "$pid" 2>/dev/null || true
+		fi
+	fi
+	[[ -n ${pid:-} ]] && { wait "$pid" 2>/dev/null || true; }
+	rm -f "$dir/$name.pid"
+}
+
+jr_ctl() {
+	JAIROUTER_DATABASE="$JR_DATABASE" "$JR_ROOT/scripts/jairouterctl" "$@"
+}
+
+# jr_mock_start DIR NAME: starts tests/mock/mock-openai.js on a kernel-chosen
+# port and prints that port.
+jr_mock_start() {
+	local dir=$1 name=$2 deadline port=
+	jr_spawn "$dir" "mock-$name" node "$JR_ROOT/tests/mock/mock-openai.js" --port 0 --name "$name"
+	deadline=$((SECONDS + 30))
+	while ((SECONDS < deadline)); do
+		port=$(sed -n 's/^LISTENING \([0-9][0-9]*\).*/\1/p' "$dir/mock-$name.log" | head -n 1)
+		[[ -n $port ]] && break
+		jr_pid_alive "$dir/mock-$name.pid" || break
+		sleep 0.1
+	done
+	[[ -n $port ]] || {
+		jr_die "mock $name did not print LISTENING"
+		return 1
+	}
+	jr_wait_http "http://127.0.0.1:$port/health" 30 || return 1
+	echo "$port"
+}
+
+# Which agent binary: $JR_AGENT_BIN, else the ASan build, else the release one.
+jr_agent_bin() {
+	if [[ -n ${JR_AGENT_BIN:-} ]]; then
+		echo "$JR_AGENT_BIN"
+	elif [[ -x $JR_ROOT/build/asan/jairouter-spoa ]]; then
+		echo "$JR_ROOT/build/asan/jairouter-spoa"
+	else
+		echo "$JR_ROOT/build/release/jairouter-spoa"
+	fi
+}
+
+# jr_agent_config DIR SPOA_PORT METRICS_PORT DATABASE: writes DIR/agent.conf.
+jr_agent_config() {
+	cat >"$1/agent.conf" <<EOF
+# Written by scripts/lib/common.sh for a throwaway stack.
+listen = 127.0.0.1:$2
+metrics_listen = 127.0.0.1:$3
+workers = 2
+database = "$4"
+log_level = ${JR_AGENT_LOG_LEVEL:-info}
+EOF
+}
+
+# jr_agent_start DIR: starts the agent with DIR/agent.conf; waits for /readyz.
+jr_agent_start() {
+	local dir=$1 bin
+	bin=$(jr_agent_bin)
+	[[ -x $bin ]] || {
+		jr_die "agent binary $bin not found (run make MODE=asan)"
+		return 1
+	}
+	"$bin" -t -c "$dir/agent.conf" >>"$dir/agent.log" 2>&1 || {
+		jr_die "agent rejected $dir/agent.conf"
+		return 1
+	}
+	ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1} \
+		UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
+		jr_spawn "$dir" agent "$bin" -c "$dir/agent.conf"
+	jr_wait_http "$JR_AGENT_METRICS/readyz" 30
+}
+
+jr_agent_stop() {
+	jr_stop_pid "$1" agent "${2:-TERM}"
+}
+
+# jr_haproxy_server_up BACKEND SERVER SECONDS: waits until HAProxy's health
+# checks report the server UP (stats CSV, field 18).
+jr_haproxy_server_up() {
+	local be=$1 srv=$2 secs=${3:-30} deadline st
+	deadline=$((SECONDS + secs))
+	while ((SECONDS < deadline)); do
+		st=$(curl -fsS --max-time 2 "$JR_STATS_URL/stats;csv" 2>/dev/null |
+			awk -F, -v b="$be" -v s="$srv" '$1 == b && $2 == s { print $18 }') || true
+		[[ $st == UP* ]] && return 0
+		sleep 0.2
+	done
+	jr_die "HAProxy server $be/$srv is not UP after ${secs}s (last state: ${st:-unknown})"
+}
+
+jr_haproxy_start() {
+	local dir=$1
+	haproxy -c -q -f "$JR_ROOT/haproxy/haproxy.cfg" >>"$dir/haproxy.log" 2>&1 || {
+		jr_die "haproxy -c failed"
+		return 1
+	}
+	jr_spawn "$dir" haproxy haproxy -db -f "$JR_ROOT/haproxy/haproxy.cfg"
+	jr_wait_http "$JR_STATS_URL/stats" 30 &&
+		jr_haproxy_server_up spoa-agents agent1 30 &&
+		jr_haproxy_server_up be_mock mock1 30
+}
+
+jr_write_env() {
+	local dir=$1 v
+	: >"$dir/env"
+	for v in JR_URL JR_STATS_URL JR_STATS_SOCK JR_AGENT_ADDR JR_AGENT_METRICS JR_DATABASE \
+		JR_PG_PORT JR_MOCK_URL JR_MOCK2_URL JR_STACK_DIR JR_LISTEN JR_SPOA_ADDR JR_MOCK_ADDR \
+		JR_MOCK2_ADDR JR_HAPROXY_DIR JR_STATS_LISTEN; do
+		printf 'export %s=%q\n' "$v" "${!v}" >>"$dir/env"
+	done
+}
+
+# jr_stack_start DIR: the whole gateway on free loopback ports. On failure the
+# logs are dumped and the parts already started are stopped.
+jr_stack_start() {
+	local dir=$1
+	mkdir -p "$dir"
+	dir=$(cd "$dir" && pwd)
+	if ! _jr_stack_start "$dir"; then
+		jr_log "stack start failed; logs follow"
+		jr_dump_logs "$dir" >&2
+		jr_stack_stop "$dir"
+		return 1
+	fi
+}
+
+_jr_stack_start() {
+	local dir=$1 ports pg_port spoa_port metrics_port http_port stats_port mock_port mock2_port
+	# shellcheck source=scripts/lib/pg.sh
+	source "$JR_ROOT/scripts/lib/pg.sh"
+	mapfile -t ports < <(jr_free_ports 5)
+	pg_port=${ports[0]} spoa_port=${ports[1]} metrics_port=${ports[2]}
+	http_port=${JR_HTTP_PORT:-${ports[3]}} stats_port=${ports[4]}
+	export JR_STACK_DIR=$dir JR_PG_PORT=$pg_port
+
+	jr_log "PostgreSQL on 127.0.0.1:$pg_port"
+	pg_start "$dir/pg" "$pg_port" >>"$dir/pg-start.log" 2>&1 || return 1
+	JR_DATABASE=$(pg_create_db "$pg_port" jairouter 2>>"$dir/pg-start.log") || return 1
+	export JR_DATABASE
+	JAIROUTER_DATABASE=$JR_DATABASE "$JR_ROOT/scripts/migrate" >>"$dir/migrate.log" 2>&1 || {
+		jr_die "migrations failed"
+		return 1
+	}
+
+	mock_port=$(jr_mock_start "$dir" mock1) || return 1
+	mock2_port=$(jr_mock_start "$dir" mock2) || return 1
+	export JR_MOCK_URL=http://127.0.0.1:$mock_port JR_MOCK2_URL=http://127.0.0.1:$mock2_port
+	jr_log "mocks on $mock_port and $mock2_port"
+
+	export JR_AGENT_ADDR=127.0.0.1:$spoa_port JR_AGENT_METRICS=http://127.0.0.1:$metrics_port
+	jr_agent_config "$dir" "$spoa_port" "$metrics_port" "$JR_DATABASE"
+	jr_log "agent $(jr_agent_bin) on $JR_AGENT_ADDR"
+	jr_agent_start "$dir" || return 1
+
+	export JR_LISTEN=127.0.0.1:$http_port JR_SPOA_ADDR=$JR_AGENT_ADDR
+	export JR_MOCK_ADDR=127.0.0.1:$mock_port JR_MOCK2_ADDR=127.0.0.1:$mock2_port
+	export JR_HAPROXY_DIR=$JR_ROOT/haproxy JR_STATS_LISTEN=127.0.0.1:$stats_port
+	export JR_STATS_SOCK=$dir/haproxy.sock
+	# A unix socket path must fit in 108 bytes.
+	if ((${#JR_STATS_SOCK} > 100)); then
+		JR_STATS_SOCK=$(mktemp -u /tmp/jr-haproxy.XXXXXX.sock)
+	fi
+	export JR_URL=http://$JR_LISTEN JR_STATS_URL=http://$JR_STATS_LISTEN
+	jr_log "HAProxy on $JR_URL (stats $JR_STATS_URL)"
+	jr_haproxy_start "$dir" || return 1
+	jr_write_env "$dir"
+}
+
+jr_stack_stop() {
+	local dir=$1
+	[[ -d $dir ]] || return 0
+	jr_stop_pid "$dir" haproxy TERM
+	jr_stop_pid "$dir" agent TERM
+	jr_stop_pid "$dir" mock-mock1 TERM
+	jr_stop_pid "$dir" mock-mock2 TERM
+	if [[ -d $dir/pg ]]; then
+		# shellcheck source=scripts/lib/pg.sh
+		source "$JR_ROOT/scripts/lib/pg.sh"
+		pg_stop "$dir/pg" >>"$dir/pg-stop.log" 2>&1 || true
+	fi
+	if [[ -n ${JR_STATS_SOCK:-} && $JR_STATS_SOCK == /tmp/jr-haproxy.* ]]; then
+		rm -f "$JR_STATS_SOCK"
+	fi
+}

@@ -1,0 +1,149 @@
+# shellcheck shell=bash
+# Helpers for the bats suites: HTTP requests through the gateway and checks on
+# the answers. JSON is checked with node (scripts/setup guarantees it).
+
+# shellcheck source=scripts/lib/common.sh
+source "$BATS_TEST_DIRNAME/../../scripts/lib/common.sh"
+
+CHAT_PATH=/v1/chat/completions
+
+# chat_body MODEL [EXTRA_JSON_FIELDS]: a minimal chat completion request.
+chat_body() {
+	printf '{"model":"%s","messages":[{"role":"user","content":"Say hi"}]%s}' "$1" "${2:-}"
+}
+
+# req [CURL_ARGS...] PATH: sends a request to the gateway. Sets STATUS and
+# leaves the response in $BATS_TEST_TMPDIR/{headers,body}.
+req() {
+	local path=${*: -1}
+	local args=("${@:1:$#-1}")
+	STATUS=$(curl -sS --max-time 30 -o "$BATS_TEST_TMPDIR/body" -D "$BATS_TEST_TMPDIR/headers" \
+		-w '%{http_code}' "${args[@]}" "$JR_URL$path") || STATUS=000
+}
+
+# chat [CURL_ARGS...]: POST $CHAT_PATH with $BODY (default: a test-model request).
+chat() {
+	req -X POST -H 'content-type: application/json' --data-binary "${BODY:-$(chat_body test-model)}" \
+		"$@" "$CHAT_PATH"
+}
+
+# auth_chat KEY [CURL_ARGS...]
+auth_chat() {
+	local key=$1
+	shift
+	chat -H "authorization: Bearer $key" "$@"
+}
+
+# hdr NAME: the value of response header NAME (last one), empty if absent.
+hdr() {
+	awk -v n="$(printf '%s' "$1" | tr 'A-Z' 'a-z')" '
+		{ sub(/\r$/, "") }
+		index($0, ":") { h = tolower(substr($0, 1, index($0, ":") - 1));
+		                 if (h == n) { v = substr($0, index($0, ":") + 1); sub(/^[ \t]+/, "", v); val = v } }
+		END { print val }' "$BATS_TEST_TMPDIR/headers"
+}
+
+# json EXPR: evaluates a JavaScript expression over the parsed body (as `b`).
+json() {
+	node -e '
+		const fs = require("fs");
+		const b = JSON.parse(fs.readFileSync(process.argv[1], "utf8"));
+		const v = eval(process.argv[2]);
+		process.stdout.write(v === undefined ? "undefined" : typeof v === "string" ? v : JSON.stringify(v));
+	' "$BATS_TEST_TMPDIR/body" "$1"
+}
+
+show_response() {
+	echo "status: $STATUS"
+	cat "$BATS_TEST_TMPDIR/headers" 2>/dev/null || true
+	head -c 2000 "$BATS_TEST_TMPDIR/body" 2>/dev/null || true
+	echo
+}
+
+expect_status() {
+	if [[ $STATUS != "$1" ]]; then
+		echo "expected HTTP $1"
+		show_response
+		return 1
+	fi
+}
+
+# expect_openai_error STATUS TYPE [CODE]: the response is STATUS with the
+# OpenAI error envelope, JSON content type and a request id.
+expect_openai_error() {
+	local status=$1 type=$2 code=${3:-} ok
+	expect_status "$status"
+	ok=$(node -e '
+		const fs = require("fs");
+		const [file, type, code] = process.argv.slice(1);
+		let b; try { b = JSON.parse(fs.readFileSync(file, "utf8")); } catch (e) { console.log("body is not JSON: " + e.message); process.exit(0); }
+		const e = b && b.error;
+		if (!e || typeof e !== "object") console.log("no error object");
+		else if (typeof e.message !== "string" || e.message === "") console.log("error.message missing");
+		else if (e.type !== type) console.log("error.type is " + JSON.stringify(e.type) + ", expected " + type);
+		else if (!("param" in e) || !("code" in e)) console.log("error.param or error.code missing");
+		else if (code && e.code !== code) console.log("error.code is " + JSON.stringify(e.code) + ", expected " + code);
+		else console.log("ok");
+	' "$BATS_TEST_TMPDIR/body" "$type" "$code")
+	if [[ $ok != ok ]]; then
+		echo "$ok"
+		show_response
+		return 1
+	fi
+	if [[ $(hdr content-type) != application/json* ]]; then
+		echo "content-type is '$(hdr content-type)'"
+		show_response
+		return 1
+	fi
+	if [[ -z $(hdr x-request-id) ]]; then
+		echo "no x-request-id"
+		show_response
+		return 1
+	fi
+}
+
+# eventually SECONDS CMD...: retries CMD every 100 ms until it succeeds.
+eventually() {
+	local secs=$1 deadline
+	shift
+	deadline=$((SECONDS + secs))
+	while true; do
+		if "$@" >/dev/null 2>&1; then
+			return 0
+		fi
+		if ((SECONDS >= deadline)); then
+			"$@"
+			return 1
+		fi
+		sleep 0.1
+	done
+}
+
+# within_ms MS CMD...: like eventually with a millisecond bound.
+within_ms() {
+	local ms=$1 start now
+	shift
+	start=$(date +%s%3N)
+	while true; do
+		if "$@" >/dev/null 2>&1; then
+			return 0
+		fi
+		now=$(date +%s%3N)
+		if ((now - start >= ms)); then
+			"$@"
+			return 1
+		fi
+		sleep 0.05
+	done
+}
+
+# status_is KEY STATUS: one request with KEY answers STATUS.
+status_is() {
+	auth_chat "$1"
+	expect_status "$2"
+}
+
+# issue_key TENANT: prints a new API key.
+issue_key() {
+	jr_ctl key issue "$1" | grep -Eo 'jr-[0-9a-f]{64}' | tail -n 1
+}
