@@ -416,7 +416,8 @@ static int is_string(const struct spop_data *d)
 
 /* A present but unusable max-frame-size (wrong type, out of range) is reported as size 0
  * so the caller's [256, max] check answers status 9, not "not found" (6). A non-string
- * version likewise reads as present but not 2.0 (status 8). */
+ * version likewise reads as present but not 2.0 (status 8). Capabilities, healthcheck and
+ * engine-id of the wrong type are ignored: none of them is required. */
 static void hello_item(struct spop_hello *h, const struct spop_kv *kv)
 {
 	const struct spop_data *d = &kv->value;
