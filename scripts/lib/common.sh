@@ -11,6 +11,7 @@
 #                                 (HAProxy on $JR_HTTP_PORT when set, else a free port)
 #   jr_stack_stop DIR             stop all of it
 #   jr_agent_start DIR / jr_agent_stop DIR [SIGNAL]   restart the agent alone
+#   jr_pg_start DIR / jr_pg_stop DIR                  restart PostgreSQL alone
 #   jr_ctl ARGS...                scripts/jairouterctl against the stack's database
 #
 # jr_stack_start exports (and writes to DIR/env):
@@ -77,8 +78,9 @@ jr_wait_tcp() {
 }
 
 jr_dump_logs() {
-	local dir=$1 f
-	for f in "$dir"/*.log "$dir"/*/*.log; do
+	local dir=$1 f pg=
+	[[ -f $dir/pg.dir ]] && pg=$(cat "$dir/pg.dir")
+	for f in "$dir"/*.log "$dir"/*/*.log ${pg:+"$pg"/*.log}; do
 		[[ -f $f ]] || continue
 		printf '\n===== %s (last 200 lines) =====\n' "$f"
 		tail -n 200 "$f"
@@ -224,6 +226,39 @@ jr_haproxy_start() {
 		jr_haproxy_server_up be_mock mock1 30
 }
 
+# jr_pg_dir DIR: the PostgreSQL directory of the stack in DIR, remembered in
+# DIR/pg.dir. Normally DIR/pg; as root, PostgreSQL runs as "postgres", which
+# must be able to reach it: when a parent of DIR is private (mktemp -d, bats
+# temporary directories), a world-traversable directory in /tmp is used.
+jr_pg_dir() {
+	local dir=$1 pg
+	if [[ -f $dir/pg.dir ]]; then
+		cat "$dir/pg.dir"
+		return 0
+	fi
+	pg=$dir/pg
+	if ((EUID == 0)) && ! runuser -u postgres -- test -x "$dir" 2>/dev/null; then
+		pg=$(mktemp -d /tmp/jr-pg-data.XXXXXX)
+		chmod 755 "$pg"
+	fi
+	printf '%s\n' "$pg" >"$dir/pg.dir"
+	printf '%s\n' "$pg"
+}
+
+# jr_pg_stop DIR / jr_pg_start DIR: stop and restart the stack's PostgreSQL
+# (same port).
+jr_pg_stop() {
+	# shellcheck source=scripts/lib/pg.sh
+	source "$JR_ROOT/scripts/lib/pg.sh"
+	pg_stop "$(jr_pg_dir "$1")" >>"$1/pg-stop.log" 2>&1
+}
+
+jr_pg_start() {
+	# shellcheck source=scripts/lib/pg.sh
+	source "$JR_ROOT/scripts/lib/pg.sh"
+	pg_start "$(jr_pg_dir "$1")" "$JR_PG_PORT" >>"$1/pg-start.log" 2>&1
+}
+
 jr_write_env() {
 	local dir=$1 v
 	: >"$dir/env"
@@ -258,7 +293,7 @@ _jr_stack_start() {
 	export JR_STACK_DIR=$dir JR_PG_PORT=$pg_port
 
 	jr_log "PostgreSQL on 127.0.0.1:$pg_port"
-	pg_start "$dir/pg" "$pg_port" >>"$dir/pg-start.log" 2>&1 || return 1
+	pg_start "$(jr_pg_dir "$dir")" "$pg_port" >>"$dir/pg-start.log" 2>&1 || return 1
 	JR_DATABASE=$(pg_create_db "$pg_port" jairouter 2>>"$dir/pg-start.log") || return 1
 	export JR_DATABASE
 	JAIROUTER_DATABASE=$JR_DATABASE "$JR_ROOT/scripts/migrate" >>"$dir/migrate.log" 2>&1 || {
@@ -291,16 +326,18 @@ _jr_stack_start() {
 }
 
 jr_stack_stop() {
-	local dir=$1
+	local dir=$1 pg
 	[[ -d $dir ]] || return 0
 	jr_stop_pid "$dir" haproxy TERM
 	jr_stop_pid "$dir" agent TERM
 	jr_stop_pid "$dir" mock-mock1 TERM
 	jr_stop_pid "$dir" mock-mock2 TERM
-	if [[ -d $dir/pg ]]; then
-		# shellcheck source=scripts/lib/pg.sh
-		source "$JR_ROOT/scripts/lib/pg.sh"
-		pg_stop "$dir/pg" >>"$dir/pg-stop.log" 2>&1 || true
+	if [[ -f $dir/pg.dir ]]; then
+		jr_pg_stop "$dir" || true
+		pg=$(cat "$dir/pg.dir")
+		if [[ $pg == /tmp/jr-pg-data.* && -z ${JR_KEEP_PG:-} ]]; then
+			rm -rf "$pg"
+		fi
 	fi
 	if [[ -n ${JR_STATS_SOCK:-} && $JR_STATS_SOCK == /tmp/jr-haproxy.* ]]; then
 		rm -f "$JR_STATS_SOCK"

@@ -237,8 +237,7 @@ teardown() {
 }
 
 @test "PostgreSQL down: a cached key keeps working and /healthz reports the database down" {
-	source "$JR_ROOT/scripts/lib/pg.sh"
-	pg_stop "$STACK/pg"
+	jr_pg_stop "$STACK"
 	eventually 15 bash -c 'curl -sS --max-time 2 "$1/healthz" | grep -q "\"database\":\"down\""' _ "$JR_AGENT_METRICS"
 	status_is "$KEY" 200
 	[[ $(hdr x-mock-server) == mock1 ]]
