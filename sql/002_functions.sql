@@ -67,6 +67,20 @@ BEGIN
 END;
 $$;
 
+-- The id of a tenant, or an error when it does not exist.
+CREATE OR REPLACE FUNCTION jairouter.tenant_id(p_name text) RETURNS bigint
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	t_id bigint;
+BEGIN
+	SELECT id INTO t_id FROM jairouter.tenants WHERE name = p_name;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'tenant "%" not found', p_name USING ERRCODE = 'no_data_found';
+	END IF;
+	RETURN t_id;
+END;
+$$;
+
 -- ---- API keys ------------------------------------------------------------------------
 
 -- Returns the new key, once. 256 bits come from two gen_random_uuid() (PostgreSQL's
@@ -76,13 +90,9 @@ CREATE OR REPLACE FUNCTION jairouter.issue_key(p_tenant text, p_name text DEFAUL
 	p_expires_at timestamptz DEFAULT NULL)
 RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
-	t_id bigint;
+	t_id bigint := jairouter.tenant_id(p_tenant);
 	k text;
 BEGIN
-	SELECT id INTO t_id FROM jairouter.tenants WHERE name = p_tenant;
-	IF NOT FOUND THEN
-		RAISE EXCEPTION 'tenant "%" not found', p_tenant USING ERRCODE = 'no_data_found';
-	END IF;
 	IF p_expires_at IS NOT NULL AND p_expires_at <= now() THEN
 		RAISE EXCEPTION 'expiry % is not in the future', p_expires_at
 			USING ERRCODE = 'invalid_parameter_value';
