@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# The PostgreSQL suite: a throwaway PostgreSQL 15 on a free loopback port, the
+# migrations (applied twice: they must be idempotent), then
+#   tests/pg/test_sql.sh     jairouterctl and the SQL functions, end to end
+#   test_pgsync              the agent's synchroniser under ASan + UBSan
+# each against a database of its own. The last line is the summed
+# "N passed, N failed"; the exit status is non-zero on any failure.
+#
+#   tests/pg/run.sh              build (MODE=asan) and run everything
+#   JR_PG_KEEP=1 tests/pg/run.sh keep the data directory and print its path
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$root"
+# shellcheck source=scripts/lib/common.sh
+source scripts/lib/common.sh
+# shellcheck source=scripts/lib/pg.sh
+source scripts/lib/pg.sh
+
+dir=$(mktemp -d /tmp/jr-pgtest.XXXXXX)
+chmod 755 "$dir"
+passed=0
+failed=0
+
+cleanup() {
+	pg_stop "$dir/pg" >/dev/null 2>&1 || true
+	if [[ -n ${JR_PG_KEEP:-} ]]; then
+		echo "# kept $dir"
+	else
+		rm -rf "$dir"
+	fi
+}
+trap cleanup EXIT
+
+# tally LOG: adds the last "N passed, N failed" of LOG; a run that printed none is a failure.
+tally() {
+	local counts p f
+	counts=$(grep -Eo '^[0-9]+ passed, [0-9]+ failed' "$1" | tail -n 1) || true
+	if [[ -z $counts ]]; then
+		failed=$((failed + 1))
+		return
+	fi
+	read -r p _ f _ <<<"$counts"
+	passed=$((passed + p))
+	failed=$((failed + f))
+}
+
+# step NAME CMD...: one check of the runner itself.
+step() {
+	local name=$1
+	shift
+	if "$@"; then
+		echo "ok $name"
+		passed=$((passed + 1))
+	else
+		echo "not ok $name"
+		failed=$((failed + 1))
+	fi
+}
+
+build_test() {
+	local cflags libs
+	make -s MODE=asan build/asan/libjrspoa.a >&2 || return 1
+	cflags=$(pkg-config --cflags libevent libevent_pthreads libpq openssl)
+	libs=$(pkg-config --libs libevent libevent_pthreads libpq openssl)
+	# shellcheck disable=SC2086 # word splitting of the pkg-config flags is intended
+	cc -std=c11 -D_GNU_SOURCE -pthread -Wall -Wextra -Wshadow -Wstrict-prototypes \
+		-Wmissing-prototypes -Wformat=2 -Wvla -Werror -Ispoa/src $cflags \
+		-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all \
+		-o "$dir/test_pgsync" tests/pg/test_pgsync.c build/asan/libjrspoa.a $libs -lm
+}
+
+migrate_twice() {
+	if JAIROUTER_DATABASE=$1 scripts/migrate >"$dir/migrate.log" 2>&1 &&
+		JAIROUTER_DATABASE=$1 scripts/migrate >>"$dir/migrate.log" 2>&1 &&
+		grep -q 'already applied: 002_functions' "$dir/migrate.log"; then
+		return 0
+	fi
+	cat "$dir/migrate.log" >&2
+	return 1
+}
+
+port=$(jr_free_port)
+echo "# PostgreSQL on 127.0.0.1:$port ($dir/pg)"
+if ! pg_start "$dir/pg" "$port"; then
+	echo "0 passed, 1 failed"
+	exit 1
+fi
+sql_db=$(pg_create_db "$port" jr_sql)
+sync_db=$(pg_create_db "$port" jr_pgsync)
+
+step migrate_sql_db migrate_twice "$sql_db"
+step migrate_pgsync_db migrate_twice "$sync_db"
+step build_test_pgsync build_test
+
+echo "# test_sql.sh"
+JAIROUTER_DATABASE=$sql_db bash tests/pg/test_sql.sh 2>&1 | tee "$dir/test_sql.log" || true
+tally "$dir/test_sql.log"
+
+if [[ -x $dir/test_pgsync ]]; then
+	echo "# test_pgsync (ASan + UBSan)"
+	ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1} \
+		UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
+		"$dir/test_pgsync" "$sync_db" 2>&1 | tee "$dir/test_pgsync.log" || true
+	tally "$dir/test_pgsync.log"
+	if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$dir/test_pgsync.log"; then
+		echo "not ok sanitizer_clean"
+		failed=$((failed + 1))
+	fi
+fi
+
+if ((failed > 0)); then
+	echo "# server log (last 50 lines)"
+	tail -n 50 "$dir/pg/postgres.log" 2>/dev/null | sed 's/^/# /' || true
+fi
+echo "$passed passed, $failed failed"
+((failed == 0))

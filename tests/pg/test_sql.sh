@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+# jairouterctl and the SQL functions end to end, against the database in
+# $JAIROUTER_DATABASE (migrated, empty). tests/pg/run.sh provides one.
+# Prints "ok NAME" / "not ok NAME" per check and "N passed, N failed" last.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$root"
+[[ -n ${JAIROUTER_DATABASE:-} ]] || {
+	echo "JAIROUTER_DATABASE is not set" >&2
+	exit 2
+}
+pg_bin=${JR_PG_BIN:-/usr/lib/postgresql/15/bin}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+passed=0
+failed=0
+
+ctl() { scripts/jairouterctl "$@"; }
+q() { "$pg_bin/psql" -X -q -At -v ON_ERROR_STOP=1 -d "$JAIROUTER_DATABASE" "$@"; }
+
+check() {
+	local name=$1
+	shift
+	if "$@" >"$tmp/out" 2>&1; then
+		echo "ok $name"
+		passed=$((passed + 1))
+	else
+		echo "not ok $name"
+		sed 's/^/#   /' "$tmp/out"
+		failed=$((failed + 1))
+	fi
+}
+
+# fails_with TEXT CMD...: CMD must exit non-zero and say TEXT on stderr, nothing on stdout.
+fails_with() {
+	local text=$1 rc=0
+	shift
+	"$@" >"$tmp/f.out" 2>"$tmp/f.err" || rc=$?
+	cat "$tmp/f.out" "$tmp/f.err"
+	((rc != 0)) && grep -qF -- "$text" "$tmp/f.err" && [[ ! -s $tmp/f.out ]]
+}
+
+equals() {
+	[[ $1 == "$2" ]] || {
+		printf 'expected [%s]\n     got [%s]\n' "$2" "$1"
+		return 1
+	}
+}
+
+# ---- tenants --------------------------------------------------------------------------
+
+t_tenant_add() {
+	ctl tenant add acme | grep -q 'tenant acme added (id [0-9]*)' &&
+		equals "$(q -c "SELECT status FROM jairouter.tenants WHERE name = 'acme'")" active
+}
+check tenant_add t_tenant_add
+check tenant_add_duplicate fails_with 'tenant "acme" already exists' ctl tenant add acme
+check tenant_add_empty fails_with 'invalid tenant name' ctl tenant add ''
+check tenant_add_blank_padded fails_with 'invalid tenant name' ctl tenant add ' acme2'
+check tenant_add_control_char fails_with 'invalid tenant name' ctl tenant add $'a\tb'
+check tenant_add_too_long fails_with 'invalid tenant name' ctl tenant add "$(printf 'a%.0s' {1..64})"
+check tenant_add_63_bytes ctl tenant add "$(printf 'b%.0s' {1..63})"
+check tenant_add_missing_arg fails_with 'usage: tenant add NAME' ctl tenant add
+
+t_tenant_disable_enable() {
+	ctl tenant disable acme | grep -q 'tenant acme disabled' &&
+		equals "$(q -c "SELECT status FROM jairouter.tenants WHERE name = 'acme'")" disabled &&
+		ctl tenant enable acme | grep -q 'tenant acme active' &&
+		equals "$(q -c "SELECT status FROM jairouter.tenants WHERE name = 'acme'")" active
+}
+check tenant_disable_enable t_tenant_disable_enable
+check tenant_disable_unknown fails_with 'tenant "nope" not found' ctl tenant disable nope
+check tenant_list ctl tenant list
+
+t_updated_at() {
+	local before after
+	before=$(q -c "SELECT updated_at FROM jairouter.tenants WHERE name = 'acme'")
+	ctl tenant disable acme >/dev/null && ctl tenant enable acme >/dev/null
+	after=$(q -c "SELECT updated_at FROM jairouter.tenants WHERE name = 'acme'")
+	[[ $before != "$after" ]]
+}
+check tenant_updated_at_moves t_updated_at
+
+# ---- keys -----------------------------------------------------------------------------
+
+t_key_issue() {
+	local hash_ok
+	ctl key issue acme --name ci >"$tmp/key" 2>"$tmp/key.err" || return 1
+	key=$(cat "$tmp/key")
+	# stdout: the key alone; stderr: the one-time note, with the prefix only.
+	[[ $(wc -l <"$tmp/key") == 1 && $key =~ ^jr-[0-9a-f]{64}$ ]] || return 1
+	grep -q 'cannot be shown again' "$tmp/key.err" || return 1
+	grep -qF "${key:0:11}" "$tmp/key.err" && ! grep -qF "$key" "$tmp/key.err" || return 1
+	hash_ok=$(q -v key="$key" <<'SQL'
+SELECT count(*) FROM jairouter.api_keys
+WHERE key_hash = sha256(convert_to(:'key', 'UTF8')) AND prefix = left(:'key', 11)
+	AND name = 'ci' AND status = 'active' AND expires_at IS NULL;
+SQL
+	)
+	equals "$hash_ok" 1
+}
+check key_issue_prints_once_stores_hash t_key_issue
+
+# Nowhere in the schema's data (a full dump) does the clear key appear.
+t_key_not_stored() {
+	"$pg_bin/pg_dump" --data-only --schema=jairouter -d "$JAIROUTER_DATABASE" >"$tmp/dump" &&
+		[[ -s $tmp/dump ]] && ! grep -qF "$key" "$tmp/dump" &&
+		! grep -qF "${key:3}" "$tmp/dump" && grep -qF "${key:0:11}" "$tmp/dump"
+}
+check key_not_stored_in_clear t_key_not_stored
+
+t_key_list() {
+	ctl key list acme >"$tmp/list" && grep -qF "${key:0:11}" "$tmp/list" &&
+		! grep -qF "$key" "$tmp/list" && ctl key list | grep -qF "${key:0:11}"
+}
+check key_list_prefixes_only t_key_list
+check key_list_unknown_tenant fails_with 'tenant "nope" not found' ctl key list nope
+
+t_key_revoke_prefix() {
+	ctl key revoke "${key:0:11}" | grep -q 'revoked' &&
+		equals "$(q -v p="${key:0:11}" <<<"SELECT status || ' ' || (revoked_at IS NOT NULL)
+			FROM jairouter.api_keys WHERE prefix = :'p'")" 'revoked true' &&
+		ctl key revoke "${key:0:11}" >/dev/null # again: no change, no error
+}
+check key_revoke_by_prefix t_key_revoke_prefix
+check key_revoked_stays_revoked fails_with 'is revoked' \
+	q -c "UPDATE jairouter.api_keys SET status = 'active', revoked_at = NULL WHERE status = 'revoked'"
+
+t_key_revoke_id() {
+	local k id
+	k=$(ctl key issue acme 2>/dev/null)
+	id=$(q -v k="$k" <<<"SELECT id FROM jairouter.api_keys WHERE key_hash = sha256(convert_to(:'k', 'UTF8'))")
+	ctl key revoke "$id" >/dev/null &&
+		equals "$(q -c "SELECT status FROM jairouter.api_keys WHERE id = $id")" revoked
+}
+check key_revoke_by_id t_key_revoke_id
+
+t_key_revoke_ambiguous() {
+	q -c "INSERT INTO jairouter.api_keys (tenant_id, prefix, key_hash)
+		SELECT jairouter.tenant_id('acme'), 'jr-00000000', sha256(convert_to(i::text, 'UTF8'))
+		FROM generate_series(1, 2) i" &&
+		fails_with 'matches 2 keys' ctl key revoke jr-00000000
+}
+check key_revoke_ambiguous_prefix t_key_revoke_ambiguous
+check key_revoke_bad_ref fails_with 'invalid key reference' ctl key revoke "x' OR true --"
+check key_revoke_unknown fails_with 'key not found' ctl key revoke jr-ffffffff
+check key_issue_unknown_tenant fails_with 'tenant "nope" not found' ctl key issue nope
+check key_issue_past_expiry fails_with 'not in the future' ctl key issue acme --expires '2000-01-01'
+check key_issue_bad_expiry fails_with 'invalid input syntax' ctl key issue acme --expires 'soon'
+check key_issue_bad_option fails_with 'usage: key issue' ctl key issue acme extra
+
+t_key_expiry() {
+	ctl key issue acme --expires '2030-01-01 00:00Z' >"$tmp/k2" 2>/dev/null &&
+		equals "$(q -v k="$(cat "$tmp/k2")" <<<"SELECT extract(epoch FROM expires_at)::bigint
+			FROM jairouter.api_keys WHERE key_hash = sha256(convert_to(:'k', 'UTF8'))")" 1893456000
+}
+check key_issue_with_expiry t_key_expiry
+
+# ---- models ---------------------------------------------------------------------------
+
+t_model() {
+	ctl model add gpt-4o be_openai | grep -q 'model gpt-4o -> be_openai added' &&
+		ctl model list | grep -q 'be_openai' &&
+		ctl model disable gpt-4o >/dev/null &&
+		equals "$(q -c "SELECT status FROM jairouter.models WHERE name = 'gpt-4o'")" disabled &&
+		ctl model enable gpt-4o >/dev/null &&
+		equals "$(q -c "SELECT status FROM jairouter.models WHERE name = 'gpt-4o'")" active
+}
+check model_add_list_disable_enable t_model
+check model_add_duplicate fails_with 'model "gpt-4o" already exists' ctl model add gpt-4o be_x
+check model_add_bad_backend fails_with 'invalid backend name' ctl model add m2 'be x;'
+check model_add_long_name fails_with 'invalid model name' ctl model add "$(printf 'm%.0s' {1..128})" be
+check model_disable_unknown fails_with 'model "nope" not found' ctl model disable nope
+
+# ---- injection-looking input is data ----------------------------------------------------
+
+t_literal_names() {
+	local n1="x'; DROP TABLE jairouter.tenants; --" n2=":'name' :\"name\" \\g" n3="\$(touch $tmp/pwned)"
+	local m1="m\"); DELETE FROM jairouter.models; --"
+	ctl tenant add "$n1" >/dev/null && ctl tenant add "$n2" >/dev/null &&
+		ctl tenant add "$n3" >/dev/null && ctl model add "$m1" be_lit >/dev/null &&
+		ctl key issue "$n1" >/dev/null 2>&1 || return 1
+	[[ ! -e $tmp/pwned ]] || return 1
+	equals "$(q -v a="$n1" -v b="$n2" -v c="$n3" <<<"SELECT count(*) FROM jairouter.tenants
+		WHERE name IN (:'a', :'b', :'c')")" 3 &&
+		equals "$(q -v m="$m1" <<<"SELECT backend FROM jairouter.models WHERE name = :'m'")" be_lit &&
+		equals "$(q -c "SELECT count(*) > 1 FROM jairouter.models")" t &&
+		ctl key list "$n1" | grep -q 'jr-'
+}
+check injection_names_stored_literally t_literal_names
+
+# ---- plumbing -------------------------------------------------------------------------
+
+t_notify() {
+	q -c "LISTEN jairouter_changes" -c "SELECT jairouter.add_tenant('notified')" \
+		-c "SELECT jairouter.set_tenant_status('notified', 'disabled')" -c "SELECT 1" >"$tmp/n" 2>&1
+	local id
+	id=$(q -c "SELECT id FROM jairouter.tenants WHERE name = 'notified'")
+	grep -qF "payload \"tenants:I:$id\"" "$tmp/n" && grep -qF "payload \"tenants:U:$id\"" "$tmp/n"
+}
+check notify_payloads t_notify
+check migrations_recorded equals "$(q -c "SELECT string_agg(version, ',' ORDER BY version)
+	FROM jairouter.schema_migrations")" 001_schema,002_functions
+check unknown_command fails_with "unknown command 'frobnicate'" ctl frobnicate
+check help ctl help
+check no_database fails_with 'JAIROUTER_DATABASE is not set' env -u JAIROUTER_DATABASE scripts/jairouterctl tenant list
+
+echo "$passed passed, $failed failed"
+((failed == 0))
