@@ -27,6 +27,7 @@
 static struct event_base *base;
 static struct pgsync *ps;
 static const char *db_uri;
+static char cur_uri[1024]; /* the connection string ps runs with now */
 
 /* ---- helpers ---------------------------------------------------------------------- */
 
@@ -197,6 +198,7 @@ static void test_initial_load(void)
 	CHECK_EQ_INT(sh(NULL, 0, CTL "tenant add acme >/dev/null"), 0);
 	CHECK_EQ_INT(sh(NULL, 0, CTL "model add seed-model be_seed >/dev/null"), 0);
 	CHECK_EQ_INT(issue("acme", key1_hash, key1, sizeof(key1)), 0);
+	snprintf(cur_uri, sizeof(cur_uri), "%s", db_uri);
 	ps = pgsync_start(base, &o);
 	CHECK(ps != NULL);
 	if (!ps)
@@ -413,11 +415,95 @@ static void test_bulk_and_full_load(void)
 	snprintf(uri2, sizeof(uri2), "%s%sconnect_timeout=5", db_uri,
 		 strchr(db_uri, '?') ? "&" : "?");
 	o.conninfo = uri2;
+	snprintf(cur_uri, sizeof(cur_uri), "%s", uri2);
 	pgsync_reconfigure(ps, &o);
 	t = run_until(reloaded_since, &loads, 10000);
 	CHECK(t >= 0);
 	printf("# reconnect + full load of %lld keys: %.1f ms\n", (long long)bulk_target, t);
 	CHECK(keys_reach(NULL));
+}
+
+/* Applies intervals to the running synchroniser (same connection string: no reconnect). */
+static void set_intervals(unsigned resync_ms, unsigned timeout_ms)
+{
+	struct pgsync_opts o = { .conninfo = cur_uri, .resync_interval_ms = resync_ms,
+				 .query_timeout_ms = timeout_ms, .retry_max_ms = 1000 };
+
+	pgsync_reconfigure(ps, &o);
+}
+
+/* Holds an exclusive lock on api_keys for `secs` seconds from a background psql; returns
+ * once the lock is held. A full load then stops at the api_keys query. */
+static int lock_api_keys(double secs)
+{
+	double t0 = now_ms();
+
+	if (sh(NULL, 0, "(" PSQL "-c 'BEGIN' -c 'LOCK TABLE jairouter.api_keys IN ACCESS "
+			"EXCLUSIVE MODE' -c 'SELECT pg_sleep(%.1f)' -c 'COMMIT') >/dev/null 2>&1 &",
+	       secs) != 0)
+		return -1;
+	while (now_ms() - t0 < 3000) {
+		if (sql_int("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+			    "WHERE c.relname = 'api_keys' AND l.mode = 'AccessExclusiveLock' "
+			    "AND l.granted") == 1)
+			return 0;
+		usleep(20000);
+	}
+	return -1;
+}
+
+static int tenant_acme_active(const void *arg)
+{
+	const struct state *s = store_read_begin();
+	const struct st_tenant *t = state_find_tenant(s, *(const int64_t *)arg);
+	int r = t && t->status == ST_ACTIVE;
+
+	store_read_end();
+	return r;
+}
+
+/* A change committed while a full load runs is older than nothing the load saw: the
+ * load's snapshot (taken at its first query) predates it, so only the notification,
+ * queued during the load and applied after the swap, brings it in. */
+static void test_change_during_full_load(void)
+{
+	int64_t id = sql_int("SELECT id FROM jairouter.tenants WHERE name = 'acme'");
+	uint64_t loads = stats().full_loads, notes;
+
+	CHECK(!tenant_acme_active(&id)); /* disabled by test_tenant_disable */
+	CHECK_EQ_INT(lock_api_keys(1.0), 0);
+	set_intervals(50, 5000); /* a resync starts within 50 ms and blocks on the lock */
+	run_for(150);
+	set_intervals(60000, 5000);
+	CHECK_EQ_INT(stats().full_loads, loads); /* still loading */
+	notes = stats().notifications;
+	CHECK_EQ_INT(sh(NULL, 0, CTL "tenant enable acme >/dev/null"), 0);
+	CHECK(run_until(reloaded_since, &loads, 3000) >= 0);
+	CHECK(run_until(tenant_acme_active, &id, 1000) >= 0);
+	CHECK(stats().notifications > notes);
+	CHECK_EQ_INT(stats().status, PGSYNC_UP);
+}
+
+static int is_down(const void *arg)
+{
+	(void)arg;
+	return stats().status == PGSYNC_DOWN;
+}
+
+/* A query that does not answer within the timeout drops the connection; the store
+ * keeps serving; once the server answers again, pgsync is back UP. */
+static void test_query_timeout(void)
+{
+	uint64_t errors = stats().errors, loads = stats().full_loads;
+
+	CHECK_EQ_INT(lock_api_keys(1.5), 0);
+	set_intervals(50, 300);
+	CHECK(run_until(is_down, NULL, 2000) >= 0);
+	set_intervals(60000, 300);
+	CHECK(stats().errors > errors);
+	CHECK(key_present(key1_hash));
+	CHECK(run_until(reloaded_since, &loads, 5000) >= 0);
+	set_intervals(60000, 5000);
 }
 
 static int errors_reach(const void *arg)
@@ -489,6 +575,8 @@ int main(int argc, char **argv)
 	RUN(test_malformed_notifications);
 	RUN(test_reconnect);
 	RUN(test_bulk_and_full_load);
+	RUN(test_change_during_full_load);
+	RUN(test_query_timeout);
 	RUN(test_timeout_on_silent_server);
 	RUN(test_refused);
 
