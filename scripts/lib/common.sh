@@ -95,6 +95,8 @@ jr_spawn() {
 	shift 2
 	"$@" </dev/null >>"$dir/$name.log" 2>&1 3>&- &
 	echo "$! $(basename "$1")" >"$dir/$name.pid"
+	# Not a job of this shell: no "Killed" notices when a test kills it.
+	disown "$!"
 }
 
 # jr_pid_of PIDFILE: the pid recorded by jr_spawn, if that process is still

@@ -117,10 +117,21 @@ teardown() {
 	expect_openai_error 400 invalid_request_error
 }
 
-@test "malformed JSON is 400" {
-	BODY='{"model": "test-model", "messages": [' auth_chat "$KEY"
+@test "a body that is not JSON is 400 and never routed" {
+	BODY='this is not JSON' auth_chat "$KEY"
 	expect_openai_error 400 invalid_request_error
 	[[ -z $(hdr x-mock-server) ]]
+	# json_query hands booleans over as booleans (numbers become strings).
+	BODY='{"model": true, "messages": []}' auth_chat "$KEY"
+	expect_openai_error 400 invalid_request_error
+	[[ -z $(hdr x-mock-server) ]]
+}
+
+@test "truncated JSON whose model is readable gets a 400 from the model server" {
+	# HAProxy's json_query reads "model" without validating the rest of the
+	# document, so the request is routed and the model server refuses it.
+	BODY='{"model": "test-model", "messages": [' auth_chat "$KEY"
+	expect_openai_error 400 invalid_request_error
 }
 
 @test "an unknown URL is 404" {
