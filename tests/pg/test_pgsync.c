@@ -574,9 +574,9 @@ int main(int argc, char **argv)
 	RUN(test_delete_cascade);
 	RUN(test_malformed_notifications);
 	RUN(test_reconnect);
-	RUN(test_bulk_and_full_load);
 	RUN(test_change_during_full_load);
 	RUN(test_query_timeout);
+	RUN(test_bulk_and_full_load); /* last of the store tests: JR_PG_BULK may be large */
 	RUN(test_timeout_on_silent_server);
 	RUN(test_refused);
 

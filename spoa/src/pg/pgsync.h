@@ -27,7 +27,9 @@ enum pgsync_status {
 struct pgsync_opts {
 	const char *conninfo;        /* libpq connection string or URI */
 	unsigned resync_interval_ms; /* full reload period; 0 = 60000 */
-	unsigned query_timeout_ms;   /* 0 = 5000 */
+	unsigned query_timeout_ms;   /* 0 = 5000; bounds connecting too. An inactivity
+				      * timeout: re-armed whenever the server sends data, so
+				      * a long full load that keeps streaming is not cut. */
 	unsigned retry_max_ms;       /* back-off cap; 0 = 5000 */
 };
 
@@ -41,7 +43,9 @@ struct pgsync_stats {
 
 struct pgsync;
 
-/* Creates the synchroniser and starts connecting. Returns NULL only on bad options. */
+/* Creates the synchroniser and starts connecting. Returns NULL only on bad options
+ * (no base, no conninfo, or a conninfo that libpq cannot parse). The session's
+ * application_name defaults to "jairouter-spoa" (fallback_application_name). */
 struct pgsync *pgsync_start(struct event_base *base, const struct pgsync_opts *opts);
 
 /* Applies new options (SIGHUP): a changed conninfo reconnects; intervals apply at once. */
