@@ -25,7 +25,7 @@ static void setup(void)
 {
 	struct state *s = state_new();
 	struct st_tenant t = { 1, "acme", ST_ACTIVE };
-	struct st_model m = { 1, "demo-model", "be_mock", ST_ACTIVE };
+	struct st_model m = { 1, "demo-model", "be_mock", ST_ACTIVE, 0 };
 	struct st_key k;
 
 	memset(&k, 0, sizeof(k));

@@ -42,8 +42,8 @@ static void load_catalogue(void)
 {
 	struct state *s = state_new();
 	struct st_tenant acme = { 1, "acme", ST_ACTIVE }, off = { 2, "frozen", ST_DISABLED };
-	struct st_model m1 = { 1, "demo-model", "be_mock", ST_ACTIVE };
-	struct st_model m2 = { 2, "old-model", "be_mock", ST_DISABLED };
+	struct st_model m1 = { 1, "demo-model", "be_mock", ST_ACTIVE, 0 };
+	struct st_model m2 = { 2, "old-model", "be_mock", ST_DISABLED, 0 };
 
 	state_put_tenant(s, &acme);
 	state_put_tenant(s, &off);
@@ -248,6 +248,53 @@ static void test_models(void)
 	expect_deny(&r, 404, PL_R_UNKNOWN_MODEL, "model_not_found");
 }
 
+static void expect_respond(const struct req_spec *r, const char *body)
+{
+	struct arg args[4];
+	uint8_t buf[1024];
+	size_t len;
+	struct pl_ctx ctx;
+	struct pl_policy pol = { 0, 2000 };
+	struct outcome o = { 0, 0 };
+
+	args[0] = (struct arg){ "method", spop_cstr(r->method) };
+	args[1] = (struct arg){ "path", spop_cstr(r->path) };
+	args[2] = (struct arg){ "authorization", spop_cstr(r->auth) };
+	len = build_payload(buf, sizeof(buf), "jairouter-request", args, 3);
+	pl_ctx_init(&ctx, &pol);
+	CHECK_EQ_INT(pl_request_decode(&ctx, buf, len), PL_DECODE_OK);
+	pl_start(&ctx, pl_default_stages, pl_default_nstages, on_done, on_release, &o);
+	if (body) {
+		CHECK_EQ_INT(ctx.out.respond, 1);
+		CHECK_EQ_INT(ctx.out.status, 200);
+		CHECK_EQ_STR(ctx.out.body, body);
+	} else {
+		CHECK_EQ_INT(ctx.out.respond, 0);
+		CHECK_EQ_INT(ctx.out.status, 404);
+	}
+	pl_ctx_clear(&ctx);
+}
+
+static void test_models_endpoints(void)
+{
+	struct req_spec r = base_req;
+
+	r.method = "GET";
+	r.path = "/v1/models";
+	/* Only active models are listed. */
+	expect_respond(&r, "{\"object\":\"list\",\"data\":[{\"id\":\"demo-model\",\"object\":"
+			   "\"model\",\"created\":0,\"owned_by\":\"jairouter\"}]}");
+	r.path = "/api/v1/models/demo%2dmodel";
+	expect_respond(&r, "{\"id\":\"demo-model\",\"object\":\"model\",\"created\":0,"
+			   "\"owned_by\":\"jairouter\"}");
+	r.path = "/v1/models/old-model";
+	expect_respond(&r, NULL);
+	r.path = "/v1/models/bad%zz";
+	expect_respond(&r, NULL);
+	r.path = "/v1/models/nul%00x";
+	expect_respond(&r, NULL);
+}
+
 static void test_auth_before_everything(void)
 {
 	struct req_spec r = base_req;
@@ -318,6 +365,16 @@ static void test_ack(void)
 	n = pl_ack_encode(&v, 1, 1, buf, sizeof(buf), 256);
 	CHECK(n > 0 && n <= 260);
 	CHECK(contains(buf, (size_t)n, "deny") && !contains(buf, (size_t)n, "model_not_found"));
+	/* A direct answer too large for the frame becomes a 500 naming the limit. */
+	memset(&v, 0, sizeof(v));
+	v.respond = 1;
+	v.status = 200;
+	v.body = malloc(5000);
+	memset(v.body, 'x', 5000);
+	v.body_len = 5000;
+	n = pl_ack_encode(&v, 1, 1, buf, sizeof(buf), 1024);
+	CHECK(n > 0 && contains(buf, (size_t)n, "response_too_large") && contains(buf, (size_t)n, "deny"));
+	free(v.body);
 }
 
 static void test_decode_errors(void)
@@ -430,6 +487,7 @@ int main(void)
 	RUN(test_unknown_key_while_database_down);
 	RUN(test_request_checks);
 	RUN(test_models);
+	RUN(test_models_endpoints);
 	RUN(test_auth_before_everything);
 	RUN(test_error_json);
 	RUN(test_ack);

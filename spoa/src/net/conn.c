@@ -227,8 +227,8 @@ static void req_done(struct pl_ctx *ctx, void *arg)
 {
 	struct req *r = arg;
 	struct conn *c = r->c;
-	uint8_t buf[ACK_BUF_MAX];
-	size_t cap = (size_t)c->max_frame + 4 < sizeof(buf) ? (size_t)c->max_frame + 4 : sizeof(buf);
+	uint8_t stack_buf[ACK_BUF_MAX], *buf = stack_buf;
+	size_t cap = pl_ack_size_hint(&ctx->out);
 	uint64_t ns = elapsed_ns(&r->t0);
 	int n;
 
@@ -236,12 +236,17 @@ static void req_done(struct pl_ctx *ctx, void *arg)
 	log_decision(r, ns);
 	if (!c->bev || c->state == CS_CLOSING)
 		return; /* HAProxy went away; nobody waits for this ACK */
+	if (cap > (size_t)c->max_frame + 4)
+		cap = (size_t)c->max_frame + 4;
+	if (cap > sizeof(stack_buf))
+		buf = xmalloc(cap); /* only direct answers (model lists) are this large */
 	n = pl_ack_encode(&ctx->out, r->sid, r->fid, buf, cap, c->max_frame);
-	if (n < 0) {
+	if (n < 0)
 		protocol_error(c, SPOP_ST_RES, "ACK does not fit the negotiated frame size");
-		return;
-	}
-	send_frame(c, buf, (size_t)n);
+	else
+		send_frame(c, buf, (size_t)n);
+	if (buf != stack_buf)
+		free(buf);
 }
 
 static void resume_reading(struct conn *c)

@@ -203,6 +203,7 @@ static int put_model(struct state *s, const PGresult *r, int row, int64_t *id)
 	col_str(m.name, sizeof(m.name), r, row, 1);
 	col_str(m.backend, sizeof(m.backend), r, row, 2);
 	m.status = col_status(r, row, 3) == ST_ACTIVE ? ST_ACTIVE : ST_DISABLED;
+	m.created = col_i64(r, row, 4);
 	state_put_model(s, &m);
 	return 0;
 }
@@ -211,13 +212,15 @@ static int put_model(struct state *s, const PGresult *r, int row, int64_t *id)
 #define KEYS_SQL                                                                           \
 	"SELECT id, tenant_id, encode(key_hash, 'hex'), prefix, status, "                 \
 	"coalesce(floor(extract(epoch FROM expires_at))::bigint, 0) FROM jairouter.api_keys"
-#define MODELS_SQL "SELECT id, name, backend, status FROM jairouter.models"
+#define MODELS_SQL                                                                         \
+	"SELECT id, name, backend, status, floor(extract(epoch FROM created_at))::bigint "  \
+	"FROM jairouter.models"
 #define BY_IDS " WHERE id = ANY($1::bigint[])"
 
 static const struct ps_table ps_tables[] = {
 	{ "tenants", TENANTS_SQL, TENANTS_SQL BY_IDS, 3, put_tenant, state_del_tenant },
 	{ "api_keys", KEYS_SQL, KEYS_SQL BY_IDS, 6, put_key, state_del_key },
-	{ "models", MODELS_SQL, MODELS_SQL BY_IDS, 4, put_model, state_del_model },
+	{ "models", MODELS_SQL, MODELS_SQL BY_IDS, 5, put_model, state_del_model },
 };
 #define PS_NTABLES (sizeof(ps_tables) / sizeof(ps_tables[0]))
 

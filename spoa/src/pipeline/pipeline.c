@@ -40,7 +40,8 @@ const char *pl_reason_name(enum pl_reason r)
 
 const char *pl_service_name(enum pl_service s)
 {
-	static const char *const names[PL_SVC__COUNT] = { "none", "chat", "completions", "embeddings" };
+	static const char *const names[PL_SVC__COUNT] = { "none", "chat", "completions", "embeddings",
+							  "models", "model" };
 
 	return (unsigned)s < PL_SVC__COUNT ? names[s] : "unknown";
 }
@@ -54,6 +55,8 @@ void pl_ctx_init(struct pl_ctx *ctx, const struct pl_policy *policy)
 
 void pl_ctx_clear(struct pl_ctx *ctx)
 {
+	free(ctx->out.body);
+	ctx->out.body = NULL;
 	free(ctx->payload);
 	ctx->payload = NULL;
 	ctx->payload_len = 0;
@@ -245,6 +248,20 @@ enum pl_result pl_deny(struct pl_ctx *ctx, int status, enum pl_reason reason, co
 	return PL_DONE;
 }
 
+enum pl_result pl_respond(struct pl_ctx *ctx, int status, char *body, size_t len)
+{
+	struct pl_verdict *v = &ctx->out;
+
+	free(v->body);
+	v->allow = 0;
+	v->respond = 1;
+	v->status = status;
+	v->reason = PL_R_OK;
+	v->body = body;
+	v->body_len = len;
+	return PL_DONE;
+}
+
 enum pl_result pl_fail(struct pl_ctx *ctx, enum pl_reason reason)
 {
 	struct pl_verdict *v = &ctx->out;
@@ -338,8 +355,16 @@ static int encode(const struct pl_verdict *v, uint64_t sid, uint64_t fid, uint8_
 
 	spop_writer_init(&w, buf, cap);
 	spop_frame_begin(&w, SPOP_FRAME_ACK, SPOP_FLAG_FIN, sid, fid);
-	set_str_var(&w, "verdict", v->allow ? "allow" : "deny");
-	if (v->allow) {
+	set_str_var(&w, "verdict", v->allow ? "allow" : v->respond ? "respond" : "deny");
+	if (v->respond) {
+		struct spop_data d = spop_str(v->body, v->body_len);
+		set_int_var(&w, "status", v->status);
+		spop_action_set_var(&w, SPOP_SCOPE_TXN, "body", &d);
+		if (v->tenant[0])
+			set_str_var(&w, "tenant", v->tenant);
+		if (v->key_prefix[0])
+			set_str_var(&w, "key_prefix", v->key_prefix);
+	} else if (v->allow) {
 		set_str_var(&w, "backend", v->backend);
 		if (v->model[0])
 			set_str_var(&w, "model", v->model);
@@ -357,11 +382,28 @@ static int encode(const struct pl_verdict *v, uint64_t sid, uint64_t fid, uint8_
 	return spop_frame_end(&w, max_frame);
 }
 
+size_t pl_ack_size_hint(const struct pl_verdict *v)
+{
+	return 2048 + (v->respond ? v->body_len : 0);
+}
+
 int pl_ack_encode(const struct pl_verdict *v, uint64_t sid, uint64_t fid, uint8_t *buf, size_t cap,
 		  uint32_t max_frame)
 {
 	int n = encode(v, sid, fid, buf, cap, max_frame, 1);
 
+	if (n < 0 && v->respond) {
+		struct pl_verdict big = *v;
+		big.respond = 0;
+		big.status = 500;
+		big.reason = PL_R_INTERNAL;
+		big.err_type = "server_error";
+		big.err_code = "response_too_large";
+		big.err_param = NULL;
+		snprintf(big.message, sizeof(big.message), "The answer (%zu bytes) does not fit the "
+			 "SPOE frame (%u bytes): raise max-frame-size in spoe.conf.", v->body_len, max_frame);
+		return pl_ack_encode(&big, sid, fid, buf, cap, max_frame);
+	}
 	/* A tiny negotiated frame size (HAProxy allows 256) cannot carry the error body:
 	 * the verdict and status still go out and HAProxy answers with an empty body. */
 	return n > 0 ? n : encode(v, sid, fid, buf, cap, max_frame, 0);

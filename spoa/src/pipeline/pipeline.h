@@ -53,6 +53,8 @@ enum pl_service {
 	PL_SVC_CHAT,
 	PL_SVC_COMPLETIONS,
 	PL_SVC_EMBEDDINGS,
+	PL_SVC_MODELS,     /* GET /v1/models: answered by the gateway itself */
+	PL_SVC_MODEL_GET,  /* GET /v1/models/{id} */
 	PL_SVC__COUNT
 };
 
@@ -83,6 +85,9 @@ struct pl_request {
 
 struct pl_verdict {
 	int allow;
+	int respond;                  /* answer directly with status and body (no upstream) */
+	char *body;                   /* respond: JSON body, owned (freed by pl_ctx_clear) */
+	size_t body_len;
 	int status;                   /* HTTP status for a denial */
 	enum pl_reason reason;
 	const char *err_type;         /* OpenAI error type */
@@ -163,6 +168,9 @@ void pl_resume(struct pl_ctx *ctx, enum pl_result r);
  * pl_resume() releases the context. No-op when already finished. */
 void pl_abandon(struct pl_ctx *ctx);
 
+/* Sets a direct answer (takes ownership of body, a malloc'd JSON document). */
+enum pl_result pl_respond(struct pl_ctx *ctx, int status, char *body, size_t len);
+
 /* Verdict helpers for stages. pl_deny formats the message (printf-style). */
 enum pl_result pl_deny(struct pl_ctx *ctx, int status, enum pl_reason reason, const char *type,
 		       const char *code, const char *param, const char *fmt, ...)
@@ -173,8 +181,12 @@ enum pl_result pl_fail(struct pl_ctx *ctx, enum pl_reason reason);
 /* Writes the OpenAI error envelope for a denial into buf. Returns the length or -1. */
 int pl_error_json(const struct pl_verdict *v, char *buf, size_t cap);
 
+/* Bytes an ACK for this verdict may need (size the buffer with it). */
+size_t pl_ack_size_hint(const struct pl_verdict *v);
+
 /* Encodes the ACK frame for the verdict (stream and frame id echoed). Returns the frame
- * size or -1 if it cannot fit max_frame even without the error body. */
+ * size or -1 if it cannot fit max_frame even without the error body. A direct answer
+ * whose body does not fit max_frame becomes a 500 naming the limit. */
 int pl_ack_encode(const struct pl_verdict *v, uint64_t sid, uint64_t fid, uint8_t *buf,
 		  size_t cap, uint32_t max_frame);
 

@@ -6,6 +6,7 @@
 #include "pipeline/pipeline.h"
 
 #include "auth/apikey.h"
+#include "util/json.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -126,7 +127,15 @@ static const struct route_entry routes[] = {
 	{ "POST", "/v1/chat/completions", PL_SVC_CHAT },
 	{ "POST", "/v1/completions", PL_SVC_COMPLETIONS },
 	{ "POST", "/v1/embeddings", PL_SVC_EMBEDDINGS },
+	{ "GET", "/v1/models", PL_SVC_MODELS },
 };
+
+#define MODELS_PREFIX "/v1/models/"
+
+static int is_answered_here(enum pl_service s)
+{
+	return s == PL_SVC_MODELS || s == PL_SVC_MODEL_GET;
+}
 
 static int str_is(const struct pl_str *s, const char *lit)
 {
@@ -143,7 +152,40 @@ static enum pl_service service_of(const struct pl_request *in)
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
 		if (str_is(&in->method, routes[i].method) && str_is(&path, routes[i].path))
 			return routes[i].service;
+	if (str_is(&in->method, "GET") && path.ptr && path.len > strlen(MODELS_PREFIX) &&
+	    memcmp(path.ptr, MODELS_PREFIX, strlen(MODELS_PREFIX)) == 0)
+		return PL_SVC_MODEL_GET;
 	return PL_SVC_NONE;
+}
+
+static int hex_val(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	       : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* The model id of GET /v1/models/{id}, percent-decoded (ids may hold '/'). Returns the
+ * length, or -1 when malformed or too long. */
+static int model_id_from_path(const struct pl_str *path, char *out, size_t cap)
+{
+	const char *p = path->ptr, *end = path->ptr + path->len;
+	size_t n = 0;
+
+	p = (const char *)memmem(p, path->len, MODELS_PREFIX, strlen(MODELS_PREFIX)) + strlen(MODELS_PREFIX);
+	while (p < end) {
+		int c = (unsigned char)*p++;
+		if (c == '%') {
+			if (end - p < 2 || hex_val(p[0]) < 0 || hex_val(p[1]) < 0)
+				return -1;
+			c = hex_val(p[0]) << 4 | hex_val(p[1]);
+			p += 2;
+		}
+		if (n + 1 >= cap || c == 0)
+			return -1;
+		out[n++] = (char)c;
+	}
+	out[n] = '\0';
+	return (int)n;
 }
 
 static enum pl_result check_model_arg(struct pl_ctx *ctx)
@@ -174,6 +216,8 @@ static enum pl_result stage_request(struct pl_ctx *ctx)
 		return pl_deny(ctx, 404, PL_R_UNKNOWN_URL, "invalid_request_error", "unknown_url", NULL,
 			       "Invalid URL (%.*s %.*s)", ml, in->method.ptr ? in->method.ptr : "",
 			       pl, in->path.ptr ? in->path.ptr : "");
+	if (is_answered_here(ctx->service))
+		return PL_NEXT;
 	/* HAProxy hands us at most one buffer of body: if the announced size is larger,
 	 * json_query saw a truncated document and its 'model' cannot be trusted. */
 	if (in->body_size >= 0 && in->body_len >= 0 && in->body_size > in->body_len)
@@ -183,13 +227,72 @@ static enum pl_result stage_request(struct pl_ctx *ctx)
 	return check_model_arg(ctx);
 }
 
+static void model_json(struct jbuf *b, const struct st_model *m)
+{
+	jbuf_puts(b, "{\"id\":");
+	jbuf_put_string(b, m->name, strlen(m->name));
+	jbuf_printf(b, ",\"object\":\"model\",\"created\":%lld,\"owned_by\":\"jairouter\"}",
+		    (long long)m->created);
+}
+
+static void list_one(const struct st_model *m, void *arg)
+{
+	struct jbuf *b = arg;
+
+	if (m->status != ST_ACTIVE)
+		return;
+	if (b->p[b->len - 1] == '}')
+		jbuf_put(b, ",", 1);
+	model_json(b, m);
+}
+
+/* GET /v1/models: every active model, in OpenAI's list format. */
+static enum pl_result list_models(struct pl_ctx *ctx)
+{
+	struct jbuf b = { NULL, 0, 0 };
+
+	jbuf_puts(&b, "{\"object\":\"list\",\"data\":[");
+	state_each_model(store_read_begin(), list_one, &b);
+	store_read_end();
+	jbuf_puts(&b, "]}");
+	return pl_respond(ctx, 200, b.p, b.len);
+}
+
+/* GET /v1/models/{id}: one model object, or 404 as for an unknown model. */
+static enum pl_result get_model(struct pl_ctx *ctx)
+{
+	char id[ST_MODEL_MAX];
+	int n = model_id_from_path(&ctx->in.path, id, sizeof(id));
+	const struct st_model *m;
+	struct jbuf b = { NULL, 0, 0 };
+
+	if (n < 0)
+		return pl_deny(ctx, 404, PL_R_UNKNOWN_MODEL, "invalid_request_error", "model_not_found",
+			       "model", "The model does not exist or you do not have access to it.");
+	m = state_find_model(store_read_begin(), id, (size_t)n);
+	if (m && m->status == ST_ACTIVE)
+		model_json(&b, m);
+	store_read_end();
+	if (!b.p)
+		return pl_deny(ctx, 404, PL_R_UNKNOWN_MODEL, "invalid_request_error", "model_not_found",
+			       "model", "The model `%.*s` does not exist or you do not have access to it.",
+			       n > MODEL_ECHO_MAX ? MODEL_ECHO_MAX : n, id);
+	return pl_respond(ctx, 200, b.p, b.len);
+}
+
 static enum pl_result stage_authz(struct pl_ctx *ctx)
 {
 	const struct pl_request *in = &ctx->in;
-	const struct st_model *m = state_find_model(store_read_begin(), in->model.ptr, in->model.len);
-	enum st_status status = m ? m->status : ST_DISABLED;
 	int ml = (int)(in->model.len > MODEL_ECHO_MAX ? MODEL_ECHO_MAX : in->model.len);
+	const struct st_model *m;
+	enum st_status status;
 
+	if (ctx->service == PL_SVC_MODELS)
+		return list_models(ctx);
+	if (ctx->service == PL_SVC_MODEL_GET)
+		return get_model(ctx);
+	m = state_find_model(store_read_begin(), in->model.ptr, in->model.len);
+	status = m ? m->status : ST_DISABLED;
 	if (m) {
 		snprintf(ctx->out.model, sizeof(ctx->out.model), "%s", m->name);
 		snprintf(ctx->out.backend, sizeof(ctx->out.backend), "%s", m->backend);

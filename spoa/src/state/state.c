@@ -141,6 +141,7 @@ void state_put_model(struct state *s, const struct st_model *m)
 	n = xmalloc(sizeof(*n));
 	n->id = m->id;
 	n->status = m->status;
+	n->created = m->created;
 	copy_str(n->name, sizeof(n->name), m->name);
 	copy_str(n->backend, sizeof(n->backend), m->backend);
 	hmap_insert(&s->models_by_id, hmap_hash_u64((uint64_t)n->id), n);

@@ -43,6 +43,7 @@ struct st_model {
 	char name[ST_MODEL_MAX];
 	char backend[ST_NAME_MAX];
 	enum st_status status; /* ST_ACTIVE or ST_DISABLED */
+	int64_t created;       /* unix seconds, for /v1/models */
 };
 
 struct state;

@@ -1,5 +1,8 @@
 #include "util/json.h"
 
+#include "util/xalloc.h"
+
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -90,4 +93,51 @@ int json_escape(char *buf, size_t cap, size_t *used, const char *s, size_t len)
 		i += n;
 	}
 	return 0;
+}
+
+static void jbuf_reserve(struct jbuf *b, size_t extra)
+{
+	if (b->len + extra + 1 <= b->cap)
+		return;
+	b->cap = (b->len + extra + 1) * 2;
+	b->p = xrealloc(b->p, b->cap);
+}
+
+void jbuf_put(struct jbuf *b, const char *s, size_t n)
+{
+	jbuf_reserve(b, n);
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+void jbuf_puts(struct jbuf *b, const char *s)
+{
+	jbuf_put(b, s, strlen(s));
+}
+
+void jbuf_printf(struct jbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	jbuf_reserve(b, (size_t)n);
+	va_start(ap, fmt);
+	vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+}
+
+void jbuf_put_string(struct jbuf *b, const char *s, size_t n)
+{
+	/* Escaping at most multiplies the length by 6 (\u00XX). */
+	jbuf_reserve(b, n * 6 + 2);
+	b->p[b->len++] = '"';
+	json_escape(b->p, b->cap, &b->len, s, n);
+	jbuf_put(b, "\"", 1);
 }
