@@ -93,7 +93,13 @@ jr_dump_logs() {
 jr_spawn() {
 	local dir=$1 name=$2
 	shift 2
-	"$@" </dev/null >>"$dir/$name.log" 2>&1 3>&- &
+	if [[ -n ${JR_SPAWN_SETSID:-} ]]; then
+		# Own session: a terminal's Ctrl-C reaches only the caller, which
+		# stops the stack in order (scripts/demo).
+		setsid "$@" </dev/null >>"$dir/$name.log" 2>&1 3>&- &
+	else
+		"$@" </dev/null >>"$dir/$name.log" 2>&1 3>&- &
+	fi
 	echo "$! $(basename "$1")" >"$dir/$name.pid"
 	# Not a job of this shell: no "Killed" notices when a test kills it.
 	disown "$!"
