@@ -208,6 +208,15 @@ teardown() {
 	status_is "$KEY" 200
 }
 
+@test "a model server that is down gives a JSON 503 from HAProxy" {
+	jr_stop_pid "$STACK" mock-mock2 TERM
+	BODY=$(chat_body test-model-2) auth_chat "$KEY"
+	expect_openai_error 503 server_error
+	[[ -z $(hdr x-mock-server) ]]
+	# The other backend is unaffected.
+	status_is "$KEY" 200
+}
+
 @test "raw garbage on the SPOP port closes the connection and the agent keeps serving" {
 	run node -e '
 		const net = require("net");
