@@ -88,6 +88,24 @@ teardown() {
 	grep -q '^data: \[DONE\]' "$BATS_TEST_TMPDIR/body"
 }
 
+@test "GET /v1/models lists the active models, answered by the gateway" {
+	req -H "authorization: Bearer $KEY" /v1/models
+	expect_status 200
+	[[ $(hdr content-type) == application/json* ]]
+	[[ -n $(hdr x-request-id) ]]
+	[[ -z $(hdr x-mock-server) ]]
+	[[ $(json 'b.object') == list ]]
+	[[ $(json 'b.data.map(m => m.id).includes("test-model")') == true ]]
+	[[ $(json 'b.data.every(m => m.object === "model")') == true ]]
+	req -H "authorization: Bearer $KEY" /v1/models/test-model-2
+	expect_status 200
+	[[ $(json 'b.id') == test-model-2 ]]
+	req -H "authorization: Bearer $KEY" /v1/models/no-such-model
+	expect_openai_error 404 invalid_request_error model_not_found
+	req /v1/models
+	expect_openai_error 401 authentication_error
+}
+
 @test "a missing API key is refused with 401 authentication_error" {
 	chat
 	expect_openai_error 401 authentication_error
