@@ -36,7 +36,7 @@ auth_chat() {
 
 # hdr NAME: the value of response header NAME (last one), empty if absent.
 hdr() {
-	awk -v n="$(printf '%s' "$1" | tr 'A-Z' 'a-z')" '
+	awk -v n="$(printf '%s' "$1" | tr '[:upper:]' '[:lower:]')" '
 		{ sub(/\r$/, "") }
 		index($0, ":") { h = tolower(substr($0, 1, index($0, ":") - 1));
 		                 if (h == n) { v = substr($0, index($0, ":") + 1); sub(/^[ \t]+/, "", v); val = v } }
