@@ -138,18 +138,35 @@ teardown() {
 @test "a body that is not JSON is 400 and never routed" {
 	BODY='this is not JSON' auth_chat "$KEY"
 	expect_openai_error 400 invalid_request_error
+	[[ $(json 'b.error.code') == invalid_json ]]
 	[[ -z $(hdr x-mock-server) ]]
-	# json_query hands booleans over as booleans (numbers become strings).
 	BODY='{"model": true, "messages": []}' auth_chat "$KEY"
 	expect_openai_error 400 invalid_request_error
+	[[ $(json 'b.error.code') == invalid_type ]]
 	[[ -z $(hdr x-mock-server) ]]
 }
 
-@test "truncated JSON whose model is readable gets a 400 from the model server" {
-	# HAProxy's json_query reads "model" without validating the rest of the
-	# document, so the request is routed and the model server refuses it.
+@test "truncated JSON is 400 from the gateway, never routed" {
+	# The agent validates the whole document, not just the model field.
 	BODY='{"model": "test-model", "messages": [' auth_chat "$KEY"
 	expect_openai_error 400 invalid_request_error
+	[[ $(json 'b.error.code') == invalid_json ]]
+	[[ -z $(hdr x-mock-server) ]]
+}
+
+@test "a body with two model fields is refused, escaped or not" {
+	# Routed by one model, run as another: refused before any model server.
+	BODY='{"model": "test-model", "model": "test-model-2", "messages": []}' auth_chat "$KEY"
+	expect_openai_error 400 invalid_request_error
+	[[ $(json 'b.error.code') == duplicate_field ]]
+	[[ -z $(hdr x-mock-server) ]]
+	BODY='{"model": "test-model", "mod\u0065l": "test-model-2", "messages": []}' auth_chat "$KEY"
+	expect_openai_error 400 invalid_request_error
+	[[ $(json 'b.error.code') == duplicate_field ]]
+	# One model field, escaped in its value, is simply that model.
+	BODY='{"model": "test\u002dmodel", "messages": [{"role": "user", "content": "hi"}]}' auth_chat "$KEY"
+	expect_status 200
+	[[ $(hdr x-mock-server) == mock1 ]]
 }
 
 @test "an unknown URL is 404" {

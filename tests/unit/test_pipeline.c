@@ -295,6 +295,60 @@ static void test_models_endpoints(void)
 	expect_respond(&r, NULL);
 }
 
+/* The body-carrying contract: HAProxy sends `body`, the agent reads the model itself. */
+static void decide_body(const char *body, struct pl_verdict *v)
+{
+	struct arg args[5];
+	uint8_t buf[4096];
+	size_t len;
+	struct pl_ctx ctx;
+	struct pl_policy pol = { 0, 2000 };
+	struct outcome o = { 0, 0 };
+
+	args[0] = (struct arg){ "method", spop_cstr("POST") };
+	args[1] = (struct arg){ "path", spop_cstr("/v1/chat/completions") };
+	args[2] = (struct arg){ "authorization", spop_cstr("Bearer " KEY_OK) };
+	args[3] = (struct arg){ "body", spop_str(body, strlen(body)) };
+	args[3].value.type = SPOP_DATA_BINARY;
+	len = build_payload(buf, sizeof(buf), "jairouter-request", args, 4);
+	pl_ctx_init(&ctx, &pol);
+	CHECK_EQ_INT(pl_request_decode(&ctx, buf, len), PL_DECODE_OK);
+	pl_start(&ctx, pl_default_stages, pl_default_nstages, on_done, on_release, &o);
+	*v = ctx.out;
+	pl_ctx_clear(&ctx);
+}
+
+static void expect_body(const char *body, int status, const char *code)
+{
+	struct pl_verdict v;
+
+	decide_body(body, &v);
+	CHECK_EQ_INT(v.allow, status == 200);
+	if (status != 200) {
+		CHECK_EQ_INT(v.status, status);
+		CHECK_EQ_STR(v.err_code, code);
+	}
+}
+
+static void test_json_body(void)
+{
+	expect_body("{\"model\":\"demo-model\",\"messages\":[],\"stream\":true}", 200, NULL);
+	expect_body("{\"model\":\"demo-model\",\"messages\":[", 400, "invalid_json");
+	expect_body("not json", 400, "invalid_json");
+	expect_body("[\"model\"]", 400, "invalid_json");
+	expect_body("", 400, "invalid_json");
+	expect_body("{\"messages\":[]}", 400, "missing_model");
+	expect_body("{\"model\":42}", 400, "invalid_type");
+	expect_body("{\"model\":\"demo\\u0000model\"}", 400, "invalid_type");
+	expect_body("{\"model\":\"demo-model\",\"stream\":\"yes\"}", 400, "invalid_type");
+	/* The smuggling attempt: route by one model, run another. */
+	expect_body("{\"model\":\"demo-model\",\"model\":\"premium\"}", 400, "duplicate_field");
+	expect_body("{\"model\":\"demo-model\",\"mod\\u0065l\":\"premium\"}", 400, "duplicate_field");
+	/* Escapes in the value are decoded before the lookup. */
+	expect_body("{\"model\":\"demo\\u002dmodel\"}", 200, NULL);
+	expect_body("{\"model\":\"nope\"}", 404, "model_not_found");
+}
+
 static void test_auth_before_everything(void)
 {
 	struct req_spec r = base_req;
@@ -488,6 +542,7 @@ int main(void)
 	RUN(test_request_checks);
 	RUN(test_models);
 	RUN(test_models_endpoints);
+	RUN(test_json_body);
 	RUN(test_auth_before_everything);
 	RUN(test_error_json);
 	RUN(test_ack);

@@ -22,6 +22,7 @@ static const char *const reason_names[PL_R__COUNT] = {
 	[PL_R_TENANT_DISABLED] = "tenant_disabled",
 	[PL_R_UNKNOWN_URL] = "unknown_url",
 	[PL_R_BODY_TOO_LARGE] = "body_too_large",
+	[PL_R_INVALID_JSON] = "invalid_json",
 	[PL_R_MISSING_MODEL] = "missing_model",
 	[PL_R_INVALID_MODEL] = "invalid_model",
 	[PL_R_UNKNOWN_MODEL] = "unknown_model",
@@ -103,6 +104,14 @@ static void arg_model(struct pl_request *in, const struct spop_data *d)
 		arg_str(&in->model, d);
 }
 
+static void arg_body(struct pl_request *in, const struct spop_data *d)
+{
+	if (d->type == SPOP_DATA_STRING || d->type == SPOP_DATA_BINARY) {
+		in->has_body = 1;
+		arg_str(&in->body, d);
+	}
+}
+
 struct arg_field {
 	const char *name;
 	size_t offset; /* of the struct pl_str in pl_request */
@@ -123,6 +132,8 @@ static void decode_arg(struct pl_request *in, const struct spop_kv *kv)
 		}
 	if (spop_name_eq(kv->name, kv->name_len, "model"))
 		arg_model(in, &kv->value);
+	else if (spop_name_eq(kv->name, kv->name_len, "body"))
+		arg_body(in, &kv->value);
 	else if (spop_name_eq(kv->name, kv->name_len, "stream"))
 		in->stream = arg_int(&kv->value, 0) != 0;
 	else if (spop_name_eq(kv->name, kv->name_len, "body_len"))

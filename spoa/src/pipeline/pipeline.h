@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "json/jscan.h"
 #include "state/state.h"
 
 /* Why a decision came out as it did; also the metrics label. */
@@ -34,6 +35,7 @@ enum pl_reason {
 	PL_R_TENANT_DISABLED,
 	PL_R_UNKNOWN_URL,
 	PL_R_BODY_TOO_LARGE,
+	PL_R_INVALID_JSON,
 	PL_R_MISSING_MODEL,
 	PL_R_INVALID_MODEL,
 	PL_R_UNKNOWN_MODEL,
@@ -70,8 +72,10 @@ struct pl_str {
  * into the context's own copy of the NOTIFY payload. */
 struct pl_request {
 	struct pl_str method, path, authorization, api_key, content_type, request_id;
-	struct pl_str model;   /* set only when the JSON value was a string */
-	int model_present;     /* the argument was there, whatever its type */
+	struct pl_str body;    /* the buffered request body (arg `body`), when sent */
+	int has_body;          /* the `body` argument was present (even if empty) */
+	struct pl_str model;   /* from the body (or the legacy `model` argument): a string */
+	int model_present;     /* a model was given, whatever its type */
 	int stream;            /* 1 when "stream": true */
 	int64_t body_len;      /* bytes HAProxy buffered; -1 unknown */
 	int64_t body_size;     /* announced length; -1 unknown */
@@ -126,6 +130,8 @@ struct pl_ctx {
 	enum pl_service service;
 	/* Filled by the identity and tenant stages. */
 	int64_t tenant_id;
+	/* Filled by the request stage from the JSON body. */
+	struct jscan_top json;
 	/* Runner state. */
 	const struct pl_stage *stages;
 	size_t nstages, next;

@@ -188,6 +188,45 @@ static int model_id_from_path(const struct pl_str *path, char *out, size_t cap)
 	return (int)n;
 }
 
+static enum pl_result deny_body(struct pl_ctx *ctx, enum pl_reason r, const char *code,
+			       const char *param, const char *msg)
+{
+	return pl_deny(ctx, 400, r, "invalid_request_error", code, param, "%s", msg);
+}
+
+/* Reads the JSON body: the whole document must be valid, and the fields the decision
+ * uses must be unambiguous (one top-level "model", whatever its escaping). */
+static enum pl_result parse_json_body(struct pl_ctx *ctx)
+{
+	struct pl_request *in = &ctx->in;
+	struct jscan_top *j = &ctx->json;
+	int rc = jscan_top(in->body.ptr ? in->body.ptr : "", in->body.len, JSCAN_DEFAULT_DEPTH, j);
+
+	if (rc == JSCAN_TOO_DEEP)
+		return deny_body(ctx, PL_R_INVALID_JSON, "invalid_json", NULL,
+				 "The JSON body is nested too deeply.");
+	if (rc != JSCAN_OK || j->root != JSCAN_OBJECT)
+		return deny_body(ctx, PL_R_INVALID_JSON, "invalid_json", NULL,
+				 "We could not parse the JSON body of your request: it must be a "
+				 "JSON object (Content-Type: application/json).");
+	if (j->model_count > 1)
+		return deny_body(ctx, PL_R_INVALID_MODEL, "duplicate_field", "model",
+				 "The request body has more than one 'model' field.");
+	if (j->stream_type != JSCAN_ABSENT && j->stream_type != JSCAN_BOOL &&
+	    j->stream_type != JSCAN_NULL)
+		return deny_body(ctx, PL_R_INVALID_JSON, "invalid_type", "stream",
+				 "Invalid type for 'stream': expected a boolean.");
+	in->stream = j->stream_type == JSCAN_BOOL && j->stream;
+	in->model_present = j->model_count > 0;
+	in->model.ptr = NULL;
+	in->model.len = 0;
+	if (j->model_type == JSCAN_STRING && !j->model_has_nul) {
+		in->model.ptr = j->model;
+		in->model.len = j->model_too_long ? ST_MODEL_MAX : j->model_len;
+	}
+	return PL_NEXT;
+}
+
 static enum pl_result check_model_arg(struct pl_ctx *ctx)
 {
 	const struct pl_request *in = &ctx->in;
@@ -224,6 +263,8 @@ static enum pl_result stage_request(struct pl_ctx *ctx)
 		return pl_deny(ctx, 413, PL_R_BODY_TOO_LARGE, "invalid_request_error", "request_too_large",
 			       NULL, "The request body (%lld bytes) is larger than the gateway can "
 			       "inspect (%lld bytes).", (long long)in->body_size, (long long)in->body_len);
+	if (in->has_body && parse_json_body(ctx) == PL_DONE)
+		return PL_DONE;
 	return check_model_arg(ctx);
 }
 

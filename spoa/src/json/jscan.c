@@ -1,0 +1,395 @@
+#include "json/jscan.h"
+
+#include <string.h>
+
+struct scan {
+	const char *p, *end;
+	unsigned depth, max_depth;
+	int err;
+};
+
+static void skip_ws(struct scan *s)
+{
+	while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+		s->p++;
+}
+
+static int fail(struct scan *s, int err)
+{
+	if (!s->err)
+		s->err = err;
+	return -1;
+}
+
+static int hex4(const char *p, unsigned *out)
+{
+	unsigned v = 0;
+
+	for (int i = 0; i < 4; i++) {
+		char c = p[i];
+		v <<= 4;
+		if (c >= '0' && c <= '9')
+			v |= (unsigned)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			v |= (unsigned)(c - 'a' + 10);
+		else if (c >= 'A' && c <= 'F')
+			v |= (unsigned)(c - 'A' + 10);
+		else
+			return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+/* Appends code point cp as UTF-8 to out (when out is not NULL), bounded by cap. */
+static void put_utf8(char *out, size_t cap, size_t *n, unsigned cp, int *overflow)
+{
+	char b[4];
+	size_t k;
+
+	if (cp < 0x80)
+		b[0] = (char)cp, k = 1;
+	else if (cp < 0x800)
+		b[0] = (char)(0xc0 | cp >> 6), b[1] = (char)(0x80 | (cp & 0x3f)), k = 2;
+	else if (cp < 0x10000)
+		b[0] = (char)(0xe0 | cp >> 12), b[1] = (char)(0x80 | ((cp >> 6) & 0x3f)),
+		b[2] = (char)(0x80 | (cp & 0x3f)), k = 3;
+	else
+		b[0] = (char)(0xf0 | cp >> 18), b[1] = (char)(0x80 | ((cp >> 12) & 0x3f)),
+		b[2] = (char)(0x80 | ((cp >> 6) & 0x3f)), b[3] = (char)(0x80 | (cp & 0x3f)), k = 4;
+	if (!out)
+		return;
+	if (*n + k >= cap) {
+		*overflow = 1;
+		return;
+	}
+	memcpy(out + *n, b, k);
+	*n += k;
+}
+
+static void put_raw(char *out, size_t cap, size_t *n, char c, int *overflow)
+{
+	if (!out)
+		return;
+	if (*n + 1 >= cap) {
+		*overflow = 1;
+		return;
+	}
+	out[(*n)++] = c;
+}
+
+/* One \uXXXX escape (the 'u' is at s->p), a surrogate pair as one code point. */
+static int unicode_escape(struct scan *s, unsigned *cp)
+{
+	unsigned lo;
+
+	if (s->end - s->p < 5 || hex4(s->p + 1, cp) < 0)
+		return fail(s, JSCAN_SYNTAX);
+	s->p += 5;
+	if (*cp >= 0xdc00 && *cp <= 0xdfff)
+		return fail(s, JSCAN_SYNTAX); /* lone low surrogate */
+	if (*cp < 0xd800 || *cp > 0xdbff)
+		return 0;
+	if (s->end - s->p < 6 || s->p[0] != '\\' || s->p[1] != 'u' || hex4(s->p + 2, &lo) < 0 ||
+	    lo < 0xdc00 || lo > 0xdfff)
+		return fail(s, JSCAN_SYNTAX);
+	s->p += 6;
+	*cp = 0x10000 + ((*cp - 0xd800) << 10) + (lo - 0xdc00);
+	return 0;
+}
+
+static int simple_escape(char c, char *out)
+{
+	static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+	const char *f = memchr(from, c, sizeof(from) - 1);
+
+	if (!f)
+		return -1;
+	*out = to[f - from];
+	return 0;
+}
+
+/* Scans a string (s->p at the opening quote). Decodes into out[0..cap) when out is set;
+ * *n is the decoded length, *overflow set when it did not fit. */
+static int scan_string(struct scan *s, char *out, size_t cap, size_t *n, int *overflow)
+{
+	*n = 0;
+	s->p++;
+	while (s->p < s->end) {
+		unsigned char c = (unsigned char)*s->p;
+		unsigned cp;
+		char e;
+
+		if (c == '"') {
+			s->p++;
+			if (out)
+				out[*n < cap ? *n : cap - 1] = '\0';
+			return 0;
+		}
+		if (c < 0x20)
+			return fail(s, JSCAN_SYNTAX);
+		if (c != '\\') {
+			put_raw(out, cap, n, (char)c, overflow); /* raw bytes are copied as they are */
+			s->p++;
+			continue;
+		}
+		if (++s->p >= s->end)
+			return fail(s, JSCAN_SYNTAX);
+		if (*s->p == 'u') {
+			if (unicode_escape(s, &cp) < 0)
+				return -1;
+			put_utf8(out, cap, n, cp, overflow);
+			continue;
+		}
+		if (simple_escape(*s->p, &e) < 0)
+			return fail(s, JSCAN_SYNTAX);
+		put_utf8(out, cap, n, (unsigned char)e, overflow);
+		s->p++;
+	}
+	return fail(s, JSCAN_SYNTAX);
+}
+
+static int is_digit(const struct scan *s)
+{
+	return s->p < s->end && *s->p >= '0' && *s->p <= '9';
+}
+
+static void skip_digits(struct scan *s)
+{
+	while (is_digit(s))
+		s->p++;
+}
+
+/* Number grammar; *integer and *value report a plain integer that fits int64. */
+static int scan_number(struct scan *s, int *integer, int64_t *value)
+{
+	int neg = 0, overflow = 0;
+	int64_t v = 0;
+
+	if (*s->p == '-')
+		neg = 1, s->p++;
+	if (!is_digit(s))
+		return fail(s, JSCAN_SYNTAX);
+	if (*s->p == '0')
+		s->p++;
+	else
+		for (; is_digit(s); s->p++) {
+			int d = *s->p - '0';
+			if (v > (INT64_MAX - d) / 10)
+				overflow = 1;
+			else
+				v = v * 10 + d;
+		}
+	*integer = !overflow;
+	if (s->p < s->end && *s->p == '.') {
+		s->p++;
+		if (!is_digit(s))
+			return fail(s, JSCAN_SYNTAX);
+		skip_digits(s);
+		*integer = 0;
+	}
+	if (s->p < s->end && (*s->p == 'e' || *s->p == 'E')) {
+		s->p++;
+		if (s->p < s->end && (*s->p == '+' || *s->p == '-'))
+			s->p++;
+		if (!is_digit(s))
+			return fail(s, JSCAN_SYNTAX);
+		skip_digits(s);
+		*integer = 0;
+	}
+	*value = neg ? -v : v;
+	return 0;
+}
+
+static int scan_literal(struct scan *s, const char *lit)
+{
+	size_t n = strlen(lit);
+
+	if ((size_t)(s->end - s->p) < n || memcmp(s->p, lit, n) != 0)
+		return fail(s, JSCAN_SYNTAX);
+	s->p += n;
+	return 0;
+}
+
+static int scan_value(struct scan *s, enum jscan_type *type);
+
+static int scan_array(struct scan *s)
+{
+	enum jscan_type t;
+
+	s->p++;
+	skip_ws(s);
+	if (s->p < s->end && *s->p == ']')
+		return s->p++, 0;
+	for (;;) {
+		if (scan_value(s, &t) < 0)
+			return -1;
+		skip_ws(s);
+		if (s->p >= s->end)
+			return fail(s, JSCAN_SYNTAX);
+		if (*s->p == ']')
+			return s->p++, 0;
+		if (*s->p++ != ',')
+			return fail(s, JSCAN_SYNTAX);
+		skip_ws(s);
+	}
+}
+
+/* Members of an object; top (non-NULL only for the root object) collects fields. */
+static int scan_members(struct scan *s, struct jscan_top *top);
+
+static int scan_value(struct scan *s, enum jscan_type *type)
+{
+	int integer, overflow = 0;
+	int64_t v;
+	size_t n;
+
+	skip_ws(s);
+	if (s->p >= s->end)
+		return fail(s, JSCAN_SYNTAX);
+	switch (*s->p) {
+	case '{':
+	case '[':
+		if (++s->depth > s->max_depth)
+			return fail(s, JSCAN_TOO_DEEP);
+		*type = *s->p == '{' ? JSCAN_OBJECT : JSCAN_ARRAY;
+		if ((*type == JSCAN_OBJECT ? scan_members(s, NULL) : scan_array(s)) < 0)
+			return -1;
+		s->depth--;
+		return 0;
+	case '"':
+		*type = JSCAN_STRING;
+		return scan_string(s, NULL, 0, &n, &overflow);
+	case 't':
+		*type = JSCAN_BOOL;
+		return scan_literal(s, "true");
+	case 'f':
+		*type = JSCAN_BOOL;
+		return scan_literal(s, "false");
+	case 'n':
+		*type = JSCAN_NULL;
+		return scan_literal(s, "null");
+	default:
+		*type = JSCAN_NUMBER;
+		return scan_number(s, &integer, &v);
+	}
+}
+
+/* A top-level member value we care about: scanned with its details kept. */
+static int scan_model(struct scan *s, struct jscan_top *top)
+{
+	enum jscan_type t;
+
+	skip_ws(s);
+	top->model_count++;
+	if (top->model_count > 1 || s->p >= s->end || *s->p != '"') {
+		if (scan_value(s, &t) < 0)
+			return -1;
+		if (top->model_count == 1)
+			top->model_type = t;
+		return 0;
+	}
+	top->model_type = JSCAN_STRING;
+	if (scan_string(s, top->model, sizeof(top->model), &top->model_len, &top->model_too_long) < 0)
+		return -1;
+	top->model_has_nul = memchr(top->model, 0, top->model_len) != NULL;
+	return 0;
+}
+
+static int scan_stream(struct scan *s, struct jscan_top *top)
+{
+	skip_ws(s);
+	if (s->p < s->end && *s->p == 't')
+		top->stream = 1;
+	return scan_value(s, &top->stream_type);
+}
+
+static int scan_max_tokens(struct scan *s, struct jscan_top *top)
+{
+	int integer = 0;
+
+	skip_ws(s);
+	if (s->p < s->end && (*s->p == '-' || (*s->p >= '0' && *s->p <= '9'))) {
+		top->max_tokens_type = JSCAN_NUMBER;
+		if (scan_number(s, &integer, &top->max_tokens) < 0)
+			return -1;
+		if (!integer)
+			top->max_tokens = -1;
+		return 0;
+	}
+	return scan_value(s, &top->max_tokens_type);
+}
+
+static int member_value(struct scan *s, struct jscan_top *top, const char *key, size_t klen, int koverflow)
+{
+	enum jscan_type t;
+
+	if (top && !koverflow) {
+		if (klen == 5 && memcmp(key, "model", 5) == 0)
+			return scan_model(s, top);
+		if (klen == 6 && memcmp(key, "stream", 6) == 0)
+			return scan_stream(s, top);
+		if (klen == 10 && memcmp(key, "max_tokens", 10) == 0)
+			return scan_max_tokens(s, top);
+	}
+	return scan_value(s, &t);
+}
+
+static int scan_members(struct scan *s, struct jscan_top *top)
+{
+	char key[16];
+	size_t klen;
+	int koverflow;
+
+	s->p++;
+	skip_ws(s);
+	if (s->p < s->end && *s->p == '}')
+		return s->p++, 0;
+	for (;;) {
+		if (s->p >= s->end || *s->p != '"')
+			return fail(s, JSCAN_SYNTAX);
+		koverflow = 0;
+		/* Only short keys can be one we want: decode into a small buffer. */
+		if (scan_string(s, top ? key : NULL, sizeof(key), &klen, &koverflow) < 0)
+			return -1;
+		skip_ws(s);
+		if (s->p >= s->end || *s->p++ != ':')
+			return fail(s, JSCAN_SYNTAX);
+		if (member_value(s, top, key, klen, koverflow) < 0)
+			return -1;
+		skip_ws(s);
+		if (s->p >= s->end)
+			return fail(s, JSCAN_SYNTAX);
+		if (*s->p == '}')
+			return s->p++, 0;
+		if (*s->p++ != ',')
+			return fail(s, JSCAN_SYNTAX);
+		skip_ws(s);
+	}
+}
+
+int jscan_top(const char *p, size_t len, unsigned max_depth, struct jscan_top *out)
+{
+	struct scan s = { p, p + len, 0, max_depth ? max_depth : JSCAN_DEFAULT_DEPTH, 0 };
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	skip_ws(&s);
+	if (s.p < s.end && *s.p == '{') {
+		out->root = JSCAN_OBJECT;
+		s.depth = 1;
+		rc = scan_members(&s, out);
+	} else {
+		rc = scan_value(&s, &out->root);
+	}
+	if (rc == 0) {
+		skip_ws(&s);
+		if (s.p != s.end)
+			rc = fail(&s, JSCAN_SYNTAX); /* trailing garbage */
+	}
+	if (rc < 0) {
+		out->error_offset = (size_t)(s.p - p);
+		return s.err ? s.err : JSCAN_SYNTAX;
+	}
+	return JSCAN_OK;
+}

@@ -1,0 +1,56 @@
+/*
+ * jscan: a strict, non-allocating JSON validator that also picks out the few top-level
+ * members a routing decision needs (model, stream, max_tokens).
+ *
+ * Why the agent reads the body itself instead of trusting HAProxy's json_query: a body
+ * such as {"model":"cheap","model":"premium"} is routed by json_query on the first key
+ * while most upstream parsers use the last, and json_query accepts documents that are
+ * not JSON at all. jscan validates the whole document (RFC 8259 grammar, depth-limited)
+ * and compares keys after unescaping, so "mod\u0065l" is a duplicate "model" too.
+ *
+ * Pure: bytes in, struct out; never reads past len; recursion bounded by max_depth.
+ */
+#ifndef JR_JSCAN_H
+#define JR_JSCAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define JSCAN_MODEL_MAX 128 /* decoded model names of this size or more are "too long" */
+#define JSCAN_DEFAULT_DEPTH 64
+
+enum jscan_type {
+	JSCAN_ABSENT = 0,
+	JSCAN_NULL,
+	JSCAN_BOOL,
+	JSCAN_NUMBER,
+	JSCAN_STRING,
+	JSCAN_ARRAY,
+	JSCAN_OBJECT,
+};
+
+enum jscan_error {
+	JSCAN_OK = 0,
+	JSCAN_SYNTAX = -1,     /* not JSON */
+	JSCAN_TOO_DEEP = -2,   /* nesting beyond max_depth */
+};
+
+struct jscan_top {
+	enum jscan_type root;       /* type of the document's value */
+	unsigned model_count;       /* top-level "model" members (after unescaping keys) */
+	enum jscan_type model_type; /* type of the (first) model value */
+	char model[JSCAN_MODEL_MAX];/* decoded string value, NUL-terminated */
+	size_t model_len;
+	int model_too_long;         /* decoded value does not fit model[] */
+	int model_has_nul;          /* decoded value contains U+0000 */
+	enum jscan_type stream_type;
+	int stream;                 /* when stream_type == JSCAN_BOOL */
+	enum jscan_type max_tokens_type;
+	int64_t max_tokens;         /* when an integer that fits; else max_tokens_type is NUMBER and max_tokens = -1 */
+	size_t error_offset;        /* where a syntax error was found */
+};
+
+/* Scans p[0..len). Returns JSCAN_OK or a negative enum jscan_error. */
+int jscan_top(const char *p, size_t len, unsigned max_depth, struct jscan_top *out);
+
+#endif /* JR_JSCAN_H */

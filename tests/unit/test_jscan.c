@@ -1,0 +1,131 @@
+#include "json/jscan.h"
+
+#include "testlib.h"
+
+#include <stdlib.h>
+
+static int scan(const char *doc, struct jscan_top *t)
+{
+	return jscan_top(doc, strlen(doc), 0, t);
+}
+
+static void test_valid_documents(void)
+{
+	static const char *const ok[] = {
+		"{}", " { } ", "[]", "0", "-0.5e+3", "\"x\"", "true", "null",
+		"{\"a\":[1,2,{\"b\":null}],\"c\":\"\\u00e9\\ud83d\\ude00\\n\"}",
+		"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi \\\"there\\\"\"}]}",
+		"{\"x\":\"caf\xc3\xa9\"}",
+	};
+	struct jscan_top t;
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		CHECK_EQ_INT(scan(ok[i], &t), JSCAN_OK);
+}
+
+static void test_invalid_documents(void)
+{
+	static const char *const bad[] = {
+		"", " ", "{", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "[1,]", "{'a':1}", "01", "1.",
+		"-", "1e", "\"\\x\"", "\"\\u12\"", "\"\\udc00\"", "\"\\ud800x\"", "\"a\nb\"", "tru",
+		"{\"model\":\"m\"} x", "{\"model\":\"m\",\"messages\":[", "nul", "{\"a\" 1}",
+	};
+	struct jscan_top t;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int rc = scan(bad[i], &t);
+		if (rc != JSCAN_SYNTAX)
+			fprintf(stderr, "  accepted: %s\n", bad[i]);
+		CHECK_EQ_INT(rc, JSCAN_SYNTAX);
+	}
+}
+
+static void test_depth_limit(void)
+{
+	char doc[300];
+	struct jscan_top t;
+
+	memset(doc, '[', 100);
+	memset(doc + 100, ']', 100);
+	doc[200] = '\0';
+	CHECK_EQ_INT(jscan_top(doc, 200, 64, &t), JSCAN_TOO_DEEP);
+	CHECK_EQ_INT(jscan_top(doc, 200, 100, &t), JSCAN_OK);
+}
+
+static void test_fields(void)
+{
+	struct jscan_top t;
+
+	CHECK_EQ_INT(scan("{\"stream\":true,\"model\":\"gpt-4o\",\"max_tokens\":256,"
+			  "\"nested\":{\"model\":\"other\"}}", &t), JSCAN_OK);
+	CHECK_EQ_INT(t.root, JSCAN_OBJECT);
+	CHECK_EQ_INT(t.model_count, 1); /* nested "model" keys do not count */
+	CHECK_EQ_INT(t.model_type, JSCAN_STRING);
+	CHECK_EQ_STR(t.model, "gpt-4o");
+	CHECK_EQ_INT(t.model_len, 6);
+	CHECK_EQ_INT(t.stream_type, JSCAN_BOOL);
+	CHECK_EQ_INT(t.stream, 1);
+	CHECK_EQ_INT(t.max_tokens_type, JSCAN_NUMBER);
+	CHECK_EQ_INT(t.max_tokens, 256);
+	CHECK_EQ_INT(scan("{\"stream\":false,\"max_tokens\":1.5}", &t), JSCAN_OK);
+	CHECK_EQ_INT(t.model_count, 0);
+	CHECK_EQ_INT(t.stream, 0);
+	CHECK_EQ_INT(t.max_tokens, -1);
+}
+
+static void test_duplicates_and_escapes(void)
+{
+	struct jscan_top t;
+
+	CHECK_EQ_INT(scan("{\"model\":\"a\",\"model\":\"b\"}", &t), JSCAN_OK);
+	CHECK_EQ_INT(t.model_count, 2);
+	CHECK_EQ_STR(t.model, "a");
+	/* An escaped key is the same key to every JSON parser. */
+	CHECK_EQ_INT(scan("{\"model\":\"a\",\"mod\\u0065l\":\"b\"}", &t), JSCAN_OK);
+	CHECK_EQ_INT(t.model_count, 2);
+	CHECK_EQ_INT(scan("{\"model\":\"caf\\u00e9\\/x\"}", &t), JSCAN_OK);
+	CHECK_EQ_STR(t.model, "caf\xc3\xa9/x");
+	CHECK_EQ_INT(scan("{\"model\":\"a\\u0000b\"}", &t), JSCAN_OK);
+	CHECK(t.model_has_nul);
+	CHECK_EQ_INT(scan("{\"model\":42}", &t), JSCAN_OK);
+	CHECK_EQ_INT(t.model_type, JSCAN_NUMBER);
+}
+
+static void test_long_model(void)
+{
+	char doc[400];
+	struct jscan_top t;
+
+	snprintf(doc, sizeof(doc), "{\"model\":\"%0200d\"}", 7);
+	CHECK_EQ_INT(scan(doc, &t), JSCAN_OK);
+	CHECK(t.model_too_long);
+	CHECK(strlen(t.model) < JSCAN_MODEL_MAX);
+}
+
+static void test_no_overread(void)
+{
+	/* Every prefix of a valid document is scanned without reading past its end
+	 * (ASan checks the heap copy). */
+	const char *doc = "{\"model\":\"m\\u00e9\",\"a\":[1.5e3,true,null,{\"b\":\"\\ud83d\\ude00\"}]}";
+	size_t n = strlen(doc);
+	struct jscan_top t;
+
+	for (size_t i = 0; i < n; i++) {
+		char *copy = malloc(i ? i : 1);
+		memcpy(copy, doc, i);
+		CHECK(jscan_top(copy, i, 0, &t) != JSCAN_OK);
+		free(copy);
+	}
+}
+
+int main(void)
+{
+	RUN(test_valid_documents);
+	RUN(test_invalid_documents);
+	RUN(test_depth_limit);
+	RUN(test_fields);
+	RUN(test_duplicates_and_escapes);
+	RUN(test_long_model);
+	RUN(test_no_overread);
+	TEST_END();
+}
