@@ -277,6 +277,22 @@ teardown() {
 	status_is "$KEY" 200
 }
 
+@test "SIGHUP: a broken configuration is reported and the running one kept; a good one applies" {
+	local pid
+	pid=$(jr_pid_of "$STACK/agent.pid")
+	cp "$STACK/agent.conf" "$STACK/agent.conf.good"
+	echo 'deadline_ms = not-a-number' >>"$STACK/agent.conf"
+	kill -HUP "$pid"
+	eventually 5 grep -q 'reload failed, keeping the current configuration' "$STACK/agent.log"
+	status_is "$KEY" 200
+	cp "$STACK/agent.conf.good" "$STACK/agent.conf"
+	echo 'deadline_ms = 120' >>"$STACK/agent.conf"
+	kill -HUP "$pid"
+	eventually 5 grep -q 'configuration reloaded' "$STACK/agent.log"
+	status_is "$KEY" 200
+	kill -0 "$pid"
+}
+
 @test "agent down: requests fail closed with 503 agent_unavailable; after a restart they pass again" {
 	jr_agent_stop "$STACK" KILL
 	chat -H "authorization: Bearer $KEY"
@@ -296,6 +312,19 @@ teardown() {
 	eventually 15 bash -c 'curl -sS --max-time 2 "$1/healthz" | grep -q "\"database\":\"down\""' _ "$JR_AGENT_METRICS"
 	status_is "$KEY" 200
 	[[ $(hdr x-mock-server) == mock1 ]]
+}
+
+@test "an agent started while PostgreSQL is down answers 503 not ready, then serves once it is back" {
+	# (PostgreSQL is still stopped by the previous test.)
+	jr_agent_stop "$STACK" TERM
+	jr_spawn "$STACK" agent "$(jr_agent_bin)" -c "$STACK/agent.conf"
+	eventually 10 bash -c '[[ $(curl -s -o /dev/null -w "%{http_code}" "$1/readyz") == 503 ]]' _ "$JR_AGENT_METRICS"
+	# HAProxy first marks the restarted agent UP again (spop-check, rise 2).
+	eventually 15 error_code_is "$KEY" 503 gateway_not_ready
+	[[ -n $(hdr retry-after) ]]
+	[[ -z $(hdr x-mock-server) ]]
+	jr_pg_start "$STACK"
+	eventually 20 status_is "$KEY" 200
 }
 
 @test "the agent stops cleanly on SIGTERM with no sanitizer report" {

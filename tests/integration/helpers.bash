@@ -143,6 +143,12 @@ status_is() {
 	expect_status "$2"
 }
 
+# error_code_is KEY STATUS CODE: one request with KEY answers STATUS with the
+# OpenAI error code CODE.
+error_code_is() {
+	status_is "$1" "$2" && [[ $(json 'b.error.code') == "$3" ]]
+}
+
 # issue_key TENANT: prints a new API key.
 issue_key() {
 	jr_ctl key issue "$1" | grep -Eo 'jr-[0-9a-f]{64}' | tail -n 1
