@@ -102,7 +102,7 @@ pg_start() {
 	}
 	printf '%s\n' "$port" >"$dir/port"
 	for ((i = 0; i < 300; i++)); do
-		if "$JR_PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$port" -t 1; then
+		if "$JR_PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$port" -t 1 -U postgres -d postgres; then
 			return 0
 		fi
 		sleep 0.1
