@@ -290,58 +290,40 @@ enum pl_result pl_fail(struct pl_ctx *ctx, enum pl_reason reason)
 	return PL_DONE;
 }
 
+static int put_lit(char *buf, size_t cap, size_t *used, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (*used + n + 1 > cap)
+		return -1;
+	memcpy(buf + *used, s, n + 1);
+	*used += n;
+	return 0;
+}
+
 static int put_json_str_or_null(char *buf, size_t cap, size_t *used, const char *s)
 {
-	int n;
-
-	if (!s) {
-		n = snprintf(buf + *used, cap - *used, "null");
-	} else {
-		if (*used + 1 >= cap)
-			return -1;
-		buf[(*used)++] = '"';
-		if (json_escape(buf, cap, used, s, strlen(s)) < 0)
-			return -1;
-		n = snprintf(buf + *used, cap - *used, "\"");
-	}
-	if (n < 0 || (size_t)n >= cap - *used)
+	if (!s)
+		return put_lit(buf, cap, used, "null");
+	if (put_lit(buf, cap, used, "\"") < 0 || json_escape(buf, cap, used, s, strlen(s)) < 0)
 		return -1;
-	*used += (size_t)n;
-	return 0;
+	return put_lit(buf, cap, used, "\"");
 }
 
 int pl_error_json(const struct pl_verdict *v, char *buf, size_t cap)
 {
 	size_t used = 0;
-	int n = snprintf(buf, cap, "{\"error\":{\"message\":");
 
-	if (n < 0 || (size_t)n >= cap)
+	if (put_lit(buf, cap, &used, "{\"error\":{\"message\":") < 0 ||
+	    put_json_str_or_null(buf, cap, &used, v->message) < 0 ||
+	    put_lit(buf, cap, &used, ",\"type\":") < 0 ||
+	    put_json_str_or_null(buf, cap, &used, v->err_type ? v->err_type : "server_error") < 0 ||
+	    put_lit(buf, cap, &used, ",\"param\":") < 0 ||
+	    put_json_str_or_null(buf, cap, &used, v->err_param) < 0 ||
+	    put_lit(buf, cap, &used, ",\"code\":") < 0 ||
+	    put_json_str_or_null(buf, cap, &used, v->err_code) < 0 || put_lit(buf, cap, &used, "}}") < 0)
 		return -1;
-	used = (size_t)n;
-	if (put_json_str_or_null(buf, cap, &used, v->message) < 0)
-		return -1;
-	n = snprintf(buf + used, cap - used, ",\"type\":");
-	if (n < 0 || (size_t)n >= cap - used)
-		return -1;
-	used += (size_t)n;
-	if (put_json_str_or_null(buf, cap, &used, v->err_type ? v->err_type : "server_error") < 0)
-		return -1;
-	n = snprintf(buf + used, cap - used, ",\"param\":");
-	if (n < 0 || (size_t)n >= cap - used)
-		return -1;
-	used += (size_t)n;
-	if (put_json_str_or_null(buf, cap, &used, v->err_param) < 0)
-		return -1;
-	n = snprintf(buf + used, cap - used, ",\"code\":");
-	if (n < 0 || (size_t)n >= cap - used)
-		return -1;
-	used += (size_t)n;
-	if (put_json_str_or_null(buf, cap, &used, v->err_code) < 0)
-		return -1;
-	n = snprintf(buf + used, cap - used, "}}");
-	if (n < 0 || (size_t)n >= cap - used)
-		return -1;
-	return (int)(used + (size_t)n);
+	return (int)used;
 }
 
 static void set_str_var(struct spop_writer *w, const char *name, const char *value)
