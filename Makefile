@@ -85,7 +85,7 @@ FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread -Ispoa/src $(PKG_CFLAGS) -g -O1 \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 build/fuzz/%: tests/fuzz/%.c $(LIB_SRCS)
 	@mkdir -p $(dir $@)
-	$(FUZZCC) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRCS) $(PKG_LIBS) -lm
+	$(FUZZCC) $(FUZZ_CFLAGS) -MMD -MP -MF $@.d -o $@ $< $(LIB_SRCS) $(PKG_LIBS) -lm
 
 fuzz: $(FUZZ_BINS)
 

@@ -9,6 +9,8 @@
 #include "spop/spop.h"
 #include "state/state.h"
 
+#include "../unit/fixtures.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,26 +21,6 @@ static void on_done(struct pl_ctx *ctx, void *arg)
 {
 	(void)ctx;
 	(void)arg;
-}
-
-static void setup(void)
-{
-	struct state *s = state_new();
-	struct st_tenant t = { 1, "acme", ST_ACTIVE };
-	struct st_model m = { 1, "demo-model", "be_mock", ST_ACTIVE, 0 };
-	struct st_key k;
-
-	memset(&k, 0, sizeof(k));
-	k.id = 1;
-	k.tenant_id = 1;
-	auth_key_hash(KEY, strlen(KEY), k.hash);
-	snprintf(k.prefix, sizeof(k.prefix), "jr-22222222");
-	state_put_tenant(s, &t);
-	state_put_model(s, &m);
-	state_put_key(s, &k);
-	store_init();
-	store_replace(s);
-	store_set_db_online(1);
 }
 
 static void check_ack(const struct pl_verdict *v, uint32_t max_frame)
@@ -64,7 +46,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct pl_policy pol = { 0, 1700000000 };
 
 	if (!ready) {
-		setup();
+		store_init();
+		fx_load_one_of_each(KEY);
 		ready = 1;
 	}
 	pl_ctx_init(&ctx, &pol);

@@ -7,6 +7,7 @@
 #include "spop/spop.h"
 #include "state/state.h"
 
+#include "fixtures.h"
 #include "testlib.h"
 
 #include <stdio.h>
@@ -379,16 +380,6 @@ static void test_error_json(void)
 	CHECK(strstr(buf, "\"type\":\"authentication_error\",\"param\":null,") != NULL);
 }
 
-static int contains(const uint8_t *p, size_t n, const char *s)
-{
-	size_t l = strlen(s);
-
-	for (size_t i = 0; i + l <= n; i++)
-		if (memcmp(p + i, s, l) == 0)
-			return 1;
-	return 0;
-}
-
 static void test_ack(void)
 {
 	struct pl_verdict v;
@@ -408,17 +399,17 @@ static void test_ack(void)
 	CHECK_EQ_INT(f.flags, SPOP_FLAG_FIN);
 	CHECK_EQ_INT(f.stream_id, 7);
 	CHECK_EQ_INT(f.frame_id, 3);
-	CHECK(contains(buf, (size_t)n, "verdict") && contains(buf, (size_t)n, "allow"));
-	CHECK(contains(buf, (size_t)n, "be_mock"));
+	CHECK(fx_contains(buf, (size_t)n, "verdict") && fx_contains(buf, (size_t)n, "allow"));
+	CHECK(fx_contains(buf, (size_t)n, "be_mock"));
 	/* A denial at the smallest frame size HAProxy allows still goes out, without body. */
 	r.model = "nope-nope-nope-nope-nope-nope-nope-nope-nope-nope-nope-nope-nope-nope-nope-nope-"
 		  "nope-nope-nope-nope-nope-nope-nope-nope";
 	decide(&r, &v);
 	n = pl_ack_encode(&v, 1, 1, buf, sizeof(buf), 16380);
-	CHECK(n > 0 && contains(buf, (size_t)n, "model_not_found"));
+	CHECK(n > 0 && fx_contains(buf, (size_t)n, "model_not_found"));
 	n = pl_ack_encode(&v, 1, 1, buf, sizeof(buf), 256);
 	CHECK(n > 0 && n <= 260);
-	CHECK(contains(buf, (size_t)n, "deny") && !contains(buf, (size_t)n, "model_not_found"));
+	CHECK(fx_contains(buf, (size_t)n, "deny") && !fx_contains(buf, (size_t)n, "model_not_found"));
 	/* A direct answer too large for the frame becomes a 500 naming the limit. */
 	memset(&v, 0, sizeof(v));
 	v.respond = 1;
@@ -427,7 +418,7 @@ static void test_ack(void)
 	memset(v.body, 'x', 5000);
 	v.body_len = 5000;
 	n = pl_ack_encode(&v, 1, 1, buf, sizeof(buf), 1024);
-	CHECK(n > 0 && contains(buf, (size_t)n, "response_too_large") && contains(buf, (size_t)n, "deny"));
+	CHECK(n > 0 && fx_contains(buf, (size_t)n, "response_too_large") && fx_contains(buf, (size_t)n, "deny"));
 	free(v.body);
 }
 

@@ -11,6 +11,7 @@
 #include "state/state.h"
 #include "util/log.h"
 
+#include "fixtures.h"
 #include "testlib.h"
 
 #include <arpa/inet.h>
@@ -36,25 +37,6 @@ static void *control_main(void *arg)
 	(void)arg;
 	event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY);
 	return NULL;
-}
-
-static void load_catalogue(void)
-{
-	struct state *s = state_new();
-	struct st_tenant t = { 1, "acme", ST_ACTIVE };
-	struct st_model m = { 1, "demo-model", "be_mock", ST_ACTIVE, 0 };
-	struct st_key k;
-
-	memset(&k, 0, sizeof(k));
-	k.id = 1;
-	k.tenant_id = 1;
-	auth_key_hash(KEY, strlen(KEY), k.hash);
-	snprintf(k.prefix, sizeof(k.prefix), "jr-11111111");
-	state_put_tenant(s, &t);
-	state_put_model(s, &m);
-	state_put_key(s, &k);
-	store_replace(s);
-	store_set_db_online(1);
 }
 
 static int client(void)
@@ -147,16 +129,6 @@ static size_t notify_frame(uint8_t *buf, size_t cap, uint64_t sid, uint64_t fid,
 	return (size_t)spop_frame_end(&w, 16380);
 }
 
-static int contains(const uint8_t *p, size_t n, const char *s)
-{
-	size_t l = strlen(s);
-
-	for (size_t i = 0; i + l <= n; i++)
-		if (memcmp(p + i, s, l) == 0)
-			return 1;
-	return 0;
-}
-
 /* Connects and completes the handshake with max-frame-size mfs. */
 static int ready_client(uint32_t mfs)
 {
@@ -225,10 +197,10 @@ static void test_notify_ack(void)
 	CHECK_EQ_INT(f.type, SPOP_FRAME_ACK);
 	CHECK_EQ_INT(f.stream_id, 12345678901ULL);
 	CHECK_EQ_INT(f.frame_id, 1);
-	CHECK(contains(f.payload, f.payload_len, "allow") && contains(f.payload, f.payload_len, "be_mock"));
+	CHECK(fx_contains(f.payload, f.payload_len, "allow") && fx_contains(f.payload, f.payload_len, "be_mock"));
 	send_all(fd, buf, notify_frame(buf, sizeof(buf), 5, 2, SPOP_FLAG_FIN, "unknown-model"));
 	CHECK_EQ_INT(recv_frame(fd, buf, sizeof(buf), &f), 0);
-	CHECK(contains(f.payload, f.payload_len, "deny") && contains(f.payload, f.payload_len, "model_not_found"));
+	CHECK(fx_contains(f.payload, f.payload_len, "deny") && fx_contains(f.payload, f.payload_len, "model_not_found"));
 	close(fd);
 }
 
@@ -383,7 +355,7 @@ int main(void)
 	evthread_use_pthreads();
 	base = event_base_new();
 	store_init();
-	load_catalogue();
+	fx_load_one_of_each(KEY);
 	srv = server_start(base, &cfg, err, sizeof(err));
 	if (!srv) {
 		fprintf(stderr, "server_start: %s\n", err);
