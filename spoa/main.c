@@ -9,6 +9,7 @@
  */
 #include "admin/admin.h"
 #include "config/config.h"
+#include "cred/cred.h"
 #include "metrics/metrics.h"
 #include "net/server.h"
 #include "pg/pgsync.h"
@@ -42,7 +43,8 @@ static void usage(FILE *f)
 	fprintf(f, "usage: jairouter-spoa [-t] -c FILE\n"
 		   "  -c FILE  configuration file (see docs/design.md)\n"
 		   "  -t       check the configuration file and exit\n"
-		   "  -V       print the version and exit\n");
+		   "  -V       print the version and exit\n"
+		   "       jairouter-spoa --seal|--reseal ...  (provider credentials; --seal -h)\n");
 }
 
 static void pg_opts(const struct jr_config *cfg, struct pgsync_opts *o)
@@ -119,6 +121,31 @@ static void on_terminate(evutil_socket_t sig, short what, void *arg)
 	server_drain(app->server, app->cfg.drain_timeout_ms, drained, app);
 }
 
+/* Loads master_key_file (when set) into the process keyring. The keyring is replaced
+ * only by a file that loads completely. */
+static int load_master_keys(const struct jr_config *cfg, int install)
+{
+	struct cred_keyring *kr;
+	char err[512];
+
+	if (!cfg->master_key_file[0]) {
+		if (install)
+			cred_global_set(NULL);
+		return 0;
+	}
+	if (!(kr = cred_keyring_load(cfg->master_key_file, err, sizeof(err)))) {
+		log_error("%s", err);
+		return -1;
+	}
+	if (!install) {
+		cred_keyring_free(kr);
+		return 0;
+	}
+	log_info("master keys: %zu loaded from %s", cred_keyring_count(kr), cfg->master_key_file);
+	cred_global_set(kr);
+	return 0;
+}
+
 static void on_reload(evutil_socket_t sig, short what, void *arg)
 {
 	struct app *app = arg;
@@ -130,6 +157,10 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	if (config_load(app->config_path, &fresh, err, sizeof(err)) < 0) {
 		log_error("reload failed, keeping the current configuration: %s", err);
+		return;
+	}
+	if (load_master_keys(&fresh, 0) < 0) {
+		log_error("reload failed, keeping the current configuration and master keys");
 		return;
 	}
 	config_restart_diff(&app->cfg, &fresh, restart, sizeof(restart));
@@ -144,6 +175,8 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	server_reconfigure(app->server, &fresh);
 	pg_opts(&app->cfg, &po);
 	pgsync_reconfigure(app->pg, &po);
+	load_master_keys(&fresh, 1);
+	pgsync_reload(app->pg); /* open the provider credentials with the keys as they are now */
 	log_info("configuration reloaded from %s", app->config_path);
 }
 
@@ -181,6 +214,8 @@ static int start(struct app *app)
 	struct timeval tick = { 0, STATUS_TICK_MS * 1000 };
 	char err[512];
 
+	if (load_master_keys(&app->cfg, 1) < 0)
+		return -1;
 	store_init();
 	pg_opts(&app->cfg, &po);
 	app->pg = pgsync_start(app->base, &po);
@@ -220,6 +255,7 @@ static void stop(struct app *app)
 		if (evs[i])
 			event_free(evs[i]);
 	store_destroy();
+	cred_global_set(NULL);
 	metrics_free_all();
 	event_base_free(app->base);
 }
@@ -231,6 +267,8 @@ int main(int argc, char **argv)
 	char err[512];
 
 	memset(&app, 0, sizeof(app));
+	if (cred_cli_wanted(argc, argv))
+		return cred_cli_main(argc, argv);
 	if (parse_args(argc, argv, &app, &check_only) < 0)
 		return 2;
 	if (config_load(app.config_path, &app.cfg, err, sizeof(err)) < 0) {
@@ -238,6 +276,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (check_only) {
+		if (load_master_keys(&app.cfg, 0) < 0)
+			return 1;
 		printf("configuration file %s is valid\n", app.config_path);
 		return 0;
 	}

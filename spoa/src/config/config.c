@@ -35,6 +35,7 @@ static const struct opt opts[] = {
 	{ "idle_timeout_ms", OPT_UINT, F(idle_timeout_ms), 100, 86400000, 0 },
 	{ "drain_timeout_ms", OPT_UINT, F(drain_timeout_ms), 0, 600000, 0 },
 	{ "log_level", OPT_LOGLEVEL, F(log_level), 0, 0, 0 },
+	{ "master_key_file", OPT_STR, F(master_key_file), 0, 0, 0 },
 };
 
 #undef F

@@ -10,6 +10,7 @@
 
 #define CONFIG_ADDR_MAX 256
 #define CONFIG_DSN_MAX 1024
+#define CONFIG_PATH_MAX 512
 
 struct jr_config {
 	char listen[CONFIG_ADDR_MAX];
@@ -25,6 +26,7 @@ struct jr_config {
 	unsigned idle_timeout_ms;
 	unsigned drain_timeout_ms;
 	int log_level;
+	char master_key_file[CONFIG_PATH_MAX]; /* provider credentials (cred/cred.h); empty: none */
 };
 
 void config_defaults(struct jr_config *c);

@@ -30,6 +30,7 @@
  */
 #include "pg/pgsync.h"
 
+#include "state/policy.h"
 #include "state/state.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -48,7 +49,6 @@
 #define PS_PENDING_MAX 1024  /* queued changes before falling back to a full load */
 #define PS_BATCH_MAX 256     /* ids per fetch query */
 #define PS_RESULTS_PER_WAKE 4096 /* single-row results handled before yielding the loop */
-#define PS_LOAD_STEPS 5      /* BEGIN, tenants, api_keys, models, COMMIT */
 
 enum ps_phase {
 	PH_DOWN,       /* no connection; the retry timer is armed */
@@ -217,10 +217,180 @@ static int put_model(struct state *s, const PGresult *r, int row, int64_t *id)
 	"FROM jairouter.models"
 #define BY_IDS " WHERE id = ANY($1::bigint[])"
 
+/* ---- tenant policy rows (state/policy.h; sql/004_tenant_policy.sql) ---------------- */
+
+static const char *col_text(const PGresult *r, int row, int col)
+{
+	return PQgetvalue(r, row, col); /* NUL-terminated by libpq; "" for NULL */
+}
+
+/* "*" (NULL in SQL) = every service; else names separated by ','. Unknown names are
+ * ignored (a newer schema), so they grant nothing. */
+static uint32_t col_services(const PGresult *r, int row, int col)
+{
+	const char *p = col_text(r, row, col);
+	uint32_t mask = 0;
+
+	if (strcmp(p, "*") == 0)
+		return POL_SERVICES_ALL;
+	while (*p) {
+		size_t l = strcspn(p, ",");
+		int bit = policy_service_bit(p, l);
+		if (bit >= 0)
+			mask |= 1u << bit;
+		p += l + (p[l] == ',');
+	}
+	return mask;
+}
+
+static int put_tenant_policy(struct state *s, const PGresult *r, int row, int64_t *id)
+{
+	struct pol_tenant t;
+	const char *ips = col_text(r, row, 2), *on_error = col_text(r, row, 3);
+	const char *masking = col_text(r, row, 4);
+
+	memset(&t, 0, sizeof(t));
+	t.id = *id = col_i64(r, row, 0);
+	t.services = col_services(r, row, 1);
+	t.on_error = strcmp(on_error, "fail-open") == 0 ? POL_FAIL_OPEN
+		     : strcmp(on_error, "fail-closed") == 0 ? POL_FAIL_CLOSED : POL_ON_ERROR_DEFAULT;
+	t.masking = masking[0] ? strcmp(masking, "true") == 0 : -1;
+	if (policy_iplist_parse(&t.ips, ips, strlen(ips)) < 0)
+		log_warn("database: tenant %lld has an unreadable IP allow-list; it admits no address",
+			 (long long)t.id);
+	policy_put_tenant(state_policy(s), &t);
+	policy_iplist_free(&t.ips);
+	return 0;
+}
+
+static void del_tenant_policy(struct state *s, int64_t id)
+{
+	policy_del_tenant(state_policy(s), id);
+}
+
+static int put_key_policy(struct state *s, const PGresult *r, int row, int64_t *id)
+{
+	*id = col_i64(r, row, 0);
+	policy_put_key(state_policy(s), *id, col_text(r, row, 1), col_text(r, row, 2));
+	return 0;
+}
+
+static void del_key_policy(struct state *s, int64_t id)
+{
+	policy_del_key(state_policy(s), id);
+}
+
+static int put_private_model(struct state *s, const PGresult *r, int row, int64_t *id)
+{
+	*id = col_i64(r, row, 0);
+	policy_put_private_model(state_policy(s), *id);
+	return 0;
+}
+
+static void del_private_model(struct state *s, int64_t id)
+{
+	policy_del_private_model(state_policy(s), id);
+}
+
+static int put_grant(struct state *s, const PGresult *r, int row, int64_t *id)
+{
+	struct pol_grant g;
+
+	g.id = *id = col_i64(r, row, 0);
+	g.tenant_id = col_i64(r, row, 1);
+	g.model_id = col_i64(r, row, 2);
+	g.group_id = col_i64(r, row, 3);
+	g.deny = strcmp(col_text(r, row, 4), "allow") != 0; /* unknown effect: deny */
+	policy_put_grant(state_policy(s), &g);
+	return 0;
+}
+
+static void del_grant(struct state *s, int64_t id)
+{
+	policy_del_grant(state_policy(s), id);
+}
+
+static int put_member(struct state *s, const PGresult *r, int row, int64_t *id)
+{
+	struct pol_member m;
+
+	m.id = *id = col_i64(r, row, 0);
+	m.group_id = col_i64(r, row, 1);
+	m.model_id = col_i64(r, row, 2);
+	policy_put_member(state_policy(s), &m);
+	return 0;
+}
+
+static void del_member(struct state *s, int64_t id)
+{
+	policy_del_member(state_policy(s), id);
+}
+
+static enum pol_header col_header(const PGresult *r, int row, int col)
+{
+	const char *v = col_text(r, row, col);
+
+	return strcmp(v, "authorization") == 0 ? POL_HDR_AUTHORIZATION
+	       : strcmp(v, "x-api-key") == 0 ? POL_HDR_X_API_KEY
+	       : strcmp(v, "api-key") == 0 ? POL_HDR_API_KEY : POL_HDR_NONE;
+}
+
+/* The sealed value is opened here, on the control thread; a row that does not open is
+ * kept as broken so that requests needing it are refused instead of sent without it. */
+static int put_credential(struct state *s, const PGresult *r, int row, int64_t *id)
+{
+	struct pol_cred_row c;
+	char sealed[8300];
+
+	c.id = *id = col_i64(r, row, 0);
+	c.model_scope = strcmp(col_text(r, row, 1), "model") == 0;
+	c.backend = col_text(r, row, 2);
+	c.model_id = col_i64(r, row, 3);
+	c.header = col_header(r, row, 4);
+	c.bearer = strcmp(col_text(r, row, 5), "bearer") == 0;
+	snprintf(sealed, sizeof(sealed), "%s:%s", col_text(r, row, 6), col_text(r, row, 7));
+	c.sealed = sealed;
+	policy_put_credential(state_policy(s), &c);
+	return 0;
+}
+
+static void del_credential(struct state *s, int64_t id)
+{
+	policy_del_credential(state_policy(s), id);
+}
+
+#define TENANT_POLICY_SQL                                                                  \
+	"SELECT id, coalesce(array_to_string(allowed_services, ','), '*'), "               \
+	"coalesce(array_to_string(ip_allow, ','), ''), coalesce(settings->>'on_error', ''), " \
+	"coalesce(settings->>'masking', '') FROM jairouter.tenants"
+#define KEY_POLICY_SQL                                                                     \
+	"SELECT id, coalesce(array_to_string(models, E'\\n'), ''), "                        \
+	"coalesce(array_to_string(ip_allow, ','), '') FROM jairouter.api_keys "            \
+	"WHERE (models IS NOT NULL OR ip_allow IS NOT NULL)"
+#define PRIVATE_MODELS_SQL "SELECT id FROM jairouter.models WHERE visibility = 'private'"
+#define GRANTS_SQL                                                                         \
+	"SELECT id, tenant_id, coalesce(model_id, 0), coalesce(group_id, 0), effect "      \
+	"FROM jairouter.tenant_grants"
+#define MEMBERS_SQL "SELECT id, group_id, model_id FROM jairouter.model_group_members"
+#define CREDENTIALS_SQL                                                                    \
+	"SELECT id, scope, coalesce(backend, ''), coalesce(model_id, 0), header, scheme, "  \
+	"key_id, ciphertext FROM jairouter.provider_credentials"
+#define AND_IDS " AND id = ANY($1::bigint[])"
+
 static const struct ps_table ps_tables[] = {
 	{ "tenants", TENANTS_SQL, TENANTS_SQL BY_IDS, 3, put_tenant, state_del_tenant },
 	{ "api_keys", KEYS_SQL, KEYS_SQL BY_IDS, 6, put_key, state_del_key },
 	{ "models", MODELS_SQL, MODELS_SQL BY_IDS, 5, put_model, state_del_model },
+	/* tenant policy */
+	{ "tenants", TENANT_POLICY_SQL, TENANT_POLICY_SQL BY_IDS, 5, put_tenant_policy,
+	  del_tenant_policy },
+	{ "api_keys", KEY_POLICY_SQL, KEY_POLICY_SQL AND_IDS, 3, put_key_policy, del_key_policy },
+	{ "models", PRIVATE_MODELS_SQL, PRIVATE_MODELS_SQL AND_IDS, 1, put_private_model,
+	  del_private_model },
+	{ "tenant_grants", GRANTS_SQL, GRANTS_SQL BY_IDS, 5, put_grant, del_grant },
+	{ "model_group_members", MEMBERS_SQL, MEMBERS_SQL BY_IDS, 3, put_member, del_member },
+	{ "provider_credentials", CREDENTIALS_SQL, CREDENTIALS_SQL BY_IDS, 8, put_credential,
+	  del_credential },
 };
 #define PS_NTABLES (sizeof(ps_tables) / sizeof(ps_tables[0]))
 
@@ -473,9 +643,11 @@ static void ps_load_rows(struct pgsync *ps, const PGresult *r)
 
 /* ---- incremental changes ---------------------------------------------------------- */
 
-static const struct ps_table *ps_table_named(const char *name, size_t len)
+/* The first ps_tables entry at or after `from` reading table `name`. Several entries
+ * may read one table (the catalogue and the tenant policy parts of a row). */
+static const struct ps_table *ps_table_named(const char *name, size_t len, size_t from)
 {
-	for (size_t i = 0; i < PS_NTABLES; i++)
+	for (size_t i = from; i < PS_NTABLES; i++)
 		if (strlen(ps_tables[i].name) == len && memcmp(ps_tables[i].name, name, len) == 0)
 			return &ps_tables[i];
 	return NULL;
@@ -513,7 +685,7 @@ static void ps_on_notify(struct pgsync *ps, const char *payload)
 		log_warn("database: malformed change notification ignored");
 		return;
 	}
-	t = ps_table_named(payload, (size_t)(c1 - payload));
+	t = ps_table_named(payload, (size_t)(c1 - payload), 0);
 	if (!t) {
 		log_debug("database: change to an unknown table ignored");
 		return;
@@ -528,7 +700,8 @@ static void ps_on_notify(struct pgsync *ps, const char *payload)
 		log_warn("database: malformed change notification ignored");
 		return;
 	}
-	ps_queue(ps, t, (int64_t)id);
+	for (; t; t = ps_table_named(t->name, strlen(t->name), (size_t)(t - ps_tables) + 1))
+		ps_queue(ps, t, (int64_t)id);
 }
 
 static void ps_drain_notifies(struct pgsync *ps)
@@ -648,7 +821,7 @@ static void ps_on_query_done(struct pgsync *ps)
 	switch (ps->phase) {
 	case PH_LISTEN: ps_load_start(ps); break;
 	case PH_LOAD:
-		if (++ps->load_step < PS_LOAD_STEPS)
+		if (++ps->load_step < (int)PS_NTABLES + 2) /* BEGIN, the tables, COMMIT */
 			ps_load_send_step(ps);
 		else
 			ps_load_finish(ps);
@@ -838,6 +1011,14 @@ void pgsync_reconfigure(struct pgsync *ps, const struct pgsync_opts *opts)
 		ps->st.status = PGSYNC_DOWN;
 	ps->backoff_ms = PS_BACKOFF_MIN_MS;
 	ps_connect(ps);
+}
+
+void pgsync_reload(struct pgsync *ps)
+{
+	if (!ps || ps->phase == PH_DOWN || ps->phase == PH_CONNECTING || ps->phase == PH_LISTEN)
+		return; /* a full load follows the connection anyway */
+	ps->reload_wanted = 1;
+	ps_next_job(ps);
 }
 
 void pgsync_stats(const struct pgsync *ps, struct pgsync_stats *out)

@@ -51,6 +51,10 @@ struct pgsync *pgsync_start(struct event_base *base, const struct pgsync_opts *o
 /* Applies new options (SIGHUP): a changed conninfo reconnects; intervals apply at once. */
 void pgsync_reconfigure(struct pgsync *ps, const struct pgsync_opts *opts);
 
+/* Asks for a full load as soon as nothing is in flight (e.g. after the master keys
+ * changed, so that provider credentials are opened again). */
+void pgsync_reload(struct pgsync *ps);
+
 void pgsync_stats(const struct pgsync *ps, struct pgsync_stats *out);
 
 /* Closes the connection and frees everything. Safe on NULL. */

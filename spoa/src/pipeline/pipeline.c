@@ -4,6 +4,7 @@
 #include "util/json.h"
 #include "util/xalloc.h"
 
+#include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,11 @@ static const char *const reason_names[PL_R__COUNT] = {
 	[PL_R_BAD_MESSAGE] = "bad_message",
 	[PL_R_INTERNAL] = "internal_error",
 	[PL_R_DEADLINE] = "deadline",
+	[PL_R_IP_NOT_ALLOWED] = "ip_not_allowed",
+	[PL_R_SERVICE_NOT_ALLOWED] = "service_not_allowed",
+	[PL_R_MODEL_NOT_GRANTED] = "model_not_granted",
+	[PL_R_MODEL_NOT_ALLOWED] = "model_not_allowed",
+	[PL_R_CREDENTIAL_UNAVAILABLE] = "credential_unavailable",
 };
 
 const char *pl_reason_name(enum pl_reason r)
@@ -56,6 +62,8 @@ void pl_ctx_init(struct pl_ctx *ctx, const struct pl_policy *policy)
 
 void pl_ctx_clear(struct pl_ctx *ctx)
 {
+	OPENSSL_cleanse(ctx->out.up_value, sizeof(ctx->out.up_value));
+	ctx->out.up_len = 0;
 	free(ctx->out.body);
 	ctx->out.body = NULL;
 	free(ctx->payload);
@@ -340,6 +348,18 @@ static void set_int_var(struct spop_writer *w, const char *name, int64_t value)
 	spop_action_set_var(w, SPOP_SCOPE_TXN, name, &d);
 }
 
+/* The provider credential, in the variable of its header (spoe.conf registers them). */
+static void set_upstream_var(struct spop_writer *w, const struct pl_verdict *v)
+{
+	static const char *const names[] = { NULL, "up_authorization", "up_x_api_key", "up_api_key" };
+	struct spop_data d;
+
+	if (v->up_header <= 0 || v->up_header >= (int)(sizeof(names) / sizeof(names[0])) || !v->up_len)
+		return;
+	d = spop_str(v->up_value, v->up_len);
+	spop_action_set_var(w, SPOP_SCOPE_TXN, names[v->up_header], &d);
+}
+
 static int encode(const struct pl_verdict *v, uint64_t sid, uint64_t fid, uint8_t *buf, size_t cap,
 		  uint32_t max_frame, int with_body)
 {
@@ -365,6 +385,7 @@ static int encode(const struct pl_verdict *v, uint64_t sid, uint64_t fid, uint8_
 			set_str_var(&w, "tenant", v->tenant);
 		if (v->key_prefix[0])
 			set_str_var(&w, "key_prefix", v->key_prefix);
+		set_upstream_var(&w, v);
 	} else {
 		set_int_var(&w, "status", v->status);
 		if (v->retry_after > 0)
@@ -377,7 +398,7 @@ static int encode(const struct pl_verdict *v, uint64_t sid, uint64_t fid, uint8_
 
 size_t pl_ack_size_hint(const struct pl_verdict *v)
 {
-	return 2048 + (v->respond ? v->body_len : 0);
+	return 2048 + (v->respond ? v->body_len : 0) + v->up_len;
 }
 
 int pl_ack_encode(const struct pl_verdict *v, uint64_t sid, uint64_t fid, uint8_t *buf, size_t cap,

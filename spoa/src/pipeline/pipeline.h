@@ -45,6 +45,11 @@ enum pl_reason {
 	PL_R_BAD_MESSAGE,
 	PL_R_INTERNAL,
 	PL_R_DEADLINE,
+	PL_R_IP_NOT_ALLOWED,       /* tenant policy (policy.c) */
+	PL_R_SERVICE_NOT_ALLOWED,
+	PL_R_MODEL_NOT_GRANTED,    /* answered like an unknown model (404) */
+	PL_R_MODEL_NOT_ALLOWED,    /* the key's model list (403) */
+	PL_R_CREDENTIAL_UNAVAILABLE,
 	PL_R__COUNT
 };
 
@@ -86,6 +91,7 @@ struct pl_request {
 
 #define PL_ERROR_MAX 768
 #define PL_MESSAGE_MAX 384
+#define PL_UPSTREAM_MAX 4200 /* an upstream credential header value (state/policy.h) */
 
 struct pl_verdict {
 	int allow;
@@ -103,6 +109,11 @@ struct pl_verdict {
 	char model[ST_MODEL_MAX];
 	char tenant[ST_NAME_MAX];
 	char key_prefix[ST_PREFIX_MAX];
+	/* allow: the provider credential HAProxy injects upstream (policy.c); never logged,
+	 * zeroed by pl_ctx_clear. up_header: 0 none, else enum pol_header. */
+	int up_header;
+	size_t up_len;
+	char up_value[PL_UPSTREAM_MAX];
 };
 
 enum pl_result { PL_NEXT = 0, PL_DONE = 1, PL_PENDING = 2 };
@@ -130,6 +141,7 @@ struct pl_ctx {
 	enum pl_service service;
 	/* Filled by the identity and tenant stages. */
 	int64_t tenant_id;
+	int64_t key_id;
 	/* Filled by the request stage from the JSON body. */
 	struct jscan_top json;
 	/* Runner state. */
@@ -195,6 +207,18 @@ size_t pl_ack_size_hint(const struct pl_verdict *v);
  * whose body does not fit max_frame becomes a 500 naming the limit. */
 int pl_ack_encode(const struct pl_verdict *v, uint64_t sid, uint64_t fid, uint8_t *buf,
 		  size_t cap, uint32_t max_frame);
+
+/* Tenant policy stages (policy.c): client_ip runs after the tenant (client IP
+ * allow-lists, per-tenant on_error), access after the request (service types, and a
+ * private model named directly is as unknown), grants after authz (model grants, the
+ * key's model list, the provider credential). */
+enum pl_result pl_stage_client_ip(struct pl_ctx *ctx);
+enum pl_result pl_stage_access(struct pl_ctx *ctx);
+enum pl_result pl_stage_grants(struct pl_ctx *ctx);
+
+/* Whether the caller (ctx->tenant_id, ctx->key_id) may use model m: grants, visibility
+ * and the key's model list. For listings (GET /v1/models); call under the read lock. */
+int pl_model_visible(const struct state *s, const struct pl_ctx *ctx, const struct st_model *m);
 
 /* The spine's stages, in order (stages.c). */
 extern const struct pl_stage pl_default_stages[];

@@ -96,6 +96,7 @@ static enum pl_result stage_identity(struct pl_ctx *ctx)
 	if (copy.status != ST_ACTIVE || (copy.expires_at && ctx->policy.now_unix >= copy.expires_at))
 		return key_refused(ctx, &copy);
 	ctx->tenant_id = copy.tenant_id;
+	ctx->key_id = copy.id;
 	snprintf(ctx->out.key_prefix, sizeof(ctx->out.key_prefix), "%s", copy.prefix);
 	return PL_NEXT;
 }
@@ -276,24 +277,34 @@ static void model_json(struct jbuf *b, const struct st_model *m)
 		    (long long)m->created);
 }
 
+struct list_arg {
+	struct jbuf *b;
+	const struct state *s;
+	const struct pl_ctx *ctx;
+};
+
 static void list_one(const struct st_model *m, void *arg)
 {
-	struct jbuf *b = arg;
+	const struct list_arg *a = arg;
+	struct jbuf *b = a->b;
 
-	if (m->status != ST_ACTIVE)
+	if (m->status != ST_ACTIVE || !pl_model_visible(a->s, a->ctx, m))
 		return;
 	if (b->p[b->len - 1] == '}')
 		jbuf_put(b, ",", 1);
 	model_json(b, m);
 }
 
-/* GET /v1/models: every active model, in OpenAI's list format. */
+/* GET /v1/models: every active model the caller may use (pl_model_visible), in
+ * OpenAI's list format. */
 static enum pl_result list_models(struct pl_ctx *ctx)
 {
 	struct jbuf b = { NULL, 0, 0 };
+	struct list_arg a = { &b, NULL, ctx };
 
 	jbuf_puts(&b, "{\"object\":\"list\",\"data\":[");
-	state_each_model(store_read_begin(), list_one, &b);
+	a.s = store_read_begin();
+	state_each_model(a.s, list_one, &a);
 	store_read_end();
 	jbuf_puts(&b, "]}");
 	return pl_respond(ctx, 200, b.p, b.len);
@@ -304,14 +315,16 @@ static enum pl_result get_model(struct pl_ctx *ctx)
 {
 	char id[ST_MODEL_MAX];
 	int n = model_id_from_path(&ctx->in.path, id, sizeof(id));
+	const struct state *s;
 	const struct st_model *m;
 	struct jbuf b = { NULL, 0, 0 };
 
 	if (n < 0)
 		return pl_deny(ctx, 404, PL_R_UNKNOWN_MODEL, "invalid_request_error", "model_not_found",
 			       "model", "The model does not exist or you do not have access to it.");
-	m = state_find_model(store_read_begin(), id, (size_t)n);
-	if (m && m->status == ST_ACTIVE)
+	s = store_read_begin();
+	m = state_find_model(s, id, (size_t)n);
+	if (m && m->status == ST_ACTIVE && pl_model_visible(s, ctx, m))
 		model_json(&b, m);
 	store_read_end();
 	if (!b.p)
@@ -363,8 +376,11 @@ static enum pl_result stage_route(struct pl_ctx *ctx)
 const struct pl_stage pl_default_stages[] = {
 	{ "identity", stage_identity },
 	{ "tenant", stage_tenant },
+	{ "client_ip", pl_stage_client_ip },
 	{ "request", stage_request },
+	{ "access", pl_stage_access },
 	{ "authz", stage_authz },
+	{ "grants", pl_stage_grants },
 	{ "route", stage_route },
 };
 

@@ -1,5 +1,6 @@
 #include "state/state.h"
 
+#include "state/policy.h"
 #include "util/hmap.h"
 #include "util/xalloc.h"
 
@@ -15,6 +16,7 @@ struct state {
 	struct hmap keys_by_hash;
 	struct hmap models_by_id;
 	struct hmap models_by_name;
+	struct policy *policy; /* tenant policy (state/policy.h) */
 };
 
 struct name_key {
@@ -69,6 +71,7 @@ struct state *state_new(void)
 	hmap_init(&s->keys_by_hash);
 	hmap_init(&s->models_by_id);
 	hmap_init(&s->models_by_name);
+	s->policy = policy_new();
 	return s;
 }
 
@@ -91,6 +94,7 @@ void state_free(struct state *s)
 	hmap_clear(&s->keys_by_hash);
 	hmap_clear(&s->models_by_id);
 	hmap_clear(&s->models_by_name);
+	policy_free(s->policy);
 	free(s);
 }
 
@@ -176,6 +180,11 @@ const struct st_model *state_find_model(const struct state *s, const char *name,
 	struct name_key k = { name, len };
 
 	return hmap_find(&s->models_by_name, hmap_hash_bytes(name, len), eq_model_name, &k);
+}
+
+struct policy *state_policy(const struct state *s)
+{
+	return s->policy;
 }
 
 size_t state_count_tenants(const struct state *s)

@@ -66,6 +66,10 @@ const struct st_key *state_find_key(const struct state *s, const uint8_t hash[ST
 const struct st_tenant *state_find_tenant(const struct state *s, int64_t id);
 const struct st_model *state_find_model(const struct state *s, const char *name, size_t len);
 
+/* The tenant-policy part of this state (state/policy.h); written only by whoever may
+ * write the state. */
+struct policy *state_policy(const struct state *s);
+
 size_t state_count_tenants(const struct state *s);
 size_t state_count_keys(const struct state *s);
 size_t state_count_models(const struct state *s);
