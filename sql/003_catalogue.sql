@@ -8,7 +8,7 @@
 CREATE OR REPLACE FUNCTION jairouter.service_types() RETURNS text[]
 LANGUAGE sql IMMUTABLE AS $$
 	SELECT ARRAY['chat', 'completions', 'embeddings', 'rerank', 'audio_speech',
-		'audio_transcriptions', 'image_generations', 'image_edits']
+		'audio_transcriptions', 'images_generations', 'images_edits']
 $$;
 
 CREATE OR REPLACE FUNCTION jairouter.provider_kinds() RETURNS text[]

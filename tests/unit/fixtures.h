@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <string.h>
 
+/* A model that serves every service type (bits of policy_service_bit()). */
+#define FX_SERVICES_ALL 0xffffffffu
+
 /* Publishes a catalogue of one active tenant "acme" (id 1), one active model
  * "demo-model" on backend be_mock, and one active key `key` (id 1), and marks the
  * database online. */
@@ -17,8 +20,11 @@ static inline void fx_load_one_of_each(const char *key)
 {
 	struct state *s = state_new();
 	struct st_tenant t = { 1, "acme", ST_ACTIVE };
-	struct st_model m = { 1, "demo-model", "be_mock", ST_ACTIVE, 0 };
+	struct st_model m = { .id = 1, .name = "demo-model", .backend = "be_mock" };
 	struct st_key k;
+
+	m.services = FX_SERVICES_ALL;
+	m.caps = ST_CAP_STREAMING;
 
 	memset(&k, 0, sizeof(k));
 	k.id = 1;

@@ -43,11 +43,14 @@ static void load_catalogue(void)
 {
 	struct state *s = state_new();
 	struct st_tenant acme = { 1, "acme", ST_ACTIVE }, off = { 2, "frozen", ST_DISABLED };
-	struct st_model m1 = { 1, "demo-model", "be_mock", ST_ACTIVE, 0 };
-	struct st_model m2 = { 2, "old-model", "be_mock", ST_DISABLED, 0 };
+	struct st_model m1 = { .id = 1, .name = "demo-model", .backend = "be_mock" };
+	struct st_model m2 = { .id = 2, .name = "old-model", .backend = "be_mock",
+			       .status = ST_DISABLED };
 
 	state_put_tenant(s, &acme);
 	state_put_tenant(s, &off);
+	m1.services = m2.services = FX_SERVICES_ALL;
+	m1.caps = m2.caps = ST_CAP_STREAMING;
 	state_put_model(s, &m1);
 	state_put_model(s, &m2);
 	put_key(s, 1, 1, KEY_OK, ST_ACTIVE, 0);

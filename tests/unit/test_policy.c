@@ -308,6 +308,8 @@ static void put_model(struct state *s, int64_t id, const char *name, const char 
 	memset(&m, 0, sizeof(m));
 	m.id = id;
 	m.status = ST_ACTIVE;
+	m.services = POL_SERVICES_ALL;
+	m.caps = ST_CAP_STREAMING;
 	snprintf(m.name, sizeof(m.name), "%s", name);
 	snprintf(m.backend, sizeof(m.backend), "%s", backend);
 	state_put_model(s, &m);

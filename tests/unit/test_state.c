@@ -45,7 +45,7 @@ static void test_keys(void)
 static void test_models_and_tenants(void)
 {
 	struct state *s = state_new();
-	struct st_model m = { 5, "gpt-4o", "be_openai", ST_ACTIVE, 0 };
+	struct st_model m = { .id = 5, .name = "gpt-4o", .backend = "be_openai" };
 	struct st_tenant t = { 10, "acme", ST_ACTIVE };
 
 	state_put_model(s, &m);

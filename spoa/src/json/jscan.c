@@ -6,6 +6,7 @@ struct scan {
 	const char *p, *end;
 	unsigned depth, max_depth;
 	int err;
+	const char *start; /* of the document, for offsets */
 };
 
 static void skip_ws(struct scan *s)
@@ -290,8 +291,10 @@ static int scan_model(struct scan *s, struct jscan_top *top)
 		return 0;
 	}
 	top->model_type = JSCAN_STRING;
+	top->model_offset = (size_t)(s->p - s->start);
 	if (scan_string(s, top->model, sizeof(top->model), &top->model_len, &top->model_too_long) < 0)
 		return -1;
+	top->model_raw_len = (size_t)(s->p - s->start) - top->model_offset;
 	top->model_has_nul = memchr(top->model, 0, top->model_len) != NULL;
 	return 0;
 }
@@ -370,7 +373,7 @@ static int scan_members(struct scan *s, struct jscan_top *top)
 
 int jscan_top(const char *p, size_t len, unsigned max_depth, struct jscan_top *out)
 {
-	struct scan s = { p, p + len, 0, max_depth ? max_depth : JSCAN_DEFAULT_DEPTH, 0 };
+	struct scan s = { p, p + len, 0, max_depth ? max_depth : JSCAN_DEFAULT_DEPTH, 0, p };
 	int rc;
 
 	memset(out, 0, sizeof(*out));

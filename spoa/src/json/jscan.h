@@ -43,6 +43,8 @@ struct jscan_top {
 	size_t model_len;
 	int model_too_long;         /* decoded value does not fit model[] */
 	int model_has_nul;          /* decoded value contains U+0000 */
+	size_t model_offset;        /* the (first) string value as written: its opening quote */
+	size_t model_raw_len;       /* ... and its length, both quotes included */
 	enum jscan_type stream_type;
 	int stream;                 /* when stream_type == JSCAN_BOOL */
 	enum jscan_type max_tokens_type;

@@ -194,6 +194,36 @@ static int put_key(struct state *s, const PGresult *r, int row, int64_t *id)
 	return 0;
 }
 
+/* A model's service types, names separated by ','; unknown names (a newer schema) are
+ * ignored, so they enable nothing. */
+static uint32_t col_model_services(const PGresult *r, int row, int col)
+{
+	const char *p = PQgetvalue(r, row, col);
+	uint32_t mask = 0;
+
+	while (*p) {
+		size_t l = strcspn(p, ",");
+		int bit = policy_service_bit(p, l);
+		if (bit >= 0)
+			mask |= 1u << bit;
+		p += l + (p[l] == ',');
+	}
+	return mask;
+}
+
+/* Capability flags as a string of '1'/'0': vision, tools, json_mode, streaming. */
+static uint32_t col_caps(const PGresult *r, int row, int col)
+{
+	static const uint32_t bits[] = { ST_CAP_VISION, ST_CAP_TOOLS, ST_CAP_JSON_MODE, ST_CAP_STREAMING };
+	const char *v = PQgetvalue(r, row, col);
+	uint32_t caps = 0;
+
+	for (size_t i = 0; i < sizeof(bits) / sizeof(bits[0]) && v[i]; i++)
+		if (v[i] == '1')
+			caps |= bits[i];
+	return caps;
+}
+
 static int put_model(struct state *s, const PGresult *r, int row, int64_t *id)
 {
 	struct st_model m;
@@ -204,7 +234,26 @@ static int put_model(struct state *s, const PGresult *r, int row, int64_t *id)
 	col_str(m.backend, sizeof(m.backend), r, row, 2);
 	m.status = col_status(r, row, 3) == ST_ACTIVE ? ST_ACTIVE : ST_DISABLED;
 	m.created = col_i64(r, row, 4);
+	col_str(m.upstream, sizeof(m.upstream), r, row, 5);
+	col_str(m.provider, sizeof(m.provider), r, row, 6);
+	m.services = col_model_services(r, row, 7);
+	m.caps = col_caps(r, row, 8);
+	m.context_length = (int32_t)col_i64(r, row, 9);
+	m.price_in = strtod(PQgetvalue(r, row, 10), NULL);
+	m.price_out = strtod(PQgetvalue(r, row, 11), NULL);
 	state_put_model(s, &m);
+	return 0;
+}
+
+static int put_alias(struct state *s, const PGresult *r, int row, int64_t *id)
+{
+	struct st_alias a;
+
+	memset(&a, 0, sizeof(a));
+	a.id = *id = col_i64(r, row, 0);
+	a.model_id = col_i64(r, row, 1);
+	col_str(a.alias, sizeof(a.alias), r, row, 2);
+	state_put_alias(s, &a);
 	return 0;
 }
 
@@ -213,8 +262,12 @@ static int put_model(struct state *s, const PGresult *r, int row, int64_t *id)
 	"SELECT id, tenant_id, encode(key_hash, 'hex'), prefix, status, "                 \
 	"coalesce(floor(extract(epoch FROM expires_at))::bigint, 0) FROM jairouter.api_keys"
 #define MODELS_SQL                                                                         \
-	"SELECT id, name, backend, status, floor(extract(epoch FROM created_at))::bigint "  \
-	"FROM jairouter.models"
+	"SELECT id, name, backend, status, floor(extract(epoch FROM created_at))::bigint, " \
+	"coalesce(upstream_name, ''), provider, array_to_string(services, ','), "          \
+	"concat(vision::int, tools::int, json_mode::int, streaming::int), "                  \
+	"coalesce(context_length, 0), coalesce(price_input_per_mtok, -1), "                \
+	"coalesce(price_output_per_mtok, -1) FROM jairouter.models"
+#define ALIASES_SQL "SELECT id, model_id, alias FROM jairouter.model_aliases"
 #define BY_IDS " WHERE id = ANY($1::bigint[])"
 
 /* ---- tenant policy rows (state/policy.h; sql/004_tenant_policy.sql) ---------------- */
@@ -380,7 +433,8 @@ static void del_credential(struct state *s, int64_t id)
 static const struct ps_table ps_tables[] = {
 	{ "tenants", TENANTS_SQL, TENANTS_SQL BY_IDS, 3, put_tenant, state_del_tenant },
 	{ "api_keys", KEYS_SQL, KEYS_SQL BY_IDS, 6, put_key, state_del_key },
-	{ "models", MODELS_SQL, MODELS_SQL BY_IDS, 5, put_model, state_del_model },
+	{ "models", MODELS_SQL, MODELS_SQL BY_IDS, 12, put_model, state_del_model },
+	{ "model_aliases", ALIASES_SQL, ALIASES_SQL BY_IDS, 3, put_alias, state_del_alias },
 	/* tenant policy */
 	{ "tenants", TENANT_POLICY_SQL, TENANT_POLICY_SQL BY_IDS, 5, put_tenant_policy,
 	  del_tenant_policy },

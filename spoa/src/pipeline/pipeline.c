@@ -38,6 +38,9 @@ static const char *const reason_names[PL_R__COUNT] = {
 	[PL_R_MODEL_NOT_GRANTED] = "model_not_granted",
 	[PL_R_MODEL_NOT_ALLOWED] = "model_not_allowed",
 	[PL_R_CREDENTIAL_UNAVAILABLE] = "credential_unavailable",
+	[PL_R_MODEL_NOT_SUPPORTED] = "model_not_supported",
+	[PL_R_STREAM_NOT_SUPPORTED] = "stream_not_supported",
+	[PL_R_INVALID_FORM] = "invalid_form",
 };
 
 const char *pl_reason_name(enum pl_reason r)
@@ -47,8 +50,11 @@ const char *pl_reason_name(enum pl_reason r)
 
 const char *pl_service_name(enum pl_service s)
 {
-	static const char *const names[PL_SVC__COUNT] = { "none", "chat", "completions", "embeddings",
-							  "models", "model" };
+	/* The catalogue's service type names (sql/003_catalogue.sql, state/policy.c). */
+	static const char *const names[PL_SVC__COUNT] = {
+		"none", "chat", "completions", "embeddings", "models", "model", "rerank",
+		"audio_speech", "audio_transcriptions", "images_generations", "images_edits",
+	};
 
 	return (unsigned)s < PL_SVC__COUNT ? names[s] : "unknown";
 }
@@ -58,6 +64,7 @@ void pl_ctx_init(struct pl_ctx *ctx, const struct pl_policy *policy)
 	memset(ctx, 0, sizeof(*ctx));
 	ctx->policy = *policy;
 	ctx->in.body_len = ctx->in.body_size = ctx->in.cred_count = -1;
+	ctx->in.model_off = ctx->in.model_raw_len = -1;
 }
 
 void pl_ctx_clear(struct pl_ctx *ctx)
@@ -360,6 +367,17 @@ static void set_upstream_var(struct spop_writer *w, const struct pl_verdict *v)
 	spop_action_set_var(w, SPOP_SCOPE_TXN, names[v->up_header], &d);
 }
 
+/* The upstream model name and where HAProxy's Lua filter puts it (haproxy/jairouter.lua). */
+static void set_rewrite_vars(struct spop_writer *w, const struct pl_verdict *v)
+{
+	if (!v->upstream_model[0])
+		return;
+	set_str_var(w, "upstream_model", v->upstream_model);
+	set_int_var(w, "model_off", v->model_off);
+	set_int_var(w, "model_len", v->model_len);
+	set_str_var(w, "model_rewrite", v->model_rewrite);
+}
+
 static int encode(const struct pl_verdict *v, uint64_t sid, uint64_t fid, uint8_t *buf, size_t cap,
 		  uint32_t max_frame, int with_body)
 {
@@ -385,6 +403,7 @@ static int encode(const struct pl_verdict *v, uint64_t sid, uint64_t fid, uint8_
 			set_str_var(&w, "tenant", v->tenant);
 		if (v->key_prefix[0])
 			set_str_var(&w, "key_prefix", v->key_prefix);
+		set_rewrite_vars(&w, v);
 		set_upstream_var(&w, v);
 	} else {
 		set_int_var(&w, "status", v->status);

@@ -50,6 +50,9 @@ enum pl_reason {
 	PL_R_MODEL_NOT_GRANTED,    /* answered like an unknown model (404) */
 	PL_R_MODEL_NOT_ALLOWED,    /* the key's model list (403) */
 	PL_R_CREDENTIAL_UNAVAILABLE,
+	PL_R_MODEL_NOT_SUPPORTED,  /* the model does not serve this service type (400) */
+	PL_R_STREAM_NOT_SUPPORTED, /* "stream": true on a model that cannot stream (400) */
+	PL_R_INVALID_FORM,         /* a multipart body we cannot read unambiguously (400) */
 	PL_R__COUNT
 };
 
@@ -62,6 +65,11 @@ enum pl_service {
 	PL_SVC_EMBEDDINGS,
 	PL_SVC_MODELS,     /* GET /v1/models: answered by the gateway itself */
 	PL_SVC_MODEL_GET,  /* GET /v1/models/{id} */
+	PL_SVC_RERANK,
+	PL_SVC_AUDIO_SPEECH,
+	PL_SVC_AUDIO_TRANSCRIPTIONS, /* multipart/form-data */
+	PL_SVC_IMAGES_GENERATIONS,
+	PL_SVC_IMAGES_EDITS,         /* multipart/form-data */
 	PL_SVC__COUNT
 };
 
@@ -81,7 +89,10 @@ struct pl_request {
 	int has_body;          /* the `body` argument was present (even if empty) */
 	struct pl_str model;   /* from the body (or the legacy `model` argument): a string */
 	int model_present;     /* a model was given, whatever its type */
-	int stream;            /* 1 when "stream": true */
+	int stream;            /* 1 when "stream": true (or the form field stream=true) */
+	int is_form;           /* the body is multipart/form-data (model from its form field) */
+	int64_t model_off;     /* the model value in the body as sent: offset and length */
+	int64_t model_raw_len; /* (JSON: the quoted token; form: the part's content); -1 none */
 	int64_t body_len;      /* bytes HAProxy buffered; -1 unknown */
 	int64_t body_size;     /* announced length; -1 unknown */
 	int64_t cred_count;    /* credential headers seen; -1 unknown */
@@ -109,6 +120,13 @@ struct pl_verdict {
 	char model[ST_MODEL_MAX];
 	char tenant[ST_NAME_MAX];
 	char key_prefix[ST_PREFIX_MAX];
+	/* allow, when the catalogue's upstream name differs from the model's name: the name
+	 * to send, and where HAProxy replaces the model value in the body (haproxy/
+	 * jairouter.lua) with model_rewrite, its encoding for the body (a JSON string with
+	 * quotes, or the raw form value). */
+	char upstream_model[ST_MODEL_MAX];
+	int64_t model_off, model_len;
+	char model_rewrite[2 * ST_MODEL_MAX + 2];
 	/* allow: the provider credential HAProxy injects upstream (policy.c); never logged,
 	 * zeroed by pl_ctx_clear. up_header: 0 none, else enum pol_header. */
 	int up_header;

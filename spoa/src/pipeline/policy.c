@@ -94,7 +94,7 @@ enum pl_result pl_stage_access(struct pl_ctx *ctx)
 	int bit = service_bit(ctx->service), hidden = 0;
 
 	if (!answered_here(ctx->service) && in->model.ptr)
-		m = state_find_model(s, in->model.ptr, in->model.len);
+		m = state_resolve_model(s, in->model.ptr, in->model.len);
 	if (m)
 		hidden = !policy_model_access(p, ctx->tenant_id, m->id);
 	store_read_end();

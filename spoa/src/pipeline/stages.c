@@ -6,6 +6,8 @@
 #include "pipeline/pipeline.h"
 
 #include "auth/apikey.h"
+#include "form/multipart.h"
+#include "state/policy.h"
 #include "util/json.h"
 
 #include <stdio.h>
@@ -128,6 +130,11 @@ static const struct route_entry routes[] = {
 	{ "POST", "/v1/chat/completions", PL_SVC_CHAT },
 	{ "POST", "/v1/completions", PL_SVC_COMPLETIONS },
 	{ "POST", "/v1/embeddings", PL_SVC_EMBEDDINGS },
+	{ "POST", "/v1/rerank", PL_SVC_RERANK },
+	{ "POST", "/v1/audio/speech", PL_SVC_AUDIO_SPEECH },
+	{ "POST", "/v1/audio/transcriptions", PL_SVC_AUDIO_TRANSCRIPTIONS },
+	{ "POST", "/v1/images/generations", PL_SVC_IMAGES_GENERATIONS },
+	{ "POST", "/v1/images/edits", PL_SVC_IMAGES_EDITS },
 	{ "GET", "/v1/models", PL_SVC_MODELS },
 };
 
@@ -224,8 +231,91 @@ static enum pl_result parse_json_body(struct pl_ctx *ctx)
 	if (j->model_type == JSCAN_STRING && !j->model_has_nul) {
 		in->model.ptr = j->model;
 		in->model.len = j->model_too_long ? ST_MODEL_MAX : j->model_len;
+		in->model_off = (int64_t)j->model_offset;
+		in->model_raw_len = (int64_t)j->model_raw_len;
 	}
 	return PL_NEXT;
+}
+
+static int body_truncated(const struct pl_request *in)
+{
+	return in->body_size >= 0 && in->body_len >= 0 && in->body_size > in->body_len;
+}
+
+static enum pl_result deny_too_large(struct pl_ctx *ctx, const char *what)
+{
+	const struct pl_request *in = &ctx->in;
+
+	return pl_deny(ctx, 413, PL_R_BODY_TOO_LARGE, "invalid_request_error", "request_too_large",
+		       NULL, "The request body (%lld bytes) is larger than the gateway can inspect "
+		       "(%lld bytes)%s.", (long long)in->body_size, (long long)in->body_len, what);
+}
+
+/* A form's stream field as the usual server-side parsers read booleans; anything else
+ * is refused rather than guessed. Returns 0 or 1, or -1. */
+static int form_bool(const char *p, size_t n)
+{
+	static const char *const yes[] = { "true", "1", "yes", "on", "t", "y" };
+	static const char *const no[] = { "false", "0", "no", "off", "f", "n", "" };
+
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
+		if (n == strlen(yes[i]) && strncasecmp(p, yes[i], n) == 0)
+			return 1;
+	for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+		if (n == strlen(no[i]) && strncasecmp(p, no[i], n) == 0)
+			return 0;
+	return -1;
+}
+
+/* Takes model and stream from a parsed form (fields of complete parts only). */
+static enum pl_result form_fields(struct pl_ctx *ctx, const struct mp_form *f)
+{
+	struct pl_request *in = &ctx->in;
+	const char *body = in->body.ptr;
+	int stream = 0;
+
+	if (f->model.count > 1)
+		return deny_body(ctx, PL_R_INVALID_MODEL, "duplicate_field", "model",
+				 "The form has more than one 'model' field.");
+	if (f->stream.count > 1 || (f->stream.count && f->stream.is_file) ||
+	    (f->stream.count && (stream = form_bool(body + f->stream.offset, f->stream.len)) < 0))
+		return deny_body(ctx, PL_R_INVALID_FORM, "invalid_type", "stream",
+				 "Invalid 'stream' form field: expected one 'true' or 'false'.");
+	in->stream = stream;
+	in->model_present = f->model.count > 0;
+	in->model.ptr = NULL;
+	in->model.len = 0;
+	if (f->model.count && !f->model.is_file && !memchr(body + f->model.offset, 0, f->model.len)) {
+		in->model.ptr = body + f->model.offset;
+		in->model.len = f->model.len;
+		in->model_off = (int64_t)f->model.offset;
+		in->model_raw_len = (int64_t)f->model.len;
+	}
+	return PL_NEXT;
+}
+
+/* Reads a multipart/form-data body (audio transcriptions, image edits): the model is
+ * its `model` field. HAProxy may have buffered only a prefix; a field is trusted only
+ * from a complete part, and a model not found in the prefix is 413, never a guess. */
+static enum pl_result parse_form_body(struct pl_ctx *ctx)
+{
+	const struct pl_request *in = &ctx->in;
+	char b[MP_BOUNDARY_MAX + 1];
+	int bl = mp_boundary(in->content_type.ptr, in->content_type.len, b);
+	int truncated = body_truncated(in);
+	struct mp_form f;
+
+	if (bl < 0)
+		return deny_body(ctx, PL_R_INVALID_FORM, "invalid_multipart", NULL,
+				 "The multipart/form-data Content-Type needs a valid boundary parameter.");
+	if (mp_parse(in->body.ptr ? in->body.ptr : "", in->body.len, b, (size_t)bl, &f) < 0 ||
+	    (!truncated && !f.complete))
+		return deny_body(ctx, PL_R_INVALID_FORM, "invalid_multipart", NULL,
+				 "We could not parse the multipart/form-data body of your request.");
+	if (truncated && !f.model.count)
+		return deny_too_large(ctx, ", and its 'model' field is not within the part the "
+				      "gateway can read: send 'model' before the file, or a smaller file");
+	return form_fields(ctx, &f);
 }
 
 static enum pl_result check_model_arg(struct pl_ctx *ctx)
@@ -258,12 +348,13 @@ static enum pl_result stage_request(struct pl_ctx *ctx)
 			       pl, in->path.ptr ? in->path.ptr : "");
 	if (is_answered_here(ctx->service))
 		return PL_NEXT;
+	ctx->in.is_form = mp_is_form(in->content_type.ptr, in->content_type.len);
+	if (in->has_body && ctx->in.is_form)
+		return parse_form_body(ctx) == PL_DONE ? PL_DONE : check_model_arg(ctx);
 	/* HAProxy hands us at most one buffer of body: if the announced size is larger,
-	 * json_query saw a truncated document and its 'model' cannot be trusted. */
-	if (in->body_size >= 0 && in->body_len >= 0 && in->body_size > in->body_len)
-		return pl_deny(ctx, 413, PL_R_BODY_TOO_LARGE, "invalid_request_error", "request_too_large",
-			       NULL, "The request body (%lld bytes) is larger than the gateway can "
-			       "inspect (%lld bytes).", (long long)in->body_size, (long long)in->body_len);
+	 * the JSON document is cut and its 'model' cannot be trusted. */
+	if (body_truncated(in))
+		return deny_too_large(ctx, "");
 	if (in->has_body && parse_json_body(ctx) == PL_DONE)
 		return PL_DONE;
 	return check_model_arg(ctx);
@@ -323,7 +414,7 @@ static enum pl_result get_model(struct pl_ctx *ctx)
 		return pl_deny(ctx, 404, PL_R_UNKNOWN_MODEL, "invalid_request_error", "model_not_found",
 			       "model", "The model does not exist or you do not have access to it.");
 	s = store_read_begin();
-	m = state_find_model(s, id, (size_t)n);
+	m = state_resolve_model(s, id, (size_t)n);
 	if (m && m->status == ST_ACTIVE && pl_model_visible(s, ctx, m))
 		model_json(&b, m);
 	store_read_end();
@@ -334,34 +425,104 @@ static enum pl_result get_model(struct pl_ctx *ctx)
 	return pl_respond(ctx, 200, b.p, b.len);
 }
 
+/* The upstream name goes into the body in place of the client's model value: the
+ * agent says where (its own parse of the body) and with which bytes; HAProxy's Lua
+ * filter (haproxy/jairouter.lua) splices them in and fixes Content-Length. Without a
+ * body the place is unknown, and the request is refused rather than sent with the
+ * wrong model. */
+static enum pl_result plan_rewrite(struct pl_ctx *ctx)
+{
+	struct pl_verdict *out = &ctx->out;
+	const struct pl_request *in = &ctx->in;
+	size_t used = 0, n = strlen(out->upstream_model);
+	char *w = out->model_rewrite;
+
+	if (in->model_off < 0 || in->model_raw_len <= 0) {
+		out->backend[0] = out->upstream_model[0] = '\0';
+		return pl_deny(ctx, 503, PL_R_INTERNAL, "server_error", "model_rewrite_unavailable",
+			       NULL, "The model `%s` must be sent upstream under another name, but "
+			       "the gateway did not receive the request body to rewrite it.", out->model);
+	}
+	out->model_off = in->model_off;
+	out->model_len = in->model_raw_len;
+	if (in->is_form) {
+		memcpy(w, out->upstream_model, n + 1); /* no control characters (SQL check) */
+		return PL_NEXT;
+	}
+	w[used++] = '"';
+	if (json_escape(w, sizeof(out->model_rewrite) - 1, &used, out->upstream_model, n) < 0)
+		return pl_fail(ctx, PL_R_INTERNAL);
+	w[used++] = '"';
+	w[used] = '\0';
+	return PL_NEXT;
+}
+
+/* What the catalogue says about the resolved model, copied out under the lock. */
+struct model_view {
+	enum st_status status;
+	uint32_t services, caps;
+};
+
+/* Service type and capabilities: 400 for a request this model cannot serve. */
+static enum pl_result check_catalogue(struct pl_ctx *ctx, const struct model_view *v)
+{
+	const char *svc = pl_service_name(ctx->service);
+	int bit = policy_service_bit(svc, strlen(svc));
+
+	if (bit < 0 || !(v->services & (1u << bit))) {
+		ctx->out.backend[0] = '\0';
+		return pl_deny(ctx, 400, PL_R_MODEL_NOT_SUPPORTED, "invalid_request_error",
+			       "model_not_supported", "model", "The model `%s` does not support the "
+			       "'%s' service.", ctx->out.model, svc);
+	}
+	if (ctx->in.stream && !(v->caps & ST_CAP_STREAMING)) {
+		ctx->out.backend[0] = '\0';
+		return pl_deny(ctx, 400, PL_R_STREAM_NOT_SUPPORTED, "invalid_request_error",
+			       "stream_not_supported", "stream", "The model `%s` does not support "
+			       "streaming: send the request without \"stream\": true.", ctx->out.model);
+	}
+	return ctx->out.upstream_model[0] ? plan_rewrite(ctx) : PL_NEXT;
+}
+
+/* Copies the resolved model (by name or alias) into the verdict. NULL when unknown. */
+static const struct st_model *resolve(struct pl_ctx *ctx, struct model_view *v)
+{
+	const struct pl_request *in = &ctx->in;
+	const struct st_model *m = state_resolve_model(store_read_begin(), in->model.ptr, in->model.len);
+
+	if (m) {
+		v->status = m->status;
+		v->services = m->services;
+		v->caps = m->caps;
+		snprintf(ctx->out.model, sizeof(ctx->out.model), "%s", m->name);
+		snprintf(ctx->out.backend, sizeof(ctx->out.backend), "%s", m->backend);
+		if (m->upstream[0] && strcmp(m->upstream, m->name) != 0)
+			snprintf(ctx->out.upstream_model, sizeof(ctx->out.upstream_model), "%s", m->upstream);
+	}
+	store_read_end();
+	return m;
+}
+
 static enum pl_result stage_authz(struct pl_ctx *ctx)
 {
 	const struct pl_request *in = &ctx->in;
 	int ml = (int)(in->model.len > MODEL_ECHO_MAX ? MODEL_ECHO_MAX : in->model.len);
-	const struct st_model *m;
-	enum st_status status;
+	struct model_view v;
 
 	if (ctx->service == PL_SVC_MODELS)
 		return list_models(ctx);
 	if (ctx->service == PL_SVC_MODEL_GET)
 		return get_model(ctx);
-	m = state_find_model(store_read_begin(), in->model.ptr, in->model.len);
-	status = m ? m->status : ST_DISABLED;
-	if (m) {
-		snprintf(ctx->out.model, sizeof(ctx->out.model), "%s", m->name);
-		snprintf(ctx->out.backend, sizeof(ctx->out.backend), "%s", m->backend);
-	}
-	store_read_end();
-	if (!m)
+	if (!resolve(ctx, &v))
 		return pl_deny(ctx, 404, PL_R_UNKNOWN_MODEL, "invalid_request_error", "model_not_found",
 			       "model", "The model `%.*s` does not exist or you do not have access to it.",
 			       ml, in->model.ptr);
-	if (status != ST_ACTIVE) {
-		ctx->out.backend[0] = '\0';
+	if (v.status != ST_ACTIVE) {
+		ctx->out.backend[0] = ctx->out.upstream_model[0] = '\0';
 		return pl_deny(ctx, 404, PL_R_MODEL_DISABLED, "invalid_request_error", "model_disabled",
 			       "model", "The model `%.*s` is currently disabled.", ml, in->model.ptr);
 	}
-	return PL_NEXT;
+	return check_catalogue(ctx, &v);
 }
 
 static enum pl_result stage_route(struct pl_ctx *ctx)

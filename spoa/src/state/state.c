@@ -16,6 +16,8 @@ struct state {
 	struct hmap keys_by_hash;
 	struct hmap models_by_id;
 	struct hmap models_by_name;
+	struct hmap aliases_by_id;
+	struct hmap aliases_by_name;
 	struct policy *policy; /* tenant policy (state/policy.h) */
 };
 
@@ -54,6 +56,19 @@ static int eq_model_name(const void *item, const void *key)
 	return strlen(m->name) == k->len && memcmp(m->name, k->name, k->len) == 0;
 }
 
+static int eq_alias_id(const void *item, const void *key)
+{
+	return ((const struct st_alias *)item)->id == *(const int64_t *)key;
+}
+
+static int eq_alias_name(const void *item, const void *key)
+{
+	const struct st_alias *a = item;
+	const struct name_key *k = key;
+
+	return strlen(a->alias) == k->len && memcmp(a->alias, k->name, k->len) == 0;
+}
+
 static void copy_str(char *dst, size_t cap, const char *src)
 {
 	size_t n = strnlen(src, cap - 1);
@@ -71,6 +86,8 @@ struct state *state_new(void)
 	hmap_init(&s->keys_by_hash);
 	hmap_init(&s->models_by_id);
 	hmap_init(&s->models_by_name);
+	hmap_init(&s->aliases_by_id);
+	hmap_init(&s->aliases_by_name);
 	s->policy = policy_new();
 	return s;
 }
@@ -89,11 +106,14 @@ void state_free(struct state *s)
 	hmap_each(&s->tenants_by_id, free_item, NULL);
 	hmap_each(&s->keys_by_id, free_item, NULL);
 	hmap_each(&s->models_by_id, free_item, NULL);
+	hmap_each(&s->aliases_by_id, free_item, NULL);
 	hmap_clear(&s->tenants_by_id);
 	hmap_clear(&s->keys_by_id);
 	hmap_clear(&s->keys_by_hash);
 	hmap_clear(&s->models_by_id);
 	hmap_clear(&s->models_by_name);
+	hmap_clear(&s->aliases_by_id);
+	hmap_clear(&s->aliases_by_name);
 	policy_free(s->policy);
 	free(s);
 }
@@ -143,11 +163,11 @@ void state_put_model(struct state *s, const struct st_model *m)
 
 	state_del_model(s, m->id);
 	n = xmalloc(sizeof(*n));
-	n->id = m->id;
-	n->status = m->status;
-	n->created = m->created;
+	*n = *m;
 	copy_str(n->name, sizeof(n->name), m->name);
 	copy_str(n->backend, sizeof(n->backend), m->backend);
+	copy_str(n->upstream, sizeof(n->upstream), m->upstream);
+	copy_str(n->provider, sizeof(n->provider), m->provider);
 	hmap_insert(&s->models_by_id, hmap_hash_u64((uint64_t)n->id), n);
 	hmap_insert(&s->models_by_name, hmap_hash_bytes(n->name, strlen(n->name)), n);
 }
@@ -163,6 +183,31 @@ void state_del_model(struct state *s, int64_t id)
 	k.len = strlen(m->name);
 	hmap_remove(&s->models_by_name, hmap_hash_bytes(k.name, k.len), eq_model_name, &k);
 	free(m);
+}
+
+void state_put_alias(struct state *s, const struct st_alias *a)
+{
+	struct st_alias *n;
+
+	state_del_alias(s, a->id);
+	n = xmalloc(sizeof(*n));
+	*n = *a;
+	copy_str(n->alias, sizeof(n->alias), a->alias);
+	hmap_insert(&s->aliases_by_id, hmap_hash_u64((uint64_t)n->id), n);
+	hmap_insert(&s->aliases_by_name, hmap_hash_bytes(n->alias, strlen(n->alias)), n);
+}
+
+void state_del_alias(struct state *s, int64_t id)
+{
+	struct st_alias *a = hmap_remove(&s->aliases_by_id, hmap_hash_u64((uint64_t)id), eq_alias_id, &id);
+	struct name_key k;
+
+	if (!a)
+		return;
+	k.name = a->alias;
+	k.len = strlen(a->alias);
+	hmap_remove(&s->aliases_by_name, hmap_hash_bytes(k.name, k.len), eq_alias_name, &k);
+	free(a);
 }
 
 const struct st_key *state_find_key(const struct state *s, const uint8_t hash[ST_HASH_LEN])
@@ -187,6 +232,20 @@ struct policy *state_policy(const struct state *s)
 	return s->policy;
 }
 
+const struct st_model *state_resolve_model(const struct state *s, const char *name, size_t len)
+{
+	const struct st_model *m = state_find_model(s, name, len);
+	struct name_key k = { name, len };
+	const struct st_alias *a;
+
+	if (m)
+		return m;
+	a = hmap_find(&s->aliases_by_name, hmap_hash_bytes(name, len), eq_alias_name, &k);
+	if (!a)
+		return NULL;
+	return hmap_find(&s->models_by_id, hmap_hash_u64((uint64_t)a->model_id), eq_model_id, &a->model_id);
+}
+
 size_t state_count_tenants(const struct state *s)
 {
 	return s->tenants_by_id.count;
@@ -200,6 +259,11 @@ size_t state_count_keys(const struct state *s)
 size_t state_count_models(const struct state *s)
 {
 	return s->models_by_id.count;
+}
+
+size_t state_count_aliases(const struct state *s)
+{
+	return s->aliases_by_id.count;
 }
 
 struct each_model_arg {

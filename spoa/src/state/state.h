@@ -38,12 +38,33 @@ struct st_key {
 	int64_t expires_at;    /* unix seconds; 0 = never */
 };
 
+/* Model capabilities (sql/003_catalogue.sql), bits of st_model.caps. */
+#define ST_CAP_VISION 0x1u
+#define ST_CAP_TOOLS 0x2u
+#define ST_CAP_JSON_MODE 0x4u
+#define ST_CAP_STREAMING 0x8u
+
+#define ST_PROVIDER_MAX 16 /* provider kind, e.g. "azure_openai" */
+
 struct st_model {
 	int64_t id;
 	char name[ST_MODEL_MAX];
 	char backend[ST_NAME_MAX];
 	enum st_status status; /* ST_ACTIVE or ST_DISABLED */
 	int64_t created;       /* unix seconds, for /v1/models */
+	char upstream[ST_MODEL_MAX]; /* name the model server expects; "" = name */
+	char provider[ST_PROVIDER_MAX];
+	uint32_t services;     /* bit (1 << policy_service_bit(name)) per service type */
+	uint32_t caps;         /* ST_CAP_* */
+	int32_t context_length; /* tokens; 0 = unknown */
+	double price_in, price_out; /* per million tokens; < 0 = not set */
+};
+
+/* Another name of a model (table model_aliases). */
+struct st_alias {
+	int64_t id;
+	int64_t model_id;
+	char alias[ST_MODEL_MAX];
 };
 
 struct state;
@@ -60,11 +81,18 @@ void state_put_model(struct state *s, const struct st_model *m);
 void state_del_tenant(struct state *s, int64_t id);
 void state_del_key(struct state *s, int64_t id);
 void state_del_model(struct state *s, int64_t id);
+/* Aliases are indexed by alias text; the model they name is looked up when resolving,
+ * so an alias may arrive before its model (or outlive it until its own deletion). */
+void state_put_alias(struct state *s, const struct st_alias *a);
+void state_del_alias(struct state *s, int64_t id);
 
 /* Lookups: NULL when absent. The key lookup compares digests in constant time. */
 const struct st_key *state_find_key(const struct state *s, const uint8_t hash[ST_HASH_LEN]);
 const struct st_tenant *state_find_tenant(const struct state *s, int64_t id);
 const struct st_model *state_find_model(const struct state *s, const char *name, size_t len);
+/* The model a client's name denotes: the model of that name, else the model an alias of
+ * that name points to. NULL when neither exists. */
+const struct st_model *state_resolve_model(const struct state *s, const char *name, size_t len);
 
 /* The tenant-policy part of this state (state/policy.h); written only by whoever may
  * write the state. */
@@ -73,6 +101,7 @@ struct policy *state_policy(const struct state *s);
 size_t state_count_tenants(const struct state *s);
 size_t state_count_keys(const struct state *s);
 size_t state_count_models(const struct state *s);
+size_t state_count_aliases(const struct state *s);
 
 /* Calls fn for every model (used by /v1/models-style listings and tests). */
 void state_each_model(const struct state *s, void (*fn)(const struct st_model *, void *),
