@@ -201,7 +201,7 @@ t_notify() {
 }
 check notify_payloads t_notify
 check migrations_recorded equals "$(q -c "SELECT string_agg(version, ',' ORDER BY version)
-	FROM jairouter.schema_migrations")" 001_schema,002_functions
+	FROM jairouter.schema_migrations")" "$(basename -s .sql sql/[0-9]*.sql | paste -sd,)"
 check unknown_command fails_with "unknown command 'frobnicate'" ctl frobnicate
 check help ctl help
 check no_database fails_with 'JAIROUTER_DATABASE is not set' env -u JAIROUTER_DATABASE scripts/jairouterctl tenant list
