@@ -16,8 +16,10 @@
 //                       also the list returned by GET /v1/models.
 //
 // Endpoints: POST /v1/chat/completions, POST /v1/completions (both also
-// streamed), POST /v1/embeddings, GET /v1/models, GET /v1/models/{id},
-// GET /health.
+// streamed), POST /v1/embeddings, POST /v1/rerank (Cohere/Jina style),
+// POST /v1/audio/speech (binary audio/mpeg), POST /v1/audio/transcriptions and
+// POST /v1/images/edits (multipart/form-data), POST /v1/images/generations,
+// GET /v1/models, GET /v1/models/{id}, GET /health.
 //
 // Test hooks (request headers):
 //   x-mock-status: N     answer with status N (400..599) and an OpenAI error body
@@ -27,8 +29,12 @@
 //   x-mock-server              the --name of this server
 //   x-mock-saw-authorization   present|absent (the value is never echoed)
 //   x-mock-saw-x-api-key       present|absent
+//   x-mock-authorization-sha256, x-mock-x-api-key-sha256, x-mock-api-key-sha256
+//                              hex SHA-256 of that request header when present (proves
+//                              which credential arrived without echoing it)
 //   x-mock-request-id          the x-request-id request header, or empty
 //   x-mock-body-sha256         hex SHA-256 of the raw request body
+//   x-mock-model               the model the request named (JSON or form field), when any
 //
 // Determinism: the reply text depends only on the server name and the
 // request; token counts are ceil(characters / 4) for prompts and one token
@@ -591,11 +597,134 @@ function getModel(req, res, id) {
 	sendJson(res, 200, JSON.stringify(modelObj(id)));
 }
 
+function rerank(req, res, body) {
+	const model = checkModel(res, body);
+	if (model === null) return;
+	const docs = body.documents;
+	if (typeof body.query !== 'string' || !Array.isArray(docs) || docs.length === 0) {
+		sendError(res, 400, "'query' (a string) and 'documents' (a non-empty array) are required.", 'invalid_request_error', null, 'invalid_value');
+		return;
+	}
+	const text = (d) => (typeof d === 'string' ? d : d && typeof d.text === 'string' ? d.text : JSON.stringify(d));
+	const words_of = (t) => t.toLowerCase().split(/[^a-z0-9]+/).filter(Boolean);
+	const q = new Set(words_of(body.query));
+	const results = docs.map((d, index) => {
+		const words = words_of(text(d));
+		const hits = words.filter((w) => q.has(w)).length;
+		return { index, relevance_score: words.length ? hits / words.length : 0 };
+	});
+	results.sort((a, b) => b.relevance_score - a.relevance_score || a.index - b.index);
+	const n = Number.isInteger(body.top_n) && body.top_n > 0 ? body.top_n : results.length;
+	const tokens = textTokens(body.query) + docs.reduce((t, d) => t + textTokens(text(d)), 0);
+	sendJson(res, 200, JSON.stringify({ id: newId('rerank-'), model, results: results.slice(0, n), usage: { total_tokens: tokens } }));
+}
+
+// A few bytes that look like an MPEG audio frame header, then the input's hash.
+function audioSpeech(req, res, body) {
+	const model = checkModel(res, body);
+	if (model === null) return;
+	if (typeof body.input !== 'string' || body.input === '') {
+		sendError(res, 400, "Missing required parameter: 'input'.", 'invalid_request_error', 'input', 'missing_required_parameter');
+		return;
+	}
+	const audio = Buffer.concat([
+		Buffer.from([0xff, 0xfb, 0x90, 0x64]),
+		crypto.createHash('sha256').update(`${NAME}\0${model}\0${body.voice}\0${body.input}`).digest(),
+	]);
+	res.writeHead(200, { 'content-type': 'audio/mpeg', 'content-length': audio.length });
+	res.end(audio);
+}
+
+function audioTranscriptions(req, res, form) {
+	const model = checkModel(res, form.fields);
+	if (model === null) return;
+	const file = form.files.file;
+	if (!file) {
+		sendError(res, 400, "Missing required parameter: 'file'.", 'invalid_request_error', 'file', 'missing_required_parameter');
+		return;
+	}
+	const text = `Transcribed ${file.data.length} bytes of ${file.filename || 'audio'} with ${model}.`;
+	if (form.fields.response_format === 'text') {
+		res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(text) });
+		res.end(text);
+		return;
+	}
+	sendJson(res, 200, JSON.stringify({ text }));
+}
+
+// One tiny transparent PNG, or a URL, per requested image.
+const PNG_1X1 = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==';
+
+function imagesAnswer(res, model, prompt, n, format) {
+	if (typeof prompt !== 'string' || prompt === '') {
+		sendError(res, 400, "Missing required parameter: 'prompt'.", 'invalid_request_error', 'prompt', 'missing_required_parameter');
+		return;
+	}
+	const count = Number.isInteger(n) && n > 0 && n <= 10 ? n : 1;
+	const data = [];
+	for (let i = 0; i < count; i++)
+		data.push(format === 'url' ? { url: `https://mock.invalid/${model}/${i}.png`, revised_prompt: prompt } : { b64_json: PNG_1X1, revised_prompt: prompt });
+	sendJson(res, 200, JSON.stringify({ created: Math.floor(Date.now() / 1000), data }));
+}
+
+function imagesGenerations(req, res, body) {
+	const model = checkModel(res, body);
+	if (model === null) return;
+	imagesAnswer(res, model, body.prompt, body.n, body.response_format);
+}
+
+function imagesEdits(req, res, form) {
+	const model = checkModel(res, form.fields);
+	if (model === null) return;
+	if (!form.files.image && !form.files['image[]']) {
+		sendError(res, 400, "Missing required parameter: 'image'.", 'invalid_request_error', 'image', 'missing_required_parameter');
+		return;
+	}
+	imagesAnswer(res, model, form.fields.prompt, Number(form.fields.n || 1), form.fields.response_format);
+}
+
 const POST_ROUTES = {
 	'/v1/chat/completions': chatCompletions,
 	'/v1/completions': completions,
 	'/v1/embeddings': embeddings,
+	'/v1/rerank': rerank,
+	'/v1/audio/speech': audioSpeech,
+	'/v1/images/generations': imagesGenerations,
 };
+
+// Routes whose request is multipart/form-data: handler(req, res, {fields, files}).
+const FORM_ROUTES = {
+	'/v1/audio/transcriptions': audioTranscriptions,
+	'/v1/images/edits': imagesEdits,
+};
+
+// A plain multipart/form-data reader (the mock trusts its client): null when malformed.
+function parseForm(contentType, raw) {
+	const m = /boundary=(?:"([^"]+)"|([^;\s]+))/i.exec(contentType || '');
+	if (!/^multipart\/form-data/i.test(contentType || '') || !m) return null;
+	const delim = Buffer.from(`--${m[1] || m[2]}`);
+	const fields = {};
+	const files = {};
+	let pos = raw.indexOf(delim);
+	if (pos !== 0) return null;
+	for (;;) {
+		pos += delim.length;
+		if (raw.slice(pos, pos + 2).toString() === '--') return { fields, files };
+		pos += 2;
+		const hend = raw.indexOf('\r\n\r\n', pos);
+		if (hend < 0) return null;
+		const head = raw.slice(pos, hend).toString('utf8');
+		const next = raw.indexOf(Buffer.concat([Buffer.from('\r\n'), delim]), hend + 4);
+		if (next < 0) return null;
+		const data = raw.slice(hend + 4, next);
+		const name = /name="([^"]*)"/i.exec(head);
+		const filename = /filename="([^"]*)"/i.exec(head);
+		if (!name) return null;
+		if (filename) files[name[1]] = { filename: filename[1], data };
+		else fields[name[1]] = data.toString('utf8');
+		pos = next + 2;
+	}
+}
 
 // ---------------------------------------------------------------- dispatch
 
@@ -640,7 +769,8 @@ function handle(req, res, raw) {
 		}
 	}
 
-	const post = method === 'POST' ? POST_ROUTES[path] : undefined;
+	const form = method === 'POST' ? FORM_ROUTES[path] : undefined;
+	const post = method === 'POST' ? POST_ROUTES[path] || form : undefined;
 	let get = null;
 	if (method === 'GET') {
 		if (path === '/v1/models') get = (rq, rs) => listModels(rq, rs);
@@ -666,6 +796,16 @@ function handle(req, res, raw) {
 	}
 
 	if (get) return get(req, res);
+	if (form) {
+		const parsed = parseForm(req.headers['content-type'], raw);
+		if (!parsed) {
+			sendError(res, 400, 'Could not parse the multipart/form-data body.', 'invalid_request_error', null, null);
+			return;
+		}
+		if (typeof parsed.fields.model === 'string') res.setHeader('x-mock-model', parsed.fields.model);
+		form(req, res, parsed);
+		return;
+	}
 
 	let body;
 	try {
@@ -685,6 +825,7 @@ function handle(req, res, raw) {
 		sendError(res, 400, 'The request body must be a JSON object.', 'invalid_request_error', null, null);
 		return;
 	}
+	if (typeof body.model === 'string') res.setHeader('x-mock-model', body.model);
 	post(req, res, body);
 }
 
@@ -709,6 +850,9 @@ const server = http.createServer((req, res) => {
 		res.setHeader('x-mock-server', NAME);
 		res.setHeader('x-mock-saw-authorization', req.headers.authorization !== undefined ? 'present' : 'absent');
 		res.setHeader('x-mock-saw-x-api-key', req.headers['x-api-key'] !== undefined ? 'present' : 'absent');
+		for (const h of ['authorization', 'x-api-key', 'api-key'])
+			if (typeof req.headers[h] === 'string')
+				res.setHeader(`x-mock-${h}-sha256`, crypto.createHash('sha256').update(req.headers[h]).digest('hex'));
 		res.setHeader('x-mock-request-id', ridStr);
 		res.setHeader('x-mock-body-sha256', crypto.createHash('sha256').update(raw).digest('hex'));
 		// Like OpenAI, every answer carries a request id: the caller's, or a new one.

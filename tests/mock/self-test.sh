@@ -235,6 +235,31 @@ check "chunk delay: stream complete" test "$(grep '^data: ' "$tmp/body" | tail -
 check "chunk delay: server name in reply" bash -c "grep '^data: {' '$tmp/body' | sed 's/^data: //' | jq -rj '.choices[0].delta.content // empty' | grep -q 'Hello from slow'"
 
 # --- --require-key / --models
+# --- rerank, audio, images (base is still m1)
+req POST /v1/rerank '{"model":"rr","query":"red fox","documents":["a blue car","the red fox jumps",{"text":"fox"}],"top_n":2}'
+check "rerank: results by relevance, top_n" j '(.results | length) == 2 and .results[0].index == 2 and .results[1].index == 1 and (.results[0].relevance_score | type == "number")'
+check "rerank: x-mock-model" test "$(hdr x-mock-model)" = rr
+req POST /v1/audio/speech '{"model":"tts-1","input":"Hello","voice":"alloy"}'
+check "speech: audio/mpeg bytes" bash -c "[[ $status == 200 && \$(head -c 2 '$tmp/body' | od -An -tx1 | tr -d ' ') == fffb ]] && [[ '$(hdr content-type)' == audio/mpeg ]]"
+printf 'RIFF0123' >"$tmp/a.wav"
+req POST /v1/audio/transcriptions '' -F model=whisper-1 -F "file=@$tmp/a.wav;type=audio/wav"
+check "transcriptions: multipart in, text out" j '.text | contains("8 bytes of a.wav with whisper-1")'
+check "transcriptions: x-mock-model from the form" test "$(hdr x-mock-model)" = whisper-1
+req POST /v1/audio/transcriptions '' -F "file=@$tmp/a.wav" -F model=whisper-1 -F response_format=text
+check "transcriptions: response_format text" test "$(cat "$tmp/body")" = "Transcribed 8 bytes of a.wav with whisper-1."
+req POST /v1/audio/transcriptions '' -F model=whisper-1
+check "transcriptions: no file -> 400" test "$status" = 400
+req POST /v1/images/generations '{"model":"dall-e-3","prompt":"a cat","n":2}'
+check "images: b64_json data" j '(.data | length) == 2 and (.data[0].b64_json | type == "string") and (.created | type == "number")'
+req POST /v1/images/generations '{"model":"dall-e-3","prompt":"a cat","response_format":"url"}'
+check "images: url data" j '.data[0].url | startswith("https://")'
+printf 'PNG' >"$tmp/i.png"
+req POST /v1/images/edits '' -F "image=@$tmp/i.png;type=image/png" -F prompt=hat -F model=dall-e-2
+check "image edits: multipart in" j '(.data | length) == 1 and (.data[0].b64_json | type == "string")'
+check "image edits: body sha256" test "$(hdr x-mock-body-sha256)" != ""
+req POST /v1/images/edits 'not a form'
+check "image edits: not multipart -> 400" test "$status" = 400
+
 start strict --require-key sk-good --models alpha,beta || not_ok "start with --require-key"
 base=http://127.0.0.1:$port
 req POST /v1/chat/completions '{"model":"alpha","messages":[{"role":"user","content":"hi"}]}' -H 'Authorization: Bearer sk-good'

@@ -1,0 +1,79 @@
+-- jairouter.lua: the model-name rewrite for models whose upstream name differs from
+-- the name clients use (docs/catalogue.md, "The upstream name").
+--
+-- The agent parses the request body itself; when the catalogue's upstream name differs
+-- it answers with where the model value is and what to put there:
+--   txn.jr.model_off      offset of the value in the body (JSON: the opening quote)
+--   txn.jr.model_len      its length as sent (JSON: quotes and escapes included)
+--   txn.jr.model_rewrite  the replacement bytes (a JSON string, or the raw form value)
+-- This filter splices those bytes in and nothing else, so every other byte of the body
+-- passes as the client sent it, and fixes Content-Length. No second JSON or multipart
+-- parser here: the place is the one the routing decision read.
+--
+-- HAProxy 2.6 can change a request body only from a filter (HTTPMessage:set; the
+-- Channel functions may not alter HTTP messages from actions), hence a filter:
+--     lua-load haproxy/jairouter.lua              (global)
+--     filter lua.jairouter-rewrite                (frontend, after the spoe filter)
+-- A request whose value is not where the agent said (it cannot happen with one
+-- buffered body, but a filter must not guess) is aborted rather than sent with the
+-- wrong model.
+
+local Rewrite = {}
+Rewrite.id = "jairouter model rewrite"
+Rewrite.flags = filter.FLT_CFG_FL_HTX
+Rewrite.__index = Rewrite
+
+function Rewrite:new()
+	local f = {}
+	setmetatable(f, Rewrite)
+	f.seen = 0 -- body bytes that went past this filter
+	f.done = true
+	return f
+end
+
+local function var(txn, name)
+	return txn:get_var("txn.jr." .. name)
+end
+
+-- Runs once the agent has answered: plans the rewrite and fixes Content-Length.
+function Rewrite:http_headers(txn, http_msg)
+	if http_msg.channel:is_resp() then
+		return filter.CONTINUE
+	end
+	local rewrite, off, len = var(txn, "model_rewrite"), var(txn, "model_off"), var(txn, "model_len")
+	if var(txn, "verdict") ~= "allow" or rewrite == nil or off == nil or len == nil then
+		return filter.CONTINUE
+	end
+	self.rewrite, self.off, self.len = rewrite, tonumber(off), tonumber(len)
+	self.done = false
+	local cl = http_msg:get_headers()["content-length"]
+	if cl ~= nil and cl[0] ~= nil then
+		http_msg:set_header("content-length", tostring(tonumber(cl[0]) + #rewrite - self.len))
+	end
+	filter.register_data_filter(self, http_msg.channel)
+	return filter.CONTINUE
+end
+
+function Rewrite:http_payload(txn, http_msg)
+	if http_msg.channel:is_resp() or self.done then
+		return
+	end
+	local avail = http_msg:input()
+	local rel = self.off - self.seen
+	if rel + self.len <= avail then
+		if http_msg:set(self.rewrite, rel, self.len) < 0 then
+			error("jairouter: model rewrite failed") -- never forward the client's model name
+		end
+		self.done = true
+		filter.unregister_data_filter(self, http_msg.channel)
+		return
+	end
+	if rel < avail then
+		error("jairouter: model value not in the buffered body") -- refuse rather than guess
+	end
+	self.seen = self.seen + avail
+end
+
+core.register_filter("jairouter-rewrite", Rewrite, function(f, args)
+	return f
+end)
