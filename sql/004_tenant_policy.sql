@@ -124,7 +124,8 @@ CREATE TABLE IF NOT EXISTS jairouter.provider_credentials (
 	key_id     text NOT NULL CONSTRAINT provider_credentials_key_id_check
 		CHECK (key_id ~ '^[A-Za-z0-9_.-]{1,32}$'),
 	ciphertext text NOT NULL CONSTRAINT provider_credentials_ciphertext_check
-		CHECK (ciphertext ~ '^[A-Za-z0-9+/]{40,8192}={0,2}$'),
+		CHECK (octet_length(ciphertext) BETWEEN 40 AND 8192
+			AND ciphertext ~ '^[A-Za-z0-9+/]+={0,2}$'),
 	created_at timestamptz NOT NULL DEFAULT now(),
 	updated_at timestamptz NOT NULL DEFAULT now(),
 	CONSTRAINT provider_credentials_target_check CHECK (
