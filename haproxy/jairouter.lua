@@ -7,8 +7,10 @@
 --   txn.jr.model_len      its length as sent (JSON: quotes and escapes included)
 --   txn.jr.model_rewrite  the replacement bytes (a JSON string, or the raw form value)
 -- This filter splices those bytes in and nothing else, so every other byte of the body
--- passes as the client sent it, and fixes Content-Length. No second JSON or multipart
--- parser here: the place is the one the routing decision read.
+-- passes as the client sent it. No second JSON or multipart parser here: the place is
+-- the one the routing decision read. haproxy.cfg sets the new Content-Length with an
+-- http-request rule: in 2.6 the HTTPMessage header functions fail once the body has
+-- been buffered (option http-buffer-request), which is always the case here.
 --
 -- HAProxy 2.6 can change a request body only from a filter (HTTPMessage:set; the
 -- Channel functions may not alter HTTP messages from actions), hence a filter:
@@ -35,7 +37,7 @@ local function var(txn, name)
 	return txn:get_var("txn.jr." .. name)
 end
 
--- Runs once the agent has answered: plans the rewrite and fixes Content-Length.
+-- Runs once the agent has answered and the http-request rules are done: plans the rewrite.
 function Rewrite:http_headers(txn, http_msg)
 	if http_msg.channel:is_resp() then
 		return filter.CONTINUE
@@ -46,10 +48,6 @@ function Rewrite:http_headers(txn, http_msg)
 	end
 	self.rewrite, self.off, self.len = rewrite, tonumber(off), tonumber(len)
 	self.done = false
-	local cl = http_msg:get_headers()["content-length"]
-	if cl ~= nil and cl[0] ~= nil then
-		http_msg:set_header("content-length", tostring(tonumber(cl[0]) + #rewrite - self.len))
-	end
 	filter.register_data_filter(self, http_msg.channel)
 	return filter.CONTINUE
 end
