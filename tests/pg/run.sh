@@ -2,6 +2,7 @@
 # The PostgreSQL suite: a throwaway PostgreSQL 15 on a free loopback port, the
 # migrations (applied twice: they must be idempotent), then
 #   tests/pg/test_sql.sh     jairouterctl and the SQL functions, end to end
+#   tests/pg/test_policy_sql.sh  tenant policy: grants, key rotation, credentials, audit
 #   test_pgsync              the agent's synchroniser under ASan + UBSan
 # each against a database of its own. The last line is the summed
 # "N passed, N failed"; the exit status is non-zero on any failure.
@@ -88,14 +89,20 @@ if ! pg_start "$dir/pg" "$port"; then
 fi
 sql_db=$(pg_create_db "$port" jr_sql)
 sync_db=$(pg_create_db "$port" jr_pgsync)
+policy_db=$(pg_create_db "$port" jr_policy)
 
 step migrate_sql_db migrate_twice "$sql_db"
 step migrate_pgsync_db migrate_twice "$sync_db"
+step migrate_policy_db migrate_twice "$policy_db"
 step build_test_pgsync build_test
 
 echo "# test_sql.sh"
 JAIROUTER_DATABASE=$sql_db bash tests/pg/test_sql.sh 2>&1 | tee "$dir/test_sql.log" || true
 tally "$dir/test_sql.log"
+
+echo "# test_policy_sql.sh"
+JAIROUTER_DATABASE=$policy_db bash tests/pg/test_policy_sql.sh 2>&1 | tee "$dir/test_policy_sql.log" || true
+tally "$dir/test_policy_sql.log"
 
 if [[ -x $dir/test_pgsync ]]; then
 	echo "# test_pgsync (ASan + UBSan)"

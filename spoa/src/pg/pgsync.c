@@ -944,8 +944,13 @@ static void ps_conn_io(struct pgsync *ps, short what)
 			return;
 	}
 	ps_read_results(ps);
-	if (ps->conn)
-		ps_next_job(ps);
+	if (!ps->conn)
+		return;
+	/* libpq parses what follows a result (a NOTIFY that arrived with it) only once the
+	 * result has been taken: collect those now, or they would wait for the next byte
+	 * on the socket. */
+	ps_drain_notifies(ps);
+	ps_next_job(ps);
 }
 
 static void ps_io_cb(evutil_socket_t fd, short what, void *arg)
