@@ -83,6 +83,8 @@ static void test_cidr_v6_and_mapped(void)
 	CHECK(allowed("::ffff:10.0.0.0/104", 4, "10.1.2.3"));
 	CHECK(!allowed("::ffff:10.0.0.0/104", 4, "11.1.2.3"));
 	CHECK(!allowed("10.0.0.0/8", 6, "::a00:1")); /* IPv4-compatible is not mapped */
+	CHECK(allowed("::/0", 6, "::ffff:10.1.2.3"));  /* the mapped address is IPv6 too */
+	CHECK(!allowed("::/0", 4, "10.1.2.3"));
 }
 
 static void test_cidr_parse_errors(void)
@@ -95,6 +97,7 @@ static void test_cidr_parse_errors(void)
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		CHECK_EQ_INT(policy_cidrs_parse(bad[i], strlen(bad[i]), c, 4), -1);
+	CHECK_EQ_INT(policy_cidrs_parse("10.0.0.0/8\0x", 12, c, 4), -1); /* an embedded NUL */
 	CHECK_EQ_INT(policy_cidrs_parse("1.1.1.1, 2.2.2.2 ,::1", 21, c, 4), 3);
 	CHECK_EQ_INT(policy_cidrs_parse("1.1.1.1,1.1.1.2,1.1.1.3,1.1.1.4,1.1.1.5", 39, c, 4), -1);
 	/* An unreadable list admits nobody (fail closed); an unknown family neither. */

@@ -221,7 +221,7 @@ int policy_cidrs_parse(const char *text, size_t len, struct pol_cidr *out, size_
 			p++, l--;
 		while (l && p[l - 1] == ' ')
 			l--;
-		if (l == 0 || l >= sizeof(item) || n == max)
+		if (l == 0 || l >= sizeof(item) || n == max || memchr(p, '\0', l))
 			return -1;
 		memcpy(item, p, l);
 		item[l] = '\0';
@@ -245,22 +245,23 @@ static int prefix_match(const uint8_t *a, const uint8_t *b, unsigned bits)
 	return ((a[whole] ^ b[whole]) & (uint8_t)(0xff << (8 - rest))) == 0;
 }
 
-int policy_ip_allowed(const struct pol_iplist *l, int family, const uint8_t addr[16])
+static int in_list(const struct pol_iplist *l, int family, const uint8_t *a)
 {
-	const uint8_t *a = addr;
-
-	if (!l->restricted)
-		return 1;
-	if (family == 6 && memcmp(addr, v4_mapped, 12) == 0) {
-		family = 4;
-		a = addr + 12;
-	}
-	if (family != 4 && family != 6)
-		return 0;
 	for (size_t i = 0; i < l->n; i++)
 		if (l->cidrs[i].family == family && prefix_match(l->cidrs[i].addr, a, l->cidrs[i].bits))
 			return 1;
 	return 0;
+}
+
+/* An IPv4-mapped IPv6 client is checked as the IPv4 address it carries, and as itself
+ * against IPv6 networks wide enough to hold it (e.g. ::/0). */
+int policy_ip_allowed(const struct pol_iplist *l, int family, const uint8_t addr[16])
+{
+	if (!l->restricted)
+		return 1;
+	if (family == 6 && memcmp(addr, v4_mapped, 12) == 0 && in_list(l, 4, addr + 12))
+		return 1;
+	return (family == 4 || family == 6) && in_list(l, family, addr);
 }
 
 int policy_iplist_parse(struct pol_iplist *l, const char *text, size_t len)

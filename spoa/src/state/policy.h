@@ -132,8 +132,9 @@ size_t policy_count_credentials(const struct policy *p);
  * entry is malformed or there are more than max. */
 int policy_cidrs_parse(const char *text, size_t len, struct pol_cidr *out, size_t max);
 
-/* Whether the address (family 4 or 6; an IPv4-mapped IPv6 address counts as IPv4) is in
- * the list. An unrestricted list admits everything; an unknown family (0) nothing. */
+/* Whether the address (family 4 or 6) is in the list. An IPv4-mapped IPv6 address also
+ * matches the IPv4 networks (as the address it carries). An unrestricted list admits
+ * everything; an unknown family (0) nothing. */
 int policy_ip_allowed(const struct pol_iplist *l, int family, const uint8_t addr[16]);
 
 /* Parses text into *l (restricted when text is not empty). Returns 0 or -1. */
