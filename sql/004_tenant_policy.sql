@@ -211,18 +211,7 @@ CREATE TRIGGER provider_credentials_touch BEFORE UPDATE ON jairouter.provider_cr
 
 -- ---- helpers -------------------------------------------------------------------------
 
-CREATE OR REPLACE FUNCTION jairouter.model_id(p_name text) RETURNS bigint
-LANGUAGE plpgsql STABLE AS $$
-DECLARE
-	m_id bigint;
-BEGIN
-	SELECT id INTO m_id FROM jairouter.models WHERE name = p_name;
-	IF NOT FOUND THEN
-		RAISE EXCEPTION 'model "%" not found', p_name USING ERRCODE = 'no_data_found';
-	END IF;
-	RETURN m_id;
-END;
-$$;
+-- jairouter.model_id(name) comes from 003_catalogue.sql.
 
 CREATE OR REPLACE FUNCTION jairouter.group_id(p_name text) RETURNS bigint
 LANGUAGE plpgsql STABLE AS $$
@@ -290,41 +279,37 @@ BEGIN
 END;
 $$;
 
--- Merges p_patch into the settings (a JSON null value removes that key).
-CREATE OR REPLACE FUNCTION jairouter.set_tenant_settings(p_tenant text, p_patch jsonb)
-RETURNS jsonb LANGUAGE plpgsql AS $$
+-- Merges p_patch into the tenant's jsonb column p_column ('settings' or 'labels'); a JSON
+-- null value removes that key. p_rules names what the column accepts, for the error.
+CREATE OR REPLACE FUNCTION jairouter.merge_tenant_json(p_tenant text, p_column text,
+	p_patch jsonb, p_rules text) RETURNS jsonb
+LANGUAGE plpgsql AS $$
 DECLARE
 	result jsonb;
 BEGIN
 	IF p_patch IS NULL OR jsonb_typeof(p_patch) <> 'object' THEN
-		RAISE EXCEPTION 'settings must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+		RAISE EXCEPTION '% must be a JSON object', p_column USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	UPDATE jairouter.tenants SET settings = jsonb_strip_nulls(settings || p_patch)
-	WHERE id = jairouter.tenant_id(p_tenant) RETURNING settings INTO result;
+	EXECUTE format('UPDATE jairouter.tenants SET %1$I = jsonb_strip_nulls(%1$I || $1) '
+		'WHERE id = $2 RETURNING %1$I', p_column)
+		INTO result USING p_patch, jairouter.tenant_id(p_tenant);
 	RETURN result;
 EXCEPTION WHEN check_violation THEN
-	RAISE EXCEPTION 'invalid settings %: keys are masking (true|false), on_error '
-		'("fail-open"|"fail-closed") and limits (an object)', p_patch
+	RAISE EXCEPTION 'invalid % %: %', p_column, p_patch, p_rules
 		USING ERRCODE = 'invalid_parameter_value';
 END;
 $$;
 
+CREATE OR REPLACE FUNCTION jairouter.set_tenant_settings(p_tenant text, p_patch jsonb)
+RETURNS jsonb LANGUAGE sql AS $$
+	SELECT jairouter.merge_tenant_json(p_tenant, 'settings', p_patch, 'keys are masking '
+		'(true|false), on_error ("fail-open"|"fail-closed") and limits (an object)')
+$$;
+
 CREATE OR REPLACE FUNCTION jairouter.set_tenant_labels(p_tenant text, p_patch jsonb)
-RETURNS jsonb LANGUAGE plpgsql AS $$
-DECLARE
-	result jsonb;
-BEGIN
-	IF p_patch IS NULL OR jsonb_typeof(p_patch) <> 'object' THEN
-		RAISE EXCEPTION 'labels must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
-	END IF;
-	UPDATE jairouter.tenants SET labels = jsonb_strip_nulls(labels || p_patch)
-	WHERE id = jairouter.tenant_id(p_tenant) RETURNING labels INTO result;
-	RETURN result;
-EXCEPTION WHEN check_violation THEN
-	RAISE EXCEPTION 'invalid labels %: at most 8, names like team_name (a-z, 0-9, _), '
-		'string values of at most 64 characters', p_patch
-		USING ERRCODE = 'invalid_parameter_value';
-END;
+RETURNS jsonb LANGUAGE sql AS $$
+	SELECT jairouter.merge_tenant_json(p_tenant, 'labels', p_patch, 'at most 8, names like '
+		'team_name (a-z, 0-9, _), string values of at most 64 characters')
 $$;
 
 -- ---- models: visibility and groups ----------------------------------------------------

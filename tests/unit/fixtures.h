@@ -5,6 +5,7 @@
 #define JR_TEST_FIXTURES_H
 
 #include "auth/apikey.h"
+#include "spop/spop.h"
 #include "state/state.h"
 
 #include <stdio.h>
@@ -47,6 +48,40 @@ static inline int fx_contains(const uint8_t *p, size_t n, const char *s)
 		if (memcmp(p + i, s, l) == 0)
 			return 1;
 	return 0;
+}
+
+/* One argument of a NOTIFY message. */
+struct fx_arg {
+	const char *name;
+	struct spop_data value;
+};
+
+static inline void fx_put_raw(struct spop_writer *w, const void *p, size_t n)
+{
+	if (w->len + n > w->cap) {
+		w->overflow = 1;
+		return;
+	}
+	memcpy(w->buf + w->len, p, n);
+	w->len += n;
+}
+
+/* Builds a LIST-OF-MESSAGES with one message `msg` into buf. Returns its size, or 0
+ * when it does not fit cap. */
+static inline size_t fx_build_payload(uint8_t *buf, size_t cap, const char *msg,
+				      const struct fx_arg *args, int n)
+{
+	struct spop_writer w;
+	uint8_t v[10], nargs = (uint8_t)n;
+	int vl = spop_varint_encode(strlen(msg), v, sizeof(v));
+
+	spop_writer_init(&w, buf, cap);
+	fx_put_raw(&w, v, (size_t)vl);
+	fx_put_raw(&w, msg, strlen(msg));
+	fx_put_raw(&w, &nargs, 1);
+	for (int i = 0; i < n; i++)
+		spop_put_kv(&w, args[i].name, &args[i].value);
+	return w.overflow ? 0 : w.len;
 }
 
 #endif /* JR_TEST_FIXTURES_H */

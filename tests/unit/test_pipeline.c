@@ -19,11 +19,6 @@
 #define KEY_OTHER_TENANT "jr-00000000000000000000000000000000000000000000000000000000000000dd"
 #define KEY_UNKNOWN "jr-00000000000000000000000000000000000000000000000000000000000000ee"
 
-struct arg {
-	const char *name;
-	struct spop_data value;
-};
-
 static void put_key(struct state *s, int64_t id, int64_t tenant, const char *key, enum st_status st,
 		    int64_t expires)
 {
@@ -61,32 +56,14 @@ static void load_catalogue(void)
 	store_set_db_online(1);
 }
 
-static void put_raw(struct spop_writer *w, const void *p, size_t n)
-{
-	if (w->len + n > w->cap) {
-		w->overflow = 1;
-		return;
-	}
-	memcpy(w->buf + w->len, p, n);
-	w->len += n;
-}
-
 /* Builds a LIST-OF-MESSAGES with one message. */
-static size_t build_payload(uint8_t *buf, size_t cap, const char *msg, const struct arg *args, int n)
+static size_t build_payload(uint8_t *buf, size_t cap, const char *msg, const struct fx_arg *args,
+			    int n)
 {
-	struct spop_writer w;
-	uint8_t v[10];
-	uint8_t nargs = (uint8_t)n;
-	int vl = spop_varint_encode(strlen(msg), v, sizeof(v));
+	size_t len = fx_build_payload(buf, cap, msg, args, n);
 
-	spop_writer_init(&w, buf, cap);
-	put_raw(&w, v, (size_t)vl);
-	put_raw(&w, msg, strlen(msg));
-	put_raw(&w, &nargs, 1);
-	for (int i = 0; i < n; i++)
-		spop_put_kv(&w, args[i].name, &args[i].value);
-	CHECK(!w.overflow);
-	return w.len;
+	CHECK(len > 0);
+	return len;
 }
 
 struct outcome {
@@ -117,7 +94,7 @@ static const struct req_spec base_req = { "POST", "/v1/chat/completions", "Beare
 /* Runs the default pipeline on a request; the verdict lands in *v. */
 static void decide(const struct req_spec *r, struct pl_verdict *v)
 {
-	struct arg args[12];
+	struct fx_arg args[12];
 	int n = 0;
 	uint8_t buf[4096];
 	size_t len;
@@ -125,19 +102,19 @@ static void decide(const struct req_spec *r, struct pl_verdict *v)
 	struct pl_policy pol = { 0, 2000 };
 	struct outcome o = { 0, 0 };
 
-	args[n++] = (struct arg){ "method", spop_cstr(r->method) };
-	args[n++] = (struct arg){ "path", spop_cstr(r->path) };
-	args[n++] = (struct arg){ "authorization", r->auth ? spop_cstr(r->auth) : (struct spop_data){ SPOP_DATA_NULL, { 0 } } };
+	args[n++] = (struct fx_arg){ "method", spop_cstr(r->method) };
+	args[n++] = (struct fx_arg){ "path", spop_cstr(r->path) };
+	args[n++] = (struct fx_arg){ "authorization", r->auth ? spop_cstr(r->auth) : (struct spop_data){ SPOP_DATA_NULL, { 0 } } };
 	if (r->xkey)
-		args[n++] = (struct arg){ "api_key", spop_cstr(r->xkey) };
+		args[n++] = (struct fx_arg){ "api_key", spop_cstr(r->xkey) };
 	if (r->model_as_int)
-		args[n++] = (struct arg){ "model", spop_int64(5) };
+		args[n++] = (struct fx_arg){ "model", spop_int64(5) };
 	else if (r->model)
-		args[n++] = (struct arg){ "model", spop_cstr(r->model) };
-	args[n++] = (struct arg){ "body_len", spop_int64(r->body_len) };
-	args[n++] = (struct arg){ "body_size", spop_int64(r->body_size) };
-	args[n++] = (struct arg){ "cred_count", spop_int64(r->cred_count) };
-	args[n++] = (struct arg){ "unknown_future_arg", spop_bool(1) };
+		args[n++] = (struct fx_arg){ "model", spop_cstr(r->model) };
+	args[n++] = (struct fx_arg){ "body_len", spop_int64(r->body_len) };
+	args[n++] = (struct fx_arg){ "body_size", spop_int64(r->body_size) };
+	args[n++] = (struct fx_arg){ "cred_count", spop_int64(r->cred_count) };
+	args[n++] = (struct fx_arg){ "unknown_future_arg", spop_bool(1) };
 	len = build_payload(buf, sizeof(buf), "jairouter-request", args, n);
 	pl_ctx_init(&ctx, &pol);
 	CHECK_EQ_INT(pl_request_decode(&ctx, buf, len), PL_DECODE_OK);
@@ -254,16 +231,16 @@ static void test_models(void)
 
 static void expect_respond(const struct req_spec *r, const char *body)
 {
-	struct arg args[4];
+	struct fx_arg args[4];
 	uint8_t buf[1024];
 	size_t len;
 	struct pl_ctx ctx;
 	struct pl_policy pol = { 0, 2000 };
 	struct outcome o = { 0, 0 };
 
-	args[0] = (struct arg){ "method", spop_cstr(r->method) };
-	args[1] = (struct arg){ "path", spop_cstr(r->path) };
-	args[2] = (struct arg){ "authorization", spop_cstr(r->auth) };
+	args[0] = (struct fx_arg){ "method", spop_cstr(r->method) };
+	args[1] = (struct fx_arg){ "path", spop_cstr(r->path) };
+	args[2] = (struct fx_arg){ "authorization", spop_cstr(r->auth) };
 	len = build_payload(buf, sizeof(buf), "jairouter-request", args, 3);
 	pl_ctx_init(&ctx, &pol);
 	CHECK_EQ_INT(pl_request_decode(&ctx, buf, len), PL_DECODE_OK);
@@ -302,17 +279,17 @@ static void test_models_endpoints(void)
 /* The body-carrying contract: HAProxy sends `body`, the agent reads the model itself. */
 static void decide_body(const char *body, struct pl_verdict *v)
 {
-	struct arg args[5];
+	struct fx_arg args[5];
 	uint8_t buf[4096];
 	size_t len;
 	struct pl_ctx ctx;
 	struct pl_policy pol = { 0, 2000 };
 	struct outcome o = { 0, 0 };
 
-	args[0] = (struct arg){ "method", spop_cstr("POST") };
-	args[1] = (struct arg){ "path", spop_cstr("/v1/chat/completions") };
-	args[2] = (struct arg){ "authorization", spop_cstr("Bearer " KEY_OK) };
-	args[3] = (struct arg){ "body", spop_str(body, strlen(body)) };
+	args[0] = (struct fx_arg){ "method", spop_cstr("POST") };
+	args[1] = (struct fx_arg){ "path", spop_cstr("/v1/chat/completions") };
+	args[2] = (struct fx_arg){ "authorization", spop_cstr("Bearer " KEY_OK) };
+	args[3] = (struct fx_arg){ "body", spop_str(body, strlen(body)) };
 	args[3].value.type = SPOP_DATA_BINARY;
 	len = build_payload(buf, sizeof(buf), "jairouter-request", args, 4);
 	pl_ctx_init(&ctx, &pol);
@@ -429,7 +406,7 @@ static void test_decode_errors(void)
 {
 	struct pl_ctx ctx;
 	struct pl_policy pol = { 0, 0 };
-	struct arg a = { "method", spop_cstr("POST") };
+	struct fx_arg a = { "method", spop_cstr("POST") };
 	uint8_t buf[256];
 	size_t len = build_payload(buf, sizeof(buf), "some-other-message", &a, 1);
 

@@ -10,6 +10,7 @@
 #include "state/policy.h"
 #include "state/state.h"
 
+#include "fixtures.h"
 #include "testlib.h"
 
 #include <arpa/inet.h>
@@ -386,38 +387,6 @@ static void load_catalogue(void)
 	store_set_db_online(1);
 }
 
-struct arg {
-	const char *name;
-	struct spop_data value;
-};
-
-static void put_raw(struct spop_writer *w, const void *p, size_t n)
-{
-	if (w->len + n > w->cap) {
-		w->overflow = 1;
-		return;
-	}
-	memcpy(w->buf + w->len, p, n);
-	w->len += n;
-}
-
-static size_t build_payload(uint8_t *buf, size_t cap, const struct arg *args, int n)
-{
-	struct spop_writer w;
-	uint8_t v[10], nargs = (uint8_t)n;
-	const char *msg = "jairouter-request";
-	int vl = spop_varint_encode(strlen(msg), v, sizeof(v));
-
-	spop_writer_init(&w, buf, cap);
-	put_raw(&w, v, (size_t)vl);
-	put_raw(&w, msg, strlen(msg));
-	put_raw(&w, &nargs, 1);
-	for (int i = 0; i < n; i++)
-		spop_put_kv(&w, args[i].name, &args[i].value);
-	CHECK(!w.overflow);
-	return w.len;
-}
-
 struct req {
 	const char *method, *path, *key, *body;
 	int family;        /* 0: no src argument */
@@ -433,31 +402,34 @@ static void nop(struct pl_ctx *ctx, void *arg)
 /* Runs the default pipeline; *v gets the verdict; body_out (when given) the response. */
 static void decide(const struct req *r, struct pl_verdict *v, char *body_out, size_t cap)
 {
-	struct arg args[8];
+	struct fx_arg args[8];
 	int n = 0;
 	uint8_t buf[4096], a[16];
+	size_t len;
 	char auth[128];
 	struct pl_ctx ctx;
 	struct pl_policy pol = { 0, 2000 };
 
 	snprintf(auth, sizeof(auth), "Bearer %s", r->key);
-	args[n++] = (struct arg){ "method", spop_cstr(r->method) };
-	args[n++] = (struct arg){ "path", spop_cstr(r->path) };
-	args[n++] = (struct arg){ "authorization", spop_cstr(auth) };
-	args[n++] = (struct arg){ "cred_count", spop_int64(1) };
+	args[n++] = (struct fx_arg){ "method", spop_cstr(r->method) };
+	args[n++] = (struct fx_arg){ "path", spop_cstr(r->path) };
+	args[n++] = (struct fx_arg){ "authorization", spop_cstr(auth) };
+	args[n++] = (struct fx_arg){ "cred_count", spop_int64(1) };
 	if (r->body)
-		args[n++] = (struct arg){ "body", spop_cstr(r->body) };
+		args[n++] = (struct fx_arg){ "body", spop_cstr(r->body) };
 	if (r->family == 4) {
 		addr4(r->src, a);
-		args[n] = (struct arg){ "src", { .type = SPOP_DATA_IPV4 } };
+		args[n] = (struct fx_arg){ "src", { .type = SPOP_DATA_IPV4 } };
 		memcpy(args[n++].value.u.ipv4, a, 4);
 	} else if (r->family == 6) {
 		addr6(r->src, a);
-		args[n] = (struct arg){ "src", { .type = SPOP_DATA_IPV6 } };
+		args[n] = (struct fx_arg){ "src", { .type = SPOP_DATA_IPV6 } };
 		memcpy(args[n++].value.u.ipv6, a, 16);
 	}
 	pl_ctx_init(&ctx, &pol);
-	CHECK_EQ_INT(pl_request_decode(&ctx, buf, build_payload(buf, sizeof(buf), args, n)), PL_DECODE_OK);
+	len = fx_build_payload(buf, sizeof(buf), "jairouter-request", args, n);
+	CHECK(len > 0);
+	CHECK_EQ_INT(pl_request_decode(&ctx, buf, len), PL_DECODE_OK);
 	CHECK_EQ_INT(pl_start(&ctx, pl_default_stages, pl_default_nstages, nop, nop, NULL), 1);
 	*v = ctx.out;
 	if (body_out)
