@@ -23,14 +23,7 @@ setup_file() {
 }
 
 teardown_file() {
-	if [[ -n ${STACK:-} ]]; then
-		jr_stack_stop "$STACK"
-		# bats has no "did a test fail" flag here: dump when asked or when the
-		# agent log holds a sanitizer report.
-		if [[ -n ${JR_DUMP_LOGS:-} ]] || grep -qE 'Sanitizer|runtime error' "$STACK/agent.log" 2>/dev/null; then
-			jr_dump_logs "$STACK" >&3
-		fi
-	fi
+	stack_teardown_file
 }
 
 setup() {
@@ -38,10 +31,7 @@ setup() {
 }
 
 teardown() {
-	# A failed test shows the logs of the whole stack.
-	if [[ ${BATS_TEST_COMPLETED:-} != 1 ]]; then
-		jr_dump_logs "$STACK"
-	fi
+	stack_teardown
 }
 
 @test "a chat completion reaches the model server with the body untouched and without the client's key" {

@@ -153,3 +153,21 @@ error_code_is() {
 issue_key() {
 	jr_ctl key issue "$1" | grep -Eo 'jr-[0-9a-f]{64}' | tail -n 1
 }
+
+# stack_teardown_file: stops the file's stack ($STACK). bats has no "did a test fail"
+# flag here: the logs are dumped when asked (JR_DUMP_LOGS) or when the agent log holds
+# a sanitizer report.
+stack_teardown_file() {
+	[[ -n ${STACK:-} ]] || return 0
+	jr_stack_stop "$STACK"
+	if [[ -n ${JR_DUMP_LOGS:-} ]] || grep -qE 'Sanitizer|runtime error' "$STACK/agent.log" 2>/dev/null; then
+		jr_dump_logs "$STACK" >&3
+	fi
+}
+
+# stack_teardown: a failed test shows the logs of the whole stack.
+stack_teardown() {
+	if [[ ${BATS_TEST_COMPLETED:-} != 1 ]]; then
+		jr_dump_logs "$STACK"
+	fi
+}

@@ -35,12 +35,7 @@ setup_file() {
 }
 
 teardown_file() {
-	if [[ -n ${STACK:-} ]]; then
-		jr_stack_stop "$STACK"
-		if [[ -n ${JR_DUMP_LOGS:-} ]] || grep -qE 'Sanitizer|runtime error' "$STACK/agent.log" 2>/dev/null; then
-			jr_dump_logs "$STACK" >&3
-		fi
-	fi
+	stack_teardown_file
 }
 
 setup() {
@@ -48,9 +43,7 @@ setup() {
 }
 
 teardown() {
-	if [[ ${BATS_TEST_COMPLETED:-} != 1 ]]; then
-		jr_dump_logs "$STACK"
-	fi
+	stack_teardown
 }
 
 # model_status KEY MODEL STATUS [CURL_ARGS...]: a chat request for MODEL answers STATUS.

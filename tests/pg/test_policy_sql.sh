@@ -18,21 +18,8 @@ passed=0
 failed=0
 export JAIROUTER_ACTOR=policy-test
 
-ctl() { scripts/jairouterctl "$@"; }
-q() { "$pg_bin/psql" -X -q -At -v ON_ERROR_STOP=1 -d "$JAIROUTER_DATABASE" "$@"; }
-
-check() {
-	local name=$1
-	shift
-	if "$@" >"$tmp/out" 2>&1; then
-		echo "ok $name"
-		passed=$((passed + 1))
-	else
-		echo "not ok $name"
-		sed 's/^/#   /' "$tmp/out"
-		failed=$((failed + 1))
-	fi
-}
+# shellcheck source=tests/pg/checks.bash
+source tests/pg/checks.bash
 
 # exits_with CODE TEXT CMD...: CMD exits with CODE and says TEXT on stderr.
 exits_with() {
@@ -41,13 +28,6 @@ exits_with() {
 	"$@" >"$tmp/f.out" 2>"$tmp/f.err" || rc=$?
 	cat "$tmp/f.out" "$tmp/f.err"
 	((rc == code)) && grep -qF -- "$text" "$tmp/f.err"
-}
-
-equals() {
-	[[ $1 == "$2" ]] || {
-		printf 'expected [%s]\n     got [%s]\n' "$2" "$1"
-		return 1
-	}
 }
 
 may_use() {

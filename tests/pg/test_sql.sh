@@ -16,21 +16,8 @@ trap 'rm -rf "$tmp"' EXIT
 passed=0
 failed=0
 
-ctl() { scripts/jairouterctl "$@"; }
-q() { "$pg_bin/psql" -X -q -At -v ON_ERROR_STOP=1 -d "$JAIROUTER_DATABASE" "$@"; }
-
-check() {
-	local name=$1
-	shift
-	if "$@" >"$tmp/out" 2>&1; then
-		echo "ok $name"
-		passed=$((passed + 1))
-	else
-		echo "not ok $name"
-		sed 's/^/#   /' "$tmp/out"
-		failed=$((failed + 1))
-	fi
-}
+# shellcheck source=tests/pg/checks.bash
+source tests/pg/checks.bash
 
 # fails_with TEXT CMD...: CMD must exit non-zero and say TEXT on stderr, nothing on stdout.
 fails_with() {
@@ -39,13 +26,6 @@ fails_with() {
 	"$@" >"$tmp/f.out" 2>"$tmp/f.err" || rc=$?
 	cat "$tmp/f.out" "$tmp/f.err"
 	((rc != 0)) && grep -qF -- "$text" "$tmp/f.err" && [[ ! -s $tmp/f.out ]]
-}
-
-equals() {
-	[[ $1 == "$2" ]] || {
-		printf 'expected [%s]\n     got [%s]\n' "$2" "$1"
-		return 1
-	}
 }
 
 # ---- tenants --------------------------------------------------------------------------
