@@ -69,7 +69,7 @@ void pl_ctx_init(struct pl_ctx *ctx, const struct pl_policy *policy)
 
 void pl_ctx_clear(struct pl_ctx *ctx)
 {
-	OPENSSL_cleanse(ctx->out.up_value, sizeof(ctx->out.up_value));
+	OPENSSL_cleanse(ctx->out.up_value, ctx->out.up_len); /* only what was written */
 	ctx->out.up_len = 0;
 	free(ctx->out.body);
 	ctx->out.body = NULL;
