@@ -23,6 +23,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -245,6 +246,8 @@ static void req_done(struct pl_ctx *ctx, void *arg)
 		protocol_error(c, SPOP_ST_RES, "ACK does not fit the negotiated frame size");
 	else
 		send_frame(c, buf, (size_t)n);
+	if (ctx->out.up_len && n > 0)
+		OPENSSL_cleanse(buf, (size_t)n); /* it held a provider credential */
 	if (buf != stack_buf)
 		free(buf);
 }
