@@ -374,6 +374,7 @@ static void load_catalogue(void)
 	put_model(s, 4, "broken-cred", "be_broken");
 	policy_put_private_model(p, 2);
 	policy_put_private_model(p, 3);
+	state_put_alias(s, &(struct st_alias){ .id = 1, .model_id = 2, .alias = "acme-alias" });
 	grant(p, 1, 1, 2, 0, 0);
 	put_key(s, 1, 1, KEY_A);
 	put_key(s, 2, 1, KEY_A_RESTRICTED);
@@ -475,6 +476,14 @@ static void test_private_model_is_unknown(void)
 	CHECK_EQ_INT(v.backend[0], 0);
 	chat(KEY_A, "other-private", 4, "127.0.0.1", &v);
 	expect(&v, 404, PL_R_MODEL_NOT_GRANTED, "invalid_request_error", "model_not_found");
+	/* An alias leads to the same decision as the model's own name. */
+	chat(KEY_A, "acme-alias", 4, "127.0.0.1", &v);
+	CHECK_EQ_INT(v.allow, 1);
+	CHECK_EQ_STR(v.model, "acme-private");
+	CHECK_EQ_STR(v.up_value, "Bearer sk-model");
+	chat(KEY_B, "acme-alias", 4, "10.1.1.1", &v);
+	expect(&v, 404, PL_R_MODEL_NOT_GRANTED, "invalid_request_error", "model_not_found");
+	CHECK(strstr(v.message, "`acme-alias` does not exist") != NULL);
 }
 
 static void test_ip_allow_lists(void)
