@@ -10,7 +10,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import OpenAI from 'openai';
+import OpenAI, { toFile } from 'openai';
 
 const BASE = (process.env.JAIROUTER_URL || 'http://127.0.0.1:8080').replace(/\/+$/, '');
 const KEY = process.env.JAIROUTER_API_KEY;
@@ -194,4 +194,32 @@ test('an unknown model -> NotFoundError (404, model_not_found)', async () => {
 		assert.equal(e.type, 'invalid_request_error');
 		return true;
 	});
+});
+
+// ---- every service type the SDK has a call for (docs/catalogue.md) ----------------------
+
+test('audio speech: binary audio passes through', async () => {
+	const res = await client().audio.speech.create({ model: MODEL, voice: 'alloy', input: 'Hello.' });
+	assert.equal(res.status, 200);
+	const bytes = Buffer.from(await res.arrayBuffer());
+	assert.ok(bytes.length > 4, 'some audio bytes');
+	assert.equal(bytes[0], 0xff, 'an MPEG frame header from the mock');
+});
+
+test('audio transcriptions: multipart upload (toFile), model after the file', async () => {
+	const file = await toFile(Buffer.from('RIFF0123456789'), 'hello.wav', { type: 'audio/wav' });
+	const data = await client().audio.transcriptions.create({ file, model: MODEL });
+	assert.match(data.text, /14 bytes of hello\.wav/);
+});
+
+test('images generate', async () => {
+	const data = await client().images.generate({ model: MODEL, prompt: 'a cat', n: 2 });
+	assert.equal(data.data.length, 2);
+	assert.ok(data.data[0].b64_json.length > 0);
+});
+
+test('images edit: multipart upload (toFile)', async () => {
+	const image = await toFile(Buffer.from('PNG....'), 'in.png', { type: 'image/png' });
+	const data = await client().images.edit({ model: MODEL, image, prompt: 'add a hat' });
+	assert.equal(data.data.length, 1);
 });

@@ -194,8 +194,8 @@ static int put_key(struct state *s, const PGresult *r, int row, int64_t *id)
 	return 0;
 }
 
-/* A model's service types, names separated by ','; unknown names (a newer schema) are
- * ignored, so they enable nothing. */
+/* Service type names separated by ',' as a bit set of policy_service_bit(); unknown
+ * names (a newer schema) are ignored, so they enable nothing. */
 static uint32_t col_model_services(const PGresult *r, int row, int col)
 {
 	const char *p = PQgetvalue(r, row, col);
@@ -281,19 +281,9 @@ static const char *col_text(const PGresult *r, int row, int col)
  * ignored (a newer schema), so they grant nothing. */
 static uint32_t col_services(const PGresult *r, int row, int col)
 {
-	const char *p = col_text(r, row, col);
-	uint32_t mask = 0;
-
-	if (strcmp(p, "*") == 0)
+	if (strcmp(col_text(r, row, col), "*") == 0)
 		return POL_SERVICES_ALL;
-	while (*p) {
-		size_t l = strcspn(p, ",");
-		int bit = policy_service_bit(p, l);
-		if (bit >= 0)
-			mask |= 1u << bit;
-		p += l + (p[l] == ',');
-	}
-	return mask;
+	return col_model_services(r, row, col);
 }
 
 static int put_tenant_policy(struct state *s, const PGresult *r, int row, int64_t *id)
