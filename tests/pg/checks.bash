@@ -1,6 +1,17 @@
 # shellcheck shell=bash
-# Helpers of the SQL test scripts (tests/pg/test_*.sh). The caller sets $tmp (a scratch
-# directory), $passed and $failed (counters), $pg_bin, and exports JAIROUTER_DATABASE.
+# Helpers of the SQL test scripts (tests/pg/test_*.sh), sourced from the repository root.
+# Sets up what every script needs: the database ($JAIROUTER_DATABASE, required), $pg_bin,
+# a scratch directory $tmp removed on exit, and the $passed / $failed counters.
+
+[[ -n ${JAIROUTER_DATABASE:-} ]] || {
+	echo "JAIROUTER_DATABASE is not set" >&2
+	exit 2
+}
+pg_bin=${JR_PG_BIN:-/usr/lib/postgresql/15/bin}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+passed=0
+failed=0
 
 ctl() { scripts/jairouterctl "$@"; }
 q() { "$pg_bin/psql" -X -q -At -v ON_ERROR_STOP=1 -d "$JAIROUTER_DATABASE" "$@"; }

@@ -4,17 +4,7 @@
 # Prints "ok NAME" / "not ok NAME" per check and "N passed, N failed" last.
 set -euo pipefail
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-cd "$root"
-[[ -n ${JAIROUTER_DATABASE:-} ]] || {
-	echo "JAIROUTER_DATABASE is not set" >&2
-	exit 2
-}
-pg_bin=${JR_PG_BIN:-/usr/lib/postgresql/15/bin}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-passed=0
-failed=0
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
 # shellcheck source=tests/pg/checks.bash
 source tests/pg/checks.bash
