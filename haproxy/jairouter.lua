@@ -2,10 +2,13 @@
 -- the name clients use (docs/catalogue.md, "The upstream name").
 --
 -- The agent parses the request body itself; when the catalogue's upstream name differs
--- it answers with where the model value is and what to put there:
---   txn.jr.model_off      offset of the value in the body (JSON: the opening quote)
---   txn.jr.model_len      its length as sent (JSON: quotes and escapes included)
---   txn.jr.model_rewrite  the replacement bytes (a JSON string, or the raw form value)
+-- it answers with where the model value is and what to put there (model_off, model_len,
+-- model_rewrite). haproxy.cfg sends such requests through fe_jairouter_rewrite, which
+-- hands this filter:
+--   txn.jr.model_off          offset of the value in the body (JSON: the opening quote)
+--   txn.jr.model_len          its length as sent (JSON: quotes and escapes included)
+--   txn.jr.model_rewrite_hex  the replacement bytes, hex-encoded (a JSON string, or the
+--                             raw form value)
 -- This filter splices those bytes in and nothing else, so every other byte of the body
 -- passes as the client sent it. No second JSON or multipart parser here: the place is
 -- the one the routing decision read. haproxy.cfg sets the new Content-Length with an
@@ -14,8 +17,8 @@
 --
 -- HAProxy 2.6 can change a request body only from a filter (HTTPMessage:set; the
 -- Channel functions may not alter HTTP messages from actions), hence a filter:
---     lua-load haproxy/jairouter.lua              (global)
---     filter lua.jairouter-rewrite                (frontend, after the spoe filter)
+--     lua-load-per-thread haproxy/jairouter.lua   (global)
+--     filter lua.jairouter-rewrite                (frontend fe_jairouter_rewrite)
 -- A request whose value is not where the agent said (it cannot happen with one
 -- buffered body, but a filter must not guess) is aborted rather than sent with the
 -- wrong model.
@@ -42,11 +45,15 @@ function Rewrite:http_headers(txn, http_msg)
 	if http_msg.channel:is_resp() then
 		return filter.CONTINUE
 	end
-	local rewrite, off, len = var(txn, "model_rewrite"), var(txn, "model_off"), var(txn, "model_len")
-	if var(txn, "verdict") ~= "allow" or rewrite == nil or off == nil or len == nil then
+	local hex, off, len = var(txn, "model_rewrite_hex"), var(txn, "model_off"), var(txn, "model_len")
+	if hex == nil or off == nil or len == nil then
 		return filter.CONTINUE
 	end
-	self.rewrite, self.off, self.len = rewrite, tonumber(off), tonumber(len)
+	if #hex % 2 ~= 0 or hex:find("[^0-9A-Fa-f]") then
+		error("jairouter: malformed rewrite plan") -- never forward the client's model name
+	end
+	self.rewrite = hex:gsub("..", function(h) return string.char(tonumber(h, 16)) end)
+	self.off, self.len = tonumber(off), tonumber(len)
 	self.done = false
 	filter.register_data_filter(self, http_msg.channel)
 	return filter.CONTINUE
