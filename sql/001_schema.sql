@@ -102,20 +102,29 @@ BEGIN
 END;
 $$;
 
--- Triggers are dropped and created again (CREATE OR REPLACE TRIGGER needs 14+; the
--- migration runs in one transaction, so no change slips between the two).
+-- Installs the change notification triggers on one table of the schema (every migration
+-- that adds a table the agent loads calls it). Triggers are dropped and created again
+-- (CREATE OR REPLACE TRIGGER needs 14+; a migration runs in one transaction, so no change
+-- slips between the two).
+CREATE OR REPLACE FUNCTION jairouter.install_notify(t text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+	EXECUTE format('DROP TRIGGER IF EXISTS %I ON jairouter.%I', t || '_notify', t);
+	EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON jairouter.%I '
+		'FOR EACH ROW EXECUTE FUNCTION jairouter.notify_change()', t || '_notify', t);
+	EXECUTE format('DROP TRIGGER IF EXISTS %I ON jairouter.%I', t || '_notify_truncate', t);
+	EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON jairouter.%I '
+		'FOR EACH STATEMENT EXECUTE FUNCTION jairouter.notify_change()',
+		t || '_notify_truncate', t);
+END;
+$$;
+
 DO $$
 DECLARE
 	t text;
 BEGIN
 	FOREACH t IN ARRAY ARRAY['tenants', 'api_keys', 'models'] LOOP
-		EXECUTE format('DROP TRIGGER IF EXISTS %I ON jairouter.%I', t || '_notify', t);
-		EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON jairouter.%I '
-			'FOR EACH ROW EXECUTE FUNCTION jairouter.notify_change()', t || '_notify', t);
-		EXECUTE format('DROP TRIGGER IF EXISTS %I ON jairouter.%I', t || '_notify_truncate', t);
-		EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON jairouter.%I '
-			'FOR EACH STATEMENT EXECUTE FUNCTION jairouter.notify_change()',
-			t || '_notify_truncate', t);
+		PERFORM jairouter.install_notify(t);
 	END LOOP;
 	FOREACH t IN ARRAY ARRAY['tenants', 'models'] LOOP
 		EXECUTE format('DROP TRIGGER IF EXISTS %I ON jairouter.%I', t || '_touch', t);

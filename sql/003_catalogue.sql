@@ -86,12 +86,7 @@ CREATE TRIGGER models_names_guard BEFORE INSERT OR UPDATE OF name ON jairouter.m
 	FOR EACH ROW EXECUTE FUNCTION jairouter.model_names_guard();
 
 -- Change notifications, as for the tables of 001_schema.
-DROP TRIGGER IF EXISTS model_aliases_notify ON jairouter.model_aliases;
-CREATE TRIGGER model_aliases_notify AFTER INSERT OR UPDATE OR DELETE ON jairouter.model_aliases
-	FOR EACH ROW EXECUTE FUNCTION jairouter.notify_change();
-DROP TRIGGER IF EXISTS model_aliases_notify_truncate ON jairouter.model_aliases;
-CREATE TRIGGER model_aliases_notify_truncate AFTER TRUNCATE ON jairouter.model_aliases
-	FOR EACH STATEMENT EXECUTE FUNCTION jairouter.notify_change();
+SELECT jairouter.install_notify('model_aliases');
 
 -- ---- administration functions (scripts/jairouterctl) ----------------------------------
 

@@ -188,13 +188,7 @@ DECLARE
 BEGIN
 	FOREACH t IN ARRAY ARRAY['model_groups', 'model_group_members', 'tenant_grants',
 			'provider_credentials'] LOOP
-		EXECUTE format('DROP TRIGGER IF EXISTS %I ON jairouter.%I', t || '_notify', t);
-		EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON jairouter.%I '
-			'FOR EACH ROW EXECUTE FUNCTION jairouter.notify_change()', t || '_notify', t);
-		EXECUTE format('DROP TRIGGER IF EXISTS %I ON jairouter.%I', t || '_notify_truncate', t);
-		EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON jairouter.%I '
-			'FOR EACH STATEMENT EXECUTE FUNCTION jairouter.notify_change()',
-			t || '_notify_truncate', t);
+		PERFORM jairouter.install_notify(t);
 	END LOOP;
 	FOREACH t IN ARRAY ARRAY['tenants', 'api_keys', 'models', 'model_groups',
 			'model_group_members', 'tenant_grants', 'provider_credentials'] LOOP
