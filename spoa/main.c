@@ -11,6 +11,8 @@
 #include "config/config.h"
 #include "cred/cred.h"
 #include "metrics/metrics.h"
+#include "abuse/abuse.h"
+#include "audit/audit.h"
 #include "net/server.h"
 #include "pg/pgsync.h"
 #include "state/state.h"
@@ -146,6 +148,14 @@ static int load_master_keys(const struct jr_config *cfg, int install)
 	return 0;
 }
 
+static void configure_abuse(const struct jr_config *c)
+{
+	struct abuse_config a = { c->abuse_max_failures, c->abuse_slow_after, c->abuse_window_s,
+				  c->abuse_block_s };
+
+	abuse_configure(&a);
+}
+
 static void on_reload(evutil_socket_t sig, short what, void *arg)
 {
 	struct app *app = arg;
@@ -172,6 +182,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	fresh.workers = app->cfg.workers;
 	app->cfg = fresh;
 	log_set_level((enum log_level)fresh.log_level);
+	configure_abuse(&fresh);
 	server_reconfigure(app->server, &fresh);
 	pg_opts(&app->cfg, &po);
 	pgsync_reconfigure(app->pg, &po);
@@ -223,6 +234,12 @@ static int start(struct app *app)
 		log_error("database: invalid settings");
 		return -1;
 	}
+	configure_abuse(&app->cfg);
+	if (app->cfg.audit_database) {
+		char node[256] = "";
+		gethostname(node, sizeof(node) - 1);
+		audit_start(app->base, app->cfg.database, node);
+	}
 	app->server = server_start(app->base, &app->cfg, err, sizeof(err));
 	if (!app->server) {
 		log_error("%s", err);
@@ -251,6 +268,7 @@ static void stop(struct app *app)
 	server_free(app->server);
 	admin_stop(app->admin);
 	pgsync_stop(app->pg);
+	audit_stop();
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
 		if (evs[i])
 			event_free(evs[i]);

@@ -27,6 +27,8 @@ struct jr_config {
 	unsigned drain_timeout_ms;
 	int log_level;
 	char master_key_file[CONFIG_PATH_MAX]; /* provider credentials (cred/cred.h); empty: none */
+	unsigned abuse_max_failures, abuse_slow_after, abuse_window_s, abuse_block_s; /* abuse/abuse.h */
+	unsigned audit_database; /* 1: security audit rows to PostgreSQL too (audit/audit.h) */
 };
 
 void config_defaults(struct jr_config *c);

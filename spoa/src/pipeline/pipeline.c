@@ -41,6 +41,11 @@ static const char *const reason_names[PL_R__COUNT] = {
 	[PL_R_MODEL_NOT_SUPPORTED] = "model_not_supported",
 	[PL_R_STREAM_NOT_SUPPORTED] = "stream_not_supported",
 	[PL_R_INVALID_FORM] = "invalid_form",
+	[PL_R_INVALID_TOKEN] = "invalid_token",
+	[PL_R_TOKEN_EXPIRED] = "token_expired",
+	[PL_R_TOKEN_REVOKED] = "token_revoked",
+	[PL_R_PERMISSION_DENIED] = "permission_denied",
+	[PL_R_TOO_MANY_FAILURES] = "too_many_failures",
 };
 
 const char *pl_reason_name(enum pl_reason r)

@@ -1,5 +1,6 @@
 #include "state/state.h"
 
+#include "authz/ident.h"
 #include "state/policy.h"
 #include "util/hmap.h"
 #include "util/xalloc.h"
@@ -19,6 +20,7 @@ struct state {
 	struct hmap aliases_by_id;
 	struct hmap aliases_by_name;
 	struct policy *policy; /* tenant policy (state/policy.h) */
+	struct ident *ident;   /* issuers, revocations, roles (authz/ident.h) */
 };
 
 struct name_key {
@@ -89,6 +91,7 @@ struct state *state_new(void)
 	hmap_init(&s->aliases_by_id);
 	hmap_init(&s->aliases_by_name);
 	s->policy = policy_new();
+	s->ident = ident_new();
 	return s;
 }
 
@@ -115,6 +118,7 @@ void state_free(struct state *s)
 	hmap_clear(&s->aliases_by_id);
 	hmap_clear(&s->aliases_by_name);
 	policy_free(s->policy);
+	ident_free(s->ident);
 	free(s);
 }
 
@@ -230,6 +234,11 @@ const struct st_model *state_find_model(const struct state *s, const char *name,
 struct policy *state_policy(const struct state *s)
 {
 	return s->policy;
+}
+
+struct ident *state_ident(const struct state *s)
+{
+	return s->ident;
 }
 
 const struct st_model *state_resolve_model(const struct state *s, const char *name, size_t len)
