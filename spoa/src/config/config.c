@@ -42,6 +42,7 @@ static const struct opt opts[] = {
 	{ "abuse_window_s", OPT_UINT, F(abuse_window_s), 1, 86400, 0 },
 	{ "abuse_block_s", OPT_UINT, F(abuse_block_s), 1, 86400, 0 },
 	{ "audit_database", OPT_UINT, F(audit_database), 0, 1, 1 },
+	{ "report_listen", OPT_STR, F(report_listen), 0, 0, 1 },
 };
 
 #undef F
@@ -51,6 +52,7 @@ void config_defaults(struct jr_config *c)
 	memset(c, 0, sizeof(*c));
 	snprintf(c->listen, sizeof(c->listen), "127.0.0.1:12345");
 	snprintf(c->metrics_listen, sizeof(c->metrics_listen), "127.0.0.1:9180");
+	snprintf(c->report_listen, sizeof(c->report_listen), "127.0.0.1:12346");
 	c->deadline_ms = 150;
 	c->resync_interval_ms = 60000;
 	c->max_connections = 4096;

@@ -29,6 +29,7 @@ struct jr_config {
 	char master_key_file[CONFIG_PATH_MAX]; /* provider credentials (cred/cred.h); empty: none */
 	unsigned abuse_max_failures, abuse_slow_after, abuse_window_s, abuse_block_s; /* abuse/abuse.h */
 	unsigned audit_database; /* 1: security audit rows to PostgreSQL too (audit/audit.h) */
+	char report_listen[CONFIG_ADDR_MAX];   /* end-of-request lines (report/report.h); empty: off */
 };
 
 void config_defaults(struct jr_config *c);
