@@ -1,5 +1,6 @@
 #include "state/state.h"
 
+#include "lb/conf.h"
 #include "state/policy.h"
 #include "util/hmap.h"
 #include "util/xalloc.h"
@@ -19,6 +20,7 @@ struct state {
 	struct hmap aliases_by_id;
 	struct hmap aliases_by_name;
 	struct policy *policy; /* tenant policy (state/policy.h) */
+	struct lb_conf *lb;    /* routing (lb/conf.h) */
 };
 
 struct name_key {
@@ -89,6 +91,7 @@ struct state *state_new(void)
 	hmap_init(&s->aliases_by_id);
 	hmap_init(&s->aliases_by_name);
 	s->policy = policy_new();
+	s->lb = lb_conf_new();
 	return s;
 }
 
@@ -115,6 +118,7 @@ void state_free(struct state *s)
 	hmap_clear(&s->aliases_by_id);
 	hmap_clear(&s->aliases_by_name);
 	policy_free(s->policy);
+	lb_conf_free(s->lb);
 	free(s);
 }
 
@@ -230,6 +234,16 @@ const struct st_model *state_find_model(const struct state *s, const char *name,
 struct policy *state_policy(const struct state *s)
 {
 	return s->policy;
+}
+
+struct lb_conf *state_lb(const struct state *s)
+{
+	return s->lb;
+}
+
+const struct st_model *state_find_model_id(const struct state *s, int64_t id)
+{
+	return hmap_find(&s->models_by_id, hmap_hash_u64((uint64_t)id), eq_model_id, &id);
 }
 
 const struct st_model *state_resolve_model(const struct state *s, const char *name, size_t len)
