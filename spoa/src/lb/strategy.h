@@ -29,7 +29,8 @@ struct lb_cand {
 	uint32_t idx;       /* the server's index in its backend (what the caller maps back) */
 	double weight;      /* effective weight > 0 (HAProxy weight x slow-start factor) */
 	uint64_t name_hash; /* stable hash of the server name (rendezvous hashing) */
-	double load;        /* in-flight estimate: HAProxy's scur + qcur + the agent's own */
+	double load;        /* in-flight requests: the larger of HAProxy's scur + qcur (up to
+	                     * one poll old) and the agent's own count (lb/table.h) */
 	double latency_ms;  /* peak EWMA of time to first byte; <= 0 when not measured yet */
 	int64_t *swrr;      /* round robin: the server's persistent current weight */
 };

@@ -113,7 +113,6 @@ static int header_columns(const char *p, const char *end, int idx[C__COUNT])
 
 static struct lb_backend *backend_get(struct lb_table *t, const char *name)
 {
-	uint64_t h = hmap_hash_bytes(name, strlen(name));
 	struct lb_backend *b;
 
 	for (size_t i = t->nbe; i-- > 0;) /* rows of one backend are contiguous: last first */
@@ -121,7 +120,6 @@ static struct lb_backend *backend_get(struct lb_table *t, const char *name)
 			return &t->be[i];
 	if (t->nbe >= LB_BACKENDS_MAX)
 		return NULL;
-	(void)h;
 	if (t->nbe == t->cap) {
 		t->cap = t->cap ? t->cap * 2 : 16;
 		t->be = xrealloc(t->be, t->cap * sizeof(*t->be));
@@ -252,7 +250,8 @@ static struct lb_server *server_find(const struct lb_backend *b, const char *nam
 
 static void dyn_copy(struct lb_dyn *to, const struct lb_dyn *from)
 {
-	atomic_store(&to->pending, 0); /* the new scur holds what was pending */
+	atomic_store(&to->inflight, atomic_load(&from->inflight));
+	atomic_store(&to->since_poll, 0);
 	atomic_store(&to->selected, atomic_load(&from->selected));
 	atomic_store(&to->ttfb_us, atomic_load(&from->ttfb_us));
 	atomic_store(&to->total_us, atomic_load(&from->total_us));
@@ -295,8 +294,13 @@ static void carry_server(struct lb_server *s, const struct lb_server *o, const s
 			 int64_t now_ms)
 {
 	uint64_t delta;
+	int64_t bound = s->scur + s->qcur + atomic_load(&o->d.since_poll);
 
 	dyn_copy(&s->d, &o->d);
+	/* The agent's own count only leaks upward (a lost report): HAProxy's figure plus
+	 * what was chosen since the last poll bounds it. */
+	if (atomic_load(&s->d.inflight) > bound)
+		atomic_store(&s->d.inflight, bound);
 	if (s->health == LB_H_UP && o->health != LB_H_UP)
 		atomic_store(&s->d.up_since_ms, now_ms);
 	/* Connection failures HAProxy retried elsewhere never show in a request's report. */
@@ -310,8 +314,6 @@ void lb_table_carry(struct lb_table *fresh, const struct lb_table *old, int64_t 
 	for (size_t i = 0; i < fresh->nbe; i++) {
 		struct lb_backend *b = &fresh->be[i];
 		const struct lb_backend *ob = old ? lb_table_backend(old, b->name) : NULL;
-		if (ob)
-			b->brc = ob->brc;
 		for (size_t j = 0; j < b->n; j++) {
 			struct lb_server *s = &b->srv[j];
 			const struct lb_server *o = ob ? server_find(ob, s->name, j) : NULL;
@@ -383,6 +385,13 @@ static int usable(struct lb_server *s, const struct lb_backend *b, const struct 
 	return 1;
 }
 
+static int64_t load_of(const struct lb_server *s)
+{
+	int64_t own = atomic_load_explicit(&s->d.inflight, memory_order_relaxed);
+
+	return own > s->scur + s->qcur ? own : s->scur + s->qcur;
+}
+
 static size_t build(struct lb_backend *b, const struct lb_choose_in *in, struct lb_cand *c,
 		    struct tally *t)
 {
@@ -395,8 +404,7 @@ static size_t build(struct lb_backend *b, const struct lb_choose_in *in, struct 
 		c[n].idx = (uint32_t)i;
 		c[n].weight = s->weight * slow_start_factor(&s->d, in);
 		c[n].name_hash = s->name_hash;
-		c[n].load = (double)(s->scur + s->qcur +
-				     atomic_load_explicit(&s->d.pending, memory_order_relaxed));
+		c[n].load = (double)load_of(s);
 		c[n].latency_ms = atomic_load_explicit(&s->d.ttfb_us, memory_order_relaxed) / 1000.0;
 		c[n].swrr = &s->d.swrr;
 		n++;
@@ -478,7 +486,8 @@ int lb_table_choose(struct lb_table *t, const char *backend, const struct lb_cho
 			continue;
 		}
 		out->probe = half;
-		atomic_fetch_add_explicit(&s->d.pending, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&s->d.inflight, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&s->d.since_poll, 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&s->d.selected, 1, memory_order_relaxed);
 		memcpy(out->server, s->name, sizeof(out->server));
 		return 1;
@@ -487,6 +496,19 @@ int lb_table_choose(struct lb_table *t, const char *backend, const struct lb_cho
 }
 
 /* ---- feedback ---------------------------------------------------------------------- */
+
+void lb_table_release(struct lb_table *t, const char *backend, const char *server)
+{
+	const struct lb_backend *b = t ? lb_table_backend(t, backend) : NULL;
+	struct lb_server *s = b ? server_find(b, server, 0) : NULL;
+	int64_t v;
+
+	if (!s)
+		return;
+	v = atomic_load(&s->d.inflight);
+	while (v > 0 && !atomic_compare_exchange_weak(&s->d.inflight, &v, v - 1))
+		;
+}
 
 static struct lb_server *server_of(struct lb_table *t, const char *backend, const char *server,
 				   struct lb_backend **bp)

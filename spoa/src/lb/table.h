@@ -60,7 +60,8 @@ int lb_why_parse(const char *name, size_t len); /* -1 when unknown */
 
 /* What the agent knows of a server beyond HAProxy's figures. Atomics: read by workers. */
 struct lb_dyn {
-	_Atomic int64_t pending;      /* selections since the last poll (not yet in scur) */
+	_Atomic int64_t inflight;     /* chosen by the agent and not reported finished yet */
+	_Atomic int64_t since_poll;   /* selections since the last poll */
 	_Atomic uint64_t selected;    /* selections, ever (metrics) */
 	_Atomic int64_t ttfb_us;      /* peak EWMA of time to first byte (%Tr); 0 unknown */
 	_Atomic int64_t total_us;     /* EWMA of total time (%Ta); 0 unknown */
@@ -111,7 +112,8 @@ const struct lb_backend *lb_table_backend(const struct lb_table *t, const char *
 
 /* Moves the agent's own knowledge from old to fresh (control thread, under the write lock
  * or before publication). A server that is new (when old is not NULL) or came back UP starts
- * its slow start now. Connection-error deltas are fed to the breakers. */
+ * its slow start now. Connection-error deltas are fed to the breakers, with fresh's
+ * thresholds (set them first: lb_table_set_breaker). */
 void lb_table_carry(struct lb_table *fresh, const struct lb_table *old, int64_t now_ms);
 
 /* Sets a backend's breaker thresholds (control thread). */
@@ -140,6 +142,11 @@ struct lb_choice {
  * -1 when no server may take the request (out->why, out->retry_after_s). */
 int lb_table_choose(struct lb_table *t, const char *backend, const struct lb_choose_in *in,
 		    struct lb_choice *out);
+
+/* A request the agent sent to this server has finished (its report arrived), or was
+ * refused after the choice: its in-flight count is given back (never below 0). Any
+ * thread, under the read lock for workers. */
+void lb_table_release(struct lb_table *t, const char *backend, const char *server);
 
 /* Outcome classes of a finished request. */
 enum lb_outcome { LB_O_SUCCESS = 0, LB_O_FAILURE, LB_O_SATURATED, LB_O_IGNORE };
