@@ -10,6 +10,7 @@
 #include "admin/admin.h"
 #include "config/config.h"
 #include "cred/cred.h"
+#include "lb/lb.h"
 #include "metrics/metrics.h"
 #include "abuse/abuse.h"
 #include "audit/audit.h"
@@ -160,11 +161,19 @@ static void configure_abuse(const struct jr_config *c)
 	abuse_configure(&a);
 }
 
+/* Routing (lb/lb.h): HAProxy's stats socket. */
+static void lb_options(const struct jr_config *cfg, struct lb_opts *o)
+{
+	o->stats_socket = cfg->haproxy_stats_socket;
+	o->poll_ms = cfg->lb_poll_ms;
+}
+
 static void on_reload(evutil_socket_t sig, short what, void *arg)
 {
 	struct app *app = arg;
 	struct jr_config fresh;
 	struct pgsync_opts po;
+	struct lb_opts lo;
 	char err[512], restart[256];
 
 	(void)sig;
@@ -190,6 +199,9 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	server_reconfigure(app->server, &fresh);
 	pg_opts(&app->cfg, &po);
 	pgsync_reconfigure(app->pg, &po);
+	lb_options(&app->cfg, &lo);
+	if (lb_reconfigure(&lo, err, sizeof(err)) < 0)
+		log_error("reload: %s (routing keeps its previous stats socket)", err);
 	load_master_keys(&fresh, 1);
 	pgsync_reload(app->pg); /* open the provider credentials with the keys as they are now */
 	log_info("configuration reloaded from %s", app->config_path);
@@ -244,6 +256,7 @@ static struct event *add_signal(struct app *app, int sig, event_callback_fn fn)
 
 static int start(struct app *app)
 {
+	struct lb_opts lo;
 	struct pgsync_opts po;
 	struct timeval tick = { 0, STATUS_TICK_MS * 1000 };
 	char err[512];
@@ -278,6 +291,11 @@ static int start(struct app *app)
 		log_info("end-of-request reports on %s", app->cfg.report_listen);
 	}
 	metrics_add_renderer(render_report, app);
+	lb_options(&app->cfg, &lo);
+	if (lb_start(app->base, &lo, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		return -1;
+	}
 	if (app->cfg.metrics_listen[0]) {
 		app->admin = admin_start(app->base, app->cfg.metrics_listen, gauges, app, err, sizeof(err));
 		if (!app->admin) {
@@ -302,6 +320,7 @@ static void stop(struct app *app)
 	admin_stop(app->admin);
 	report_listener_free(app->report);
 	report_unsubscribe_all();
+	lb_stop();
 	pgsync_stop(app->pg);
 	audit_stop();
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)

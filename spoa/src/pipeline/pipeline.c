@@ -1,5 +1,6 @@
 #include "pipeline/pipeline.h"
 
+#include "lb/lb.h"
 #include "spop/spop.h"
 #include "util/json.h"
 #include "util/xalloc.h"
@@ -46,6 +47,7 @@ static const char *const reason_names[PL_R__COUNT] = {
 	[PL_R_TOKEN_REVOKED] = "token_revoked",
 	[PL_R_PERMISSION_DENIED] = "permission_denied",
 	[PL_R_TOO_MANY_FAILURES] = "too_many_failures",
+	[PL_R_NO_UPSTREAM] = "no_upstream",
 };
 
 const char *pl_reason_name(enum pl_reason r)
@@ -140,6 +142,7 @@ struct arg_field {
 #define S(f) { #f, offsetof(struct pl_request, f) }
 static const struct arg_field str_args[] = {
 	S(method), S(path), S(authorization), S(api_key), S(content_type), S(request_id),
+	S(affinity),
 };
 #undef S
 
@@ -203,6 +206,10 @@ enum pl_decode_result pl_request_decode(struct pl_ctx *ctx, const uint8_t *paylo
 
 static void finish(struct pl_ctx *ctx)
 {
+	/* A server chosen by the route stage for a request refused afterwards (a later
+	 * stage, the deadline) will never see it (lb/lb.h). */
+	if (!ctx->out.allow && ctx->out.server[0])
+		lb_release(ctx->out.backend, ctx->out.server);
 	ctx->finished = 1;
 	ctx->done(ctx, ctx->arg);
 }
@@ -410,6 +417,10 @@ static int encode(const struct pl_verdict *v, uint64_t sid, uint64_t fid, uint8_
 			set_str_var(&w, "key_prefix", v->key_prefix);
 		set_rewrite_vars(&w, v);
 		set_upstream_var(&w, v);
+		if (v->server[0])
+			set_str_var(&w, "server", v->server);
+		if (v->fallback[0])
+			set_str_var(&w, "fallback", v->fallback);
 	} else {
 		set_int_var(&w, "status", v->status);
 		if (v->retry_after > 0)

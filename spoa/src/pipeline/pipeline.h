@@ -58,6 +58,7 @@ enum pl_reason {
 	PL_R_TOKEN_REVOKED,
 	PL_R_PERMISSION_DENIED,    /* RBAC (pipeline/rbac.c): a permission missing or denied (403) */
 	PL_R_TOO_MANY_FAILURES,    /* abuse/: the client address is locked out (429) */
+	PL_R_NO_UPSTREAM,          /* no server of the model or its fallbacks can serve (503; lb/) */
 	PL_R__COUNT
 };
 
@@ -90,6 +91,7 @@ struct pl_str {
  * into the context's own copy of the NOTIFY payload. */
 struct pl_request {
 	struct pl_str method, path, authorization, api_key, content_type, request_id;
+	struct pl_str affinity; /* the affinity header's value (hash routing; lb/) */
 	struct pl_str body;    /* the buffered request body (arg `body`), when sent */
 	int has_body;          /* the `body` argument was present (even if empty) */
 	struct pl_str model;   /* from the body (or the legacy `model` argument): a string */
@@ -130,6 +132,10 @@ struct pl_verdict {
 	 * jairouter.lua) with model_rewrite, its encoding for the body (a JSON string with
 	 * quotes, or the raw form value). */
 	char upstream_model[ST_MODEL_MAX];
+	/* allow: the server the agent chose in `backend` ("": HAProxy balances), and the
+	 * primary model's problem when a fallback model serves instead (lb/). */
+	char server[64];
+	char fallback[16];
 	int64_t model_off, model_len;
 	char model_rewrite[2 * ST_MODEL_MAX + 2];
 	/* allow: the provider credential HAProxy injects upstream (policy.c); never logged,

@@ -1,6 +1,7 @@
 #include "state/state.h"
 
 #include "authz/ident.h"
+#include "lb/conf.h"
 #include "state/policy.h"
 #include "util/hmap.h"
 #include "util/xalloc.h"
@@ -21,6 +22,7 @@ struct state {
 	struct hmap aliases_by_name;
 	struct policy *policy; /* tenant policy (state/policy.h) */
 	struct ident *ident;   /* issuers, revocations, roles (authz/ident.h) */
+	struct lb_conf *lb;    /* routing (lb/conf.h) */
 };
 
 struct name_key {
@@ -92,6 +94,7 @@ struct state *state_new(void)
 	hmap_init(&s->aliases_by_name);
 	s->policy = policy_new();
 	s->ident = ident_new();
+	s->lb = lb_conf_new();
 	return s;
 }
 
@@ -119,6 +122,7 @@ void state_free(struct state *s)
 	hmap_clear(&s->aliases_by_name);
 	policy_free(s->policy);
 	ident_free(s->ident);
+	lb_conf_free(s->lb);
 	free(s);
 }
 
@@ -239,6 +243,16 @@ struct policy *state_policy(const struct state *s)
 struct ident *state_ident(const struct state *s)
 {
 	return s->ident;
+}
+
+struct lb_conf *state_lb(const struct state *s)
+{
+	return s->lb;
+}
+
+const struct st_model *state_find_model_id(const struct state *s, int64_t id)
+{
+	return hmap_find(&s->models_by_id, hmap_hash_u64((uint64_t)id), eq_model_id, &id);
 }
 
 const struct st_model *state_resolve_model(const struct state *s, const char *name, size_t len)
