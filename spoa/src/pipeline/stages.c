@@ -135,6 +135,8 @@ static const struct route_entry routes[] = {
 	{ "POST", "/v1/audio/transcriptions", PL_SVC_AUDIO_TRANSCRIPTIONS },
 	{ "POST", "/v1/images/generations", PL_SVC_IMAGES_GENERATIONS },
 	{ "POST", "/v1/images/edits", PL_SVC_IMAGES_EDITS },
+	/* Anthropic-style clients: a chat request, translated by jairouter-adapter. */
+	{ "POST", "/v1/messages", PL_SVC_CHAT },
 	{ "GET", "/v1/models", PL_SVC_MODELS },
 };
 
@@ -531,7 +533,7 @@ static enum pl_result stage_route(struct pl_ctx *ctx)
 		return pl_fail(ctx, PL_R_INTERNAL);
 	ctx->out.allow = 1;
 	ctx->out.reason = PL_R_OK;
-	return PL_DONE;
+	return PL_NEXT; /* later stages may still refine (adapter) or refuse */
 }
 
 const struct pl_stage pl_default_stages[] = {
@@ -543,6 +545,7 @@ const struct pl_stage pl_default_stages[] = {
 	{ "authz", stage_authz },
 	{ "grants", pl_stage_grants },
 	{ "route", stage_route },
+	{ "adapter", pl_stage_adapter },
 };
 
 const size_t pl_default_nstages = sizeof(pl_default_stages) / sizeof(pl_default_stages[0]);
