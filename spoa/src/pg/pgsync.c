@@ -30,6 +30,7 @@
  */
 #include "pg/pgsync.h"
 
+#include "limit/defs.h"
 #include "state/policy.h"
 #include "state/state.h"
 #include "util/log.h"
@@ -420,6 +421,28 @@ static void del_credential(struct state *s, int64_t id)
 	"key_id, ciphertext FROM jairouter.provider_credentials"
 #define AND_IDS " AND id = ANY($1::bigint[])"
 
+/* Limit definitions (limit/defs.h; sql/006_limits_usage.sql): parsed by limdefs_put_row. */
+static int put_limit(struct state *s, const PGresult *r, int row, int64_t *id)
+{
+	const char *v[LIMDEFS_ROW_COLS];
+	char err[160];
+
+	for (int i = 0; i < LIMDEFS_ROW_COLS; i++)
+		v[i] = col_text(r, row, i);
+	*id = col_i64(r, row, 0);
+	if (limdefs_put_row(state_limits(s), v, err, sizeof(err)) < 0) {
+		log_warn("database: limits row %lld ignored: %s", (long long)*id, err);
+		limdefs_del(state_limits(s), *id);
+		return -1;
+	}
+	return 0;
+}
+
+static void del_limit(struct state *s, int64_t id)
+{
+	limdefs_del(state_limits(s), id);
+}
+
 static const struct ps_table ps_tables[] = {
 	{ "tenants", TENANTS_SQL, TENANTS_SQL BY_IDS, 3, put_tenant, state_del_tenant },
 	{ "api_keys", KEYS_SQL, KEYS_SQL BY_IDS, 6, put_key, state_del_key },
@@ -435,6 +458,7 @@ static const struct ps_table ps_tables[] = {
 	{ "model_group_members", MEMBERS_SQL, MEMBERS_SQL BY_IDS, 3, put_member, del_member },
 	{ "provider_credentials", CREDENTIALS_SQL, CREDENTIALS_SQL BY_IDS, 8, put_credential,
 	  del_credential },
+	{ "limits", LIMITS_SQL, LIMITS_SQL AND_IDS, LIMDEFS_ROW_COLS, put_limit, del_limit },
 };
 #define PS_NTABLES (sizeof(ps_tables) / sizeof(ps_tables[0]))
 

@@ -53,6 +53,8 @@ enum pl_reason {
 	PL_R_MODEL_NOT_SUPPORTED,  /* the model does not serve this service type (400) */
 	PL_R_STREAM_NOT_SUPPORTED, /* "stream": true on a model that cannot stream (400) */
 	PL_R_INVALID_FORM,         /* a multipart body we cannot read unambiguously (400) */
+	PL_R_RATE_LIMITED,         /* a rate or concurrency limit (429, limit/stage.c) */
+	PL_R_QUOTA_EXCEEDED,       /* a token quota or money budget (429 insufficient_quota) */
 	PL_R__COUNT
 };
 
@@ -85,6 +87,7 @@ struct pl_str {
  * into the context's own copy of the NOTIFY payload. */
 struct pl_request {
 	struct pl_str method, path, authorization, api_key, content_type, request_id;
+	struct pl_str user;    /* end user for limits (arg `user`: a header or a JWT subject) */
 	struct pl_str body;    /* the buffered request body (arg `body`), when sent */
 	int has_body;          /* the `body` argument was present (even if empty) */
 	struct pl_str model;   /* from the body (or the legacy `model` argument): a string */
@@ -132,6 +135,11 @@ struct pl_verdict {
 	int up_header;
 	size_t up_len;
 	char up_value[PL_UPSTREAM_MAX];
+	/* The x-ratelimit-* headers (limit/stage.c), on allows and denials: [0] requests,
+	 * [1] tokens; limit < 0 = no such limit applied. reset in milliseconds. */
+	struct {
+		int64_t limit, remaining, reset_ms;
+	} rl[2];
 };
 
 enum pl_result { PL_NEXT = 0, PL_DONE = 1, PL_PENDING = 2 };

@@ -1,6 +1,7 @@
 #include "state/state.h"
 
 #include "state/policy.h"
+#include "limit/defs.h"
 #include "util/hmap.h"
 #include "util/xalloc.h"
 
@@ -19,6 +20,7 @@ struct state {
 	struct hmap aliases_by_id;
 	struct hmap aliases_by_name;
 	struct policy *policy; /* tenant policy (state/policy.h) */
+	struct limdefs *limits; /* limit definitions (limit/defs.h) */
 };
 
 struct name_key {
@@ -89,6 +91,7 @@ struct state *state_new(void)
 	hmap_init(&s->aliases_by_id);
 	hmap_init(&s->aliases_by_name);
 	s->policy = policy_new();
+	s->limits = limdefs_new();
 	return s;
 }
 
@@ -115,6 +118,7 @@ void state_free(struct state *s)
 	hmap_clear(&s->aliases_by_id);
 	hmap_clear(&s->aliases_by_name);
 	policy_free(s->policy);
+	limdefs_free(s->limits);
 	free(s);
 }
 
@@ -230,6 +234,11 @@ const struct st_model *state_find_model(const struct state *s, const char *name,
 struct policy *state_policy(const struct state *s)
 {
 	return s->policy;
+}
+
+struct limdefs *state_limits(const struct state *s)
+{
+	return s->limits;
 }
 
 const struct st_model *state_resolve_model(const struct state *s, const char *name, size_t len)
