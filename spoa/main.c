@@ -13,11 +13,14 @@
 #include "metrics/metrics.h"
 #include "net/server.h"
 #include "pg/pgsync.h"
+#include "report/report.h"
 #include "state/state.h"
 #include "util/log.h"
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +37,7 @@ struct app {
 	struct server *server;
 	struct pgsync *pg;
 	struct admin *admin;
+	struct report_listener *report;
 	struct event *sig_term, *sig_int, *sig_hup, *status_tick;
 	int draining;
 };
@@ -200,6 +204,25 @@ static int parse_args(int argc, char **argv, struct app *app, int *check_only)
 	return 0;
 }
 
+/* The report listener's counters on /metrics (report/report.h). */
+static void render_report(struct evbuffer *out, void *arg)
+{
+	struct app *app = arg;
+	struct report_stats st;
+
+	report_listener_stats(app->report, &st);
+	evbuffer_add_printf(out,
+			    "# HELP jairouter_report_lines_total End-of-request lines received (HAProxy and adapter).\n"
+			    "# TYPE jairouter_report_lines_total counter\njairouter_report_lines_total %" PRIu64 "\n"
+			    "# HELP jairouter_report_malformed_total Datagrams without a request id, ignored.\n"
+			    "# TYPE jairouter_report_malformed_total counter\njairouter_report_malformed_total %" PRIu64 "\n"
+			    "# HELP jairouter_report_truncated_total Lines cut short (raise the log length in haproxy.cfg).\n"
+			    "# TYPE jairouter_report_truncated_total counter\njairouter_report_truncated_total %" PRIu64 "\n"
+			    "# HELP jairouter_report_dropped_total Lines lost in the receive queue (kernel count).\n"
+			    "# TYPE jairouter_report_dropped_total counter\njairouter_report_dropped_total %" PRIu64 "\n",
+			    st.lines, st.malformed, st.truncated, st.dropped);
+}
+
 static struct event *add_signal(struct app *app, int sig, event_callback_fn fn)
 {
 	struct event *ev = evsignal_new(app->base, sig, fn, app);
@@ -228,6 +251,16 @@ static int start(struct app *app)
 		log_error("%s", err);
 		return -1;
 	}
+	if (app->cfg.report_listen[0]) {
+		/* Open during a drain too: requests still in flight end and report. */
+		app->report = report_listen(app->base, app->cfg.report_listen, err, sizeof(err));
+		if (!app->report) {
+			log_error("%s", err);
+			return -1;
+		}
+		log_info("end-of-request reports on %s", app->cfg.report_listen);
+	}
+	metrics_add_renderer(render_report, app);
 	if (app->cfg.metrics_listen[0]) {
 		app->admin = admin_start(app->base, app->cfg.metrics_listen, gauges, app, err, sizeof(err));
 		if (!app->admin) {
@@ -250,6 +283,8 @@ static void stop(struct app *app)
 
 	server_free(app->server);
 	admin_stop(app->admin);
+	report_listener_free(app->report);
+	report_unsubscribe_all();
 	pgsync_stop(app->pg);
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
 		if (evs[i])

@@ -174,12 +174,14 @@ jr_agent_bin() {
 	fi
 }
 
-# jr_agent_config DIR SPOA_PORT METRICS_PORT DATABASE: writes DIR/agent.conf.
+# jr_agent_config DIR SPOA_PORT METRICS_PORT DATABASE [REPORT_PORT]: writes
+# DIR/agent.conf (no report listener without REPORT_PORT).
 jr_agent_config() {
 	cat >"$1/agent.conf" <<EOF
 # Written by scripts/lib/common.sh for a throwaway stack.
 listen = 127.0.0.1:$2
 metrics_listen = 127.0.0.1:$3
+report_listen = ${5:+127.0.0.1:$5}
 workers = 2
 database = "$4"
 log_level = ${JR_AGENT_LOG_LEVEL:-info}
@@ -272,7 +274,7 @@ jr_write_env() {
 	: >"$dir/env"
 	for v in JR_URL JR_STATS_URL JR_STATS_SOCK JR_AGENT_ADDR JR_AGENT_METRICS JR_DATABASE \
 		JR_PG_PORT JR_MOCK_URL JR_MOCK2_URL JR_STACK_DIR JR_LISTEN JR_SPOA_ADDR JR_MOCK_ADDR \
-		JR_MOCK2_ADDR JR_HAPROXY_DIR JR_STATS_LISTEN; do
+		JR_MOCK2_ADDR JR_HAPROXY_DIR JR_STATS_LISTEN JR_REPORT_ADDR; do
 		printf 'export %s=%q\n' "$v" "${!v}" >>"$dir/env"
 	done
 }
@@ -293,11 +295,12 @@ jr_stack_start() {
 
 _jr_stack_start() {
 	local dir=$1 ports pg_port spoa_port metrics_port http_port stats_port mock_port mock2_port
+	local report_port
 	# shellcheck source=scripts/lib/pg.sh
 	source "$JR_ROOT/scripts/lib/pg.sh"
-	mapfile -t ports < <(jr_free_ports 5)
+	mapfile -t ports < <(jr_free_ports 6)
 	pg_port=${ports[0]} spoa_port=${ports[1]} metrics_port=${ports[2]}
-	http_port=${JR_HTTP_PORT:-${ports[3]}} stats_port=${ports[4]}
+	http_port=${JR_HTTP_PORT:-${ports[3]}} stats_port=${ports[4]} report_port=${ports[5]}
 	export JR_STACK_DIR=$dir JR_PG_PORT=$pg_port
 
 	jr_log "PostgreSQL on 127.0.0.1:$pg_port"
@@ -315,7 +318,8 @@ _jr_stack_start() {
 	jr_log "mocks on $mock_port and $mock2_port"
 
 	export JR_AGENT_ADDR=127.0.0.1:$spoa_port JR_AGENT_METRICS=http://127.0.0.1:$metrics_port
-	jr_agent_config "$dir" "$spoa_port" "$metrics_port" "$JR_DATABASE"
+	export JR_REPORT_ADDR=127.0.0.1:$report_port
+	jr_agent_config "$dir" "$spoa_port" "$metrics_port" "$JR_DATABASE" "$report_port"
 	jr_log "agent $(jr_agent_bin) on $JR_AGENT_ADDR"
 	jr_agent_start "$dir" || return 1
 

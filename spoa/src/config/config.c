@@ -36,6 +36,7 @@ static const struct opt opts[] = {
 	{ "drain_timeout_ms", OPT_UINT, F(drain_timeout_ms), 0, 600000, 0 },
 	{ "log_level", OPT_LOGLEVEL, F(log_level), 0, 0, 0 },
 	{ "master_key_file", OPT_STR, F(master_key_file), 0, 0, 0 },
+	{ "report_listen", OPT_STR, F(report_listen), 0, 0, 1 },
 	{ "redis", OPT_STR, F(redis), 0, 0, 1 },
 	{ "redis_timeout_ms", OPT_UINT, F(redis_timeout_ms), 1, 10000, 0 },
 	{ "fleet_size", OPT_UINT, F(fleet_size), 1, 10000, 0 },
@@ -56,6 +57,7 @@ void config_defaults(struct jr_config *c)
 	memset(c, 0, sizeof(*c));
 	snprintf(c->listen, sizeof(c->listen), "127.0.0.1:12345");
 	snprintf(c->metrics_listen, sizeof(c->metrics_listen), "127.0.0.1:9180");
+	snprintf(c->report_listen, sizeof(c->report_listen), "127.0.0.1:12346");
 	c->deadline_ms = 150;
 	c->resync_interval_ms = 60000;
 	c->max_connections = 4096;

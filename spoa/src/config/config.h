@@ -27,6 +27,7 @@ struct jr_config {
 	unsigned drain_timeout_ms;
 	int log_level;
 	char master_key_file[CONFIG_PATH_MAX]; /* provider credentials (cred/cred.h); empty: none */
+	char report_listen[CONFIG_ADDR_MAX];   /* end-of-request lines (report/report.h); empty: off */
 	/* Limits and usage (docs/limits.md). */
 	char redis[CONFIG_ADDR_MAX];     /* host:port of the fleet's Redis; empty: per-node limits */
 	unsigned redis_timeout_ms;       /* a Redis answer slower than this: local fallback */
