@@ -21,7 +21,7 @@
 
 #include "limit/defs.h"
 
-#define LIM_KEY_MAX 200 /* "<id>:<version>:<scope value>" */
+#define LIM_KEY_MAX 256 /* "<id>:<version>:<scope value>" */
 
 struct lim_item {
 	struct lim_def def;
@@ -29,6 +29,7 @@ struct lim_item {
 	int64_t cost;
 	int64_t charged_at_us;  /* when it was charged (refunds of sliding logs) */
 	int remote;             /* charged in Redis (1) or here (0) */
+	int slot;               /* Redis: its position in the admission call (member names) */
 	struct lim_result res;
 };
 

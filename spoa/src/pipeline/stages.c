@@ -7,6 +7,7 @@
 
 #include "auth/apikey.h"
 #include "form/multipart.h"
+#include "limit/stage.h"
 #include "state/policy.h"
 #include "util/json.h"
 
@@ -531,7 +532,7 @@ static enum pl_result stage_route(struct pl_ctx *ctx)
 		return pl_fail(ctx, PL_R_INTERNAL);
 	ctx->out.allow = 1;
 	ctx->out.reason = PL_R_OK;
-	return PL_DONE;
+	return PL_NEXT; /* the limits stage may still refuse (limit/stage.c) */
 }
 
 const struct pl_stage pl_default_stages[] = {
@@ -543,6 +544,7 @@ const struct pl_stage pl_default_stages[] = {
 	{ "authz", stage_authz },
 	{ "grants", pl_stage_grants },
 	{ "route", stage_route },
+	{ "limits", pl_stage_limits },
 };
 
 const size_t pl_default_nstages = sizeof(pl_default_stages) / sizeof(pl_default_stages[0]);
