@@ -11,6 +11,7 @@
 #include "config/config.h"
 #include "limit/stage.h"
 #include "cred/cred.h"
+#include "lb/lb.h"
 #include "metrics/metrics.h"
 #include "net/server.h"
 #include "pg/pgsync.h"
@@ -153,11 +154,19 @@ static int load_master_keys(const struct jr_config *cfg, int install)
 	return 0;
 }
 
+/* Routing (lb/lb.h): HAProxy's stats socket. */
+static void lb_options(const struct jr_config *cfg, struct lb_opts *o)
+{
+	o->stats_socket = cfg->haproxy_stats_socket;
+	o->poll_ms = cfg->lb_poll_ms;
+}
+
 static void on_reload(evutil_socket_t sig, short what, void *arg)
 {
 	struct app *app = arg;
 	struct jr_config fresh;
 	struct pgsync_opts po;
+	struct lb_opts lo;
 	char err[512], restart[256];
 
 	(void)sig;
@@ -183,6 +192,9 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	limits_configure(&fresh);
 	pg_opts(&app->cfg, &po);
 	pgsync_reconfigure(app->pg, &po);
+	lb_options(&app->cfg, &lo);
+	if (lb_reconfigure(&lo, err, sizeof(err)) < 0)
+		log_error("reload: %s (routing keeps its previous stats socket)", err);
 	load_master_keys(&fresh, 1);
 	pgsync_reload(app->pg); /* open the provider credentials with the keys as they are now */
 	log_info("configuration reloaded from %s", app->config_path);
@@ -237,6 +249,7 @@ static struct event *add_signal(struct app *app, int sig, event_callback_fn fn)
 
 static int start(struct app *app)
 {
+	struct lb_opts lo;
 	struct pgsync_opts po;
 	struct timeval tick = { 0, STATUS_TICK_MS * 1000 };
 	char err[512];
@@ -273,6 +286,11 @@ static int start(struct app *app)
 		log_info("end-of-request reports on %s", app->cfg.report_listen);
 	}
 	metrics_add_renderer(render_report, app);
+	lb_options(&app->cfg, &lo);
+	if (lb_start(app->base, &lo, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		return -1;
+	}
 	if (app->cfg.metrics_listen[0]) {
 		app->admin = admin_start(app->base, app->cfg.metrics_listen, gauges, app, err, sizeof(err));
 		if (!app->admin) {
@@ -297,6 +315,7 @@ static void stop(struct app *app)
 	admin_stop(app->admin);
 	report_listener_free(app->report);
 	report_unsubscribe_all();
+	lb_stop();
 	limits_stop(); /* settles what is still reserved, as estimated */
 	usage_stop();  /* and writes the usage to PostgreSQL */
 	pgsync_stop(app->pg);

@@ -24,7 +24,8 @@ CREATE TABLE IF NOT EXISTS jairouter.limits (
 	key_id      bigint NULL REFERENCES jairouter.api_keys (id) ON DELETE CASCADE,
 	model_id    bigint NULL REFERENCES jairouter.models (id) ON DELETE CASCADE,
 	scope       text NOT NULL CONSTRAINT limits_scope_check
-		CHECK (scope IN ('tenant', 'key', 'user', 'ip', 'model', 'tenant_model', 'backend')),
+		CHECK (scope IN ('tenant', 'key', 'user', 'ip', 'model', 'tenant_model', 'backend',
+			'server')),
 	dimension   text NOT NULL CONSTRAINT limits_dimension_check
 		CHECK (dimension IN ('requests', 'tokens', 'concurrent', 'quota', 'budget')),
 	algorithm   text NOT NULL CONSTRAINT limits_algorithm_check

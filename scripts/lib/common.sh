@@ -175,13 +175,15 @@ jr_agent_bin() {
 }
 
 # jr_agent_config DIR SPOA_PORT METRICS_PORT DATABASE [REPORT_PORT]: writes
-# DIR/agent.conf (no report listener without REPORT_PORT).
+# DIR/agent.conf (no report listener without REPORT_PORT; HAProxy's stats socket
+# $JR_STATS_SOCK, polled for routing, when set).
 jr_agent_config() {
 	cat >"$1/agent.conf" <<EOF
 # Written by scripts/lib/common.sh for a throwaway stack.
 listen = 127.0.0.1:$2
 metrics_listen = 127.0.0.1:$3
 report_listen = ${5:+127.0.0.1:$5}
+haproxy_stats_socket = ${JR_STATS_SOCK:-}
 workers = 2
 database = "$4"
 log_level = ${JR_AGENT_LOG_LEVEL:-info}
@@ -319,6 +321,12 @@ _jr_stack_start() {
 
 	export JR_AGENT_ADDR=127.0.0.1:$spoa_port JR_AGENT_METRICS=http://127.0.0.1:$metrics_port
 	export JR_REPORT_ADDR=127.0.0.1:$report_port
+	# The agent polls HAProxy's stats socket (routing): known before either starts.
+	export JR_STATS_SOCK=$dir/haproxy.sock
+	# A unix socket path must fit in 108 bytes.
+	if ((${#JR_STATS_SOCK} > 100)); then
+		JR_STATS_SOCK=$(mktemp -u /tmp/jr-haproxy.XXXXXX.sock)
+	fi
 	jr_agent_config "$dir" "$spoa_port" "$metrics_port" "$JR_DATABASE" "$report_port"
 	jr_log "agent $(jr_agent_bin) on $JR_AGENT_ADDR"
 	jr_agent_start "$dir" || return 1
@@ -326,11 +334,6 @@ _jr_stack_start() {
 	export JR_LISTEN=127.0.0.1:$http_port JR_SPOA_ADDR=$JR_AGENT_ADDR
 	export JR_MOCK_ADDR=127.0.0.1:$mock_port JR_MOCK2_ADDR=127.0.0.1:$mock2_port
 	export JR_HAPROXY_DIR=$JR_ROOT/haproxy JR_STATS_LISTEN=127.0.0.1:$stats_port
-	export JR_STATS_SOCK=$dir/haproxy.sock
-	# A unix socket path must fit in 108 bytes.
-	if ((${#JR_STATS_SOCK} > 100)); then
-		JR_STATS_SOCK=$(mktemp -u /tmp/jr-haproxy.XXXXXX.sock)
-	fi
 	export JR_URL=http://$JR_LISTEN JR_STATS_URL=http://$JR_STATS_LISTEN
 	jr_log "HAProxy on $JR_URL (stats $JR_STATS_URL)"
 	jr_haproxy_start "$dir" || return 1

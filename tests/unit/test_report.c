@@ -195,6 +195,39 @@ static void test_listener(void)
 		CHECK_EQ_INT((int)st.truncated, 1);
 		CHECK_EQ_INT(s.lines, 3);
 		CHECK_EQ_STR(s.last_id, "6f1c2a");
+		/* The stream transport on the same address: octet-counted frames, one split
+		 * across two writes, then a framing error that closes the connection. */
+		{
+			int tcp = socket(AF_INET, SOCK_STREAM, 0);
+			const char *a = "18 id=s1 st=201 end=1", *b1 = "18 id=s2 st", *b2 = "=202 end=1";
+			CHECK(connect(tcp, (struct sockaddr *)&sin, sizeof(sin)) == 0);
+			for (int turn = 0; turn < 5; turn++)
+				event_base_loop(base, EVLOOP_NONBLOCK); /* accept */
+			CHECK(write(tcp, a, strlen(a)) == (ssize_t)strlen(a));
+			CHECK(write(tcp, b1, strlen(b1)) == (ssize_t)strlen(b1));
+			for (int turn = 0; turn < 5; turn++)
+				event_base_loop(base, EVLOOP_NONBLOCK);
+			report_listener_stats(l, &st);
+			CHECK_EQ_INT((int)st.lines, 4); /* s1 read, s2 incomplete */
+			CHECK_EQ_STR(s.last_id, "s1");
+			CHECK(write(tcp, b2, strlen(b2)) == (ssize_t)strlen(b2));
+			for (int turn = 0; turn < 5; turn++)
+				event_base_loop(base, EVLOOP_NONBLOCK);
+			report_listener_stats(l, &st);
+			CHECK_EQ_INT((int)st.lines, 5);
+			CHECK_EQ_STR(s.last_id, "s2");
+			CHECK(write(tcp, "x1 junk", 7) == 7);
+			for (int turn = 0; turn < 5; turn++)
+				event_base_loop(base, EVLOOP_NONBLOCK);
+			report_listener_stats(l, &st);
+			CHECK_EQ_INT((int)st.malformed, 2);
+			{
+				char c;
+				/* the agent closed its end: EOF (0) for us */
+				CHECK(read(tcp, &c, 1) == 0);
+			}
+			close(tcp);
+		}
 		report_listener_free(l);
 	}
 	/* A unix datagram socket, and its file removed on free. */

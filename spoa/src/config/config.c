@@ -37,6 +37,8 @@ static const struct opt opts[] = {
 	{ "log_level", OPT_LOGLEVEL, F(log_level), 0, 0, 0 },
 	{ "master_key_file", OPT_STR, F(master_key_file), 0, 0, 0 },
 	{ "report_listen", OPT_STR, F(report_listen), 0, 0, 1 },
+	{ "haproxy_stats_socket", OPT_STR, F(haproxy_stats_socket), 0, 0, 0 },
+	{ "lb_poll_ms", OPT_UINT, F(lb_poll_ms), 50, 10000, 0 },
 	{ "redis", OPT_STR, F(redis), 0, 0, 1 },
 	{ "redis_timeout_ms", OPT_UINT, F(redis_timeout_ms), 1, 10000, 0 },
 	{ "fleet_size", OPT_UINT, F(fleet_size), 1, 10000, 0 },
@@ -66,6 +68,7 @@ void config_defaults(struct jr_config *c)
 	c->idle_timeout_ms = 300000;
 	c->drain_timeout_ms = 5000;
 	c->log_level = LOG_INFO;
+	c->lb_poll_ms = 250;
 	c->redis_timeout_ms = 25;
 	c->fleet_size = 1;
 	c->limits_max_states = 200000;

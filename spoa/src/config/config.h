@@ -28,6 +28,8 @@ struct jr_config {
 	int log_level;
 	char master_key_file[CONFIG_PATH_MAX]; /* provider credentials (cred/cred.h); empty: none */
 	char report_listen[CONFIG_ADDR_MAX];   /* end-of-request lines (report/report.h); empty: off */
+	char haproxy_stats_socket[CONFIG_PATH_MAX]; /* HAProxy runtime API (lb/); empty: off */
+	unsigned lb_poll_ms;                   /* `show stat` poll interval */
 	/* Limits and usage (docs/limits.md). */
 	char redis[CONFIG_ADDR_MAX];     /* host:port of the fleet's Redis; empty: per-node limits */
 	unsigned redis_timeout_ms;       /* a Redis answer slower than this: local fallback */

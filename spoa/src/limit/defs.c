@@ -8,7 +8,7 @@
 #include <string.h>
 
 static const char *const scope_names[LS__COUNT] = {
-	"tenant", "key", "user", "ip", "model", "tenant_model", "backend",
+	"tenant", "key", "user", "ip", "model", "tenant_model", "backend", "server",
 };
 static const char *const dim_names[LD__COUNT] = {
 	"requests", "tokens", "concurrent", "quota", "budget",

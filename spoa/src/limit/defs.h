@@ -29,6 +29,7 @@ enum lim_scope {
 	LS_MODEL,        /* the model, across tenants */
 	LS_TENANT_MODEL, /* one counter per tenant and model */
 	LS_BACKEND,      /* the model's backend (the server pool), across tenants */
+	LS_SERVER,       /* the backend server the router chose (lb/), across tenants */
 	LS__COUNT
 };
 

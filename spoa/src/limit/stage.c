@@ -254,6 +254,7 @@ static void scope_value(const struct lim_req *q, const struct lim_def *d, char *
 		snprintf(buf, cap, "tm%lld:%lld", (long long)q->tenant_id, (long long)q->model_id);
 		break;
 	case LS_BACKEND: snprintf(buf, cap, "b%s", ctx->out.backend); break;
+	case LS_SERVER: snprintf(buf, cap, "s%s/%s", ctx->out.backend, ctx->out.server); break;
 	default: snprintf(buf, cap, "?"); break;
 	}
 }

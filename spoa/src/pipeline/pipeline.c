@@ -1,5 +1,6 @@
 #include "pipeline/pipeline.h"
 
+#include "lb/lb.h"
 #include "spop/spop.h"
 #include "util/json.h"
 #include "util/xalloc.h"
@@ -41,6 +42,7 @@ static const char *const reason_names[PL_R__COUNT] = {
 	[PL_R_MODEL_NOT_SUPPORTED] = "model_not_supported",
 	[PL_R_STREAM_NOT_SUPPORTED] = "stream_not_supported",
 	[PL_R_INVALID_FORM] = "invalid_form",
+	[PL_R_NO_UPSTREAM] = "no_upstream",
 	[PL_R_RATE_LIMITED] = "rate_limited",
 	[PL_R_QUOTA_EXCEEDED] = "quota_exceeded",
 };
@@ -137,7 +139,8 @@ struct arg_field {
 
 #define S(f) { #f, offsetof(struct pl_request, f) }
 static const struct arg_field str_args[] = {
-	S(method), S(path), S(authorization), S(api_key), S(content_type), S(request_id), S(user),
+	S(method), S(path), S(authorization), S(api_key), S(content_type), S(request_id),
+	S(affinity), S(user),
 };
 #undef S
 
@@ -201,6 +204,10 @@ enum pl_decode_result pl_request_decode(struct pl_ctx *ctx, const uint8_t *paylo
 
 static void finish(struct pl_ctx *ctx)
 {
+	/* A server chosen by the route stage for a request refused afterwards (a later
+	 * stage, the deadline) will never see it (lb/lb.h). */
+	if (!ctx->out.allow && ctx->out.server[0])
+		lb_release(ctx->out.backend, ctx->out.server);
 	ctx->finished = 1;
 	ctx->done(ctx, ctx->arg);
 }
@@ -439,6 +446,10 @@ static int encode(const struct pl_verdict *v, uint64_t sid, uint64_t fid, uint8_
 			set_str_var(&w, "key_prefix", v->key_prefix);
 		set_rewrite_vars(&w, v);
 		set_upstream_var(&w, v);
+		if (v->server[0])
+			set_str_var(&w, "server", v->server);
+		if (v->fallback[0])
+			set_str_var(&w, "fallback", v->fallback);
 		set_ratelimit_vars(&w, v);
 	} else {
 		set_ratelimit_vars(&w, v);

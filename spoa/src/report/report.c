@@ -9,7 +9,10 @@
 #include "util/xalloc.h"
 
 #include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/listener.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -186,13 +189,43 @@ void report_publish(const struct jr_report *r)
  * a second of a busy node, while the control thread is briefly busy elsewhere. */
 #define REPORT_RCVBUF (4 << 20)
 
+/* Stream connections at once: HAProxy's ring forwarder keeps one per ring server, a
+ * reload briefly two; beyond this, connections are refused. */
+#define REPORT_MAX_STREAMS 8
+/* Bytes one read callback consumes from a stream before the loop turns (~600 lines). */
+#define REPORT_STREAM_CHUNK (256 * 1024)
+
+struct report_stream {
+	struct report_listener *l;
+	struct bufferevent *bev;
+};
+
 struct report_listener {
-	int fd;
+	int fd;                       /* datagram socket */
 	struct event *ev;
+	struct evconnlistener *tcp;   /* octet-counted stream (host:port only) */
+	struct report_stream *streams[REPORT_MAX_STREAMS];
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* unix socket to unlink */
 	struct report_stats st;
 	char buf[REPORT_LINE_MAX];
 };
+
+/* One line from either transport: parse, count, publish. */
+static void handle_line(struct report_listener *l, size_t n, int cut)
+{
+	struct jr_report r;
+
+	if (report_parse(l->buf, n, &r) < 0) {
+		l->st.malformed++;
+		return;
+	}
+	if (cut)
+		r.truncated = 1;
+	if (r.truncated)
+		l->st.truncated++;
+	l->st.lines++;
+	report_publish(&r);
+}
 
 static void read_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -203,7 +236,6 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
 		char cbuf[CMSG_SPACE(sizeof(uint32_t))];
 		struct iovec iov = { l->buf, sizeof(l->buf) };
 		struct msghdr mh;
-		struct jr_report r;
 		ssize_t n;
 
 		memset(&mh, 0, sizeof(mh));
@@ -224,20 +256,119 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
 				l->st.dropped = drops; /* the kernel's running total for this socket */
 			}
 		}
-		if (report_parse(l->buf, (size_t)n, &r) < 0) {
-			l->st.malformed++;
-			continue;
-		}
-		if ((mh.msg_flags & MSG_TRUNC) != 0)
-			r.truncated = 1;
-		if (r.truncated)
-			l->st.truncated++;
-		l->st.lines++;
-		report_publish(&r);
+		handle_line(l, (size_t)n, (mh.msg_flags & MSG_TRUNC) != 0);
 	}
 }
 
-static int open_socket(struct report_listener *l, const char *addr, char *err, size_t errlen)
+/* ---- the stream transport: RFC 6587 octet counting, "<length> <line>" repeated, as
+ * HAProxy's ring forwarder sends it (`server ... log-proto octet-count`). */
+
+static void stream_free(struct report_stream *s)
+{
+	struct report_listener *l = s->l;
+
+	for (size_t i = 0; i < REPORT_MAX_STREAMS; i++)
+		if (l->streams[i] == s)
+			l->streams[i] = NULL;
+	bufferevent_free(s->bev);
+	free(s);
+}
+
+/* Parses the frames in the input buffer. Returns -1 on a framing error. */
+static int stream_frames(struct report_stream *s)
+{
+	struct report_listener *l = s->l;
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	size_t consumed = 0;
+
+	while (consumed < REPORT_STREAM_CHUNK) {
+		unsigned char hdr[8];
+		size_t avail = evbuffer_get_length(in), hl = 0, len = 0, take;
+		ssize_t got;
+
+		if (!avail)
+			break;
+		got = evbuffer_copyout(in, hdr, sizeof(hdr));
+		while (hl < (size_t)got && hdr[hl] >= '0' && hdr[hl] <= '9')
+			len = len * 10 + (size_t)(hdr[hl++] - '0');
+		if (hl == (size_t)got) {
+			if (got == (ssize_t)sizeof(hdr))
+				return -1; /* 8 digits and no space: not a length we accept */
+			break;             /* the length is still arriving */
+		}
+		if (hl == 0 || hdr[hl] != ' ' || len == 0 || len > 65535)
+			return -1;
+		if (avail < hl + 1 + len)
+			break; /* the line is still arriving */
+		evbuffer_drain(in, hl + 1);
+		take = len < sizeof(l->buf) ? len : sizeof(l->buf);
+		evbuffer_remove(in, l->buf, take);
+		if (len > take)
+			evbuffer_drain(in, len - take);
+		handle_line(l, take, len > take);
+		consumed += hl + 1 + len;
+	}
+	/* More left: come back on the next turn of the loop, after other events. */
+	if (evbuffer_get_length(in) && consumed >= REPORT_STREAM_CHUNK)
+		bufferevent_trigger(s->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+	return 0;
+}
+
+static void stream_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct report_stream *s = arg;
+	(void)bev;
+
+	if (stream_frames(s) < 0) {
+		s->l->st.malformed++;
+		log_warn("report stream: framing error, closing the connection");
+		stream_free(s);
+	}
+}
+
+static void stream_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		stream_free(arg);
+}
+
+static void stream_accept_cb(struct evconnlistener *tcp, evutil_socket_t fd, struct sockaddr *sa,
+			     int salen, void *arg)
+{
+	struct report_listener *l = arg;
+	struct report_stream *s;
+	size_t slot = REPORT_MAX_STREAMS;
+	(void)sa;
+	(void)salen;
+
+	for (size_t i = 0; i < REPORT_MAX_STREAMS; i++)
+		if (!l->streams[i]) {
+			slot = i;
+			break;
+		}
+	if (slot == REPORT_MAX_STREAMS) {
+		log_warn("report stream: %d connections already open; refusing another", REPORT_MAX_STREAMS);
+		evutil_closesocket(fd);
+		return;
+	}
+	s = xcalloc(1, sizeof(*s));
+	s->l = l;
+	s->bev = bufferevent_socket_new(evconnlistener_get_base(tcp), fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!s->bev) {
+		evutil_closesocket(fd);
+		free(s);
+		return;
+	}
+	l->streams[slot] = s;
+	/* Bounded input: at most this much waits in our buffer; TCP pushes back beyond. */
+	bufferevent_setwatermark(s->bev, EV_READ, 0, 4 * REPORT_STREAM_CHUNK);
+	bufferevent_setcb(s->bev, stream_read_cb, NULL, stream_event_cb, s);
+	bufferevent_enable(s->bev, EV_READ);
+}
+
+static int open_socket(struct report_listener *l, struct event_base *base, const char *addr,
+		       char *err, size_t errlen)
 {
 	int one = 1, rcv = REPORT_RCVBUF;
 
@@ -275,6 +406,12 @@ static int open_socket(struct report_listener *l, const char *addr, char *err, s
 			goto sys;
 		if (bind(l->fd, (struct sockaddr *)&ss, sl) < 0)
 			goto sys;
+		/* The same address, over TCP, for HAProxy's ring forwarder. */
+		l->tcp = evconnlistener_new_bind(base, stream_accept_cb, l,
+						 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+						 16, (struct sockaddr *)&ss, (int)sl);
+		if (!l->tcp)
+			goto sys;
 	}
 	/* Best effort: the kernel caps it at net.core.rmem_max. */
 	(void)setsockopt(l->fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
@@ -291,7 +428,7 @@ struct report_listener *report_listen(struct event_base *base, const char *addr,
 	struct report_listener *l = xcalloc(1, sizeof(*l));
 
 	l->fd = -1;
-	if (open_socket(l, addr, err, errlen) < 0) {
+	if (open_socket(l, base, addr, err, errlen) < 0) {
 		report_listener_free(l);
 		return NULL;
 	}
@@ -304,6 +441,11 @@ void report_listener_free(struct report_listener *l)
 {
 	if (!l)
 		return;
+	for (size_t i = 0; i < REPORT_MAX_STREAMS; i++)
+		if (l->streams[i])
+			stream_free(l->streams[i]);
+	if (l->tcp)
+		evconnlistener_free(l->tcp);
 	if (l->ev)
 		event_free(l->ev);
 	if (l->fd >= 0)

@@ -4,13 +4,14 @@
  * The SPOE exchange happens before a request is forwarded; nothing in SPOE runs when a
  * streamed response finishes, when a client aborts or when HAProxy answers an upstream
  * timeout itself. HAProxy's log line does: it is written once per request, when the
- * transaction ends, whatever the outcome. The frontend therefore sends its log line, in
- * a key=value format (haproxy/haproxy.cfg, "log-format"), as one datagram to the agent's
- * report listener; the adapter sidecar sends lines of the same format for what only it
- * sees (the usage in a streamed response).
+ * transaction ends, whatever the outcome. The frontend therefore writes its log line, in
+ * a key=value format (haproxy/haproxy.cfg, "log-format"), into a ring that HAProxy
+ * forwards to the agent's report listener over TCP (RFC 6587 octet counting); the adapter
+ * sidecar sends datagrams of the same format for what only it sees (the usage in a
+ * streamed response).
  *
- *   HAProxy / adapter --datagram--> report listener (control thread)
- *                                   -> report_parse -> every subscriber, in order
+ *   HAProxy ring --TCP, "<len> <line>"...--> report listener (control thread)
+ *   adapter      --one datagram per line-->  -> report_parse -> every subscriber, in order
  *
  * A line is a sequence of `key=value` tokens separated by single spaces; tokens without
  * '=' are ignored, a value "-" (HAProxy's empty sample) reads as absent. HAProxy's line
@@ -74,14 +75,15 @@ void report_unsubscribe_all(void);
 /* Calls every subscriber with r, in registration order. */
 void report_publish(const struct jr_report *r);
 
-/* The listener: a datagram socket on addr, "host:port" (UDP) or "unix@/path" (a unix
- * datagram socket created with mode 0660, which keeps other local users from forging
- * reports). Datagrams are read on base's thread. */
+/* The listener on addr: "host:port" listens on TCP (octet-counted stream, HAProxy's ring
+ * forwarder) and UDP (one line per datagram) at once; "unix@/path" is a unix datagram
+ * socket created with mode 0660, which keeps other local users from forging reports.
+ * Everything is read on base's thread. */
 struct report_listener;
 
 struct report_stats {
 	uint64_t lines;      /* published */
-	uint64_t malformed;  /* without a request id */
+	uint64_t malformed;  /* without a request id, or a stream framing error */
 	uint64_t truncated;  /* published, but cut short */
 	uint64_t dropped;    /* lost in the socket's receive queue (kernel count, SO_RXQ_OVFL) */
 };

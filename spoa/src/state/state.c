@@ -1,5 +1,6 @@
 #include "state/state.h"
 
+#include "lb/conf.h"
 #include "state/policy.h"
 #include "limit/defs.h"
 #include "util/hmap.h"
@@ -20,6 +21,7 @@ struct state {
 	struct hmap aliases_by_id;
 	struct hmap aliases_by_name;
 	struct policy *policy; /* tenant policy (state/policy.h) */
+	struct lb_conf *lb;    /* routing (lb/conf.h) */
 	struct limdefs *limits; /* limit definitions (limit/defs.h) */
 };
 
@@ -91,6 +93,7 @@ struct state *state_new(void)
 	hmap_init(&s->aliases_by_id);
 	hmap_init(&s->aliases_by_name);
 	s->policy = policy_new();
+	s->lb = lb_conf_new();
 	s->limits = limdefs_new();
 	return s;
 }
@@ -118,6 +121,7 @@ void state_free(struct state *s)
 	hmap_clear(&s->aliases_by_id);
 	hmap_clear(&s->aliases_by_name);
 	policy_free(s->policy);
+	lb_conf_free(s->lb);
 	limdefs_free(s->limits);
 	free(s);
 }
@@ -234,6 +238,16 @@ const struct st_model *state_find_model(const struct state *s, const char *name,
 struct policy *state_policy(const struct state *s)
 {
 	return s->policy;
+}
+
+struct lb_conf *state_lb(const struct state *s)
+{
+	return s->lb;
+}
+
+const struct st_model *state_find_model_id(const struct state *s, int64_t id)
+{
+	return hmap_find(&s->models_by_id, hmap_hash_u64((uint64_t)id), eq_model_id, &id);
 }
 
 struct limdefs *state_limits(const struct state *s)
