@@ -545,8 +545,7 @@ static const struct ps_table ps_tables[] = {
 	/* routing */
 	{ "routing_policies", ROUTING_SQL, ROUTING_SQL BY_IDS, 14, put_routing, del_routing },
 	{ "model_fallbacks", FALLBACKS_SQL, FALLBACKS_SQL BY_IDS, 5, put_fallback, del_fallback },
-}
-
+	/* limits */
 	{ "limits", LIMITS_SQL, LIMITS_SQL AND_IDS, LIMDEFS_ROW_COLS, put_limit, del_limit },
 };
 #define PS_NTABLES (sizeof(ps_tables) / sizeof(ps_tables[0]))
