@@ -252,3 +252,23 @@ status_is_lim() {
 	curl -fsS "$JR_AGENT_METRICS/metrics" | grep -q '^jairouter_limit_admitted_total'
 	curl -fsS "$JR_AGENT_METRICS/healthz" | grep -q '"limits":"local"'
 }
+
+@test "budget exhausted while a stream is in flight: the stream completes, the next request is refused" {
+	local k
+	k=$(new_tenant mid)
+	sql "SELECT jairouter.set_model_price('other-model', 1000, 1000)" >/dev/null
+	# 0.001 per token: a budget of 0.2 holds one reservation of ~150 tokens, not two.
+	sql "SELECT jairouter.set_limit('tenant', 'budget', 'day', 0.2, NULL, 'mid')" >/dev/null
+	sleep 0.3
+	curl -sS -N --max-time 10 -o "$BATS_TEST_TMPDIR/stream" -H "authorization: Bearer $k" \
+		-H 'content-type: application/json' -H 'x-mock-delay-ms: 1200' \
+		--data-binary "$(chat_body other-model ',"stream":true,"max_tokens":120')" \
+		"$JR_URL/v1/chat/completions" &
+	local bg=$!
+	sleep 0.4
+	BODY=$(chat_body other-model ',"max_tokens":120') lchat "$k"
+	expect_openai_error 429 insufficient_quota insufficient_quota
+	wait "$bg"
+	grep -q 'data: \[DONE\]' "$BATS_TEST_TMPDIR/stream"
+	sql "SELECT jairouter.set_model_price('other-model', 0, 0)" >/dev/null
+}

@@ -49,6 +49,7 @@ static struct {
 static __thread struct rconn *w_conn; /* this worker's */
 static struct rconn ctl_conn;         /* the control thread's */
 static struct event_base *ctl_base;
+static struct event *ctl_tick; /* reconnects and pings Redis every second */
 
 static int64_t now_us(void)
 {
@@ -479,14 +480,41 @@ void fleet_settle(const struct lim_item *items, const int64_t *delta, size_t n, 
 	send_settle(&ctl_conn, items, delta, n, id);
 }
 
+static void ping_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+	redisReply *r = reply;
+
+	(void)ac;
+	(void)priv;
+	if (r && r->type == REDIS_REPLY_STATUS)
+		mark_success();
+	else if (r)
+		mark_failure("answered PING with an error");
+}
+
+/* Every second on the control loop: a lost connection is re-established and a live one
+ * pinged, so that the fallback starts and ends without waiting for traffic. */
+static void ctl_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (rconn_ensure(&ctl_conn) && ctl_conn.up)
+		redisAsyncCommand(ctl_conn.ac, ping_reply, NULL, "PING");
+}
+
 int fleet_start(struct event_base *control)
 {
+	struct timeval tv = { 1, 0 };
+
 	if (!fleet_configured())
 		return 0;
 	ctl_base = control;
 	ctl_conn.base = control;
 	server_on_worker_exit(fleet_worker_exit);
 	rconn_ensure(&ctl_conn);
+	ctl_tick = event_new(control, -1, EV_PERSIST, ctl_tick_cb, NULL);
+	event_add(ctl_tick, &tv);
 	log_info("limits: fleet-wide through Redis at %s:%d (timeout %u ms)", r_host, r_port,
 		 atomic_load(&r_timeout_ms));
 	return 0;
@@ -503,6 +531,9 @@ void fleet_worker_exit(void)
 
 void fleet_stop(void)
 {
+	if (ctl_tick)
+		event_free(ctl_tick);
+	ctl_tick = NULL;
 	rconn_close(&ctl_conn);
 	ctl_base = NULL;
 }
