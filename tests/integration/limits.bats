@@ -272,3 +272,20 @@ status_is_lim() {
 	grep -q 'data: \[DONE\]' "$BATS_TEST_TMPDIR/stream"
 	sql "SELECT jairouter.set_model_price('other-model', 0, 0)" >/dev/null
 }
+
+@test "PostgreSQL down: usage is kept in memory and written when it returns" {
+	local k
+	k=$(new_tenant pgd)
+	lchat "$k"
+	expect_status 200
+	jr_pg_stop "$STACK"
+	# Cached keys keep working; their usage waits.
+	lchat "$k"
+	expect_status 200
+	lchat "$k"
+	expect_status 200
+	eventually 3 bash -c "curl -fsS '$JR_AGENT_METRICS/metrics' | grep -q '^jairouter_usage_rows_pending [1-9]'"
+	jr_pg_start "$STACK"
+	eventually 20 bash -c "[[ \$(psql -X -t -A -d '$JR_DATABASE' -c \"SELECT requests FROM jairouter.usage_by_tenant_model_day WHERE tenant = 'pgd'\") == 3 ]]"
+	curl -fsS "$JR_AGENT_METRICS/metrics" | grep -q '^jairouter_usage_rows_dropped_total 0'
+}
