@@ -9,15 +9,21 @@
  */
 #include "admin/admin.h"
 #include "config/config.h"
+#include "limit/stage.h"
 #include "cred/cred.h"
+#include "lb/lb.h"
 #include "metrics/metrics.h"
 #include "net/server.h"
 #include "pg/pgsync.h"
+#include "report/report.h"
 #include "state/state.h"
+#include "usage/usage.h"
 #include "util/log.h"
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +40,7 @@ struct app {
 	struct server *server;
 	struct pgsync *pg;
 	struct admin *admin;
+	struct report_listener *report;
 	struct event *sig_term, *sig_int, *sig_hup, *status_tick;
 	int draining;
 };
@@ -75,6 +82,7 @@ static void gauges(struct metrics_gauges *g, void *arg)
 	g->connections = server_connections(app->server);
 	g->workers = server_workers(app->server);
 	g->draining = app->draining;
+	g->limits = limits_mode();
 }
 
 /* Publishes the database state to the workers (they answer 503 instead of 401 for an
@@ -146,11 +154,19 @@ static int load_master_keys(const struct jr_config *cfg, int install)
 	return 0;
 }
 
+/* Routing (lb/lb.h): HAProxy's stats socket. */
+static void lb_options(const struct jr_config *cfg, struct lb_opts *o)
+{
+	o->stats_socket = cfg->haproxy_stats_socket;
+	o->poll_ms = cfg->lb_poll_ms;
+}
+
 static void on_reload(evutil_socket_t sig, short what, void *arg)
 {
 	struct app *app = arg;
 	struct jr_config fresh;
 	struct pgsync_opts po;
+	struct lb_opts lo;
 	char err[512], restart[256];
 
 	(void)sig;
@@ -173,8 +189,12 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	app->cfg = fresh;
 	log_set_level((enum log_level)fresh.log_level);
 	server_reconfigure(app->server, &fresh);
+	limits_configure(&fresh);
 	pg_opts(&app->cfg, &po);
 	pgsync_reconfigure(app->pg, &po);
+	lb_options(&app->cfg, &lo);
+	if (lb_reconfigure(&lo, err, sizeof(err)) < 0)
+		log_error("reload: %s (routing keeps its previous stats socket)", err);
 	load_master_keys(&fresh, 1);
 	pgsync_reload(app->pg); /* open the provider credentials with the keys as they are now */
 	log_info("configuration reloaded from %s", app->config_path);
@@ -200,6 +220,25 @@ static int parse_args(int argc, char **argv, struct app *app, int *check_only)
 	return 0;
 }
 
+/* The report listener's counters on /metrics (report/report.h). */
+static void render_report(struct evbuffer *out, void *arg)
+{
+	struct app *app = arg;
+	struct report_stats st;
+
+	report_listener_stats(app->report, &st);
+	evbuffer_add_printf(out,
+			    "# HELP jairouter_report_lines_total End-of-request lines received (HAProxy and adapter).\n"
+			    "# TYPE jairouter_report_lines_total counter\njairouter_report_lines_total %" PRIu64 "\n"
+			    "# HELP jairouter_report_malformed_total Datagrams without a request id, ignored.\n"
+			    "# TYPE jairouter_report_malformed_total counter\njairouter_report_malformed_total %" PRIu64 "\n"
+			    "# HELP jairouter_report_truncated_total Lines cut short (raise the log length in haproxy.cfg).\n"
+			    "# TYPE jairouter_report_truncated_total counter\njairouter_report_truncated_total %" PRIu64 "\n"
+			    "# HELP jairouter_report_dropped_total Lines lost in the receive queue (kernel count).\n"
+			    "# TYPE jairouter_report_dropped_total counter\njairouter_report_dropped_total %" PRIu64 "\n",
+			    st.lines, st.malformed, st.truncated, st.dropped);
+}
+
 static struct event *add_signal(struct app *app, int sig, event_callback_fn fn)
 {
 	struct event *ev = evsignal_new(app->base, sig, fn, app);
@@ -210,6 +249,7 @@ static struct event *add_signal(struct app *app, int sig, event_callback_fn fn)
 
 static int start(struct app *app)
 {
+	struct lb_opts lo;
 	struct pgsync_opts po;
 	struct timeval tick = { 0, STATUS_TICK_MS * 1000 };
 	char err[512];
@@ -223,8 +263,31 @@ static int start(struct app *app)
 		log_error("database: invalid settings");
 		return -1;
 	}
+	/* Limits and usage before the workers start (the fleet connections hook into them). */
+	if (limits_start(app->base, &app->cfg) < 0 ||
+	    usage_start(app->base, app->cfg.database, app->cfg.usage_flush_ms, app->cfg.usage_max_rows) < 0) {
+		log_error("limits: could not start");
+		return -1;
+	}
+	metrics_add_renderer(limits_render_metrics, NULL);
+	metrics_add_renderer(usage_render_metrics, NULL);
 	app->server = server_start(app->base, &app->cfg, err, sizeof(err));
 	if (!app->server) {
+		log_error("%s", err);
+		return -1;
+	}
+	if (app->cfg.report_listen[0]) {
+		/* Open during a drain too: requests still in flight end and report. */
+		app->report = report_listen(app->base, app->cfg.report_listen, err, sizeof(err));
+		if (!app->report) {
+			log_error("%s", err);
+			return -1;
+		}
+		log_info("end-of-request reports on %s", app->cfg.report_listen);
+	}
+	metrics_add_renderer(render_report, app);
+	lb_options(&app->cfg, &lo);
+	if (lb_start(app->base, &lo, err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		return -1;
 	}
@@ -250,6 +313,11 @@ static void stop(struct app *app)
 
 	server_free(app->server);
 	admin_stop(app->admin);
+	report_listener_free(app->report);
+	report_unsubscribe_all();
+	lb_stop();
+	limits_stop(); /* settles what is still reserved, as estimated */
+	usage_stop();  /* and writes the usage to PostgreSQL */
 	pgsync_stop(app->pg);
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
 		if (evs[i])

@@ -177,12 +177,16 @@ jr_agent_bin() {
 	fi
 }
 
-# jr_agent_config DIR SPOA_PORT METRICS_PORT DATABASE: writes DIR/agent.conf.
+# jr_agent_config DIR SPOA_PORT METRICS_PORT DATABASE [REPORT_PORT]: writes
+# DIR/agent.conf (no report listener without REPORT_PORT; HAProxy's stats socket
+# $JR_STATS_SOCK, polled for routing, when set).
 jr_agent_config() {
 	cat >"$1/agent.conf" <<EOF
 # Written by scripts/lib/common.sh for a throwaway stack.
 listen = 127.0.0.1:$2
 metrics_listen = 127.0.0.1:$3
+report_listen = ${5:+127.0.0.1:$5}
+haproxy_stats_socket = ${JR_STATS_SOCK:-}
 workers = 2
 database = "$4"
 log_level = ${JR_AGENT_LOG_LEVEL:-info}
@@ -276,7 +280,7 @@ jr_write_env() {
 	for v in JR_URL JR_STATS_URL JR_STATS_SOCK JR_AGENT_ADDR JR_AGENT_METRICS JR_DATABASE \
 		JR_PG_PORT JR_MOCK_URL JR_MOCK2_URL JR_STACK_DIR JR_LISTEN JR_SPOA_ADDR JR_MOCK_ADDR \
 		JR_MOCK2_ADDR JR_HAPROXY_DIR JR_STATS_LISTEN JR_ADAPTER_ADDR JR_ADAPTER_URL JR_PROVIDERS_URL \
-		JR_PROVIDERS_KEY JR_PROVIDERS_AWS; do
+		JR_PROVIDERS_KEY JR_PROVIDERS_AWS JR_REPORT_ADDR; do
 		printf 'export %s=%q\n' "$v" "${!v}" >>"$dir/env"
 	done
 }
@@ -297,11 +301,12 @@ jr_stack_start() {
 
 _jr_stack_start() {
 	local dir=$1 ports pg_port spoa_port metrics_port http_port stats_port mock_port mock2_port
+	local report_port
 	# shellcheck source=scripts/lib/pg.sh
 	source "$JR_ROOT/scripts/lib/pg.sh"
-	mapfile -t ports < <(jr_free_ports 5)
+	mapfile -t ports < <(jr_free_ports 6)
 	pg_port=${ports[0]} spoa_port=${ports[1]} metrics_port=${ports[2]}
-	http_port=${JR_HTTP_PORT:-${ports[3]}} stats_port=${ports[4]}
+	http_port=${JR_HTTP_PORT:-${ports[3]}} stats_port=${ports[4]} report_port=${ports[5]}
 	export JR_STACK_DIR=$dir JR_PG_PORT=$pg_port
 
 	jr_log "PostgreSQL on 127.0.0.1:$pg_port"
@@ -318,21 +323,22 @@ _jr_stack_start() {
 	export JR_MOCK_URL=http://127.0.0.1:$mock_port JR_MOCK2_URL=http://127.0.0.1:$mock2_port
 	jr_log "mocks on $mock_port and $mock2_port"
 
-	jr_adapter_start "$dir" || return 1
-
 	export JR_AGENT_ADDR=127.0.0.1:$spoa_port JR_AGENT_METRICS=http://127.0.0.1:$metrics_port
-	jr_agent_config "$dir" "$spoa_port" "$metrics_port" "$JR_DATABASE"
+	export JR_REPORT_ADDR=127.0.0.1:$report_port
+	# The agent polls HAProxy's stats socket (routing): known before either starts.
+	export JR_STATS_SOCK=$dir/haproxy.sock
+	# A unix socket path must fit in 108 bytes.
+	if ((${#JR_STATS_SOCK} > 100)); then
+		JR_STATS_SOCK=$(mktemp -u /tmp/jr-haproxy.XXXXXX.sock)
+	fi
+	jr_adapter_start "$dir" || return 1
+	jr_agent_config "$dir" "$spoa_port" "$metrics_port" "$JR_DATABASE" "$report_port"
 	jr_log "agent $(jr_agent_bin) on $JR_AGENT_ADDR"
 	jr_agent_start "$dir" || return 1
 
 	export JR_LISTEN=127.0.0.1:$http_port JR_SPOA_ADDR=$JR_AGENT_ADDR
 	export JR_MOCK_ADDR=127.0.0.1:$mock_port JR_MOCK2_ADDR=127.0.0.1:$mock2_port
 	export JR_HAPROXY_DIR=$JR_ROOT/haproxy JR_STATS_LISTEN=127.0.0.1:$stats_port
-	export JR_STATS_SOCK=$dir/haproxy.sock
-	# A unix socket path must fit in 108 bytes.
-	if ((${#JR_STATS_SOCK} > 100)); then
-		JR_STATS_SOCK=$(mktemp -u /tmp/jr-haproxy.XXXXXX.sock)
-	fi
 	export JR_URL=http://$JR_LISTEN JR_STATS_URL=http://$JR_STATS_LISTEN
 	jr_log "HAProxy on $JR_URL (stats $JR_STATS_URL)"
 	jr_haproxy_start "$dir" || return 1
@@ -391,9 +397,10 @@ jr_adapter_bin() {
 
 # jr_adapter_start DIR: the provider mock (Anthropic, Gemini, Bedrock, Cohere wire
 # formats, with test credentials) and jairouter-adapter, each on a kernel-chosen port.
-# The adapter reports usage to $JR_REPORT_ADDR when it is set.
+# The adapter reports usage to $JR_ADAPTER_REPORT_ADDR, else to the agent's
+# $JR_REPORT_ADDR (UDP on the same address as HAProxy's ring), when either is set.
 jr_adapter_start() {
-	local dir=$1 bin port
+	local dir=$1 bin port report=${JR_ADAPTER_REPORT_ADDR:-${JR_REPORT_ADDR:-}}
 	export JR_PROVIDERS_KEY=provider-test-key JR_PROVIDERS_AWS=AKIDJRTEST:jr-test-aws-secret
 	jr_spawn "$dir" mock-providers node "$JR_ROOT/tests/mock/mock-providers.js" --port 0 \
 		--key "$JR_PROVIDERS_KEY" --aws-access-key "${JR_PROVIDERS_AWS%%:*}" \
@@ -407,7 +414,7 @@ jr_adapter_start() {
 	}
 	ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1} \
 		UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
-		jr_spawn "$dir" adapter "$bin" --listen 127.0.0.1:0 ${JR_REPORT_ADDR:+--report "$JR_REPORT_ADDR"}
+		jr_spawn "$dir" adapter "$bin" --listen 127.0.0.1:0 ${report:+--report "$report"}
 	port=$(jr_listening_port "$dir" adapter) || return 1
 	export JR_ADAPTER_ADDR=127.0.0.1:$port JR_ADAPTER_URL=http://127.0.0.1:$port
 	jr_wait_http "$JR_ADAPTER_URL/health" 30 || return 1

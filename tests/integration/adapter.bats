@@ -20,7 +20,7 @@ setup_file() {
 		s.bind(0, "127.0.0.1", () => console.log("LISTENING " + s.address().port));
 		process.on("SIGTERM", () => process.exit(0));' "$REPORTS" >"$STACK/reports.log" 2>&1 &
 	echo "$! node" >"$STACK/reports.pid"
-	export JR_REPORT_ADDR=127.0.0.1:$(jr_listening_port "$STACK" reports)
+	export JR_ADAPTER_REPORT_ADDR=127.0.0.1:$(jr_listening_port "$STACK" reports)
 	jr_stack_start "$STACK"
 	jr_ctl tenant add acme >/dev/null
 	jr_ctl tenant add masked >/dev/null

@@ -195,6 +195,28 @@ teardown() {
 	! grep -qF "$KEY" "$STACK/haproxy.log" "$STACK/agent.log"
 }
 
+# report_metric NAME: a counter of the agent's report listener.
+report_metric() {
+	curl -fsS --max-time 5 "$JR_AGENT_METRICS/metrics" | awk -v n="jairouter_report_$1" '$1 == n { print $2 }'
+}
+
+@test "every request ends with exactly one report line to the agent, denials and streams included" {
+	before=$(report_metric lines_total)
+	auth_chat "$KEY"
+	expect_status 200
+	chat -H 'authorization: Bearer jr-nope'
+	expect_status 401
+	BODY=$(chat_body test-model ',"stream":true')
+	auth_chat "$KEY"
+	expect_status 200
+	eventually 5 test "$(report_metric lines_total)" -ge $((before + 3))
+	sleep 0.3 # nothing more may arrive
+	[[ $(report_metric lines_total) -eq $((before + 3)) ]]
+	[[ $(report_metric truncated_total) -eq 0 ]]
+	[[ $(report_metric malformed_total) -eq 0 ]]
+	[[ $(report_metric dropped_total) -eq 0 ]]
+}
+
 @test "the agent exposes jairouter_ metrics" {
 	curl -fsS --max-time 5 "$JR_AGENT_METRICS/metrics" >"$BATS_TEST_TMPDIR/metrics"
 	grep -q '^jairouter_[a-z_]*_total' "$BATS_TEST_TMPDIR/metrics"

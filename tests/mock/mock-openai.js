@@ -24,6 +24,10 @@
 // Test hooks (request headers):
 //   x-mock-status: N     answer with status N (400..599) and an OpenAI error body
 //   x-mock-delay-ms: N   wait N ms (at most 600000) before answering
+// Server-wide behaviour (load-balancing tests), set at run time by
+//   PUT /_mock/behaviour {"status": N|null, "delay_ms": N}
+// applies to every API request (not /health) until set again; the request headers
+// above still win. GET /_mock/behaviour returns it.
 //
 // Diagnostic response headers, on every answer:
 //   x-mock-server              the --name of this server
@@ -750,6 +754,29 @@ function authFailure(req) {
 	return null;
 }
 
+// The server-wide behaviour (PUT /_mock/behaviour).
+const behaviour = { status: null, delay_ms: 0 };
+
+function setBehaviour(res, raw) {
+	let b;
+	try {
+		b = JSON.parse(raw.toString('utf8') || '{}');
+	} catch {
+		sendError(res, 400, 'The behaviour must be a JSON object.', 'invalid_request_error', null, null);
+		return;
+	}
+	const st = b.status === undefined ? behaviour.status : b.status;
+	const ms = b.delay_ms === undefined ? behaviour.delay_ms : Number(b.delay_ms);
+	if ((st !== null && !(Number.isInteger(st) && st >= 400 && st <= 599)) ||
+		!(Number.isInteger(ms) && ms >= 0 && ms <= MAX_DELAY_MS)) {
+		sendError(res, 400, 'status: null or 400..599; delay_ms: 0..600000.', 'invalid_request_error', null, null);
+		return;
+	}
+	behaviour.status = st;
+	behaviour.delay_ms = ms;
+	sendJson(res, 200, JSON.stringify(behaviour));
+}
+
 function handle(req, res, raw) {
 	const path = req.url.split('?', 1)[0];
 	const method = req.method;
@@ -759,8 +786,14 @@ function handle(req, res, raw) {
 		res.end(method === 'HEAD' ? undefined : 'ok');
 		return;
 	}
+	if (path === '/_mock/behaviour') {
+		if (method === 'PUT') setBehaviour(res, raw);
+		else sendJson(res, 200, JSON.stringify(behaviour));
+		return;
+	}
 
-	const hook = req.headers['x-mock-status'];
+	const hook = req.headers['x-mock-status'] !== undefined ? req.headers['x-mock-status'] :
+		behaviour.status !== null ? String(behaviour.status) : undefined;
 	if (hook !== undefined) {
 		const st = Number(hook);
 		if (Number.isInteger(st) && st >= 400 && st <= 599) {
@@ -873,7 +906,9 @@ const server = http.createServer((req, res) => {
 			}
 		};
 		const d = req.headers['x-mock-delay-ms'];
-		const ms = d === undefined ? 0 : Math.min(Math.max(Number(d) || 0, 0), MAX_DELAY_MS);
+		const path = req.url.split('?', 1)[0];
+		const dflt = path === '/health' || path === '/_mock/behaviour' ? 0 : behaviour.delay_ms;
+		const ms = d === undefined ? dflt : Math.min(Math.max(Number(d) || 0, 0), MAX_DELAY_MS);
 		if (ms > 0) setTimeout(answer, ms);
 		else answer();
 	});

@@ -48,8 +48,15 @@ struct metrics_shard *metrics_shard_new(void)
 	return s;
 }
 
+static struct {
+	metrics_render_fn fn;
+	void *arg;
+} renderers[METRICS_MAX_RENDERERS];
+static size_t nrenderers;
+
 void metrics_free_all(void)
 {
+	nrenderers = 0;
 	pthread_mutex_lock(&registry_lock);
 	while (registry) {
 		struct metrics_shard *n = registry->next;
@@ -155,6 +162,16 @@ static void render_gauges(struct evbuffer *out, const struct metrics_gauges *g)
 			    g->db_full_loads, g->db_notifications, g->db_errors);
 }
 
+int metrics_add_renderer(metrics_render_fn fn, void *arg)
+{
+	if (nrenderers == METRICS_MAX_RENDERERS)
+		return -1;
+	renderers[nrenderers].fn = fn;
+	renderers[nrenderers].arg = arg;
+	nrenderers++;
+	return 0;
+}
+
 void metrics_render(struct evbuffer *out, const struct metrics_gauges *g)
 {
 	pthread_mutex_lock(&registry_lock);
@@ -163,4 +180,6 @@ void metrics_render(struct evbuffer *out, const struct metrics_gauges *g)
 	render_latency(out);
 	pthread_mutex_unlock(&registry_lock);
 	render_gauges(out, g);
+	for (size_t i = 0; i < nrenderers; i++)
+		renderers[i].fn(out, renderers[i].arg);
 }

@@ -55,6 +55,7 @@ struct metrics_gauges {
 	long connections;
 	unsigned workers;
 	int draining;
+	const char *limits;    /* limits mode (limit/stage.h limits_mode), NULL: not shown */
 };
 
 /* Allocates a shard and links it into the registry (thread-safe; shards live until
@@ -69,6 +70,14 @@ static inline void metrics_inc(struct metrics_shard *s, enum metrics_counter c)
 
 void metrics_observe_decision(struct metrics_shard *s, int allow, enum pl_reason reason,
 			      uint64_t elapsed_ns);
+
+/* Modules with figures of their own (report listener, limits, routing...) add a renderer
+ * at start-up; each appends complete "# HELP/# TYPE/series" blocks with the jairouter_
+ * prefix. At most METRICS_MAX_RENDERERS; returns -1 beyond. Called on the control thread
+ * during a scrape, after the built-in series. */
+#define METRICS_MAX_RENDERERS 16
+typedef void (*metrics_render_fn)(struct evbuffer *out, void *arg);
+int metrics_add_renderer(metrics_render_fn fn, void *arg);
 
 /* Appends the Prometheus text exposition to out. */
 void metrics_render(struct evbuffer *out, const struct metrics_gauges *g);

@@ -167,7 +167,19 @@ static void close_after_flush(struct conn *c)
 	bufferevent_set_timeouts(c->bev, NULL, &tv);
 }
 
-static void send_frame(struct conn *c, const uint8_t *buf, size_t n)
+/* Cleanup of a frame queued by reference: it held a secret. */
+static void secret_frame_free(const void *data, size_t len, void *arg)
+{
+	(void)arg;
+	OPENSSL_cleanse((void *)data, len);
+	free((void *)data);
+}
+
+/* Queues one frame as one contiguous write. A frame holding a secret (a provider
+ * credential) is not copied into libevent's buffers, where it would be freed without
+ * being wiped: a private copy is queued by reference and wiped once written (or when the
+ * connection is freed with it still queued). */
+static void send_frame_ex(struct conn *c, const uint8_t *buf, size_t n, int secret)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 
@@ -177,8 +189,23 @@ static void send_frame(struct conn *c, const uint8_t *buf, size_t n)
 		conn_close(c);
 		return;
 	}
-	bufferevent_write(c->bev, buf, n); /* one contiguous frame, one call */
+	if (secret) {
+		uint8_t *copy = xmalloc(n);
+		memcpy(copy, buf, n);
+		if (evbuffer_add_reference(out, copy, n, secret_frame_free, NULL) < 0) {
+			secret_frame_free(copy, n, NULL);
+			conn_close(c);
+			return;
+		}
+	} else {
+		bufferevent_write(c->bev, buf, n);
+	}
 	metrics_inc(c->w->metrics, MC_FRAMES_OUT);
+}
+
+static void send_frame(struct conn *c, const uint8_t *buf, size_t n)
+{
+	send_frame_ex(c, buf, n, 0);
 }
 
 static void disconnect(struct conn *c, int status, const char *message)
@@ -245,7 +272,7 @@ static void req_done(struct pl_ctx *ctx, void *arg)
 	if (n < 0)
 		protocol_error(c, SPOP_ST_RES, "ACK does not fit the negotiated frame size");
 	else
-		send_frame(c, buf, (size_t)n);
+		send_frame_ex(c, buf, (size_t)n, ctx->out.up_len > 0);
 	if (ctx->out.up_len && n > 0)
 		OPENSSL_cleanse(buf, (size_t)n); /* it held a provider credential */
 	if (buf != stack_buf)

@@ -1,6 +1,7 @@
 #include "net/server.h"
 
 #include "net/net_int.h"
+#include "util/addr.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -100,12 +101,29 @@ void worker_maybe_stop(struct worker *w)
 		event_base_loopexit(w->base, NULL);
 }
 
+static __thread struct event_base *current_base;
+static void (*worker_exit_hook)(void);
+
+struct event_base *server_current_base(void)
+{
+	return current_base;
+}
+
+void server_on_worker_exit(void (*fn)(void))
+{
+	worker_exit_hook = fn;
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 
+	current_base = w->base;
 	/* The loop must not exit while the worker has no connection yet. */
 	event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+	if (worker_exit_hook)
+		worker_exit_hook(); /* before the base is freed: modules close their I/O on it */
+	current_base = NULL;
 	atomic_fetch_sub(&w->srv->workers_running, 1);
 	return NULL;
 }
@@ -175,34 +193,6 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
 	log_error("accept failed: %s", evutil_socket_error_to_string(err));
 }
 
-/* Resolves "host:port" or "[v6]:port" (port 0 picks a free one) at start-up. */
-static int resolve(const char *addr, struct sockaddr_storage *ss, socklen_t *sslen)
-{
-	char host[256];
-	const char *colon = strrchr(addr, ':');
-	struct addrinfo hints, *res = NULL;
-	size_t hl;
-
-	if (!colon || colon == addr || (hl = (size_t)(colon - addr)) >= sizeof(host))
-		return -1;
-	memcpy(host, addr, hl);
-	host[hl] = '\0';
-	if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
-		memmove(host, host + 1, hl - 2);
-		host[hl - 2] = '\0';
-	}
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	if (getaddrinfo(host, colon + 1, &hints, &res) != 0 || !res)
-		return -1;
-	memcpy(ss, res->ai_addr, res->ai_addrlen);
-	*sslen = res->ai_addrlen;
-	freeaddrinfo(res);
-	return 0;
-}
-
 static struct evconnlistener *listen_on(struct server *srv, const char *addr, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
@@ -210,7 +200,7 @@ static struct evconnlistener *listen_on(struct server *srv, const char *addr, ch
 	struct evconnlistener *l;
 
 	memset(&ss, 0, sizeof(ss));
-	if (resolve(addr, &ss, &sslen) < 0) {
+	if (addr_resolve(addr, SOCK_STREAM, &ss, &sslen) < 0) {
 		snprintf(err, errlen, "listen: cannot parse address '%s' (expected host:port)", addr);
 		return NULL;
 	}

@@ -29,8 +29,12 @@
  * re-established; the store keeps serving meanwhile.
  */
 #include "pg/pgsync.h"
+#include "lb/conf.h"
+#include "lb/table.h"
+#include "pipeline/pipeline.h"
 
 #include "state/endpoints.h"
+#include "limit/defs.h"
 #include "state/policy.h"
 #include "state/state.h"
 #include "util/log.h"
@@ -466,6 +470,108 @@ static void del_masking(struct state *s, int64_t id)
 #define MASKING_SQL                                                                        \
 	"SELECT id, coalesce(settings->>'masking', ''), coalesce(masking_policy::text, '') " \
 	"FROM jairouter.tenants"
+/* ---- routing rows (lb/conf.h; sql/005_routing.sql) --------------------------------- */
+
+#define ROUTING_SQL                                                                        \
+	"SELECT id, coalesce(model_id, 0), coalesce(backend, ''), coalesce(service, ''), "   \
+	"coalesce(strategy, ''), coalesce(hash_key, ''), coalesce(hash_bound, -1)::float8, " \
+	"coalesce(slow_start_ms, -1), coalesce(breaker_consecutive, -1), "                  \
+	"coalesce(breaker_error_rate, -1)::float8, coalesce(breaker_min_requests, -1), "     \
+	"coalesce(breaker_window_s, -1), coalesce(breaker_open_ms, -1), "                    \
+	"coalesce(breaker_probes, -1) FROM jairouter.routing_policies"
+#define FALLBACKS_SQL                                                                      \
+	"SELECT id, model_id, position, fallback_model_id, array_to_string(reasons, ',') "    \
+	"FROM jairouter.model_fallbacks"
+
+/* The enum pl_service of a service type name; -1 for "" or an unknown name. */
+static int col_service(const PGresult *r, int row, int col)
+{
+	const char *v = col_text(r, row, col);
+
+	for (int i = 1; v[0] && i < PL_SVC__COUNT; i++)
+		if (strcmp(pl_service_name((enum pl_service)i), v) == 0)
+			return i;
+	return -1;
+}
+
+static int put_routing(struct state *s, const PGresult *r, int row, int64_t *id)
+{
+	struct lb_policy_row p;
+	const char *st = col_text(r, row, 4), *hk = col_text(r, row, 5);
+
+	memset(&p, 0, sizeof(p));
+	*id = p.id = col_i64(r, row, 0);
+	p.model_id = col_i64(r, row, 1);
+	col_str(p.backend, sizeof(p.backend), r, row, 2);
+	p.service = col_service(r, row, 3);
+	if (p.service < 0 && col_text(r, row, 3)[0])
+		return -1; /* a service this agent does not know: not the global row */
+	p.strategy = st[0] ? lb_strategy_parse(st, strlen(st)) : -1;
+	p.hash_key = hk[0] ? lb_hash_key_parse(hk, strlen(hk)) : -1;
+	p.hash_bound = strtod(col_text(r, row, 6), NULL);
+	p.slow_start_ms = col_i64(r, row, 7);
+	p.br_consecutive = col_i64(r, row, 8);
+	p.br_error_rate = strtod(col_text(r, row, 9), NULL);
+	p.br_min_requests = col_i64(r, row, 10);
+	p.br_window_s = col_i64(r, row, 11);
+	p.br_open_ms = col_i64(r, row, 12);
+	p.br_probes = col_i64(r, row, 13);
+	lb_conf_put_policy(state_lb(s), &p);
+	return 0;
+}
+
+static void del_routing(struct state *s, int64_t id)
+{
+	lb_conf_del_policy(state_lb(s), id);
+}
+
+static int put_fallback(struct state *s, const PGresult *r, int row, int64_t *id)
+{
+	struct lb_fallback_row f;
+	const char *v = col_text(r, row, 4);
+
+	memset(&f, 0, sizeof(f));
+	*id = f.id = col_i64(r, row, 0);
+	f.model_id = col_i64(r, row, 1);
+	f.position = (int)col_i64(r, row, 2);
+	f.fallback_id = col_i64(r, row, 3);
+	while (*v) { /* "down,circuit_open": unknown names are ignored */
+		size_t n = strcspn(v, ",");
+		int w = lb_why_parse(v, n);
+		if (w > 0)
+			f.reasons |= 1u << w;
+		v += n + (v[n] == ',');
+	}
+	lb_conf_put_fallback(state_lb(s), &f);
+	return 0;
+}
+
+static void del_fallback(struct state *s, int64_t id)
+{
+	lb_conf_del_fallback(state_lb(s), id);
+}
+
+/* Limit definitions (limit/defs.h; sql/006_limits_usage.sql): parsed by limdefs_put_row. */
+static int put_limit(struct state *s, const PGresult *r, int row, int64_t *id)
+{
+	const char *v[LIMDEFS_ROW_COLS];
+	char err[160];
+
+	for (int i = 0; i < LIMDEFS_ROW_COLS; i++)
+		v[i] = col_text(r, row, i);
+	*id = col_i64(r, row, 0);
+	if (limdefs_put_row(state_limits(s), v, err, sizeof(err)) < 0) {
+		log_warn("database: limits row %lld ignored: %s", (long long)*id, err);
+		limdefs_del(state_limits(s), *id);
+		return -1;
+	}
+	return 0;
+}
+
+static void del_limit(struct state *s, int64_t id)
+{
+	limdefs_del(state_limits(s), id);
+}
 
 static const struct ps_table ps_tables[] = {
 	{ "tenants", TENANTS_SQL, TENANTS_SQL BY_IDS, 3, put_tenant, state_del_tenant },
@@ -485,6 +591,11 @@ static const struct ps_table ps_tables[] = {
 	/* adapter endpoints and tenant masking */
 	{ "endpoints", ENDPOINTS_SQL, ENDPOINTS_SQL BY_IDS, 6, put_endpoint, del_endpoint },
 	{ "tenants", MASKING_SQL, MASKING_SQL BY_IDS, 3, put_masking, del_masking },
+	/* routing */
+	{ "routing_policies", ROUTING_SQL, ROUTING_SQL BY_IDS, 14, put_routing, del_routing },
+	{ "model_fallbacks", FALLBACKS_SQL, FALLBACKS_SQL BY_IDS, 5, put_fallback, del_fallback },
+	/* limits */
+	{ "limits", LIMITS_SQL, LIMITS_SQL AND_IDS, LIMDEFS_ROW_COLS, put_limit, del_limit },
 };
 #define PS_NTABLES (sizeof(ps_tables) / sizeof(ps_tables[0]))
 

@@ -18,6 +18,7 @@
  */
 #include "pipeline/pipeline.h"
 
+#include "lb/lb.h"
 #include "state/endpoints.h"
 #include "state/state.h"
 
@@ -149,8 +150,8 @@ enum pl_result pl_stage_adapter(struct pl_ctx *ctx)
 	if (!messages && !translate && !v.masking && !meter)
 		return PL_NEXT;
 	if (!v.has_endpoint && !has_default_url(v.provider)) {
+		/* out->backend stays: the pipeline gives the chosen server back (lb/lb.h). */
 		out->allow = 0;
-		out->backend[0] = '\0';
 		return pl_deny(ctx, 503, PL_R_INTERNAL, "server_error", "adapter_endpoint_missing", NULL,
 			       "The model `%s` needs the gateway's adapter (%s), but its backend has no "
 			       "endpoint configured (jairouter.set_endpoint).", out->model,
@@ -170,6 +171,12 @@ enum pl_result pl_stage_adapter(struct pl_ctx *ctx)
 	if (w.bad) {
 		out->adapter[0] = '\0';
 		return pl_fail(ctx, PL_R_INTERNAL);
+	}
+	/* The server the route stage chose in the model's backend will not see this
+	 * request: the adapter is its upstream now (lb/lb.h). */
+	if (out->server[0]) {
+		lb_release(backend, out->server);
+		out->server[0] = '\0';
 	}
 	/* The adapter renames the model itself: no body rewrite on the way there. */
 	out->upstream_model[0] = '\0';

@@ -53,6 +53,9 @@ enum pl_reason {
 	PL_R_MODEL_NOT_SUPPORTED,  /* the model does not serve this service type (400) */
 	PL_R_STREAM_NOT_SUPPORTED, /* "stream": true on a model that cannot stream (400) */
 	PL_R_INVALID_FORM,         /* a multipart body we cannot read unambiguously (400) */
+	PL_R_NO_UPSTREAM,          /* no server of the model or its fallbacks can serve (503; lb/) */
+	PL_R_RATE_LIMITED,         /* a rate or concurrency limit (429, limit/stage.c) */
+	PL_R_QUOTA_EXCEEDED,       /* a token quota or money budget (429 insufficient_quota) */
 	PL_R__COUNT
 };
 
@@ -85,6 +88,8 @@ struct pl_str {
  * into the context's own copy of the NOTIFY payload. */
 struct pl_request {
 	struct pl_str method, path, authorization, api_key, content_type, request_id;
+	struct pl_str affinity; /* the affinity header's value (hash routing; lb/) */
+	struct pl_str user;    /* end user for limits (arg `user`: a header or a JWT subject) */
 	struct pl_str body;    /* the buffered request body (arg `body`), when sent */
 	int has_body;          /* the `body` argument was present (even if empty) */
 	struct pl_str model;   /* from the body (or the legacy `model` argument): a string */
@@ -126,6 +131,10 @@ struct pl_verdict {
 	 * jairouter.lua) with model_rewrite, its encoding for the body (a JSON string with
 	 * quotes, or the raw form value). */
 	char upstream_model[ST_MODEL_MAX];
+	/* allow: the server the agent chose in `backend` ("": HAProxy balances), and the
+	 * primary model's problem when a fallback model serves instead (lb/). */
+	char server[64];
+	char fallback[16];
 	int64_t model_off, model_len;
 	char model_rewrite[2 * ST_MODEL_MAX + 2];
 	/* allow: the provider credential HAProxy injects upstream (policy.c); never logged,
@@ -136,6 +145,11 @@ struct pl_verdict {
 	/* allow, when the request detours through jairouter-adapter (pipeline/adapter.c):
 	 * its route, "k=v&..." (var `adapter`, header x-jairouter-adapter); "" = direct. */
 	char adapter[PL_ADAPTER_MAX];
+	/* The x-ratelimit-* headers (limit/stage.c), on allows and denials: [0] requests,
+	 * [1] tokens; limit < 0 = no such limit applied. reset in milliseconds. */
+	struct {
+		int64_t limit, remaining, reset_ms;
+	} rl[2];
 };
 
 enum pl_result { PL_NEXT = 0, PL_DONE = 1, PL_PENDING = 2 };

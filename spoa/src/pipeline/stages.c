@@ -7,9 +7,12 @@
 
 #include "auth/apikey.h"
 #include "form/multipart.h"
+#include "lb/lb.h"
+#include "limit/stage.h"
 #include "state/policy.h"
 #include "util/json.h"
 
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -527,13 +530,65 @@ static enum pl_result stage_authz(struct pl_ctx *ctx)
 	return check_catalogue(ctx, &v);
 }
 
+/* Nothing in the model's fallback chain can serve (lb/lb.h): 503 with the reason. */
+static enum pl_result no_server(struct pl_ctx *ctx, const struct lb_route *r)
+{
+	static const char *const codes[LB_W__COUNT] = { "upstream_unavailable", "upstream_unavailable",
+						       "circuit_open", "upstream_saturated" };
+	static const char *const texts[LB_W__COUNT] = {
+		"no server is available", "every server is down, draining or in maintenance",
+		"every available server is failing (circuit breaker open)",
+		"every available server is saturated (it answered 429)" };
+	unsigned w = (unsigned)r->why < LB_W__COUNT ? (unsigned)r->why : 0;
+
+	ctx->out.backend[0] = ctx->out.upstream_model[0] = '\0';
+	pl_deny(ctx, 503, PL_R_NO_UPSTREAM, "server_error", codes[w], NULL,
+		"The model `%s` cannot take requests right now: %s. Please retry later.",
+		ctx->out.model, texts[w]);
+	ctx->out.retry_after = r->retry_after_s > 0 ? r->retry_after_s : 1;
+	return PL_DONE;
+}
+
+/* A fallback model serves: the verdict names it (the client learns it from the
+ * x-jairouter-model header), with its own upstream name, rewrite plan and provider
+ * credential. */
+static enum pl_result switch_model(struct pl_ctx *ctx, const struct lb_route *r)
+{
+	struct model_view v = { ST_ACTIVE, r->services, r->caps };
+	struct pl_verdict *out = &ctx->out;
+	enum pl_result rc;
+
+	OPENSSL_cleanse(out->up_value, out->up_len);
+	out->up_len = 0;
+	out->up_header = 0;
+	snprintf(out->model, sizeof(out->model), "%s", r->model);
+	snprintf(out->backend, sizeof(out->backend), "%s", r->backend);
+	out->upstream_model[0] = out->model_rewrite[0] = '\0';
+	if (r->upstream[0] && strcmp(r->upstream, r->model) != 0)
+		snprintf(out->upstream_model, sizeof(out->upstream_model), "%s", r->upstream);
+	if ((rc = check_catalogue(ctx, &v)) != PL_NEXT)
+		return rc;
+	snprintf(out->fallback, sizeof(out->fallback), "%s", lb_why_name(r->why));
+	return pl_stage_grants(ctx);
+}
+
+/* The server (lb/): the model's own backend, or a fallback model, or 503. Later stages
+ * (limits, ...) still run: PL_NEXT with the allow verdict set. */
 static enum pl_result stage_route(struct pl_ctx *ctx)
 {
+	struct lb_route r;
+
 	if (!ctx->out.backend[0])
 		return pl_fail(ctx, PL_R_INTERNAL);
+	lb_route(ctx, &r);
+	if (r.kind == LB_ROUTE_NONE)
+		return no_server(ctx, &r);
+	if (r.kind == LB_ROUTE_FALLBACK && switch_model(ctx, &r) != PL_NEXT)
+		return PL_DONE;
+	snprintf(ctx->out.server, sizeof(ctx->out.server), "%s", r.server);
 	ctx->out.allow = 1;
 	ctx->out.reason = PL_R_OK;
-	return PL_NEXT; /* later stages may still refine (adapter) or refuse */
+	return PL_NEXT; /* the limits stage may still refuse (limit/stage.c) */
 }
 
 const struct pl_stage pl_default_stages[] = {
@@ -545,6 +600,7 @@ const struct pl_stage pl_default_stages[] = {
 	{ "authz", stage_authz },
 	{ "grants", pl_stage_grants },
 	{ "route", stage_route },
+	{ "limits", pl_stage_limits },
 	{ "adapter", pl_stage_adapter },
 };
 

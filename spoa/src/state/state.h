@@ -97,6 +97,14 @@ const struct st_model *state_resolve_model(const struct state *s, const char *na
 /* The tenant-policy part of this state (state/policy.h); written only by whoever may
  * write the state. */
 struct policy *state_policy(const struct state *s);
+/* The limit definitions of this state (limit/defs.h), written like the policy part. */
+struct limdefs *state_limits(const struct state *s);
+
+/* The routing part of this state (lb/conf.h), under the same rules. */
+struct lb_conf *state_lb(const struct state *s);
+
+/* The model with this id, NULL when absent. */
+const struct st_model *state_find_model_id(const struct state *s, int64_t id);
 
 size_t state_count_tenants(const struct state *s);
 size_t state_count_keys(const struct state *s);

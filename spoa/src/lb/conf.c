@@ -1,0 +1,257 @@
+#include "lb/conf.h"
+
+#include "util/hmap.h"
+#include "util/xalloc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define SERVICES_MAX 32 /* enum pl_service values (pipeline.h has fewer) */
+
+static const char *const key_names[LB_K__COUNT] = { "client_ip", "tenant", "api_key", "header" };
+
+int lb_hash_key_parse(const char *name, size_t len)
+{
+	for (int i = 0; i < LB_K__COUNT; i++)
+		if (strlen(key_names[i]) == len && memcmp(key_names[i], name, len) == 0)
+			return i;
+	return -1;
+}
+
+const char *lb_hash_key_name(enum lb_hash_key k)
+{
+	return (unsigned)k < LB_K__COUNT ? key_names[k] : "unknown";
+}
+
+/* Policy rows are indexed by id and by their scope; fallback rows by id only (they are
+ * read only when a model's own servers cannot serve, so a scan is fine there). */
+struct lb_conf {
+	struct hmap pol_by_id, pol_by_model, pol_by_backend;
+	struct lb_policy_row *by_service[SERVICES_MAX];
+	struct lb_policy_row *global;
+	struct hmap fb_by_id;
+};
+
+static int eq_id(const void *item, const void *key)
+{
+	return *(const int64_t *)item == *(const int64_t *)key; /* id is the first member */
+}
+
+static int eq_model(const void *item, const void *key)
+{
+	return ((const struct lb_policy_row *)item)->model_id == *(const int64_t *)key;
+}
+
+static int eq_backend(const void *item, const void *key)
+{
+	return strcmp(((const struct lb_policy_row *)item)->backend, key) == 0;
+}
+
+struct lb_conf *lb_conf_new(void)
+{
+	struct lb_conf *c = xcalloc(1, sizeof(*c));
+
+	hmap_init(&c->pol_by_id);
+	hmap_init(&c->pol_by_model);
+	hmap_init(&c->pol_by_backend);
+	hmap_init(&c->fb_by_id);
+	return c;
+}
+
+static void free_item(void *item, void *arg)
+{
+	(void)arg;
+	free(item);
+}
+
+void lb_conf_free(struct lb_conf *c)
+{
+	if (!c)
+		return;
+	hmap_each(&c->pol_by_id, free_item, NULL);
+	hmap_each(&c->fb_by_id, free_item, NULL);
+	hmap_clear(&c->pol_by_id);
+	hmap_clear(&c->pol_by_model);
+	hmap_clear(&c->pol_by_backend);
+	hmap_clear(&c->fb_by_id);
+	free(c);
+}
+
+static uint64_t h_id(int64_t id)
+{
+	return hmap_hash_u64((uint64_t)id);
+}
+
+static uint64_t h_str(const char *s)
+{
+	return hmap_hash_bytes(s, strlen(s));
+}
+
+void lb_conf_del_policy(struct lb_conf *c, int64_t id)
+{
+	struct lb_policy_row *r = hmap_remove(&c->pol_by_id, h_id(id), eq_id, &id);
+
+	if (!r)
+		return;
+	if (r->model_id)
+		hmap_remove(&c->pol_by_model, h_id(r->model_id), eq_id, &r->id);
+	else if (r->backend[0])
+		hmap_remove(&c->pol_by_backend, h_str(r->backend), eq_id, &r->id);
+	else if (r->service >= 0 && r->service < SERVICES_MAX && c->by_service[r->service] == r)
+		c->by_service[r->service] = NULL;
+	else if (c->global == r)
+		c->global = NULL;
+	free(r);
+}
+
+void lb_conf_put_policy(struct lb_conf *c, const struct lb_policy_row *r)
+{
+	struct lb_policy_row *n;
+
+	lb_conf_del_policy(c, r->id);
+	n = xmalloc(sizeof(*n));
+	*n = *r;
+	n->backend[sizeof(n->backend) - 1] = '\0';
+	hmap_insert(&c->pol_by_id, h_id(n->id), n);
+	if (n->model_id)
+		hmap_insert(&c->pol_by_model, h_id(n->model_id), n);
+	else if (n->backend[0])
+		hmap_insert(&c->pol_by_backend, h_str(n->backend), n);
+	else if (n->service >= 0 && n->service < SERVICES_MAX)
+		c->by_service[n->service] = n;
+	else if (n->service < 0)
+		c->global = n;
+}
+
+void lb_conf_del_fallback(struct lb_conf *c, int64_t id)
+{
+	free(hmap_remove(&c->fb_by_id, h_id(id), eq_id, &id));
+}
+
+void lb_conf_put_fallback(struct lb_conf *c, const struct lb_fallback_row *r)
+{
+	struct lb_fallback_row *n;
+
+	lb_conf_del_fallback(c, r->id);
+	n = xmalloc(sizeof(*n));
+	*n = *r;
+	hmap_insert(&c->fb_by_id, h_id(n->id), n);
+}
+
+void lb_eff_default(struct lb_eff *e)
+{
+	e->strategy = LB_S_LEAST_CONN;
+	e->hash_key = LB_K_CLIENT_IP;
+	e->bound = 1.25;
+	e->slow_start_ms = 10000;
+}
+
+/* Fills what e does not have yet (the `set` mask) from row r. */
+static void inherit(struct lb_eff *e, unsigned *set, const struct lb_policy_row *r)
+{
+	if (!r)
+		return;
+	if (!(*set & 1) && r->strategy >= 0) {
+		e->strategy = (enum lb_strategy)r->strategy;
+		*set |= 1;
+	}
+	if (!(*set & 2) && r->hash_key >= 0) {
+		e->hash_key = (enum lb_hash_key)r->hash_key;
+		*set |= 2;
+	}
+	if (!(*set & 4) && r->hash_bound >= 1) {
+		e->bound = r->hash_bound;
+		*set |= 4;
+	}
+	if (!(*set & 8) && r->slow_start_ms >= 0) {
+		e->slow_start_ms = (unsigned)r->slow_start_ms;
+		*set |= 8;
+	}
+}
+
+void lb_conf_resolve(const struct lb_conf *c, int64_t model_id, const char *backend, int service,
+		     struct lb_eff *out)
+{
+	unsigned set = 0;
+
+	lb_eff_default(out);
+	if (model_id)
+		inherit(out, &set, hmap_find(&c->pol_by_model, h_id(model_id), eq_model, &model_id));
+	if (backend && backend[0])
+		inherit(out, &set, hmap_find(&c->pol_by_backend, h_str(backend), eq_backend, backend));
+	if (service >= 0 && service < SERVICES_MAX)
+		inherit(out, &set, c->by_service[service]);
+	inherit(out, &set, c->global);
+}
+
+static void breaker_from(struct lb_breaker_conf *o, unsigned *set, const struct lb_policy_row *r)
+{
+	if (!r)
+		return;
+	if (!(*set & 1) && r->br_consecutive >= 0)
+		o->consecutive = (unsigned)r->br_consecutive, *set |= 1;
+	if (!(*set & 2) && r->br_error_rate >= 0)
+		o->error_rate = r->br_error_rate, *set |= 2;
+	if (!(*set & 4) && r->br_min_requests >= 0)
+		o->min_requests = (unsigned)r->br_min_requests, *set |= 4;
+	if (!(*set & 8) && r->br_window_s >= 0)
+		o->window_s = (unsigned)r->br_window_s, *set |= 8;
+	if (!(*set & 16) && r->br_open_ms >= 0)
+		o->open_ms = (unsigned)r->br_open_ms, *set |= 16;
+	if (!(*set & 32) && r->br_probes >= 0)
+		o->probes = (unsigned)r->br_probes, *set |= 32;
+}
+
+void lb_conf_breaker(const struct lb_conf *c, const char *backend, struct lb_breaker_conf *out)
+{
+	unsigned set = 0;
+
+	lb_breaker_conf_default(out);
+	if (backend && backend[0])
+		breaker_from(out, &set, hmap_find(&c->pol_by_backend, h_str(backend), eq_backend, backend));
+	breaker_from(out, &set, c->global);
+}
+
+struct fb_collect {
+	int64_t model_id;
+	struct lb_fallback_row *out;
+	size_t n, max;
+};
+
+static void fb_one(void *item, void *arg)
+{
+	const struct lb_fallback_row *r = item;
+	struct fb_collect *fc = arg;
+	size_t i;
+
+	if (r->model_id != fc->model_id)
+		return;
+	/* Insertion in position order; beyond max, later positions are dropped. */
+	for (i = fc->n; i > 0 && fc->out[i - 1].position > r->position; i--)
+		if (i < fc->max)
+			fc->out[i] = fc->out[i - 1];
+	if (i < fc->max) {
+		fc->out[i] = *r;
+		if (fc->n < fc->max)
+			fc->n++;
+	}
+}
+
+size_t lb_conf_fallbacks(const struct lb_conf *c, int64_t model_id, struct lb_fallback_row *out,
+			 size_t max)
+{
+	struct fb_collect fc = { model_id, out, 0, max };
+
+	hmap_each(&c->fb_by_id, fb_one, &fc);
+	return fc.n;
+}
+
+size_t lb_conf_count_policies(const struct lb_conf *c)
+{
+	return c->pol_by_id.count;
+}
+
+size_t lb_conf_count_fallbacks(const struct lb_conf *c)
+{
+	return c->fb_by_id.count;
+}

@@ -1,0 +1,515 @@
+#include "lb/lb.h"
+
+#include "lb/conf.h"
+#include "lb/stats.h"
+#include "metrics/metrics.h"
+#include "report/report.h"
+#include "state/policy.h"
+#include "state/state.h"
+#include "util/log.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define STALE_POLLS 8          /* a table older than this many intervals is not trusted */
+#define STALE_MIN_MS 2000
+#define POLL_TIMEOUT_MIN_MS 1000
+
+/* ---- the live table ---------------------------------------------------------------- */
+
+static pthread_rwlock_t live_lock = PTHREAD_RWLOCK_INITIALIZER;
+static struct lb_table *live;   /* swapped by the control thread under the write lock */
+static _Atomic int64_t live_ok_ms; /* when the last poll succeeded */
+static _Atomic unsigned stale_ms = STALE_MIN_MS;
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static lb_clock_fn clock_fn = mono_ms;
+
+void lb_set_clock(lb_clock_fn fn)
+{
+	clock_fn = fn ? fn : mono_ms;
+}
+
+int64_t lb_now_ms(void)
+{
+	return clock_fn();
+}
+
+struct lb_table *lb_live(void)
+{
+	return live;
+}
+
+/* Breaker thresholds come from the catalogue (sql/005_routing.sql). */
+static void apply_breakers(struct lb_table *t)
+{
+	const struct state *s = store_read_begin();
+	const struct lb_conf *c = state_lb(s);
+
+	for (size_t i = 0; i < t->nbe; i++)
+		lb_conf_breaker(c, t->be[i].name, &t->be[i].brc);
+	store_read_end();
+}
+
+void lb_publish(struct lb_table *fresh, int64_t now_ms)
+{
+	struct lb_table *old;
+
+	apply_breakers(fresh);
+	pthread_rwlock_wrlock(&live_lock);
+	old = live;
+	lb_table_carry(fresh, old, now_ms);
+	live = fresh;
+	pthread_rwlock_unlock(&live_lock);
+	atomic_store(&live_ok_ms, now_ms);
+	lb_table_free(old);
+}
+
+/* ---- counters ---------------------------------------------------------------------- */
+
+static _Atomic uint64_t sel_by_strategy[LB_S__COUNT];
+static _Atomic uint64_t fallbacks[LB_W__COUNT], refusals[LB_W__COUNT];
+static _Atomic uint64_t polls_ok, polls_failed;
+static uint64_t transitions[3]; /* control thread: entries into closed, open, half_open */
+
+/* ---- polling ----------------------------------------------------------------------- */
+
+static struct {
+	struct event_base *base;
+	struct lb_stats *stats;
+	struct event *timer;
+	unsigned poll_ms;
+	char addr[256];
+	int failing; /* log a failure once per streak */
+} svc;
+
+static void on_breaker(const struct lb_backend *b, const struct lb_server *s, enum lb_br_event e,
+		       void *arg)
+{
+	(void)arg;
+	if (e == LB_BR_HALF_OPENED) {
+		transitions[LB_BR_HALF_OPEN]++;
+		log_info("routing: %s/%s breaker half-open: probing", b->name, s->name);
+	}
+}
+
+static void on_stats(const char *csv, size_t len, const char *err, void *arg)
+{
+	char why[160];
+	struct lb_table *t;
+	size_t skipped = 0;
+	int64_t now = lb_now_ms();
+
+	(void)arg;
+	if (!err) {
+		t = lb_table_parse(csv, len, now, &skipped, why, sizeof(why));
+		if (!t)
+			err = why;
+	}
+	if (err) {
+		atomic_fetch_add(&polls_failed, 1);
+		if (!svc.failing++)
+			log_warn("routing: HAProxy stats socket %s: %s (HAProxy balances on its own "
+				 "while this lasts)", svc.addr, err);
+		return;
+	}
+	if (svc.failing)
+		log_info("routing: HAProxy stats socket %s answers again", svc.addr);
+	svc.failing = 0;
+	if (skipped)
+		log_debug("routing: %zu stats rows beyond the table limits ignored", skipped);
+	atomic_fetch_add(&polls_ok, 1);
+	lb_publish(t, now);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	/* Breaker time transitions run on the live table, without the lock: only this
+	 * thread writes what they touch, and workers read atomics. */
+	lb_table_tick(live, lb_now_ms(), on_breaker, NULL);
+	if (svc.stats)
+		lb_stats_poll(svc.stats);
+}
+
+static int setup(const struct lb_opts *o, char *err, size_t errlen)
+{
+	struct lb_stats *st = NULL;
+	unsigned poll = o->poll_ms ? o->poll_ms : 250;
+	unsigned timeout = poll * 4 > POLL_TIMEOUT_MIN_MS ? poll * 4 : POLL_TIMEOUT_MIN_MS;
+	struct timeval tv = { poll / 1000, (poll % 1000) * 1000 };
+
+	if (o->stats_socket && o->stats_socket[0] &&
+	    !(st = lb_stats_new(svc.base, o->stats_socket, timeout, on_stats, NULL, err, errlen)))
+		return -1;
+	lb_stats_free(svc.stats);
+	svc.stats = st;
+	svc.poll_ms = poll;
+	snprintf(svc.addr, sizeof(svc.addr), "%s", o->stats_socket ? o->stats_socket : "");
+	atomic_store(&stale_ms, poll * STALE_POLLS > STALE_MIN_MS ? poll * STALE_POLLS : STALE_MIN_MS);
+	event_del(svc.timer);
+	event_add(svc.timer, &tv);
+	return 0;
+}
+
+static void render(struct evbuffer *out, void *arg);
+
+int lb_start(struct event_base *base, const struct lb_opts *o, char *err, size_t errlen)
+{
+	svc.base = base;
+	svc.timer = event_new(base, -1, EV_PERSIST, on_tick, NULL);
+	if (setup(o, err, errlen) < 0)
+		return -1;
+	report_subscribe(lb_on_report, NULL);
+	metrics_add_renderer(render, NULL);
+	if (svc.stats)
+		log_info("routing: polling HAProxy's stats socket %s every %u ms", svc.addr, svc.poll_ms);
+	return 0;
+}
+
+int lb_reconfigure(const struct lb_opts *o, char *err, size_t errlen)
+{
+	return svc.base ? setup(o, err, errlen) : 0;
+}
+
+void lb_stop(void)
+{
+	lb_stats_free(svc.stats);
+	svc.stats = NULL;
+	if (svc.timer)
+		event_free(svc.timer);
+	svc.timer = NULL;
+	pthread_rwlock_wrlock(&live_lock);
+	lb_table_free(live);
+	live = NULL;
+	pthread_rwlock_unlock(&live_lock);
+}
+
+/* ---- reports ----------------------------------------------------------------------- */
+
+/* What a finished request says about the server that served it. A client that went
+ * away says nothing; 429 is saturation; 5xx and server-side aborts or timeouts are
+ * failures; every other answer (4xx included) shows a working server. */
+static enum lb_outcome classify(const struct jr_report *r)
+{
+	if (r->status == 429)
+		return LB_O_SATURATED;
+	if (r->status >= 500 || r->tsc[0] == 'S' || r->tsc[0] == 's')
+		return LB_O_FAILURE;
+	if (report_client_aborted(r) || r->status < 100)
+		return LB_O_IGNORE;
+	return LB_O_SUCCESS;
+}
+
+static int copy_field(const struct jr_report *r, const char *key, char *dst, size_t cap)
+{
+	size_t len;
+	const char *v = report_get(r, key, &len);
+
+	if (!v || len == 0 || len >= cap)
+		return -1;
+	memcpy(dst, v, len);
+	dst[len] = '\0';
+	return 0;
+}
+
+void lb_release(const char *backend, const char *server)
+{
+	pthread_rwlock_rdlock(&live_lock);
+	lb_table_release(live, backend, server);
+	pthread_rwlock_unlock(&live_lock);
+}
+
+void lb_on_report(const struct jr_report *r, void *arg)
+{
+	char be[LB_NAME_MAX], srv[LB_NAME_MAX];
+	enum lb_br_event e;
+
+	(void)arg;
+	/* The main frontend's line names the server the agent chose (lb=, ls=): that
+	 * request has ended, whatever happened to it. */
+	if (!r->adapter && live && copy_field(r, "lb", be, sizeof(be)) == 0 &&
+	    copy_field(r, "ls", srv, sizeof(srv)) == 0)
+		lb_table_release(live, be, srv);
+	/* The main frontend's line of a request that took the rewrite detour names the
+	 * detour; the detour's own line (hop=rewrite) names the real backend and server. */
+	if (r->adapter || !live || copy_field(r, "be", be, sizeof(be)) < 0 ||
+	    copy_field(r, "srv", srv, sizeof(srv)) < 0 || strncmp(be, "be_", 3) != 0)
+		return;
+	e = lb_table_report(live, be, srv, classify(r), r->tr_ms, r->ta_ms,
+			    (int)report_get_int(r, "ra", 1), lb_now_ms());
+	if (e == LB_BR_OPENED) {
+		transitions[LB_BR_OPEN]++;
+		log_warn("routing: %s/%s breaker open (status %d, termination %s)", be, srv,
+			 r->status, r->tsc);
+	} else if (e == LB_BR_CLOSED_EV) {
+		transitions[LB_BR_CLOSED]++;
+		log_info("routing: %s/%s breaker closed", be, srv);
+	}
+}
+
+/* ---- the decision ------------------------------------------------------------------- */
+
+static __thread struct lb_rng tl_rng;
+
+static struct lb_rng *rng(void)
+{
+	if (!tl_rng.s) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		lb_rng_seed(&tl_rng, (uint64_t)ts.tv_nsec ^ ((uint64_t)(uintptr_t)&tl_rng << 17) ^
+					     (uint64_t)ts.tv_sec);
+	}
+	return &tl_rng;
+}
+
+/* The affinity key of a request; 0 when it has none. */
+static int key_of(const struct pl_ctx *ctx, enum lb_hash_key k, uint64_t *h)
+{
+	switch (k) {
+	case LB_K_CLIENT_IP:
+		if (!ctx->in.src_family)
+			return 0;
+		*h = hmap_hash_bytes(ctx->in.src, ctx->in.src_family == 4 ? 4 : 16);
+		return 1;
+	case LB_K_TENANT:
+		*h = hmap_hash_u64((uint64_t)ctx->tenant_id);
+		return ctx->tenant_id != 0;
+	case LB_K_API_KEY:
+		*h = hmap_hash_u64((uint64_t)ctx->key_id);
+		return ctx->key_id != 0;
+	case LB_K_HEADER:
+		if (!ctx->in.affinity.ptr || !ctx->in.affinity.len)
+			return 0;
+		*h = hmap_hash_bytes(ctx->in.affinity.ptr, ctx->in.affinity.len);
+		return 1;
+	case LB_K__COUNT:
+		break;
+	}
+	return 0;
+}
+
+/* A model the request may be sent to, as the decision needs it. */
+struct target {
+	char model[ST_MODEL_MAX];
+	char backend[ST_NAME_MAX];
+	char upstream[ST_MODEL_MAX];
+	uint32_t services, caps, reasons;
+	struct lb_eff eff;
+};
+
+/* Whether fallback model m can take this request: active, serving the service type (and
+ * streaming when asked), and usable by the caller. */
+static int fallback_fits(const struct state *s, const struct pl_ctx *ctx, const struct st_model *m)
+{
+	const char *name = pl_service_name(ctx->service);
+	int bit = policy_service_bit(name, strlen(name));
+
+	return m->status == ST_ACTIVE && bit >= 0 && (m->services & (1u << bit)) &&
+	       (!ctx->in.stream || (m->caps & ST_CAP_STREAMING)) && pl_model_visible(s, ctx, m);
+}
+
+static void target_of(const struct state *s, const struct st_model *m, int service, struct target *t)
+{
+	snprintf(t->model, sizeof(t->model), "%s", m->name);
+	snprintf(t->backend, sizeof(t->backend), "%s", m->backend);
+	snprintf(t->upstream, sizeof(t->upstream), "%s", m->upstream);
+	t->services = m->services;
+	t->caps = m->caps;
+	lb_conf_resolve(state_lb(s), m->id, m->backend, service, &t->eff);
+}
+
+/* The primary target and the usable fallbacks, copied out under the store's lock. */
+static size_t targets(const struct pl_ctx *ctx, struct target *t, size_t max)
+{
+	const struct state *s = store_read_begin();
+	const struct st_model *m = state_find_model(s, ctx->out.model, strlen(ctx->out.model));
+	struct lb_fallback_row fb[LB_FALLBACKS_MAX];
+	size_t n = 1, nfb;
+
+	memset(&t[0], 0, sizeof(t[0]));
+	snprintf(t[0].backend, sizeof(t[0].backend), "%s", ctx->out.backend);
+	lb_conf_resolve(state_lb(s), m ? m->id : 0, ctx->out.backend, (int)ctx->service, &t[0].eff);
+	nfb = m ? lb_conf_fallbacks(state_lb(s), m->id, fb, LB_FALLBACKS_MAX) : 0;
+	for (size_t i = 0; i < nfb && n < max; i++) {
+		const struct st_model *f = state_find_model_id(s, fb[i].fallback_id);
+		if (!f || !fallback_fits(s, ctx, f))
+			continue;
+		target_of(s, f, (int)ctx->service, &t[n]);
+		t[n++].reasons = fb[i].reasons;
+	}
+	store_read_end();
+	return n;
+}
+
+/* 1: a server (or HAProxy's choice, server ""), -1: none usable. */
+static int choose(const struct pl_ctx *ctx, const struct target *t, int64_t now,
+		  struct lb_choice *c)
+{
+	struct lb_choose_in in = { t->eff.strategy, 0, 0, t->eff.bound, t->eff.slow_start_ms, now, rng() };
+	int rc;
+
+	memset(c, 0, sizeof(*c));
+	if (t->eff.strategy == LB_S_HAPROXY)
+		return 1;
+	in.has_key = key_of(ctx, t->eff.hash_key, &in.key_hash);
+	pthread_rwlock_rdlock(&live_lock);
+	if (!live || now - atomic_load(&live_ok_ms) > (int64_t)atomic_load(&stale_ms))
+		rc = 0; /* no fresh view of HAProxy: let it balance */
+	else
+		rc = lb_table_choose(live, t->backend, &in, c);
+	pthread_rwlock_unlock(&live_lock);
+	if (rc >= 0)
+		atomic_fetch_add_explicit(&sel_by_strategy[rc ? t->eff.strategy : LB_S_HAPROXY], 1,
+					  memory_order_relaxed);
+	return rc == 0 ? 1 : rc;
+}
+
+void lb_route(const struct pl_ctx *ctx, struct lb_route *out)
+{
+	struct target t[1 + LB_FALLBACKS_MAX];
+	struct lb_choice c;
+	size_t n = targets(ctx, t, 1 + LB_FALLBACKS_MAX);
+	int64_t now = lb_now_ms();
+
+	memset(out, 0, sizeof(*out));
+	out->strategy = t[0].eff.strategy;
+	if (choose(ctx, &t[0], now, &c) > 0) {
+		memcpy(out->server, c.server, sizeof(out->server));
+		return;
+	}
+	out->why = c.why;
+	out->retry_after_s = c.retry_after_s;
+	for (size_t i = 1; i < n; i++) {
+		if (!(t[i].reasons & (1u << out->why)) || choose(ctx, &t[i], now, &c) < 0)
+			continue;
+		out->kind = LB_ROUTE_FALLBACK;
+		out->strategy = t[i].eff.strategy;
+		memcpy(out->server, c.server, sizeof(out->server));
+		memcpy(out->model, t[i].model, sizeof(out->model));
+		memcpy(out->backend, t[i].backend, sizeof(out->backend));
+		memcpy(out->upstream, t[i].upstream, sizeof(out->upstream));
+		out->services = t[i].services;
+		out->caps = t[i].caps;
+		atomic_fetch_add_explicit(&fallbacks[out->why], 1, memory_order_relaxed);
+		return;
+	}
+	out->kind = LB_ROUTE_NONE;
+	atomic_fetch_add_explicit(&refusals[out->why], 1, memory_order_relaxed);
+}
+
+/* ---- metrics ----------------------------------------------------------------------- */
+
+static void series_header(struct evbuffer *out, const char *name, const char *type, const char *help)
+{
+	evbuffer_add_printf(out, "# HELP jairouter_%s %s\n# TYPE jairouter_%s %s\n", name, help, name, type);
+}
+
+static int server_usable(const struct lb_server *s, int64_t now)
+{
+	return s->health == LB_H_UP && s->weight > 0 && atomic_load(&s->d.br_state) != LB_BR_OPEN &&
+	       now >= atomic_load(&s->d.sat_until_ms);
+}
+
+typedef void (*server_fn)(struct evbuffer *out, const struct lb_backend *b, const struct lb_server *s,
+			  int64_t now);
+
+static void each_server(struct evbuffer *out, server_fn fn, int64_t now)
+{
+	for (size_t i = 0; live && i < live->nbe; i++)
+		for (size_t j = 0; j < live->be[i].n; j++)
+			fn(out, &live->be[i], &live->be[i].srv[j], now);
+}
+
+static void s_usable(struct evbuffer *out, const struct lb_backend *b, const struct lb_server *s, int64_t now)
+{
+	evbuffer_add_printf(out, "jairouter_lb_server_usable{backend=\"%s\",server=\"%s\",health=\"%s\"} %d\n",
+			    b->name, s->name, lb_health_name(s->health), server_usable(s, now));
+}
+
+static void s_breaker(struct evbuffer *out, const struct lb_backend *b, const struct lb_server *s, int64_t now)
+{
+	(void)now;
+	evbuffer_add_printf(out, "jairouter_lb_breaker_state{backend=\"%s\",server=\"%s\"} %d\n", b->name,
+			    s->name, atomic_load(&s->d.br_state));
+}
+
+static void s_opened(struct evbuffer *out, const struct lb_backend *b, const struct lb_server *s, int64_t now)
+{
+	(void)now;
+	evbuffer_add_printf(out, "jairouter_lb_breaker_opened_total{backend=\"%s\",server=\"%s\"} %" PRIu64 "\n",
+			    b->name, s->name, s->d.opened);
+}
+
+static void s_selected(struct evbuffer *out, const struct lb_backend *b, const struct lb_server *s, int64_t now)
+{
+	(void)now;
+	evbuffer_add_printf(out, "jairouter_lb_server_selections_total{backend=\"%s\",server=\"%s\"} %" PRIu64 "\n",
+			    b->name, s->name, atomic_load(&s->d.selected));
+}
+
+static void s_latency(struct evbuffer *out, const struct lb_backend *b, const struct lb_server *s, int64_t now)
+{
+	(void)now;
+	evbuffer_add_printf(out, "jairouter_lb_server_latency_ewma_seconds{backend=\"%s\",server=\"%s\",kind=\"ttfb\"} %.6f\n"
+			    "jairouter_lb_server_latency_ewma_seconds{backend=\"%s\",server=\"%s\",kind=\"total\"} %.6f\n",
+			    b->name, s->name, atomic_load(&s->d.ttfb_us) / 1e6, b->name, s->name,
+			    atomic_load(&s->d.total_us) / 1e6);
+}
+
+static void render_reasons(struct evbuffer *out, const char *name, const char *help, _Atomic uint64_t *v)
+{
+	series_header(out, name, "counter", help);
+	for (int w = 1; w < LB_W__COUNT; w++)
+		evbuffer_add_printf(out, "jairouter_%s{reason=\"%s\"} %" PRIu64 "\n", name,
+				    lb_why_name((enum lb_why)w), atomic_load(&v[w]));
+}
+
+static void render(struct evbuffer *out, void *arg)
+{
+	int64_t now = lb_now_ms();
+
+	(void)arg;
+	series_header(out, "lb_stats_polls_total", "counter", "HAProxy stats socket polls by result.");
+	evbuffer_add_printf(out, "jairouter_lb_stats_polls_total{result=\"ok\"} %" PRIu64 "\n"
+			    "jairouter_lb_stats_polls_total{result=\"error\"} %" PRIu64 "\n",
+			    atomic_load(&polls_ok), atomic_load(&polls_failed));
+	series_header(out, "lb_stats_age_seconds", "gauge", "Age of the server table (-1: none yet).");
+	evbuffer_add_printf(out, "jairouter_lb_stats_age_seconds %.3f\n",
+			    live ? (now - atomic_load(&live_ok_ms)) / 1000.0 : -1.0);
+	series_header(out, "lb_selections_total", "counter", "Server choices by strategy (haproxy: left to HAProxy).");
+	for (int s = 0; s < LB_S__COUNT; s++)
+		evbuffer_add_printf(out, "jairouter_lb_selections_total{strategy=\"%s\"} %" PRIu64 "\n",
+				    lb_strategy_name((enum lb_strategy)s), atomic_load(&sel_by_strategy[s]));
+	render_reasons(out, "lb_fallbacks_total", "Requests served by a fallback model, by the primary's problem.", fallbacks);
+	render_reasons(out, "lb_unavailable_total", "Requests refused with 503: no model of the chain could serve.", refusals);
+	series_header(out, "lb_breaker_transitions_total", "counter", "Breaker state changes, by new state.");
+	for (int s = 0; s < 3; s++)
+		evbuffer_add_printf(out, "jairouter_lb_breaker_transitions_total{to=\"%s\"} %" PRIu64 "\n",
+				    lb_breaker_state_name((enum lb_br_state)s), transitions[s]);
+	series_header(out, "lb_server_usable", "gauge", "1 when the agent would send a request to the server (HAProxy health, weight, breaker, 429).");
+	each_server(out, s_usable, now);
+	series_header(out, "lb_breaker_state", "gauge", "Breaker state per server: 0 closed, 1 open, 2 half-open.");
+	each_server(out, s_breaker, now);
+	series_header(out, "lb_breaker_opened_total", "counter", "Times the server's breaker opened.");
+	each_server(out, s_opened, now);
+	series_header(out, "lb_server_selections_total", "counter", "Requests the agent sent to the server.");
+	each_server(out, s_selected, now);
+	series_header(out, "lb_server_latency_ewma_seconds", "gauge", "Latency EWMA per server (ttfb: peak EWMA of time to first byte).");
+	each_server(out, s_latency, now);
+}
