@@ -121,6 +121,35 @@ prefix_of() {
 	expect_status 200
 }
 
+@test "model and backend scopes count across tenants; a warm-up limit starts at its cold rate" {
+	local k1 k2
+	jr_ctl model add scoped-a be_mock2 >/dev/null
+	jr_ctl model add scoped-b be_mock2 >/dev/null
+	k1=$(new_tenant mscope1)
+	k2=$(new_tenant mscope2)
+	# scoped-a: 3 per minute whoever asks; each backend: 5 per minute (one row without a
+	# model filter: one counter per backend; only be_mock2's is used here, and the row is
+	# disabled at the end so the other tests' be_mock is not limited).
+	sql "SELECT jairouter.set_limit('model', 'requests', 'sliding_window', 3, 60000, NULL, NULL, 'scoped-a')" >/dev/null
+	bid=$(sql "SELECT jairouter.set_limit('backend', 'requests', 'sliding_window', 5, 60000)")
+	sleep 0.3
+	BODY=$(chat_body scoped-a) count_status 2 "$k1" 200 >/dev/null
+	[[ $(BODY=$(chat_body scoped-a) count_status 2 "$k2" 200) == 1 ]]
+	[[ $(BODY=$(chat_body scoped-b) count_status 4 "$k2" 200) == 2 ]]
+	sql "UPDATE jairouter.limits SET enabled = false WHERE id = $bid" >/dev/null
+	sleep 0.3
+	# Warm-up: 60 per second after 10 minutes, 60 / 3 = 20 available at the start.
+	k1=$(new_tenant warm)
+	sql "INSERT INTO jairouter.limits (tenant_id, scope, dimension, algorithm, amount, window_ms, warmup_ms)
+	     SELECT id, 'tenant', 'requests', 'warmup', 60, 1000, 600000 FROM jairouter.tenants WHERE name = 'warm'" >/dev/null
+	sleep 0.3
+	lchat "$k1"
+	expect_status 200
+	[[ $(hdr x-ratelimit-limit-requests) == 60 ]]
+	rem=$(hdr x-ratelimit-remaining-requests)
+	((rem >= 18 && rem <= 21))
+}
+
 @test "client IP and end-user scopes" {
 	local k
 	k=$(new_tenant ipu)

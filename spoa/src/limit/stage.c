@@ -1,6 +1,7 @@
 #include "limit/stage.h"
 
 #include "config/config.h"
+#include "lb/lb.h"
 #include "limit/defs.h"
 #include "limit/limiter.h"
 #include "redis/fleet.h"
@@ -356,7 +357,10 @@ static enum pl_result refuse(struct lim_req *q)
 		if (it->res.retry_us > retry)
 			retry = it->res.retry_us;
 	}
-	ctx->out.backend[0] = ctx->out.upstream_model[0] = '\0';
+	/* The router counted this request on its server: it will never get there. */
+	if (ctx->out.server[0])
+		lb_release(ctx->out.backend, ctx->out.server);
+	ctx->out.backend[0] = ctx->out.upstream_model[0] = ctx->out.server[0] = '\0';
 	if (!why) /* the fleet refused without saying which: cannot happen with our script */
 		why = &q->items[0];
 	fmt_window(win, sizeof(win), &why->def);
@@ -466,6 +470,10 @@ static void fleet_done(void *arg, int admitted)
 		admitted = 0;
 	}
 	if (ctx->abandoned) {
+		/* The deadline's verdict went out; unless it let the request through (on_error
+		 * allow), the router's count for the chosen server is given back. */
+		if (!ctx->out.allow && ctx->out.server[0])
+			lb_release(ctx->out.backend, ctx->out.server);
 		free(q);
 		pl_resume(ctx, PL_DONE);
 		return;
