@@ -59,6 +59,8 @@ enum pl_reason {
 	PL_R_PERMISSION_DENIED,    /* RBAC (pipeline/rbac.c): a permission missing or denied (403) */
 	PL_R_TOO_MANY_FAILURES,    /* abuse/: the client address is locked out (429) */
 	PL_R_NO_UPSTREAM,          /* no server of the model or its fallbacks can serve (503; lb/) */
+	PL_R_RATE_LIMITED,         /* a rate or concurrency limit (429, limit/stage.c) */
+	PL_R_QUOTA_EXCEEDED,       /* a token quota or money budget (429 insufficient_quota) */
 	PL_R__COUNT
 };
 
@@ -92,6 +94,7 @@ struct pl_str {
 struct pl_request {
 	struct pl_str method, path, authorization, api_key, content_type, request_id;
 	struct pl_str affinity; /* the affinity header's value (hash routing; lb/) */
+	struct pl_str user;    /* end user for limits (arg `user`: a header or a JWT subject) */
 	struct pl_str body;    /* the buffered request body (arg `body`), when sent */
 	int has_body;          /* the `body` argument was present (even if empty) */
 	struct pl_str model;   /* from the body (or the legacy `model` argument): a string */
@@ -110,6 +113,7 @@ struct pl_request {
 #define PL_ERROR_MAX 768
 #define PL_MESSAGE_MAX 384
 #define PL_UPSTREAM_MAX 4200 /* an upstream credential header value (state/policy.h) */
+#define PL_ADAPTER_MAX 8192  /* the adapter route (pipeline/adapter.c), percent-encoded */
 
 struct pl_verdict {
 	int allow;
@@ -143,6 +147,14 @@ struct pl_verdict {
 	int up_header;
 	size_t up_len;
 	char up_value[PL_UPSTREAM_MAX];
+	/* allow, when the request detours through jairouter-adapter (pipeline/adapter.c):
+	 * its route, "k=v&..." (var `adapter`, header x-jairouter-adapter); "" = direct. */
+	char adapter[PL_ADAPTER_MAX];
+	/* The x-ratelimit-* headers (limit/stage.c), on allows and denials: [0] requests,
+	 * [1] tokens; limit < 0 = no such limit applied. reset in milliseconds. */
+	struct {
+		int64_t limit, remaining, reset_ms;
+	} rl[2];
 };
 
 enum pl_result { PL_NEXT = 0, PL_DONE = 1, PL_PENDING = 2 };
@@ -272,6 +284,9 @@ enum pl_result pl_identity_token(struct pl_ctx *ctx, const char *tok, size_t len
 enum pl_result pl_identity_guard(struct pl_ctx *ctx, enum pl_result (*inner)(struct pl_ctx *));
 enum pl_result pl_stage_rbac_service(struct pl_ctx *ctx);
 enum pl_result pl_stage_rbac_model(struct pl_ctx *ctx);
+/* After route: decides whether the request detours through jairouter-adapter
+ * (adapter.c) and writes its route into out.adapter. */
+enum pl_result pl_stage_adapter(struct pl_ctx *ctx);
 
 /* The spine's stages, in order (stages.c). */
 extern const struct pl_stage pl_default_stages[];

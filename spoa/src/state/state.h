@@ -99,6 +99,8 @@ const struct st_model *state_resolve_model(const struct state *s, const char *na
 struct policy *state_policy(const struct state *s);
 /* The identity part (authz/ident.h), under the same rules. */
 struct ident *state_ident(const struct state *s);
+/* The limit definitions of this state (limit/defs.h), written like the policy part. */
+struct limdefs *state_limits(const struct state *s);
 
 /* The routing part of this state (lb/conf.h), under the same rules. */
 struct lb_conf *state_lb(const struct state *s);
