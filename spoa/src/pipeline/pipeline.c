@@ -446,6 +446,8 @@ static int encode(const struct pl_verdict *v, uint64_t sid, uint64_t fid, uint8_
 			set_str_var(&w, "key_prefix", v->key_prefix);
 		set_rewrite_vars(&w, v);
 		set_upstream_var(&w, v);
+		if (v->adapter[0])
+			set_str_var(&w, "adapter", v->adapter);
 		if (v->server[0])
 			set_str_var(&w, "server", v->server);
 		if (v->fallback[0])
@@ -464,7 +466,7 @@ static int encode(const struct pl_verdict *v, uint64_t sid, uint64_t fid, uint8_
 
 size_t pl_ack_size_hint(const struct pl_verdict *v)
 {
-	return 2048 + (v->respond ? v->body_len : 0) + v->up_len;
+	return 2048 + (v->respond ? v->body_len : 0) + v->up_len + strlen(v->adapter);
 }
 
 int pl_ack_encode(const struct pl_verdict *v, uint64_t sid, uint64_t fid, uint8_t *buf, size_t cap,

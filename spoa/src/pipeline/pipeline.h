@@ -108,6 +108,7 @@ struct pl_request {
 #define PL_ERROR_MAX 768
 #define PL_MESSAGE_MAX 384
 #define PL_UPSTREAM_MAX 4200 /* an upstream credential header value (state/policy.h) */
+#define PL_ADAPTER_MAX 8192  /* the adapter route (pipeline/adapter.c), percent-encoded */
 
 struct pl_verdict {
 	int allow;
@@ -141,6 +142,9 @@ struct pl_verdict {
 	int up_header;
 	size_t up_len;
 	char up_value[PL_UPSTREAM_MAX];
+	/* allow, when the request detours through jairouter-adapter (pipeline/adapter.c):
+	 * its route, "k=v&..." (var `adapter`, header x-jairouter-adapter); "" = direct. */
+	char adapter[PL_ADAPTER_MAX];
 	/* The x-ratelimit-* headers (limit/stage.c), on allows and denials: [0] requests,
 	 * [1] tokens; limit < 0 = no such limit applied. reset in milliseconds. */
 	struct {
@@ -251,6 +255,10 @@ enum pl_result pl_stage_grants(struct pl_ctx *ctx);
 /* Whether the caller (ctx->tenant_id, ctx->key_id) may use model m: grants, visibility
  * and the key's model list. For listings (GET /v1/models); call under the read lock. */
 int pl_model_visible(const struct state *s, const struct pl_ctx *ctx, const struct st_model *m);
+
+/* After route: decides whether the request detours through jairouter-adapter
+ * (adapter.c) and writes its route into out.adapter. */
+enum pl_result pl_stage_adapter(struct pl_ctx *ctx);
 
 /* The spine's stages, in order (stages.c). */
 extern const struct pl_stage pl_default_stages[];

@@ -138,6 +138,8 @@ static const struct route_entry routes[] = {
 	{ "POST", "/v1/audio/transcriptions", PL_SVC_AUDIO_TRANSCRIPTIONS },
 	{ "POST", "/v1/images/generations", PL_SVC_IMAGES_GENERATIONS },
 	{ "POST", "/v1/images/edits", PL_SVC_IMAGES_EDITS },
+	/* Anthropic-style clients: a chat request, translated by jairouter-adapter. */
+	{ "POST", "/v1/messages", PL_SVC_CHAT },
 	{ "GET", "/v1/models", PL_SVC_MODELS },
 };
 
@@ -599,6 +601,7 @@ const struct pl_stage pl_default_stages[] = {
 	{ "grants", pl_stage_grants },
 	{ "route", stage_route },
 	{ "limits", pl_stage_limits },
+	{ "adapter", pl_stage_adapter },
 };
 
 const size_t pl_default_nstages = sizeof(pl_default_stages) / sizeof(pl_default_stages[0]);

@@ -2,6 +2,7 @@
 
 #include "lb/conf.h"
 #include "state/policy.h"
+#include "state/endpoints.h"
 #include "limit/defs.h"
 #include "util/hmap.h"
 #include "util/xalloc.h"
@@ -21,6 +22,7 @@ struct state {
 	struct hmap aliases_by_id;
 	struct hmap aliases_by_name;
 	struct policy *policy; /* tenant policy (state/policy.h) */
+	struct adapter_data *adapter; /* endpoints and masking (state/endpoints.h) */
 	struct lb_conf *lb;    /* routing (lb/conf.h) */
 	struct limdefs *limits; /* limit definitions (limit/defs.h) */
 };
@@ -93,6 +95,7 @@ struct state *state_new(void)
 	hmap_init(&s->aliases_by_id);
 	hmap_init(&s->aliases_by_name);
 	s->policy = policy_new();
+	s->adapter = adapter_data_new();
 	s->lb = lb_conf_new();
 	s->limits = limdefs_new();
 	return s;
@@ -121,6 +124,7 @@ void state_free(struct state *s)
 	hmap_clear(&s->aliases_by_id);
 	hmap_clear(&s->aliases_by_name);
 	policy_free(s->policy);
+	adapter_data_free(s->adapter);
 	lb_conf_free(s->lb);
 	limdefs_free(s->limits);
 	free(s);
@@ -238,6 +242,11 @@ const struct st_model *state_find_model(const struct state *s, const char *name,
 struct policy *state_policy(const struct state *s)
 {
 	return s->policy;
+}
+
+struct adapter_data *state_adapter(const struct state *s)
+{
+	return s->adapter;
 }
 
 struct lb_conf *state_lb(const struct state *s)
