@@ -142,6 +142,7 @@ struct job {
 	struct mask_policy mask;
 	struct mask_stream mstream;
 	struct mask_counts counts;
+	struct evbuffer *out;        /* stream bytes not yet handed to evhttp */
 	int reply_started, reply_ended;
 	int paused;
 	int client_gone;
@@ -221,18 +222,25 @@ static void reply_error(struct job *j, const struct xl_error *e)
 
 static void write_done_cb(struct evhttp_connection *evcon, void *arg);
 
-/* Bytes for the client of a streamed answer. */
+/* Bytes for the client of a streamed answer: collected while one batch of provider
+ * bytes is translated, then handed to evhttp at once (flush_out), so that a provider
+ * burst of many small events costs one write, not three per event. */
 static void out_bytes(void *arg, const char *p, size_t n)
 {
 	struct job *j = arg;
-	struct evbuffer *b;
 
 	if (j->client_gone || j->reply_ended || !n)
 		return;
-	b = evbuffer_new();
-	evbuffer_add(b, p, n);
-	evhttp_send_reply_chunk_with_cb(j->req, b, write_done_cb, j);
-	evbuffer_free(b);
+	if (!j->out && !(j->out = evbuffer_new()))
+		return;
+	evbuffer_add(j->out, p, n);
+}
+
+static void flush_out(struct job *j)
+{
+	if (!j->out || !evbuffer_get_length(j->out) || j->client_gone || j->reply_ended)
+		return;
+	evhttp_send_reply_chunk_with_cb(j->req, j->out, write_done_cb, j);
 }
 
 static void out_sse_json(struct job *j, const json_t *obj)
@@ -342,6 +350,7 @@ static void finish_stream(struct job *j)
 		j->usage_known = 1;
 	}
 	count_status(200);
+	flush_out(j);
 	evhttp_send_reply_end(j->req);
 	j->reply_ended = 1;
 }
@@ -443,6 +452,7 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *arg)
 			stream_fail(j, 502, "bad_upstream_stream",
 				    "The model provider sent a stream event larger than the adapter accepts.");
 	}
+	flush_out(j);
 	return n;
 }
 
@@ -586,6 +596,8 @@ static void job_free(struct job *j)
 		mask_stream_free(&j->mstream);
 		mask_policy_free(&j->mask);
 	}
+	if (j->out)
+		evbuffer_free(j->out);
 	free(j->buf);
 	free(j);
 }

@@ -420,3 +420,35 @@ jr_adapter_start() {
 	jr_wait_http "$JR_ADAPTER_URL/health" 30 || return 1
 	jr_log "adapter on $JR_ADAPTER_ADDR, provider mock on $JR_PROVIDERS_URL"
 }
+
+# jr_adapter_models TENANT: models behind the adapter for a stack started by
+# jr_stack_start, in front of tests/mock/mock-providers.js: anthropic-model,
+# gemini-model, bedrock-model (their provider kinds), endpoints for be_prov,
+# be_bedrock and be_mock (the OpenAI mock, for /v1/messages clients and metering), the
+# provider credentials (a master key file is written and the agent reloaded), and a
+# grant-free public visibility. Prints "anthropic=...,gemini=...,bedrock=...".
+jr_adapter_models() {
+	local dir=$JR_STACK_DIR n
+	(umask 077 && printf 'k1:%s\n' "$(openssl rand -hex 32)" >"$dir/master.keys")
+	printf 'master_key_file = "%s"\n' "$dir/master.keys" >>"$dir/agent.conf"
+	n=$(grep -c 'master keys:' "$dir/agent.log" || true)
+	kill -HUP "$(jr_pid_of "$dir/agent.pid")" || return 1
+	local deadline=$((SECONDS + 10))
+	until (($(grep -c 'master keys:' "$dir/agent.log") > n)); do
+		((SECONDS < deadline)) || return 1
+		sleep 0.1
+	done
+	export JAIROUTER_MASTER_KEY_FILE=$dir/master.keys JAIROUTER_SPOA
+	JAIROUTER_SPOA=$(jr_agent_bin)
+	jr_ctl model add anthropic-model be_prov --provider anthropic --upstream claude-up >/dev/null &&
+		jr_ctl model add gemini-model be_prov --provider gemini --upstream gemini-up >/dev/null &&
+		jr_ctl model add bedrock-model be_bedrock --provider bedrock \
+			--upstream 'anthropic.claude-3-haiku-20240307-v1:0' >/dev/null &&
+		printf '%s' "$JR_PROVIDERS_KEY" | jr_ctl credential set be_prov --header x-api-key --scheme raw >/dev/null &&
+		printf '%s' "$JR_PROVIDERS_AWS" | jr_ctl credential set be_bedrock --header authorization --scheme bearer >/dev/null &&
+		psql -X -q -v ON_ERROR_STOP=1 -d "$JR_DATABASE" \
+			-c "SELECT jairouter.set_endpoint('be_prov', '$JR_PROVIDERS_URL')" \
+			-c "SELECT jairouter.set_endpoint('be_bedrock', '$JR_PROVIDERS_URL', 'eu-west-1')" \
+			-c "SELECT jairouter.set_endpoint('be_mock', '$JR_MOCK_URL/v1')" >/dev/null || return 1
+	echo "anthropic=anthropic-model,gemini=gemini-model,bedrock=bedrock-model"
+}

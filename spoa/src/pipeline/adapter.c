@@ -40,11 +40,12 @@ static int needs_translation(const char *kind, enum pl_service svc)
 	return strcmp(kind, "cohere") == 0 && svc == PL_SVC_CHAT;
 }
 
-/* Kinds with a public default base URL (the adapter knows it). */
+/* Kinds with a public default base URL (the adapter knows it). An OpenAI-compatible
+ * model is normally served by its HAProxy backend: its endpoint must be configured. */
 static int has_default_url(const char *kind)
 {
-	return strcmp(kind, "openai") == 0 || strcmp(kind, "anthropic") == 0 ||
-	       strcmp(kind, "gemini") == 0 || strcmp(kind, "bedrock") == 0 || strcmp(kind, "cohere") == 0;
+	return strcmp(kind, "anthropic") == 0 || strcmp(kind, "gemini") == 0 ||
+	       strcmp(kind, "bedrock") == 0 || strcmp(kind, "cohere") == 0;
 }
 
 struct writer {
