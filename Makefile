@@ -7,6 +7,7 @@
 #   make fuzz            libFuzzer targets (clang) -> build/fuzz/
 #   make fuzz-replay     replay the committed corpus through every fuzz target
 #   make WERROR=0 ...    do not turn warnings into errors
+#   make adapter         the sidecar only -> build/$(MODE)/jairouter-adapter (part of "all")
 #
 # Every object gets a .d file (-MMD -MP), so header changes rebuild what depends on them.
 
@@ -16,7 +17,7 @@ CC      ?= cc
 FUZZCC  ?= clang
 PKG     ?= pkg-config
 
-PKGS      := libevent libevent_pthreads libpq openssl
+PKGS      := libevent libevent_pthreads libpq openssl hiredis
 PKG_CFLAGS := $(shell $(PKG) --cflags $(PKGS))
 PKG_LIBS   := $(shell $(PKG) --libs $(PKGS))
 
@@ -53,7 +54,7 @@ TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(B)/tests/%)
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
 
-.PHONY: all check unit fuzz fuzz-replay clean
+.PHONY: all check unit fuzz fuzz-replay clean adapter
 all: $(SPOA)
 
 $(B)/%.o: %.c
@@ -71,6 +72,35 @@ $(B)/tests/%: $(B)/tests/unit/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# ---- jairouter-adapter (adapters/): the sidecar, its translators and their tests ----
+# It needs jansson and libcurl besides the agent's libraries; it links the agent's
+# library for util/log only. Its unit tests are tests/unit/test_adapter_*.c (the
+# shorter stem makes make pick this rule over the generic one above).
+AD_PKGS       := jansson libcurl
+AD_PKG_CFLAGS := $(shell $(PKG) --cflags $(AD_PKGS))
+AD_PKG_LIBS   := $(shell $(PKG) --libs $(AD_PKGS))
+AD_SRCS  := $(sort $(wildcard adapters/src/*.c))
+AD_OBJS  := $(AD_SRCS:%.c=$(B)/%.o)
+ADLIB    := $(B)/libjradapter.a
+ADAPTER  := $(B)/jairouter-adapter
+
+$(B)/adapters/%.o: CFLAGS += $(AD_PKG_CFLAGS)
+$(B)/tests/unit/test_adapter_%.o: CFLAGS += $(AD_PKG_CFLAGS) -Iadapters/src
+
+$(ADLIB): $(AD_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(ADAPTER): $(B)/adapters/main.o $(ADLIB) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(AD_PKG_LIBS) $(LDLIBS)
+
+adapter: $(ADAPTER)
+all: $(ADAPTER)
+
+$(B)/tests/test_adapter_%: $(B)/tests/unit/test_adapter_%.o $(ADLIB) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(AD_PKG_LIBS) $(LDLIBS)
+
 unit: $(TEST_BINS)
 
 # Unit tests always run under the sanitizers. Each binary prints "N passed, N failed"
@@ -86,6 +116,14 @@ FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread -Ispoa/src $(PKG_CFLAGS) -g -O1 \
 build/fuzz/%: tests/fuzz/%.c $(LIB_SRCS)
 	@mkdir -p $(dir $@)
 	$(FUZZCC) $(FUZZ_CFLAGS) -MMD -MP -MF $@.d -o $@ $< $(LIB_SRCS) $(PKG_LIBS) -lm
+
+# The adapter's parsers (SSE, AWS event-stream) are fuzzed with its own sources.
+AD_FUZZ := build/fuzz/fuzz_sse build/fuzz/fuzz_eventstream
+AD_FUZZ_UTIL := spoa/src/util/log.c spoa/src/util/json.c spoa/src/util/xalloc.c
+$(AD_FUZZ): build/fuzz/%: tests/fuzz/%.c $(AD_SRCS) $(AD_FUZZ_UTIL)
+	@mkdir -p $(dir $@)
+	$(FUZZCC) $(FUZZ_CFLAGS) $(AD_PKG_CFLAGS) -Iadapters/src -MMD -MP -MF $@.d -o $@ $< $(AD_SRCS) \
+		$(AD_FUZZ_UTIL) $(AD_PKG_LIBS) $(PKG_LIBS) -lm
 
 fuzz: $(FUZZ_BINS)
 

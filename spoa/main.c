@@ -9,6 +9,7 @@
  */
 #include "admin/admin.h"
 #include "config/config.h"
+#include "limit/stage.h"
 #include "cred/cred.h"
 #include "lb/lb.h"
 #include "metrics/metrics.h"
@@ -16,6 +17,7 @@
 #include "pg/pgsync.h"
 #include "report/report.h"
 #include "state/state.h"
+#include "usage/usage.h"
 #include "util/log.h"
 
 #include <event2/buffer.h>
@@ -80,6 +82,7 @@ static void gauges(struct metrics_gauges *g, void *arg)
 	g->connections = server_connections(app->server);
 	g->workers = server_workers(app->server);
 	g->draining = app->draining;
+	g->limits = limits_mode();
 }
 
 /* Publishes the database state to the workers (they answer 503 instead of 401 for an
@@ -186,6 +189,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	app->cfg = fresh;
 	log_set_level((enum log_level)fresh.log_level);
 	server_reconfigure(app->server, &fresh);
+	limits_configure(&fresh);
 	pg_opts(&app->cfg, &po);
 	pgsync_reconfigure(app->pg, &po);
 	lb_options(&app->cfg, &lo);
@@ -259,6 +263,14 @@ static int start(struct app *app)
 		log_error("database: invalid settings");
 		return -1;
 	}
+	/* Limits and usage before the workers start (the fleet connections hook into them). */
+	if (limits_start(app->base, &app->cfg) < 0 ||
+	    usage_start(app->base, app->cfg.database, app->cfg.usage_flush_ms, app->cfg.usage_max_rows) < 0) {
+		log_error("limits: could not start");
+		return -1;
+	}
+	metrics_add_renderer(limits_render_metrics, NULL);
+	metrics_add_renderer(usage_render_metrics, NULL);
 	app->server = server_start(app->base, &app->cfg, err, sizeof(err));
 	if (!app->server) {
 		log_error("%s", err);
@@ -304,6 +316,8 @@ static void stop(struct app *app)
 	report_listener_free(app->report);
 	report_unsubscribe_all();
 	lb_stop();
+	limits_stop(); /* settles what is still reserved, as estimated */
+	usage_stop();  /* and writes the usage to PostgreSQL */
 	pgsync_stop(app->pg);
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
 		if (evs[i])

@@ -13,10 +13,13 @@
 #   jr_agent_start DIR / jr_agent_stop DIR [SIGNAL]   restart the agent alone
 #   jr_pg_start DIR / jr_pg_stop DIR                  restart PostgreSQL alone
 #   jr_ctl ARGS...                scripts/jairouterctl against the stack's database
+#   jr_adapter_start DIR          jairouter-adapter and the provider mock (docs/adapter.md)
 #
 # jr_stack_start exports (and writes to DIR/env):
 #   JR_URL JR_STATS_URL JR_STATS_SOCK JR_AGENT_ADDR JR_AGENT_METRICS JR_DATABASE
 #   JR_PG_PORT JR_MOCK_URL JR_MOCK2_URL JR_STACK_DIR
+#   JR_ADAPTER_ADDR JR_ADAPTER_URL JR_PROVIDERS_URL (tests/mock/mock-providers.js, whose
+#   credentials are JR_PROVIDERS_KEY, and JR_PROVIDERS_AWS for Bedrock)
 # Every process logs into DIR/<name>.log and has its pid in DIR/<name>.pid.
 
 JR_ROOT=${JR_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
@@ -276,7 +279,8 @@ jr_write_env() {
 	: >"$dir/env"
 	for v in JR_URL JR_STATS_URL JR_STATS_SOCK JR_AGENT_ADDR JR_AGENT_METRICS JR_DATABASE \
 		JR_PG_PORT JR_MOCK_URL JR_MOCK2_URL JR_STACK_DIR JR_LISTEN JR_SPOA_ADDR JR_MOCK_ADDR \
-		JR_MOCK2_ADDR JR_HAPROXY_DIR JR_STATS_LISTEN JR_REPORT_ADDR; do
+		JR_MOCK2_ADDR JR_HAPROXY_DIR JR_STATS_LISTEN JR_ADAPTER_ADDR JR_ADAPTER_URL JR_PROVIDERS_URL \
+		JR_PROVIDERS_KEY JR_PROVIDERS_AWS JR_REPORT_ADDR; do
 		printf 'export %s=%q\n' "$v" "${!v}" >>"$dir/env"
 	done
 }
@@ -327,6 +331,7 @@ _jr_stack_start() {
 	if ((${#JR_STATS_SOCK} > 100)); then
 		JR_STATS_SOCK=$(mktemp -u /tmp/jr-haproxy.XXXXXX.sock)
 	fi
+	jr_adapter_start "$dir" || return 1
 	jr_agent_config "$dir" "$spoa_port" "$metrics_port" "$JR_DATABASE" "$report_port"
 	jr_log "agent $(jr_agent_bin) on $JR_AGENT_ADDR"
 	jr_agent_start "$dir" || return 1
@@ -347,6 +352,8 @@ jr_stack_stop() {
 	jr_stop_pid "$dir" agent TERM
 	jr_stop_pid "$dir" mock-mock1 TERM
 	jr_stop_pid "$dir" mock-mock2 TERM
+	jr_stop_pid "$dir" adapter TERM
+	jr_stop_pid "$dir" mock-providers TERM
 	if [[ -f $dir/pg.dir ]]; then
 		jr_pg_stop "$dir" || true
 		pg=$(cat "$dir/pg.dir")
@@ -357,4 +364,91 @@ jr_stack_stop() {
 	if [[ -n ${JR_STATS_SOCK:-} && $JR_STATS_SOCK == /tmp/jr-haproxy.* ]]; then
 		rm -f "$JR_STATS_SOCK"
 	fi
+}
+
+# jr_listening_port DIR NAME: the port a process started by jr_spawn printed as
+# "LISTENING <port>" (waits up to 30 s).
+jr_listening_port() {
+	local dir=$1 name=$2 deadline port=
+	deadline=$((SECONDS + 30))
+	while ((SECONDS < deadline)); do
+		port=$(sed -n 's/^LISTENING \([0-9][0-9]*\).*/\1/p' "$dir/$name.log" | head -n 1)
+		[[ -n $port ]] && break
+		jr_pid_alive "$dir/$name.pid" || break
+		sleep 0.1
+	done
+	[[ -n $port ]] || {
+		jr_die "$name did not print LISTENING"
+		return 1
+	}
+	echo "$port"
+}
+
+# Which adapter binary: $JR_ADAPTER_BIN, else the ASan build, else the release one.
+jr_adapter_bin() {
+	if [[ -n ${JR_ADAPTER_BIN:-} ]]; then
+		echo "$JR_ADAPTER_BIN"
+	elif [[ -x $JR_ROOT/build/asan/jairouter-adapter ]]; then
+		echo "$JR_ROOT/build/asan/jairouter-adapter"
+	else
+		echo "$JR_ROOT/build/release/jairouter-adapter"
+	fi
+}
+
+# jr_adapter_start DIR: the provider mock (Anthropic, Gemini, Bedrock, Cohere wire
+# formats, with test credentials) and jairouter-adapter, each on a kernel-chosen port.
+# The adapter reports usage to $JR_ADAPTER_REPORT_ADDR, else to the agent's
+# $JR_REPORT_ADDR (UDP on the same address as HAProxy's ring), when either is set.
+jr_adapter_start() {
+	local dir=$1 bin port report=${JR_ADAPTER_REPORT_ADDR:-${JR_REPORT_ADDR:-}}
+	export JR_PROVIDERS_KEY=provider-test-key JR_PROVIDERS_AWS=AKIDJRTEST:jr-test-aws-secret
+	jr_spawn "$dir" mock-providers node "$JR_ROOT/tests/mock/mock-providers.js" --port 0 \
+		--key "$JR_PROVIDERS_KEY" --aws-access-key "${JR_PROVIDERS_AWS%%:*}" \
+		--aws-secret "${JR_PROVIDERS_AWS#*:}"
+	port=$(jr_listening_port "$dir" mock-providers) || return 1
+	export JR_PROVIDERS_URL=http://127.0.0.1:$port
+	bin=$(jr_adapter_bin)
+	[[ -x $bin ]] || {
+		jr_die "adapter binary $bin not found (run make MODE=asan)"
+		return 1
+	}
+	ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1} \
+		UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
+		jr_spawn "$dir" adapter "$bin" --listen 127.0.0.1:0 ${report:+--report "$report"}
+	port=$(jr_listening_port "$dir" adapter) || return 1
+	export JR_ADAPTER_ADDR=127.0.0.1:$port JR_ADAPTER_URL=http://127.0.0.1:$port
+	jr_wait_http "$JR_ADAPTER_URL/health" 30 || return 1
+	jr_log "adapter on $JR_ADAPTER_ADDR, provider mock on $JR_PROVIDERS_URL"
+}
+
+# jr_adapter_models TENANT: models behind the adapter for a stack started by
+# jr_stack_start, in front of tests/mock/mock-providers.js: anthropic-model,
+# gemini-model, bedrock-model (their provider kinds), endpoints for be_prov,
+# be_bedrock and be_mock (the OpenAI mock, for /v1/messages clients and metering), the
+# provider credentials (a master key file is written and the agent reloaded), and a
+# grant-free public visibility. Prints "anthropic=...,gemini=...,bedrock=...".
+jr_adapter_models() {
+	local dir=$JR_STACK_DIR n
+	(umask 077 && printf 'k1:%s\n' "$(openssl rand -hex 32)" >"$dir/master.keys")
+	printf 'master_key_file = "%s"\n' "$dir/master.keys" >>"$dir/agent.conf"
+	n=$(grep -c 'master keys:' "$dir/agent.log" || true)
+	kill -HUP "$(jr_pid_of "$dir/agent.pid")" || return 1
+	local deadline=$((SECONDS + 10))
+	until (($(grep -c 'master keys:' "$dir/agent.log") > n)); do
+		((SECONDS < deadline)) || return 1
+		sleep 0.1
+	done
+	export JAIROUTER_MASTER_KEY_FILE=$dir/master.keys JAIROUTER_SPOA
+	JAIROUTER_SPOA=$(jr_agent_bin)
+	jr_ctl model add anthropic-model be_prov --provider anthropic --upstream claude-up >/dev/null &&
+		jr_ctl model add gemini-model be_prov --provider gemini --upstream gemini-up >/dev/null &&
+		jr_ctl model add bedrock-model be_bedrock --provider bedrock \
+			--upstream 'anthropic.claude-3-haiku-20240307-v1:0' >/dev/null &&
+		printf '%s' "$JR_PROVIDERS_KEY" | jr_ctl credential set be_prov --header x-api-key --scheme raw >/dev/null &&
+		printf '%s' "$JR_PROVIDERS_AWS" | jr_ctl credential set be_bedrock --header authorization --scheme bearer >/dev/null &&
+		psql -X -q -v ON_ERROR_STOP=1 -d "$JR_DATABASE" \
+			-c "SELECT jairouter.set_endpoint('be_prov', '$JR_PROVIDERS_URL')" \
+			-c "SELECT jairouter.set_endpoint('be_bedrock', '$JR_PROVIDERS_URL', 'eu-west-1')" \
+			-c "SELECT jairouter.set_endpoint('be_mock', '$JR_MOCK_URL/v1')" >/dev/null || return 1
+	echo "anthropic=anthropic-model,gemini=gemini-model,bedrock=bedrock-model"
 }

@@ -24,6 +24,7 @@
 // Test hooks (request headers):
 //   x-mock-status: N     answer with status N (400..599) and an OpenAI error body
 //   x-mock-delay-ms: N   wait N ms (at most 600000) before answering
+//   "CHUNKS:N" in the last message (chat): a reply of N one-word tokens (benchmarks)
 // Server-wide behaviour (load-balancing tests), set at run time by
 //   PUT /_mock/behaviour {"status": N|null, "delay_ms": N}
 // applies to every API request (not /health) until set again; the request headers
@@ -230,6 +231,16 @@ function tokenLimit(body) {
 	return { limit: Infinity };
 }
 
+// Test hook (benchmarks): a last message whose text holds "CHUNKS:N" (N <= 100000) gets
+// a reply of N one-word tokens, "w0 w1 ...", so a stream has N content chunks.
+function chunksHook(messages) {
+	const last = messages[messages.length - 1];
+	const m = last && typeof last.content === 'string' ? /CHUNKS:(\d+)/.exec(last.content) : null;
+	if (!m) return null;
+	const n = Math.min(Number(m[1]), 100000);
+	return Array.from({ length: n }, (_, i) => `w${i}`).join(' ');
+}
+
 // The deterministic reply and how it is cut by the token limit.
 function makeReply(text, limit) {
 	const tokens = tokenize(text);
@@ -348,7 +359,8 @@ function chatCompletions(req, res, body) {
 	let chars = 0;
 	for (const m of body.messages) if (m && typeof m === 'object') chars += contentChars(m.content);
 	const promptTokens = Math.ceil(chars / 4);
-	const full = `Hello from ${NAME}! This is a mock reply from model ${model} to ${body.messages.length} message(s).`;
+	const full = chunksHook(body.messages) ||
+		`Hello from ${NAME}! This is a mock reply from model ${model} to ${body.messages.length} message(s).`;
 	const reply = makeReply(full, lim.limit);
 	const id = newId('chatcmpl-');
 	const created = Math.floor(Date.now() / 1000);

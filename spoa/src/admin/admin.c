@@ -42,13 +42,15 @@ static void handle_health(struct evhttp_request *req, const struct metrics_gauge
 {
 	struct evbuffer *b = evbuffer_new();
 	const char *status = g->draining ? "draining" : !g->ready ? "starting"
-			     : g->db_status != 1 ? "degraded" : "ok";
+			     : g->db_status != 1 ? "degraded"
+			     : g->limits && strcmp(g->limits, "fleet-fallback") == 0 ? "degraded" : "ok";
 	int ok = readiness ? g->ready && !g->draining : 1;
 
 	evbuffer_add_printf(b, "{\"status\":\"%s\",\"ready\":%s,\"database\":\"%s\",\"tenants\":%zu,"
-			       "\"api_keys\":%zu,\"models\":%zu,\"connections\":%ld,\"workers\":%u}\n",
+			       "\"api_keys\":%zu,\"models\":%zu,\"connections\":%ld,\"workers\":%u,"
+			       "\"limits\":\"%s\"}\n",
 			    status, g->ready ? "true" : "false", db_state(g->db_status), g->tenants,
-			    g->keys, g->models, g->connections, g->workers);
+			    g->keys, g->models, g->connections, g->workers, g->limits ? g->limits : "local");
 	reply(req, ok ? 200 : 503, ok ? "OK" : "Service Unavailable", "application/json", b);
 	evbuffer_free(b);
 }

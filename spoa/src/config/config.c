@@ -39,6 +39,17 @@ static const struct opt opts[] = {
 	{ "report_listen", OPT_STR, F(report_listen), 0, 0, 1 },
 	{ "haproxy_stats_socket", OPT_STR, F(haproxy_stats_socket), 0, 0, 0 },
 	{ "lb_poll_ms", OPT_UINT, F(lb_poll_ms), 50, 10000, 0 },
+	{ "redis", OPT_STR, F(redis), 0, 0, 1 },
+	{ "redis_timeout_ms", OPT_UINT, F(redis_timeout_ms), 1, 10000, 0 },
+	{ "fleet_size", OPT_UINT, F(fleet_size), 1, 10000, 0 },
+	{ "limits_max_states", OPT_UINT, F(limits_max_states), 16, 100000000, 1 },
+	{ "limits_max_inflight", OPT_UINT, F(limits_max_inflight), 16, 10000000, 1 },
+	{ "limits_lease_ms", OPT_UINT, F(limits_lease_ms), 1000, 86400000, 0 },
+	{ "limits_default_max_tokens", OPT_UINT, F(limits_default_max_tokens), 0, 10000000, 0 },
+	{ "limits_bytes_per_token", OPT_UINT, F(limits_bytes_per_token), 1, 64, 0 },
+	{ "usage_flush_ms", OPT_UINT, F(usage_flush_ms), 100, 3600000, 1 },
+	{ "usage_max_rows", OPT_UINT, F(usage_max_rows), 16, 10000000, 1 },
+	{ "usage_wait_ms", OPT_UINT, F(usage_wait_ms), 0, 600000, 0 },
 };
 
 #undef F
@@ -58,6 +69,16 @@ void config_defaults(struct jr_config *c)
 	c->drain_timeout_ms = 5000;
 	c->log_level = LOG_INFO;
 	c->lb_poll_ms = 250;
+	c->redis_timeout_ms = 25;
+	c->fleet_size = 1;
+	c->limits_max_states = 200000;
+	c->limits_max_inflight = 65536;
+	c->limits_lease_ms = 660000; /* HAProxy's longest timeout (10 min) plus a minute */
+	c->limits_default_max_tokens = 256;
+	c->limits_bytes_per_token = 4;
+	c->usage_flush_ms = 1000;
+	c->usage_max_rows = 100000;
+	c->usage_wait_ms = 5000;
 }
 
 static const struct opt *opt_find(const char *name)

@@ -30,6 +30,18 @@ struct jr_config {
 	char report_listen[CONFIG_ADDR_MAX];   /* end-of-request lines (report/report.h); empty: off */
 	char haproxy_stats_socket[CONFIG_PATH_MAX]; /* HAProxy runtime API (lb/); empty: off */
 	unsigned lb_poll_ms;                   /* `show stat` poll interval */
+	/* Limits and usage (docs/limits.md). */
+	char redis[CONFIG_ADDR_MAX];     /* host:port of the fleet's Redis; empty: per-node limits */
+	unsigned redis_timeout_ms;       /* a Redis answer slower than this: local fallback */
+	unsigned fleet_size;             /* agents sharing the limits: the fallback divides by it */
+	unsigned limits_max_states;      /* local counters (then per-definition overflow) */
+	unsigned limits_max_inflight;    /* reservations of requests in flight */
+	unsigned limits_lease_ms;        /* a reservation whose report never came expires */
+	unsigned limits_default_max_tokens; /* completion estimate without max_tokens */
+	unsigned limits_bytes_per_token; /* prompt estimate: body bytes per token */
+	unsigned usage_flush_ms;         /* usage written to PostgreSQL this often */
+	unsigned usage_max_rows;         /* aggregated rows held while PostgreSQL is down */
+	unsigned usage_wait_ms;          /* a streamed request waits this long for the adapter's usage */
 };
 
 void config_defaults(struct jr_config *c);

@@ -101,12 +101,29 @@ void worker_maybe_stop(struct worker *w)
 		event_base_loopexit(w->base, NULL);
 }
 
+static __thread struct event_base *current_base;
+static void (*worker_exit_hook)(void);
+
+struct event_base *server_current_base(void)
+{
+	return current_base;
+}
+
+void server_on_worker_exit(void (*fn)(void))
+{
+	worker_exit_hook = fn;
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 
+	current_base = w->base;
 	/* The loop must not exit while the worker has no connection yet. */
 	event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+	if (worker_exit_hook)
+		worker_exit_hook(); /* before the base is freed: modules close their I/O on it */
+	current_base = NULL;
 	atomic_fetch_sub(&w->srv->workers_running, 1);
 	return NULL;
 }

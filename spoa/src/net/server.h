@@ -34,4 +34,11 @@ long server_connections(const struct server *srv);
 int server_port(const struct server *srv);
 unsigned server_workers(const struct server *srv);
 
+/* The event base of the calling worker thread, NULL on any other thread: asynchronous
+ * stages (limit/stage.c) attach their I/O to it. */
+struct event_base *server_current_base(void);
+/* fn runs on each worker thread after its loop ended, before its base is freed. Set at
+ * start-up, before server_start. */
+void server_on_worker_exit(void (*fn)(void));
+
 #endif /* JR_NET_SERVER_H */

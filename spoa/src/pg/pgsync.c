@@ -33,6 +33,8 @@
 #include "lb/table.h"
 #include "pipeline/pipeline.h"
 
+#include "state/endpoints.h"
+#include "limit/defs.h"
 #include "state/policy.h"
 #include "state/state.h"
 #include "util/log.h"
@@ -423,6 +425,51 @@ static void del_credential(struct state *s, int64_t id)
 	"key_id, ciphertext FROM jairouter.provider_credentials"
 #define AND_IDS " AND id = ANY($1::bigint[])"
 
+/* ---- adapter rows (state/endpoints.h; sql/008_adapter.sql) ------------------------- */
+
+static int put_endpoint(struct state *s, const PGresult *r, int row, int64_t *id)
+{
+	struct st_endpoint e;
+
+	memset(&e, 0, sizeof(e));
+	e.id = *id = col_i64(r, row, 0);
+	col_str(e.backend, sizeof(e.backend), r, row, 1);
+	col_str(e.base_url, sizeof(e.base_url), r, row, 2);
+	col_str(e.region, sizeof(e.region), r, row, 3);
+	col_str(e.api_version, sizeof(e.api_version), r, row, 4);
+	e.meter = strcmp(col_text(r, row, 5), "t") == 0;
+	adapter_put_endpoint(state_adapter(s), &e);
+	return 0;
+}
+
+static void del_endpoint(struct state *s, int64_t id)
+{
+	adapter_del_endpoint(state_adapter(s), id);
+}
+
+static int put_masking(struct state *s, const PGresult *r, int row, int64_t *id)
+{
+	struct st_masking m;
+
+	memset(&m, 0, sizeof(m));
+	m.tenant_id = *id = col_i64(r, row, 0);
+	m.enabled = strcmp(col_text(r, row, 1), "true") == 0;
+	col_str(m.policy, sizeof(m.policy), r, row, 2);
+	adapter_put_masking(state_adapter(s), &m);
+	return 0;
+}
+
+static void del_masking(struct state *s, int64_t id)
+{
+	adapter_del_masking(state_adapter(s), id);
+}
+
+#define ENDPOINTS_SQL                                                                      \
+	"SELECT id, backend, coalesce(base_url, ''), coalesce(region, ''), "                \
+	"coalesce(api_version, ''), meter_streams FROM jairouter.endpoints"
+#define MASKING_SQL                                                                        \
+	"SELECT id, coalesce(settings->>'masking', ''), coalesce(masking_policy::text, '') " \
+	"FROM jairouter.tenants"
 /* ---- routing rows (lb/conf.h; sql/005_routing.sql) --------------------------------- */
 
 #define ROUTING_SQL                                                                        \
@@ -504,6 +551,28 @@ static void del_fallback(struct state *s, int64_t id)
 	lb_conf_del_fallback(state_lb(s), id);
 }
 
+/* Limit definitions (limit/defs.h; sql/006_limits_usage.sql): parsed by limdefs_put_row. */
+static int put_limit(struct state *s, const PGresult *r, int row, int64_t *id)
+{
+	const char *v[LIMDEFS_ROW_COLS];
+	char err[160];
+
+	for (int i = 0; i < LIMDEFS_ROW_COLS; i++)
+		v[i] = col_text(r, row, i);
+	*id = col_i64(r, row, 0);
+	if (limdefs_put_row(state_limits(s), v, err, sizeof(err)) < 0) {
+		log_warn("database: limits row %lld ignored: %s", (long long)*id, err);
+		limdefs_del(state_limits(s), *id);
+		return -1;
+	}
+	return 0;
+}
+
+static void del_limit(struct state *s, int64_t id)
+{
+	limdefs_del(state_limits(s), id);
+}
+
 static const struct ps_table ps_tables[] = {
 	{ "tenants", TENANTS_SQL, TENANTS_SQL BY_IDS, 3, put_tenant, state_del_tenant },
 	{ "api_keys", KEYS_SQL, KEYS_SQL BY_IDS, 6, put_key, state_del_key },
@@ -519,9 +588,14 @@ static const struct ps_table ps_tables[] = {
 	{ "model_group_members", MEMBERS_SQL, MEMBERS_SQL BY_IDS, 3, put_member, del_member },
 	{ "provider_credentials", CREDENTIALS_SQL, CREDENTIALS_SQL BY_IDS, 8, put_credential,
 	  del_credential },
+	/* adapter endpoints and tenant masking */
+	{ "endpoints", ENDPOINTS_SQL, ENDPOINTS_SQL BY_IDS, 6, put_endpoint, del_endpoint },
+	{ "tenants", MASKING_SQL, MASKING_SQL BY_IDS, 3, put_masking, del_masking },
 	/* routing */
 	{ "routing_policies", ROUTING_SQL, ROUTING_SQL BY_IDS, 14, put_routing, del_routing },
 	{ "model_fallbacks", FALLBACKS_SQL, FALLBACKS_SQL BY_IDS, 5, put_fallback, del_fallback },
+	/* limits */
+	{ "limits", LIMITS_SQL, LIMITS_SQL AND_IDS, LIMDEFS_ROW_COLS, put_limit, del_limit },
 };
 #define PS_NTABLES (sizeof(ps_tables) / sizeof(ps_tables[0]))
 

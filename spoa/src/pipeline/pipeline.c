@@ -43,6 +43,8 @@ static const char *const reason_names[PL_R__COUNT] = {
 	[PL_R_STREAM_NOT_SUPPORTED] = "stream_not_supported",
 	[PL_R_INVALID_FORM] = "invalid_form",
 	[PL_R_NO_UPSTREAM] = "no_upstream",
+	[PL_R_RATE_LIMITED] = "rate_limited",
+	[PL_R_QUOTA_EXCEEDED] = "quota_exceeded",
 };
 
 const char *pl_reason_name(enum pl_reason r)
@@ -67,6 +69,7 @@ void pl_ctx_init(struct pl_ctx *ctx, const struct pl_policy *policy)
 	ctx->policy = *policy;
 	ctx->in.body_len = ctx->in.body_size = ctx->in.cred_count = -1;
 	ctx->in.model_off = ctx->in.model_raw_len = -1;
+	ctx->out.rl[0].limit = ctx->out.rl[1].limit = -1;
 }
 
 void pl_ctx_clear(struct pl_ctx *ctx)
@@ -137,7 +140,7 @@ struct arg_field {
 #define S(f) { #f, offsetof(struct pl_request, f) }
 static const struct arg_field str_args[] = {
 	S(method), S(path), S(authorization), S(api_key), S(content_type), S(request_id),
-	S(affinity),
+	S(affinity), S(user),
 };
 #undef S
 
@@ -385,6 +388,37 @@ static void set_rewrite_vars(struct spop_writer *w, const struct pl_verdict *v)
 	set_str_var(w, "model_rewrite", v->model_rewrite);
 }
 
+/* "6m0s", "1.5s", "20ms": the duration format of OpenAI's x-ratelimit-reset-* headers. */
+static void fmt_reset(char *buf, size_t cap, int64_t ms)
+{
+	if (ms < 1000)
+		snprintf(buf, cap, "%lldms", (long long)(ms < 0 ? 0 : ms));
+	else if (ms < 60000)
+		snprintf(buf, cap, "%lld.%03llds", (long long)(ms / 1000), (long long)(ms % 1000));
+	else if (ms < 3600000)
+		snprintf(buf, cap, "%lldm%llds", (long long)(ms / 60000), (long long)(ms % 60000 / 1000));
+	else
+		snprintf(buf, cap, "%lldh%lldm%llds", (long long)(ms / 3600000),
+			 (long long)(ms % 3600000 / 60000), (long long)(ms % 60000 / 1000));
+}
+
+/* The rate-limit header values (haproxy.cfg sets x-ratelimit-* from them). */
+static void set_ratelimit_vars(struct spop_writer *w, const struct pl_verdict *v)
+{
+	static const char *const names[2][3] = { { "rl_lim_req", "rl_rem_req", "rl_reset_req" },
+						 { "rl_lim_tok", "rl_rem_tok", "rl_reset_tok" } };
+	char reset[32];
+
+	for (int i = 0; i < 2; i++) {
+		if (v->rl[i].limit <= 0)
+			continue;
+		set_int_var(w, names[i][0], v->rl[i].limit);
+		set_int_var(w, names[i][1], v->rl[i].remaining);
+		fmt_reset(reset, sizeof(reset), v->rl[i].reset_ms);
+		set_str_var(w, names[i][2], reset);
+	}
+}
+
 static int encode(const struct pl_verdict *v, uint64_t sid, uint64_t fid, uint8_t *buf, size_t cap,
 		  uint32_t max_frame, int with_body)
 {
@@ -412,11 +446,15 @@ static int encode(const struct pl_verdict *v, uint64_t sid, uint64_t fid, uint8_
 			set_str_var(&w, "key_prefix", v->key_prefix);
 		set_rewrite_vars(&w, v);
 		set_upstream_var(&w, v);
+		if (v->adapter[0])
+			set_str_var(&w, "adapter", v->adapter);
 		if (v->server[0])
 			set_str_var(&w, "server", v->server);
 		if (v->fallback[0])
 			set_str_var(&w, "fallback", v->fallback);
+		set_ratelimit_vars(&w, v);
 	} else {
+		set_ratelimit_vars(&w, v);
 		set_int_var(&w, "status", v->status);
 		if (v->retry_after > 0)
 			set_int_var(&w, "retry_after", v->retry_after);
@@ -428,7 +466,7 @@ static int encode(const struct pl_verdict *v, uint64_t sid, uint64_t fid, uint8_
 
 size_t pl_ack_size_hint(const struct pl_verdict *v)
 {
-	return 2048 + (v->respond ? v->body_len : 0) + v->up_len;
+	return 2048 + (v->respond ? v->body_len : 0) + v->up_len + strlen(v->adapter);
 }
 
 int pl_ack_encode(const struct pl_verdict *v, uint64_t sid, uint64_t fid, uint8_t *buf, size_t cap,

@@ -54,6 +54,8 @@ enum pl_reason {
 	PL_R_STREAM_NOT_SUPPORTED, /* "stream": true on a model that cannot stream (400) */
 	PL_R_INVALID_FORM,         /* a multipart body we cannot read unambiguously (400) */
 	PL_R_NO_UPSTREAM,          /* no server of the model or its fallbacks can serve (503; lb/) */
+	PL_R_RATE_LIMITED,         /* a rate or concurrency limit (429, limit/stage.c) */
+	PL_R_QUOTA_EXCEEDED,       /* a token quota or money budget (429 insufficient_quota) */
 	PL_R__COUNT
 };
 
@@ -87,6 +89,7 @@ struct pl_str {
 struct pl_request {
 	struct pl_str method, path, authorization, api_key, content_type, request_id;
 	struct pl_str affinity; /* the affinity header's value (hash routing; lb/) */
+	struct pl_str user;    /* end user for limits (arg `user`: a header or a JWT subject) */
 	struct pl_str body;    /* the buffered request body (arg `body`), when sent */
 	int has_body;          /* the `body` argument was present (even if empty) */
 	struct pl_str model;   /* from the body (or the legacy `model` argument): a string */
@@ -105,6 +108,7 @@ struct pl_request {
 #define PL_ERROR_MAX 768
 #define PL_MESSAGE_MAX 384
 #define PL_UPSTREAM_MAX 4200 /* an upstream credential header value (state/policy.h) */
+#define PL_ADAPTER_MAX 8192  /* the adapter route (pipeline/adapter.c), percent-encoded */
 
 struct pl_verdict {
 	int allow;
@@ -138,6 +142,14 @@ struct pl_verdict {
 	int up_header;
 	size_t up_len;
 	char up_value[PL_UPSTREAM_MAX];
+	/* allow, when the request detours through jairouter-adapter (pipeline/adapter.c):
+	 * its route, "k=v&..." (var `adapter`, header x-jairouter-adapter); "" = direct. */
+	char adapter[PL_ADAPTER_MAX];
+	/* The x-ratelimit-* headers (limit/stage.c), on allows and denials: [0] requests,
+	 * [1] tokens; limit < 0 = no such limit applied. reset in milliseconds. */
+	struct {
+		int64_t limit, remaining, reset_ms;
+	} rl[2];
 };
 
 enum pl_result { PL_NEXT = 0, PL_DONE = 1, PL_PENDING = 2 };
@@ -243,6 +255,10 @@ enum pl_result pl_stage_grants(struct pl_ctx *ctx);
 /* Whether the caller (ctx->tenant_id, ctx->key_id) may use model m: grants, visibility
  * and the key's model list. For listings (GET /v1/models); call under the read lock. */
 int pl_model_visible(const struct state *s, const struct pl_ctx *ctx, const struct st_model *m);
+
+/* After route: decides whether the request detours through jairouter-adapter
+ * (adapter.c) and writes its route into out.adapter. */
+enum pl_result pl_stage_adapter(struct pl_ctx *ctx);
 
 /* The spine's stages, in order (stages.c). */
 extern const struct pl_stage pl_default_stages[];

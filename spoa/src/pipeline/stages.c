@@ -8,6 +8,7 @@
 #include "auth/apikey.h"
 #include "form/multipart.h"
 #include "lb/lb.h"
+#include "limit/stage.h"
 #include "state/policy.h"
 #include "util/json.h"
 
@@ -137,6 +138,8 @@ static const struct route_entry routes[] = {
 	{ "POST", "/v1/audio/transcriptions", PL_SVC_AUDIO_TRANSCRIPTIONS },
 	{ "POST", "/v1/images/generations", PL_SVC_IMAGES_GENERATIONS },
 	{ "POST", "/v1/images/edits", PL_SVC_IMAGES_EDITS },
+	/* Anthropic-style clients: a chat request, translated by jairouter-adapter. */
+	{ "POST", "/v1/messages", PL_SVC_CHAT },
 	{ "GET", "/v1/models", PL_SVC_MODELS },
 };
 
@@ -585,7 +588,7 @@ static enum pl_result stage_route(struct pl_ctx *ctx)
 	snprintf(ctx->out.server, sizeof(ctx->out.server), "%s", r.server);
 	ctx->out.allow = 1;
 	ctx->out.reason = PL_R_OK;
-	return PL_NEXT;
+	return PL_NEXT; /* the limits stage may still refuse (limit/stage.c) */
 }
 
 const struct pl_stage pl_default_stages[] = {
@@ -597,6 +600,8 @@ const struct pl_stage pl_default_stages[] = {
 	{ "authz", stage_authz },
 	{ "grants", pl_stage_grants },
 	{ "route", stage_route },
+	{ "limits", pl_stage_limits },
+	{ "adapter", pl_stage_adapter },
 };
 
 const size_t pl_default_nstages = sizeof(pl_default_stages) / sizeof(pl_default_stages[0]);

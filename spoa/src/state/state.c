@@ -2,6 +2,8 @@
 
 #include "lb/conf.h"
 #include "state/policy.h"
+#include "state/endpoints.h"
+#include "limit/defs.h"
 #include "util/hmap.h"
 #include "util/xalloc.h"
 
@@ -20,7 +22,9 @@ struct state {
 	struct hmap aliases_by_id;
 	struct hmap aliases_by_name;
 	struct policy *policy; /* tenant policy (state/policy.h) */
+	struct adapter_data *adapter; /* endpoints and masking (state/endpoints.h) */
 	struct lb_conf *lb;    /* routing (lb/conf.h) */
+	struct limdefs *limits; /* limit definitions (limit/defs.h) */
 };
 
 struct name_key {
@@ -91,7 +95,9 @@ struct state *state_new(void)
 	hmap_init(&s->aliases_by_id);
 	hmap_init(&s->aliases_by_name);
 	s->policy = policy_new();
+	s->adapter = adapter_data_new();
 	s->lb = lb_conf_new();
+	s->limits = limdefs_new();
 	return s;
 }
 
@@ -118,7 +124,9 @@ void state_free(struct state *s)
 	hmap_clear(&s->aliases_by_id);
 	hmap_clear(&s->aliases_by_name);
 	policy_free(s->policy);
+	adapter_data_free(s->adapter);
 	lb_conf_free(s->lb);
+	limdefs_free(s->limits);
 	free(s);
 }
 
@@ -236,6 +244,11 @@ struct policy *state_policy(const struct state *s)
 	return s->policy;
 }
 
+struct adapter_data *state_adapter(const struct state *s)
+{
+	return s->adapter;
+}
+
 struct lb_conf *state_lb(const struct state *s)
 {
 	return s->lb;
@@ -244,6 +257,11 @@ struct lb_conf *state_lb(const struct state *s)
 const struct st_model *state_find_model_id(const struct state *s, int64_t id)
 {
 	return hmap_find(&s->models_by_id, hmap_hash_u64((uint64_t)id), eq_model_id, &id);
+}
+
+struct limdefs *state_limits(const struct state *s)
+{
+	return s->limits;
 }
 
 const struct st_model *state_resolve_model(const struct state *s, const char *name, size_t len)

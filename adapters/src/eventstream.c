@@ -1,0 +1,227 @@
+/* eventstream: see eventstream.h. */
+#include "eventstream.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static uint32_t crc_table[256];
+static int crc_ready;
+
+static void crc_init(void)
+{
+	for (uint32_t i = 0; i < 256; i++) {
+		uint32_t c = i;
+		for (int k = 0; k < 8; k++)
+			c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+		crc_table[i] = c;
+	}
+	crc_ready = 1;
+}
+
+uint32_t es_crc32(uint32_t crc, const uint8_t *p, size_t n)
+{
+	if (!crc_ready)
+		crc_init();
+	crc = ~crc;
+	while (n--)
+		crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+	return ~crc;
+}
+
+static uint32_t be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+void es_init(struct es_decoder *d, es_message_fn fn, void *arg)
+{
+	memset(d, 0, sizeof(*d));
+	d->fn = fn;
+	d->arg = arg;
+}
+
+void es_free(struct es_decoder *d)
+{
+	free(d->buf);
+	d->buf = NULL;
+	d->len = d->cap = 0;
+}
+
+static void copy_name(char *dst, const uint8_t *v, size_t n)
+{
+	if (n >= ES_NAME_MAX)
+		n = ES_NAME_MAX - 1;
+	memcpy(dst, v, n);
+	dst[n] = '\0';
+}
+
+/* Parses the headers of a checked message. 0, or -1 when malformed. */
+static int headers(const uint8_t *h, size_t n, struct es_message *m)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		size_t nl = h[i++], vl;
+		const uint8_t *name;
+		uint8_t type;
+
+		if (nl == 0 || n - i < nl + 1)
+			return -1;
+		name = h + i;
+		i += nl;
+		type = h[i++];
+		switch (type) {
+		case 0: case 1: vl = 0; break;   /* bool true / false */
+		case 2: vl = 1; break;           /* byte */
+		case 3: vl = 2; break;           /* short */
+		case 4: vl = 4; break;           /* int */
+		case 5: case 8: vl = 8; break;   /* long, timestamp */
+		case 9: vl = 16; break;          /* uuid */
+		case 6: case 7:                  /* bytes, string: u16 length */
+			if (n - i < 2)
+				return -1;
+			vl = (size_t)h[i] << 8 | h[i + 1];
+			i += 2;
+			break;
+		default:
+			return -1;
+		}
+		if (n - i < vl)
+			return -1;
+		if (type == 7) {
+#define IS(s) (nl == sizeof(s) - 1 && memcmp(name, s, nl) == 0)
+			if (IS(":message-type"))
+				copy_name(m->message_type, h + i, vl);
+			else if (IS(":event-type"))
+				copy_name(m->event_type, h + i, vl);
+			else if (IS(":exception-type"))
+				copy_name(m->exception_type, h + i, vl);
+			else if (IS(":error-code"))
+				copy_name(m->error_code, h + i, vl);
+#undef IS
+		}
+		i += vl;
+	}
+	return 0;
+}
+
+/* Decodes complete messages at the start of d->buf; returns bytes consumed or <0. */
+static long take(struct es_decoder *d)
+{
+	size_t off = 0;
+
+	while (d->len - off >= ES_PRELUDE) {
+		const uint8_t *p = d->buf + off;
+		uint32_t total = be32(p), hl = be32(p + 4);
+		struct es_message m;
+
+		if (es_crc32(0, p, 8) != be32(p + 8))
+			return ES_BAD;
+		if (total < ES_MIN_MESSAGE || total > ES_MESSAGE_MAX)
+			return total > ES_MESSAGE_MAX ? ES_TOO_LONG : ES_BAD;
+		if (hl > total - ES_MIN_MESSAGE)
+			return ES_BAD;
+		if (d->len - off < total)
+			break;
+		if (es_crc32(0, p, total - 4) != be32(p + total - 4))
+			return ES_BAD;
+		memset(&m, 0, sizeof(m));
+		if (headers(p + ES_PRELUDE, hl, &m) < 0)
+			return ES_BAD;
+		m.payload = p + ES_PRELUDE + hl;
+		m.payload_len = total - ES_MIN_MESSAGE - hl;
+		if (d->fn(d->arg, &m))
+			return ES_STOPPED;
+		off += total;
+	}
+	return (long)off;
+}
+
+enum es_status es_feed(struct es_decoder *d, const uint8_t *p, size_t n)
+{
+	long used;
+
+	if (d->failed)
+		return ES_BAD;
+	while (n) {
+		/* At most one message beyond what is buffered: the buffer never exceeds
+		 * ES_MESSAGE_MAX + ES_PRELUDE. */
+		size_t room = ES_MESSAGE_MAX + ES_PRELUDE - d->len, k = n < room ? n : room;
+		if (d->len + k > d->cap) {
+			size_t c = d->cap ? d->cap : 4096;
+			uint8_t *q;
+			while (c < d->len + k)
+				c *= 2;
+			q = realloc(d->buf, c);
+			if (!q) {
+				d->failed = 1;
+				return ES_TOO_LONG;
+			}
+			d->buf = q;
+			d->cap = c;
+		}
+		memcpy(d->buf + d->len, p, k);
+		d->len += k;
+		p += k;
+		n -= k;
+		used = take(d);
+		if (used < 0) {
+			d->failed = 1;
+			return (enum es_status)used;
+		}
+		memmove(d->buf, d->buf + used, d->len - (size_t)used);
+		d->len -= (size_t)used;
+	}
+	return ES_OK;
+}
+
+enum es_status es_finish(struct es_decoder *d)
+{
+	if (d->failed)
+		return ES_BAD;
+	return d->len ? ES_BAD : ES_OK;
+}
+
+size_t es_encode(uint8_t *out, size_t cap, const char *const *names, const char *const *values,
+		 size_t nheaders, const uint8_t *payload, size_t payload_len)
+{
+	size_t hl = 0, total, i, o;
+
+	for (i = 0; i < nheaders; i++) {
+		size_t nl = strlen(names[i]), vl = strlen(values[i]);
+		if (nl > 255 || vl > 65535)
+			return 0;
+		hl += 1 + nl + 1 + 2 + vl;
+	}
+	total = ES_MIN_MESSAGE + hl + payload_len;
+	if (total > cap || total > ES_MESSAGE_MAX)
+		return 0;
+	put_be32(out, (uint32_t)total);
+	put_be32(out + 4, (uint32_t)hl);
+	put_be32(out + 8, es_crc32(0, out, 8));
+	o = ES_PRELUDE;
+	for (i = 0; i < nheaders; i++) {
+		size_t nl = strlen(names[i]), vl = strlen(values[i]);
+		out[o++] = (uint8_t)nl;
+		memcpy(out + o, names[i], nl);
+		o += nl;
+		out[o++] = 7;
+		out[o++] = (uint8_t)(vl >> 8);
+		out[o++] = (uint8_t)vl;
+		memcpy(out + o, values[i], vl);
+		o += vl;
+	}
+	if (payload_len)
+		memcpy(out + o, payload, payload_len);
+	o += payload_len;
+	put_be32(out + o, es_crc32(0, out, o));
+	return o + 4;
+}

@@ -1,0 +1,143 @@
+/* sigv4: see sigv4.h. */
+#include "sigv4.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void hex(const unsigned char *p, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[p[i] >> 4];
+		out[2 * i + 1] = digits[p[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+static void sha256_hex(const void *p, size_t n, char out[65])
+{
+	unsigned char md[32];
+	unsigned int len = 0;
+
+	EVP_Digest(p, n, md, &len, EVP_sha256(), NULL);
+	hex(md, 32, out);
+}
+
+static int hmac(const void *key, size_t klen, const void *data, size_t dlen, unsigned char out[32])
+{
+	size_t olen = 0;
+
+	return EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key, klen, data, dlen, out, 32, &olen) &&
+			       olen == 32
+		       ? 0
+		       : -1;
+}
+
+void sigv4_amz_date(time_t t, char out[17])
+{
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm);
+}
+
+int sigv4_uri_encode(const char *s, size_t n, int keep_slash, char *out, size_t cap)
+{
+	static const char digits[] = "0123456789ABCDEF";
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		int plain = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+			    c == '-' || c == '_' || c == '.' || c == '~' || (keep_slash && c == '/');
+		if (o + (plain ? 1 : 3) + 1 > cap)
+			return -1;
+		if (plain) {
+			out[o++] = (char)c;
+		} else {
+			out[o++] = '%';
+			out[o++] = digits[c >> 4];
+			out[o++] = digits[c & 15];
+		}
+	}
+	out[o] = '\0';
+	return (int)o;
+}
+
+static int cmp_header(const void *a, const void *b)
+{
+	return strcmp(((const struct sigv4_header *)a)->name, ((const struct sigv4_header *)b)->name);
+}
+
+/* Appends to a bounded buffer; sets *bad on overflow. */
+static void put(char *buf, size_t cap, size_t *used, int *bad, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+static void put(char *buf, size_t cap, size_t *used, int *bad, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (*bad)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(buf + *used, cap - *used, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= cap - *used)
+		*bad = 1;
+	else
+		*used += (size_t)n;
+}
+
+int sigv4_sign(const struct sigv4_request *r, char *out, size_t cap)
+{
+	struct sigv4_header hs[SIGV4_MAX_HEADERS];
+	char canon[8192], path[2048], signed_names[256], body_hash[65], creq_hash[65];
+	char sts[512], scope[128], date[9], sig[65];
+	unsigned char k[32], k2[32];
+	char secret[256];
+	size_t used = 0, sn = 0, so = 0;
+	int bad = 0;
+
+	if (!r->method || !r->path || !r->region || !r->service || !r->access_key ||
+	    !r->secret_key || !r->amz_date || strlen(r->amz_date) != 16 ||
+	    r->nheaders > SIGV4_MAX_HEADERS)
+		return -1;
+	memcpy(hs, r->headers, r->nheaders * sizeof(hs[0]));
+	qsort(hs, r->nheaders, sizeof(hs[0]), cmp_header);
+	if (sigv4_uri_encode(r->path, strlen(r->path), 1, path, sizeof(path)) < 0)
+		return -1;
+	sha256_hex(r->body ? r->body : "", r->body_len, body_hash);
+	put(canon, sizeof(canon), &used, &bad, "%s\n%s\n%s\n", r->method, path, r->query ? r->query : "");
+	for (size_t i = 0; i < r->nheaders; i++) {
+		put(canon, sizeof(canon), &used, &bad, "%s:%s\n", hs[i].name, hs[i].value);
+		put(signed_names, sizeof(signed_names), &sn, &bad, "%s%s", i ? ";" : "", hs[i].name);
+	}
+	put(canon, sizeof(canon), &used, &bad, "\n%s\n%s", signed_names, body_hash);
+	if (bad)
+		return -1;
+	sha256_hex(canon, used, creq_hash);
+	memcpy(date, r->amz_date, 8);
+	date[8] = '\0';
+	snprintf(scope, sizeof(scope), "%s/%s/%s/aws4_request", date, r->region, r->service);
+	snprintf(sts, sizeof(sts), "AWS4-HMAC-SHA256\n%s\n%s\n%s", r->amz_date, scope, creq_hash);
+	if (snprintf(secret, sizeof(secret), "AWS4%s", r->secret_key) >= (int)sizeof(secret))
+		return -1;
+	if (hmac(secret, strlen(secret), date, 8, k) < 0 ||
+	    hmac(k, 32, r->region, strlen(r->region), k2) < 0 ||
+	    hmac(k2, 32, r->service, strlen(r->service), k) < 0 ||
+	    hmac(k, 32, "aws4_request", 12, k2) < 0 || hmac(k2, 32, sts, strlen(sts), k) < 0) {
+		OPENSSL_cleanse(secret, sizeof(secret));
+		return -1;
+	}
+	OPENSSL_cleanse(secret, sizeof(secret));
+	OPENSSL_cleanse(k2, sizeof(k2));
+	hex(k, 32, sig);
+	put(out, cap, &so, &bad, "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s",
+	    r->access_key, scope, signed_names, sig);
+	return bad ? -1 : 0;
+}

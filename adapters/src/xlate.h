@@ -1,0 +1,174 @@
+/*
+ * xlate: the translators between OpenAI's chat API (the gateway's pivot format) and
+ * each provider family. Pure functions: JSON in, JSON out (jansson), and stream
+ * translators that turn a provider's stream events into OpenAI chunk objects through a
+ * callback. Nothing here does I/O; adapters/main.c drives them.
+ *
+ *   client (OpenAI or Anthropic style) --xl_msg_to_openai--> OpenAI request
+ *        --xl_<provider>_request--> provider request --HTTP--> provider response
+ *        --xl_<provider>_response / stream--> OpenAI response or chunks
+ *        --xl_openai_to_msg / xl_msg_stream--> Anthropic-style client
+ */
+#ifndef JR_AD_XLATE_H
+#define JR_AD_XLATE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum xl_provider {
+	XL_OPENAI = 0, /* OpenAI and every OpenAI-compatible server (vLLM, Ollama, ...) */
+	XL_AZURE,
+	XL_ANTHROPIC,
+	XL_GEMINI,
+	XL_BEDROCK,
+	XL_COHERE,
+	XL__COUNT
+};
+
+/* The family a catalogue provider kind (sql/003) belongs to; -1 when unknown. */
+int xl_provider_of(const char *kind);
+const char *xl_provider_name(enum xl_provider p);
+
+/* An error to answer with (OpenAI envelope: type, code, message) and its status. */
+struct xl_error {
+	int status;
+	const char *type;
+	const char *code;
+	char message[256];
+};
+
+void xl_fail(struct xl_error *e, int status, const char *type, const char *code,
+	     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* {"error":{"message","type","param":null,"code"}} */
+json_t *xl_error_json(const struct xl_error *e);
+
+/* Usage as the provider reported it. */
+struct xl_usage {
+	int64_t prompt, completion;
+	int have; /* the provider reported usage (else the counts are estimates) */
+};
+
+json_t *xl_usage_json(const struct xl_usage *u);
+
+/* Maps a provider's error answer (status and body) to the OpenAI envelope and the
+ * status the client gets. */
+void xl_upstream_error(enum xl_provider p, long status, const char *body, size_t len,
+		       struct xl_error *e);
+
+/* ---- requests: OpenAI chat request -> provider body ----------------------------- */
+
+/* Each returns a new body, or NULL with e set (400 for what the provider cannot take). */
+json_t *xl_anthropic_request(const json_t *req, const char *model, struct xl_error *e);
+json_t *xl_gemini_request(const json_t *req, struct xl_error *e);
+json_t *xl_bedrock_request(const json_t *req, struct xl_error *e);
+json_t *xl_cohere_request(const json_t *req, const char *model, struct xl_error *e);
+/* OpenAI-compatible: a copy with the upstream model; include_usage added when meter
+ * and streaming (*added says whether the client had not asked for it itself). */
+json_t *xl_openai_request(const json_t *req, const char *model, int meter, int *added,
+			  struct xl_error *e);
+/* Embeddings. */
+json_t *xl_gemini_embed_request(const json_t *req, const char *model, int *batch,
+				struct xl_error *e);
+json_t *xl_gemini_embed_response(const json_t *resp, const char *model, int batch,
+				 struct xl_error *e);
+
+/* ---- non-streamed responses: provider -> OpenAI chat.completion ---------------- */
+
+/* id/model/created fill the OpenAI envelope; usage gets the counts. */
+struct xl_meta {
+	const char *id;     /* response id when the provider gives none */
+	const char *model;  /* the public model name */
+	int64_t created;
+};
+
+json_t *xl_anthropic_response(const json_t *resp, const struct xl_meta *m, struct xl_usage *u,
+			      struct xl_error *e);
+json_t *xl_gemini_response(const json_t *resp, const struct xl_meta *m, struct xl_usage *u,
+			   struct xl_error *e);
+json_t *xl_bedrock_response(const json_t *resp, const struct xl_meta *m, struct xl_usage *u,
+			    struct xl_error *e);
+json_t *xl_cohere_response(const json_t *resp, const struct xl_meta *m, struct xl_usage *u,
+			   struct xl_error *e);
+/* OpenAI-compatible: reads usage, sets the public model name. */
+void xl_openai_response(json_t *resp, const struct xl_meta *m, struct xl_usage *u);
+
+/* ---- streams: provider events -> OpenAI chunks --------------------------------- */
+
+#define XL_BLOCKS_MAX 128
+
+typedef void (*xl_chunk_fn)(void *arg, json_t *chunk); /* chunk is borrowed */
+
+struct xl_stream {
+	enum xl_provider provider;
+	char id[96];
+	char model[128];
+	int64_t created;
+	int include_usage;      /* the client asked for the usage chunk */
+	int strip_usage;        /* OpenAI-compatible: we added include_usage; drop its chunk */
+	struct xl_usage usage;
+	char finish[24];
+	int started;            /* the role chunk went out */
+	int finished;           /* the final chunk went out */
+	int16_t tool_of_block[XL_BLOCKS_MAX]; /* content block -> tool call index, -1 text */
+	int ntools;
+	int64_t completion_chars; /* for an estimate when no usage comes */
+	xl_chunk_fn emit;
+	void *arg;
+	int failed;
+	struct xl_error err;
+};
+
+void xl_stream_init(struct xl_stream *s, enum xl_provider p, const struct xl_meta *m,
+		    int include_usage, xl_chunk_fn emit, void *arg);
+
+/* One SSE event (Anthropic, Gemini, OpenAI-compatible). Returns 0, or -1 with s->err
+ * set (a provider error event or an unreadable event). */
+int xl_stream_sse(struct xl_stream *s, const char *event, const char *data, size_t len);
+/* One Bedrock event-stream message. */
+int xl_stream_bedrock(struct xl_stream *s, const char *message_type, const char *event_type,
+		      const char *exception_type, const char *payload, size_t len);
+/* The provider's stream ended: the final chunk (finish_reason) and, when the client
+ * asked, the usage chunk. Idempotent. */
+void xl_stream_end(struct xl_stream *s);
+
+/* A chunk skeleton {"id","object","created","model","choices":[{"index":0,"delta":{},
+ * "finish_reason":null}]}; *delta points at its delta object. */
+json_t *xl_chunk_new(const struct xl_stream *s, json_t **delta);
+
+/* ---- the Anthropic-style client (POST /v1/messages) ----------------------------- */
+
+/* Anthropic Messages request -> OpenAI chat request (stream_options.include_usage is
+ * set when streaming, so the final usage is known). */
+json_t *xl_msg_to_openai(const json_t *req, struct xl_error *e);
+/* OpenAI chat.completion -> Anthropic message. */
+json_t *xl_openai_to_msg(const json_t *resp);
+/* OpenAI error envelope -> Anthropic error body. */
+json_t *xl_error_to_msg(const struct xl_error *e);
+
+/* OpenAI chunks -> Anthropic SSE events, written through out(arg, bytes, len). */
+typedef void (*xl_bytes_fn)(void *arg, const char *p, size_t n);
+
+struct xl_msg_stream {
+	char id[96];
+	char model[128];
+	int started, block_open, block_is_tool, nblocks;
+	int tool_block[XL_BLOCKS_MAX]; /* OpenAI tool call index -> block index + 1 */
+	char stop_reason[24];
+	struct xl_usage usage;
+	int ended;
+	xl_bytes_fn out;
+	void *arg;
+};
+
+void xl_msg_stream_init(struct xl_msg_stream *m, const char *model, xl_bytes_fn out, void *arg);
+void xl_msg_stream_chunk(struct xl_msg_stream *m, const json_t *chunk);
+void xl_msg_stream_end(struct xl_msg_stream *m);
+/* An error in the middle of a stream: Anthropic's "event: error". */
+void xl_msg_stream_error(struct xl_msg_stream *m, const struct xl_error *e);
+
+/* Maps between finish reasons. */
+const char *xl_finish_from_anthropic(const char *stop_reason);
+const char *xl_finish_to_anthropic(const char *finish_reason);
+
+#endif

@@ -1,0 +1,363 @@
+/*
+ * xlate_anthropic: OpenAI chat <-> Anthropic Messages (POST /v1/messages).
+ *
+ * Requests: system and developer messages become the top-level "system"; user parts
+ * (text, images as base64 data URLs or plain URLs) become content blocks; assistant
+ * tool_calls become tool_use blocks and role "tool" messages tool_result blocks in a
+ * user message; consecutive messages of one role are merged (the API wants turns to
+ * alternate). max_tokens is required by Anthropic: 4096 when the client gave none.
+ * Streams: message_start (id, input usage) / content_block_start|delta|stop (text and
+ * tool_use with input_json_delta) / message_delta (stop_reason, output usage) /
+ * message_stop; usage is merged from message_start and message_delta.
+ */
+#include "xlate_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_MAX_TOKENS 4096
+
+/* Appends a block to the last message when it has the same role, else a new message. */
+static void push_block(json_t *msgs, const char *role, json_t *block)
+{
+	json_t *last = json_array_get(msgs, json_array_size(msgs) - 1);
+
+	if (last && strcmp(json_string_value(json_object_get(last, "role")), role) == 0) {
+		json_array_append_new(json_object_get(last, "content"), block);
+		return;
+	}
+	json_array_append_new(msgs, json_pack("{s:s,s:[o]}", "role", role, "content", block));
+}
+
+static json_t *image_block(const json_t *part, struct xl_error *e)
+{
+	const json_t *iu = json_object_get(part, "image_url");
+	const char *url = json_is_string(iu) ? json_string_value(iu)
+					      : json_string_value(json_object_get(iu, "url"));
+	char mime[64];
+	const char *b64;
+
+	if (!url) {
+		xl_fail(e, 400, "invalid_request_error", "invalid_value", "An image_url part has no url.");
+		return NULL;
+	}
+	if (xl_data_url(url, mime, sizeof(mime), &b64) == 0)
+		return json_pack("{s:s,s:{s:s,s:s,s:s}}", "type", "image", "source", "type", "base64",
+				 "media_type", mime, "data", b64);
+	return json_pack("{s:s,s:{s:s,s:s}}", "type", "image", "source", "type", "url", "url", url);
+}
+
+/* A user or assistant content (string or parts) as blocks pushed to msgs. */
+static int push_content(json_t *msgs, const char *role, const json_t *content, struct xl_error *e)
+{
+	size_t i;
+	const json_t *part;
+
+	if (json_is_string(content)) {
+		if (json_string_length(content))
+			push_block(msgs, role, json_pack("{s:s,s:O}", "type", "text", "text", content));
+		return 0;
+	}
+	if (json_is_null(content) || !content)
+		return 0;
+	if (!json_is_array(content)) {
+		xl_fail(e, 400, "invalid_request_error", "invalid_type",
+			"A message's content must be a string or an array of parts.");
+		return -1;
+	}
+	json_array_foreach(content, i, part) {
+		const char *type = json_string_value(json_object_get(part, "type"));
+		json_t *b;
+		if (type && strcmp(type, "text") == 0) {
+			push_block(msgs, role, json_pack("{s:s,s:O}", "type", "text", "text",
+							 json_object_get(part, "text")));
+		} else if (type && strcmp(type, "image_url") == 0) {
+			if (!(b = image_block(part, e)))
+				return -1;
+			push_block(msgs, role, b);
+		} else {
+			xl_fail(e, 400, "invalid_request_error", "unsupported_content",
+				"Content parts of type '%s' cannot be sent to this model.",
+				type ? type : "(none)");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int push_tool_calls(json_t *msgs, const json_t *calls, struct xl_error *e)
+{
+	size_t i;
+	const json_t *tc;
+
+	json_array_foreach(calls, i, tc) {
+		const json_t *fn = json_object_get(tc, "function");
+		json_t *input = xl_parse_args(json_object_get(fn, "arguments"));
+		if (!input) {
+			xl_fail(e, 400, "invalid_request_error", "invalid_value",
+				"The arguments of tool call %zu are not a JSON object.", i);
+			return -1;
+		}
+		push_block(msgs, "assistant",
+			   json_pack("{s:s,s:O,s:O,s:o}", "type", "tool_use", "id",
+				     json_object_get(tc, "id"), "name", json_object_get(fn, "name"),
+				     "input", input));
+	}
+	return 0;
+}
+
+static json_t *tools_of(const json_t *tools)
+{
+	json_t *out = json_array();
+	size_t i;
+	const json_t *t;
+
+	json_array_foreach(tools, i, t) {
+		const json_t *fn = json_object_get(t, "function");
+		json_t *schema = json_object_get(fn, "parameters");
+		json_t *o = json_pack("{s:O}", "name", json_object_get(fn, "name"));
+		xl_copy(o, "description", fn, "description");
+		json_object_set_new(o, "input_schema", schema ? json_deep_copy(schema)
+							      : json_pack("{s:s}", "type", "object"));
+		json_array_append_new(out, o);
+	}
+	return out;
+}
+
+static json_t *tool_choice_of(const json_t *req)
+{
+	const json_t *tc = json_object_get(req, "tool_choice");
+	const json_t *par = json_object_get(req, "parallel_tool_calls");
+	const char *s = json_string_value(tc);
+	json_t *out = NULL;
+
+	if (s && strcmp(s, "auto") == 0)
+		out = json_pack("{s:s}", "type", "auto");
+	else if (s && strcmp(s, "none") == 0)
+		out = json_pack("{s:s}", "type", "none");
+	else if (s && strcmp(s, "required") == 0)
+		out = json_pack("{s:s}", "type", "any");
+	else if (json_is_object(tc))
+		out = json_pack("{s:s,s:O}", "type", "tool", "name",
+				json_object_get(json_object_get(tc, "function"), "name"));
+	if (json_is_false(par)) {
+		if (!out)
+			out = json_pack("{s:s}", "type", "auto");
+		json_object_set_new(out, "disable_parallel_tool_use", json_true());
+	}
+	return out;
+}
+
+json_t *xl_anthropic_request(const json_t *req, const char *model, struct xl_error *e)
+{
+	const json_t *messages = json_object_get(req, "messages"), *m, *n = json_object_get(req, "n");
+	json_t *out, *msgs = json_array(), *system = json_array(), *v;
+	json_int_t max = xl_max_tokens(req);
+	size_t i;
+
+	if (!json_is_array(messages) || !json_array_size(messages)) {
+		xl_fail(e, 400, "invalid_request_error", "invalid_value",
+			"'messages' must be a non-empty array.");
+		goto fail;
+	}
+	if (json_is_integer(n) && json_integer_value(n) != 1) {
+		xl_fail(e, 400, "invalid_request_error", "unsupported_parameter",
+			"This model returns one choice: 'n' must be 1.");
+		goto fail;
+	}
+	json_array_foreach(messages, i, m) {
+		const char *role = json_string_value(json_object_get(m, "role"));
+		const json_t *content = json_object_get(m, "content");
+		if (!role) {
+			xl_fail(e, 400, "invalid_request_error", "invalid_value",
+				"messages[%zu] has no role.", i);
+			goto fail;
+		}
+		if (strcmp(role, "system") == 0 || strcmp(role, "developer") == 0) {
+			char *t = xl_text_of(content);
+			json_array_append_new(system, json_pack("{s:s,s:s}", "type", "text", "text", t));
+			free(t);
+		} else if (strcmp(role, "user") == 0) {
+			if (push_content(msgs, "user", content, e) < 0)
+				goto fail;
+		} else if (strcmp(role, "assistant") == 0) {
+			if (push_content(msgs, "assistant", content, e) < 0 ||
+			    push_tool_calls(msgs, json_object_get(m, "tool_calls"), e) < 0)
+				goto fail;
+		} else if (strcmp(role, "tool") == 0) {
+			char *t = xl_text_of(content);
+			push_block(msgs, "user",
+				   json_pack("{s:s,s:O,s:s}", "type", "tool_result", "tool_use_id",
+					     json_object_get(m, "tool_call_id"), "content", t));
+			free(t);
+		} else {
+			xl_fail(e, 400, "invalid_request_error", "invalid_value",
+				"messages[%zu] has an unknown role '%s'.", i, role);
+			goto fail;
+		}
+	}
+	out = json_pack("{s:s,s:o,s:I}", "model", model, "messages", msgs, "max_tokens",
+			(json_int_t)(max > 0 ? max : DEFAULT_MAX_TOKENS));
+	if (json_array_size(system))
+		json_object_set_new(out, "system", system);
+	else
+		json_decref(system);
+	xl_copy(out, "temperature", req, "temperature");
+	xl_copy(out, "top_p", req, "top_p");
+	xl_copy(out, "stream", req, "stream");
+	if ((v = xl_stop_array(req)))
+		json_object_set_new(out, "stop_sequences", v);
+	if (json_array_size(json_object_get(req, "tools")))
+		json_object_set_new(out, "tools", tools_of(json_object_get(req, "tools")));
+	if ((v = tool_choice_of(req)))
+		json_object_set_new(out, "tool_choice", v);
+	if (json_is_string(json_object_get(req, "user")))
+		json_object_set_new(out, "metadata", json_pack("{s:O}", "user_id",
+							       json_object_get(req, "user")));
+	return out;
+fail:
+	json_decref(msgs);
+	json_decref(system);
+	return NULL;
+}
+
+/* Anthropic counts cache reads and writes apart from input_tokens; OpenAI's
+ * prompt_tokens includes them. */
+static int64_t input_tokens(const json_t *usage)
+{
+	return json_integer_value(json_object_get(usage, "input_tokens")) +
+	       json_integer_value(json_object_get(usage, "cache_creation_input_tokens")) +
+	       json_integer_value(json_object_get(usage, "cache_read_input_tokens"));
+}
+
+json_t *xl_anthropic_response(const json_t *resp, const struct xl_meta *m, struct xl_usage *u,
+			      struct xl_error *e)
+{
+	const json_t *content = json_object_get(resp, "content"), *b, *usage;
+	json_t *calls = json_array(), *msg, *out;
+	size_t i, tl = 0;
+	char *text = NULL;
+
+	if (!json_is_array(content)) {
+		xl_fail(e, 502, "server_error", "bad_upstream_response",
+			"The model provider's answer has no content.");
+		json_decref(calls);
+		return NULL;
+	}
+	json_array_foreach(content, i, b) {
+		const char *type = json_string_value(json_object_get(b, "type"));
+		if (type && strcmp(type, "text") == 0) {
+			const char *t = json_string_value(json_object_get(b, "text"));
+			size_t n = t ? strlen(t) : 0;
+			char *q = realloc(text, tl + n + 1);
+			if (!q)
+				continue;
+			text = q;
+			memcpy(text + tl, t ? t : "", n);
+			tl += n;
+			text[tl] = '\0';
+		} else if (type && strcmp(type, "tool_use") == 0) {
+			char *args = json_dumps(json_object_get(b, "input"), JSON_COMPACT);
+			json_array_append_new(calls, json_pack("{s:O,s:s,s:{s:O,s:s}}", "id",
+							       json_object_get(b, "id"), "type",
+							       "function", "function", "name",
+							       json_object_get(b, "name"), "arguments",
+							       args ? args : "{}"));
+			free(args);
+		}
+	}
+	msg = json_pack("{s:s,s:s?}", "role", "assistant", "content", text);
+	if (!text)
+		json_object_set_new(msg, "content", json_null());
+	free(text);
+	if (json_array_size(calls))
+		json_object_set_new(msg, "tool_calls", calls);
+	else
+		json_decref(calls);
+	usage = json_object_get(resp, "usage");
+	u->prompt = input_tokens(usage);
+	u->completion = json_integer_value(json_object_get(usage, "output_tokens"));
+	u->have = json_is_object(usage);
+	out = json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:o,s:s}],s:o}", "id",
+			json_string_value(json_object_get(resp, "id")) ?: m->id, "object",
+			"chat.completion", "created", (json_int_t)m->created, "model", m->model,
+			"choices", "index", 0, "message", msg, "finish_reason",
+			xl_finish_from_anthropic(json_string_value(json_object_get(resp, "stop_reason"))),
+			"usage", xl_usage_json(u));
+	return out;
+}
+
+int xl_stream_anthropic(struct xl_stream *s, const char *event, const json_t *j);
+int xl_stream_anthropic(struct xl_stream *s, const char *event, const json_t *j)
+{
+	const char *type = json_string_value(json_object_get(j, "type"));
+	json_int_t index = json_integer_value(json_object_get(j, "index"));
+
+	if (!type)
+		type = event;
+	if (strcmp(type, "message_start") == 0) {
+		const json_t *msg = json_object_get(j, "message");
+		const json_t *usage = json_object_get(msg, "usage");
+		if (json_is_object(usage)) {
+			s->usage.prompt = input_tokens(usage);
+			s->usage.completion = json_integer_value(json_object_get(usage, "output_tokens"));
+			s->usage.have = 1;
+		}
+		if (json_string_value(json_object_get(msg, "id")))
+			snprintf(s->id, sizeof(s->id), "%s", json_string_value(json_object_get(msg, "id")));
+		xl_stream_start(s);
+	} else if (strcmp(type, "content_block_start") == 0) {
+		const json_t *b = json_object_get(j, "content_block");
+		const char *bt = json_string_value(json_object_get(b, "type"));
+		if (bt && strcmp(bt, "tool_use") == 0 && index >= 0 && index < XL_BLOCKS_MAX) {
+			s->tool_of_block[index] = (int16_t)s->ntools++;
+			xl_emit_tool(s, s->tool_of_block[index], json_string_value(json_object_get(b, "id")),
+				     json_string_value(json_object_get(b, "name")), "");
+		} else if (bt && strcmp(bt, "text") == 0) {
+			const char *t = json_string_value(json_object_get(b, "text"));
+			if (t)
+				xl_emit_text(s, t, strlen(t));
+		}
+	} else if (strcmp(type, "content_block_delta") == 0) {
+		const json_t *d = json_object_get(j, "delta");
+		const char *dt = json_string_value(json_object_get(d, "type"));
+		if (dt && strcmp(dt, "text_delta") == 0) {
+			const char *t = json_string_value(json_object_get(d, "text"));
+			if (t)
+				xl_emit_text(s, t, strlen(t));
+		} else if (dt && strcmp(dt, "input_json_delta") == 0 && index >= 0 &&
+			   index < XL_BLOCKS_MAX && s->tool_of_block[index] >= 0) {
+			const char *pj = json_string_value(json_object_get(d, "partial_json"));
+			if (pj && *pj)
+				xl_emit_tool(s, s->tool_of_block[index], NULL, NULL, pj);
+		}
+		/* thinking and signature deltas have no OpenAI chunk form: dropped. */
+	} else if (strcmp(type, "message_delta") == 0) {
+		const json_t *d = json_object_get(j, "delta"), *usage = json_object_get(j, "usage");
+		const char *r = json_string_value(json_object_get(d, "stop_reason"));
+		if (r)
+			snprintf(s->finish, sizeof(s->finish), "%s", xl_finish_from_anthropic(r));
+		if (json_is_object(usage)) {
+			/* output_tokens here is the running total, not an increment; newer API
+			 * versions repeat the input counts too. */
+			if (json_is_integer(json_object_get(usage, "output_tokens")))
+				s->usage.completion = json_integer_value(json_object_get(usage, "output_tokens"));
+			if (input_tokens(usage) > 0)
+				s->usage.prompt = input_tokens(usage);
+			s->usage.have = 1;
+		}
+	} else if (strcmp(type, "message_stop") == 0) {
+		xl_stream_end(s);
+	} else if (strcmp(type, "error") == 0) {
+		const json_t *err = json_object_get(j, "error");
+		const char *et = json_string_value(json_object_get(err, "type"));
+		int overloaded = et && strcmp(et, "overloaded_error") == 0;
+		xl_fail(&s->err, overloaded ? 503 : 502, "server_error",
+			overloaded ? "upstream_overloaded" : "upstream_error",
+			"The model provider (anthropic) failed during the stream: %.180s",
+			json_string_value(json_object_get(err, "message")) ?: "no message");
+		return -1;
+	}
+	/* ping and unknown event types are ignored, as Anthropic asks clients to do. */
+	return 0;
+}

@@ -1,0 +1,307 @@
+/*
+ * xlate_bedrock: OpenAI chat <-> Amazon Bedrock Converse / ConverseStream.
+ *
+ * ConverseStream answers in the binary event-stream framing (eventstream.h); each
+ * message's :event-type names the event and its payload is that event's JSON:
+ * messageStart, contentBlockStart (toolUse), contentBlockDelta (text or toolUse.input
+ * pieces), contentBlockStop, messageStop (stopReason), metadata (usage). Exceptions
+ * arrive as :message-type "exception" with :exception-type and {"message"}.
+ */
+#include "xlate_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void push_block(json_t *msgs, const char *role, json_t *block)
+{
+	json_t *last = json_array_get(msgs, json_array_size(msgs) - 1);
+
+	if (last && strcmp(json_string_value(json_object_get(last, "role")), role) == 0) {
+		json_array_append_new(json_object_get(last, "content"), block);
+		return;
+	}
+	json_array_append_new(msgs, json_pack("{s:s,s:[o]}", "role", role, "content", block));
+}
+
+/* Bedrock takes images as bytes with a format name: data URLs only. */
+static int push_content(json_t *msgs, const char *role, const json_t *content, struct xl_error *e)
+{
+	size_t i;
+	const json_t *part;
+
+	if (json_is_string(content)) {
+		if (json_string_length(content))
+			push_block(msgs, role, json_pack("{s:O}", "text", content));
+		return 0;
+	}
+	if (!content || json_is_null(content))
+		return 0;
+	if (!json_is_array(content)) {
+		xl_fail(e, 400, "invalid_request_error", "invalid_type",
+			"A message's content must be a string or an array of parts.");
+		return -1;
+	}
+	json_array_foreach(content, i, part) {
+		const char *type = json_string_value(json_object_get(part, "type"));
+		if (type && strcmp(type, "text") == 0) {
+			push_block(msgs, role, json_pack("{s:O}", "text", json_object_get(part, "text")));
+		} else if (type && strcmp(type, "image_url") == 0) {
+			const json_t *iu = json_object_get(part, "image_url");
+			const char *url = json_is_string(iu) ? json_string_value(iu)
+							      : json_string_value(json_object_get(iu, "url"));
+			char mime[64];
+			const char *b64, *fmt;
+			if (!url || xl_data_url(url, mime, sizeof(mime), &b64) < 0 ||
+			    strncmp(mime, "image/", 6) != 0) {
+				xl_fail(e, 400, "invalid_request_error", "unsupported_content",
+					"This model takes images as base64 data URLs only.");
+				return -1;
+			}
+			fmt = mime + 6;
+			if (strcmp(fmt, "jpg") == 0)
+				fmt = "jpeg";
+			push_block(msgs, role, json_pack("{s:{s:s,s:{s:s}}}", "image", "format", fmt,
+							 "source", "bytes", b64));
+		} else {
+			xl_fail(e, 400, "invalid_request_error", "unsupported_content",
+				"Content parts of type '%s' cannot be sent to this model.",
+				type ? type : "(none)");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+json_t *xl_bedrock_request(const json_t *req, struct xl_error *e)
+{
+	const json_t *messages = json_object_get(req, "messages"), *m, *tools = json_object_get(req, "tools");
+	json_t *msgs = json_array(), *sys = json_array(), *inf = json_object(), *out, *v;
+	json_int_t max = xl_max_tokens(req);
+	size_t i;
+
+	if (!json_is_array(messages) || !json_array_size(messages)) {
+		xl_fail(e, 400, "invalid_request_error", "invalid_value",
+			"'messages' must be a non-empty array.");
+		goto fail;
+	}
+	json_array_foreach(messages, i, m) {
+		const char *role = json_string_value(json_object_get(m, "role"));
+		const json_t *content = json_object_get(m, "content");
+		if (!role) {
+			xl_fail(e, 400, "invalid_request_error", "invalid_value", "messages[%zu] has no role.", i);
+			goto fail;
+		}
+		if (strcmp(role, "system") == 0 || strcmp(role, "developer") == 0) {
+			char *t = xl_text_of(content);
+			json_array_append_new(sys, json_pack("{s:s}", "text", t));
+			free(t);
+		} else if (strcmp(role, "user") == 0) {
+			if (push_content(msgs, "user", content, e) < 0)
+				goto fail;
+		} else if (strcmp(role, "assistant") == 0) {
+			size_t k;
+			const json_t *call;
+			if (push_content(msgs, "assistant", content, e) < 0)
+				goto fail;
+			json_array_foreach(json_object_get(m, "tool_calls"), k, call) {
+				const json_t *fn = json_object_get(call, "function");
+				json_t *args = xl_parse_args(json_object_get(fn, "arguments"));
+				if (!args) {
+					xl_fail(e, 400, "invalid_request_error", "invalid_value",
+						"The arguments of tool call %zu are not a JSON object.", k);
+					goto fail;
+				}
+				push_block(msgs, "assistant", json_pack("{s:{s:O,s:O,s:o}}", "toolUse", "toolUseId",
+									json_object_get(call, "id"), "name",
+									json_object_get(fn, "name"), "input", args));
+			}
+		} else if (strcmp(role, "tool") == 0) {
+			char *t = xl_text_of(content);
+			push_block(msgs, "user", json_pack("{s:{s:O,s:[{s:s}]}}", "toolResult", "toolUseId",
+							   json_object_get(m, "tool_call_id"), "content",
+							   "text", t));
+			free(t);
+		} else {
+			xl_fail(e, 400, "invalid_request_error", "invalid_value",
+				"messages[%zu] has an unknown role '%s'.", i, role);
+			goto fail;
+		}
+	}
+	if (max > 0)
+		json_object_set_new(inf, "maxTokens", json_integer(max));
+	xl_copy(inf, "temperature", req, "temperature");
+	xl_copy(inf, "topP", req, "top_p");
+	if ((v = xl_stop_array(req)))
+		json_object_set_new(inf, "stopSequences", v);
+	out = json_pack("{s:o}", "messages", msgs);
+	if (json_array_size(sys))
+		json_object_set_new(out, "system", sys);
+	else
+		json_decref(sys);
+	if (json_object_size(inf))
+		json_object_set_new(out, "inferenceConfig", inf);
+	else
+		json_decref(inf);
+	if (json_array_size(tools)) {
+		json_t *specs = json_array(), *tc = NULL;
+		const json_t *t, *choice = json_object_get(req, "tool_choice");
+		const char *cs = json_string_value(choice);
+		json_array_foreach(tools, i, t) {
+			const json_t *fn = json_object_get(t, "function");
+			json_t *spec = json_pack("{s:O}", "name", json_object_get(fn, "name"));
+			xl_copy(spec, "description", fn, "description");
+			json_t *schema = json_object_get(fn, "parameters");
+			json_object_set_new(spec, "inputSchema",
+					    json_pack("{s:o}", "json", schema ? json_incref(schema)
+									 : json_pack("{s:s}", "type", "object")));
+			json_array_append_new(specs, json_pack("{s:o}", "toolSpec", spec));
+		}
+		if (cs && strcmp(cs, "required") == 0)
+			tc = json_pack("{s:{}}", "any");
+		else if (cs && strcmp(cs, "auto") == 0)
+			tc = json_pack("{s:{}}", "auto");
+		else if (json_is_object(choice))
+			tc = json_pack("{s:{s:O}}", "tool", "name",
+				       json_object_get(json_object_get(choice, "function"), "name"));
+		/* "none": Bedrock has no such choice; the tools are then not sent at all. */
+		if (cs && strcmp(cs, "none") == 0) {
+			json_decref(specs);
+		} else {
+			json_t *cfg = json_pack("{s:o}", "tools", specs);
+			if (tc)
+				json_object_set_new(cfg, "toolChoice", tc);
+			json_object_set_new(out, "toolConfig", cfg);
+		}
+	}
+	return out;
+fail:
+	json_decref(msgs);
+	json_decref(sys);
+	json_decref(inf);
+	return NULL;
+}
+
+static const char *finish_of(const char *r)
+{
+	if (!r || strcmp(r, "end_turn") == 0 || strcmp(r, "stop_sequence") == 0)
+		return "stop";
+	if (strcmp(r, "max_tokens") == 0)
+		return "length";
+	if (strcmp(r, "tool_use") == 0)
+		return "tool_calls";
+	if (strcmp(r, "guardrail_intervened") == 0 || strcmp(r, "content_filtered") == 0)
+		return "content_filter";
+	return "stop";
+}
+
+static void read_usage(const json_t *usage, struct xl_usage *u)
+{
+	if (!json_is_object(usage))
+		return;
+	u->prompt = json_integer_value(json_object_get(usage, "inputTokens"));
+	u->completion = json_integer_value(json_object_get(usage, "outputTokens"));
+	u->have = 1;
+}
+
+json_t *xl_bedrock_response(const json_t *resp, const struct xl_meta *m, struct xl_usage *u,
+			    struct xl_error *e)
+{
+	const json_t *content = json_object_get(json_object_get(json_object_get(resp, "output"), "message"), "content"), *b;
+	json_t *calls = json_array(), *msg;
+	char *text = NULL;
+	size_t i, tl = 0;
+
+	if (!json_is_array(content)) {
+		xl_fail(e, 502, "server_error", "bad_upstream_response",
+			"The model provider's answer has no output message.");
+		json_decref(calls);
+		return NULL;
+	}
+	json_array_foreach(content, i, b) {
+		const char *t = json_string_value(json_object_get(b, "text"));
+		const json_t *tu = json_object_get(b, "toolUse");
+		if (t) {
+			size_t n = strlen(t);
+			char *q = realloc(text, tl + n + 1);
+			if (!q)
+				continue;
+			text = q;
+			memcpy(text + tl, t, n);
+			tl += n;
+			text[tl] = '\0';
+		} else if (json_is_object(tu)) {
+			char *args = json_dumps(json_object_get(tu, "input"), JSON_COMPACT);
+			json_array_append_new(calls, json_pack("{s:O,s:s,s:{s:O,s:s}}", "id",
+							       json_object_get(tu, "toolUseId"), "type", "function",
+							       "function", "name", json_object_get(tu, "name"),
+							       "arguments", args ? args : "{}"));
+			free(args);
+		}
+	}
+	msg = json_pack("{s:s}", "role", "assistant");
+	json_object_set_new(msg, "content", text ? json_string(text) : json_null());
+	free(text);
+	if (json_array_size(calls))
+		json_object_set(msg, "tool_calls", calls);
+	json_decref(calls);
+	read_usage(json_object_get(resp, "usage"), u);
+	return json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:o,s:s}],s:o}", "id", m->id, "object",
+			 "chat.completion", "created", (json_int_t)m->created, "model", m->model,
+			 "choices", "index", 0, "message", msg, "finish_reason",
+			 finish_of(json_string_value(json_object_get(resp, "stopReason"))), "usage",
+			 xl_usage_json(u));
+}
+
+int xl_stream_bedrock(struct xl_stream *s, const char *mtype, const char *etype,
+		      const char *xtype, const char *payload, size_t len)
+{
+	json_t *j;
+	json_int_t index;
+
+	if (s->failed)
+		return -1;
+	j = json_loadb(payload, len, 0, NULL);
+	if (strcmp(mtype, "event") != 0) {
+		int throttled = xtype && strstr(xtype, "hrottling");
+		xl_fail(&s->err, throttled ? 429 : 502, throttled ? "rate_limit_error" : "server_error",
+			throttled ? "rate_limit_exceeded" : "upstream_error",
+			"The model provider (bedrock) failed during the stream: %s: %.160s",
+			xtype && *xtype ? xtype : mtype,
+			json_string_value(json_object_get(j, "message")) ?: "no message");
+		json_decref(j);
+		s->failed = 1;
+		return -1;
+	}
+	if (!j) {
+		xl_fail(&s->err, 502, "server_error", "bad_upstream_stream",
+			"The model provider sent a stream event that is not JSON.");
+		s->failed = 1;
+		return -1;
+	}
+	index = json_integer_value(json_object_get(j, "contentBlockIndex"));
+	if (strcmp(etype, "messageStart") == 0) {
+		xl_stream_start(s);
+	} else if (strcmp(etype, "contentBlockStart") == 0) {
+		const json_t *tu = json_object_get(json_object_get(j, "start"), "toolUse");
+		if (json_is_object(tu) && index >= 0 && index < XL_BLOCKS_MAX) {
+			s->tool_of_block[index] = (int16_t)s->ntools++;
+			xl_emit_tool(s, s->tool_of_block[index], json_string_value(json_object_get(tu, "toolUseId")),
+				     json_string_value(json_object_get(tu, "name")), "");
+		}
+	} else if (strcmp(etype, "contentBlockDelta") == 0) {
+		const json_t *d = json_object_get(j, "delta");
+		const char *t = json_string_value(json_object_get(d, "text"));
+		const char *in = json_string_value(json_object_get(json_object_get(d, "toolUse"), "input"));
+		if (t)
+			xl_emit_text(s, t, strlen(t));
+		else if (in && *in && index >= 0 && index < XL_BLOCKS_MAX && s->tool_of_block[index] >= 0)
+			xl_emit_tool(s, s->tool_of_block[index], NULL, NULL, in);
+	} else if (strcmp(etype, "messageStop") == 0) {
+		snprintf(s->finish, sizeof(s->finish), "%s",
+			 finish_of(json_string_value(json_object_get(j, "stopReason"))));
+	} else if (strcmp(etype, "metadata") == 0) {
+		read_usage(json_object_get(j, "usage"), &s->usage);
+	}
+	json_decref(j);
+	return 0;
+}

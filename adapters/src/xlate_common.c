@@ -1,0 +1,396 @@
+/* xlate_common: errors, usage, chunks and the stream driver shared by the translators. */
+#include "xlate.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static const struct {
+	const char *kind;
+	enum xl_provider family;
+} kinds[] = {
+	{ "openai", XL_OPENAI },     { "vllm", XL_OPENAI },        { "ollama", XL_OPENAI },
+	{ "gpustack", XL_OPENAI },   { "xinference", XL_OPENAI },  { "localai", XL_OPENAI },
+	{ "dashscope", XL_OPENAI },  { "hunyuan", XL_OPENAI },     { "huggingface", XL_OPENAI },
+	{ "azure_openai", XL_AZURE }, { "anthropic", XL_ANTHROPIC }, { "gemini", XL_GEMINI },
+	{ "bedrock", XL_BEDROCK },   { "cohere", XL_COHERE },
+};
+
+int xl_provider_of(const char *kind)
+{
+	for (size_t i = 0; kind && i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (strcmp(kind, kinds[i].kind) == 0)
+			return (int)kinds[i].family;
+	return -1;
+}
+
+const char *xl_provider_name(enum xl_provider p)
+{
+	static const char *const names[] = { "openai", "azure_openai", "anthropic", "gemini",
+					     "bedrock", "cohere" };
+	return (unsigned)p < XL__COUNT ? names[p] : "unknown";
+}
+
+void xl_fail(struct xl_error *e, int status, const char *type, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+
+	e->status = status;
+	e->type = type;
+	e->code = code;
+	va_start(ap, fmt);
+	vsnprintf(e->message, sizeof(e->message), fmt, ap);
+	va_end(ap);
+}
+
+json_t *xl_error_json(const struct xl_error *e)
+{
+	return json_pack("{s:{s:s,s:s,s:n,s:s?}}", "error", "message", e->message, "type",
+			 e->type ? e->type : "server_error", "param", "code", e->code);
+}
+
+json_t *xl_usage_json(const struct xl_usage *u)
+{
+	return json_pack("{s:I,s:I,s:I}", "prompt_tokens", (json_int_t)u->prompt,
+			 "completion_tokens", (json_int_t)u->completion, "total_tokens",
+			 (json_int_t)(u->prompt + u->completion));
+}
+
+/* The status a client gets for a provider status, and the OpenAI error type. */
+static void map_status(long status, int *out, const char **type, const char **code)
+{
+	*out = (int)status;
+	*code = "upstream_error";
+	if (status == 400 || status == 404 || status == 413 || status == 422) {
+		*type = "invalid_request_error";
+		if (status == 422)
+			*out = 400;
+	} else if (status == 401) {
+		/* The provider refused the gateway's credential: not the client's fault. */
+		*out = 502;
+		*type = "server_error";
+		*code = "upstream_authentication_failed";
+	} else if (status == 403) {
+		*out = 502;
+		*type = "server_error";
+		*code = "upstream_permission_denied";
+	} else if (status == 429) {
+		*type = "rate_limit_error";
+		*code = "rate_limit_exceeded";
+	} else if (status == 529 || status == 503) {
+		*out = 503;
+		*type = "server_error";
+		*code = "upstream_overloaded";
+	} else if (status >= 500 && status <= 599) {
+		*out = 502;
+		*type = "server_error";
+	} else {
+		*out = 502;
+		*type = "server_error";
+	}
+}
+
+/* The provider's own message, wherever its error format keeps it. */
+static const char *provider_message(const json_t *j)
+{
+	const json_t *err = json_object_get(j, "error");
+	const char *m;
+
+	if (json_is_object(err) && (m = json_string_value(json_object_get(err, "message"))))
+		return m; /* OpenAI, Anthropic, Gemini */
+	if ((m = json_string_value(json_object_get(j, "message"))))
+		return m; /* Bedrock, Cohere */
+	if ((m = json_string_value(json_object_get(j, "Message"))))
+		return m;
+	if (json_is_string(err))
+		return json_string_value(err); /* Ollama, TGI */
+	return NULL;
+}
+
+void xl_upstream_error(enum xl_provider p, long status, const char *body, size_t len,
+		       struct xl_error *e)
+{
+	json_t *j = body ? json_loadb(body, len, 0, NULL) : NULL;
+	const char *msg = j ? provider_message(j) : NULL;
+	const char *type, *code;
+	int st;
+
+	map_status(status, &st, &type, &code);
+	xl_fail(e, st, type, code, "The model provider (%s) answered %ld: %.180s", xl_provider_name(p),
+		status, msg ? msg : "no error message");
+	json_decref(j);
+}
+
+json_t *xl_chunk_new(const struct xl_stream *s, json_t **delta)
+{
+	json_t *d = json_object();
+	json_t *c = json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:o,s:n}]}", "id", s->id, "object",
+			      "chat.completion.chunk", "created", (json_int_t)s->created, "model",
+			      s->model, "choices", "index", 0, "delta", d, "finish_reason");
+	*delta = d;
+	return c;
+}
+
+void xl_stream_init(struct xl_stream *s, enum xl_provider p, const struct xl_meta *m,
+		    int include_usage, xl_chunk_fn emit, void *arg)
+{
+	memset(s, 0, sizeof(*s));
+	s->provider = p;
+	snprintf(s->id, sizeof(s->id), "%s", m->id ? m->id : "chatcmpl-jairouter");
+	snprintf(s->model, sizeof(s->model), "%s", m->model ? m->model : "");
+	s->created = m->created;
+	s->include_usage = include_usage;
+	for (int i = 0; i < XL_BLOCKS_MAX; i++)
+		s->tool_of_block[i] = -1;
+	s->emit = emit;
+	s->arg = arg;
+}
+
+int xl_stream_anthropic(struct xl_stream *s, const char *event, const json_t *j);
+int xl_stream_gemini(struct xl_stream *s, const json_t *j);
+int xl_stream_openai(struct xl_stream *s, json_t *j);
+int xl_stream_cohere(struct xl_stream *s, const json_t *j);
+
+int xl_stream_sse(struct xl_stream *s, const char *event, const char *data, size_t len)
+{
+	json_t *j;
+	int rc;
+
+	if (s->failed)
+		return -1;
+	if (s->provider == XL_OPENAI || s->provider == XL_AZURE) {
+		if (len == 6 && memcmp(data, "[DONE]", 6) == 0) {
+			xl_stream_end(s);
+			return 0;
+		}
+	}
+	j = json_loadb(data, len, 0, NULL);
+	if (!j) {
+		xl_fail(&s->err, 502, "server_error", "bad_upstream_stream",
+			"The model provider sent a stream event that is not JSON.");
+		s->failed = 1;
+		return -1;
+	}
+	switch (s->provider) {
+	case XL_ANTHROPIC: rc = xl_stream_anthropic(s, event, j); break;
+	case XL_GEMINI: rc = xl_stream_gemini(s, j); break;
+	case XL_COHERE: rc = xl_stream_cohere(s, j); break;
+	case XL_OPENAI: case XL_AZURE: rc = xl_stream_openai(s, j); break;
+	default: rc = -1; break;
+	}
+	json_decref(j);
+	if (rc < 0)
+		s->failed = 1;
+	return rc;
+}
+
+/* Emits the role chunk once, before any content. */
+void xl_stream_start(struct xl_stream *s);
+void xl_stream_start(struct xl_stream *s)
+{
+	json_t *delta, *c;
+
+	if (s->started)
+		return;
+	s->started = 1;
+	c = xl_chunk_new(s, &delta);
+	json_object_set_new(delta, "role", json_string("assistant"));
+	json_object_set_new(delta, "content", json_string(""));
+	s->emit(s->arg, c);
+	json_decref(c);
+}
+
+void xl_stream_end(struct xl_stream *s)
+{
+	json_t *delta, *c;
+
+	if (s->finished)
+		return;
+	s->finished = 1;
+	if (s->provider != XL_OPENAI && s->provider != XL_AZURE) {
+		xl_stream_start(s);
+		c = xl_chunk_new(s, &delta);
+		json_object_set_new(json_array_get(json_object_get(c, "choices"), 0), "finish_reason",
+				    json_string(s->finish[0] ? s->finish : "stop"));
+		s->emit(s->arg, c);
+		json_decref(c);
+		if (s->include_usage) {
+			c = json_pack("{s:s,s:s,s:I,s:s,s:[],s:o}", "id", s->id, "object",
+				      "chat.completion.chunk", "created", (json_int_t)s->created,
+				      "model", s->model, "choices", "usage", xl_usage_json(&s->usage));
+			s->emit(s->arg, c);
+			json_decref(c);
+		}
+	}
+}
+
+const char *xl_finish_from_anthropic(const char *r)
+{
+	if (!r)
+		return "stop";
+	if (strcmp(r, "max_tokens") == 0)
+		return "length";
+	if (strcmp(r, "tool_use") == 0)
+		return "tool_calls";
+	if (strcmp(r, "refusal") == 0)
+		return "content_filter";
+	return "stop"; /* end_turn, stop_sequence, pause_turn */
+}
+
+const char *xl_finish_to_anthropic(const char *f)
+{
+	if (!f)
+		return "end_turn";
+	if (strcmp(f, "length") == 0)
+		return "max_tokens";
+	if (strcmp(f, "tool_calls") == 0 || strcmp(f, "function_call") == 0)
+		return "tool_use";
+	if (strcmp(f, "content_filter") == 0)
+		return "refusal";
+	return "end_turn";
+}
+
+/* ---- helpers (xlate_int.h) ---------------------------------------------------------- */
+#include "xlate_int.h"
+
+#include <stdlib.h>
+
+char *xl_text_of(const json_t *content)
+{
+	size_t i, total = 0;
+	const json_t *part;
+	char *out;
+
+	if (json_is_string(content))
+		return strdup(json_string_value(content));
+	if (!json_is_array(content))
+		return strdup("");
+	json_array_foreach(content, i, part) {
+		const char *t = json_string_value(json_object_get(part, "text"));
+		if (t)
+			total += strlen(t) + 1;
+	}
+	out = malloc(total + 1);
+	if (!out)
+		return NULL;
+	out[0] = '\0';
+	total = 0;
+	json_array_foreach(content, i, part) {
+		const char *t = json_string_value(json_object_get(part, "text"));
+		if (t) {
+			size_t n = strlen(t);
+			if (total)
+				out[total++] = '\n';
+			memcpy(out + total, t, n);
+			total += n;
+			out[total] = '\0';
+		}
+	}
+	return out;
+}
+
+int xl_data_url(const char *url, char *mime, size_t mcap, const char **b64)
+{
+	const char *semi, *comma;
+	size_t n;
+
+	if (!url || strncmp(url, "data:", 5) != 0)
+		return -1;
+	semi = strchr(url + 5, ';');
+	comma = strchr(url + 5, ',');
+	if (!semi || !comma || semi > comma || strncmp(semi, ";base64,", 8) != 0)
+		return -1;
+	n = (size_t)(semi - (url + 5));
+	if (n == 0 || n >= mcap)
+		return -1;
+	memcpy(mime, url + 5, n);
+	mime[n] = '\0';
+	*b64 = comma + 1;
+	return 0;
+}
+
+void xl_copy(json_t *dst, const char *dkey, const json_t *src, const char *skey)
+{
+	json_t *v = json_object_get(src, skey);
+
+	if (v && !json_is_null(v))
+		json_object_set(dst, dkey, v);
+}
+
+json_int_t xl_max_tokens(const json_t *req)
+{
+	const json_t *v = json_object_get(req, "max_completion_tokens");
+
+	if (!json_is_integer(v))
+		v = json_object_get(req, "max_tokens");
+	return json_is_integer(v) ? json_integer_value(v) : -1;
+}
+
+json_t *xl_stop_array(const json_t *req)
+{
+	const json_t *stop = json_object_get(req, "stop");
+
+	if (json_is_string(stop))
+		return json_pack("[O]", stop);
+	if (json_is_array(stop) && json_array_size(stop))
+		return json_deep_copy(stop);
+	return NULL;
+}
+
+void xl_emit_text(struct xl_stream *s, const char *text, size_t len)
+{
+	json_t *delta, *c;
+
+	if (!len)
+		return;
+	xl_stream_start(s);
+	c = xl_chunk_new(s, &delta);
+	json_object_set_new(delta, "content", json_stringn(text, len));
+	s->completion_chars += (int64_t)len;
+	s->emit(s->arg, c);
+	json_decref(c);
+}
+
+void xl_emit_tool(struct xl_stream *s, int index, const char *id, const char *name, const char *args)
+{
+	json_t *delta, *c, *tc, *fn = json_object();
+
+	xl_stream_start(s);
+	c = xl_chunk_new(s, &delta);
+	tc = json_pack("{s:i}", "index", index);
+	if (id) {
+		json_object_set_new(tc, "id", json_string(id));
+		json_object_set_new(tc, "type", json_string("function"));
+	}
+	if (name)
+		json_object_set_new(fn, "name", json_string(name));
+	json_object_set_new(fn, "arguments", json_string(args ? args : ""));
+	if (args)
+		s->completion_chars += (int64_t)strlen(args);
+	json_object_set_new(tc, "function", fn);
+	json_object_set_new(delta, "tool_calls", json_pack("[o]", tc));
+	s->emit(s->arg, c);
+	json_decref(c);
+}
+
+json_t *xl_parse_args(const json_t *arguments)
+{
+	const char *a = json_string_value(arguments);
+	json_t *j;
+
+	if (json_is_object(arguments))
+		return json_deep_copy(arguments);
+	if (!a || !*a)
+		return json_object();
+	j = json_loads(a, 0, NULL);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return NULL;
+	}
+	return j;
+}
+
+char *xl_dump_object(const json_t *v)
+{
+	return v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : strdup("{}");
+}

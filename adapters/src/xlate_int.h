@@ -1,0 +1,29 @@
+/* Helpers shared by the translators (not part of the xlate API). */
+#ifndef JR_AD_XLATE_INT_H
+#define JR_AD_XLATE_INT_H
+
+#include "xlate.h"
+
+/* A message's content as plain text: a string, or its text parts joined. New string. */
+char *xl_text_of(const json_t *content);
+/* Splits "data:<mime>;base64,<data>". 0 with *mime (bounded) and *b64 set, else -1. */
+int xl_data_url(const char *url, char *mime, size_t mcap, const char **b64);
+/* Copies src[skey] into dst[dkey] when present and not null. */
+void xl_copy(json_t *dst, const char *dkey, const json_t *src, const char *skey);
+/* The max tokens of an OpenAI request (max_completion_tokens, then max_tokens); -1. */
+json_int_t xl_max_tokens(const json_t *req);
+/* stop: a string or an array of strings -> a new array (NULL when absent). */
+json_t *xl_stop_array(const json_t *req);
+void xl_stream_start(struct xl_stream *s);
+/* Emits a text delta. */
+void xl_emit_text(struct xl_stream *s, const char *text, size_t len);
+/* Emits a tool call start (id, name) or arguments (either may be NULL). */
+void xl_emit_tool(struct xl_stream *s, int index, const char *id, const char *name,
+		  const char *args);
+/* The tool calls' argument strings, parsed as JSON objects for providers that want
+ * objects; invalid JSON -> NULL. */
+json_t *xl_parse_args(const json_t *arguments);
+/* A JSON value as compact text, "{}" when absent (new string, may be NULL). */
+char *xl_dump_object(const json_t *v);
+
+#endif

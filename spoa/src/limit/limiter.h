@@ -1,0 +1,61 @@
+/*
+ * limit/limiter: counters for the limits that apply to one request, kept in this
+ * process (local.c) or in Redis for the whole fleet (redis/fleet.c).
+ *
+ * One `struct lim_item` is one limit applied to one request: its definition, the
+ * identity of its counter (definition id, version, and the scope's value, e.g. the
+ * tenant id or the client address) and the cost charged.
+ *
+ * Local counters live in one table guarded by one mutex (a decision holds it for the
+ * few hundred nanoseconds that checking and charging its limits take, so that a
+ * request is charged on all its limits or on none). The table holds at most
+ * `max_states` counters; past that, new scope values of a definition share one
+ * overflow counter (stricter, never looser; counted in jairouter_limit_overflow_total).
+ * Idle counters are swept by lim_local_sweep().
+ */
+#ifndef JR_LIMIT_LIMITER_H
+#define JR_LIMIT_LIMITER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "limit/defs.h"
+
+#define LIM_KEY_MAX 256 /* "<id>:<version>:<scope value>" */
+
+struct lim_item {
+	struct lim_def def;
+	char key[LIM_KEY_MAX];
+	int64_t cost;
+	int64_t charged_at_us;  /* when it was charged (refunds of sliding logs) */
+	int remote;             /* charged in Redis (1) or here (0) */
+	int slot;               /* Redis: its position in the admission call (member names) */
+	struct lim_result res;
+};
+
+/* Local evaluation of items[0..n): every item is checked; when all admit, all are
+ * charged. `divisor` (>= 1) divides every amount (the fleet fallback). Fills each
+ * item's res. Returns 1 when admitted. */
+int lim_local_admit(struct lim_item *items, size_t n, int64_t now_us, int64_t divisor);
+/* Reconciliation of one admitted item: delta > 0 charges more, < 0 refunds. */
+void lim_local_adjust(const struct lim_item *it, int64_t now_us, int64_t delta, int64_t divisor);
+/* A concurrency item's request ended (ok: feedback for adaptive limits). */
+void lim_local_release(const struct lim_item *it, int ok, int64_t divisor);
+/* Takes back the charges of an admitted request that a later check refused. */
+void lim_local_undo(const struct lim_item *items, size_t n, int64_t now_us, int64_t divisor);
+
+/* Removes counters idle for longer than they can matter. Returns how many. */
+size_t lim_local_sweep(int64_t now_us);
+
+void lim_local_init(size_t max_states);
+void lim_local_destroy(void);
+
+struct lim_local_stats {
+	uint64_t states, overflow;
+};
+void lim_local_stats(struct lim_local_stats *out);
+
+/* The params of a definition as enforced with `divisor` (fleet fallback). */
+struct lim_params lim_divided(const struct lim_params *p, int64_t divisor);
+
+#endif /* JR_LIMIT_LIMITER_H */

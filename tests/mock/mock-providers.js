@@ -1,0 +1,373 @@
+#!/usr/bin/env node
+// Mock model servers for the providers jairouter-adapter translates, each following its
+// documented wire format, streaming included. One process serves them all on one port.
+// Node.js 20, no npm dependencies.
+//
+//   node tests/mock/mock-providers.js --port N [--host 127.0.0.1] [--key KEY]
+//        [--aws-access-key ID --aws-secret SECRET] [--chunk-delay-ms MS]
+//
+//   Anthropic Messages   POST /v1/messages                  (x-api-key, anthropic-version)
+//   Google Gemini        POST /v1beta/models/M:generateContent | :streamGenerateContent?alt=sse
+//                        | :embedContent | :batchEmbedContents              (x-goog-api-key)
+//   Amazon Bedrock       POST /model/M/converse | /model/M/converse-stream
+//                        (SigV4 checked with --aws-access-key/--aws-secret; the stream in
+//                        the binary application/vnd.amazon.eventstream framing)
+//   Cohere chat v2       POST /v2/chat                      (Authorization: Bearer)
+//   GET /health
+//
+// --port 0 lets the kernel choose; once listening, "LISTENING <port>" is printed.
+// --key KEY: the credential each provider must receive (its own header); else 401 in that
+// provider's error format.
+//
+// The answer echoes the last user text: "[<provider>:<model>] <text>" (so tests see what
+// the provider received, e.g. masked data). Test hooks in that text:
+//   TOOL        the model calls the tool "get_weather" with {"city":"Paris"}
+//   CHUNKS:N    a stream of N content pieces ("w0 ", "w1 ", ...), N <= 100000
+//   FAIL_MIDSTREAM  the stream sends two pieces then the provider's error event
+//   SLOW        200 ms between stream pieces (for client disconnects)
+//   STATUS:NNN  answer with that HTTP status and the provider's error body
+// Usage: prompt tokens = ceil(characters of the request's messages / 4), completion
+// tokens = the number of pieces.
+//
+// Diagnostics: GET /_last returns the last request seen {path, headers (credential
+// headers replaced by "present"), body}.
+'use strict';
+
+const http = require('node:http');
+const crypto = require('node:crypto');
+
+const opts = { port: 0, host: '127.0.0.1', key: null, ak: null, secret: null, delay: 0 };
+for (let i = 2; i < process.argv.length; i += 2) {
+	const a = process.argv[i], v = process.argv[i + 1];
+	if (v === undefined) { process.stderr.write(`mock-providers: ${a} needs a value\n`); process.exit(2); }
+	if (a === '--port') opts.port = Number(v);
+	else if (a === '--host') opts.host = v;
+	else if (a === '--key') opts.key = v;
+	else if (a === '--aws-access-key') opts.ak = v;
+	else if (a === '--aws-secret') opts.secret = v;
+	else if (a === '--chunk-delay-ms') opts.delay = Number(v);
+	else { process.stderr.write(`mock-providers: unknown option ${a}\n`); process.exit(2); }
+}
+
+const MAX_BODY = 8 * 1024 * 1024;
+let last = null;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function lastUserText(texts) {
+	return texts.length ? texts[texts.length - 1] : '';
+}
+
+// The reply: pieces of text (or a tool call), from the prompt's hooks.
+function plan(provider, model, text) {
+	const m = /CHUNKS:(\d+)/.exec(text);
+	const status = /STATUS:(\d{3})/.exec(text);
+	let pieces;
+	if (m) {
+		const n = Math.min(Number(m[1]), 100000);
+		pieces = Array.from({ length: n }, (_, i) => `w${i} `);
+	} else {
+		const full = `[${provider}:${model}] ${text}`;
+		pieces = full.match(/\S+\s*/g) || [''];
+	}
+	return {
+		pieces,
+		tool: text.includes('TOOL'),
+		fail: text.includes('FAIL_MIDSTREAM'),
+		slow: text.includes('SLOW') ? 200 : opts.delay,
+		status: status ? Number(status[1]) : 0,
+	};
+}
+
+function promptTokens(obj) {
+	return Math.ceil(JSON.stringify(obj || '').length / 4);
+}
+
+function json(res, status, body, headers = {}) {
+	const s = JSON.stringify(body);
+	res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(s), ...headers });
+	res.end(s);
+}
+
+// ---- Anthropic -------------------------------------------------------------------------
+
+function anthropicError(res, status, type, message) {
+	json(res, status, { type: 'error', error: { type, message } });
+}
+
+function anthropicTexts(body) {
+	const out = [];
+	for (const m of body.messages || []) {
+		if (m.role !== 'user') continue;
+		if (typeof m.content === 'string') out.push(m.content);
+		else for (const b of m.content || []) if (b.type === 'text') out.push(b.text);
+	}
+	return out;
+}
+
+async function anthropic(req, res, body) {
+	if (req.headers['anthropic-version'] !== '2023-06-01')
+		return anthropicError(res, 400, 'invalid_request_error', 'anthropic-version header is required');
+	if (opts.key && req.headers['x-api-key'] !== opts.key)
+		return anthropicError(res, 401, 'authentication_error', 'invalid x-api-key');
+	if (typeof body.max_tokens !== 'number')
+		return anthropicError(res, 400, 'invalid_request_error', 'max_tokens: Field required');
+	const p = plan('anthropic', body.model, lastUserText(anthropicTexts(body)));
+	if (p.status === 529) return anthropicError(res, 529, 'overloaded_error', 'Overloaded');
+	if (p.status) return anthropicError(res, p.status, 'api_error', `status ${p.status} requested`);
+	const id = 'msg_' + crypto.randomBytes(8).toString('hex');
+	const input = promptTokens(body.messages);
+	const stop = p.tool ? 'tool_use' : 'end_turn';
+	if (!body.stream) {
+		const content = [{ type: 'text', text: p.pieces.join('') }];
+		if (p.tool) content.push({ type: 'tool_use', id: 'toolu_mock1', name: 'get_weather', input: { city: 'Paris' } });
+		return json(res, 200, { id, type: 'message', role: 'assistant', model: body.model, content,
+			stop_reason: stop, stop_sequence: null, usage: { input_tokens: input, output_tokens: p.pieces.length } });
+	}
+	res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+	const ev = (type, data) => res.write(`event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`);
+	ev('message_start', { message: { id, type: 'message', role: 'assistant', content: [], model: body.model,
+		stop_reason: null, stop_sequence: null, usage: { input_tokens: input, output_tokens: 1 } } });
+	ev('content_block_start', { index: 0, content_block: { type: 'text', text: '' } });
+	ev('ping', {});
+	for (let i = 0; i < p.pieces.length; i++) {
+		if (res.destroyed) return;
+		if (p.fail && i === 2) {
+			ev('error', { error: { type: 'overloaded_error', message: 'Overloaded' } });
+			return res.end();
+		}
+		ev('content_block_delta', { index: 0, delta: { type: 'text_delta', text: p.pieces[i] } });
+		if (p.slow) await sleep(p.slow);
+	}
+	ev('content_block_stop', { index: 0 });
+	if (p.tool) {
+		ev('content_block_start', { index: 1, content_block: { type: 'tool_use', id: 'toolu_mock1', name: 'get_weather', input: {} } });
+		ev('content_block_delta', { index: 1, delta: { type: 'input_json_delta', partial_json: '{"city":' } });
+		ev('content_block_delta', { index: 1, delta: { type: 'input_json_delta', partial_json: ' "Paris"}' } });
+		ev('content_block_stop', { index: 1 });
+	}
+	ev('message_delta', { delta: { stop_reason: stop, stop_sequence: null }, usage: { output_tokens: p.pieces.length } });
+	ev('message_stop', {});
+	res.end();
+}
+
+// ---- Gemini ----------------------------------------------------------------------------
+
+function geminiError(res, status, message) {
+	const st = { 400: 'INVALID_ARGUMENT', 401: 'UNAUTHENTICATED', 403: 'PERMISSION_DENIED', 429: 'RESOURCE_EXHAUSTED', 500: 'INTERNAL', 503: 'UNAVAILABLE' };
+	json(res, status, { error: { code: status, message, status: st[status] || 'UNKNOWN' } });
+}
+
+async function gemini(req, res, body, model, method, url) {
+	if (opts.key && req.headers['x-goog-api-key'] !== opts.key)
+		return geminiError(res, 403, 'API key not valid. Please pass a valid API key.');
+	if (method === 'embedContent' || method === 'batchEmbedContents') {
+		const reqs = method === 'embedContent' ? [body] : body.requests || [];
+		const embs = reqs.map((r) => {
+			const t = ((r.content || {}).parts || []).map((x) => x.text || '').join('');
+			return { values: [t.length, 0.5, -0.5] };
+		});
+		return json(res, 200, method === 'embedContent' ? { embedding: embs[0] } : { embeddings: embs });
+	}
+	const texts = [];
+	for (const c of body.contents || []) if (c.role === 'user') for (const part of c.parts || []) if (part.text) texts.push(part.text);
+	const p = plan('gemini', model, lastUserText(texts));
+	if (p.status) return geminiError(res, p.status, `status ${p.status} requested`);
+	const prompt = promptTokens(body.contents);
+	const usage = (n) => ({ promptTokenCount: prompt, candidatesTokenCount: n, totalTokenCount: prompt + n });
+	if (method === 'generateContent') {
+		const parts = [{ text: p.pieces.join('') }];
+		if (p.tool) parts.push({ functionCall: { name: 'get_weather', args: { city: 'Paris' } } });
+		return json(res, 200, { candidates: [{ content: { parts, role: 'model' }, finishReason: 'STOP', index: 0 }],
+			usageMetadata: usage(p.pieces.length), modelVersion: model });
+	}
+	if (method !== 'streamGenerateContent' || url.searchParams.get('alt') !== 'sse')
+		return geminiError(res, 400, 'unsupported method or missing alt=sse');
+	res.writeHead(200, { 'content-type': 'text/event-stream' });
+	for (let i = 0; i < p.pieces.length; i++) {
+		if (res.destroyed) return;
+		if (p.fail && i === 2) {
+			res.write(`data: ${JSON.stringify({ error: { code: 503, message: 'The model is overloaded.', status: 'UNAVAILABLE' } })}\r\n\r\n`);
+			return res.end();
+		}
+		const lastPiece = i === p.pieces.length - 1;
+		const parts = [{ text: p.pieces[i] }];
+		if (lastPiece && p.tool) parts.push({ functionCall: { name: 'get_weather', args: { city: 'Paris' } } });
+		const cand = { content: { parts, role: 'model' }, index: 0 };
+		if (lastPiece) cand.finishReason = 'STOP';
+		res.write(`data: ${JSON.stringify({ candidates: [cand], usageMetadata: usage(i + 1), modelVersion: model })}\r\n\r\n`);
+		if (p.slow) await sleep(p.slow);
+	}
+	res.end();
+}
+
+// ---- Bedrock ---------------------------------------------------------------------------
+
+const hmac = (k, s) => crypto.createHmac('sha256', k).update(s).digest();
+const sha256 = (s) => crypto.createHash('sha256').update(s).digest('hex');
+const enc = (s) => encodeURIComponent(s).replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase());
+
+// Recomputes the SigV4 signature of the request (AWS's algorithm, independently of the
+// adapter's C code). Returns null when valid, else a message.
+function sigv4Problem(req, raw) {
+	const auth = req.headers.authorization || '';
+	const m = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request, SignedHeaders=([^,]+), Signature=([0-9a-f]{64})$/.exec(auth);
+	if (!m) return 'missing or malformed SigV4 Authorization';
+	const [, ak, date, region, service, signed, sig] = m;
+	if (ak !== opts.ak) return 'unknown access key';
+	const amzDate = req.headers['x-amz-date'] || '';
+	if (amzDate.slice(0, 8) !== date) return 'x-amz-date does not match the credential scope';
+	const path = req.url.split('?')[0].split('/').map((seg) => enc(seg)).join('/');
+	const names = signed.split(';');
+	const canonHeaders = names.map((n) => `${n}:${String(req.headers[n] || '').trim()}\n`).join('');
+	const creq = ['POST', path, '', canonHeaders, signed, sha256(raw)].join('\n');
+	const scope = `${date}/${region}/${service}/aws4_request`;
+	const sts = ['AWS4-HMAC-SHA256', amzDate, scope, sha256(creq)].join('\n');
+	const k = hmac(hmac(hmac(hmac('AWS4' + opts.secret, date), region), service), 'aws4_request');
+	const want = hmac(k, sts).toString('hex');
+	return crypto.timingSafeEqual(Buffer.from(want), Buffer.from(sig)) ? null : 'signature mismatch';
+}
+
+let crcTable = null;
+function crc32(buf) {
+	if (!crcTable) {
+		crcTable = new Uint32Array(256);
+		for (let i = 0; i < 256; i++) {
+			let c = i;
+			for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+			crcTable[i] = c >>> 0;
+		}
+	}
+	let c = 0xffffffff;
+	for (const b of buf) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8);
+	return (c ^ 0xffffffff) >>> 0;
+}
+
+// One event-stream message with string headers.
+function esMessage(headers, payload) {
+	const hb = [];
+	for (const [k, v] of Object.entries(headers)) {
+		const kb = Buffer.from(k), vb = Buffer.from(v);
+		hb.push(Buffer.from([kb.length]), kb, Buffer.from([7, vb.length >> 8, vb.length & 0xff]), vb);
+	}
+	const h = Buffer.concat(hb), p = Buffer.from(payload);
+	const total = 16 + h.length + p.length;
+	const prelude = Buffer.alloc(8);
+	prelude.writeUInt32BE(total, 0);
+	prelude.writeUInt32BE(h.length, 4);
+	const pc = Buffer.alloc(4);
+	pc.writeUInt32BE(crc32(prelude), 0);
+	const body = Buffer.concat([prelude, pc, h, p]);
+	const mc = Buffer.alloc(4);
+	mc.writeUInt32BE(crc32(body), 0);
+	return Buffer.concat([body, mc]);
+}
+
+const esEvent = (type, obj) => esMessage({ ':event-type': type, ':content-type': 'application/json', ':message-type': 'event' }, JSON.stringify(obj));
+
+async function bedrock(req, res, body, raw, model, op) {
+	if (opts.ak) {
+		const problem = sigv4Problem(req, raw);
+		if (problem) return json(res, 403, { message: `The request signature we calculated does not match (${problem}).` },
+			{ 'x-amzn-errortype': 'UnrecognizedClientException' });
+	}
+	const texts = [];
+	for (const m of body.messages || []) if (m.role === 'user') for (const c of m.content || []) if (c.text) texts.push(c.text);
+	const p = plan('bedrock', model, lastUserText(texts));
+	if (p.status === 429) return json(res, 429, { message: 'Too many requests, please wait before trying again.' }, { 'x-amzn-errortype': 'ThrottlingException' });
+	if (p.status) return json(res, p.status, { message: `status ${p.status} requested` });
+	const input = promptTokens(body.messages);
+	const stop = p.tool ? 'tool_use' : 'end_turn';
+	if (op === 'converse') {
+		const content = [{ text: p.pieces.join('') }];
+		if (p.tool) content.push({ toolUse: { toolUseId: 'tooluse_mock1', name: 'get_weather', input: { city: 'Paris' } } });
+		return json(res, 200, { output: { message: { role: 'assistant', content } }, stopReason: stop,
+			usage: { inputTokens: input, outputTokens: p.pieces.length, totalTokens: input + p.pieces.length }, metrics: { latencyMs: 1 } });
+	}
+	res.writeHead(200, { 'content-type': 'application/vnd.amazon.eventstream' });
+	res.write(esEvent('messageStart', { role: 'assistant', p: 'abcd' }));
+	for (let i = 0; i < p.pieces.length; i++) {
+		if (res.destroyed) return;
+		if (p.fail && i === 2) {
+			res.write(esMessage({ ':exception-type': 'modelStreamErrorException', ':content-type': 'application/json', ':message-type': 'exception' },
+				JSON.stringify({ message: 'The model stream failed.' })));
+			return res.end();
+		}
+		res.write(esEvent('contentBlockDelta', { contentBlockIndex: 0, delta: { text: p.pieces[i] }, p: 'ab' }));
+		if (p.slow) await sleep(p.slow);
+	}
+	res.write(esEvent('contentBlockStop', { contentBlockIndex: 0 }));
+	if (p.tool) {
+		res.write(esEvent('contentBlockStart', { contentBlockIndex: 1, start: { toolUse: { toolUseId: 'tooluse_mock1', name: 'get_weather' } } }));
+		res.write(esEvent('contentBlockDelta', { contentBlockIndex: 1, delta: { toolUse: { input: '{"city": "Paris"}' } } }));
+		res.write(esEvent('contentBlockStop', { contentBlockIndex: 1 }));
+	}
+	res.write(esEvent('messageStop', { stopReason: stop }));
+	res.write(esEvent('metadata', { usage: { inputTokens: input, outputTokens: p.pieces.length, totalTokens: input + p.pieces.length }, metrics: { latencyMs: 1 } }));
+	res.end();
+}
+
+// ---- Cohere chat v2 --------------------------------------------------------------------
+
+async function cohere(req, res, body) {
+	if (opts.key && req.headers.authorization !== `Bearer ${opts.key}`)
+		return json(res, 401, { message: 'invalid api token' });
+	const texts = (body.messages || []).filter((m) => m.role === 'user').map((m) => (typeof m.content === 'string' ? m.content : ''));
+	const p = plan('cohere', body.model, lastUserText(texts));
+	const input = promptTokens(body.messages);
+	const usage = { billed_units: { input_tokens: input, output_tokens: p.pieces.length }, tokens: { input_tokens: input, output_tokens: p.pieces.length } };
+	if (!body.stream)
+		return json(res, 200, { id: 'c-' + crypto.randomBytes(4).toString('hex'), finish_reason: 'COMPLETE',
+			message: { role: 'assistant', content: [{ type: 'text', text: p.pieces.join('') }] }, usage });
+	res.writeHead(200, { 'content-type': 'text/event-stream' });
+	const ev = (type, data) => res.write(`event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`);
+	ev('message-start', { id: 'c1', delta: { message: { role: 'assistant' } } });
+	for (const piece of p.pieces) ev('content-delta', { index: 0, delta: { message: { content: { text: piece } } } });
+	ev('message-end', { delta: { finish_reason: 'COMPLETE', usage } });
+	res.end();
+}
+
+// ---- server ----------------------------------------------------------------------------
+
+const server = http.createServer((req, res) => {
+	const chunks = [];
+	let size = 0;
+	req.on('data', (c) => {
+		size += c.length;
+		if (size > MAX_BODY) req.destroy();
+		else chunks.push(c);
+	});
+	req.on('end', async () => {
+		const raw = Buffer.concat(chunks);
+		const url = new URL(req.url, 'http://mock');
+		if (req.method === 'GET' && url.pathname === '/health') return json(res, 200, { status: 'ok' });
+		if (req.method === 'GET' && url.pathname === '/_last') return json(res, 200, last);
+		let body;
+		try {
+			body = raw.length ? JSON.parse(raw.toString('utf8')) : {};
+		} catch {
+			return json(res, 400, { error: { message: 'invalid JSON' } });
+		}
+		const hdrs = { ...req.headers };
+		for (const h of ['authorization', 'x-api-key', 'x-goog-api-key', 'api-key']) if (hdrs[h]) hdrs[h] = 'present';
+		last = { path: req.url, headers: hdrs, body };
+		try {
+			let m;
+			if (req.method === 'POST' && url.pathname === '/v1/messages') return await anthropic(req, res, body);
+			if (req.method === 'POST' && (m = /^\/v1beta\/models\/([^/:]+):(\w+)$/.exec(url.pathname)))
+				return await gemini(req, res, body, decodeURIComponent(m[1]), m[2], url);
+			if (req.method === 'POST' && (m = /^\/model\/([^/]+)\/(converse|converse-stream)$/.exec(url.pathname)))
+				return await bedrock(req, res, body, raw, decodeURIComponent(m[1]), m[2]);
+			if (req.method === 'POST' && url.pathname === '/v2/chat') return await cohere(req, res, body);
+			json(res, 404, { error: { message: `no route ${req.method} ${url.pathname}` } });
+		} catch (e) {
+			if (!res.headersSent) json(res, 500, { error: { message: String(e) } });
+			else res.destroy();
+		}
+	});
+});
+
+server.listen(opts.port, opts.host, () => {
+	process.stdout.write(`LISTENING ${server.address().port}\n`);
+});
+process.on('SIGTERM', () => server.close(() => process.exit(0)));
+process.on('SIGINT', () => server.close(() => process.exit(0)));

@@ -1,0 +1,199 @@
+/* Unit tests of the limits stage (limit/stage.c) without a network: definitions in the
+ * catalogue store, a request context as the earlier stages leave it, the verdict and the
+ * x-ratelimit values, estimates, and the ACK variables they become. */
+#include "config/config.h"
+#include "limit/defs.h"
+#include "limit/limiter.h"
+#include "limit/stage.h"
+#include "pipeline/pipeline.h"
+#include "state/state.h"
+
+#include "testlib.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const k_body = "{\"model\":\"m1\",\"messages\":[],\"max_tokens\":100}";
+
+/* A catalogue with model m1 (id 7, priced 1000 per million tokens both ways) and the
+ * given limit definitions. */
+static void load(const struct lim_def *defs, size_t n)
+{
+	struct state *s = state_new();
+	struct st_model m;
+
+	memset(&m, 0, sizeof(m));
+	m.id = 7;
+	snprintf(m.name, sizeof(m.name), "m1");
+	snprintf(m.backend, sizeof(m.backend), "be_x");
+	m.price_in = m.price_out = 1000;
+	state_put_model(s, &m);
+	for (size_t i = 0; i < n; i++)
+		limdefs_put(state_limits(s), &defs[i]);
+	store_replace(s);
+}
+
+static struct lim_def def(int64_t id, enum lim_scope sc, enum lim_dim dim, enum lim_algo a,
+			  int64_t amount, int64_t window_ms)
+{
+	struct lim_def d;
+
+	memset(&d, 0, sizeof(d));
+	d.id = id;
+	d.scope = sc;
+	d.dim = dim;
+	d.p.algo = a;
+	d.p.amount = amount;
+	d.p.window_us = window_ms * 1000;
+	return d;
+}
+
+/* A context as `route` leaves it: allowed, tenant 1, key 2, model m1. */
+static void ctx_init(struct pl_ctx *ctx, const char *body)
+{
+	struct pl_policy pol = { 0, 0 };
+
+	pl_ctx_init(ctx, &pol);
+	ctx->tenant_id = 1;
+	ctx->key_id = 2;
+	ctx->service = PL_SVC_CHAT;
+	ctx->out.allow = 1;
+	snprintf(ctx->out.model, sizeof(ctx->out.model), "m1");
+	snprintf(ctx->out.backend, sizeof(ctx->out.backend), "be_x");
+	ctx->in.body.ptr = body;
+	ctx->in.body.len = strlen(body);
+	ctx->in.body_len = (int64_t)strlen(body);
+	jscan_top(body, strlen(body), JSCAN_DEFAULT_DEPTH, &ctx->json);
+}
+
+static void setup(void)
+{
+	struct jr_config cfg;
+
+	config_defaults(&cfg);
+	limits_configure(&cfg);
+	lim_local_destroy();
+	lim_local_init(1000);
+}
+
+static void test_estimate(void)
+{
+	struct pl_ctx ctx;
+	int64_t p, c;
+
+	setup();
+	ctx_init(&ctx, k_body);
+	limits_estimate(&ctx, &p, &c);
+	CHECK_EQ_INT(p, (int64_t)(strlen(k_body) + 3) / 4);
+	CHECK_EQ_INT(c, 100);
+	ctx_init(&ctx, "{\"model\":\"m1\"}");
+	limits_estimate(&ctx, &p, &c);
+	CHECK_EQ_INT(c, 256); /* limits_default_max_tokens */
+	ctx.service = PL_SVC_EMBEDDINGS;
+	limits_estimate(&ctx, &p, &c);
+	CHECK_EQ_INT(c, 0);
+}
+
+static void test_no_limits_admits(void)
+{
+	struct pl_ctx ctx;
+
+	setup();
+	load(NULL, 0);
+	ctx_init(&ctx, k_body);
+	CHECK_EQ_INT(pl_stage_limits(&ctx), PL_NEXT);
+	CHECK(ctx.out.allow);
+	CHECK_EQ_INT(ctx.out.rl[0].limit, -1);
+}
+
+static void test_rate_refusal_and_headers(void)
+{
+	struct lim_def d[2] = { def(1, LS_KEY, LD_REQUESTS, LIM_SLIDING_WINDOW, 2, 60000),
+				def(2, LS_TENANT, LD_TOKENS, LIM_TOKEN_BUCKET, 10000, 60000) };
+	struct pl_ctx ctx;
+	uint8_t buf[4096];
+	int n;
+
+	setup();
+	load(d, 2);
+	ctx_init(&ctx, k_body);
+	CHECK_EQ_INT(pl_stage_limits(&ctx), PL_NEXT);
+	CHECK_EQ_INT(ctx.out.rl[0].limit, 2);
+	CHECK_EQ_INT(ctx.out.rl[0].remaining, 1);
+	CHECK_EQ_INT(ctx.out.rl[0].reset_ms, 60000);
+	CHECK_EQ_INT(ctx.out.rl[1].limit, 10000);
+	CHECK(ctx.out.rl[1].remaining < 10000 - 100);
+	n = pl_ack_encode(&ctx.out, 1, 1, buf, sizeof(buf), sizeof(buf));
+	CHECK(n > 0);
+	CHECK(memmem(buf, (size_t)n, "rl_rem_req", 10) != NULL);
+	CHECK(memmem(buf, (size_t)n, "1m0s", 4) != NULL);
+	pl_ctx_clear(&ctx);
+	ctx_init(&ctx, k_body);
+	CHECK_EQ_INT(pl_stage_limits(&ctx), PL_NEXT);
+	ctx_init(&ctx, k_body);
+	CHECK_EQ_INT(pl_stage_limits(&ctx), PL_DONE);
+	CHECK(!ctx.out.allow);
+	CHECK_EQ_INT(ctx.out.status, 429);
+	CHECK_EQ_INT(ctx.out.reason, PL_R_RATE_LIMITED);
+	CHECK_EQ_STR(ctx.out.err_type, "rate_limit_error");
+	CHECK_EQ_STR(ctx.out.err_code, "rate_limit_exceeded");
+	CHECK(ctx.out.retry_after >= 59 && ctx.out.retry_after <= 60);
+	CHECK_EQ_INT(ctx.out.rl[0].remaining, 0);
+	CHECK_EQ_STR(ctx.out.backend, ""); /* never routed */
+	n = pl_ack_encode(&ctx.out, 1, 1, buf, sizeof(buf), sizeof(buf));
+	CHECK(n > 0 && memmem(buf, (size_t)n, "rl_lim_req", 10) != NULL);
+	/* The refused request took nothing from the tenant's tokens: same remaining. */
+	{
+		int64_t before = ctx.out.rl[1].remaining;
+		ctx_init(&ctx, k_body);
+		pl_stage_limits(&ctx);
+		CHECK_EQ_INT(ctx.out.rl[1].remaining, before);
+	}
+}
+
+static void test_budget_is_insufficient_quota(void)
+{
+	/* 0.1 currency units = 100,000 micro-units; a request costs ~ (prompt + 100) * 1000. */
+	struct lim_def d[1] = { def(3, LS_TENANT, LD_BUDGET, LIM_PERIOD_DAY, 100000, 0) };
+	struct pl_ctx ctx;
+
+	setup();
+	load(d, 1);
+	ctx_init(&ctx, k_body);
+	CHECK_EQ_INT(pl_stage_limits(&ctx), PL_DONE);
+	CHECK_EQ_INT(ctx.out.status, 429);
+	CHECK_EQ_INT(ctx.out.reason, PL_R_QUOTA_EXCEEDED);
+	CHECK_EQ_STR(ctx.out.err_type, "insufficient_quota");
+	CHECK_EQ_STR(ctx.out.err_code, "insufficient_quota");
+	CHECK(ctx.out.retry_after >= 1);
+	/* A smaller request fits. */
+	ctx_init(&ctx, "{\"model\":\"m1\",\"max_tokens\":10}");
+	CHECK_EQ_INT(pl_stage_limits(&ctx), PL_NEXT);
+}
+
+static void test_denied_earlier_is_untouched(void)
+{
+	struct lim_def d[1] = { def(4, LS_KEY, LD_REQUESTS, LIM_SLIDING_WINDOW, 1, 60000) };
+	struct pl_ctx ctx;
+
+	setup();
+	load(d, 1);
+	ctx_init(&ctx, k_body);
+	ctx.out.allow = 0; /* an earlier stage refused */
+	CHECK_EQ_INT(pl_stage_limits(&ctx), PL_NEXT);
+	ctx_init(&ctx, k_body);
+	CHECK_EQ_INT(pl_stage_limits(&ctx), PL_NEXT); /* the refused one was not counted */
+}
+
+int main(void)
+{
+	store_init();
+	RUN(test_estimate);
+	RUN(test_no_limits_admits);
+	RUN(test_rate_refusal_and_headers);
+	RUN(test_budget_is_insufficient_quota);
+	RUN(test_denied_earlier_is_untouched);
+	lim_local_destroy();
+	store_destroy();
+	TEST_END();
+}
