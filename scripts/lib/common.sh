@@ -446,9 +446,8 @@ jr_adapter_models() {
 			--upstream 'anthropic.claude-3-haiku-20240307-v1:0' >/dev/null &&
 		printf '%s' "$JR_PROVIDERS_KEY" | jr_ctl credential set be_prov --header x-api-key --scheme raw >/dev/null &&
 		printf '%s' "$JR_PROVIDERS_AWS" | jr_ctl credential set be_bedrock --header authorization --scheme bearer >/dev/null &&
-		psql -X -q -v ON_ERROR_STOP=1 -d "$JR_DATABASE" \
-			-c "SELECT jairouter.set_endpoint('be_prov', '$JR_PROVIDERS_URL')" \
-			-c "SELECT jairouter.set_endpoint('be_bedrock', '$JR_PROVIDERS_URL', 'eu-west-1')" \
-			-c "SELECT jairouter.set_endpoint('be_mock', '$JR_MOCK_URL/v1')" >/dev/null || return 1
+		jr_ctl endpoint set be_prov "$JR_PROVIDERS_URL" >/dev/null &&
+		jr_ctl endpoint set be_bedrock "$JR_PROVIDERS_URL" --region eu-west-1 >/dev/null &&
+		jr_ctl endpoint set be_mock "$JR_MOCK_URL/v1" >/dev/null || return 1
 	echo "anthropic=anthropic-model,gemini=gemini-model,bedrock=bedrock-model"
 }

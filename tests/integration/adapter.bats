@@ -29,9 +29,9 @@ setup_file() {
 	jr_ctl model add bedrock-pub be_bedrock --provider bedrock --upstream 'anthropic.claude-3-haiku-20240307-v1:0' >/dev/null
 	jr_ctl model add cohere-pub be_prov --provider cohere --upstream command-r >/dev/null
 	jr_ctl model add gpt-pub be_mock --provider vllm --upstream gpt-up >/dev/null
-	jr_psql -q -c "SELECT jairouter.set_endpoint('be_prov', '$JR_PROVIDERS_URL')" \
-		-c "SELECT jairouter.set_endpoint('be_bedrock', '$JR_PROVIDERS_URL', 'eu-west-1')" \
-		-c "SELECT jairouter.set_endpoint('be_mock', '$JR_MOCK_URL/v1')"
+	jr_ctl endpoint set be_prov "$JR_PROVIDERS_URL" >/dev/null
+	jr_ctl endpoint set be_bedrock "$JR_PROVIDERS_URL" --region eu-west-1 >/dev/null
+	jr_ctl endpoint set be_mock "$JR_MOCK_URL/v1" >/dev/null
 	KEY=$(issue_key acme)
 	KEY_M=$(issue_key masked)
 	export KEY KEY_M
@@ -225,7 +225,10 @@ adapter_metric() {
 }
 
 @test "masking: the provider sees masked data; reject refuses; answers are masked when asked" {
-	jr_psql -q -c "SELECT jairouter.set_tenant_masking('masked', '{\"responses\": true, \"rules\": [{\"detector\": \"email\", \"action\": \"label\"}, {\"detector\": \"cn_mobile\", \"action\": \"mask\"}, {\"detector\": \"card\", \"action\": \"reject\"}, {\"detector\": \"regex\", \"pattern\": \"ACME-[0-9]{4}\", \"action\": \"label\", \"label\": \"PROJECT\"}]}')"
+	jr_ctl masking set masked '{"responses": true, "rules": [{"detector": "email", "action": "label"}, {"detector": "cn_mobile", "action": "mask"}, {"detector": "card", "action": "reject"}, {"detector": "regex", "pattern": "ACME-[0-9]{4}", "action": "label", "label": "PROJECT"}]}' >/dev/null
+	# a policy the adapter could not apply is refused by the database
+	run jr_ctl masking set masked '{"rules": [{"detector": "regex", "action": "label"}]}'
+	[[ $status != 0 ]]
 	eventually 5 masked_echo
 	# an OpenAI-compatible model detours through the adapter for this tenant only
 	BODY='{"model":"gpt-pub","messages":[{"role":"user","content":"x"}]}' auth_chat "$KEY_M"
@@ -244,6 +247,14 @@ adapter_metric() {
 	! curl -fsS "$JR_ADAPTER_URL/metrics" | grep -q 'example.com'
 	# another tenant is not masked
 	BODY='{"model":"claude-pub","messages":[{"role":"user","content":"mail bob@example.com"}]}' auth_chat "$KEY"
+	[[ $(json 'b.choices[0].message.content') == *bob@example.com ]]
+	# masking off: the tenant's data goes as it is
+	jr_ctl masking off masked >/dev/null
+	eventually 5 unmasked_echo
+}
+
+unmasked_echo() {
+	BODY='{"model":"claude-pub","messages":[{"role":"user","content":"mail bob@example.com"}]}' auth_chat "$KEY_M"
 	[[ $(json 'b.choices[0].message.content') == *bob@example.com ]]
 }
 

@@ -1,0 +1,193 @@
+/* The agent's adapter stage (spoa/src/pipeline/adapter.c): which requests detour
+ * through jairouter-adapter, and the route it writes for them. */
+#include "testlib.h"
+
+#include "fixtures.h"
+#include "pipeline/pipeline.h"
+#include "state/endpoints.h"
+#include "state/policy.h"
+#include "state/state.h"
+
+#define KEY "jr-00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+#define KEY_M "jr-ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"
+
+static void put_model(struct state *s, int64_t id, const char *name, const char *backend,
+		      const char *provider, const char *upstream)
+{
+	struct st_model m;
+
+	memset(&m, 0, sizeof(m));
+	m.id = id;
+	snprintf(m.name, sizeof(m.name), "%s", name);
+	snprintf(m.backend, sizeof(m.backend), "%s", backend);
+	snprintf(m.provider, sizeof(m.provider), "%s", provider);
+	snprintf(m.upstream, sizeof(m.upstream), "%s", upstream ? upstream : "");
+	m.services = FX_SERVICES_ALL;
+	m.caps = ST_CAP_STREAMING;
+	m.price_in = m.price_out = -1;
+	state_put_model(s, &m);
+}
+
+static void put_key(struct state *s, int64_t id, int64_t tenant, const char *key)
+{
+	struct st_key k;
+
+	memset(&k, 0, sizeof(k));
+	k.id = id;
+	k.tenant_id = tenant;
+	auth_key_hash(key, strlen(key), k.hash);
+	snprintf(k.prefix, sizeof(k.prefix), "%.11s", key);
+	state_put_key(s, &k);
+}
+
+static void load(void)
+{
+	struct state *s = state_new();
+	struct st_tenant t1 = { 1, "acme", ST_ACTIVE }, t2 = { 2, "masked", ST_ACTIVE };
+	struct st_endpoint e1 = { .id = 1, .backend = "be_mock", .base_url = "http://10.0.0.1:8000/v1", .meter = 1 };
+	struct st_endpoint e2 = { .id = 2, .backend = "be_bedrock", .region = "eu-west-1", .meter = 1 };
+	struct st_masking mk = { .tenant_id = 2, .enabled = 1, .policy = "{\"rules\":[{\"detector\":\"email\"}]}" };
+
+	state_put_tenant(s, &t1);
+	state_put_tenant(s, &t2);
+	put_key(s, 1, 1, KEY);
+	put_key(s, 2, 2, KEY_M);
+	put_model(s, 1, "gpt", "be_mock", "vllm", "Qwen/Qwen2.5");
+	put_model(s, 2, "plain", "be_plain", "openai", NULL);
+	put_model(s, 3, "claude", "be_prov", "anthropic", "claude-up");
+	put_model(s, 4, "br", "be_bedrock", "bedrock", "anthropic.claude-v2:1");
+	put_model(s, 5, "co", "be_prov", "cohere", "command-r");
+	put_model(s, 6, "az", "be_az", "azure_openai", "deploy");
+	adapter_put_endpoint(state_adapter(s), &e1);
+	adapter_put_endpoint(state_adapter(s), &e2);
+	adapter_put_masking(state_adapter(s), &mk);
+	store_replace(s);
+	store_set_db_online(1);
+}
+
+static void nop(struct pl_ctx *ctx, void *arg)
+{
+	(void)ctx;
+	(void)arg;
+}
+
+/* Decides one request; *v gets the verdict. */
+static void decide(const char *key, const char *path, const char *body, struct pl_verdict *v)
+{
+	struct fx_arg args[5];
+	uint8_t buf[4096];
+	char auth[128];
+	size_t len;
+	struct pl_ctx ctx;
+	struct pl_policy pol = { 0, 2000 };
+	int n = 0;
+
+	snprintf(auth, sizeof(auth), "Bearer %s", key);
+	args[n++] = (struct fx_arg){ "method", spop_cstr("POST") };
+	args[n++] = (struct fx_arg){ "path", spop_cstr(path) };
+	args[n++] = (struct fx_arg){ "authorization", spop_cstr(auth) };
+	args[n++] = (struct fx_arg){ "cred_count", spop_int64(1) };
+	args[n++] = (struct fx_arg){ "body", spop_cstr(body) };
+	pl_ctx_init(&ctx, &pol);
+	len = fx_build_payload(buf, sizeof(buf), "jairouter-request", args, n);
+	CHECK_EQ_INT(pl_request_decode(&ctx, buf, len), PL_DECODE_OK);
+	CHECK_EQ_INT(pl_start(&ctx, pl_default_stages, pl_default_nstages, nop, nop, NULL), 1);
+	*v = ctx.out;
+	v->body = NULL;
+	pl_ctx_clear(&ctx);
+}
+
+static struct pl_verdict v;
+
+static void chat(const char *key, const char *model, int stream)
+{
+	char body[256];
+
+	snprintf(body, sizeof(body), "{\"model\":\"%s\",\"stream\":%s,\"messages\":[]}", model,
+		 stream ? "true" : "false");
+	decide(key, "/v1/chat/completions", body, &v);
+}
+
+static void direct_requests_stay_direct(void)
+{
+	chat(KEY, "gpt", 0);
+	CHECK_EQ_INT(v.allow, 1);
+	CHECK_EQ_STR(v.backend, "be_mock");
+	CHECK_EQ_STR(v.adapter, "");
+	CHECK_EQ_STR(v.upstream_model, "Qwen/Qwen2.5"); /* the direct path's body rewrite */
+	/* streamed, but its backend has no endpoint: nothing to meter through */
+	chat(KEY, "plain", 1);
+	CHECK_EQ_STR(v.backend, "be_plain");
+	CHECK_EQ_STR(v.adapter, "");
+	/* Cohere's rerank is what /v1/rerank clients speak */
+	decide(KEY, "/v1/rerank", "{\"model\":\"co\",\"query\":\"q\",\"documents\":[\"a\"]}", &v);
+	CHECK_EQ_STR(v.backend, "be_prov");
+	CHECK_EQ_STR(v.adapter, "");
+}
+
+static void metered_stream(void)
+{
+	chat(KEY, "gpt", 1);
+	CHECK_EQ_INT(v.allow, 1);
+	CHECK_EQ_STR(v.backend, "be_adapter");
+	CHECK_EQ_STR(v.adapter, "p=vllm&u=http%3A%2F%2F10.0.0.1%3A8000%2Fv1&m=Qwen%2FQwen2.5&pm=gpt&mt=1&t=acme&be=be_mock");
+	CHECK_EQ_STR(v.upstream_model, ""); /* the adapter renames, no Lua rewrite */
+	CHECK_EQ_STR(v.model_rewrite, "");
+}
+
+static void translated_providers(void)
+{
+	chat(KEY, "claude", 0);
+	CHECK_EQ_STR(v.backend, "be_adapter");
+	CHECK_EQ_STR(v.adapter, "p=anthropic&m=claude-up&pm=claude&t=acme&be=be_prov");
+	chat(KEY, "br", 1);
+	CHECK_EQ_STR(v.adapter, "p=bedrock&m=anthropic.claude-v2%3A1&pm=br&r=eu-west-1&mt=1&t=acme&be=be_bedrock");
+	chat(KEY, "co", 0);
+	CHECK_EQ_STR(v.adapter, "p=cohere&m=command-r&pm=co&t=acme&be=be_prov");
+	/* Azure has no public default URL: its backend needs an endpoint */
+	chat(KEY, "az", 0);
+	CHECK_EQ_INT(v.allow, 0);
+	CHECK_EQ_INT(v.status, 503);
+	CHECK_EQ_STR(v.err_code, "adapter_endpoint_missing");
+}
+
+static void messages_clients(void)
+{
+	decide(KEY, "/v1/messages", "{\"model\":\"gpt\",\"max_tokens\":5,\"messages\":[]}", &v);
+	CHECK_EQ_STR(v.backend, "be_adapter");
+	CHECK(strncmp(v.adapter, "p=vllm&u=", 9) == 0);
+	/* an OpenAI-compatible backend without an endpoint is never sent to a public URL */
+	decide(KEY, "/v1/messages", "{\"model\":\"plain\",\"max_tokens\":5,\"messages\":[]}", &v);
+	CHECK_EQ_INT(v.status, 503);
+	CHECK_EQ_STR(v.err_code, "adapter_endpoint_missing");
+}
+
+static void masking_tenant(void)
+{
+	uint8_t ack[16384];
+	int n;
+
+	chat(KEY_M, "gpt", 0);
+	CHECK_EQ_STR(v.backend, "be_adapter");
+	CHECK_EQ_STR(v.adapter, "p=vllm&u=http%3A%2F%2F10.0.0.1%3A8000%2Fv1&m=Qwen%2FQwen2.5&pm=gpt&t=masked&be=be_mock"
+				"&mask=%7B%22rules%22%3A%5B%7B%22detector%22%3A%22email%22%7D%5D%7D");
+	/* the ACK carries it as txn.jr.adapter */
+	n = pl_ack_encode(&v, 1, 1, ack, sizeof(ack), sizeof(ack));
+	CHECK(n > 0);
+	CHECK(fx_contains(ack, (size_t)n, "adapter"));
+	CHECK(fx_contains(ack, (size_t)n, "&mask=%7B%22rules"));
+	CHECK(fx_contains(ack, (size_t)n, "be_adapter"));
+}
+
+int main(void)
+{
+	store_init();
+	load();
+	RUN(direct_requests_stay_direct);
+	RUN(metered_stream);
+	RUN(translated_providers);
+	RUN(messages_clients);
+	RUN(masking_tenant);
+	store_destroy();
+	TEST_END();
+}
