@@ -125,6 +125,7 @@ int ident_key_roles(const struct ident *id, int64_t key_id, int64_t *out, int ma
 /* Whether the model is a member of the group named name. */
 int ident_model_in_group(const struct ident *id, int64_t model_id, const char *name);
 size_t ident_count_issuers(const struct ident *id);
+void ident_each_issuer(const struct ident *id, void (*fn)(const struct id_issuer *, void *), void *arg);
 size_t ident_count_roles(const struct ident *id);
 
 #endif /* JR_AUTHZ_IDENT_H */

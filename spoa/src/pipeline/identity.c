@@ -26,6 +26,7 @@
 #include "auth/apikey.h"
 #include "authz/ident.h"
 #include "jwt/jwt.h"
+#include "oidc/oidc.h"
 
 #include <openssl/sha.h>
 
@@ -45,6 +46,7 @@ struct tok_entry {
 	int64_t valid_until;
 	int64_t issuer_id;
 	uint64_t issuer_version;
+	uint64_t oidc_gen; /* the generation of the issuer's fetched keys (oidc/) */
 	int64_t tenant_id;
 	int64_t iat; /* -1 when the token has none */
 	int nroles;
@@ -215,7 +217,8 @@ static int cached(struct pl_ctx *ctx, const struct tok_entry *e)
 	const struct ident *id = state_ident(s);
 	const struct id_issuer *is = ident_issuer_by_id(id, e->issuer_id);
 	const struct st_tenant *t = state_find_tenant(s, e->tenant_id);
-	int fresh = is && is->enabled && is->version == e->issuer_version;
+	int fresh = is && is->enabled && is->version == e->issuer_version &&
+		    (!is->discovery_url[0] || oidc_generation(e->issuer_id) == e->oidc_gen);
 	int rev = fresh && revoked(id, e->issuer_id, e->jti, e->sub, e->iat);
 	int off = !t || t->status != ST_ACTIVE;
 
@@ -272,7 +275,8 @@ static enum pl_result jwt_refused(struct pl_ctx *ctx, int rc, const struct jwt_p
 /* What the checks after the signature need, copied out of the store. */
 struct issuer_view {
 	int64_t id;
-	uint64_t version;
+	uint64_t version, oidc_gen;
+	int oidc;
 	unsigned algs;
 	char name[IDENT_NAME_MAX];
 	char audience[JWT_STR_MAX];
@@ -304,7 +308,11 @@ static int pick_key(struct pl_ctx *ctx, const struct jwt_parsed *p, struct issue
 	snprintf(v->name, sizeof(v->name), "%s", is->name);
 	snprintf(v->audience, sizeof(v->audience), "%s", is->audience);
 	ctx->issuer_id = is->id;
+	v->oidc = is->discovery_url[0] != 0;
 	n = ident_issuer_keys(id, is->id, keys, KEYS_PER_ISSUER_MAX);
+	/* Keys fetched from the issuer's JWKS (oidc/) come after its static rows. */
+	if (v->oidc)
+		n = oidc_keys_begin(is->id, keys, n, KEYS_PER_ISSUER_MAX, &v->oidc_gen);
 	idx = jwt_select_key(p, keys, n);
 	if (idx >= 0) {
 		v->key = keys[idx];
@@ -319,7 +327,11 @@ static int pick_key(struct pl_ctx *ctx, const struct jwt_parsed *p, struct issue
 		}
 	}
 	memset(keys, 0, n * sizeof(keys[0]));
+	if (v->oidc)
+		oidc_keys_end();
 	store_read_end();
+	if (idx < 0 && v->oidc && p->alg >= 0 && (v->algs & (1u << p->alg)))
+		oidc_want_refresh(v->id); /* maybe a key the provider has just rotated in */
 	if (idx < 0) {
 		*res = jwt_refused(ctx, p->alg < 0 || !(v->algs & (1u << p->alg)) ? JWT_E_ALG : JWT_E_NO_KEY, p);
 		return 1;
@@ -372,6 +384,7 @@ static enum pl_result bind_identity(struct pl_ctx *ctx, const struct jwt_parsed 
 	memset(e, 0, sizeof(*e));
 	e->issuer_id = v->id;
 	e->issuer_version = v->version;
+	e->oidc_gen = v->oidc_gen;
 	e->tenant_id = ctx->tenant_id;
 	e->iat = p->has_iat ? p->iat : -1;
 	e->nroles = ctx->nroles;
