@@ -2,8 +2,9 @@
 # Tokens of a real OpenID provider (tests/oidc/provider.mjs, npm oidc-provider): the agent
 # fetches its discovery document and JWKS (libcurl, on the control loop), accepts its
 # client-credentials access tokens (RS256 JWTs, roles from `scope` through role_map), picks
-# up a rotated signing key without a restart (unknown kid -> refresh), and keeps the keys
-# it has while the provider is down.
+# up a rotated signing key without a restart (unknown kid -> refresh), keeps the keys it
+# has while the provider is down, and checks opaque tokens by RFC 7662 introspection (with
+# client authentication, a negative answer, and both failure policies).
 
 setup_file() {
 	load helpers
@@ -24,9 +25,10 @@ setup_file() {
 	psql -X -q -At -v ON_ERROR_STOP=1 -d "$JR_DATABASE" -v url="http://127.0.0.1:$OP_PORT" <<'SQL'
 INSERT INTO jairouter.roles (name, allow) VALUES ('user', '{service:chat,model:*}');
 INSERT INTO jairouter.jwt_issuers (name, issuer, discovery_url, algorithms, audience, tenant_id,
-		role_claim, role_map)
+		role_claim, role_map, introspection_url, introspection_client_id, introspection_client_secret)
 	SELECT 'op', :'url', :'url' || '/.well-known/openid-configuration', '{RS256}', 'jairouter', id,
-		'scope', '{"gw.chat": "user"}'
+		'scope', '{"gw.chat": "user"}', :'url' || '/token/introspection', 'gw-test',
+		'gw-test-secret-0123456789abcdef'
 	FROM jairouter.tenants WHERE name = 'acme';
 SQL
 	BATS_TEST_TMPDIR=$BATS_FILE_TMPDIR eventually 15 token_status "$(op_token)" 200
@@ -55,10 +57,11 @@ op_start() {
 	jr_wait_tcp 127.0.0.1 "$OP_PORT" 20
 }
 
-# op_token [SCOPE]: a client-credentials access token (a JWT for audience jairouter).
+# op_token [SCOPE] [RESOURCE]: a client-credentials access token (a JWT for audience
+# jairouter; opaque for resource urn:opaque).
 op_token() {
 	curl -fsS --max-time 10 -u gw-test:gw-test-secret-0123456789abcdef -d grant_type=client_credentials \
-		-d scope="${1:-gw.chat}" "http://127.0.0.1:$OP_PORT/token" |
+		-d scope="${1:-gw.chat}" -d resource="${2:-urn:jairouter}" "http://127.0.0.1:$OP_PORT/token" |
 		node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>process.stdout.write(JSON.parse(s).access_token))'
 }
 
@@ -102,6 +105,26 @@ refresh_fails() {
 	# The first sight of kid k2 asks for a refresh; it is accepted once the JWKS is fetched.
 	eventually 15 token_status "$new" 200
 	token_status "$old" 200
+}
+
+@test "opaque tokens are checked by introspection; inactive ones are refused" {
+	local tok
+	tok=$(op_token gw.chat urn:opaque)
+	[[ $tok != *.*.* ]]
+	token_status "$tok" 200
+	token_status "$tok" 200 # cached
+	token_status "not-a-token-the-provider-knows" 401
+	expect_openai_error 401 authentication_error invalid_token
+	[[ $(json 'b.error.message') == *"not active"* ]]
+	# the client authenticated itself: a wrong secret makes introspection fail (503 by default)
+	psql -X -q -At -d "$JR_DATABASE" -c "UPDATE jairouter.jwt_issuers SET introspection_client_secret = 'wrong'"
+	within_ms 2000 token_status "$(op_token gw.chat urn:opaque)" 503
+	expect_openai_error 503 server_error identity_provider_unavailable
+	psql -X -q -At -d "$JR_DATABASE" -c "UPDATE jairouter.jwt_issuers SET introspection_failure = 'reject'"
+	within_ms 2000 token_status "$(op_token gw.chat urn:opaque)" 401
+	psql -X -q -At -d "$JR_DATABASE" -c "UPDATE jairouter.jwt_issuers SET introspection_failure = 'unavailable',
+		introspection_client_secret = 'gw-test-secret-0123456789abcdef'"
+	within_ms 2000 token_status "$(op_token gw.chat urn:opaque)" 200
 }
 
 @test "the provider down: the keys already fetched keep verifying new tokens" {

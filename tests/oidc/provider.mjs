@@ -1,6 +1,6 @@
 // A real OpenID provider for the identity tests (npm oidc-provider): discovery, JWKS,
-// client-credentials access tokens as RS256 JWTs for the audience "jairouter", and
-// RFC 7662 introspection. Test use only (http issuer, fixed client secret).
+// client-credentials access tokens as RS256 JWTs for the audience "jairouter" (or opaque
+// ones with resource=urn:opaque), and RFC 7662 introspection. Test use only (http issuer, fixed client secret).
 //
 //   node provider.mjs keygen DIR NAME          writes DIR/NAME.jwk (private RSA JWK, kid NAME)
 //   node provider.mjs serve PORT DIR K1[,K2..]  serves with those keys; K1 signs new tokens
@@ -49,13 +49,12 @@ const provider = new Provider(issuer, {
 			enabled: true,
 			defaultResource: () => "urn:jairouter",
 			useGrantedResource: () => true,
-			getResourceServerInfo: () => ({
-				scope: "gw.chat gw.admin",
-				audience: "jairouter",
-				accessTokenTTL: 300,
-				accessTokenFormat: "jwt",
-				jwt: { sign: { alg: "RS256" } },
-			}),
+			// resource=urn:opaque asks for an opaque token (checked by introspection).
+			getResourceServerInfo: (ctx, resource) => (resource === "urn:opaque"
+				? { scope: "gw.chat gw.admin", audience: "jairouter", accessTokenTTL: 300,
+					accessTokenFormat: "opaque" }
+				: { scope: "gw.chat gw.admin", audience: "jairouter", accessTokenTTL: 300,
+					accessTokenFormat: "jwt", jwt: { sign: { alg: "RS256" } } }),
 		},
 	},
 });

@@ -45,6 +45,11 @@ struct id_issuer {
 	char default_roles[IDENT_DEFAULT_ROLES_MAX][IDENT_NAME_MAX];
 	int ndefault_roles;
 	int enabled;
+	/* RFC 7662 introspection of opaque tokens ("" = none); never logged. */
+	char introspection_url[IDENT_URL_MAX];
+	char client_id[128];
+	char client_secret[256];
+	int introspection_reject; /* on failure: 401 (1) or 503 (0) */
 	uint64_t version; /* changes whenever this issuer or one of its keys changes */
 };
 

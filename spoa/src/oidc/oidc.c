@@ -182,6 +182,8 @@ struct iss_state {
 
 struct xfer {
 	CURL *easy;
+	struct oidc_introspection *q; /* an introspection, else a key fetch */
+	struct curl_slist *headers;
 	int64_t issuer_id;
 	int stage;
 	char *body;
@@ -200,11 +202,11 @@ static struct {
 
 static _Atomic uint64_t n_fetches, n_failures, n_sets;
 /* Transfers in flight (one per issuer at most), so that a stop can end them. */
-static struct xfer *active[OIDC_ISSUERS_MAX];
+static struct xfer *active[OIDC_ISSUERS_MAX + OIDC_INTROSPECT_MAX];
 
 static void track(struct xfer *x, int add)
 {
-	for (int i = 0; i < OIDC_ISSUERS_MAX; i++)
+	for (int i = 0; i < OIDC_ISSUERS_MAX + OIDC_INTROSPECT_MAX; i++)
 		if (active[i] == (add ? NULL : x)) {
 			active[i] = add ? x : NULL;
 			return;
@@ -326,6 +328,99 @@ static void fetch_done(struct xfer *x, CURLcode rc)
 	st->next_at = now_s() + f.o.refresh_s;
 }
 
+/* ---- introspection (requests from workers) ------------------------------------------ */
+
+static pthread_mutex_t iq_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct oidc_introspection *iq[OIDC_INTROSPECT_MAX];
+static int niq, inflight_iq;
+static struct event *iq_ev;
+
+int oidc_introspect(struct oidc_introspection *q)
+{
+	int ok;
+
+	pthread_mutex_lock(&iq_mu);
+	ok = iq_ev && niq + inflight_iq < OIDC_INTROSPECT_MAX;
+	if (ok)
+		iq[niq++] = q;
+	pthread_mutex_unlock(&iq_mu);
+	if (!ok)
+		return -1;
+	event_active(iq_ev, 0, 0);
+	return 0;
+}
+
+static void introspect_done(struct xfer *x, CURLcode rc)
+{
+	struct oidc_introspection *q = x->q;
+
+	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &q->status);
+	q->failed = rc != CURLE_OK;
+	if (q->failed)
+		snprintf(q->err, sizeof(q->err), "%s", x->too_big ? "answer larger than 1 MiB"
+			 : x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
+	q->body = x->body;
+	q->len = x->len;
+	x->body = NULL;
+	pthread_mutex_lock(&iq_mu);
+	inflight_iq--;
+	pthread_mutex_unlock(&iq_mu);
+	event_active(q->done, 0, 0); /* the worker takes it from here */
+}
+
+static void start_introspection(struct oidc_introspection *q)
+{
+	struct xfer *x = xcalloc(1, sizeof(*x));
+
+	x->q = q;
+	x->easy = curl_easy_init();
+	if (!x->easy) {
+		q->failed = 1;
+		snprintf(q->err, sizeof(q->err), "out of memory");
+		free(x);
+		pthread_mutex_lock(&iq_mu);
+		inflight_iq--;
+		pthread_mutex_unlock(&iq_mu);
+		event_active(q->done, 0, 0);
+		return;
+	}
+	x->headers = curl_slist_append(NULL, "Accept: application/json");
+	curl_easy_setopt(x->easy, CURLOPT_URL, q->url);
+	curl_easy_setopt(x->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, (long)OIDC_TIMEOUT_MS);
+	curl_easy_setopt(x->easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(x->easy, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+	curl_easy_setopt(x->easy, CURLOPT_USERNAME, q->user);
+	curl_easy_setopt(x->easy, CURLOPT_PASSWORD, q->pass);
+	curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, q->form);
+	curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->headers);
+	curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, x);
+	curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
+	curl_easy_setopt(x->easy, CURLOPT_ERRORBUFFER, x->errbuf);
+	curl_easy_setopt(x->easy, CURLOPT_USERAGENT, "jairouter-spoa");
+	track(x, 1);
+	curl_multi_add_handle(f.multi, x->easy);
+}
+
+static void on_introspect_wake(evutil_socket_t fd, short what, void *arg)
+{
+	struct oidc_introspection *take[OIDC_INTROSPECT_MAX];
+	int n;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	pthread_mutex_lock(&iq_mu);
+	n = niq;
+	memcpy(take, iq, sizeof(take[0]) * (size_t)n);
+	niq = 0;
+	inflight_iq += n;
+	pthread_mutex_unlock(&iq_mu);
+	for (int i = 0; i < n; i++)
+		start_introspection(take[i]);
+}
+
 static void check_done(void)
 {
 	CURLMsg *m;
@@ -338,7 +433,11 @@ static void check_done(void)
 		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
 		curl_multi_remove_handle(f.multi, m->easy_handle);
 		track(x, 0);
-		fetch_done(x, m->data.result);
+		if (x->q)
+			introspect_done(x, m->data.result);
+		else
+			fetch_done(x, m->data.result);
+		curl_slist_free_all(x->headers);
 		curl_easy_cleanup(x->easy);
 		free(x->body);
 		free(x);
@@ -478,6 +577,7 @@ int oidc_start(struct event_base *base, const struct oidc_opts *o)
 	f.curl_timer = evtimer_new(base, on_curl_timer, NULL);
 	f.tick = event_new(base, -1, EV_PERSIST, on_tick, NULL);
 	wake_ev = event_new(base, -1, 0, on_tick, NULL);
+	iq_ev = event_new(base, -1, 0, on_introspect_wake, NULL);
 	event_add(f.tick, &tv);
 	return 0;
 }
@@ -486,10 +586,16 @@ void oidc_stop(void)
 {
 	if (!f.multi)
 		return;
-	for (int i = 0; i < OIDC_ISSUERS_MAX; i++) {
+	pthread_mutex_lock(&iq_mu);
+	event_free(iq_ev);
+	iq_ev = NULL; /* queued requests are dropped: the workers have stopped */
+	niq = 0;
+	pthread_mutex_unlock(&iq_mu);
+	for (int i = 0; i < OIDC_ISSUERS_MAX + OIDC_INTROSPECT_MAX; i++) {
 		struct xfer *x = active[i];
 		if (!x)
 			continue;
+		curl_slist_free_all(x->headers);
 		curl_multi_remove_handle(f.multi, x->easy);
 		curl_easy_cleanup(x->easy);
 		free(x->body);

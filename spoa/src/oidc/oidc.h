@@ -56,6 +56,28 @@ uint64_t oidc_generation(int64_t issuer_id);
 /* Asks the control thread for an early refresh (unknown kid); rate-limited there. */
 void oidc_want_refresh(int64_t issuer_id);
 
+/* RFC 7662 introspection, asked for by a worker and run by the control thread's libcurl:
+ * the worker fills the request and creates `done` on its own event base; the control
+ * thread POSTs the form with HTTP Basic client authentication and activates `done`
+ * (thread-safe) once status/body (or failed) are set. The worker then owns everything
+ * again. At most OIDC_INTROSPECT_MAX requests wait or run at once. */
+#define OIDC_INTROSPECT_MAX 256
+#define CURL_ERROR_SIZE_COPY 264 /* CURL_ERROR_SIZE (256) and a little */
+struct event;
+struct oidc_introspection {
+	char url[512];
+	char user[128], pass[256];
+	char *form;   /* "token=…&token_type_hint=access_token" (malloc'd; the worker frees it) */
+	struct event *done;
+	long status;  /* HTTP status, 0 when the request failed */
+	char *body;   /* malloc'd, NUL-terminated; the worker frees it */
+	size_t len;
+	int failed;
+	char err[CURL_ERROR_SIZE_COPY];
+};
+/* Queues q. 0, or -1 when the fetcher is not running or the queue is full. */
+int oidc_introspect(struct oidc_introspection *q);
+
 struct event_base;
 struct oidc_opts {
 	unsigned refresh_s;     /* scheduled refresh */
