@@ -318,3 +318,19 @@ status_is_lim() {
 	eventually 20 bash -c "[[ \$(psql -X -t -A -d '$JR_DATABASE' -c \"SELECT requests FROM jairouter.usage_by_tenant_model_day WHERE tenant = 'pgd'\") == 3 ]]"
 	curl -fsS "$JR_AGENT_METRICS/metrics" | grep -q '^jairouter_usage_rows_dropped_total 0'
 }
+
+@test "a stream metered by the adapter is billed with the usage the adapter reports, not estimated" {
+	local k got
+	k=$(new_tenant met)
+	jr_ctl model add metered-model be_mock2 >/dev/null
+	sql "SELECT jairouter.set_endpoint('be_mock2', '$JR_MOCK2_URL/v1')" >/dev/null
+	sleep 0.3
+	BODY=$(chat_body metered-model ',"stream":true,"max_tokens":50') lchat "$k" -N
+	expect_status 200
+	grep -q 'data: \[DONE\]' "$BATS_TEST_TMPDIR/body"
+	eventually 5 bash -c "[[ \$(psql -X -t -A -d '$JR_DATABASE' -c \"SELECT requests FROM jairouter.usage_by_tenant_model_day WHERE tenant = 'met'\") == 1 ]]"
+	got=$(sql "SELECT estimated_requests || ' ' || prompt_tokens || ' ' || completion_tokens FROM jairouter.usage_by_tenant_model_day WHERE tenant = 'met'")
+	echo "usage: $got"
+	read -r est pt ct <<<"$got"
+	((est == 0 && pt > 0 && ct > 0 && ct != 50))
+}
