@@ -93,6 +93,11 @@ sse_json() {
 	' "$BATS_TEST_TMPDIR/body" "$1"
 }
 
+# metric_above NAME N: the adapter's metric NAME is above N (evaluated at each call).
+metric_above() {
+	(($(adapter_metric "$1") > $2))
+}
+
 adapter_metric() {
 	curl -fsS "$JR_ADAPTER_URL/metrics" | awk -v n="$1" '$1 == n { print $2 }'
 }
@@ -216,11 +221,17 @@ adapter_metric() {
 
 @test "a client that disconnects mid-stream cancels the provider transfer and is reported" {
 	local before
+	local curl_pid
 	before=$(adapter_metric jairouter_adapter_client_aborts_total)
-	curl -sS -N --max-time 1 -H "authorization: Bearer $KEY" -H 'content-type: application/json' \
+	curl -sS -N --max-time 30 -H "authorization: Bearer $KEY" -H 'content-type: application/json' \
 		--data-binary '{"model":"claude-pub","stream":true,"messages":[{"role":"user","content":"SLOW one two three four five six seven eight nine ten"}]}' \
-		"$JR_URL$CHAT_PATH" >/dev/null 2>&1 || true
-	eventually 5 test "$(adapter_metric jairouter_adapter_client_aborts_total)" -gt "$before"
+		-o "$BATS_TEST_TMPDIR/partial" "$JR_URL$CHAT_PATH" 2>/dev/null &
+	curl_pid=$!
+	# the stream has started: the client goes away in the middle of it
+	eventually 10 grep -q '"content":"one ' "$BATS_TEST_TMPDIR/partial"
+	kill "$curl_pid"
+	wait "$curl_pid" || true
+	eventually 10 metric_above jairouter_adapter_client_aborts_total "$before"
 	eventually 5 grep -q 'abort=1' "$REPORTS"
 	grep 'abort=1' "$REPORTS" | grep -q 'model=claude-pub'
 }
