@@ -195,6 +195,29 @@ pool3_out() {
 	((COUNT[pool2] * 3 < fast))
 }
 
+@test "a server added at run time takes traffic (slow start); removed, it is forgotten" {
+	strategy round_robin
+	local out
+	out=$(haproxy_cmd "add server be_pool/pool4 127.0.0.1:$POOL1_PORT weight 1")
+	[[ $out == *"New server registered"* ]] || { echo "$out"; return 1; }
+	haproxy_cmd "enable server be_pool/pool4"
+	eventually 3 bash -c "curl -fsS '$JR_AGENT_METRICS/metrics' | grep -qF 'server=\"pool4\",health=\"up\"} 1'"
+	eventually 10 pool4_chosen
+	grep -q 'srv=pool4 .* ls=pool4 ' "$STACK/haproxy.log"
+	haproxy_cmd "disable server be_pool/pool4"
+	eventually 3 bash -c "! curl -fsS '$JR_AGENT_METRICS/metrics' | grep -qF 'server=\"pool4\",health=\"up\"} 1'"
+	out=$(haproxy_cmd "del server be_pool/pool4")
+	[[ $out == *"Server deleted"* ]] || { echo "$out"; return 1; }
+	eventually 3 bash -c "! curl -fsS '$JR_AGENT_METRICS/metrics' | grep -qF 'server=\"pool4\"'"
+	spread 6
+	[[ $FAILED == 0 ]]
+}
+
+pool4_chosen() {
+	pool_chat
+	[[ $(agent_metric 'jairouter_lb_server_selections_total{backend="be_pool",server="pool4"}') -ge 1 ]]
+}
+
 @test "a fallback model serves when the primary pool is down, and says so" {
 	strategy round_robin
 	local i

@@ -103,13 +103,17 @@ static size_t pick_least_conn(const struct lb_cand *c, size_t n, const struct lb
 
 /* ---- weighted rendezvous hashing with bounded load ------------------------------------ */
 
-double lb_rendezvous_score(uint64_t key_hash, uint64_t name_hash, double weight)
+/* u in (0, 1) from both hashes: never 0 (log) nor 1 (division by zero). */
+static double rendezvous_u(uint64_t key_hash, uint64_t name_hash)
 {
 	uint64_t h = mix64(key_hash ^ mix64(name_hash));
-	/* u in (0, 1): never 0 (log) nor 1 (division by zero). */
-	double u = ((double)(h >> 11) + 0.5) * (1.0 / 9007199254740992.0);
 
-	return weight / -log(u);
+	return ((double)(h >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+}
+
+double lb_rendezvous_score(uint64_t key_hash, uint64_t name_hash, double weight)
+{
+	return weight / -log(rendezvous_u(key_hash, name_hash));
 }
 
 /* Every server ranks the key by its score; the key goes to the best-ranked server whose
@@ -123,6 +127,7 @@ static size_t pick_hash(const struct lb_cand *c, size_t n, const struct lb_pick_
 	double total_w = 0, total_load = 1, bound = pc->bound >= 1.0 ? pc->bound : 1.25;
 	double best_any = -1, best_ok = -1;
 	size_t any = 0, ok = n;
+	int equal = 1;
 
 	if (!pc->has_key)
 		return pick_least_conn(c, n, pc);
@@ -130,8 +135,12 @@ static size_t pick_hash(const struct lb_cand *c, size_t n, const struct lb_pick_
 		total_w += c[i].weight;
 		total_load += c[i].load;
 	}
+	for (size_t i = 0; i < n; i++)
+		equal &= c[i].weight == c[0].weight;
 	for (size_t i = 0; i < n; i++) {
-		double s = lb_rendezvous_score(pc->key_hash, c[i].name_hash, c[i].weight);
+		/* Equal weights rank by u alone (the score is monotonic in it): no log(). */
+		double s = equal ? rendezvous_u(pc->key_hash, c[i].name_hash)
+				 : lb_rendezvous_score(pc->key_hash, c[i].name_hash, c[i].weight);
 		double cap = ceil(bound * total_load * c[i].weight / total_w);
 		if (s > best_any) {
 			best_any = s;

@@ -111,6 +111,17 @@ static int header_columns(const char *p, const char *end, int idx[C__COUNT])
 	return 0;
 }
 
+/* How many of the first max bytes of p (of n) are printable: the part of an unexpected
+ * answer worth quoting in a log line. */
+static size_t strcspn_n(const char *p, size_t n, size_t max)
+{
+	size_t i = 0;
+
+	while (i < n && i < max && p[i] >= 0x20 && p[i] < 0x7f)
+		i++;
+	return i;
+}
+
 static struct lb_backend *backend_get(struct lb_table *t, const char *name)
 {
 	struct lb_backend *b;
@@ -131,6 +142,16 @@ static struct lb_backend *backend_get(struct lb_table *t, const char *name)
 	return b;
 }
 
+#define COUNT_MAX 1000000000LL /* sessions or queue: anything larger is nonsense */
+
+/* A non-negative decimal count, clamped to max (sums of counts must not overflow). */
+static int64_t count_of(const char *v, int64_t max)
+{
+	long long n = strtoll(v, NULL, 10);
+
+	return n < 0 ? 0 : n > max ? max : n;
+}
+
 static void server_add(struct lb_backend *b, char f[][FIELD_MAX], const int idx[C__COUNT])
 {
 	struct lb_server *s;
@@ -141,10 +162,10 @@ static void server_add(struct lb_backend *b, char f[][FIELD_MAX], const int idx[
 	memset(s, 0, sizeof(*s));
 	snprintf(s->name, sizeof(s->name), "%s", f[idx[C_SV]]);
 	s->name_hash = hmap_hash_bytes(s->name, strlen(s->name));
-	s->weight = atoi(f[idx[C_WEIGHT]]);
+	s->weight = (int)count_of(f[idx[C_WEIGHT]], 256); /* HAProxy weights are 0..256 */
 	s->health = lb_health_parse(f[idx[C_STATUS]]);
-	s->scur = strtoll(f[idx[C_SCUR]], NULL, 10);
-	s->qcur = strtoll(f[idx[C_QCUR]], NULL, 10);
+	s->scur = count_of(f[idx[C_SCUR]], COUNT_MAX);
+	s->qcur = count_of(f[idx[C_QCUR]], COUNT_MAX);
 	s->econ = strtoull(f[idx[C_ECON]], NULL, 10);
 	lb_breaker_init(&s->d.br);
 }
@@ -196,7 +217,8 @@ struct lb_table *lb_table_parse(const char *csv, size_t len, int64_t now_ms, siz
 
 	nl = memchr(p, '\n', len);
 	if (!nl || header_columns(p, nl, idx) < 0) {
-		snprintf(err, errlen, "not a `show stat` CSV dump (first line: %.60s)", csv);
+		size_t shown = strcspn_n(csv, nl ? (size_t)(nl - csv) : len, 60);
+		snprintf(err, errlen, "not a `show stat` CSV dump (it starts with \"%.*s\")", (int)shown, csv);
 		return NULL;
 	}
 	t = xcalloc(1, sizeof(*t));
