@@ -278,6 +278,9 @@ static void build_item(struct lim_req *q, const struct lim_def *d, struct lim_it
 	memset(it, 0, sizeof(*it));
 	it->def = *d;
 	it->cost = item_cost(q, d);
+	it->sc_tenant = q->tenant_id;
+	it->sc_key = q->key_id;
+	it->sc_model = q->model_id;
 	scope_value(q, d, sv, sizeof(sv));
 	if (d->p.algo == LIM_PERIOD_DAY || d->p.algo == LIM_PERIOD_MONTH)
 		snprintf(it->key, sizeof(it->key), "%lld:%llx:%s:p%lld", (long long)d->id,
@@ -502,6 +505,14 @@ static void select_limits(struct lim_req *q, struct lim_def *defs, size_t *n)
 	store_read_end();
 }
 
+static int has_period(const struct lim_req *q)
+{
+	for (size_t i = 0; i < q->n; i++)
+		if (q->items[i].def.p.algo == LIM_PERIOD_DAY || q->items[i].def.p.algo == LIM_PERIOD_MONTH)
+			return 1;
+	return 0;
+}
+
 enum pl_result pl_stage_limits(struct pl_ctx *ctx)
 {
 	struct lim_req *q;
@@ -525,6 +536,19 @@ enum pl_result pl_stage_limits(struct pl_ctx *ctx)
 	for (size_t i = 0; i < n; i++)
 		build_item(q, &defs[i], &q->items[i], now);
 	q->n = n;
+	if (lim_local_seed_pending() && has_period(q)) {
+		/* Starting: this month's usage is not read yet; counting from zero could hand
+		 * out a quota twice. Normally milliseconds after start. */
+		free(q);
+		pl_deny(ctx, 503, PL_R_NOT_READY, "server_error", "gateway_not_ready", NULL,
+			"The gateway is starting and has not loaded the usage its quotas and budgets "
+			"count from. Please retry.");
+		ctx->out.retry_after = 1;
+		if (ctx->out.server[0])
+			lb_release(ctx->out.backend, ctx->out.server);
+		ctx->out.backend[0] = ctx->out.server[0] = '\0';
+		return PL_DONE;
+	}
 	if (n == 0 || !fleet_configured()) {
 		bump(&st.local_decisions);
 		return conclude(q, n == 0 || admit_local(q->items, n, local_divisor()));
@@ -769,6 +793,12 @@ int limits_start(struct event_base *control, const struct jr_config *cfg)
 	pthread_mutex_unlock(&rv_mu);
 	lim_local_init(cfg->limits_max_states);
 	limits_configure(cfg);
+	/* Without Redis, quota and budget counters live here: they start from what
+	 * PostgreSQL recorded this month, so a restart does not reset them. */
+	if (!fleet_configured() && cfg->database[0]) {
+		lim_local_seed_expect();
+		usage_set_seed(lim_local_seed);
+	}
 	if (report_subscribe(on_report, NULL) < 0)
 		return -1;
 	tick_ev = event_new(control, -1, EV_PERSIST, tick_cb, NULL);
