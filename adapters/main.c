@@ -13,7 +13,8 @@
  *
  *   jairouter-adapter [--listen 127.0.0.1:8090] [--report HOST:PORT] [--max-body BYTES]
  *                     [--max-response BYTES] [--max-pending BYTES] [--max-inflight N]
- *                     [--connect-timeout-ms MS] [--idle-timeout-s S] [--log-level L]
+ *                     [--connect-timeout-ms MS] [--idle-timeout-s S] [--drain-timeout-s S]
+ *                     [--log-level L]
  */
 #include "src/eventstream.h"
 #include "src/mask.h"
@@ -47,10 +48,10 @@ struct config {
 	char listen[128];
 	char report[128];
 	size_t max_body, max_response, max_pending;
-	long max_inflight, connect_timeout_ms, idle_timeout_s;
+	long max_inflight, connect_timeout_ms, idle_timeout_s, drain_timeout_s;
 };
 
-static struct config cfg = { "127.0.0.1:8090", "", 4u << 20, 16u << 20, 256u << 10, 1024, 10000, 300 };
+static struct config cfg = { "127.0.0.1:8090", "", 4u << 20, 16u << 20, 256u << 10, 1024, 10000, 300, 5 };
 
 /* ---- metrics (one thread: plain counters) ---------------------------------------- */
 
@@ -119,6 +120,7 @@ static void report_value(char *out, size_t cap, const char *v)
 enum mode { MODE_NONE, MODE_BUFFER, MODE_STREAM };
 
 struct job {
+	struct job *prev, *next;    /* every job in flight (drain on SIGTERM) */
 	struct evhttp_request *req;
 	struct evhttp_connection *evcon;
 	char id[128];
@@ -158,6 +160,11 @@ struct job {
 static struct event_base *base;
 static CURLM *multi;
 static struct event *curl_timer;
+static struct job *jobs;            /* in flight */
+static int draining;                /* SIGTERM: no new connections; exit when jobs end */
+static struct evhttp *http;
+static struct evhttp_bound_socket *bound;
+static struct event *drain_timer;
 
 static void job_free(struct job *j);
 
@@ -211,6 +218,25 @@ static void reply_json(struct job *j, int status, json_t *body)
 	j->final_status = status;
 	count_status(status);
 	evhttp_send_reply(j->req, status, status < 400 ? "OK" : "Error", out);
+	evbuffer_free(out);
+	j->reply_ended = 1;
+}
+
+/* The provider's answer as it came, with its content type (OpenAI-compatible
+ * passthrough of non-JSON answers such as audio). */
+static void reply_raw(struct job *j)
+{
+	struct evbuffer *out = evbuffer_new();
+	char *ct = NULL;
+
+	curl_easy_getinfo(j->easy, CURLINFO_CONTENT_TYPE, &ct);
+	evhttp_add_header(evhttp_request_get_output_headers(j->req), "Content-Type",
+			  ct && !strpbrk(ct, "\r\n") ? ct : "application/octet-stream");
+	if (j->buf_len)
+		evbuffer_add(out, j->buf, j->buf_len);
+	j->final_status = 200;
+	count_status(200);
+	evhttp_send_reply(j->req, 200, "OK", out);
 	evbuffer_free(out);
 	j->reply_ended = 1;
 }
@@ -482,6 +508,12 @@ static void finish_buffered(struct job *j)
 		return;
 	}
 	in = json_loadb(j->buf ? j->buf : "", j->buf_len, 0, NULL);
+	if (!in && j->up.op == UP_OTHER && (j->route.family == XL_OPENAI || j->route.family == XL_AZURE) &&
+	    j->client == CLIENT_OPENAI) {
+		/* A passed-through answer that is not JSON (audio/speech): as it came. */
+		reply_raw(j);
+		return;
+	}
 	if (!in) {
 		xl_fail(&e, 502, "server_error", "bad_upstream_response",
 			"The model provider's answer is not JSON.");
@@ -563,6 +595,7 @@ static void job_done(struct job *j, CURLcode rc)
 static void on_client_close(struct evhttp_connection *evcon, void *arg)
 {
 	struct job *j = arg;
+	struct evhttp_request *req = j->req;
 
 	(void)evcon;
 	if (j->reply_ended)
@@ -575,11 +608,25 @@ static void on_client_close(struct evhttp_connection *evcon, void *arg)
 		send_report(j, 1);
 		job_free(j);
 	}
+	/* libevent detaches a request whose connection failed before the answer was
+	 * complete and leaves it to its owner: ours to free. */
+	if (!evhttp_request_get_connection(req))
+		evhttp_request_free(req);
 }
 
 static void job_free(struct job *j)
 {
 	M.inflight--;
+	if (j->prev)
+		j->prev->next = j->next;
+	else
+		jobs = j->next;
+	if (j->next)
+		j->next->prev = j->prev;
+	if (draining && !jobs) {
+		struct timeval grace = { 0, 100000 }; /* the last bytes out first */
+		event_base_loopexit(base, &grace);
+	}
 	if (j->evcon)
 		evhttp_connection_set_closecb(j->evcon, NULL, NULL);
 	if (j->easy) {
@@ -805,6 +852,10 @@ static void on_request(struct evhttp_request *req, void *arg)
 		return;
 	}
 	M.inflight++;
+	j->next = jobs;
+	if (jobs)
+		jobs->prev = j;
+	jobs = j;
 	j->req = req;
 	j->evcon = evhttp_request_get_connection(req);
 	rid = evhttp_find_header(h, "x-request-id");
@@ -958,18 +1009,65 @@ static void on_health(struct evhttp_request *req, void *arg)
 
 /* ---- start-up ----------------------------------------------------------------------- */
 
+/* The drain deadline: what is still running is ended (streams with an error event,
+ * others with 503), reported, and the loop stops. */
+static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what, (void)arg;
+	log_warn("drain: %ld request(s) still running at the deadline; ending them", M.inflight);
+	while (jobs) {
+		struct job *j = jobs;
+		if (j->reply_started) {
+			stream_fail(j, 503, "gateway_shutting_down", "The gateway's adapter is restarting; retry.");
+			finish_stream(j);
+		} else if (!j->reply_ended) {
+			struct xl_error e;
+			xl_fail(&e, 503, "server_error", "gateway_shutting_down",
+				"The gateway's adapter is restarting; retry.");
+			reply_error(j, &e);
+		}
+		send_report(j, 1);
+		job_free(j);
+	}
+	/* A moment for those last bytes to be written before the loop stops. */
+	{
+		struct timeval grace = { 0, 300000 };
+		event_base_loopexit(base, &grace);
+	}
+}
+
+/* SIGTERM/SIGINT: stop accepting (HAProxy's health check then fails over), let the
+ * requests in flight finish for up to --drain-timeout-s, then stop. */
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
+	struct timeval tv = { cfg.drain_timeout_s, 0 };
+
 	(void)what, (void)arg;
-	log_info("signal %d: stopping", (int)sig);
-	event_base_loopexit(base, NULL);
+	if (draining) {
+		log_info("signal %d again: stopping now", (int)sig);
+		on_drain_timeout(-1, 0, NULL);
+		return;
+	}
+	draining = 1;
+	log_info("signal %d: draining %ld request(s)", (int)sig, M.inflight);
+	if (bound) {
+		evhttp_del_accept_socket(http, bound);
+		bound = NULL;
+	}
+	if (!jobs) {
+		event_base_loopexit(base, NULL);
+		return;
+	}
+	drain_timer = evtimer_new(base, on_drain_timeout, NULL);
+	evtimer_add(drain_timer, &tv);
 }
 
 static void usage(void)
 {
 	fprintf(stderr, "usage: jairouter-adapter [--listen HOST:PORT] [--report HOST:PORT] [--max-body BYTES]\n"
 			"       [--max-response BYTES] [--max-pending BYTES] [--max-inflight N]\n"
-			"       [--connect-timeout-ms MS] [--idle-timeout-s S] [--log-level error|warn|info|debug]\n");
+			"       [--connect-timeout-ms MS] [--idle-timeout-s S] [--drain-timeout-s S]\n"
+			"       [--log-level error|warn|info|debug]\n");
 	exit(2);
 }
 
@@ -987,8 +1085,6 @@ static long num_arg(const char *s, long min, long max)
 
 int main(int argc, char **argv)
 {
-	struct evhttp *http;
-	struct evhttp_bound_socket *bound;
 	struct event *sigs[2];
 	char host[128];
 	const char *colon;
@@ -1013,6 +1109,8 @@ int main(int argc, char **argv)
 			cfg.connect_timeout_ms = num_arg(v, 1, 600000);
 		else if (strcmp(a, "--idle-timeout-s") == 0)
 			cfg.idle_timeout_s = num_arg(v, 1, 86400);
+		else if (strcmp(a, "--drain-timeout-s") == 0)
+			cfg.drain_timeout_s = num_arg(v, 0, 3600);
 		else if (strcmp(a, "--log-level") == 0) {
 			int l = log_level_parse(v);
 			if (l < 0)
@@ -1078,6 +1176,8 @@ int main(int argc, char **argv)
 	event_base_dispatch(base);
 	event_free(sigs[0]);
 	event_free(sigs[1]);
+	if (drain_timer)
+		event_free(drain_timer);
 	evhttp_free(http);
 	curl_multi_cleanup(multi);
 	event_free(curl_timer);

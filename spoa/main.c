@@ -13,6 +13,8 @@
 #include "cred/cred.h"
 #include "lb/lb.h"
 #include "metrics/metrics.h"
+#include "abuse/abuse.h"
+#include "audit/audit.h"
 #include "net/server.h"
 #include "pg/pgsync.h"
 #include "report/report.h"
@@ -154,6 +156,14 @@ static int load_master_keys(const struct jr_config *cfg, int install)
 	return 0;
 }
 
+static void configure_abuse(const struct jr_config *c)
+{
+	struct abuse_config a = { c->abuse_max_failures, c->abuse_slow_after, c->abuse_window_s,
+				  c->abuse_block_s };
+
+	abuse_configure(&a);
+}
+
 /* Routing (lb/lb.h): HAProxy's stats socket. */
 static void lb_options(const struct jr_config *cfg, struct lb_opts *o)
 {
@@ -188,6 +198,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	fresh.workers = app->cfg.workers;
 	app->cfg = fresh;
 	log_set_level((enum log_level)fresh.log_level);
+	configure_abuse(&fresh);
 	server_reconfigure(app->server, &fresh);
 	limits_configure(&fresh);
 	pg_opts(&app->cfg, &po);
@@ -263,6 +274,12 @@ static int start(struct app *app)
 		log_error("database: invalid settings");
 		return -1;
 	}
+	configure_abuse(&app->cfg);
+	if (app->cfg.audit_database) {
+		char node[256] = "";
+		gethostname(node, sizeof(node) - 1);
+		audit_start(app->base, app->cfg.database, node);
+	}
 	/* Limits and usage before the workers start (the fleet connections hook into them). */
 	if (limits_start(app->base, &app->cfg) < 0 ||
 	    usage_start(app->base, app->cfg.database, app->cfg.usage_flush_ms, app->cfg.usage_max_rows) < 0) {
@@ -319,6 +336,7 @@ static void stop(struct app *app)
 	limits_stop(); /* settles what is still reserved, as estimated */
 	usage_stop();  /* and writes the usage to PostgreSQL */
 	pgsync_stop(app->pg);
+	audit_stop();
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
 		if (evs[i])
 			event_free(evs[i]);

@@ -657,6 +657,40 @@ int mask_response(const struct mask_policy *p, json_t *resp, struct mask_counts 
 
 /* ---- streams ------------------------------------------------------------------------ */
 
+static int grouping(int c)
+{
+	return is_digit(c) || c == '(' || c == ')' || c == '+' || c == '-' || c == '.';
+}
+
+/* Where the text that may still be part of an item starts: the last word (emails,
+ * secrets, addresses have no spaces), and before it the digit groups a phone or card
+ * number may be split into ("4111 1111 ..."). With a custom regex (which may match
+ * spaces anywhere) at least the last MASK_HOLD bytes are held too. Never more than
+ * MASK_PENDING_MAX bytes are held. */
+static size_t hold_from(const struct mask_policy *p, const char *s, size_t n)
+{
+	size_t i = n;
+	int regex = 0;
+
+	while (i > 0 && !isspace((unsigned char)s[i - 1]))
+		i--;
+	while (i > 1 && s[i - 1] == ' ' && grouping((unsigned char)s[i - 2])) {
+		size_t j = i - 1;
+		while (j > 0 && grouping((unsigned char)s[j - 1]))
+			j--;
+		i = j;
+	}
+	for (size_t k = 0; k < p->n; k++)
+		regex |= p->rules[k].has_re;
+	if (regex && n > MASK_HOLD && i > n - MASK_HOLD)
+		i = n - MASK_HOLD;
+	else if (regex && n <= MASK_HOLD)
+		i = 0;
+	if (n - i > MASK_PENDING_MAX)
+		i = n - MASK_PENDING_MAX;
+	return i;
+}
+
 void mask_stream_init(struct mask_stream *m, const struct mask_policy *p)
 {
 	memset(m, 0, sizeof(*m));
@@ -697,7 +731,7 @@ int mask_stream_feed(struct mask_stream *m, const char *text, size_t n, int fina
 		free(sp);
 		return -1;
 	}
-	cut = final ? m->len : m->len > MASK_HOLD ? m->len - MASK_HOLD : 0;
+	cut = final ? m->len : hold_from(m->p, m->pending, m->len);
 	/* An item that reaches into the held-back part may still grow: hold it whole
 	 * (unless too much is pending already). */
 	for (long i = 0; i < found; i++)

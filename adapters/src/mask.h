@@ -28,7 +28,7 @@
 #define MASK_LABEL_MAX 32
 #define MASK_PATTERN_MAX 512
 #define MASK_SPANS_MAX 4096   /* matches handled per text; beyond, the text is refused */
-#define MASK_HOLD 96          /* bytes a masked stream holds back (longest item it sees whole) */
+#define MASK_HOLD 96          /* bytes a masked stream holds back with a custom regex */
 #define MASK_PENDING_MAX 4096 /* held back at most; beyond, text goes out as it is masked */
 
 enum mask_detector {
@@ -86,8 +86,9 @@ int mask_request(const struct mask_policy *p, json_t *req, struct mask_counts *c
 int mask_response(const struct mask_policy *p, json_t *resp, struct mask_counts *c);
 
 /* A stream of text pieces: each call returns what may go out now (masked), holding
- * back the last MASK_HOLD bytes (or an item that may still grow) until more text or
- * the end shows where it stops. */
+ * back what may still be part of an item (the last word, digit groups before it, a match
+ * that reaches the end; with a custom regex at least MASK_HOLD bytes) until more text
+ * or the end shows where it stops. */
 struct mask_stream {
 	const struct mask_policy *p;
 	char *pending;

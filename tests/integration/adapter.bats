@@ -29,6 +29,7 @@ setup_file() {
 	jr_ctl model add bedrock-pub be_bedrock --provider bedrock --upstream 'anthropic.claude-3-haiku-20240307-v1:0' >/dev/null
 	jr_ctl model add cohere-pub be_prov --provider cohere --upstream command-r >/dev/null
 	jr_ctl model add gpt-pub be_mock --provider vllm --upstream gpt-up >/dev/null
+	jr_ctl model add audio-pub be_mock --services audio_speech,audio_transcriptions >/dev/null
 	jr_ctl endpoint set be_prov "$JR_PROVIDERS_URL" >/dev/null
 	jr_ctl endpoint set be_bedrock "$JR_PROVIDERS_URL" --region eu-west-1 >/dev/null
 	jr_ctl endpoint set be_mock "$JR_MOCK_URL/v1" >/dev/null
@@ -90,6 +91,11 @@ sse_json() {
 		const v = eval(process.argv[2]);
 		process.stdout.write(typeof v === "string" ? v : JSON.stringify(v));
 	' "$BATS_TEST_TMPDIR/body" "$1"
+}
+
+# metric_above NAME N: the adapter's metric NAME is above N (evaluated at each call).
+metric_above() {
+	(($(adapter_metric "$1") > $2))
 }
 
 adapter_metric() {
@@ -215,11 +221,17 @@ adapter_metric() {
 
 @test "a client that disconnects mid-stream cancels the provider transfer and is reported" {
 	local before
+	local curl_pid
 	before=$(adapter_metric jairouter_adapter_client_aborts_total)
-	curl -sS -N --max-time 1 -H "authorization: Bearer $KEY" -H 'content-type: application/json' \
+	curl -sS -N --max-time 30 -H "authorization: Bearer $KEY" -H 'content-type: application/json' \
 		--data-binary '{"model":"claude-pub","stream":true,"messages":[{"role":"user","content":"SLOW one two three four five six seven eight nine ten"}]}' \
-		"$JR_URL$CHAT_PATH" >/dev/null 2>&1 || true
-	eventually 5 test "$(adapter_metric jairouter_adapter_client_aborts_total)" -gt "$before"
+		-o "$BATS_TEST_TMPDIR/partial" "$JR_URL$CHAT_PATH" 2>/dev/null &
+	curl_pid=$!
+	# the stream has started: the client goes away in the middle of it
+	eventually 10 grep -q '"content":"one ' "$BATS_TEST_TMPDIR/partial"
+	kill "$curl_pid"
+	wait "$curl_pid" || true
+	eventually 10 metric_above jairouter_adapter_client_aborts_total "$before"
 	eventually 5 grep -q 'abort=1' "$REPORTS"
 	grep 'abort=1' "$REPORTS" | grep -q 'model=claude-pub'
 }
@@ -264,6 +276,35 @@ masked_echo() {
 	[[ $(json 'b.choices[0].message.content') == '[anthropic:claude-up] mail [EMAIL] or *********** re [PROJECT]' ]]
 }
 
+@test "a masked tenant: binary answers pass the adapter as they are, multipart uploads go direct" {
+	jr_ctl masking set masked default >/dev/null
+	eventually 5 masked_speech
+	[[ $(hdr content-type) == audio/mpeg* ]]
+	printf 'RIFF0123456789' >"$BATS_TEST_TMPDIR/a.wav"
+	req -H "authorization: Bearer $KEY_M" -F model=audio-pub -F "file=@$BATS_TEST_TMPDIR/a.wav;type=audio/wav" \
+		/v1/audio/transcriptions
+	expect_status 200
+	[[ $(json 'b.text') == *"14 bytes of a.wav"* ]]
+	# Anthropic models take no multipart uploads: a clear 400
+	jr_ctl model add claude-stt be_prov --provider anthropic --services audio_transcriptions >/dev/null
+	eventually 5 multipart_refused
+	jr_ctl masking off masked >/dev/null
+}
+
+masked_speech() {
+	local before
+	before=$(adapter_metric 'jairouter_adapter_requests_total{provider="openai",client="openai"}')
+	req -X POST -H "authorization: Bearer $KEY_M" -H 'content-type: application/json' \
+		--data-binary '{"model":"audio-pub","input":"Hello bob@example.com","voice":"alloy"}' /v1/audio/speech
+	expect_status 200 && (($(adapter_metric 'jairouter_adapter_requests_total{provider="openai",client="openai"}') > before))
+}
+
+multipart_refused() {
+	req -H "authorization: Bearer $KEY_M" -F model=claude-stt -F "file=@$BATS_TEST_TMPDIR/a.wav;type=audio/wav" \
+		/v1/audio/transcriptions
+	expect_status 400 && [[ $(json 'b.error.code') == unsupported_by_provider ]]
+}
+
 @test "internal headers from clients are dropped; credentials are in no log" {
 	local before
 	before=$(adapter_metric 'jairouter_adapter_requests_total{provider="anthropic",client="openai"}')
@@ -286,4 +327,21 @@ masked_echo() {
 error_code_for() {
 	BODY=$(chat_body "$1") auth_chat "$KEY"
 	expect_status "$2" && [[ $(json 'b.error.code') == "$3" ]]
+}
+
+# Last: it stops the adapter.
+@test "SIGTERM drains: a stream in flight completes, then the adapter exits cleanly" {
+	local pid
+	pid=$(jr_pid_of "$STACK/adapter.pid")
+	curl -sS -N --max-time 20 -H "authorization: Bearer $KEY" -H 'content-type: application/json' \
+		--data-binary '{"model":"claude-pub","stream":true,"messages":[{"role":"user","content":"SLOW one two three four five"}]}' \
+		-o "$BATS_TEST_TMPDIR/body" "$JR_URL$CHAT_PATH" &
+	eventually 5 test -s "$BATS_TEST_TMPDIR/body"
+	kill -TERM "$pid"
+	wait
+	[[ $(sse_json 'c.map(x => x.choices[0]?.delta?.content || "").join("")') == *"one two three four five" ]]
+	[[ $(tail -n 2 "$BATS_TEST_TMPDIR/body" | head -n 1) == 'data: [DONE]' ]]
+	eventually 10 bash -c "! kill -0 $pid"
+	grep -q 'draining 1 request' "$STACK/adapter.log"
+	! grep -qE 'Sanitizer|runtime error' "$STACK/adapter.log"
 }

@@ -164,8 +164,35 @@ static void stream_across_chunks(void)
 	mask_policy_free(&p);
 }
 
+/* A masked stream holds back only what may still be part of an item. */
+static void stream_holds_little(void)
+{
+	const char *pol = "{\"rules\":[{\"detector\":\"email\",\"action\":\"label\"},{\"detector\":\"card\",\"action\":\"label\"}]}";
+	struct mask_policy p;
+	struct mask_stream m;
+	struct mask_counts c;
+	char err[64], *out;
+	size_t n;
+
+	memset(&c, 0, sizeof(c));
+	CHECK_EQ_INT(mask_policy_parse(&p, pol, strlen(pol), err, sizeof(err)), 0);
+	mask_stream_init(&m, &p);
+	CHECK_EQ_INT(mask_stream_feed(&m, "Hello there, write to bo", 24, 0, &out, &n, &c), 0);
+	CHECK_EQ_STR(out, "Hello there, write to "); /* only the last word waits */
+	free(out);
+	CHECK_EQ_INT(mask_stream_feed(&m, "b@example.com now. Pay 4111 1111", 32, 0, &out, &n, &c), 0);
+	CHECK_EQ_STR(out, "[EMAIL] now. Pay "); /* digit groups wait together */
+	free(out);
+	CHECK_EQ_INT(mask_stream_feed(&m, " 1111 1111 ok", 13, 1, &out, &n, &c), 0);
+	CHECK_EQ_STR(out, "[CARD] ok");
+	free(out);
+	mask_stream_free(&m);
+	mask_policy_free(&p);
+}
+
 int main(void)
 {
+	RUN(stream_holds_little);
 	RUN(detectors);
 	RUN(actions_and_regex);
 	RUN(requests_and_answers);

@@ -36,6 +36,12 @@ static const struct opt opts[] = {
 	{ "drain_timeout_ms", OPT_UINT, F(drain_timeout_ms), 0, 600000, 0 },
 	{ "log_level", OPT_LOGLEVEL, F(log_level), 0, 0, 0 },
 	{ "master_key_file", OPT_STR, F(master_key_file), 0, 0, 0 },
+	/* brute-force protection (abuse/abuse.h, docs/identity.md) */
+	{ "abuse_max_failures", OPT_UINT, F(abuse_max_failures), 0, 1000000, 0 },
+	{ "abuse_slow_after", OPT_UINT, F(abuse_slow_after), 0, 1000000, 0 },
+	{ "abuse_window_s", OPT_UINT, F(abuse_window_s), 1, 86400, 0 },
+	{ "abuse_block_s", OPT_UINT, F(abuse_block_s), 1, 86400, 0 },
+	{ "audit_database", OPT_UINT, F(audit_database), 0, 1, 1 },
 	{ "report_listen", OPT_STR, F(report_listen), 0, 0, 1 },
 	{ "haproxy_stats_socket", OPT_STR, F(haproxy_stats_socket), 0, 0, 0 },
 	{ "lb_poll_ms", OPT_UINT, F(lb_poll_ms), 50, 10000, 0 },
@@ -68,6 +74,11 @@ void config_defaults(struct jr_config *c)
 	c->idle_timeout_ms = 300000;
 	c->drain_timeout_ms = 5000;
 	c->log_level = LOG_INFO;
+	c->abuse_max_failures = 10;
+	c->abuse_slow_after = 5;
+	c->abuse_window_s = 60;
+	c->abuse_block_s = 300;
+	c->audit_database = 1;
 	c->lb_poll_ms = 250;
 	c->redis_timeout_ms = 25;
 	c->fleet_size = 1;

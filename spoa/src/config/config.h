@@ -27,6 +27,8 @@ struct jr_config {
 	unsigned drain_timeout_ms;
 	int log_level;
 	char master_key_file[CONFIG_PATH_MAX]; /* provider credentials (cred/cred.h); empty: none */
+	unsigned abuse_max_failures, abuse_slow_after, abuse_window_s, abuse_block_s; /* abuse/abuse.h */
+	unsigned audit_database; /* 1: security audit rows to PostgreSQL too (audit/audit.h) */
 	char report_listen[CONFIG_ADDR_MAX];   /* end-of-request lines (report/report.h); empty: off */
 	char haproxy_stats_socket[CONFIG_PATH_MAX]; /* HAProxy runtime API (lb/); empty: off */
 	unsigned lb_poll_ms;                   /* `show stat` poll interval */

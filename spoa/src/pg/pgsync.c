@@ -33,6 +33,7 @@
 #include "lb/table.h"
 #include "pipeline/pipeline.h"
 
+#include "authz/idsync.h"
 #include "state/endpoints.h"
 #include "limit/defs.h"
 #include "state/policy.h"
@@ -621,6 +622,19 @@ static const struct ps_table ps_tables[] = {
 	{ "model_group_members", MEMBERS_SQL, MEMBERS_SQL BY_IDS, 3, put_member, del_member },
 	{ "provider_credentials", CREDENTIALS_SQL, CREDENTIALS_SQL BY_IDS, 8, put_credential,
 	  del_credential },
+	/* identity: issuers, keys, revocations, roles (authz/idsync.h) */
+#define ID_TABLE(table, NAME, put, del) \
+	{ table, IDSYNC_##NAME##_SQL, IDSYNC_##NAME##_SQL BY_IDS, IDSYNC_##NAME##_COLS, put, del }
+	ID_TABLE("jwt_issuers", ISSUERS, idsync_put_issuer, idsync_del_issuer),
+	ID_TABLE("jwt_issuer_keys", KEYS, idsync_put_key, idsync_del_key),
+	ID_TABLE("revoked_tokens", JTI, idsync_put_jti, idsync_del_jti),
+	ID_TABLE("revoked_subjects", SUB, idsync_put_sub, idsync_del_sub),
+	ID_TABLE("roles", ROLES, idsync_put_role, idsync_del_role),
+	ID_TABLE("api_key_roles", KEY_ROLES, idsync_put_key_role, idsync_del_key_role),
+	ID_TABLE("tenants", TENANTS, idsync_put_tenant, idsync_del_tenant),
+	ID_TABLE("model_groups", GROUPS, idsync_put_group, idsync_del_group),
+	ID_TABLE("model_group_members", MEMBERS, idsync_put_member, idsync_del_member),
+#undef ID_TABLE
 	/* adapter endpoints and tenant masking */
 	{ "endpoints", ENDPOINTS_SQL, ENDPOINTS_SQL BY_IDS, 6, put_endpoint, del_endpoint },
 	{ "tenants", MASKING_SQL, MASKING_SQL BY_IDS, 3, put_masking, del_masking },

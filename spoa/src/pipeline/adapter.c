@@ -6,7 +6,8 @@
  *   - the client speaks Anthropic's API (POST /v1/messages);
  *   - the model's provider does not speak OpenAI's API (anthropic, gemini, bedrock,
  *     cohere's chat) or needs another URL layout (azure_openai);
- *   - the tenant has masking on (settings.masking; its policy in masking_policy);
+ *   - the tenant has masking on (settings.masking; its policy in masking_policy),
+ *     for JSON bodies (multipart uploads go direct, unmasked);
  *   - the request is streamed and the model's backend has an endpoint with
  *     meter_streams (usage read from the stream and reported).
  *
@@ -150,6 +151,16 @@ enum pl_result pl_stage_adapter(struct pl_ctx *ctx)
 		(ctx->service == PL_SVC_CHAT || ctx->service == PL_SVC_COMPLETIONS);
 	if (!messages && !translate && !v.masking && !meter)
 		return PL_NEXT;
+	if (ctx->in.is_form) {
+		/* Multipart uploads (transcriptions, image edits) are not JSON: the adapter
+		 * neither masks nor translates them. */
+		if (!translate)
+			return PL_NEXT;
+		out->allow = 0;
+		return pl_deny(ctx, 400, PL_R_MODEL_NOT_SUPPORTED, "invalid_request_error",
+			       "unsupported_by_provider", "model", "The model `%s` (provider %s) does "
+			       "not take multipart uploads through the gateway.", out->model, v.provider);
+	}
 	if (!v.has_endpoint && !has_default_url(v.provider)) {
 		/* out->backend stays: the pipeline gives the chosen server back (lb/lb.h). */
 		out->allow = 0;

@@ -53,6 +53,11 @@ enum pl_reason {
 	PL_R_MODEL_NOT_SUPPORTED,  /* the model does not serve this service type (400) */
 	PL_R_STREAM_NOT_SUPPORTED, /* "stream": true on a model that cannot stream (400) */
 	PL_R_INVALID_FORM,         /* a multipart body we cannot read unambiguously (400) */
+	PL_R_INVALID_TOKEN,        /* identity (pipeline/identity.c): a bearer token refused (401) */
+	PL_R_TOKEN_EXPIRED,
+	PL_R_TOKEN_REVOKED,
+	PL_R_PERMISSION_DENIED,    /* RBAC (pipeline/rbac.c): a permission missing or denied (403) */
+	PL_R_TOO_MANY_FAILURES,    /* abuse/: the client address is locked out (429) */
 	PL_R_NO_UPSTREAM,          /* no server of the model or its fallbacks can serve (503; lb/) */
 	PL_R_RATE_LIMITED,         /* a rate or concurrency limit (429, limit/stage.c) */
 	PL_R_QUOTA_EXCEEDED,       /* a token quota or money budget (429 insufficient_quota) */
@@ -154,6 +159,10 @@ struct pl_verdict {
 
 enum pl_result { PL_NEXT = 0, PL_DONE = 1, PL_PENDING = 2 };
 
+#define PL_END_USER_MAX 256 /* the JWT `sub` (jwt/jwt.h JWT_STR_MAX) */
+#define PL_ROLES_MAX 16
+enum pl_auth_kind { PL_AUTH_NONE = 0, PL_AUTH_KEY, PL_AUTH_JWT };
+
 struct pl_ctx;
 
 struct pl_stage {
@@ -178,6 +187,18 @@ struct pl_ctx {
 	/* Filled by the identity and tenant stages. */
 	int64_t tenant_id;
 	int64_t key_id;
+	/* Token identities (pipeline/identity.c, docs/identity.md): the issuer, the end user
+	 * (the JWT `sub`; "" for API keys), and the roles RBAC holds the caller to when
+	 * rbac is set (tokens always; API keys that have roles). */
+	int auth_kind;                    /* enum pl_auth_kind */
+	int64_t issuer_id;
+	char end_user[PL_END_USER_MAX];
+	char jti[PL_END_USER_MAX];
+	char issuer[PL_END_USER_MAX];     /* the token's `iss` (also when refused: audit) */
+	const char *auth_detail;          /* why a token was refused (audit), static text */
+	int rbac;
+	int nroles;
+	int64_t role_ids[PL_ROLES_MAX];
 	/* Filled by the request stage from the JSON body. */
 	struct jscan_top json;
 	/* Runner state. */
@@ -256,6 +277,13 @@ enum pl_result pl_stage_grants(struct pl_ctx *ctx);
  * and the key's model list. For listings (GET /v1/models); call under the read lock. */
 int pl_model_visible(const struct state *s, const struct pl_ctx *ctx, const struct st_model *m);
 
+/* Identity (identity.c): a bearer token that is not an API key (a JWT); the address
+ * lock-out and the audit of refusals around the identity stage. RBAC (rbac.c): the
+ * service permission (after access) and the model permission (after grants). */
+enum pl_result pl_identity_token(struct pl_ctx *ctx, const char *tok, size_t len);
+enum pl_result pl_identity_guard(struct pl_ctx *ctx, enum pl_result (*inner)(struct pl_ctx *));
+enum pl_result pl_stage_rbac_service(struct pl_ctx *ctx);
+enum pl_result pl_stage_rbac_model(struct pl_ctx *ctx);
 /* After route: decides whether the request detours through jairouter-adapter
  * (adapter.c) and writes its route into out.adapter. */
 enum pl_result pl_stage_adapter(struct pl_ctx *ctx);

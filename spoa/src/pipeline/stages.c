@@ -7,6 +7,7 @@
 
 #include "auth/apikey.h"
 #include "form/multipart.h"
+#include "jwt/jwt.h"
 #include "lb/lb.h"
 #include "limit/stage.h"
 #include "state/policy.h"
@@ -65,7 +66,8 @@ static enum pl_result credential_problem(struct pl_ctx *ctx, int rc)
 			 "The Authorization header must be 'Bearer YOUR_KEY'.");
 }
 
-static enum pl_result stage_identity(struct pl_ctx *ctx)
+/* API keys here; any other bearer token goes to pl_identity_token() (identity.c). */
+static enum pl_result identity_inner(struct pl_ctx *ctx)
 {
 	const struct pl_request *in = &ctx->in;
 	const struct st_key *k;
@@ -89,8 +91,12 @@ static enum pl_result stage_identity(struct pl_ctx *ctx)
 		ctx->out.retry_after = 1;
 		return PL_DONE;
 	}
-	if (!auth_key_wellformed(tok, len))
+	if (!auth_key_wellformed(tok, len)) {
+		/* Tokens come as Authorization: Bearer only (x-api-key holds API keys). */
+		if (in->authorization.ptr && jwt_looks_like(tok, len))
+			return pl_identity_token(ctx, tok, len);
 		return deny_auth(ctx, PL_R_INVALID_KEY, "invalid_api_key", "Incorrect API key provided.");
+	}
 	auth_key_hash(tok, len, hash);
 	k = state_find_key(store_read_begin(), hash);
 	if (k)
@@ -102,8 +108,15 @@ static enum pl_result stage_identity(struct pl_ctx *ctx)
 		return key_refused(ctx, &copy);
 	ctx->tenant_id = copy.tenant_id;
 	ctx->key_id = copy.id;
+	ctx->auth_kind = PL_AUTH_KEY;
 	snprintf(ctx->out.key_prefix, sizeof(ctx->out.key_prefix), "%s", copy.prefix);
 	return PL_NEXT;
+}
+
+/* The address lock-out and the audit of refusals wrap the credential checks. */
+static enum pl_result stage_identity(struct pl_ctx *ctx)
+{
+	return pl_identity_guard(ctx, identity_inner);
 }
 
 static enum pl_result stage_tenant(struct pl_ctx *ctx)
@@ -574,7 +587,10 @@ static enum pl_result switch_model(struct pl_ctx *ctx, const struct lb_route *r)
 		return rc;
 	if (r->kind == LB_ROUTE_FALLBACK)
 		snprintf(out->fallback, sizeof(out->fallback), "%s", lb_why_name(r->why));
-	return pl_stage_grants(ctx);
+	/* The new model passes the same checks as the one asked for, roles included. */
+	if ((rc = pl_stage_grants(ctx)) != PL_NEXT)
+		return rc;
+	return pl_stage_rbac_model(ctx);
 }
 
 /* A virtual model none of whose members covers the request (lb/lb.h): 400, naming what
@@ -616,8 +632,10 @@ const struct pl_stage pl_default_stages[] = {
 	{ "client_ip", pl_stage_client_ip },
 	{ "request", stage_request },
 	{ "access", pl_stage_access },
+	{ "rbac_service", pl_stage_rbac_service },
 	{ "authz", stage_authz },
 	{ "grants", pl_stage_grants },
+	{ "rbac_model", pl_stage_rbac_model },
 	{ "route", stage_route },
 	{ "limits", pl_stage_limits },
 	{ "adapter", pl_stage_adapter },

@@ -1,5 +1,6 @@
 #include "state/state.h"
 
+#include "authz/ident.h"
 #include "lb/conf.h"
 #include "state/policy.h"
 #include "state/endpoints.h"
@@ -22,6 +23,7 @@ struct state {
 	struct hmap aliases_by_id;
 	struct hmap aliases_by_name;
 	struct policy *policy; /* tenant policy (state/policy.h) */
+	struct ident *ident;   /* issuers, revocations, roles (authz/ident.h) */
 	struct adapter_data *adapter; /* endpoints and masking (state/endpoints.h) */
 	struct lb_conf *lb;    /* routing (lb/conf.h) */
 	struct limdefs *limits; /* limit definitions (limit/defs.h) */
@@ -95,6 +97,7 @@ struct state *state_new(void)
 	hmap_init(&s->aliases_by_id);
 	hmap_init(&s->aliases_by_name);
 	s->policy = policy_new();
+	s->ident = ident_new();
 	s->adapter = adapter_data_new();
 	s->lb = lb_conf_new();
 	s->limits = limdefs_new();
@@ -124,6 +127,7 @@ void state_free(struct state *s)
 	hmap_clear(&s->aliases_by_id);
 	hmap_clear(&s->aliases_by_name);
 	policy_free(s->policy);
+	ident_free(s->ident);
 	adapter_data_free(s->adapter);
 	lb_conf_free(s->lb);
 	limdefs_free(s->limits);
@@ -242,6 +246,11 @@ const struct st_model *state_find_model(const struct state *s, const char *name,
 struct policy *state_policy(const struct state *s)
 {
 	return s->policy;
+}
+
+struct ident *state_ident(const struct state *s)
+{
+	return s->ident;
 }
 
 struct adapter_data *state_adapter(const struct state *s)

@@ -97,6 +97,8 @@ const struct st_model *state_resolve_model(const struct state *s, const char *na
 /* The tenant-policy part of this state (state/policy.h); written only by whoever may
  * write the state. */
 struct policy *state_policy(const struct state *s);
+/* The identity part (authz/ident.h), under the same rules. */
+struct ident *state_ident(const struct state *s);
 /* The limit definitions of this state (limit/defs.h), written like the policy part. */
 struct limdefs *state_limits(const struct state *s);
 

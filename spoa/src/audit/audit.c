@@ -1,0 +1,363 @@
+/*
+ * audit: JSON lines and the batched PostgreSQL writer (see audit.h).
+ *
+ * Writer states: DOWN --tick--> CONNECTING --PQconnectPoll OK--> IDLE --tick, events
+ * queued--> BUSY (one INSERT in flight) --result--> IDLE. Any error --> DOWN; the batch in
+ * flight is kept and sent again after the reconnect (the next tick), so a database restart
+ * loses nothing that fits the queue.
+ */
+#include "audit/audit.h"
+
+#include "util/json.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#include <arpa/inet.h>
+#include <event2/event.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define INSERT_SQL                                                                           \
+	"INSERT INTO jairouter.security_audit (at, node, event, reason, client, key_prefix, "  \
+	"issuer, subject, jti, tenant_id, request_id, status) "                                \
+	"SELECT to_timestamp(at), node, event, reason, client::inet, key_prefix, issuer, "      \
+	"subject, jti, nullif(tenant_id, 0), request_id, status FROM json_to_recordset($1::json) " \
+	"AS x(at double precision, node text, event text, reason text, client text, "           \
+	"key_prefix text, issuer text, subject text, jti text, tenant_id bigint, "              \
+	"request_id text, status integer)"
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static char *queue[AUDIT_QUEUE_MAX]; /* ring of JSON objects (one row each) */
+static size_t q_head, q_len;
+static _Atomic uint64_t n_events, n_written, n_dropped;
+
+static void put_field(struct jbuf *b, const char *name, const char *v)
+{
+	jbuf_printf(b, ",\"%s\":", name);
+	if (!v || !v[0]) {
+		jbuf_puts(b, "null");
+		return;
+	}
+	jbuf_put_string(b, v, strnlen(v, AUDIT_STR_MAX));
+}
+
+static void fields(struct jbuf *b, const struct audit_event *e, const char *client)
+{
+	put_field(b, "event", e->event);
+	put_field(b, "reason", e->reason);
+	put_field(b, "client", client);
+	put_field(b, "key_prefix", e->key_prefix);
+	put_field(b, "issuer", e->issuer);
+	put_field(b, "subject", e->subject);
+	put_field(b, "jti", e->jti);
+	put_field(b, "request_id", e->request_id);
+	jbuf_printf(b, ",\"tenant_id\":%lld,\"status\":%d", (long long)e->tenant_id, e->status);
+}
+
+static const char *node_name = "";
+
+void audit_emit(const struct audit_event *e)
+{
+	char client[INET6_ADDRSTRLEN] = "", ts[40];
+	struct jbuf line = { NULL, 0, 0 }, row = { NULL, 0, 0 };
+	struct timespec now;
+	struct tm tm;
+
+	if (e->family == 4 || e->family == 6)
+		inet_ntop(e->family == 4 ? AF_INET : AF_INET6, e->addr, client, sizeof(client));
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+	jbuf_printf(&line, "{\"ts\":\"%s.%03ldZ\",\"level\":\"info\",\"msg\":\"security audit\"", ts,
+		    now.tv_nsec / 1000000);
+	fields(&line, e, client);
+	jbuf_puts(&line, "}\n");
+	fputs(line.p, stderr); /* one call: stdio locks the stream, lines never mix */
+	free(line.p);
+
+	jbuf_printf(&row, "{\"at\":%lld.%03ld", (long long)now.tv_sec, now.tv_nsec / 1000000);
+	put_field(&row, "node", node_name);
+	fields(&row, e, client);
+	jbuf_puts(&row, "}");
+	atomic_fetch_add(&n_events, 1);
+	pthread_mutex_lock(&mu);
+	if (q_len < AUDIT_QUEUE_MAX) {
+		queue[(q_head + q_len++) % AUDIT_QUEUE_MAX] = row.p;
+		row.p = NULL;
+	}
+	pthread_mutex_unlock(&mu);
+	if (row.p) {
+		atomic_fetch_add(&n_dropped, 1);
+		free(row.p);
+	}
+}
+
+size_t audit_take_batch(char **json, size_t max)
+{
+	struct jbuf b = { NULL, 0, 0 };
+	size_t n = 0;
+
+	jbuf_puts(&b, "[");
+	pthread_mutex_lock(&mu);
+	while (q_len && n < max) {
+		char *r = queue[q_head];
+		q_head = (q_head + 1) % AUDIT_QUEUE_MAX;
+		q_len--;
+		if (n++)
+			jbuf_puts(&b, ",");
+		jbuf_puts(&b, r);
+		free(r);
+	}
+	pthread_mutex_unlock(&mu);
+	jbuf_puts(&b, "]");
+	*json = b.p;
+	return n;
+}
+
+void audit_stats(struct audit_stats *out)
+{
+	out->events = atomic_load(&n_events);
+	out->written = atomic_load(&n_written);
+	out->dropped = atomic_load(&n_dropped);
+	pthread_mutex_lock(&mu);
+	out->queued = q_len;
+	pthread_mutex_unlock(&mu);
+}
+
+/* ---- the database writer (control thread) -------------------------------------------- */
+
+enum w_phase { W_DOWN, W_CONNECTING, W_IDLE, W_BUSY };
+
+static struct {
+	struct event_base *base;
+	char *conninfo;
+	PGconn *conn;
+	enum w_phase phase;
+	struct event *io, *tick;
+	char *batch; /* the JSON sent (kept until its INSERT succeeded) */
+	size_t batch_n;
+	int failed;
+} w;
+
+static void w_io(evutil_socket_t fd, short what, void *arg);
+
+static void w_down(const char *why)
+{
+	if (w.conn && why)
+		log_warn("audit: database writer: %s; retrying", why);
+	if (w.io) {
+		event_free(w.io);
+		w.io = NULL;
+	}
+	if (w.conn)
+		PQfinish(w.conn);
+	w.conn = NULL;
+	w.phase = W_DOWN;
+}
+
+static void w_watch(short what)
+{
+	if (w.io)
+		event_free(w.io);
+	w.io = event_new(w.base, PQsocket(w.conn), what, w_io, NULL);
+	event_add(w.io, NULL);
+}
+
+static void w_send(void)
+{
+	const char *params[1];
+	int rc;
+
+	if (!w.batch) {
+		w.batch_n = audit_take_batch(&w.batch, AUDIT_BATCH);
+		if (!w.batch_n) {
+			free(w.batch);
+			w.batch = NULL;
+			return;
+		}
+	}
+	params[0] = w.batch;
+	w.failed = 0;
+	if (!PQsendQueryParams(w.conn, INSERT_SQL, 1, NULL, params, NULL, NULL, 0)) {
+		w_down(PQerrorMessage(w.conn));
+		return;
+	}
+	w.phase = W_BUSY;
+	rc = PQflush(w.conn);
+	if (rc < 0)
+		w_down("send failed");
+	else
+		w_watch(rc == 1 ? EV_READ | EV_WRITE : EV_READ);
+}
+
+static void w_results(void)
+{
+	PGresult *r;
+
+	if (!PQconsumeInput(w.conn)) {
+		w_down("connection lost");
+		return;
+	}
+	while (!PQisBusy(w.conn)) {
+		r = PQgetResult(w.conn);
+		if (!r) {
+			if (!w.failed) {
+				atomic_fetch_add(&n_written, w.batch_n);
+				free(w.batch);
+				w.batch = NULL;
+				w.batch_n = 0;
+			}
+			w.phase = W_IDLE;
+			w_watch(EV_READ);
+			return;
+		}
+		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+			/* A rejected batch (schema missing?) is logged and dropped: retrying the
+			 * same rows would block the queue forever. */
+			log_warn("audit: insert of %zu rows failed: %s", w.batch_n, PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY));
+			atomic_fetch_add(&n_dropped, w.batch_n);
+			free(w.batch);
+			w.batch = NULL;
+			w.batch_n = 0;
+			w.failed = 1;
+		}
+		PQclear(r);
+	}
+	w_watch(EV_READ);
+}
+
+static void w_io(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)arg;
+	if (w.phase == W_CONNECTING) {
+		switch (PQconnectPoll(w.conn)) {
+		case PGRES_POLLING_READING:
+			w_watch(EV_READ);
+			return;
+		case PGRES_POLLING_WRITING:
+			w_watch(EV_WRITE);
+			return;
+		case PGRES_POLLING_OK:
+			w.phase = W_IDLE;
+			w_watch(EV_READ);
+			w_send();
+			return;
+		default:
+			w_down("connect failed");
+			return;
+		}
+	}
+	if (what & EV_WRITE) {
+		int rc = PQflush(w.conn);
+		if (rc < 0) {
+			w_down("send failed");
+			return;
+		}
+		if (rc == 1) {
+			w_watch(EV_READ | EV_WRITE);
+			return;
+		}
+	}
+	if (w.phase == W_BUSY)
+		w_results();
+	else if (!PQconsumeInput(w.conn))
+		w_down("connection lost");
+	else
+		w_watch(EV_READ);
+}
+
+static void w_connect(void)
+{
+	w.conn = PQconnectStart(w.conninfo);
+	if (!w.conn || PQstatus(w.conn) == CONNECTION_BAD) {
+		w_down(NULL);
+		return;
+	}
+	PQsetnonblocking(w.conn, 1);
+	w.phase = W_CONNECTING;
+	w_watch(EV_WRITE);
+}
+
+static void w_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (w.phase == W_DOWN)
+		w_connect();
+	else if (w.phase == W_IDLE)
+		w_send();
+}
+
+int audit_start(struct event_base *base, const char *conninfo, const char *node)
+{
+	struct timeval tv = { AUDIT_FLUSH_MS / 1000, (AUDIT_FLUSH_MS % 1000) * 1000 };
+
+	w.base = base;
+	w.conninfo = xstrdup(conninfo);
+	node_name = xstrdup(node ? node : "");
+	w.tick = event_new(base, -1, EV_PERSIST, w_tick, NULL);
+	if (!w.tick)
+		return -1;
+	event_add(w.tick, &tv);
+	w_connect();
+	return 0;
+}
+
+void audit_stop(void)
+{
+	struct timespec start, now;
+
+	if (!w.base)
+		return;
+	/* Bounded flush: blocking mode, at most one second, then whatever is left is lost
+	 * (and was logged as JSON lines already). */
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	if (w.phase == W_BUSY || w.phase == W_CONNECTING)
+		w_down(NULL);
+	while (1) {
+		char *json = w.batch;
+		size_t n = w.batch_n;
+		const char *params[1];
+		PGresult *r;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec - start.tv_sec >= 1)
+			break;
+		if (!json)
+			n = audit_take_batch(&json, AUDIT_BATCH);
+		w.batch = NULL;
+		if (!n) {
+			free(json);
+			break;
+		}
+		if (!w.conn) {
+			w.conn = PQconnectdb(w.conninfo);
+			if (PQstatus(w.conn) != CONNECTION_OK) {
+				free(json);
+				break;
+			}
+		}
+		PQsetnonblocking(w.conn, 0);
+		params[0] = json;
+		r = PQexecParams(w.conn, INSERT_SQL, 1, NULL, params, NULL, NULL, 0);
+		if (PQresultStatus(r) == PGRES_COMMAND_OK)
+			atomic_fetch_add(&n_written, n);
+		PQclear(r);
+		free(json);
+	}
+	if (w.io)
+		event_free(w.io);
+	if (w.tick)
+		event_free(w.tick);
+	if (w.conn)
+		PQfinish(w.conn);
+	free(w.conninfo);
+	memset(&w, 0, sizeof(w));
+}

@@ -1,0 +1,238 @@
+/*
+ * idsync: row readers for the identity tables (see idsync.h).
+ */
+#include "authz/idsync.h"
+
+#include "authz/ident.h"
+#include "util/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int64_t i64(const PGresult *r, int row, int col)
+{
+	return strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+static const char *txt(const PGresult *r, int row, int col)
+{
+	return PQgetvalue(r, row, col);
+}
+
+static void cpy(char *dst, size_t cap, const char *src)
+{
+	snprintf(dst, cap, "%s", src);
+}
+
+json_t *idsync_role_map(const char *text, int *bad)
+{
+	json_error_t e;
+	json_t *m = json_loads(text, JSON_REJECT_DUPLICATES, &e);
+	const char *k;
+	json_t *v;
+
+	*bad = 0;
+	if (!m || !json_is_object(m)) {
+		*bad = 1;
+		json_decref(m);
+		return NULL;
+	}
+	json_object_foreach(m, k, v) {
+		if (!json_is_string(v) || json_string_length(v) >= IDENT_NAME_MAX) {
+			*bad = 1;
+			json_decref(m);
+			return NULL;
+		}
+	}
+	if (json_object_size(m) == 0) {
+		json_decref(m);
+		return NULL;
+	}
+	return m;
+}
+
+int idsync_put_issuer(struct state *s, const PGresult *r, int row, int64_t *id)
+{
+	struct id_issuer is;
+	int algs, bad;
+	const char *p;
+
+	memset(&is, 0, sizeof(is));
+	is.id = *id = i64(r, row, 0);
+	cpy(is.name, sizeof(is.name), txt(r, row, 1));
+	cpy(is.iss, sizeof(is.iss), txt(r, row, 2));
+	cpy(is.discovery_url, sizeof(is.discovery_url), txt(r, row, 3));
+	algs = jwt_alg_mask(txt(r, row, 4));
+	cpy(is.audience, sizeof(is.audience), txt(r, row, 5));
+	is.leeway = (int)i64(r, row, 6);
+	is.require_exp = strcmp(txt(r, row, 7), "t") == 0;
+	is.tenant_id = i64(r, row, 8);
+	cpy(is.tenant_claim, sizeof(is.tenant_claim), txt(r, row, 9));
+	cpy(is.role_claim, sizeof(is.role_claim), txt(r, row, 10));
+	is.role_map = idsync_role_map(txt(r, row, 11), &bad);
+	p = txt(r, row, 12);
+	while (*p && is.ndefault_roles < IDENT_DEFAULT_ROLES_MAX) {
+		size_t n = strcspn(p, "\n");
+		if (n && n < IDENT_NAME_MAX) {
+			memcpy(is.default_roles[is.ndefault_roles], p, n);
+			is.default_roles[is.ndefault_roles++][n] = '\0';
+		}
+		p += n + (p[n] == '\n');
+	}
+	is.enabled = strcmp(txt(r, row, 13), "active") == 0;
+	if (algs < 0 || bad) {
+		/* Kept, but disabled: its tokens are refused as from a disabled issuer. */
+		log_warn("database: JWT issuer %lld (%s) has %s; its tokens are refused",
+			 (long long)is.id, is.name, algs < 0 ? "an unknown algorithm" : "an unreadable role_map");
+		is.enabled = 0;
+		algs = 0;
+	}
+	is.algs = (unsigned)algs;
+	ident_put_issuer(state_ident(s), &is);
+	return 0;
+}
+
+void idsync_del_issuer(struct state *s, int64_t id)
+{
+	ident_del_issuer(state_ident(s), id);
+}
+
+int idsync_put_key(struct state *s, const PGresult *r, int row, int64_t *id)
+{
+	struct id_key k;
+	char err[128];
+	const char *jwk = txt(r, row, 3);
+
+	memset(&k, 0, sizeof(k));
+	k.id = *id = i64(r, row, 0);
+	k.issuer_id = i64(r, row, 1);
+	k.enabled = strcmp(txt(r, row, 4), "active") == 0;
+	if (jwk_parse_text(jwk, (size_t)PQgetlength(r, row, 3), txt(r, row, 2), &k.key, err, sizeof(err)) < 0) {
+		log_warn("database: key %lld of JWT issuer %lld is unusable: %s", (long long)k.id,
+			 (long long)k.issuer_id, err);
+		ident_del_key(state_ident(s), k.id);
+		return 0;
+	}
+	ident_put_key(state_ident(s), &k);
+	return 0;
+}
+
+void idsync_del_key(struct state *s, int64_t id)
+{
+	ident_del_key(state_ident(s), id);
+}
+
+int idsync_put_jti(struct state *s, const PGresult *r, int row, int64_t *id)
+{
+	*id = i64(r, row, 0);
+	ident_put_revoked_jti(state_ident(s), *id, i64(r, row, 1), txt(r, row, 2));
+	return 0;
+}
+
+void idsync_del_jti(struct state *s, int64_t id)
+{
+	ident_del_revoked_jti(state_ident(s), id);
+}
+
+int idsync_put_sub(struct state *s, const PGresult *r, int row, int64_t *id)
+{
+	*id = i64(r, row, 0);
+	ident_put_revoked_sub(state_ident(s), *id, i64(r, row, 1), txt(r, row, 2), i64(r, row, 3));
+	return 0;
+}
+
+void idsync_del_sub(struct state *s, int64_t id)
+{
+	ident_del_revoked_sub(state_ident(s), id);
+}
+
+/* Newline-separated permissions into perms (bounded by IDENT_PERMS_MAX in all). */
+static void parse_perms(const char *p, int deny, struct id_perm *perms, int *n, int64_t role_id)
+{
+	while (*p) {
+		size_t len = strcspn(p, "\n");
+		if (len && *n < IDENT_PERMS_MAX) {
+			if (ident_perm_parse(p, len, deny, &perms[*n]) == 0)
+				(*n)++;
+			else
+				log_warn("database: role %lld has an unknown permission; ignored", (long long)role_id);
+		}
+		p += len + (p[len] == '\n');
+	}
+}
+
+int idsync_put_role(struct state *s, const PGresult *r, int row, int64_t *id)
+{
+	static struct id_perm perms[IDENT_PERMS_MAX]; /* control thread only */
+	struct id_role role;
+
+	memset(&role, 0, sizeof(role));
+	role.id = *id = i64(r, row, 0);
+	role.tenant_id = i64(r, row, 1);
+	cpy(role.name, sizeof(role.name), txt(r, row, 2));
+	role.perms = perms;
+	parse_perms(txt(r, row, 4), 1, perms, &role.nperms, role.id); /* denies first: they win */
+	parse_perms(txt(r, row, 3), 0, perms, &role.nperms, role.id);
+	ident_put_role(state_ident(s), &role);
+	return 0;
+}
+
+void idsync_del_role(struct state *s, int64_t id)
+{
+	ident_del_role(state_ident(s), id);
+}
+
+int idsync_put_key_role(struct state *s, const PGresult *r, int row, int64_t *id)
+{
+	int64_t have[IDENT_KEY_ROLES_MAX];
+	int64_t key_id = i64(r, row, 1);
+
+	*id = i64(r, row, 0);
+	if (ident_key_roles(state_ident(s), key_id, have, IDENT_KEY_ROLES_MAX) == IDENT_KEY_ROLES_MAX)
+		log_warn("database: API key %lld has more than %d roles; role %lld ignored",
+			 (long long)key_id, IDENT_KEY_ROLES_MAX, (long long)i64(r, row, 2));
+	ident_put_key_role(state_ident(s), *id, key_id, i64(r, row, 2));
+	return 0;
+}
+
+void idsync_del_key_role(struct state *s, int64_t id)
+{
+	ident_del_key_role(state_ident(s), id);
+}
+
+int idsync_put_tenant(struct state *s, const PGresult *r, int row, int64_t *id)
+{
+	*id = i64(r, row, 0);
+	ident_put_tenant_name(state_ident(s), *id, txt(r, row, 1));
+	return 0;
+}
+
+void idsync_del_tenant(struct state *s, int64_t id)
+{
+	ident_del_tenant_name(state_ident(s), id);
+}
+
+int idsync_put_group(struct state *s, const PGresult *r, int row, int64_t *id)
+{
+	*id = i64(r, row, 0);
+	ident_put_group(state_ident(s), *id, txt(r, row, 1));
+	return 0;
+}
+
+void idsync_del_group(struct state *s, int64_t id)
+{
+	ident_del_group(state_ident(s), id);
+}
+
+int idsync_put_member(struct state *s, const PGresult *r, int row, int64_t *id)
+{
+	*id = i64(r, row, 0);
+	ident_put_member(state_ident(s), *id, i64(r, row, 1), i64(r, row, 2));
+	return 0;
+}
+
+void idsync_del_member(struct state *s, int64_t id)
+{
+	ident_del_member(state_ident(s), id);
+}
