@@ -618,8 +618,11 @@ static enum pl_result stage_route(struct pl_ctx *ctx)
 		return no_server(ctx, &r);
 	if (r.kind == LB_ROUTE_UNFIT)
 		return unfit(ctx, &r);
-	if ((r.kind == LB_ROUTE_FALLBACK || r.kind == LB_ROUTE_VIRTUAL) && switch_model(ctx, &r) != PL_NEXT)
+	if ((r.kind == LB_ROUTE_FALLBACK || r.kind == LB_ROUTE_VIRTUAL) && switch_model(ctx, &r) != PL_NEXT) {
+		if (r.server[0])
+			lb_release(r.backend, r.server); /* refused: that server will not see it */
 		return PL_DONE;
+	}
 	snprintf(ctx->out.server, sizeof(ctx->out.server), "%s", r.server);
 	ctx->out.allow = 1;
 	ctx->out.reason = PL_R_OK;
