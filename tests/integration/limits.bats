@@ -236,6 +236,11 @@ prefix_of() {
 	eventually 8 status_is_lim "$k" 200
 }
 
+quota_refused() {
+	BODY=$(chat_body lim-model ',"max_tokens":100') lchat "$1"
+	expect_openai_error 429 insufficient_quota insufficient_quota
+}
+
 status_is_lim() {
 	lchat "$1"
 	expect_status "$2"
@@ -333,4 +338,28 @@ status_is_lim() {
 	echo "usage: $got"
 	read -r est pt ct <<<"$got"
 	((est == 0 && pt > 0 && ct > 0 && ct != 50))
+}
+
+@test "without Redis a restart does not reset quotas and budgets: counters start from this month's usage rows" {
+	local k tid mid kid
+	k=$(new_tenant seeded)
+	sql "SELECT jairouter.set_limit('tenant', 'quota', 'month', 1000, NULL, 'seeded')" >/dev/null
+	sleep 0.3
+	lchat "$k"
+	expect_status 200
+	# Usage recorded earlier this month (another agent, or before a restart): 950 tokens.
+	tid=$(sql "SELECT id FROM jairouter.tenants WHERE name = 'seeded'")
+	kid=$(sql "SELECT id FROM jairouter.api_keys WHERE tenant_id = $tid")
+	mid=$(sql "SELECT id FROM jairouter.models WHERE name = 'lim-model'")
+	sql "INSERT INTO jairouter.usage_daily (day, tenant_id, key_id, model_id, requests, prompt_tokens, completion_tokens)
+	     VALUES (date_trunc('month', now() AT TIME ZONE 'UTC')::date, $tid, $kid, $mid, 9, 450, 500)
+	     ON CONFLICT (day, tenant_id, key_id, model_id) DO UPDATE SET requests = usage_daily.requests + 9,
+	     prompt_tokens = usage_daily.prompt_tokens + 450, completion_tokens = usage_daily.completion_tokens + 500" >/dev/null
+	jr_agent_stop "$STACK"
+	jr_agent_start "$STACK"
+	grep -q 'seeds the local quota' "$STACK/agent.log"
+	# (retried while HAProxy sees the restarted agent come back; a refusal charges nothing)
+	eventually 10 quota_refused "$k"
+	BODY=$(chat_body lim-model ',"max_tokens":5') lchat "$k"
+	expect_status 200
 }

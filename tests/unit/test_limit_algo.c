@@ -392,6 +392,43 @@ static void test_local_overflow_shares_a_counter(void)
 	lim_local_destroy();
 }
 
+static void test_local_seed_period_counters(void)
+{
+	struct lim_seed_row rows[] = {
+		{ 1699920000, 7, 70, 9, 400, 0 },  /* today (2023-11-14), tenant 7 */
+		{ 1699833600, 7, 71, 9, 300, 0 },  /* yesterday, tenant 7: counts for the month */
+		{ 1699920000, 8, 80, 9, 5000, 0 }, /* another tenant */
+	};
+	struct lim_item day, month, other;
+
+	lim_local_init(100);
+	memset(&day, 0, sizeof(day));
+	day.def = mkdef(1, 0, 0, 0, LS_TENANT, LD_QUOTA, 1000);
+	day.def.p.algo = LIM_PERIOD_DAY;
+	day.sc_tenant = 7;
+	day.cost = 500;
+	snprintf(day.key, sizeof(day.key), "1:0:t7:pday");
+	month = day;
+	month.def.id = 2;
+	month.def.p.algo = LIM_PERIOD_MONTH;
+	snprintf(month.key, sizeof(month.key), "2:0:t7:pmonth");
+	/* A counter that exists before the seed arrives gets it too. */
+	CHECK_EQ_INT(lim_local_admit(&day, 1, T0, 1), 1); /* 500 of 1000 */
+	lim_local_seed(rows, 3);
+	CHECK_EQ_INT(lim_local_admit(&day, 1, T0, 1), 0); /* 500 + 400 + 500 > 1000 */
+	CHECK_EQ_INT(day.res.remaining, 100);
+	CHECK_EQ_INT(lim_local_admit(&month, 1, T0, 1), 0); /* 700 + 500 > 1000 */
+	CHECK_EQ_INT(month.res.remaining, 300);
+	/* Scopes the usage rows cannot tell apart start at zero. */
+	other = day;
+	other.def.id = 3;
+	other.def.scope = LS_IP;
+	snprintf(other.key, sizeof(other.key), "3:0:i7f000001:pday");
+	CHECK_EQ_INT(lim_local_admit(&other, 1, T0, 1), 1);
+	CHECK_EQ_INT(other.res.remaining, 500);
+	lim_local_destroy();
+}
+
 int main(void)
 {
 	RUN(test_token_bucket_burst_and_refill);
@@ -409,5 +446,6 @@ int main(void)
 	RUN(test_defs_overrides);
 	RUN(test_local_all_or_nothing);
 	RUN(test_local_overflow_shares_a_counter);
+	RUN(test_local_seed_period_counters);
 	TEST_END();
 }

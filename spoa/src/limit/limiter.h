@@ -30,6 +30,7 @@ struct lim_item {
 	int64_t charged_at_us;  /* when it was charged (refunds of sliding logs) */
 	int remote;             /* charged in Redis (1) or here (0) */
 	int slot;               /* Redis: its position in the admission call (member names) */
+	int64_t sc_tenant, sc_key, sc_model; /* the request's ids (seeding period counters) */
 	struct lim_result res;
 };
 
@@ -54,6 +55,15 @@ struct lim_local_stats {
 	uint64_t states, overflow;
 };
 void lim_local_stats(struct lim_local_stats *out);
+
+/* Usage already recorded in PostgreSQL this month (usage/usage.h reads it once at start):
+ * local quota and budget counters of the tenant, key, model and tenant x model scopes
+ * start from it, so that a restart does not reset them. Other scopes start at zero. */
+struct lim_seed_row {
+	int64_t day; /* Unix seconds of the UTC day */
+	int64_t tenant_id, key_id, model_id, tokens, cost_micro;
+};
+void lim_local_seed(const struct lim_seed_row *rows, size_t n);
 
 /* The params of a definition as enforced with `divisor` (fleet fallback). */
 struct lim_params lim_divided(const struct lim_params *p, int64_t divisor);

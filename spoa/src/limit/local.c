@@ -17,6 +17,8 @@ struct entry {
 	struct lim_def def; /* as charged: the sweep needs the window */
 	struct lim_state st;
 	int64_t touched_us;
+	int64_t sc_tenant, sc_key, sc_model; /* whose counter (seeding) */
+	int seeded, shared;                  /* seed applied; an overflow counter */
 };
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -24,6 +26,9 @@ static struct hmap table;
 static size_t max_states = 100000;
 static int initialised;
 static _Atomic uint64_t overflow_count;
+static struct lim_seed_row *seed;  /* this month's recorded usage, once read */
+static size_t nseed;
+static int seed_ready;
 
 void lim_local_init(size_t max)
 {
@@ -53,6 +58,10 @@ void lim_local_destroy(void)
 		hmap_clear(&table);
 		initialised = 0;
 	}
+	free(seed);
+	seed = NULL;
+	nseed = 0;
+	seed_ready = 0;
 	pthread_mutex_unlock(&mu);
 }
 
@@ -75,6 +84,71 @@ struct lim_params lim_divided(const struct lim_params *p, int64_t divisor)
 	return d;
 }
 
+static int is_period(enum lim_algo a)
+{
+	return a == LIM_PERIOD_DAY || a == LIM_PERIOD_MONTH;
+}
+
+/* What the recorded usage already took from a period counter (0 for scopes the usage
+ * rows cannot tell apart: user, ip, backend, server; and for shared overflow counters). */
+static int64_t seed_sum(const struct entry *e)
+{
+	const struct lim_def *d = &e->def;
+	int64_t start, end, sum = 0;
+
+	if (!is_period(d->p.algo) || e->shared)
+		return 0;
+	if (d->scope != LS_TENANT && d->scope != LS_KEY && d->scope != LS_MODEL &&
+	    d->scope != LS_TENANT_MODEL)
+		return 0;
+	start = e->st.period_start_us / LIM_US_PER_S;
+	end = lim_period_next(d->p.algo, e->st.period_start_us) / LIM_US_PER_S;
+	for (size_t i = 0; i < nseed; i++) {
+		const struct lim_seed_row *r = &seed[i];
+		if (r->day < start || r->day >= end || (d->tenant_id && r->tenant_id != d->tenant_id) ||
+		    (d->key_id && r->key_id != d->key_id) || (d->model_id && r->model_id != d->model_id))
+			continue;
+		if ((d->scope == LS_TENANT && r->tenant_id != e->sc_tenant) ||
+		    (d->scope == LS_KEY && r->key_id != e->sc_key) ||
+		    (d->scope == LS_MODEL && r->model_id != e->sc_model) ||
+		    (d->scope == LS_TENANT_MODEL && (r->tenant_id != e->sc_tenant || r->model_id != e->sc_model)))
+			continue;
+		sum += d->dim == LD_BUDGET ? r->cost_micro : r->tokens;
+	}
+	return sum;
+}
+
+static void apply_seed(struct entry *e)
+{
+	if (e->seeded || !seed_ready)
+		return;
+	e->seeded = 1;
+	e->st.used += seed_sum(e);
+}
+
+static void seed_one(void *item, void *arg)
+{
+	(void)arg;
+	apply_seed(item);
+}
+
+void lim_local_seed(const struct lim_seed_row *rows, size_t n)
+{
+	pthread_mutex_lock(&mu);
+	free(seed);
+	seed = NULL;
+	nseed = 0;
+	if (n) {
+		seed = xcalloc(n, sizeof(*seed));
+		memcpy(seed, rows, n * sizeof(*seed));
+		nseed = n;
+	}
+	seed_ready = 1;
+	if (initialised)
+		hmap_each(&table, seed_one, NULL);
+	pthread_mutex_unlock(&mu);
+}
+
 /* The counter of an item (created on first use). NULL only when `create` is 0. */
 static struct entry *find(const struct lim_item *it, const struct lim_params *p, int64_t now,
 			  int create)
@@ -95,12 +169,17 @@ static struct entry *find(const struct lim_item *it, const struct lim_params *p,
 			return e;
 		e = xcalloc(1, sizeof(*e));
 		memcpy(e->key, okey, sizeof(okey));
+		e->shared = 1;
 	} else {
 		e = xcalloc(1, sizeof(*e));
 		snprintf(e->key, sizeof(e->key), "%s", it->key);
 	}
 	e->def = it->def;
+	e->sc_tenant = it->sc_tenant;
+	e->sc_key = it->sc_key;
+	e->sc_model = it->sc_model;
 	lim_state_init(&e->st, p, now);
+	apply_seed(e);
 	hmap_insert(&table, h, e);
 	return e;
 }

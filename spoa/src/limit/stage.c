@@ -278,6 +278,9 @@ static void build_item(struct lim_req *q, const struct lim_def *d, struct lim_it
 	memset(it, 0, sizeof(*it));
 	it->def = *d;
 	it->cost = item_cost(q, d);
+	it->sc_tenant = q->tenant_id;
+	it->sc_key = q->key_id;
+	it->sc_model = q->model_id;
 	scope_value(q, d, sv, sizeof(sv));
 	if (d->p.algo == LIM_PERIOD_DAY || d->p.algo == LIM_PERIOD_MONTH)
 		snprintf(it->key, sizeof(it->key), "%lld:%llx:%s:p%lld", (long long)d->id,
@@ -769,6 +772,10 @@ int limits_start(struct event_base *control, const struct jr_config *cfg)
 	pthread_mutex_unlock(&rv_mu);
 	lim_local_init(cfg->limits_max_states);
 	limits_configure(cfg);
+	/* Without Redis, quota and budget counters live here: they start from what
+	 * PostgreSQL recorded this month, so a restart does not reset them. */
+	if (!fleet_configured())
+		usage_set_seed(lim_local_seed);
 	if (report_subscribe(on_report, NULL) < 0)
 		return -1;
 	tick_ev = event_new(control, -1, EV_PERSIST, tick_cb, NULL);

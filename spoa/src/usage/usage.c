@@ -1,5 +1,6 @@
 #include "usage/usage.h"
 
+#include "limit/limiter.h"
 #include "util/hmap.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -37,6 +38,13 @@
 	"estimated_requests = u.estimated_requests + EXCLUDED.estimated_requests, "                \
 	"cost = u.cost + EXCLUDED.cost, updated_at = now()"
 
+/* This month's usage (UTC), for the local quota and budget counters. */
+#define SEED_SQL                                                                                   \
+	"SELECT extract(epoch FROM day)::bigint, tenant_id, key_id, model_id, "                    \
+	"prompt_tokens + completion_tokens, ceil(cost * 1000000)::bigint FROM jairouter.usage_daily " \
+	"WHERE day >= date_trunc('month', now() AT TIME ZONE 'UTC')::date"
+#define SEED_TRIES 3
+
 struct row {
 	int64_t day, tenant_id, key_id, model_id;
 	int64_t requests, pt, ct, estimated, cost_micro;
@@ -55,6 +63,13 @@ static size_t max_rows = 100000;
 static struct batch inflight; /* sent or to be re-sent; rows == NULL when none */
 static int64_t next_seq = 1;
 static char agent_id[96];
+static void (*seed_fn)(const struct lim_seed_row *rows, size_t n);
+static int seed_tries;
+
+void usage_set_seed(void (*fn)(const struct lim_seed_row *rows, size_t n))
+{
+	seed_fn = fn;
+}
 
 static struct {
 	_Atomic uint64_t requests, estimated, batches, batch_errors, rows_written, rows_dropped;
@@ -68,6 +83,9 @@ static struct {
 	char *conninfo;
 	PGconn *conn;
 	int connecting, busy, failed;
+	int seeding;                 /* the query in flight is the seed query */
+	struct lim_seed_row *seed;   /* rows collected so far */
+	size_t nseed, seed_cap;
 	time_t busy_since;
 	struct event *io, *flush_timer;
 	evutil_socket_t io_fd;
@@ -243,6 +261,8 @@ static void watch(short what)
 	}
 }
 
+static void seed_done(int ok);
+
 static void drop(const char *why)
 {
 	if (w.conn) {
@@ -256,6 +276,8 @@ static void drop(const char *why)
 	w.io = NULL;
 	w.conn = NULL;
 	w.connecting = w.busy = 0;
+	if (w.seeding)
+		seed_done(0);
 	w.retry_at = (int64_t)time(NULL) + RETRY_MS / 1000;
 	atomic_store(&st.db_up, 0);
 }
@@ -289,6 +311,45 @@ static void start_connect(void)
 	connect_step();
 }
 
+static void seed_rows(const PGresult *r)
+{
+	int n = PQntuples(r);
+
+	if (PQnfields(r) != 6)
+		return;
+	if (w.nseed + (size_t)n > w.seed_cap) {
+		w.seed_cap = w.nseed + (size_t)n;
+		w.seed = xrealloc(w.seed, w.seed_cap * sizeof(*w.seed));
+	}
+	for (int i = 0; i < n; i++) {
+		struct lim_seed_row *s = &w.seed[w.nseed++];
+		s->day = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+		s->tenant_id = strtoll(PQgetvalue(r, i, 1), NULL, 10);
+		s->key_id = strtoll(PQgetvalue(r, i, 2), NULL, 10);
+		s->model_id = strtoll(PQgetvalue(r, i, 3), NULL, 10);
+		s->tokens = strtoll(PQgetvalue(r, i, 4), NULL, 10);
+		s->cost_micro = strtoll(PQgetvalue(r, i, 5), NULL, 10);
+	}
+}
+
+static void seed_done(int ok)
+{
+	w.seeding = 0;
+	if (ok) {
+		seed_fn(w.seed, w.nseed);
+		log_info("usage: this month's recorded usage (%zu rows) seeds the local quota and "
+			 "budget counters", w.nseed);
+		seed_fn = NULL;
+	} else if (++seed_tries >= SEED_TRIES) {
+		log_error("usage: could not read this month's usage %d times; local quotas and "
+			  "budgets count from zero", SEED_TRIES);
+		seed_fn = NULL;
+	}
+	free(w.seed);
+	w.seed = NULL;
+	w.nseed = w.seed_cap = 0;
+}
+
 static void read_results(void)
 {
 	PGresult *r;
@@ -302,13 +363,17 @@ static void read_results(void)
 		if (!(r = PQgetResult(w.conn))) {
 			/* The query is over: written, or kept to be re-sent. */
 			w.busy = 0;
-			if (w.failed)
+			if (w.seeding)
+				seed_done(!w.failed);
+			else if (w.failed)
 				atomic_fetch_add(&st.batch_errors, 1);
 			else
 				batch_done();
 			w.failed = 0;
 			return;
 		}
+		if (w.seeding && PQresultStatus(r) == PGRES_TUPLES_OK)
+			seed_rows(r);
 		if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
 			log_warn("usage: batch write failed: %s", PQresultErrorMessage(r));
 			w.failed = 1;
@@ -373,6 +438,17 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 			atomic_fetch_add(&st.batch_errors, 1);
 			drop("timed out");
 		}
+		return;
+	}
+	if (seed_fn) {
+		/* Before any batch: this process' own usage must not be in the seed. */
+		if (!PQsendQueryParams(w.conn, SEED_SQL, 0, NULL, NULL, NULL, NULL, 0)) {
+			drop("could not send the usage query");
+			return;
+		}
+		w.seeding = w.busy = 1;
+		w.busy_since = time(NULL);
+		watch(PQflush(w.conn) == 1 ? EV_READ | EV_WRITE : EV_READ);
 		return;
 	}
 	take_batch();

@@ -31,6 +31,13 @@ struct usage_rec {
 /* Thread-safe. */
 void usage_add(const struct usage_rec *r);
 
+/* Before usage_start: the first thing the writer does once connected (before its first
+ * batch, so this process' own usage is not in it) is to read this month's usage rows and
+ * hand them to fn (limit/limiter.h, lim_local_seed), once. Three failed attempts give up
+ * (logged); batches wait meanwhile. */
+struct lim_seed_row;
+void usage_set_seed(void (*fn)(const struct lim_seed_row *rows, size_t n));
+
 /* conninfo empty: aggregation only (nothing is written; counted as dropped at stop). */
 int usage_start(struct event_base *base, const char *conninfo, unsigned flush_ms, size_t max_rows);
 /* Graceful stop: one synchronous write of everything pending (bounded by a few
