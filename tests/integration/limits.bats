@@ -355,9 +355,10 @@ status_is_lim() {
 	     VALUES (date_trunc('month', now() AT TIME ZONE 'UTC')::date, $tid, $kid, $mid, 9, 450, 500)
 	     ON CONFLICT (day, tenant_id, key_id, model_id) DO UPDATE SET requests = usage_daily.requests + 9,
 	     prompt_tokens = usage_daily.prompt_tokens + 450, completion_tokens = usage_daily.completion_tokens + 500" >/dev/null
+	n=$(grep -c 'seeds the local quota' "$STACK/agent.log" || true)
 	jr_agent_stop "$STACK"
 	jr_agent_start "$STACK"
-	grep -q 'seeds the local quota' "$STACK/agent.log"
+	eventually 5 bash -c "(( \$(grep -c 'seeds the local quota' '$STACK/agent.log') > $n ))"
 	# (retried while HAProxy sees the restarted agent come back; a refusal charges nothing)
 	eventually 10 quota_refused "$k"
 	BODY=$(chat_body lim-model ',"max_tokens":5') lchat "$k"

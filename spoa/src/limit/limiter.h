@@ -64,6 +64,11 @@ struct lim_seed_row {
 	int64_t tenant_id, key_id, model_id, tokens, cost_micro;
 };
 void lim_local_seed(const struct lim_seed_row *rows, size_t n);
+/* A seed is on its way: until lim_local_seed() runs (with rows, or with none when it gave
+ * up), lim_local_seed_pending() is true and the limits stage answers requests that face a
+ * local quota or budget with 503 gateway_not_ready rather than count them from zero. */
+void lim_local_seed_expect(void);
+int lim_local_seed_pending(void);
 
 /* The params of a definition as enforced with `divisor` (fleet fallback). */
 struct lim_params lim_divided(const struct lim_params *p, int64_t divisor);

@@ -29,6 +29,7 @@ static _Atomic uint64_t overflow_count;
 static struct lim_seed_row *seed;  /* this month's recorded usage, once read */
 static size_t nseed;
 static int seed_ready;
+static _Atomic int seed_pending;
 
 void lim_local_init(size_t max)
 {
@@ -62,6 +63,7 @@ void lim_local_destroy(void)
 	seed = NULL;
 	nseed = 0;
 	seed_ready = 0;
+	atomic_store(&seed_pending, 0);
 	pthread_mutex_unlock(&mu);
 }
 
@@ -101,6 +103,8 @@ static int64_t seed_sum(const struct entry *e)
 	if (d->scope != LS_TENANT && d->scope != LS_KEY && d->scope != LS_MODEL &&
 	    d->scope != LS_TENANT_MODEL)
 		return 0;
+	if (d->scope == LS_KEY && !e->sc_key)
+		return 0; /* a token's counter: its rows are not told apart from other tokens' */
 	start = e->st.period_start_us / LIM_US_PER_S;
 	end = lim_period_next(d->p.algo, e->st.period_start_us) / LIM_US_PER_S;
 	for (size_t i = 0; i < nseed; i++) {
@@ -132,6 +136,16 @@ static void seed_one(void *item, void *arg)
 	apply_seed(item);
 }
 
+void lim_local_seed_expect(void)
+{
+	atomic_store(&seed_pending, 1);
+}
+
+int lim_local_seed_pending(void)
+{
+	return atomic_load_explicit(&seed_pending, memory_order_relaxed);
+}
+
 void lim_local_seed(const struct lim_seed_row *rows, size_t n)
 {
 	pthread_mutex_lock(&mu);
@@ -146,6 +160,7 @@ void lim_local_seed(const struct lim_seed_row *rows, size_t n)
 	seed_ready = 1;
 	if (initialised)
 		hmap_each(&table, seed_one, NULL);
+	atomic_store(&seed_pending, 0);
 	pthread_mutex_unlock(&mu);
 }
 

@@ -237,9 +237,18 @@ static void scope_value(const struct lim_req *q, const struct lim_def *d, char *
 
 	switch (d->scope) {
 	case LS_TENANT: snprintf(buf, cap, "t%lld", (long long)q->tenant_id); break;
-	case LS_KEY: snprintf(buf, cap, "k%lld", (long long)q->key_id); break;
+	case LS_KEY:
+		if (q->key_id)
+			snprintf(buf, cap, "k%lld", (long long)q->key_id);
+		else /* a token (no API key): its issuer and subject stand for the key */
+			snprintf(buf, cap, "j%lld:%016llx", (long long)ctx->issuer_id,
+				 (unsigned long long)hmap_hash_bytes(ctx->end_user, strlen(ctx->end_user)));
+		break;
 	case LS_USER:
-		if (ctx->in.user.ptr && ctx->in.user.len)
+		if (ctx->end_user[0]) /* a verified token's subject wins over a request header */
+			snprintf(buf, cap, "u%lld:%016llx", (long long)q->tenant_id,
+				 (unsigned long long)hmap_hash_bytes(ctx->end_user, strlen(ctx->end_user)));
+		else if (ctx->in.user.ptr && ctx->in.user.len)
 			snprintf(buf, cap, "u%lld:%016llx", (long long)q->tenant_id,
 				 (unsigned long long)hmap_hash_bytes(ctx->in.user.ptr, ctx->in.user.len > USER_MAX
 										    ? USER_MAX : ctx->in.user.len));
@@ -505,6 +514,14 @@ static void select_limits(struct lim_req *q, struct lim_def *defs, size_t *n)
 	store_read_end();
 }
 
+static int has_period(const struct lim_req *q)
+{
+	for (size_t i = 0; i < q->n; i++)
+		if (q->items[i].def.p.algo == LIM_PERIOD_DAY || q->items[i].def.p.algo == LIM_PERIOD_MONTH)
+			return 1;
+	return 0;
+}
+
 enum pl_result pl_stage_limits(struct pl_ctx *ctx)
 {
 	struct lim_req *q;
@@ -528,6 +545,19 @@ enum pl_result pl_stage_limits(struct pl_ctx *ctx)
 	for (size_t i = 0; i < n; i++)
 		build_item(q, &defs[i], &q->items[i], now);
 	q->n = n;
+	if (lim_local_seed_pending() && has_period(q)) {
+		/* Starting: this month's usage is not read yet; counting from zero could hand
+		 * out a quota twice. Normally milliseconds after start. */
+		free(q);
+		pl_deny(ctx, 503, PL_R_NOT_READY, "server_error", "gateway_not_ready", NULL,
+			"The gateway is starting and has not loaded the usage its quotas and budgets "
+			"count from. Please retry.");
+		ctx->out.retry_after = 1;
+		if (ctx->out.server[0])
+			lb_release(ctx->out.backend, ctx->out.server);
+		ctx->out.backend[0] = ctx->out.server[0] = '\0';
+		return PL_DONE;
+	}
 	if (n == 0 || !fleet_configured()) {
 		bump(&st.local_decisions);
 		return conclude(q, n == 0 || admit_local(q->items, n, local_divisor()));
@@ -774,8 +804,10 @@ int limits_start(struct event_base *control, const struct jr_config *cfg)
 	limits_configure(cfg);
 	/* Without Redis, quota and budget counters live here: they start from what
 	 * PostgreSQL recorded this month, so a restart does not reset them. */
-	if (!fleet_configured())
+	if (!fleet_configured() && cfg->database[0]) {
+		lim_local_seed_expect();
 		usage_set_seed(lim_local_seed);
+	}
 	if (report_subscribe(on_report, NULL) < 0)
 		return -1;
 	tick_ev = event_new(control, -1, EV_PERSIST, tick_cb, NULL);

@@ -343,6 +343,7 @@ static void seed_done(int ok)
 	} else if (++seed_tries >= SEED_TRIES) {
 		log_error("usage: could not read this month's usage %d times; local quotas and "
 			  "budgets count from zero", SEED_TRIES);
+		seed_fn(NULL, 0);
 		seed_fn = NULL;
 	}
 	free(w.seed);
