@@ -185,6 +185,39 @@ static void test_denied_earlier_is_untouched(void)
 	CHECK_EQ_INT(pl_stage_limits(&ctx), PL_NEXT); /* the refused one was not counted */
 }
 
+/* Token callers (no API key): the key scope counts per issuer and subject, and the user
+ * scope takes the verified subject before any header. */
+static void test_token_subjects(void)
+{
+	struct lim_def d[2] = { def(5, LS_KEY, LD_REQUESTS, LIM_SLIDING_WINDOW, 1, 60000),
+				def(6, LS_USER, LD_REQUESTS, LIM_SLIDING_WINDOW, 2, 60000) };
+	struct pl_ctx ctx;
+	int i;
+
+	setup();
+	load(d, 2);
+	ctx_init(&ctx, k_body);
+	ctx.key_id = 0;
+	ctx.issuer_id = 3;
+	snprintf(ctx.end_user, sizeof(ctx.end_user), "alice");
+	CHECK_EQ_INT(pl_stage_limits(&ctx), PL_NEXT);
+	ctx_init(&ctx, k_body);
+	ctx.key_id = 0;
+	ctx.issuer_id = 3;
+	snprintf(ctx.end_user, sizeof(ctx.end_user), "alice");
+	CHECK_EQ_INT(pl_stage_limits(&ctx), PL_DONE); /* alice's "key" is used up */
+	for (i = 0; i < 2; i++) {
+		ctx_init(&ctx, k_body);
+		ctx.key_id = 0;
+		ctx.issuer_id = 3;
+		snprintf(ctx.end_user, sizeof(ctx.end_user), "bob");
+		ctx.in.user.ptr = "alice"; /* a header cannot borrow alice's counters */
+		ctx.in.user.len = 5;
+		/* bob: his key-scope counter admits one, then refuses */
+		CHECK_EQ_INT(pl_stage_limits(&ctx), i == 0 ? PL_NEXT : PL_DONE);
+	}
+}
+
 int main(void)
 {
 	store_init();
@@ -193,6 +226,7 @@ int main(void)
 	RUN(test_rate_refusal_and_headers);
 	RUN(test_budget_is_insufficient_quota);
 	RUN(test_denied_earlier_is_untouched);
+	RUN(test_token_subjects);
 	lim_local_destroy();
 	store_destroy();
 	TEST_END();

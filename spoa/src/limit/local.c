@@ -103,6 +103,8 @@ static int64_t seed_sum(const struct entry *e)
 	if (d->scope != LS_TENANT && d->scope != LS_KEY && d->scope != LS_MODEL &&
 	    d->scope != LS_TENANT_MODEL)
 		return 0;
+	if (d->scope == LS_KEY && !e->sc_key)
+		return 0; /* a token's counter: its rows are not told apart from other tokens' */
 	start = e->st.period_start_us / LIM_US_PER_S;
 	end = lim_period_next(d->p.algo, e->st.period_start_us) / LIM_US_PER_S;
 	for (size_t i = 0; i < nseed; i++) {

@@ -237,9 +237,18 @@ static void scope_value(const struct lim_req *q, const struct lim_def *d, char *
 
 	switch (d->scope) {
 	case LS_TENANT: snprintf(buf, cap, "t%lld", (long long)q->tenant_id); break;
-	case LS_KEY: snprintf(buf, cap, "k%lld", (long long)q->key_id); break;
+	case LS_KEY:
+		if (q->key_id)
+			snprintf(buf, cap, "k%lld", (long long)q->key_id);
+		else /* a token (no API key): its issuer and subject stand for the key */
+			snprintf(buf, cap, "j%lld:%016llx", (long long)ctx->issuer_id,
+				 (unsigned long long)hmap_hash_bytes(ctx->end_user, strlen(ctx->end_user)));
+		break;
 	case LS_USER:
-		if (ctx->in.user.ptr && ctx->in.user.len)
+		if (ctx->end_user[0]) /* a verified token's subject wins over a request header */
+			snprintf(buf, cap, "u%lld:%016llx", (long long)q->tenant_id,
+				 (unsigned long long)hmap_hash_bytes(ctx->end_user, strlen(ctx->end_user)));
+		else if (ctx->in.user.ptr && ctx->in.user.len)
 			snprintf(buf, cap, "u%lld:%016llx", (long long)q->tenant_id,
 				 (unsigned long long)hmap_hash_bytes(ctx->in.user.ptr, ctx->in.user.len > USER_MAX
 										    ? USER_MAX : ctx->in.user.len));
