@@ -137,6 +137,7 @@ struct job {
 	char *buf;                  /* MODE_BUFFER: the whole answer (bounded) */
 	size_t buf_len, buf_cap, buf_max;
 	struct sse_parser sse;
+	struct nd_parser nd;
 	struct es_decoder es;
 	struct xl_stream xs;
 	struct xl_msg_stream ms;
@@ -396,6 +397,13 @@ static int on_sse(void *arg, const char *event, const char *data, size_t len)
 	return xl_stream_sse(&j->xs, event, data, len) < 0;
 }
 
+static int on_nd(void *arg, const char *line, size_t len)
+{
+	struct job *j = arg;
+
+	return xl_stream_ollama(&j->xs, line, len) < 0;
+}
+
 static int on_es(void *arg, const struct es_message *m)
 {
 	struct job *j = arg;
@@ -472,6 +480,10 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *arg)
 		if (st != ES_OK && !j->xs.failed)
 			stream_fail(j, 502, "bad_upstream_stream",
 				    "The model provider's event stream is malformed or too large.");
+	} else if (j->up.ndjson) {
+		if (nd_feed(&j->nd, p, n) == SSE_TOO_LONG)
+			stream_fail(j, 502, "bad_upstream_stream",
+				    "The model provider sent a stream line larger than the adapter accepts.");
 	} else {
 		enum sse_status st = sse_feed(&j->sse, p, n);
 		if (st == SSE_TOO_LONG)
@@ -522,6 +534,8 @@ static void finish_buffered(struct job *j)
 	}
 	if (j->up.op == UP_EMBED && j->route.family == XL_GEMINI) {
 		out = xl_gemini_embed_response(in, j->route.public_model, j->up.embed_batch, &e);
+	} else if (j->up.op == UP_EMBED && j->route.family == XL_OLLAMA) {
+		out = xl_ollama_embed_response(in, j->route.public_model, &e);
 	} else if (j->route.family == XL_OPENAI || j->route.family == XL_AZURE) {
 		xl_openai_response(in, &meta, &j->usage);
 		out = json_incref(in);
@@ -531,6 +545,7 @@ static void finish_buffered(struct job *j)
 		case XL_GEMINI: out = xl_gemini_response(in, &meta, &j->usage, &e); break;
 		case XL_BEDROCK: out = xl_bedrock_response(in, &meta, &j->usage, &e); break;
 		case XL_COHERE: out = xl_cohere_response(in, &meta, &j->usage, &e); break;
+		case XL_OLLAMA: out = xl_ollama_response(in, &meta, &j->usage, &e); break;
 		default: break;
 		}
 	}
@@ -582,7 +597,8 @@ static void job_done(struct job *j, CURLcode rc)
 			reply_error(j, &e);
 		}
 	} else if (j->mode == MODE_STREAM) {
-		if (j->up.eventstream ? es_finish(&j->es) != ES_OK : sse_finish(&j->sse) == SSE_TOO_LONG)
+		if (j->up.eventstream ? es_finish(&j->es) != ES_OK
+		    : j->up.ndjson ? nd_finish(&j->nd) == SSE_TOO_LONG : sse_finish(&j->sse) == SSE_TOO_LONG)
 			stream_fail(j, 502, "bad_upstream_stream", "The model provider's stream ended in the middle of an event.");
 		finish_stream(j);
 	} else {
@@ -636,6 +652,7 @@ static void job_free(struct job *j)
 	curl_slist_free_all(j->hdrs);
 	up_free(&j->up);
 	sse_free(&j->sse);
+	nd_free(&j->nd);
 	es_free(&j->es);
 	for (int d = 0; d < MD__COUNT; d++)
 		M.masked[d] += j->counts.found[d];
@@ -778,6 +795,7 @@ static int start_job(struct job *j, json_t *oreq, const char *path, const char *
 	if (j->client == CLIENT_ANTHROPIC)
 		xl_msg_stream_init(&j->ms, j->route.public_model, out_bytes, j);
 	sse_init(&j->sse, on_sse, j);
+	nd_init(&j->nd, on_nd, j);
 	es_init(&j->es, on_es, j);
 	if (!(c = curl_easy_init()))
 		return -1;

@@ -78,6 +78,8 @@ int route_parse(const char *v, size_t n, struct ad_route *r, char *err, size_t c
 		p = amp ? amp + 1 : end;
 	}
 	r->family = xl_provider_of(r->provider);
+	if (r->family == XL_OPENAI && strcmp(r->provider, "ollama") == 0 && strcmp(r->api_version, "native") == 0)
+		r->family = XL_OLLAMA;
 	if (r->family < 0) {
 		snprintf(err, cap, "unknown provider kind");
 		return -1;

@@ -154,3 +154,70 @@ enum sse_status sse_finish(struct sse_parser *p)
 		rc = SSE_STOPPED;
 	return (enum sse_status)rc;
 }
+
+/* ---- NDJSON ------------------------------------------------------------------------- */
+
+void nd_init(struct nd_parser *p, nd_line_fn fn, void *arg)
+{
+	memset(p, 0, sizeof(*p));
+	p->fn = fn;
+	p->arg = arg;
+}
+
+void nd_free(struct nd_parser *p)
+{
+	free(p->line);
+	p->line = NULL;
+	p->len = p->cap = 0;
+}
+
+static int nd_line(struct nd_parser *p, const char *s, size_t n)
+{
+	if (n && s[n - 1] == '\r')
+		n--;
+	if (!n)
+		return 0;
+	return p->fn(p->arg, s, n) ? SSE_STOPPED : 0;
+}
+
+enum sse_status nd_feed(struct nd_parser *p, const char *buf, size_t len)
+{
+	if (p->failed)
+		return SSE_TOO_LONG;
+	while (len) {
+		const char *nl = memchr(buf, '\n', len);
+		size_t k = nl ? (size_t)(nl - buf) : len;
+		int rc;
+		if (reserve(&p->line, &p->cap, p->len + k, SSE_LINE_MAX) < 0) {
+			p->failed = 1;
+			return SSE_TOO_LONG;
+		}
+		memcpy(p->line + p->len, buf, k);
+		p->len += k;
+		if (!nl)
+			return SSE_OK;
+		p->line[p->len] = '\0';
+		rc = nd_line(p, p->line, p->len);
+		p->len = 0;
+		if (rc) {
+			p->failed = 1;
+			return (enum sse_status)rc;
+		}
+		buf += k + 1;
+		len -= k + 1;
+	}
+	return SSE_OK;
+}
+
+enum sse_status nd_finish(struct nd_parser *p)
+{
+	int rc;
+
+	if (p->failed)
+		return SSE_TOO_LONG;
+	if (p->line)
+		p->line[p->len] = '\0';
+	rc = p->len ? nd_line(p, p->line, p->len) : 0;
+	p->len = 0;
+	return (enum sse_status)rc;
+}

@@ -43,4 +43,22 @@ enum sse_status sse_feed(struct sse_parser *p, const char *buf, size_t len);
  * close right after the last data line). */
 enum sse_status sse_finish(struct sse_parser *p);
 
+/* NDJSON (one JSON document per line, Ollama's native stream): the same bounds. */
+typedef int (*nd_line_fn)(void *arg, const char *line, size_t len);
+
+struct nd_parser {
+	nd_line_fn fn;
+	void *arg;
+	char *line;
+	size_t len, cap;
+	int failed;
+};
+
+void nd_init(struct nd_parser *p, nd_line_fn fn, void *arg);
+void nd_free(struct nd_parser *p);
+/* Calls fn for each non-empty line (without its "\n" or "\r\n"). */
+enum sse_status nd_feed(struct nd_parser *p, const char *buf, size_t len);
+/* A last line without its end is delivered. */
+enum sse_status nd_finish(struct nd_parser *p);
+
 #endif

@@ -235,6 +235,27 @@ int up_build(const struct ad_route *r, const char *path, const json_t *req, cons
 			rc = -1;
 		break;
 	}
+	case XL_OLLAMA: {
+		const char *base = base_or(r, "http://127.0.0.1:11434");
+		if (u->op == UP_CHAT) {
+			if (!(body = xl_ollama_request(req, r->model, e)))
+				return -1;
+			u->ndjson = u->stream;
+			if (url_join(u->url, sizeof(u->url), base, "/api/chat") < 0)
+				rc = -1;
+		} else if (u->op == UP_EMBED) {
+			u->stream = 0;
+			if (!(body = xl_ollama_embed_request(req, r->model, e)))
+				return -1;
+			if (url_join(u->url, sizeof(u->url), base, "/api/embed") < 0)
+				rc = -1;
+		} else {
+			goto unsupported;
+		}
+		if (secret && add_header(u, "Authorization: Bearer %s", secret) < 0)
+			rc = -1;
+		break;
+	}
 	case XL_COHERE:
 		if (u->op != UP_CHAT)
 			goto unsupported;
@@ -252,6 +273,7 @@ int up_build(const struct ad_route *r, const char *path, const json_t *req, cons
 		u->body_len = u->body ? strlen(u->body) : 0;
 		if (!u->body || add_header(u, "Content-Type: application/json") < 0 ||
 		    add_header(u, "Accept: %s", u->eventstream ? "application/vnd.amazon.eventstream"
+						: u->ndjson ? "application/x-ndjson"
 						: u->stream ? "text/event-stream" : "application/json") < 0)
 			rc = -1;
 	}

@@ -26,6 +26,7 @@ struct up_request {
 	size_t body_len;
 	int stream;                    /* a streamed answer is expected */
 	int eventstream;               /* ... in the AWS event-stream framing */
+	int ndjson;                    /* ... as NDJSON lines (Ollama's native API) */
 	int added_usage;               /* we asked for the usage chunk, the client did not */
 	int embed_batch;               /* Gemini: batchEmbedContents */
 };

@@ -23,6 +23,7 @@ enum xl_provider {
 	XL_GEMINI,
 	XL_BEDROCK,
 	XL_COHERE,
+	XL_OLLAMA,     /* Ollama's native API (/api/chat, /api/embed); kind "ollama" + api-version "native" */
 	XL__COUNT
 };
 
@@ -63,6 +64,9 @@ json_t *xl_anthropic_request(const json_t *req, const char *model, struct xl_err
 json_t *xl_gemini_request(const json_t *req, struct xl_error *e);
 json_t *xl_bedrock_request(const json_t *req, struct xl_error *e);
 json_t *xl_cohere_request(const json_t *req, const char *model, struct xl_error *e);
+json_t *xl_ollama_request(const json_t *req, const char *model, struct xl_error *e);
+json_t *xl_ollama_embed_request(const json_t *req, const char *model, struct xl_error *e);
+json_t *xl_ollama_embed_response(const json_t *resp, const char *model, struct xl_error *e);
 /* OpenAI-compatible: a copy with the upstream model; include_usage added when meter
  * and streaming (*added says whether the client had not asked for it itself). */
 json_t *xl_openai_request(const json_t *req, const char *model, int meter, int *added,
@@ -89,6 +93,8 @@ json_t *xl_gemini_response(const json_t *resp, const struct xl_meta *m, struct x
 json_t *xl_bedrock_response(const json_t *resp, const struct xl_meta *m, struct xl_usage *u,
 			    struct xl_error *e);
 json_t *xl_cohere_response(const json_t *resp, const struct xl_meta *m, struct xl_usage *u,
+			   struct xl_error *e);
+json_t *xl_ollama_response(const json_t *resp, const struct xl_meta *m, struct xl_usage *u,
 			   struct xl_error *e);
 /* OpenAI-compatible: reads usage, sets the public model name. */
 void xl_openai_response(json_t *resp, const struct xl_meta *m, struct xl_usage *u);
@@ -125,6 +131,8 @@ void xl_stream_init(struct xl_stream *s, enum xl_provider p, const struct xl_met
 /* One SSE event (Anthropic, Gemini, OpenAI-compatible). Returns 0, or -1 with s->err
  * set (a provider error event or an unreadable event). */
 int xl_stream_sse(struct xl_stream *s, const char *event, const char *data, size_t len);
+/* One line of Ollama's NDJSON stream. */
+int xl_stream_ollama(struct xl_stream *s, const char *line, size_t len);
 /* One Bedrock event-stream message. */
 int xl_stream_bedrock(struct xl_stream *s, const char *message_type, const char *event_type,
 		      const char *exception_type, const char *payload, size_t len);

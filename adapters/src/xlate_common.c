@@ -27,7 +27,7 @@ int xl_provider_of(const char *kind)
 const char *xl_provider_name(enum xl_provider p)
 {
 	static const char *const names[] = { "openai", "azure_openai", "anthropic", "gemini",
-					     "bedrock", "cohere" };
+					     "bedrock", "cohere", "ollama" };
 	return (unsigned)p < XL__COUNT ? names[p] : "unknown";
 }
 

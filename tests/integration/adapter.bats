@@ -29,10 +29,12 @@ setup_file() {
 	jr_ctl model add bedrock-pub be_bedrock --provider bedrock --upstream 'anthropic.claude-3-haiku-20240307-v1:0' >/dev/null
 	jr_ctl model add cohere-pub be_prov --provider cohere --upstream command-r >/dev/null
 	jr_ctl model add gpt-pub be_mock --provider vllm --upstream gpt-up >/dev/null
+	jr_ctl model add ollama-pub be_ollama --provider ollama --upstream llama3.2 --services chat,embeddings >/dev/null
 	jr_ctl model add audio-pub be_mock --services audio_speech,audio_transcriptions >/dev/null
 	jr_ctl endpoint set be_prov "$JR_PROVIDERS_URL" >/dev/null
 	jr_ctl endpoint set be_bedrock "$JR_PROVIDERS_URL" --region eu-west-1 >/dev/null
 	jr_ctl endpoint set be_mock "$JR_MOCK_URL/v1" >/dev/null
+	jr_ctl endpoint set be_ollama "$JR_PROVIDERS_URL" --api-version native >/dev/null
 	KEY=$(issue_key acme)
 	KEY_M=$(issue_key masked)
 	export KEY KEY_M
@@ -45,6 +47,7 @@ setup_file() {
 	BATS_TEST_TMPDIR=$BATS_FILE_TMPDIR eventually 10 grep -q 'master keys:' "$STACK/agent.log"
 	printf '%s' "$JR_PROVIDERS_KEY" | jr_ctl credential set be_prov --header x-api-key --scheme raw >/dev/null
 	printf '%s' "$JR_PROVIDERS_AWS" | jr_ctl credential set be_bedrock --header authorization --scheme bearer >/dev/null
+	printf '%s' "$JR_PROVIDERS_KEY" | jr_ctl credential set be_ollama --header authorization --scheme bearer >/dev/null
 	jr_haproxy_server_up be_adapter adapter1 30
 	BATS_TEST_TMPDIR=$BATS_FILE_TMPDIR eventually 10 model_answers claude-pub
 	BATS_TEST_TMPDIR=$BATS_FILE_TMPDIR eventually 10 model_answers bedrock-pub
@@ -114,9 +117,9 @@ adapter_metric() {
 	[[ -n $(hdr x-request-id) ]]
 }
 
-@test "Anthropic, Gemini, Bedrock and Cohere streams become OpenAI chunks ending in [DONE]" {
+@test "Anthropic, Gemini, Bedrock, Cohere and Ollama (native NDJSON) streams become OpenAI chunks ending in [DONE]" {
 	local m
-	for m in claude-pub gemini-pub bedrock-pub cohere-pub; do
+	for m in claude-pub gemini-pub bedrock-pub cohere-pub ollama-pub; do
 		stream "$KEY" "{\"model\":\"$m\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"one two three\"}]}"
 		expect_status 200
 		[[ $(hdr content-type) == text/event-stream* ]]
@@ -131,7 +134,7 @@ adapter_metric() {
 
 @test "tool calls stream as OpenAI tool_call deltas (Anthropic input_json_delta, Bedrock toolUse)" {
 	local m
-	for m in claude-pub bedrock-pub gemini-pub; do
+	for m in claude-pub bedrock-pub gemini-pub ollama-pub; do
 		stream "$KEY" "{\"model\":\"$m\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"weather TOOL\"}],\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"parameters\":{\"type\":\"object\"}}}]}"
 		expect_status 200
 		[[ $(sse_json 'c.flatMap(x => x.choices[0]?.delta?.tool_calls || []).map(t => t.function.arguments).join("")' | tr -d ' ') == '{"city":"Paris"}' ]]
@@ -148,12 +151,20 @@ adapter_metric() {
 	[[ $(sse_json 'c[c.length-1].usage.prompt_tokens') -gt 1 ]]
 }
 
-@test "Gemini embeddings through the adapter" {
-	req -X POST -H 'content-type: application/json' -H "authorization: Bearer $KEY" \
-		--data-binary '{"model":"gemini-pub","input":["abc","de"]}' /v1/embeddings
+@test "Gemini and Ollama embeddings through the adapter; Ollama's native chat not streamed" {
+	local m
+	for m in gemini-pub ollama-pub; do
+		req -X POST -H 'content-type: application/json' -H "authorization: Bearer $KEY" \
+			--data-binary "{\"model\":\"$m\",\"input\":[\"abc\",\"de\"]}" /v1/embeddings
+		expect_status 200
+		[[ $(json 'b.data.length') == 2 ]]
+		[[ $(json 'b.data[1].embedding[0]') == 2 ]]
+		[[ $(json 'b.model') == "$m" ]]
+	done
+	BODY=$(chat_body ollama-pub) auth_chat "$KEY"
 	expect_status 200
-	[[ $(json 'b.data.length') == 2 ]]
-	[[ $(json 'b.data[1].embedding[0]') == 2 ]]
+	[[ $(json 'b.choices[0].message.content') == '[ollama:llama3.2] Say hi' ]]
+	[[ $(json 'b.usage.completion_tokens') == 3 ]]
 }
 
 @test "Anthropic-style clients (POST /v1/messages, x-api-key) reach an OpenAI-backed model" {

@@ -13,6 +13,8 @@
 //                        (SigV4 checked with --aws-access-key/--aws-secret; the stream in
 //                        the binary application/vnd.amazon.eventstream framing)
 //   Cohere chat v2       POST /v2/chat                      (Authorization: Bearer)
+//   Ollama native        POST /api/chat (NDJSON stream unless "stream": false), POST /api/embed
+//                                                           (Authorization: Bearer)
 //   GET /health
 //
 // --port 0 lets the kernel choose; once listening, "LISTENING <port>" is printed.
@@ -326,6 +328,43 @@ async function cohere(req, res, body) {
 	res.end();
 }
 
+// ---- Ollama native API -----------------------------------------------------------------
+
+async function ollama(req, res, body, op) {
+	if (opts.key && req.headers.authorization !== `Bearer ${opts.key}`)
+		return json(res, 401, { error: 'unauthorized' });
+	if (op === 'embed') {
+		const inputs = Array.isArray(body.input) ? body.input : [body.input];
+		return json(res, 200, { model: body.model, embeddings: inputs.map((t) => [String(t).length, 0.25]),
+			prompt_eval_count: inputs.join('').length });
+	}
+	const texts = (body.messages || []).filter((m) => m.role === 'user').map((m) => m.content || '');
+	const p = plan('ollama', body.model, lastUserText(texts));
+	if (p.status) return json(res, p.status, { error: `status ${p.status} requested` });
+	const prompt = promptTokens(body.messages);
+	const calls = p.tool ? [{ function: { name: 'get_weather', arguments: { city: 'Paris' } } }] : undefined;
+	const created_at = new Date().toISOString();
+	if (body.stream === false) {
+		return json(res, 200, { model: body.model, created_at, message: { role: 'assistant', content: p.pieces.join(''), tool_calls: calls },
+			done_reason: 'stop', done: true, prompt_eval_count: prompt, eval_count: p.pieces.length });
+	}
+	// Ollama streams unless told not to: NDJSON, one object per line.
+	res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+	for (let i = 0; i < p.pieces.length; i++) {
+		if (res.destroyed) return;
+		if (p.fail && i === 2) {
+			res.write(JSON.stringify({ error: 'model runner has unexpectedly stopped' }) + '\n');
+			return res.end();
+		}
+		res.write(JSON.stringify({ model: body.model, created_at, message: { role: 'assistant', content: p.pieces[i] }, done: false }) + '\n');
+		if (p.slow) await sleep(p.slow);
+	}
+	if (calls) res.write(JSON.stringify({ model: body.model, created_at, message: { role: 'assistant', content: '', tool_calls: calls }, done: false }) + '\n');
+	res.write(JSON.stringify({ model: body.model, created_at, message: { role: 'assistant', content: '' }, done_reason: 'stop', done: true,
+		prompt_eval_count: prompt, eval_count: p.pieces.length }) + '\n');
+	res.end();
+}
+
 // ---- server ----------------------------------------------------------------------------
 
 const server = http.createServer((req, res) => {
@@ -358,6 +397,8 @@ const server = http.createServer((req, res) => {
 			if (req.method === 'POST' && (m = /^\/model\/([^/]+)\/(converse|converse-stream)$/.exec(url.pathname)))
 				return await bedrock(req, res, body, raw, decodeURIComponent(m[1]), m[2]);
 			if (req.method === 'POST' && url.pathname === '/v2/chat') return await cohere(req, res, body);
+			if (req.method === 'POST' && url.pathname === '/api/chat') return await ollama(req, res, body, 'chat');
+			if (req.method === 'POST' && url.pathname === '/api/embed') return await ollama(req, res, body, 'embed');
 			json(res, 404, { error: { message: `no route ${req.method} ${url.pathname}` } });
 		} catch (e) {
 			if (!res.headersSent) json(res, 500, { error: { message: String(e) } });

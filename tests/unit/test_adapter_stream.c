@@ -301,8 +301,55 @@ static void messages_stream_output(void)
 	}
 }
 
+static int on_line(void *arg, const char *line, size_t len)
+{
+	return xl_stream_ollama(arg, line, len) < 0;
+}
+
+/* Ollama's native NDJSON stream, cut at every byte. */
+static void ollama_stream(void)
+{
+	const char *in =
+		"{\"model\":\"llama3.2\",\"created_at\":\"2024-07-22T20:33:28Z\",\"message\":{\"role\":\"assistant\",\"content\":\"The\"},\"done\":false}\n"
+		"{\"model\":\"llama3.2\",\"message\":{\"role\":\"assistant\",\"content\":\" sky\"},\"done\":false}\r\n"
+		"{\"model\":\"llama3.2\",\"message\":{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{\"function\":"
+		"{\"name\":\"f\",\"arguments\":{\"x\":1}}}]},\"done\":false}\n"
+		"{\"model\":\"llama3.2\",\"message\":{\"role\":\"assistant\",\"content\":\"\"},\"done\":true,"
+		"\"done_reason\":\"stop\",\"prompt_eval_count\":26,\"eval_count\":290}";
+	size_t n = strlen(in);
+
+	for (size_t cut = 0; cut <= n; cut += 7) {
+		struct sink s = { 0 };
+		struct xl_stream xs;
+		struct nd_parser p;
+		char text[64];
+		xl_stream_init(&xs, XL_OLLAMA, &META, 1, keep, &s);
+		nd_init(&p, on_line, &xs);
+		CHECK_EQ_INT(nd_feed(&p, in, cut), SSE_OK);
+		CHECK_EQ_INT(nd_feed(&p, in + cut, n - cut), SSE_OK);
+		CHECK_EQ_INT(nd_finish(&p), SSE_OK); /* the last line has no newline */
+		text_of(&s, text, sizeof(text));
+		CHECK_EQ_STR(text, "The sky");
+		CHECK_EQ_STR(PS(s.c[3], "choices.0.delta.tool_calls.0.function.arguments"), "{\"x\":1}");
+		CHECK_EQ_STR(PS(s.c[s.n - 2], "choices.0.finish_reason"), "tool_calls");
+		CHECK(PEQ(s.c[s.n - 1], "usage", "{\"prompt_tokens\":26,\"completion_tokens\":290,\"total_tokens\":316}"));
+		nd_free(&p);
+		sink_free(&s);
+	}
+	{
+		struct sink s = { 0 };
+		struct xl_stream xs;
+		const char *err = "{\"error\":\"model runner has unexpectedly stopped\"}";
+		xl_stream_init(&xs, XL_OLLAMA, &META, 0, keep, &s);
+		CHECK_EQ_INT(xl_stream_ollama(&xs, err, strlen(err)), -1);
+		CHECK(strstr(xs.err.message, "unexpectedly stopped") != NULL);
+		sink_free(&s);
+	}
+}
+
 int main(void)
 {
+	RUN(ollama_stream);
 	RUN(anthropic_stream);
 	RUN(gemini_stream);
 	RUN(bedrock_stream);

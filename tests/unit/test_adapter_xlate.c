@@ -376,6 +376,16 @@ static void upstream_requests(void)
 	CHECK_EQ_INT(up_build(&r, "/v1/rerank", req, NULL, 0, &u, &e), 0);
 	CHECK_EQ_STR(u.url, "http://gpu:8000/v1/rerank");
 	up_free(&u);
+	h = "p=ollama&u=http%3A%2F%2Fgpu%3A11434&m=llama3.2&av=native";
+	route_parse(h, strlen(h), &r, err, sizeof(err));
+	CHECK_EQ_INT(r.family, XL_OLLAMA);
+	CHECK_EQ_INT(up_build(&r, "/v1/chat/completions", req, NULL, 0, &u, &e), 0);
+	CHECK_EQ_STR(u.url, "http://gpu:11434/api/chat");
+	CHECK_EQ_INT(u.ndjson, 1);
+	up_free(&u);
+	h = "p=ollama&u=http%3A%2F%2Fgpu%3A11434%2Fv1&m=llama3.2";
+	route_parse(h, strlen(h), &r, err, sizeof(err));
+	CHECK_EQ_INT(r.family, XL_OPENAI); /* without "native": Ollama's OpenAI-compatible API */
 	h = "p=anthropic&m=claude";
 	route_parse(h, strlen(h), &r, err, sizeof(err));
 	CHECK_EQ_INT(up_build(&r, "/v1/chat/completions", req, "ak", 0, &u, &e), 0);
@@ -386,8 +396,44 @@ static void upstream_requests(void)
 	json_decref(req);
 }
 
+static void ollama_native(void)
+{
+	json_t *req = J(CHAT_WITH_TOOLS), *out, *resp;
+	struct xl_error e;
+	struct xl_usage u = { 0 };
+
+	out = xl_ollama_request(req, "llama3.2", &e);
+	CHECK(out != NULL);
+	CHECK(PEQ(out, "stream", "false")); /* always explicit: Ollama streams by default */
+	CHECK(PEQ(out, "options", "{\"temperature\":0.2,\"num_predict\":256,\"stop\":[\"END\"]}"));
+	CHECK(PEQ(out, "messages.0", "{\"role\":\"system\",\"content\":\"Be brief.\"}"));
+	CHECK(PEQ(out, "messages.1", "{\"role\":\"user\",\"content\":\"What is here?\",\"images\":[\"iVBORw0KGgo=\"]}"));
+	CHECK(PEQ(out, "messages.2.tool_calls", "[{\"function\":{\"name\":\"get_weather\",\"arguments\":{\"city\":\"Paris\"}}}]"));
+	CHECK(PEQ(out, "messages.3", "{\"role\":\"tool\",\"content\":\"{\\\"temp\\\":21}\"}"));
+	CHECK_EQ_STR(PS(out, "tools.0.function.name"), "get_weather");
+	json_decref(out);
+	json_decref(req);
+	/* the /api/chat answer of Ollama's API documentation */
+	resp = J("{\"model\":\"llama3.2\",\"created_at\":\"2023-12-12T14:13:43.416799Z\",\"message\":{\"role\":\"assistant\","
+		 "\"content\":\"Hello! How are you today?\"},\"done\":true,\"total_duration\":5191566416,\"load_duration\":2154458,"
+		 "\"prompt_eval_count\":26,\"prompt_eval_duration\":383809000,\"eval_count\":298,\"eval_duration\":4799921000}");
+	out = xl_ollama_response(resp, &META, &u, &e);
+	CHECK_EQ_STR(PS(out, "choices.0.message.content"), "Hello! How are you today?");
+	CHECK_EQ_STR(PS(out, "choices.0.finish_reason"), "stop");
+	CHECK(PEQ(out, "usage", "{\"prompt_tokens\":26,\"completion_tokens\":298,\"total_tokens\":324}"));
+	json_decref(out);
+	json_decref(resp);
+	resp = J("{\"model\":\"all-minilm\",\"embeddings\":[[0.01,-0.02],[0.03,0.04]],\"prompt_eval_count\":8}");
+	out = xl_ollama_embed_response(resp, "emb", &e);
+	CHECK(PEQ(out, "data.1", "{\"object\":\"embedding\",\"index\":1,\"embedding\":[0.03,0.04]}"));
+	CHECK_EQ_INT(PI(out, "usage.prompt_tokens"), 8);
+	json_decref(out);
+	json_decref(resp);
+}
+
 int main(void)
 {
+	RUN(ollama_native);
 	RUN(anthropic_request);
 	RUN(anthropic_response);
 	RUN(gemini_request_and_response);

@@ -5,7 +5,8 @@
  *
  *   - the client speaks Anthropic's API (POST /v1/messages);
  *   - the model's provider does not speak OpenAI's API (anthropic, gemini, bedrock,
- *     cohere's chat) or needs another URL layout (azure_openai);
+ *     cohere's chat, ollama whose endpoint says api-version "native") or needs another
+ *     URL layout (azure_openai);
  *   - the tenant has masking on (settings.masking; its policy in masking_policy),
  *     for JSON bodies (multipart uploads go direct, unmasked);
  *   - the request is streamed and the model's backend has an endpoint with
@@ -146,7 +147,10 @@ enum pl_result pl_stage_adapter(struct pl_ctx *ctx)
 	if (read_view(ctx, backend, &v) < 0)
 		return PL_NEXT; /* the model went away meanwhile: route decided already */
 	messages = is_messages_path(&ctx->in.path);
-	translate = needs_translation(v.provider, ctx->service);
+	/* Ollama's native API (/api/chat) when its endpoint says api-version "native". */
+	translate = needs_translation(v.provider, ctx->service) ||
+		    (strcmp(v.provider, "ollama") == 0 && v.has_endpoint &&
+		     strcmp(v.ep.api_version, "native") == 0);
 	meter = ctx->in.stream && v.has_endpoint && v.ep.meter &&
 		(ctx->service == PL_SVC_CHAT || ctx->service == PL_SVC_COMPLETIONS);
 	if (!messages && !translate && !v.masking && !meter)
