@@ -95,6 +95,8 @@ static enum pl_result identity_inner(struct pl_ctx *ctx)
 		/* Tokens come as Authorization: Bearer only (x-api-key holds API keys). */
 		if (in->authorization.ptr && jwt_looks_like(tok, len))
 			return pl_identity_token(ctx, tok, len);
+		if (in->authorization.ptr && !(len > 3 && memcmp(tok, AUTH_KEY_PREFIX, 3) == 0))
+			return pl_identity_opaque(ctx, tok, len);
 		return deny_auth(ctx, PL_R_INVALID_KEY, "invalid_api_key", "Incorrect API key provided.");
 	}
 	auth_key_hash(tok, len, hash);
