@@ -261,6 +261,8 @@ pool_back() {
 	expect_status 200
 	[[ $(hdr x-jairouter-model) == tool-model && $(hdr x-mock-model) == tool-model ]]
 	[[ $(hdr x-mock-server) == mock2 ]]
+	[[ $(agent_metric 'jairouter_lb_model_selections_total{model="tool-model"}') -ge 1 ]]
+	[[ $(agent_metric 'jairouter_lb_model_selections_total{model="cheap-model"}') -ge 1 ]]
 	# Images: no member has vision.
 	BODY='{"model":"auto","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:,"}}]}]}' \
 		auth_chat "$KEY"

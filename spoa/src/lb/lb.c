@@ -85,6 +85,51 @@ static _Atomic uint64_t fallbacks[LB_W__COUNT], refusals[LB_W__COUNT];
 static _Atomic uint64_t polls_ok, polls_failed;
 static uint64_t transitions[3]; /* control thread: entries into closed, open, half_open */
 
+/* Decisions per model that served (the fallback's or member's name when one did): a fixed
+ * open-addressing table, filled lock-free by the workers. Slots are claimed by the name's
+ * 64-bit hash; beyond MODEL_SLOTS names (or 16 probes), counts go to model="(other)". */
+#define MODEL_SLOTS 1024
+#define MODEL_PROBES 16
+static struct model_slot {
+	_Atomic uint64_t hash;
+	_Atomic int ready;
+	char name[ST_MODEL_MAX];
+	_Atomic uint64_t n;
+} model_sel[MODEL_SLOTS];
+static _Atomic uint64_t model_other;
+
+static void count_model(const char *name)
+{
+	uint64_t h = hmap_hash_bytes(name, strlen(name)) | 1;
+
+	for (unsigned i = 0; i < MODEL_PROBES; i++) {
+		struct model_slot *sl = &model_sel[(h + i) & (MODEL_SLOTS - 1)];
+		uint64_t cur = atomic_load(&sl->hash), zero = 0;
+		if (cur == 0 && atomic_compare_exchange_strong(&sl->hash, &zero, h)) {
+			snprintf(sl->name, sizeof(sl->name), "%s", name);
+			atomic_store(&sl->ready, 1);
+			cur = h;
+		} else if (cur == 0) {
+			cur = zero; /* another worker claimed it meanwhile */
+		}
+		if (cur == h) {
+			atomic_fetch_add_explicit(&sl->n, 1, memory_order_relaxed);
+			return;
+		}
+	}
+	atomic_fetch_add_explicit(&model_other, 1, memory_order_relaxed);
+}
+
+/* The label value, with '"' and '\' escaped as Prometheus wants. */
+static void put_label(struct evbuffer *out, const char *v)
+{
+	for (; *v; v++) {
+		if (*v == '"' || *v == '\\')
+			evbuffer_add(out, "\\", 1);
+		evbuffer_add(out, v, 1);
+	}
+}
+
 /* ---- polling ----------------------------------------------------------------------- */
 
 static struct {
@@ -531,7 +576,18 @@ static int route_virtual(const struct pl_ctx *ctx, struct lb_route *out, int64_t
 	return 1;
 }
 
+static void route_once(const struct pl_ctx *ctx, struct lb_route *out);
+
 void lb_route(const struct pl_ctx *ctx, struct lb_route *out)
+{
+	route_once(ctx, out);
+	if (out->kind == LB_ROUTE_PRIMARY)
+		count_model(ctx->out.model);
+	else if (out->kind == LB_ROUTE_FALLBACK || out->kind == LB_ROUTE_VIRTUAL)
+		count_model(out->model);
+}
+
+static void route_once(const struct pl_ctx *ctx, struct lb_route *out)
 {
 	struct target t[1 + LB_FALLBACKS_MAX];
 	struct lb_choice c;
@@ -649,6 +705,15 @@ static void render(struct evbuffer *out, void *arg)
 	for (int s = 0; s < 3; s++)
 		evbuffer_add_printf(out, "jairouter_lb_breaker_transitions_total{to=\"%s\"} %" PRIu64 "\n",
 				    lb_breaker_state_name((enum lb_br_state)s), transitions[s]);
+	series_header(out, "lb_model_selections_total", "counter", "Routed requests by the model that serves them.");
+	for (unsigned i = 0; i < MODEL_SLOTS; i++)
+		if (atomic_load(&model_sel[i].ready)) {
+			evbuffer_add_printf(out, "jairouter_lb_model_selections_total{model=\"");
+			put_label(out, model_sel[i].name);
+			evbuffer_add_printf(out, "\"} %" PRIu64 "\n", atomic_load(&model_sel[i].n));
+		}
+	evbuffer_add_printf(out, "jairouter_lb_model_selections_total{model=\"(other)\"} %" PRIu64 "\n",
+			    atomic_load(&model_other));
 	series_header(out, "lb_server_usable", "gauge", "1 when the agent would send a request to the server (HAProxy health, weight, breaker, 429).");
 	each_server(out, s_usable, now);
 	series_header(out, "lb_breaker_state", "gauge", "Breaker state per server: 0 closed, 1 open, 2 half-open.");
