@@ -62,6 +62,11 @@ sql() {
 	psql -X -q -At -v ON_ERROR_STOP=1 -d "$JR_DATABASE" "$@"
 }
 
+# absent TEXT FILE: FILE does not contain TEXT (a bare "! grep" would not fail a bats test).
+absent() {
+	! grep -q -- "$1" "$2"
+}
+
 mint() {
 	node "$BATS_TEST_DIRNAME/jwt-mint.mjs" "$@"
 }
@@ -85,19 +90,25 @@ token_status() {
 	expect_status "$2"
 }
 
-# audited REASON [EVENT]: a security_audit row with that reason (the writer flushes every
-# 200 ms).
+# audited REASON [EVENT] [CLIENT]: a security_audit row with that reason (and client
+# address); the writer flushes every 200 ms.
 audited() {
 	local n
-	n=$(sql -c "SELECT count(*) FROM jairouter.security_audit WHERE reason = '$1' AND event = '${2:-auth_failure}'")
+	n=$(sql -c "SELECT count(*) FROM jairouter.security_audit WHERE reason = '$1' AND event = '${2:-auth_failure}'
+		AND ('${3:-}' = '' OR client = '${3:-0.0.0.0}'::inet)")
 	((n > 0))
+}
+
+# audited_from IP: a security_audit row for that client address.
+audited_from() {
+	(($(sql -c "SELECT count(*) FROM jairouter.security_audit WHERE client = '$1'") > 0))
 }
 
 # refused TOKEN CODE REASON IP: 401 with the OpenAI code, and the audit row.
 refused() {
 	token_status "$1" 401 "$4"
 	expect_openai_error 401 authentication_error "$2"
-	eventually 5 audited "$3"
+	eventually 5 audited "$3" auth_failure "$4"
 }
 
 @test "a JWT of a configured issuer is accepted (RS256, ES256) and cached tokens keep working" {
@@ -157,7 +168,7 @@ refused() {
 		SELECT id, 'tok-42', 'test' FROM jairouter.jwt_issuers WHERE name = 'corp'"
 	within_ms 1500 token_status "$tok" 401 10.1.2.2
 	expect_openai_error 401 authentication_error token_revoked
-	eventually 5 audited revoked
+	eventually 5 audited revoked auth_failure 10.1.2.2
 	# The revocation itself is in the change log.
 	[[ $(sql -c "SELECT count(*) FROM jairouter.audit_log WHERE table_name = 'revoked_tokens' AND op = 'INSERT'") -ge 1 ]]
 }
@@ -199,7 +210,7 @@ SQL
 	token_status "$(corp_token '["no-big","admin"]')" 403 10.2.0.1 big-model
 	[[ $(json 'b.error.message') == *"denied by your role 'no-big'"* ]]
 	token_status "$(corp_token '["admin"]')" 200 10.2.0.1 big-model
-	eventually 5 audited 'model:big-model' permission_denied
+	eventually 5 audited 'model:big-model' permission_denied 10.2.0.1
 	# API keys: without roles as before; with a role, held to it
 	local key
 	key=$(issue_key acme)
@@ -221,13 +232,13 @@ SQL
 	expect_openai_error 429 rate_limit_error too_many_failed_attempts
 	[[ -n $(hdr retry-after) ]]
 	token_status "$key" 200 10.3.0.2 # another address is not affected
-	eventually 5 audited too_many_failures lockout
+	eventually 5 audited too_many_failures lockout 10.3.0.1
 	# counted on /metrics (numbers only), and the audit rows were written in batches
 	curl -fsS "$JR_AGENT_METRICS/metrics" >"$BATS_TEST_TMPDIR/metrics"
 	grep -qE '^jairouter_abuse_lockouts_total [1-9]' "$BATS_TEST_TMPDIR/metrics"
 	grep -qE '^jairouter_abuse_refused_total [1-9]' "$BATS_TEST_TMPDIR/metrics"
 	grep -qE '^jairouter_audit_written_total [1-9]' "$BATS_TEST_TMPDIR/metrics"
-	! grep -q '10\.3\.0\.1' "$BATS_TEST_TMPDIR/metrics"
+	absent '10\.3\.0\.1' "$BATS_TEST_TMPDIR/metrics"
 	eventually 10 token_status "$key" 200 10.3.0.1
 }
 
@@ -237,15 +248,20 @@ SQL
 	tok=$(corp_token)
 	# a wrong key that shares a real key's prefix: only the prefix is audited
 	token_status "${key:0:63}0000" 401 10.4.0.1
-	token_status "${tok}x" 401 10.4.0.2
-	eventually 5 audited bad_signature
+	# a token with a valid shape but a payload changed after signing
+	tok=$(mint tamper "$tok" "{\"iss\":\"https://idp.test\",\"aud\":\"jairouter\",\"sub\":\"eve\",\"exp\":$(($(now) + 600))}")
+	token_status "$tok" 401 10.4.0.2
+	eventually 5 audited_from 10.4.0.1
+	eventually 5 audited_from 10.4.0.2
+	[[ $(sql -c "SELECT key_prefix FROM jairouter.security_audit WHERE client = '10.4.0.1'") == "${key:0:11}" ]]
+	[[ $(sql -c "SELECT issuer FROM jairouter.security_audit WHERE client = '10.4.0.2'") == https://idp.test ]]
 	sql -c "SELECT * FROM jairouter.security_audit" >"$BATS_TEST_TMPDIR/audit.txt"
 	sql -c "SELECT * FROM jairouter.audit_log" >>"$BATS_TEST_TMPDIR/audit.txt"
 	grep -q "${key:0:11}" "$BATS_TEST_TMPDIR/audit.txt"
-	! grep -q "${key:11}" "$BATS_TEST_TMPDIR/audit.txt"
-	! grep -q "${tok:0:40}" "$BATS_TEST_TMPDIR/audit.txt"
+	absent "${key:11}" "$BATS_TEST_TMPDIR/audit.txt"
+	absent "${tok:0:40}" "$BATS_TEST_TMPDIR/audit.txt"
 	# nor the issuers' keys (the change log drops the jwk column)
-	! grep -q "$(node -p 'JSON.parse(require("fs").readFileSync(process.argv[1])).k' "$KEYS/hs.jwk")" \
+	absent "$(node -p 'JSON.parse(require("fs").readFileSync(process.argv[1])).k' "$KEYS/hs.jwk")" \
 		"$BATS_TEST_TMPDIR/audit.txt"
-	! grep -q "${tok:0:40}" "$STACK/agent.log"
+	absent "${tok:0:40}" "$STACK/agent.log"
 }

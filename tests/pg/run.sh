@@ -92,11 +92,13 @@ sql_db=$(pg_create_db "$port" jr_sql)
 sync_db=$(pg_create_db "$port" jr_pgsync)
 policy_db=$(pg_create_db "$port" jr_policy)
 routing_db=$(pg_create_db "$port" jr_routing)
+identity_db=$(pg_create_db "$port" jr_identity)
 
 step migrate_sql_db migrate_twice "$sql_db"
 step migrate_pgsync_db migrate_twice "$sync_db"
 step migrate_policy_db migrate_twice "$policy_db"
 step migrate_routing_db migrate_twice "$routing_db"
+step migrate_identity_db migrate_twice "$identity_db"
 step build_test_pgsync build_test
 
 echo "# test_sql.sh"
@@ -110,6 +112,10 @@ tally "$dir/test_policy_sql.log"
 echo "# test_routing_sql.sh"
 JAIROUTER_DATABASE=$routing_db bash tests/pg/test_routing_sql.sh 2>&1 | tee "$dir/test_routing_sql.log" || true
 tally "$dir/test_routing_sql.log"
+
+echo "# test_identity_sql.sh"
+JAIROUTER_DATABASE=$identity_db bash tests/pg/test_identity_sql.sh 2>&1 | tee "$dir/test_identity_sql.log" || true
+tally "$dir/test_identity_sql.log"
 
 if [[ -x $dir/test_pgsync ]]; then
 	echo "# test_pgsync (ASan + UBSan)"
