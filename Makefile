@@ -17,7 +17,7 @@ CC      ?= cc
 FUZZCC  ?= clang
 PKG     ?= pkg-config
 
-PKGS      := libevent libevent_pthreads libpq openssl jansson hiredis
+PKGS      := libevent libevent_pthreads libpq openssl jansson hiredis libcurl
 PKG_CFLAGS := $(shell $(PKG) --cflags $(PKGS))
 PKG_LIBS   := $(shell $(PKG) --libs $(PKGS))
 

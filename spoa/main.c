@@ -15,6 +15,8 @@
 #include "metrics/metrics.h"
 #include "abuse/abuse.h"
 #include "audit/audit.h"
+#include "oidc/oidc.h"
+#include "audit/identity_metrics.h"
 #include "net/server.h"
 #include "pg/pgsync.h"
 #include "report/report.h"
@@ -280,6 +282,13 @@ static int start(struct app *app)
 		gethostname(node, sizeof(node) - 1);
 		audit_start(app->base, app->cfg.database, node);
 	}
+	{
+		struct oidc_opts oo = { app->cfg.oidc_refresh_s, app->cfg.oidc_min_refresh_s };
+		if (oidc_start(app->base, &oo) < 0) {
+			log_error("oidc: libcurl could not start");
+			return -1;
+		}
+	}
 	/* Limits and usage before the workers start (the fleet connections hook into them). */
 	if (limits_start(app->base, &app->cfg) < 0 ||
 	    usage_start(app->base, app->cfg.database, app->cfg.usage_flush_ms, app->cfg.usage_max_rows) < 0) {
@@ -288,6 +297,7 @@ static int start(struct app *app)
 	}
 	metrics_add_renderer(limits_render_metrics, NULL);
 	metrics_add_renderer(usage_render_metrics, NULL);
+	metrics_add_renderer(identity_render_metrics, NULL);
 	app->server = server_start(app->base, &app->cfg, err, sizeof(err));
 	if (!app->server) {
 		log_error("%s", err);
@@ -337,6 +347,7 @@ static void stop(struct app *app)
 	usage_stop();  /* and writes the usage to PostgreSQL */
 	pgsync_stop(app->pg);
 	audit_stop();
+	oidc_stop();
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
 		if (evs[i])
 			event_free(evs[i]);

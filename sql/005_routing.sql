@@ -135,3 +135,69 @@ EXCEPTION WHEN check_violation THEN
 		USING ERRCODE = 'invalid_parameter_value';
 END;
 $$;
+
+-- Virtual models: a catalogue model (so names, aliases, grants and listings work as for
+-- any model) whose requests go to one of its members, chosen per request: the members
+-- whose capabilities cover the request (service type, streaming, tools, images, context
+-- length), that the caller may use and that have a usable server, cheapest first for the
+-- expected tokens, preferring those within the latency budget. The virtual model's own
+-- backend is never used.
+CREATE TABLE IF NOT EXISTS jairouter.virtual_models (
+	id                bigserial PRIMARY KEY,
+	model_id          bigint NOT NULL UNIQUE REFERENCES jairouter.models (id) ON DELETE CASCADE,
+	latency_budget_ms integer NULL
+		CONSTRAINT virtual_models_budget_check CHECK (latency_budget_ms BETWEEN 1 AND 600000)
+);
+
+CREATE TABLE IF NOT EXISTS jairouter.virtual_model_members (
+	id               bigserial PRIMARY KEY,
+	virtual_model_id bigint NOT NULL REFERENCES jairouter.virtual_models (id) ON DELETE CASCADE,
+	position         integer NOT NULL
+		CONSTRAINT virtual_model_members_position_check CHECK (position BETWEEN 1 AND 16),
+	model_id         bigint NOT NULL REFERENCES jairouter.models (id) ON DELETE CASCADE,
+	CONSTRAINT virtual_model_members_position_key UNIQUE (virtual_model_id, position),
+	CONSTRAINT virtual_model_members_model_key UNIQUE (virtual_model_id, model_id)
+);
+
+CREATE INDEX IF NOT EXISTS virtual_model_members_model_idx ON jairouter.virtual_model_members (model_id);
+
+SELECT jairouter.install_notify('virtual_models');
+SELECT jairouter.install_notify('virtual_model_members');
+
+-- Makes p_model virtual over p_members (in order: ties in cost go to the first), or plain
+-- again with an empty array. A member may not be virtual itself.
+CREATE OR REPLACE FUNCTION jairouter.set_virtual_model(p_model text, p_members text[],
+	p_latency_budget_ms integer DEFAULT NULL) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+	m_id bigint := jairouter.model_id(p_model);
+	v_id bigint;
+	n integer := 0;
+	f text;
+	f_id bigint;
+BEGIN
+	IF cardinality(p_members) > 16 THEN
+		RAISE EXCEPTION 'a virtual model has at most 16 members' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	DELETE FROM jairouter.virtual_models WHERE model_id = m_id;
+	IF coalesce(cardinality(p_members), 0) = 0 THEN
+		RETURN 0;
+	END IF;
+	INSERT INTO jairouter.virtual_models (model_id, latency_budget_ms)
+	VALUES (m_id, p_latency_budget_ms) RETURNING id INTO v_id;
+	FOREACH f IN ARRAY p_members LOOP
+		f_id := jairouter.model_id(f);
+		IF f_id = m_id OR EXISTS (SELECT 1 FROM jairouter.virtual_models WHERE model_id = f_id) THEN
+			RAISE EXCEPTION 'model "%" cannot be a member of "%" (virtual)', f, p_model
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		n := n + 1;
+		INSERT INTO jairouter.virtual_model_members (virtual_model_id, position, model_id)
+		VALUES (v_id, n, f_id);
+	END LOOP;
+	RETURN n;
+EXCEPTION WHEN check_violation OR unique_violation THEN
+	RAISE EXCEPTION 'invalid virtual model "%": %', p_model, SQLERRM
+		USING ERRCODE = 'invalid_parameter_value';
+END;
+$$;

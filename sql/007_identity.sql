@@ -29,8 +29,7 @@ CREATE TABLE IF NOT EXISTS jairouter.jwt_issuers (
 		CONSTRAINT jwt_issuers_issuer_check CHECK (octet_length(issuer) BETWEEN 1 AND 255
 			AND issuer !~ '[[:cntrl:]]'),
 	-- OIDC: where the discovery document is (NULL: static keys from jwt_issuer_keys only).
-	discovery_url text NULL
-		CONSTRAINT jwt_issuers_discovery_check CHECK (discovery_url ~ '^https?://[^[:space:][:cntrl:]]{1,500}$'),
+	discovery_url text NULL,
 	-- Pinned: a token whose `alg` is not listed is refused, whatever its key.
 	algorithms    text[] NOT NULL
 		CONSTRAINT jwt_issuers_algorithms_check CHECK (cardinality(algorithms) >= 1
@@ -59,6 +58,28 @@ CREATE TABLE IF NOT EXISTS jairouter.jwt_issuers (
 	updated_at    timestamptz NOT NULL DEFAULT now(),
 	CONSTRAINT jwt_issuers_tenant_check CHECK ((tenant_id IS NULL) <> (tenant_claim IS NULL))
 );
+
+-- OAuth 2.0 token introspection (RFC 7662) for opaque bearer tokens: the endpoint, the
+-- client credentials the gateway authenticates with (HTTP Basic; the secret is a secret:
+-- restrict who may read this table), and what a failed introspection answers: 503
+-- 'unavailable' (retry later) or 401 'reject'.
+ALTER TABLE jairouter.jwt_issuers
+	ADD COLUMN IF NOT EXISTS introspection_url text NULL
+		CONSTRAINT jwt_issuers_introspection_url_check
+		CHECK (octet_length(introspection_url) <= 500 AND introspection_url ~ '^https?://[^[:space:][:cntrl:]]+$'),
+	ADD COLUMN IF NOT EXISTS introspection_client_id text NULL
+		CONSTRAINT jwt_issuers_introspection_client_id_check
+		CHECK (octet_length(introspection_client_id) BETWEEN 1 AND 127 AND introspection_client_id !~ '[[:cntrl:]:]'),
+	ADD COLUMN IF NOT EXISTS introspection_client_secret text NULL
+		CONSTRAINT jwt_issuers_introspection_secret_check
+		CHECK (octet_length(introspection_client_secret) BETWEEN 1 AND 255 AND introspection_client_secret !~ '[[:cntrl:]]'),
+	ADD COLUMN IF NOT EXISTS introspection_failure text NOT NULL DEFAULT 'unavailable'
+		CONSTRAINT jwt_issuers_introspection_failure_check CHECK (introspection_failure IN ('unavailable', 'reject'));
+
+-- (PostgreSQL regular expressions allow at most 255 repetitions: the length is its own test.)
+ALTER TABLE jairouter.jwt_issuers DROP CONSTRAINT IF EXISTS jwt_issuers_discovery_check;
+ALTER TABLE jairouter.jwt_issuers ADD CONSTRAINT jwt_issuers_discovery_check
+	CHECK (octet_length(discovery_url) <= 500 AND discovery_url ~ '^https?://[^[:space:][:cntrl:]]+$');
 
 -- Static verification keys: a public JWK, a PEM public key, or an `oct` JWK (a shared
 -- HMAC secret of at least 32 bytes; such a row is a secret: restrict who may read it).
@@ -195,7 +216,7 @@ $$;
 -- The change log never holds a key: public or secret, jwk is dropped.
 CREATE OR REPLACE FUNCTION jairouter.audit_redact(r jsonb) RETURNS jsonb
 LANGUAGE sql IMMUTABLE AS $$
-	SELECT r - 'key_hash' - 'ciphertext' - 'jwk'
+	SELECT r - 'key_hash' - 'ciphertext' - 'jwk' - 'introspection_client_secret'
 $$;
 
 DO $$

@@ -193,6 +193,7 @@ log_level = ${JR_AGENT_LOG_LEVEL:-info}
 # The suites send many bad credentials from 127.0.0.1: the address lock-out is off
 # unless a suite asks for it (tests/integration/identity.bats).
 abuse_max_failures = ${JR_ABUSE_MAX_FAILURES:-0}
+${JR_AGENT_EXTRA_CONF:-}
 EOF
 }
 

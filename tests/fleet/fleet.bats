@@ -147,6 +147,25 @@ sql() {
 	((used <= 400 && used >= 400 - 2 * 80))
 }
 
+@test "a money budget holds across both nodes (catalogue prices, reconciled to real usage)" {
+	local k out cost
+	jr_ctl tenant add t-budget >/dev/null
+	k=$(issue_key t-budget)
+	jr_ctl model add priced-model be_mock >/dev/null
+	sql "SELECT jairouter.set_model_price('priced-model', 1000, 1000)" >/dev/null
+	# 0.001 per token: a budget of 0.4 is 400 tokens' worth.
+	sql "SELECT jairouter.set_limit('tenant', 'budget', 'day', 0.4, NULL, 't-budget')" >/dev/null
+	sleep 0.5
+	out=$(hammer "$k" 30 "$(chat_body priced-model ',"max_tokens":40')")
+	echo "admitted refused other: $out"
+	read -r adm ref oth <<<"$out"
+	((ref > 0 && oth == 0 && adm > 0))
+	eventually 5 bash -c "[[ \$(psql -X -t -A -d '$JR_DATABASE' -c \"SELECT requests FROM jairouter.usage_by_tenant_model_day WHERE tenant = 't-budget'\") == $adm ]]"
+	cost=$(sql "SELECT (cost * 1000)::int FROM jairouter.usage_by_tenant_model_day WHERE tenant = 't-budget'")
+	echo "spent $cost thousandths of 400"
+	((cost <= 400 && cost >= 400 - 2 * 80))
+}
+
 @test "Redis killed: each node enforces its share, visibly; Redis back: fleet-wide again" {
 	local k out
 	jr_ctl tenant add t-redis >/dev/null

@@ -24,6 +24,11 @@ setup_file() {
 	sql "INSERT INTO jairouter.routing_policies (backend, breaker_consecutive, breaker_error_rate,
 		breaker_open_ms, breaker_probes, slow_start_ms) VALUES ('be_pool', 3, 0, 1000, 1, 1000)"
 	sql "SELECT jairouter.set_model_fallbacks('pool-model', ARRAY['spare-model'])"
+	# A virtual model over a cheap model without tools and a dearer one with them.
+	jr_ctl model add cheap-model be_mock --context 100000 --price-in 0.1 --price-out 0.2 >/dev/null
+	jr_ctl model add tool-model be_mock2 --tools --context 100000 --price-in 1 --price-out 2 >/dev/null
+	jr_ctl model add auto be_mock --tools --vision >/dev/null
+	sql "SELECT jairouter.set_virtual_model('auto', ARRAY['tool-model', 'cheap-model'])"
 	KEY=$(issue_key acme)
 	export KEY
 	[[ -n $KEY ]]
@@ -227,6 +232,7 @@ pool4_chosen() {
 	expect_status 200
 	[[ $SERVED == mock2 ]]
 	[[ $(hdr x-jairouter-model) == spare-model ]]
+	[[ $(hdr x-mock-model) == spare-model ]] # the body names the model that serves
 	[[ $(hdr x-jairouter-fallback) == down ]]
 	[[ $(agent_metric 'jairouter_lb_fallbacks_total{reason="down"}') -ge 1 ]]
 	# The fallback's pool down too: nothing can serve.
@@ -244,4 +250,22 @@ pool4_chosen() {
 pool_back() {
 	pool_chat
 	[[ $STATUS == 200 && $SERVED == pool* && -z $(hdr x-jairouter-fallback) ]]
+}
+
+@test "a virtual model goes to the cheapest member that covers the request" {
+	BODY=$(chat_body auto) auth_chat "$KEY"
+	expect_status 200
+	[[ $(hdr x-jairouter-model) == cheap-model && $(hdr x-mock-model) == cheap-model ]]
+	[[ $(hdr x-mock-server) == mock1 && -z $(hdr x-jairouter-fallback) ]]
+	BODY=$(chat_body auto ',"tools":[{"type":"function","function":{"name":"f","parameters":{}}}]') auth_chat "$KEY"
+	expect_status 200
+	[[ $(hdr x-jairouter-model) == tool-model && $(hdr x-mock-model) == tool-model ]]
+	[[ $(hdr x-mock-server) == mock2 ]]
+	[[ $(agent_metric 'jairouter_lb_model_selections_total{model="tool-model"}') -ge 1 ]]
+	[[ $(agent_metric 'jairouter_lb_model_selections_total{model="cheap-model"}') -ge 1 ]]
+	# Images: no member has vision.
+	BODY='{"model":"auto","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:,"}}]}]}' \
+		auth_chat "$KEY"
+	expect_openai_error 400 invalid_request_error model_not_supported
+	[[ $(json 'b.error.message') == *"images"* ]]
 }

@@ -241,6 +241,35 @@ quota_refused() {
 	expect_openai_error 429 insufficient_quota insufficient_quota
 }
 
+@test "server scope counts on the server the router chose; adaptive concurrency shrinks after slow completions" {
+	local k i bg
+	k=$(new_tenant srv)
+	sql "INSERT INTO jairouter.limits (tenant_id, scope, dimension, algorithm, amount, window_ms)
+	     SELECT id, 'server', 'requests', 'sliding_window', 2, 60000 FROM jairouter.tenants WHERE name = 'srv'" >/dev/null
+	sleep 0.3
+	[[ $(count_status 3 "$k" 200) == 2 ]]
+	grep -q 'tenant=srv .* ls=mock1 ' "$STACK/haproxy.log"
+	# Adaptive: a ceiling of 3 in flight that each completion slower than 100 ms
+	# multiplies by 0.9 (fed by the end-of-request reports): after 4 slow ones,
+	# floor(3 * 0.9^4) = 1.
+	k=$(new_tenant adapt)
+	sql "INSERT INTO jairouter.limits (tenant_id, scope, dimension, algorithm, amount, min_limit, latency_target_ms)
+	     SELECT id, 'tenant', 'concurrent', 'adaptive', 3, 1, 100 FROM jairouter.tenants WHERE name = 'adapt'" >/dev/null
+	sleep 0.3
+	for i in 1 2 3 4; do
+		lchat "$k" -H 'x-mock-delay-ms: 200'
+		expect_status 200
+	done
+	sleep 0.3 # the last report
+	curl -s -o /dev/null --max-time 10 -H "authorization: Bearer $k" -H 'content-type: application/json' \
+		-H 'x-mock-delay-ms: 1000' --data-binary "$(chat_body lim-model)" "$JR_URL/v1/chat/completions" &
+	bg=$!
+	sleep 0.3
+	lchat "$k"
+	expect_openai_error 429 rate_limit_error rate_limit_exceeded
+	wait "$bg"
+}
+
 status_is_lim() {
 	lchat "$1"
 	expect_status "$2"

@@ -62,8 +62,8 @@ step() {
 build_test() {
 	local cflags libs
 	make -s MODE=asan build/asan/libjrspoa.a >&2 || return 1
-	cflags=$(pkg-config --cflags libevent libevent_pthreads libpq openssl jansson hiredis)
-	libs=$(pkg-config --libs libevent libevent_pthreads libpq openssl jansson hiredis)
+	cflags=$(pkg-config --cflags libevent libevent_pthreads libpq openssl jansson hiredis libcurl)
+	libs=$(pkg-config --libs libevent libevent_pthreads libpq openssl jansson hiredis libcurl)
 	# shellcheck disable=SC2086 # word splitting of the pkg-config flags is intended
 	cc -std=c11 -D_GNU_SOURCE -pthread -Wall -Wextra -Wshadow -Wstrict-prototypes \
 		-Wmissing-prototypes -Wformat=2 -Wvla -Werror -Ispoa/src $cflags \

@@ -441,6 +441,41 @@ static void test_revocation_beats_cache(void)
 	load();
 }
 
+/* Opaque tokens: without an introspection issuer they are wrong API keys; with one but no
+ * way to ask it (no worker loop here, as when the queue is full), the failure policy. */
+static void test_opaque_failure_policy(void)
+{
+	struct state *s;
+	struct id_issuer is;
+	struct result r;
+
+	expect((r = decide("Bearer opaque-token-123", "demo-model"), &r), 401, "invalid_api_key");
+	memset(&is, 0, sizeof(is));
+	is.id = 3;
+	snprintf(is.name, sizeof(is.name), "opaque");
+	snprintf(is.iss, sizeof(is.iss), "https://opaque.example");
+	is.algs = 1u << JWT_RS256;
+	is.tenant_id = 1;
+	is.enabled = 1;
+	snprintf(is.introspection_url, sizeof(is.introspection_url), "http://127.0.0.1:1/introspect");
+	s = store_write_begin();
+	ident_put_issuer(state_ident(s), &is);
+	store_write_end();
+	r = decide("Bearer opaque-token-123", "demo-model");
+	expect(&r, 503, "identity_provider_unavailable");
+	CHECK_EQ_INT(r.v.retry_after, 5);
+	is.introspection_reject = 1;
+	s = store_write_begin();
+	ident_put_issuer(state_ident(s), &is);
+	store_write_end();
+	expect((r = decide("Bearer opaque-token-123", "demo-model"), &r), 401, "invalid_token");
+	/* API keys still go the key way */
+	CHECK_EQ_INT((r = decide("Bearer " KEY_PLAIN, "demo-model"), r.v.allow), 1);
+	s = store_write_begin();
+	ident_del_issuer(state_ident(s), 3);
+	store_write_end();
+}
+
 static void test_lockout(void)
 {
 	struct abuse_config c = { 6, 3, 60, 300 };
@@ -487,6 +522,7 @@ int main(void)
 	RUN(test_tenant_claim_and_roles);
 	RUN(test_rbac_matrix);
 	RUN(test_revocation_beats_cache);
+	RUN(test_opaque_failure_policy);
 	RUN(test_lockout);
 	store_destroy();
 	pl_identity_cache_free();

@@ -592,6 +592,88 @@ static void test_route_fallback_chain(void)
 	lb_set_clock(NULL);
 }
 
+static void route_body(const char *model, const char *body, struct lb_route *r)
+{
+	struct pl_ctx ctx;
+	struct pl_policy pol = { 0, 0 };
+
+	pl_ctx_init(&ctx, &pol);
+	ctx.service = PL_SVC_CHAT;
+	ctx.tenant_id = 1;
+	ctx.in.body.ptr = body;
+	ctx.in.body.len = strlen(body);
+	snprintf(ctx.out.model, sizeof(ctx.out.model), "%s", model);
+	snprintf(ctx.out.backend, sizeof(ctx.out.backend), "be_b");
+	lb_route(&ctx, r);
+	pl_ctx_clear(&ctx);
+}
+
+static void put_priced(struct state *s, int64_t id, const char *name, const char *be, uint32_t caps,
+		       int32_t ctx_len, double pin, double pout)
+{
+	struct st_model m;
+
+	memset(&m, 0, sizeof(m));
+	m.id = id;
+	snprintf(m.name, sizeof(m.name), "%s", name);
+	snprintf(m.backend, sizeof(m.backend), "%s", be);
+	m.services = 0xffffffffu;
+	m.caps = caps;
+	m.context_length = ctx_len;
+	m.price_in = pin;
+	m.price_out = pout;
+	state_put_model(s, &m);
+}
+
+/* A virtual model goes to the cheapest member that covers the request. */
+static void test_route_virtual_model(void)
+{
+	struct state *s = state_new();
+	struct lb_virtual_row v = { 1, 10, 0 };
+	struct lb_member_row m1 = { 1, 1, 11, 1 }, m2 = { 2, 1, 12, 2 }, m3 = { 3, 1, 13, 3 };
+	char big[5000];
+	struct lb_route r;
+
+	lb_set_clock(fake_clock);
+	put_priced(s, 10, "auto", "be_b", ST_CAP_TOOLS | ST_CAP_VISION, 0, -1, -1);
+	put_priced(s, 11, "rich", "be_b", ST_CAP_TOOLS | ST_CAP_STREAMING, 100000, 5, 15);
+	put_priced(s, 12, "cheap", "be_c", ST_CAP_STREAMING, 1000, 0.1, 0.2);
+	put_priced(s, 13, "offline", "be_a", ST_CAP_TOOLS | ST_CAP_VISION, 0, 0.01, 0.01);
+	lb_conf_put_virtual(state_lb(s), &v);
+	lb_conf_put_member(state_lb(s), &m1);
+	lb_conf_put_member(state_lb(s), &m2);
+	lb_conf_put_member(state_lb(s), &m3);
+	store_replace(s);
+	lb_publish(parse(CSV_ROUTE, fake_now), fake_now);
+
+	route_body("auto", "{\"model\":\"auto\",\"messages\":[]}", &r);
+	CHECK_EQ_INT(r.kind, LB_ROUTE_VIRTUAL);
+	CHECK_EQ_STR(r.model, "cheap"); /* "offline" is cheaper but all its servers are down */
+	CHECK_EQ_STR(r.server, "c1");
+	route_body("auto", "{\"model\":\"auto\",\"tools\":[],\"messages\":[]}", &r);
+	CHECK_EQ_STR(r.model, "rich");
+	CHECK_EQ_STR(r.backend, "be_b");
+	/* A prompt beyond cheap's 1000-token context. */
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	route_body("auto", big, &r);
+	CHECK_EQ_STR(r.model, "rich");
+	/* Images: only "offline" has vision, and it has no server. */
+	route_body("auto", "{\"messages\":[{\"content\":[{\"type\":\"image_url\"}]}]}", &r);
+	CHECK_EQ_INT(r.kind, LB_ROUTE_NONE);
+	CHECK_EQ_INT(r.why, LB_W_DOWN);
+	/* Images and more context than anyone has: nothing covers it. */
+	lb_conf_del_member(state_lb(s), 3);
+	route_body("auto", "{\"messages\":[{\"content\":[{\"type\":\"image_url\"}]}]}", &r);
+	CHECK_EQ_INT(r.kind, LB_ROUTE_UNFIT);
+	CHECK(r.need_caps & ST_CAP_VISION);
+	/* A plain model is not affected. */
+	route_body("cheap", "{}", &r);
+	CHECK_EQ_INT(r.kind, LB_ROUTE_PRIMARY);
+	lb_stop();
+	lb_set_clock(NULL);
+}
+
 /* The report subscriber: 5xx and server aborts are failures, 4xx are not, 429 saturates. */
 static void test_reports_feed_the_table(void)
 {
@@ -602,6 +684,7 @@ static void test_reports_feed_the_table(void)
 		"id=4 be=jairouter_rewrite srv=rewrite tr=3 ta=4 st=500 tsc=---- end=1",
 		"id=5 be=be_b srv=b1 tr=-1 ta=4 st=-1 tsc=CD-- end=1",
 		"id=6 be=be_c srv=c1 tr=3 ta=4 st=429 ra=7 tsc=---- end=1",
+		"id=7 be=be_b srv=b1 lb=be_b ls=b1 tr=3 ta=4 st=200 tsc=---- end=1",
 	};
 	struct jr_report rep;
 	struct lb_table *t;
@@ -609,6 +692,8 @@ static void test_reports_feed_the_table(void)
 
 	lb_set_clock(fake_clock);
 	lb_publish(parse(CSV_ROUTE, fake_now), fake_now);
+	/* Two requests sent to b1; one report names the agent's choice: one slot back. */
+	atomic_store(&lb_table_backend(lb_live(), "be_b")->srv[0].d.inflight, 2);
 	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
 		CHECK_EQ_INT(report_parse(lines[i], strlen(lines[i]), &rep), 0);
 		lb_on_report(&rep, NULL);
@@ -616,7 +701,8 @@ static void test_reports_feed_the_table(void)
 	t = lb_live();
 	b = lb_table_backend(t, "be_b");
 	CHECK_EQ_INT(b->srv[0].d.reported_fail, 2);
-	CHECK_EQ_INT(b->srv[0].d.reported_ok, 1);
+	CHECK_EQ_INT(b->srv[0].d.reported_ok, 2);
+	CHECK_EQ_INT(atomic_load(&b->srv[0].d.inflight), 1);
 	b = lb_table_backend(t, "be_c");
 	CHECK_EQ_INT(atomic_load(&b->srv[0].d.sat_until_ms), fake_now + 7000);
 	lb_stop();
@@ -645,6 +731,7 @@ int main(void)
 	RUN(test_conf_fallback_order);
 	RUN(test_route_fallback_chain);
 	RUN(test_reports_feed_the_table);
+	RUN(test_route_virtual_model);
 	store_destroy();
 	TEST_END();
 }

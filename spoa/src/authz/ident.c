@@ -602,3 +602,22 @@ size_t ident_count_roles(const struct ident *id)
 {
 	return id->roles_by_id.count;
 }
+
+struct each_issuer {
+	void (*fn)(const struct id_issuer *, void *);
+	void *arg;
+};
+
+static void each_issuer(void *item, void *arg)
+{
+	struct each_issuer *e = arg;
+
+	e->fn(item, e->arg);
+}
+
+void ident_each_issuer(const struct ident *id, void (*fn)(const struct id_issuer *, void *), void *arg)
+{
+	struct each_issuer e = { fn, arg };
+
+	hmap_each(&id->issuers_by_id, each_issuer, &e);
+}

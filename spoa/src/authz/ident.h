@@ -45,6 +45,11 @@ struct id_issuer {
 	char default_roles[IDENT_DEFAULT_ROLES_MAX][IDENT_NAME_MAX];
 	int ndefault_roles;
 	int enabled;
+	/* RFC 7662 introspection of opaque tokens ("" = none); never logged. */
+	char introspection_url[IDENT_URL_MAX];
+	char client_id[128];
+	char client_secret[256];
+	int introspection_reject; /* on failure: 401 (1) or 503 (0) */
 	uint64_t version; /* changes whenever this issuer or one of its keys changes */
 };
 
@@ -125,6 +130,7 @@ int ident_key_roles(const struct ident *id, int64_t key_id, int64_t *out, int ma
 /* Whether the model is a member of the group named name. */
 int ident_model_in_group(const struct ident *id, int64_t model_id, const char *name);
 size_t ident_count_issuers(const struct ident *id);
+void ident_each_issuer(const struct ident *id, void (*fn)(const struct id_issuer *, void *), void *arg);
 size_t ident_count_roles(const struct ident *id);
 
 #endif /* JR_AUTHZ_IDENT_H */

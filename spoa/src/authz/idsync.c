@@ -81,6 +81,10 @@ int idsync_put_issuer(struct state *s, const PGresult *r, int row, int64_t *id)
 		p += n + (p[n] == '\n');
 	}
 	is.enabled = strcmp(txt(r, row, 13), "active") == 0;
+	cpy(is.introspection_url, sizeof(is.introspection_url), txt(r, row, 14));
+	cpy(is.client_id, sizeof(is.client_id), txt(r, row, 15));
+	cpy(is.client_secret, sizeof(is.client_secret), txt(r, row, 16));
+	is.introspection_reject = strcmp(txt(r, row, 17), "reject") == 0;
 	if (algs < 0 || bad) {
 		/* Kept, but disabled: its tokens are refused as from a disabled issuer. */
 		log_warn("database: JWT issuer %lld (%s) has %s; its tokens are refused",

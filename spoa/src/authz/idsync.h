@@ -21,8 +21,10 @@
 	"SELECT id, name, issuer, coalesce(discovery_url, ''), array_to_string(algorithms, ','), " \
 	"coalesce(audience, ''), leeway_s, require_exp, coalesce(tenant_id, 0), "           \
 	"coalesce(tenant_claim, ''), coalesce(role_claim, ''), role_map::text, "            \
-	"coalesce(array_to_string(default_roles, E'\\n'), ''), status FROM jairouter.jwt_issuers"
-#define IDSYNC_ISSUERS_COLS 14
+	"coalesce(array_to_string(default_roles, E'\\n'), ''), status, coalesce(introspection_url, ''), " \
+	"coalesce(introspection_client_id, ''), coalesce(introspection_client_secret, ''), "  \
+	"introspection_failure FROM jairouter.jwt_issuers"
+#define IDSYNC_ISSUERS_COLS 18
 #define IDSYNC_KEYS_SQL "SELECT id, issuer_id, coalesce(kid, ''), jwk, status FROM jairouter.jwt_issuer_keys"
 #define IDSYNC_KEYS_COLS 5
 #define IDSYNC_JTI_SQL "SELECT id, issuer_id, jti FROM jairouter.revoked_tokens"

@@ -42,6 +42,8 @@ static const struct opt opts[] = {
 	{ "abuse_window_s", OPT_UINT, F(abuse_window_s), 1, 86400, 0 },
 	{ "abuse_block_s", OPT_UINT, F(abuse_block_s), 1, 86400, 0 },
 	{ "audit_database", OPT_UINT, F(audit_database), 0, 1, 1 },
+	{ "oidc_refresh_s", OPT_UINT, F(oidc_refresh_s), 10, 86400, 1 },
+	{ "oidc_min_refresh_s", OPT_UINT, F(oidc_min_refresh_s), 1, 3600, 1 },
 	{ "report_listen", OPT_STR, F(report_listen), 0, 0, 1 },
 	{ "haproxy_stats_socket", OPT_STR, F(haproxy_stats_socket), 0, 0, 0 },
 	{ "lb_poll_ms", OPT_UINT, F(lb_poll_ms), 50, 10000, 0 },
@@ -79,6 +81,8 @@ void config_defaults(struct jr_config *c)
 	c->abuse_window_s = 60;
 	c->abuse_block_s = 300;
 	c->audit_database = 1;
+	c->oidc_refresh_s = 300;
+	c->oidc_min_refresh_s = 10;
 	c->lb_poll_ms = 250;
 	c->redis_timeout_ms = 25;
 	c->fleet_size = 1;

@@ -29,6 +29,7 @@ struct jr_config {
 	char master_key_file[CONFIG_PATH_MAX]; /* provider credentials (cred/cred.h); empty: none */
 	unsigned abuse_max_failures, abuse_slow_after, abuse_window_s, abuse_block_s; /* abuse/abuse.h */
 	unsigned audit_database; /* 1: security audit rows to PostgreSQL too (audit/audit.h) */
+	unsigned oidc_refresh_s, oidc_min_refresh_s; /* JWKS refreshes (oidc/oidc.h) */
 	char report_listen[CONFIG_ADDR_MAX];   /* end-of-request lines (report/report.h); empty: off */
 	char haproxy_stats_socket[CONFIG_PATH_MAX]; /* HAProxy runtime API (lb/); empty: off */
 	unsigned lb_poll_ms;                   /* `show stat` poll interval */

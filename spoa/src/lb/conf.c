@@ -30,6 +30,7 @@ struct lb_conf {
 	struct lb_policy_row *by_service[SERVICES_MAX];
 	struct lb_policy_row *global;
 	struct hmap fb_by_id;
+	struct hmap virt_by_id, virt_by_model, mem_by_id;
 };
 
 static int eq_id(const void *item, const void *key)
@@ -55,6 +56,9 @@ struct lb_conf *lb_conf_new(void)
 	hmap_init(&c->pol_by_model);
 	hmap_init(&c->pol_by_backend);
 	hmap_init(&c->fb_by_id);
+	hmap_init(&c->virt_by_id);
+	hmap_init(&c->virt_by_model);
+	hmap_init(&c->mem_by_id);
 	return c;
 }
 
@@ -70,6 +74,11 @@ void lb_conf_free(struct lb_conf *c)
 		return;
 	hmap_each(&c->pol_by_id, free_item, NULL);
 	hmap_each(&c->fb_by_id, free_item, NULL);
+	hmap_each(&c->virt_by_id, free_item, NULL);
+	hmap_each(&c->mem_by_id, free_item, NULL);
+	hmap_clear(&c->virt_by_id);
+	hmap_clear(&c->virt_by_model);
+	hmap_clear(&c->mem_by_id);
 	hmap_clear(&c->pol_by_id);
 	hmap_clear(&c->pol_by_model);
 	hmap_clear(&c->pol_by_backend);
@@ -244,6 +253,87 @@ size_t lb_conf_fallbacks(const struct lb_conf *c, int64_t model_id, struct lb_fa
 
 	hmap_each(&c->fb_by_id, fb_one, &fc);
 	return fc.n;
+}
+
+static int eq_virt_model(const void *item, const void *key)
+{
+	return ((const struct lb_virtual_row *)item)->model_id == *(const int64_t *)key;
+}
+
+void lb_conf_del_virtual(struct lb_conf *c, int64_t id)
+{
+	struct lb_virtual_row *r = hmap_remove(&c->virt_by_id, h_id(id), eq_id, &id);
+
+	if (!r)
+		return;
+	hmap_remove(&c->virt_by_model, h_id(r->model_id), eq_id, &r->id);
+	free(r);
+}
+
+void lb_conf_put_virtual(struct lb_conf *c, const struct lb_virtual_row *r)
+{
+	struct lb_virtual_row *n;
+
+	lb_conf_del_virtual(c, r->id);
+	n = xmalloc(sizeof(*n));
+	*n = *r;
+	hmap_insert(&c->virt_by_id, h_id(n->id), n);
+	hmap_insert(&c->virt_by_model, h_id(n->model_id), n);
+}
+
+const struct lb_virtual_row *lb_conf_virtual(const struct lb_conf *c, int64_t model_id)
+{
+	if (!c->virt_by_model.count)
+		return NULL; /* the common case: no virtual model at all */
+	return hmap_find(&c->virt_by_model, h_id(model_id), eq_virt_model, &model_id);
+}
+
+void lb_conf_del_member(struct lb_conf *c, int64_t id)
+{
+	free(hmap_remove(&c->mem_by_id, h_id(id), eq_id, &id));
+}
+
+void lb_conf_put_member(struct lb_conf *c, const struct lb_member_row *r)
+{
+	struct lb_member_row *n;
+
+	lb_conf_del_member(c, r->id);
+	n = xmalloc(sizeof(*n));
+	*n = *r;
+	hmap_insert(&c->mem_by_id, h_id(n->id), n);
+}
+
+struct mem_collect {
+	int64_t virtual_id;
+	struct lb_member_row *out;
+	size_t n, max;
+};
+
+static void mem_one(void *item, void *arg)
+{
+	const struct lb_member_row *r = item;
+	struct mem_collect *mc = arg;
+	size_t i;
+
+	if (r->virtual_id != mc->virtual_id)
+		return;
+	for (i = mc->n; i > 0 && mc->out[i - 1].position > r->position; i--)
+		if (i < mc->max)
+			mc->out[i] = mc->out[i - 1];
+	if (i < mc->max) {
+		mc->out[i] = *r;
+		if (mc->n < mc->max)
+			mc->n++;
+	}
+}
+
+size_t lb_conf_members(const struct lb_conf *c, int64_t virtual_id, struct lb_member_row *out,
+		       size_t max)
+{
+	struct mem_collect mc = { virtual_id, out, 0, max };
+
+	hmap_each(&c->mem_by_id, mem_one, &mc);
+	return mc.n;
 }
 
 size_t lb_conf_count_policies(const struct lb_conf *c)

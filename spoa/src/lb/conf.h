@@ -43,6 +43,17 @@ struct lb_fallback_row {
 	uint32_t reasons;
 };
 
+/* A virtual model (virtual_models) and one of its members (virtual_model_members). */
+#define LB_MEMBERS_MAX 16
+struct lb_virtual_row {
+	int64_t id, model_id;
+	int64_t latency_budget_ms; /* <= 0: none */
+};
+struct lb_member_row {
+	int64_t id, virtual_id, model_id;
+	int position;
+};
+
 /* The effective strategy settings of a request. */
 struct lb_eff {
 	enum lb_strategy strategy;
@@ -75,6 +86,16 @@ void lb_conf_breaker(const struct lb_conf *c, const char *backend, struct lb_bre
 /* The fallback rows of a model in position order; returns how many (at most max). */
 size_t lb_conf_fallbacks(const struct lb_conf *c, int64_t model_id, struct lb_fallback_row *out,
 			 size_t max);
+
+void lb_conf_put_virtual(struct lb_conf *c, const struct lb_virtual_row *r);
+void lb_conf_del_virtual(struct lb_conf *c, int64_t id);
+void lb_conf_put_member(struct lb_conf *c, const struct lb_member_row *r);
+void lb_conf_del_member(struct lb_conf *c, int64_t id);
+/* The virtual row of a model, NULL when the model is not virtual. */
+const struct lb_virtual_row *lb_conf_virtual(const struct lb_conf *c, int64_t model_id);
+/* The members of a virtual model in position order; returns how many (at most max). */
+size_t lb_conf_members(const struct lb_conf *c, int64_t virtual_id, struct lb_member_row *out,
+		       size_t max);
 
 size_t lb_conf_count_policies(const struct lb_conf *c);
 size_t lb_conf_count_fallbacks(const struct lb_conf *c);

@@ -85,6 +85,51 @@ static _Atomic uint64_t fallbacks[LB_W__COUNT], refusals[LB_W__COUNT];
 static _Atomic uint64_t polls_ok, polls_failed;
 static uint64_t transitions[3]; /* control thread: entries into closed, open, half_open */
 
+/* Decisions per model that served (the fallback's or member's name when one did): a fixed
+ * open-addressing table, filled lock-free by the workers. Slots are claimed by the name's
+ * 64-bit hash; beyond MODEL_SLOTS names (or 16 probes), counts go to model="(other)". */
+#define MODEL_SLOTS 1024
+#define MODEL_PROBES 16
+static struct model_slot {
+	_Atomic uint64_t hash;
+	_Atomic int ready;
+	char name[ST_MODEL_MAX];
+	_Atomic uint64_t n;
+} model_sel[MODEL_SLOTS];
+static _Atomic uint64_t model_other;
+
+static void count_model(const char *name)
+{
+	uint64_t h = hmap_hash_bytes(name, strlen(name)) | 1;
+
+	for (unsigned i = 0; i < MODEL_PROBES; i++) {
+		struct model_slot *sl = &model_sel[(h + i) & (MODEL_SLOTS - 1)];
+		uint64_t cur = atomic_load(&sl->hash), zero = 0;
+		if (cur == 0 && atomic_compare_exchange_strong(&sl->hash, &zero, h)) {
+			snprintf(sl->name, sizeof(sl->name), "%s", name);
+			atomic_store(&sl->ready, 1);
+			cur = h;
+		} else if (cur == 0) {
+			cur = zero; /* another worker claimed it meanwhile */
+		}
+		if (cur == h) {
+			atomic_fetch_add_explicit(&sl->n, 1, memory_order_relaxed);
+			return;
+		}
+	}
+	atomic_fetch_add_explicit(&model_other, 1, memory_order_relaxed);
+}
+
+/* The label value, with '"' and '\' escaped as Prometheus wants. */
+static void put_label(struct evbuffer *out, const char *v)
+{
+	for (; *v; v++) {
+		if (*v == '"' || *v == '\\')
+			evbuffer_add(out, "\\", 1);
+		evbuffer_add(out, v, 1);
+	}
+}
+
 /* ---- polling ----------------------------------------------------------------------- */
 
 static struct {
@@ -380,13 +425,178 @@ static int choose(const struct pl_ctx *ctx, const struct target *t, int64_t now,
 	return rc == 0 ? 1 : rc;
 }
 
+/* ---- virtual models ---------------------------------------------------------------- */
+
+#define EXPECTED_OUTPUT_TOKENS 256 /* cost estimate when the request sets no max_tokens */
+
+/* What a request needs from a model. Tools and images are found by their JSON keys in
+ * the body ("tools"/"functions", "image_url"/"input_image"); the text may also occur
+ * inside a message, which only ever narrows the choice to more capable models. */
+struct needs {
+	uint32_t caps;
+	int64_t prompt_tokens, max_tokens, out_tokens;
+};
+
+static int body_has(const struct pl_request *in, const char *lit)
+{
+	return in->body.ptr && memmem(in->body.ptr, in->body.len, lit, strlen(lit)) != NULL;
+}
+
+static void needs_of(const struct pl_ctx *ctx, struct needs *n)
+{
+	const struct pl_request *in = &ctx->in;
+
+	memset(n, 0, sizeof(*n));
+	if (in->stream)
+		n->caps |= ST_CAP_STREAMING;
+	if (body_has(in, "\"tools\"") || body_has(in, "\"functions\""))
+		n->caps |= ST_CAP_TOOLS;
+	if (body_has(in, "\"image_url\"") || body_has(in, "\"input_image\""))
+		n->caps |= ST_CAP_VISION;
+	/* About four bytes per token: the estimate the limits use too. */
+	n->prompt_tokens = in->body.ptr ? (int64_t)(in->body.len + 3) / 4 : 0;
+	if (ctx->json.max_tokens_type == JSCAN_NUMBER && ctx->json.max_tokens > 0)
+		n->max_tokens = ctx->json.max_tokens;
+	n->out_tokens = n->max_tokens ? n->max_tokens : EXPECTED_OUTPUT_TOKENS;
+}
+
+static int member_fits(const struct state *s, const struct pl_ctx *ctx, const struct st_model *m,
+		       const struct needs *n)
+{
+	return fallback_fits(s, ctx, m) && (m->caps & n->caps) == n->caps &&
+	       (m->context_length <= 0 || m->context_length >= n->prompt_tokens + n->max_tokens);
+}
+
+/* Expected price of the request on model m; unpriced models come last. */
+static double cost_of(const struct st_model *m, const struct needs *n)
+{
+	if (m->price_in < 0 || m->price_out < 0)
+		return 1e300;
+	return m->price_in * (double)n->prompt_tokens + m->price_out * (double)n->out_tokens;
+}
+
+/* The members of virtual model v that cover the request, cheapest first (ties keep the
+ * members' order). */
+static size_t virtual_targets(const struct state *s, const struct pl_ctx *ctx,
+			      const struct lb_virtual_row *v, const struct needs *n, struct target *t,
+			      size_t max)
+{
+	struct lb_member_row mem[LB_MEMBERS_MAX];
+	double cost[LB_MEMBERS_MAX + 1];
+	size_t nm = lb_conf_members(state_lb(s), v->id, mem, LB_MEMBERS_MAX), k = 0;
+
+	for (size_t i = 0; i < nm && k < max; i++) {
+		const struct st_model *m = state_find_model_id(s, mem[i].model_id);
+		size_t j;
+		double c;
+		if (!m || !member_fits(s, ctx, m, n))
+			continue;
+		c = cost_of(m, n);
+		for (j = k; j > 0 && cost[j - 1] > c; j--) {
+			t[j] = t[j - 1];
+			cost[j] = cost[j - 1];
+		}
+		target_of(s, m, (int)ctx->service, &t[j]);
+		cost[j] = c;
+		k++;
+	}
+	return k;
+}
+
+static void switch_to(struct lb_route *out, enum lb_route_kind kind, const struct target *t,
+		      const struct lb_choice *c)
+{
+	out->kind = kind;
+	out->strategy = t->eff.strategy;
+	memcpy(out->server, c->server, sizeof(out->server));
+	memcpy(out->model, t->model, sizeof(out->model));
+	memcpy(out->backend, t->backend, sizeof(out->backend));
+	memcpy(out->upstream, t->upstream, sizeof(out->upstream));
+	out->services = t->services;
+	out->caps = t->caps;
+}
+
+/* A virtual model: the cheapest covering member with a usable server, within the latency
+ * budget when one is (else the cheapest available). 1 when this was a virtual model. */
+static int route_virtual(const struct pl_ctx *ctx, struct lb_route *out, int64_t now)
+{
+	struct target t[LB_MEMBERS_MAX], spare;
+	struct lb_choice c, spare_c;
+	struct needs n;
+	int64_t budget = 0;
+	size_t k = 0;
+	int have_spare = 0, first_why = 1;
+	const struct state *s = store_read_begin();
+	const struct st_model *m = state_find_model(s, ctx->out.model, strlen(ctx->out.model));
+	const struct lb_virtual_row *v = m ? lb_conf_virtual(state_lb(s), m->id) : NULL;
+
+	if (v) {
+		needs_of(ctx, &n);
+		budget = v->latency_budget_ms;
+		k = virtual_targets(s, ctx, v, &n, t, LB_MEMBERS_MAX);
+	}
+	store_read_end();
+	if (!v)
+		return 0;
+	memset(out, 0, sizeof(*out));
+	if (!k) {
+		out->kind = LB_ROUTE_UNFIT;
+		out->need_caps = n.caps;
+		out->need_tokens = n.prompt_tokens + n.max_tokens;
+		return 1;
+	}
+	for (size_t i = 0; i < k; i++) {
+		if (choose(ctx, &t[i], now, &c) < 0) {
+			if (first_why) {
+				out->why = c.why;
+				out->retry_after_s = c.retry_after_s;
+				first_why = 0;
+			}
+			continue;
+		}
+		if (budget > 0 && c.latency_ms > (double)budget) {
+			if (!have_spare) {
+				spare = t[i];
+				spare_c = c;
+				have_spare = 1;
+			} else if (c.server[0]) {
+				lb_release(t[i].backend, c.server); /* not taken after all */
+			}
+			continue;
+		}
+		if (have_spare && spare_c.server[0])
+			lb_release(spare.backend, spare_c.server);
+		switch_to(out, LB_ROUTE_VIRTUAL, &t[i], &c);
+		return 1;
+	}
+	if (have_spare)
+		switch_to(out, LB_ROUTE_VIRTUAL, &spare, &spare_c);
+	else
+		out->kind = LB_ROUTE_NONE;
+	return 1;
+}
+
+static void route_once(const struct pl_ctx *ctx, struct lb_route *out);
+
 void lb_route(const struct pl_ctx *ctx, struct lb_route *out)
+{
+	route_once(ctx, out);
+	if (out->kind == LB_ROUTE_PRIMARY)
+		count_model(ctx->out.model);
+	else if (out->kind == LB_ROUTE_FALLBACK || out->kind == LB_ROUTE_VIRTUAL)
+		count_model(out->model);
+}
+
+static void route_once(const struct pl_ctx *ctx, struct lb_route *out)
 {
 	struct target t[1 + LB_FALLBACKS_MAX];
 	struct lb_choice c;
-	size_t n = targets(ctx, t, 1 + LB_FALLBACKS_MAX);
 	int64_t now = lb_now_ms();
+	size_t n;
 
+	if (route_virtual(ctx, out, now))
+		return;
+	n = targets(ctx, t, 1 + LB_FALLBACKS_MAX);
 	memset(out, 0, sizeof(*out));
 	out->strategy = t[0].eff.strategy;
 	if (choose(ctx, &t[0], now, &c) > 0) {
@@ -398,14 +608,7 @@ void lb_route(const struct pl_ctx *ctx, struct lb_route *out)
 	for (size_t i = 1; i < n; i++) {
 		if (!(t[i].reasons & (1u << out->why)) || choose(ctx, &t[i], now, &c) < 0)
 			continue;
-		out->kind = LB_ROUTE_FALLBACK;
-		out->strategy = t[i].eff.strategy;
-		memcpy(out->server, c.server, sizeof(out->server));
-		memcpy(out->model, t[i].model, sizeof(out->model));
-		memcpy(out->backend, t[i].backend, sizeof(out->backend));
-		memcpy(out->upstream, t[i].upstream, sizeof(out->upstream));
-		out->services = t[i].services;
-		out->caps = t[i].caps;
+		switch_to(out, LB_ROUTE_FALLBACK, &t[i], &c);
 		atomic_fetch_add_explicit(&fallbacks[out->why], 1, memory_order_relaxed);
 		return;
 	}
@@ -502,6 +705,15 @@ static void render(struct evbuffer *out, void *arg)
 	for (int s = 0; s < 3; s++)
 		evbuffer_add_printf(out, "jairouter_lb_breaker_transitions_total{to=\"%s\"} %" PRIu64 "\n",
 				    lb_breaker_state_name((enum lb_br_state)s), transitions[s]);
+	series_header(out, "lb_model_selections_total", "counter", "Routed requests by the model that serves them.");
+	for (unsigned i = 0; i < MODEL_SLOTS; i++)
+		if (atomic_load(&model_sel[i].ready)) {
+			evbuffer_add_printf(out, "jairouter_lb_model_selections_total{model=\"");
+			put_label(out, model_sel[i].name);
+			evbuffer_add_printf(out, "\"} %" PRIu64 "\n", atomic_load(&model_sel[i].n));
+		}
+	evbuffer_add_printf(out, "jairouter_lb_model_selections_total{model=\"(other)\"} %" PRIu64 "\n",
+			    atomic_load(&model_other));
 	series_header(out, "lb_server_usable", "gauge", "1 when the agent would send a request to the server (HAProxy health, weight, breaker, 429).");
 	each_server(out, s_usable, now);
 	series_header(out, "lb_breaker_state", "gauge", "Breaker state per server: 0 closed, 1 open, 2 half-open.");

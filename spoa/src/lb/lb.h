@@ -40,6 +40,8 @@ enum lb_route_kind {
 	LB_ROUTE_PRIMARY = 0, /* the model's own backend (server named, or HAProxy's choice) */
 	LB_ROUTE_FALLBACK,    /* a model of the fallback chain: switch to it */
 	LB_ROUTE_NONE,        /* nothing can serve: 503 */
+	LB_ROUTE_VIRTUAL,     /* a virtual model: switch to the member chosen */
+	LB_ROUTE_UNFIT,       /* a virtual model none of whose members covers the request: 400 */
 };
 
 struct lb_route {
@@ -48,11 +50,14 @@ struct lb_route {
 	enum lb_strategy strategy;
 	enum lb_why why;              /* the primary's problem (fallback, none) */
 	int retry_after_s;            /* none */
-	/* fallback: the model switched to, as the catalogue has it */
+	/* fallback or virtual: the model switched to, as the catalogue has it */
 	char model[ST_MODEL_MAX];
 	char backend[ST_NAME_MAX];
 	char upstream[ST_MODEL_MAX];
 	uint32_t services, caps;
+	/* unfit: what the request needed (ST_CAP_* bits, and tokens of context) */
+	uint32_t need_caps;
+	int64_t need_tokens;
 };
 
 void lb_route(const struct pl_ctx *ctx, struct lb_route *out);

@@ -512,6 +512,7 @@ int lb_table_choose(struct lb_table *t, const char *backend, const struct lb_cho
 		atomic_fetch_add_explicit(&s->d.since_poll, 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&s->d.selected, 1, memory_order_relaxed);
 		memcpy(out->server, s->name, sizeof(out->server));
+		out->latency_ms = c[k].latency_ms;
 		return 1;
 	}
 	return nothing_usable(&tl, out);

@@ -135,6 +135,7 @@ struct lb_choice {
 	enum lb_why why;       /* when nothing was usable */
 	int retry_after_s;     /* when nothing was usable: a hint for the client */
 	size_t usable;         /* servers that were candidates */
+	double latency_ms;     /* the chosen server's time-to-first-byte EWMA; 0 unknown */
 };
 
 /* Chooses a server of `backend` (worker thread, under the read lock). Returns 1 with

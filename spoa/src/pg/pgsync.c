@@ -552,6 +552,39 @@ static void del_fallback(struct state *s, int64_t id)
 	lb_conf_del_fallback(state_lb(s), id);
 }
 
+#define VIRTUAL_SQL "SELECT id, model_id, coalesce(latency_budget_ms, 0) FROM jairouter.virtual_models"
+#define MEMBERS_VM_SQL                                                                     \
+	"SELECT id, virtual_model_id, position, model_id FROM jairouter.virtual_model_members"
+
+static int put_virtual(struct state *s, const PGresult *r, int row, int64_t *id)
+{
+	struct lb_virtual_row v = { col_i64(r, row, 0), col_i64(r, row, 1), col_i64(r, row, 2) };
+
+	*id = v.id;
+	lb_conf_put_virtual(state_lb(s), &v);
+	return 0;
+}
+
+static void del_virtual(struct state *s, int64_t id)
+{
+	lb_conf_del_virtual(state_lb(s), id);
+}
+
+static int put_vmember(struct state *s, const PGresult *r, int row, int64_t *id)
+{
+	struct lb_member_row m = { col_i64(r, row, 0), col_i64(r, row, 1), col_i64(r, row, 3),
+				   (int)col_i64(r, row, 2) };
+
+	*id = m.id;
+	lb_conf_put_member(state_lb(s), &m);
+	return 0;
+}
+
+static void del_vmember(struct state *s, int64_t id)
+{
+	lb_conf_del_member(state_lb(s), id);
+}
+
 /* Limit definitions (limit/defs.h; sql/006_limits_usage.sql): parsed by limdefs_put_row. */
 static int put_limit(struct state *s, const PGresult *r, int row, int64_t *id)
 {
@@ -608,6 +641,8 @@ static const struct ps_table ps_tables[] = {
 	/* routing */
 	{ "routing_policies", ROUTING_SQL, ROUTING_SQL BY_IDS, 14, put_routing, del_routing },
 	{ "model_fallbacks", FALLBACKS_SQL, FALLBACKS_SQL BY_IDS, 5, put_fallback, del_fallback },
+	{ "virtual_models", VIRTUAL_SQL, VIRTUAL_SQL BY_IDS, 3, put_virtual, del_virtual },
+	{ "virtual_model_members", MEMBERS_VM_SQL, MEMBERS_VM_SQL BY_IDS, 4, put_vmember, del_vmember },
 	/* limits */
 	{ "limits", LIMITS_SQL, LIMITS_SQL AND_IDS, LIMDEFS_ROW_COLS, put_limit, del_limit },
 };

@@ -26,7 +26,13 @@
 #include "auth/apikey.h"
 #include "authz/ident.h"
 #include "jwt/jwt.h"
+#include "net/server.h"
+#include "oidc/oidc.h"
+#include "util/log.h"
 
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <openssl/crypto.h>
 #include <openssl/sha.h>
 
 #include <stdarg.h>
@@ -45,8 +51,10 @@ struct tok_entry {
 	int64_t valid_until;
 	int64_t issuer_id;
 	uint64_t issuer_version;
+	uint64_t oidc_gen; /* the generation of the issuer's fetched keys (oidc/) */
 	int64_t tenant_id;
 	int64_t iat; /* -1 when the token has none */
+	int inactive; /* introspection said "active": false (negative cache) */
 	int nroles;
 	int64_t role_ids[PL_ROLES_MAX];
 	char issuer_name[ST_PREFIX_MAX];
@@ -215,13 +223,16 @@ static int cached(struct pl_ctx *ctx, const struct tok_entry *e)
 	const struct ident *id = state_ident(s);
 	const struct id_issuer *is = ident_issuer_by_id(id, e->issuer_id);
 	const struct st_tenant *t = state_find_tenant(s, e->tenant_id);
-	int fresh = is && is->enabled && is->version == e->issuer_version;
+	int fresh = is && is->enabled && is->version == e->issuer_version &&
+		    (!is->discovery_url[0] || oidc_generation(e->issuer_id) == e->oidc_gen);
 	int rev = fresh && revoked(id, e->issuer_id, e->jti, e->sub, e->iat);
-	int off = !t || t->status != ST_ACTIVE;
+	int off = !e->inactive && (!t || t->status != ST_ACTIVE);
 
 	store_read_end();
 	if (!fresh)
 		return -1; /* the issuer or its keys changed: verify again */
+	if (e->inactive)
+		return refuse(ctx, PL_R_INVALID_TOKEN, "inactive", "The token is not active.");
 	fill_identity(ctx, e);
 	if (rev)
 		return refuse(ctx, PL_R_TOKEN_REVOKED, "revoked", "This token has been revoked.");
@@ -272,7 +283,8 @@ static enum pl_result jwt_refused(struct pl_ctx *ctx, int rc, const struct jwt_p
 /* What the checks after the signature need, copied out of the store. */
 struct issuer_view {
 	int64_t id;
-	uint64_t version;
+	uint64_t version, oidc_gen;
+	int oidc;
 	unsigned algs;
 	char name[IDENT_NAME_MAX];
 	char audience[JWT_STR_MAX];
@@ -304,7 +316,11 @@ static int pick_key(struct pl_ctx *ctx, const struct jwt_parsed *p, struct issue
 	snprintf(v->name, sizeof(v->name), "%s", is->name);
 	snprintf(v->audience, sizeof(v->audience), "%s", is->audience);
 	ctx->issuer_id = is->id;
+	v->oidc = is->discovery_url[0] != 0;
 	n = ident_issuer_keys(id, is->id, keys, KEYS_PER_ISSUER_MAX);
+	/* Keys fetched from the issuer's JWKS (oidc/) come after its static rows. */
+	if (v->oidc)
+		n = oidc_keys_begin(is->id, keys, n, KEYS_PER_ISSUER_MAX, &v->oidc_gen);
 	idx = jwt_select_key(p, keys, n);
 	if (idx >= 0) {
 		v->key = keys[idx];
@@ -319,7 +335,11 @@ static int pick_key(struct pl_ctx *ctx, const struct jwt_parsed *p, struct issue
 		}
 	}
 	memset(keys, 0, n * sizeof(keys[0]));
+	if (v->oidc)
+		oidc_keys_end();
 	store_read_end();
+	if (idx < 0 && v->oidc && p->alg >= 0 && (v->algs & (1u << p->alg)))
+		oidc_want_refresh(v->id); /* maybe a key the provider has just rotated in */
 	if (idx < 0) {
 		*res = jwt_refused(ctx, p->alg < 0 || !(v->algs & (1u << p->alg)) ? JWT_E_ALG : JWT_E_NO_KEY, p);
 		return 1;
@@ -372,6 +392,7 @@ static enum pl_result bind_identity(struct pl_ctx *ctx, const struct jwt_parsed 
 	memset(e, 0, sizeof(*e));
 	e->issuer_id = v->id;
 	e->issuer_version = v->version;
+	e->oidc_gen = v->oidc_gen;
 	e->tenant_id = ctx->tenant_id;
 	e->iat = p->has_iat ? p->iat : -1;
 	e->nroles = ctx->nroles;
@@ -474,6 +495,8 @@ static void presented_prefix(struct pl_ctx *ctx)
 		snprintf(ctx->out.key_prefix, sizeof(ctx->out.key_prefix), "%.11s", tok);
 }
 
+static enum pl_result guard_after(struct pl_ctx *ctx, enum pl_result r);
+
 enum pl_result pl_identity_guard(struct pl_ctx *ctx, enum pl_result (*inner)(struct pl_ctx *))
 {
 	int64_t now = ctx->policy.now_unix;
@@ -490,6 +513,15 @@ enum pl_result pl_identity_guard(struct pl_ctx *ctx, enum pl_result (*inner)(str
 		r = jwt_refused(ctx, JWT_E_TOO_LARGE, NULL); /* unread */
 	else
 		r = inner(ctx);
+	return guard_after(ctx, r);
+}
+
+/* What follows a credential check, synchronous or not: a refusal counts against the
+ * address and is audited; a key's roles are read. */
+static enum pl_result guard_after(struct pl_ctx *ctx, enum pl_result r)
+{
+	int64_t now = ctx->policy.now_unix;
+
 	if (r == PL_DONE && ctx->out.status == 401) {
 		int lock = abuse_failure(ctx->in.src_family, ctx->in.src, now);
 
@@ -508,4 +540,220 @@ enum pl_result pl_identity_guard(struct pl_ctx *ctx, enum pl_result (*inner)(str
 		ctx->rbac = ctx->nroles > 0;
 	}
 	return r;
+}
+
+/* ---- opaque tokens: RFC 7662 introspection -------------------------------------------- */
+
+#define NEGATIVE_TTL 30 /* seconds an inactive token is remembered */
+
+/* One introspection in flight: the request (run by the control thread, oidc/) and what
+ * the answer is checked against. */
+struct intro_wait {
+	struct pl_ctx *ctx;
+	struct oidc_introspection q;
+	struct issuer_view v;
+	char iss[JWT_STR_MAX];
+	int reject; /* the issuer's failure policy: 401 (1) or 503 (0) */
+	uint8_t digest[SHA256_DIGEST_LENGTH];
+};
+
+struct intro_pick {
+	const struct id_issuer *best;
+};
+
+static void pick_introspection(const struct id_issuer *is, void *arg)
+{
+	struct intro_pick *p = arg;
+
+	if (is->enabled && is->introspection_url[0] && (!p->best || is->id < p->best->id))
+		p->best = is;
+}
+
+static enum pl_result intro_failed(struct pl_ctx *ctx, int reject, const char *why)
+{
+	log_warn("identity: token introspection failed: %s", why);
+	if (reject)
+		return refuse(ctx, PL_R_INVALID_TOKEN, "introspection_failed",
+			      "The token could not be checked with its issuer.");
+	ctx->auth_detail = "introspection_failed";
+	pl_deny(ctx, 503, PL_R_INTERNAL, "server_error", "identity_provider_unavailable", NULL,
+		"The gateway cannot check this token with its identity provider right now. Please retry shortly.");
+	ctx->out.retry_after = 5;
+	return PL_DONE;
+}
+
+static void cache_put(const uint8_t *d, const struct tok_entry *fresh, int64_t now, int64_t until)
+{
+	struct tok_entry *e = cache_slot(d, now);
+
+	if (!e)
+		return;
+	*e = *fresh;
+	memcpy(e->digest, d, sizeof(e->digest));
+	e->used = 1;
+	e->valid_until = until < now + TOKCACHE_TTL ? until : now + TOKCACHE_TTL;
+}
+
+/* A string member of the answer into dst, or "". */
+static void answer_str(const json_t *j, const char *name, char *dst, size_t cap)
+{
+	const char *v = json_string_value(json_object_get(j, name));
+
+	snprintf(dst, cap, "%s", v && strlen(v) < cap ? v : "");
+}
+
+static enum pl_result intro_finish(struct intro_wait *w)
+{
+	struct pl_ctx *ctx = w->ctx;
+	int64_t now = ctx->policy.now_unix;
+	struct jwt_parsed p;
+	struct tok_entry fresh;
+	json_error_t e;
+	json_t *j = NULL;
+	const json_t *v;
+	enum pl_result r;
+	char why[300];
+
+	if (w->q.failed || w->q.status != 200) {
+		if (w->q.failed)
+			snprintf(why, sizeof(why), "%s", w->q.err);
+		else
+			snprintf(why, sizeof(why), "HTTP %ld", w->q.status);
+		return intro_failed(ctx, w->reject, why);
+	}
+	if (!w->q.body || !(j = json_loadb(w->q.body, w->q.len, JSON_REJECT_DUPLICATES, &e)) ||
+	    !json_is_object(j) || !json_is_boolean(json_object_get(j, "active"))) {
+		json_decref(j);
+		return intro_failed(ctx, w->reject, "the answer is not an RFC 7662 JSON object");
+	}
+	if (!json_is_true(json_object_get(j, "active"))) {
+		memset(&fresh, 0, sizeof(fresh));
+		fresh.issuer_id = w->v.id;
+		fresh.issuer_version = w->v.version;
+		fresh.inactive = 1;
+		cache_put(w->digest, &fresh, now, now + NEGATIVE_TTL);
+		json_decref(j);
+		return refuse(ctx, PL_R_INVALID_TOKEN, "inactive", "The token is not active.");
+	}
+	memset(&p, 0, sizeof(p));
+	p.claims = j;
+	answer_str(j, "iss", p.iss, sizeof(p.iss));
+	answer_str(j, "jti", p.jti, sizeof(p.jti));
+	answer_str(j, "sub", p.sub, sizeof(p.sub));
+	if (!p.sub[0]) /* client-credentials tokens: the client is the user */
+		answer_str(j, "client_id", p.sub, sizeof(p.sub));
+	if ((v = json_object_get(j, "exp")) && json_is_integer(v))
+		p.has_exp = 1, p.exp = json_integer_value(v);
+	if ((v = json_object_get(j, "iat")) && json_is_integer(v))
+		p.has_iat = 1, p.iat = json_integer_value(v);
+	snprintf(ctx->issuer, sizeof(ctx->issuer), "%s", w->iss);
+	snprintf(ctx->end_user, sizeof(ctx->end_user), "%s", p.sub);
+	snprintf(ctx->jti, sizeof(ctx->jti), "%s", p.jti);
+	if (p.iss[0] && strcmp(p.iss, w->iss) != 0) {
+		json_decref(j);
+		return refuse(ctx, PL_R_INVALID_TOKEN, "wrong_issuer", "The token was issued by another issuer.");
+	}
+	if (p.has_exp && now >= p.exp + w->v.leeway) {
+		json_decref(j);
+		return refuse(ctx, PL_R_TOKEN_EXPIRED, "expired", "The token has expired.");
+	}
+	snprintf(p.iss, sizeof(p.iss), "%s", w->iss);
+	r = bind_identity(ctx, &p, &w->v, &fresh);
+	if (r == PL_NEXT)
+		cache_put(w->digest, &fresh, now, p.has_exp ? p.exp + w->v.leeway : now + TOKCACHE_TTL);
+	json_decref(j);
+	return r;
+}
+
+static void intro_free(struct intro_wait *w)
+{
+	event_free(w->q.done);
+	if (w->q.form)
+		OPENSSL_cleanse(w->q.form, strlen(w->q.form));
+	free(w->q.form);
+	free(w->q.body);
+	OPENSSL_cleanse(w->q.pass, sizeof(w->q.pass));
+	free(w);
+}
+
+/* On the worker's loop, once the control thread has the answer. */
+static void intro_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct intro_wait *w = arg;
+	struct pl_ctx *ctx = w->ctx;
+	enum pl_result r = PL_DONE;
+
+	(void)fd;
+	(void)what;
+	if (!ctx->abandoned) /* else the deadline answered already: only release */
+		r = guard_after(ctx, intro_finish(w));
+	intro_free(w);
+	pl_resume(ctx, r);
+}
+
+enum pl_result pl_identity_opaque(struct pl_ctx *ctx, const char *tok, size_t len)
+{
+	int64_t now = ctx->policy.now_unix;
+	struct event_base *base = server_current_base();
+	struct intro_pick pick = { NULL };
+	struct intro_wait *w;
+	struct tok_entry *e;
+	char *esc;
+	int rc;
+
+	if (len > JWT_TOKEN_MAX)
+		return jwt_refused(ctx, JWT_E_TOO_LARGE, NULL);
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return pl_fail(ctx, PL_R_INTERNAL);
+	SHA256((const unsigned char *)tok, len, w->digest);
+	if ((e = cache_find(w->digest, now)) && (rc = cached(ctx, e)) >= 0) {
+		free(w);
+		return (enum pl_result)rc;
+	}
+	ident_each_issuer(state_ident(store_read_begin()), pick_introspection, &pick);
+	if (pick.best) {
+		const struct id_issuer *is = pick.best;
+		w->v.id = is->id;
+		w->v.version = is->version;
+		w->v.leeway = is->leeway;
+		snprintf(w->v.name, sizeof(w->v.name), "%s", is->name);
+		snprintf(w->iss, sizeof(w->iss), "%s", is->iss);
+		snprintf(w->q.url, sizeof(w->q.url), "%s", is->introspection_url);
+		snprintf(w->q.user, sizeof(w->q.user), "%s", is->client_id);
+		snprintf(w->q.pass, sizeof(w->q.pass), "%s", is->client_secret);
+		w->reject = is->introspection_reject;
+	}
+	store_read_end();
+	if (!pick.best) { /* no introspection configured: as before, not one of our keys */
+		free(w);
+		return pl_deny(ctx, 401, PL_R_INVALID_KEY, "authentication_error", "invalid_api_key", NULL,
+			       "Incorrect API key provided.");
+	}
+	ctx->issuer_id = w->v.id;
+	snprintf(ctx->issuer, sizeof(ctx->issuer), "%s", w->iss);
+	esc = curl_easy_escape(NULL, tok, (int)len);
+	if (esc) {
+		size_t n = strlen(esc) + 48;
+		w->q.form = malloc(n);
+		if (w->q.form)
+			snprintf(w->q.form, n, "token=%s&token_type_hint=access_token", esc);
+		OPENSSL_cleanse(esc, strlen(esc));
+		curl_free(esc);
+	}
+	w->ctx = ctx;
+	if (base && w->q.form)
+		w->q.done = event_new(base, -1, 0, intro_done, w);
+	if (!w->q.done || oidc_introspect(&w->q) < 0) {
+		int reject = w->reject;
+		if (w->q.done)
+			event_free(w->q.done);
+		w->q.done = NULL;
+		free(w->q.form);
+		w->q.form = NULL;
+		OPENSSL_cleanse(w->q.pass, sizeof(w->q.pass));
+		free(w);
+		return intro_failed(ctx, reject, "no introspection slot (queue full or fetcher stopped)");
+	}
+	return PL_PENDING;
 }

@@ -281,6 +281,8 @@ int pl_model_visible(const struct state *s, const struct pl_ctx *ctx, const stru
  * lock-out and the audit of refusals around the identity stage. RBAC (rbac.c): the
  * service permission (after access) and the model permission (after grants). */
 enum pl_result pl_identity_token(struct pl_ctx *ctx, const char *tok, size_t len);
+/* Any other bearer token: RFC 7662 introspection (PL_PENDING) when an issuer has it. */
+enum pl_result pl_identity_opaque(struct pl_ctx *ctx, const char *tok, size_t len);
 enum pl_result pl_identity_guard(struct pl_ctx *ctx, enum pl_result (*inner)(struct pl_ctx *));
 enum pl_result pl_stage_rbac_service(struct pl_ctx *ctx);
 enum pl_result pl_stage_rbac_model(struct pl_ctx *ctx);

@@ -95,6 +95,8 @@ static enum pl_result identity_inner(struct pl_ctx *ctx)
 		/* Tokens come as Authorization: Bearer only (x-api-key holds API keys). */
 		if (in->authorization.ptr && jwt_looks_like(tok, len))
 			return pl_identity_token(ctx, tok, len);
+		if (in->authorization.ptr && !(len > 3 && memcmp(tok, AUTH_KEY_PREFIX, 3) == 0))
+			return pl_identity_opaque(ctx, tok, len);
 		return deny_auth(ctx, PL_R_INVALID_KEY, "invalid_api_key", "Incorrect API key provided.");
 	}
 	auth_key_hash(tok, len, hash);
@@ -570,6 +572,7 @@ static enum pl_result switch_model(struct pl_ctx *ctx, const struct lb_route *r)
 	struct model_view v = { ST_ACTIVE, r->services, r->caps };
 	struct pl_verdict *out = &ctx->out;
 	enum pl_result rc;
+	const char *up;
 
 	OPENSSL_cleanse(out->up_value, out->up_len);
 	out->up_len = 0;
@@ -577,15 +580,31 @@ static enum pl_result switch_model(struct pl_ctx *ctx, const struct lb_route *r)
 	snprintf(out->model, sizeof(out->model), "%s", r->model);
 	snprintf(out->backend, sizeof(out->backend), "%s", r->backend);
 	out->upstream_model[0] = out->model_rewrite[0] = '\0';
-	if (r->upstream[0] && strcmp(r->upstream, r->model) != 0)
-		snprintf(out->upstream_model, sizeof(out->upstream_model), "%s", r->upstream);
+	/* The body names the model the client asked for: the new model's server must read its
+	 * own name there (its upstream name when it has one). */
+	up = r->upstream[0] ? r->upstream : r->model;
+	if (!str_is(&ctx->in.model, up))
+		snprintf(out->upstream_model, sizeof(out->upstream_model), "%s", up);
 	if ((rc = check_catalogue(ctx, &v)) != PL_NEXT)
 		return rc;
-	snprintf(out->fallback, sizeof(out->fallback), "%s", lb_why_name(r->why));
-	/* The fallback model passes the same checks as the one asked for, roles included. */
+	if (r->kind == LB_ROUTE_FALLBACK)
+		snprintf(out->fallback, sizeof(out->fallback), "%s", lb_why_name(r->why));
+	/* The new model passes the same checks as the one asked for, roles included. */
 	if ((rc = pl_stage_grants(ctx)) != PL_NEXT)
 		return rc;
 	return pl_stage_rbac_model(ctx);
+}
+
+/* A virtual model none of whose members covers the request (lb/lb.h): 400, naming what
+ * the request needs. */
+static enum pl_result unfit(struct pl_ctx *ctx, const struct lb_route *r)
+{
+	ctx->out.backend[0] = ctx->out.upstream_model[0] = '\0';
+	return pl_deny(ctx, 400, PL_R_MODEL_NOT_SUPPORTED, "invalid_request_error", "model_not_supported",
+		       "model", "No model behind `%s` can serve this request (it needs%s%s%s a context of "
+		       "%lld tokens).", ctx->out.model, r->need_caps & ST_CAP_TOOLS ? " tools," : "",
+		       r->need_caps & ST_CAP_VISION ? " images," : "",
+		       r->need_caps & ST_CAP_STREAMING ? " streaming," : "", (long long)r->need_tokens);
 }
 
 /* The server (lb/): the model's own backend, or a fallback model, or 503. Later stages
@@ -599,8 +618,13 @@ static enum pl_result stage_route(struct pl_ctx *ctx)
 	lb_route(ctx, &r);
 	if (r.kind == LB_ROUTE_NONE)
 		return no_server(ctx, &r);
-	if (r.kind == LB_ROUTE_FALLBACK && switch_model(ctx, &r) != PL_NEXT)
+	if (r.kind == LB_ROUTE_UNFIT)
+		return unfit(ctx, &r);
+	if ((r.kind == LB_ROUTE_FALLBACK || r.kind == LB_ROUTE_VIRTUAL) && switch_model(ctx, &r) != PL_NEXT) {
+		if (r.server[0])
+			lb_release(r.backend, r.server); /* refused: that server will not see it */
 		return PL_DONE;
+	}
 	snprintf(ctx->out.server, sizeof(ctx->out.server), "%s", r.server);
 	ctx->out.allow = 1;
 	ctx->out.reason = PL_R_OK;
