@@ -103,6 +103,11 @@ $(B)/tests/test_adapter_%: $(B)/tests/unit/test_adapter_%.o $(ADLIB) $(LIB)
 
 unit: $(TEST_BINS)
 
+# Benchmarks (tests/bench/*.c) link like the tests: build/<mode>/bench/<name>.
+$(B)/bench/%: $(B)/tests/bench/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 # Unit tests always run under the sanitizers. Each binary prints "N passed, N failed"
 # and exits non-zero on failure; scripts/test sums the lines.
 check:

@@ -3,9 +3,11 @@
  * Properties besides memory safety: a fixed HMAC key never verifies a token unless its
  * tag is right (the fuzzer cannot forge it, so JWT_OK from jwt_verify_sig is a bug), the
  * registered claims read always fit their buffers, and base64url decoding re-encodes to
- * the same text (one spelling per byte string).
+ * the same text (one spelling per byte string). The same bytes also go through the OIDC
+ * discovery and JWKS parsers (every key they return is freed; the count stays bounded).
  */
 #include "jwt/jwt.h"
+#include "oidc/oidc.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -42,7 +44,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			__builtin_trap();
 	}
 	if (size < 4096) {
-		struct jwt_key k;
+		struct jwt_key k, ks[4];
+		char uri[64], err[128];
+		int nk = oidc_parse_jwks((const char *)data, size, ks, 4);
+
+		if (nk > 4)
+			__builtin_trap();
+		for (int i = 0; i < nk; i++)
+			jwt_key_free(&ks[i]);
+		oidc_parse_discovery((const char *)data, size, "https://i", uri, sizeof(uri), err, sizeof(err));
 		if (jwk_parse_text((const char *)data, size, NULL, &k, NULL, 0) == 0)
 			jwt_key_free(&k);
 	}

@@ -222,6 +222,12 @@ SQL
 	[[ -n $(hdr retry-after) ]]
 	token_status "$key" 200 10.3.0.2 # another address is not affected
 	eventually 5 audited too_many_failures lockout
+	# counted on /metrics (numbers only), and the audit rows were written in batches
+	curl -fsS "$JR_AGENT_METRICS/metrics" >"$BATS_TEST_TMPDIR/metrics"
+	grep -qE '^jairouter_abuse_lockouts_total [1-9]' "$BATS_TEST_TMPDIR/metrics"
+	grep -qE '^jairouter_abuse_refused_total [1-9]' "$BATS_TEST_TMPDIR/metrics"
+	grep -qE '^jairouter_audit_written_total [1-9]' "$BATS_TEST_TMPDIR/metrics"
+	! grep -q '10\.3\.0\.1' "$BATS_TEST_TMPDIR/metrics"
 	eventually 10 token_status "$key" 200 10.3.0.1
 }
 

@@ -124,7 +124,7 @@ spread() {
 @test "hashing on the affinity header keeps a conversation on one server" {
 	strategy hash "'header'"
 	sleep 0.3
-	local first= i ids=()
+	local first='' i
 	for i in 1 2 3 4 5 6; do
 		pool_chat -H 'x-session-id: conversation-42'
 		expect_status 200

@@ -3,6 +3,7 @@
 # migrations (applied twice: they must be idempotent), then
 #   tests/pg/test_sql.sh     jairouterctl and the SQL functions, end to end
 #   tests/pg/test_policy_sql.sh  tenant policy: grants, key rotation, credentials, audit
+#   tests/pg/test_routing_sql.sh routing policies, fallback chains, virtual models
 #   test_pgsync              the agent's synchroniser under ASan + UBSan
 # each against a database of its own. The last line is the summed
 # "N passed, N failed"; the exit status is non-zero on any failure.
@@ -90,10 +91,12 @@ fi
 sql_db=$(pg_create_db "$port" jr_sql)
 sync_db=$(pg_create_db "$port" jr_pgsync)
 policy_db=$(pg_create_db "$port" jr_policy)
+routing_db=$(pg_create_db "$port" jr_routing)
 
 step migrate_sql_db migrate_twice "$sql_db"
 step migrate_pgsync_db migrate_twice "$sync_db"
 step migrate_policy_db migrate_twice "$policy_db"
+step migrate_routing_db migrate_twice "$routing_db"
 step build_test_pgsync build_test
 
 echo "# test_sql.sh"
@@ -103,6 +106,10 @@ tally "$dir/test_sql.log"
 echo "# test_policy_sql.sh"
 JAIROUTER_DATABASE=$policy_db bash tests/pg/test_policy_sql.sh 2>&1 | tee "$dir/test_policy_sql.log" || true
 tally "$dir/test_policy_sql.log"
+
+echo "# test_routing_sql.sh"
+JAIROUTER_DATABASE=$routing_db bash tests/pg/test_routing_sql.sh 2>&1 | tee "$dir/test_routing_sql.log" || true
+tally "$dir/test_routing_sql.log"
 
 if [[ -x $dir/test_pgsync ]]; then
 	echo "# test_pgsync (ASan + UBSan)"

@@ -149,6 +149,8 @@ static void load(void)
 	store_set_db_online(1);
 }
 
+static char last_body[4096]; /* the direct answer of the last decision (listings) */
+
 struct result {
 	struct pl_verdict v;
 	char end_user[PL_END_USER_MAX];
@@ -182,6 +184,7 @@ static struct result decide_at(const char *auth, const char *path, const char *m
 	}
 	pl_start(&ctx, pl_default_stages, pl_default_nstages, noop, noop, NULL);
 	res.v = ctx.out;
+	snprintf(last_body, sizeof(last_body), "%.*s", (int)ctx.out.body_len, ctx.out.body ? ctx.out.body : "");
 	res.v.body = NULL;
 	snprintf(res.end_user, sizeof(res.end_user), "%s", ctx.end_user);
 	res.tenant_id = ctx.tenant_id;
@@ -342,6 +345,8 @@ static void test_tenant_claim_and_roles(void)
 	r = decide_at(t, "/v1/models", "", NOW, NULL);
 	CHECK_EQ_INT(r.v.respond, 1);
 	CHECK_EQ_INT(r.v.status, 200);
+	/* reader may list, but no model: the listing is empty */
+	CHECK_EQ_STR(last_body, "{\"object\":\"list\",\"data\":[]}");
 	if (!r.v.respond)
 		fprintf(stderr, "  %s\n", r.v.message);
 	free(t);
@@ -397,6 +402,21 @@ static void test_rbac_matrix(void)
 		}
 		if (r.v.allow != (cases[i].status == 0))
 			fprintf(stderr, "  case %zu: %s\n", i, r.v.message);
+		free(t);
+	}
+	/* listings follow the roles: no-big sees demo-model (group cheap) but not big-model */
+	{
+		char p[600], *t;
+		struct result r;
+		snprintf(p, sizeof(p), "{\"iss\":\"" ISS "\",\"aud\":\"jairouter\",\"sub\":\"l\",\"exp\":%lld,"
+			 "\"realm\":{\"roles\":[\"no-big\"]}}", NOW + 600);
+		t = bearer("ES256", "ec-1", p);
+		r = decide_at(t, "/v1/models", "", NOW, NULL);
+		CHECK_EQ_INT(r.v.status, 200);
+		CHECK(strstr(last_body, "demo-model") != NULL);
+		CHECK(strstr(last_body, "big-model") == NULL);
+		r = decide_at(t, "/v1/models/big-model", "", NOW, NULL);
+		CHECK_EQ_INT(r.v.status, 404);
 		free(t);
 	}
 	/* API keys: without roles unrestricted, with roles held to them */

@@ -345,3 +345,8 @@ size_t lb_conf_count_fallbacks(const struct lb_conf *c)
 {
 	return c->fb_by_id.count;
 }
+
+size_t lb_conf_count_virtual(const struct lb_conf *c)
+{
+	return c->virt_by_id.count;
+}

@@ -99,5 +99,6 @@ size_t lb_conf_members(const struct lb_conf *c, int64_t virtual_id, struct lb_me
 
 size_t lb_conf_count_policies(const struct lb_conf *c);
 size_t lb_conf_count_fallbacks(const struct lb_conf *c);
+size_t lb_conf_count_virtual(const struct lb_conf *c);
 
 #endif /* JR_LB_CONF_H */

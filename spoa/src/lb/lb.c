@@ -527,9 +527,13 @@ static int route_virtual(const struct pl_ctx *ctx, struct lb_route *out, int64_t
 	size_t k = 0;
 	int have_spare = 0, first_why = 1;
 	const struct state *s = store_read_begin();
-	const struct st_model *m = state_find_model(s, ctx->out.model, strlen(ctx->out.model));
-	const struct lb_virtual_row *v = m ? lb_conf_virtual(state_lb(s), m->id) : NULL;
+	const struct st_model *m = NULL;
+	const struct lb_virtual_row *v = NULL;
 
+	if (lb_conf_count_virtual(state_lb(s))) /* most catalogues have none: skip the lookup */
+		m = state_find_model(s, ctx->out.model, strlen(ctx->out.model));
+	if (m)
+		v = lb_conf_virtual(state_lb(s), m->id);
 	if (v) {
 		needs_of(ctx, &n);
 		budget = v->latency_budget_ms;

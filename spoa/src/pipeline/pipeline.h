@@ -286,6 +286,8 @@ enum pl_result pl_identity_opaque(struct pl_ctx *ctx, const char *tok, size_t le
 enum pl_result pl_identity_guard(struct pl_ctx *ctx, enum pl_result (*inner)(struct pl_ctx *));
 enum pl_result pl_stage_rbac_service(struct pl_ctx *ctx);
 enum pl_result pl_stage_rbac_model(struct pl_ctx *ctx);
+/* Whether the caller's roles let it use model m (listings); call under the read lock. */
+int pl_rbac_allows_model(const struct state *s, const struct pl_ctx *ctx, const struct st_model *m);
 /* After route: decides whether the request detours through jairouter-adapter
  * (adapter.c) and writes its route into out.adapter. */
 enum pl_result pl_stage_adapter(struct pl_ctx *ctx);

@@ -60,40 +60,58 @@ static void audit_denial(struct pl_ctx *ctx, const char *perm)
 	audit_emit(&a);
 }
 
-static enum pl_result check(struct pl_ctx *ctx, const struct want *w)
+/* 1 allowed, 0 no role grants it, -1 a role denies it (its name in denied_by). The
+ * caller holds the store's read lock. */
+static int evaluate(const struct ident *id, const struct pl_ctx *ctx, const struct want *w,
+		    char *denied_by, size_t cap)
 {
-	const struct ident *id = state_ident(store_read_begin());
-	const char *prefix = w->kind == IDP_SERVICE ? "service" : "model";
-	char denied_by[IDENT_NAME_MAX] = "", perm[IDENT_PERM_TARGET_MAX + 16];
 	int allowed = 0;
 
-	for (int i = 0; i < ctx->nroles && !denied_by[0]; i++) {
+	for (int i = 0; i < ctx->nroles; i++) {
 		const struct id_role *r = ident_role_by_id(id, ctx->role_ids[i]);
 		for (int j = 0; r && j < r->nperms; j++) {
 			if (!matches(id, &r->perms[j], w))
 				continue;
 			if (r->perms[j].deny) {
-				snprintf(denied_by, sizeof(denied_by), "%s", r->name);
-				break;
+				snprintf(denied_by, cap, "%s", r->name);
+				return -1;
 			}
 			allowed = 1;
 		}
 	}
+	return allowed;
+}
+
+static enum pl_result check(struct pl_ctx *ctx, const struct want *w)
+{
+	const struct ident *id = state_ident(store_read_begin());
+	const char *prefix = w->kind == IDP_SERVICE ? "service" : "model";
+	char denied_by[IDENT_NAME_MAX] = "", perm[IDENT_PERM_TARGET_MAX + 16];
+	int rc = evaluate(id, ctx, w, denied_by, sizeof(denied_by));
+
 	store_read_end();
 	snprintf(perm, sizeof(perm), "%s:%s", prefix, w->name);
-	if (denied_by[0]) {
+	if (rc < 0) {
 		audit_denial(ctx, perm);
 		ctx->out.backend[0] = ctx->out.upstream_model[0] = '\0';
 		return pl_deny(ctx, 403, PL_R_PERMISSION_DENIED, "permission_error", "permission_denied", NULL,
 			       "The permission '%s' is denied by your role '%s'.", perm, denied_by);
 	}
-	if (!allowed) {
+	if (rc == 0) {
 		audit_denial(ctx, perm);
 		ctx->out.backend[0] = ctx->out.upstream_model[0] = '\0';
 		return pl_deny(ctx, 403, PL_R_PERMISSION_DENIED, "permission_error", "permission_denied", NULL,
 			       "Your roles do not grant the permission '%s'.", perm);
 	}
 	return PL_NEXT;
+}
+
+int pl_rbac_allows_model(const struct state *s, const struct pl_ctx *ctx, const struct st_model *m)
+{
+	struct want w = { IDP_MODEL, m->name, m->id };
+	char denied_by[IDENT_NAME_MAX];
+
+	return !ctx->rbac || evaluate(state_ident(s), ctx, &w, denied_by, sizeof(denied_by)) > 0;
 }
 
 enum pl_result pl_stage_rbac_service(struct pl_ctx *ctx)

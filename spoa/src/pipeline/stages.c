@@ -399,7 +399,8 @@ static void list_one(const struct st_model *m, void *arg)
 	const struct list_arg *a = arg;
 	struct jbuf *b = a->b;
 
-	if (m->status != ST_ACTIVE || !pl_model_visible(a->s, a->ctx, m))
+	if (m->status != ST_ACTIVE || !pl_model_visible(a->s, a->ctx, m) ||
+	    !pl_rbac_allows_model(a->s, a->ctx, m))
 		return;
 	if (b->p[b->len - 1] == '}')
 		jbuf_put(b, ",", 1);
@@ -435,7 +436,7 @@ static enum pl_result get_model(struct pl_ctx *ctx)
 			       "model", "The model does not exist or you do not have access to it.");
 	s = store_read_begin();
 	m = state_resolve_model(s, id, (size_t)n);
-	if (m && m->status == ST_ACTIVE && pl_model_visible(s, ctx, m))
+	if (m && m->status == ST_ACTIVE && pl_model_visible(s, ctx, m) && pl_rbac_allows_model(s, ctx, m))
 		model_json(&b, m);
 	store_read_end();
 	if (!b.p)
