@@ -7,6 +7,8 @@
 #
 #   docker build -t jairouter .
 #   docker run -v $PWD/agent.conf:/etc/jairouter/jairouter-spoa.conf:ro jairouter
+# and the adapter sidecar (docs/adapter.md) from the same image:
+#   docker run --entrypoint jairouter-adapter IMAGE --listen 0.0.0.0:8090 --report agent:12346
 # In a container, set "listen = 0.0.0.0:12345" and "metrics_listen = 0.0.0.0:9180"
 # in the agent configuration (the defaults bind 127.0.0.1).
 FROM debian:12
@@ -22,9 +24,11 @@ RUN apt-get update \
 
 COPY Makefile ./
 COPY spoa ./spoa
+COPY adapters ./adapters
 COPY haproxy ./haproxy
 RUN make -j"$(nproc)" \
     && install -D -m 0755 build/release/jairouter-spoa /usr/local/bin/jairouter-spoa \
+    && install -D -m 0755 build/release/jairouter-adapter /usr/local/bin/jairouter-adapter \
     && install -d /etc/jairouter/haproxy \
     && install -m 0644 haproxy/haproxy.cfg haproxy/spoe.conf /etc/jairouter/haproxy/
 

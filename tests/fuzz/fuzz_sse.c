@@ -1,7 +1,7 @@
 /*
- * Fuzz target: the adapter's SSE parser and the stream translators behind it, on
- * arbitrary bytes. The first byte picks the provider family whose translator gets the
- * events. Properties checked besides memory safety: feeding the input whole or in two
+ * Fuzz target: the adapter's SSE parser (and NDJSON splitter) and the stream translators
+ * behind them, on arbitrary bytes. The first byte picks the provider family whose
+ * translator gets the events (Ollama: NDJSON lines). Properties checked besides memory safety: feeding the input whole or in two
  * pieces (cut where the second byte says) yields the same events, and the translated
  * output of the whole input is the same both ways.
  */
@@ -52,6 +52,18 @@ static int on_event(void *arg, const char *event, const char *d, size_t len)
 	return 0;
 }
 
+static int on_line(void *arg, const char *line, size_t len)
+{
+	struct acc *a = arg;
+
+	if (len == 0 || len > SSE_DATA_MAX + 16 || memchr(line, '\n', len))
+		__builtin_trap();
+	a->events++;
+	mix(a, line, len);
+	xl_stream_ollama(&a->xs, line, len);
+	return 0;
+}
+
 static void run(const uint8_t *data, size_t size, size_t cut, int family, struct acc *a)
 {
 	static const struct xl_meta meta = { "id", "model", 1 };
@@ -59,6 +71,17 @@ static void run(const uint8_t *data, size_t size, size_t cut, int family, struct
 
 	memset(a, 0, sizeof(*a));
 	xl_stream_init(&a->xs, (enum xl_provider)family, &meta, 1, on_chunk, a);
+	if (family == XL_OLLAMA) {
+		struct nd_parser nd;
+		nd_init(&nd, on_line, a);
+		nd_feed(&nd, (const char *)data, cut);
+		nd_feed(&nd, (const char *)data + cut, size - cut);
+		nd_finish(&nd);
+		if (!a->xs.failed)
+			xl_stream_end(&a->xs);
+		nd_free(&nd);
+		return;
+	}
 	sse_init(&p, on_event, a);
 	sse_feed(&p, (const char *)data, cut);
 	sse_feed(&p, (const char *)data + cut, size - cut);
@@ -70,14 +93,14 @@ static void run(const uint8_t *data, size_t size, size_t cut, int family, struct
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const int families[] = { XL_OPENAI, XL_ANTHROPIC, XL_GEMINI, XL_COHERE };
+	static const int families[] = { XL_OPENAI, XL_ANTHROPIC, XL_GEMINI, XL_COHERE, XL_OLLAMA };
 	struct acc whole, split;
 	int family;
 	size_t cut;
 
 	if (size < 2)
 		return 0;
-	family = families[data[0] % 4];
+	family = families[data[0] % 5];
 	cut = data[1] % (size - 1);
 	data += 2;
 	size -= 2;
