@@ -4,6 +4,8 @@
 # run in order and the disruptive ones (revocation, agent crash, database
 # outage) come last.
 
+bats_require_minimum_version 1.5.0
+
 setup_file() {
 	load helpers
 	export STACK=$BATS_FILE_TMPDIR/stack
@@ -192,7 +194,7 @@ teardown() {
 	line=$(grep "id=$id" "$STACK/haproxy.log")
 	[[ $line == *"tenant=acme"* ]]
 	[[ $line == *"key=${KEY:0:11}"* ]]
-	! grep -qF "$KEY" "$STACK/haproxy.log" "$STACK/agent.log"
+	run ! grep -qF "$KEY" "$STACK/haproxy.log" "$STACK/agent.log"
 }
 
 # report_metric NAME: a counter of the agent's report listener.
@@ -341,5 +343,5 @@ report_metric() {
 
 @test "the agent stops cleanly on SIGTERM with no sanitizer report" {
 	jr_agent_stop "$STACK" TERM
-	! grep -nE 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' "$STACK/agent.log"
+	run ! grep -nE 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' "$STACK/agent.log"
 }

@@ -169,17 +169,26 @@ static void test_listener(void)
 	report_subscribe(sub_loop, &s);
 	CHECK(report_listen(base, "nonsense", err, sizeof(err)) == NULL);
 	CHECK(strstr(err, "cannot parse") != NULL);
-	/* Port 0: find the bound port through a second socket bound the same way. */
-	fd = socket(AF_INET, SOCK_DGRAM, 0);
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	CHECK(bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0);
-	CHECK(getsockname(fd, (struct sockaddr *)&sin, &sl) == 0);
-	port = ntohs(sin.sin_port);
-	close(fd); /* free it again for the listener (a race only with other tests) */
-	snprintf(err, sizeof(err), "127.0.0.1:%d", port);
-	l = report_listen(base, err, err, sizeof(err));
+	/* The listener needs the same port free for UDP and TCP: take a free UDP port, free
+	 * it, and try; the TCP port of that number may be busy (other suites run servers), so
+	 * try again with another, a bounded number of times. */
+	l = NULL;
+	for (int attempt = 0; attempt < 50 && !l; attempt++) {
+		fd = socket(AF_INET, SOCK_DGRAM, 0);
+		memset(&sin, 0, sizeof(sin));
+		sin.sin_family = AF_INET;
+		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		sl = sizeof(sin);
+		if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
+		    getsockname(fd, (struct sockaddr *)&sin, &sl) < 0) {
+			close(fd);
+			continue;
+		}
+		port = ntohs(sin.sin_port);
+		close(fd);
+		snprintf(err, sizeof(err), "127.0.0.1:%d", port);
+		l = report_listen(base, err, err, sizeof(err));
+	}
 	CHECK(l != NULL);
 	if (l) {
 		int out = socket(AF_INET, SOCK_DGRAM, 0);
