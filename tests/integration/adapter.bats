@@ -7,6 +7,8 @@
 # (tests/mock/mock-providers.js) checks each provider's credential header and Bedrock's
 # SigV4 signature, and echoes the text it received.
 
+bats_require_minimum_version 1.5.0
+
 setup_file() {
 	load helpers
 	export STACK=$BATS_FILE_TMPDIR/stack
@@ -113,7 +115,8 @@ adapter_metric() {
 	[[ $(json 'b.choices[0].message.content') == '[anthropic:claude-up] Say hi' ]]
 	[[ $(json 'b.choices[0].finish_reason') == stop ]]
 	[[ $(json 'b.usage.total_tokens') -gt 0 ]]
-	! grep -qi '^x-jairouter-' "$BATS_TEST_TMPDIR/headers"
+	# Only the gateway's public response headers (overhead, model, fallback) may carry the prefix.
+	[[ -z $(grep -iE '^x-jairouter-' "$BATS_TEST_TMPDIR/headers" | grep -viE '^x-jairouter-(overhead-ms|model|fallback):') ]]
 	[[ -n $(hdr x-request-id) ]]
 }
 
@@ -199,7 +202,7 @@ adapter_metric() {
 	[[ $(sse_json 'c.every(x => x.model === "gpt-pub")') == true ]]
 	eventually 5 grep -q "src=adapter id=$id " "$REPORTS"
 	grep "id=$id " "$REPORTS" | grep -Eq ' pt=[1-9][0-9]* ct=[1-9][0-9]* st=200 stream=1 model=gpt-pub tenant=acme'
-	! grep "id=$id " "$REPORTS" | grep -q 'est=1'
+	if grep "id=$id " "$REPORTS" | grep -q 'est=1'; then false; fi
 	# the client asked: the usage chunk stays
 	stream "$KEY" '{"model":"gpt-pub","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Say hi"}]}'
 	[[ $(sse_json 'c[c.length-1].usage.total_tokens') -gt 0 ]]
@@ -267,7 +270,7 @@ adapter_metric() {
 	[[ $(sse_json 'c.map(x => x.choices[0]?.delta?.content || "").join("")') == '[bedrock:anthropic.claude-3-haiku-20240307-v1:0] write to [EMAIL] about [PROJECT] now' ]]
 	# counts, never values
 	curl -fsS "$JR_ADAPTER_URL/metrics" | grep -q 'jairouter_adapter_masked_items_total{detector="email"} [1-9]'
-	! curl -fsS "$JR_ADAPTER_URL/metrics" | grep -q 'example.com'
+	if curl -fsS "$JR_ADAPTER_URL/metrics" | grep -q 'example.com'; then false; fi
 	# another tenant is not masked
 	BODY='{"model":"claude-pub","messages":[{"role":"user","content":"mail bob@example.com"}]}' auth_chat "$KEY"
 	[[ $(json 'b.choices[0].message.content') == *bob@example.com ]]
@@ -354,5 +357,5 @@ error_code_for() {
 	[[ $(tail -n 2 "$BATS_TEST_TMPDIR/body" | head -n 1) == 'data: [DONE]' ]]
 	eventually 10 bash -c "! kill -0 $pid"
 	grep -q 'draining 1 request' "$STACK/adapter.log"
-	! grep -qE 'Sanitizer|runtime error' "$STACK/adapter.log"
+	run ! grep -qE 'Sanitizer|runtime error' "$STACK/adapter.log"
 }
