@@ -17,18 +17,6 @@
 
 #define DEFAULT_MAX_TOKENS 4096
 
-/* Appends a block to the last message when it has the same role, else a new message. */
-static void push_block(json_t *msgs, const char *role, json_t *block)
-{
-	json_t *last = json_array_get(msgs, json_array_size(msgs) - 1);
-
-	if (last && strcmp(json_string_value(json_object_get(last, "role")), role) == 0) {
-		json_array_append_new(json_object_get(last, "content"), block);
-		return;
-	}
-	json_array_append_new(msgs, json_pack("{s:s,s:[o]}", "role", role, "content", block));
-}
-
 static json_t *image_block(const json_t *part, struct xl_error *e)
 {
 	const json_t *iu = json_object_get(part, "image_url");
@@ -55,7 +43,7 @@ static int push_content(json_t *msgs, const char *role, const json_t *content, s
 
 	if (json_is_string(content)) {
 		if (json_string_length(content))
-			push_block(msgs, role, json_pack("{s:s,s:O}", "type", "text", "text", content));
+			xl_push_grouped(msgs, role, "content", json_pack("{s:s,s:O}", "type", "text", "text", content));
 		return 0;
 	}
 	if (json_is_null(content) || !content)
@@ -69,12 +57,12 @@ static int push_content(json_t *msgs, const char *role, const json_t *content, s
 		const char *type = json_string_value(json_object_get(part, "type"));
 		json_t *b;
 		if (type && strcmp(type, "text") == 0) {
-			push_block(msgs, role, json_pack("{s:s,s:O}", "type", "text", "text",
+			xl_push_grouped(msgs, role, "content", json_pack("{s:s,s:O}", "type", "text", "text",
 							 json_object_get(part, "text")));
 		} else if (type && strcmp(type, "image_url") == 0) {
 			if (!(b = image_block(part, e)))
 				return -1;
-			push_block(msgs, role, b);
+			xl_push_grouped(msgs, role, "content", b);
 		} else {
 			xl_fail(e, 400, "invalid_request_error", "unsupported_content",
 				"Content parts of type '%s' cannot be sent to this model.",
@@ -98,7 +86,7 @@ static int push_tool_calls(json_t *msgs, const json_t *calls, struct xl_error *e
 				"The arguments of tool call %zu are not a JSON object.", i);
 			return -1;
 		}
-		push_block(msgs, "assistant",
+		xl_push_grouped(msgs, "assistant", "content",
 			   json_pack("{s:s,s:O,s:O,s:o}", "type", "tool_use", "id",
 				     json_object_get(tc, "id"), "name", json_object_get(fn, "name"),
 				     "input", input));
@@ -186,7 +174,7 @@ json_t *xl_anthropic_request(const json_t *req, const char *model, struct xl_err
 				goto fail;
 		} else if (strcmp(role, "tool") == 0) {
 			char *t = xl_text_of(content);
-			push_block(msgs, "user",
+			xl_push_grouped(msgs, "user", "content",
 				   json_pack("{s:s,s:O,s:s}", "type", "tool_result", "tool_use_id",
 					     json_object_get(m, "tool_call_id"), "content", t));
 			free(t);

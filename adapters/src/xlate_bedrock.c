@@ -12,17 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void push_block(json_t *msgs, const char *role, json_t *block)
-{
-	json_t *last = json_array_get(msgs, json_array_size(msgs) - 1);
-
-	if (last && strcmp(json_string_value(json_object_get(last, "role")), role) == 0) {
-		json_array_append_new(json_object_get(last, "content"), block);
-		return;
-	}
-	json_array_append_new(msgs, json_pack("{s:s,s:[o]}", "role", role, "content", block));
-}
-
 /* Bedrock takes images as bytes with a format name: data URLs only. */
 static int push_content(json_t *msgs, const char *role, const json_t *content, struct xl_error *e)
 {
@@ -31,7 +20,7 @@ static int push_content(json_t *msgs, const char *role, const json_t *content, s
 
 	if (json_is_string(content)) {
 		if (json_string_length(content))
-			push_block(msgs, role, json_pack("{s:O}", "text", content));
+			xl_push_grouped(msgs, role, "content", json_pack("{s:O}", "text", content));
 		return 0;
 	}
 	if (!content || json_is_null(content))
@@ -44,7 +33,7 @@ static int push_content(json_t *msgs, const char *role, const json_t *content, s
 	json_array_foreach(content, i, part) {
 		const char *type = json_string_value(json_object_get(part, "type"));
 		if (type && strcmp(type, "text") == 0) {
-			push_block(msgs, role, json_pack("{s:O}", "text", json_object_get(part, "text")));
+			xl_push_grouped(msgs, role, "content", json_pack("{s:O}", "text", json_object_get(part, "text")));
 		} else if (type && strcmp(type, "image_url") == 0) {
 			const json_t *iu = json_object_get(part, "image_url");
 			const char *url = json_is_string(iu) ? json_string_value(iu)
@@ -60,7 +49,7 @@ static int push_content(json_t *msgs, const char *role, const json_t *content, s
 			fmt = mime + 6;
 			if (strcmp(fmt, "jpg") == 0)
 				fmt = "jpeg";
-			push_block(msgs, role, json_pack("{s:{s:s,s:{s:s}}}", "image", "format", fmt,
+			xl_push_grouped(msgs, role, "content", json_pack("{s:{s:s,s:{s:s}}}", "image", "format", fmt,
 							 "source", "bytes", b64));
 		} else {
 			xl_fail(e, 400, "invalid_request_error", "unsupported_content",
@@ -111,13 +100,13 @@ json_t *xl_bedrock_request(const json_t *req, struct xl_error *e)
 						"The arguments of tool call %zu are not a JSON object.", k);
 					goto fail;
 				}
-				push_block(msgs, "assistant", json_pack("{s:{s:O,s:O,s:o}}", "toolUse", "toolUseId",
+				xl_push_grouped(msgs, "assistant", "content", json_pack("{s:{s:O,s:O,s:o}}", "toolUse", "toolUseId",
 									json_object_get(call, "id"), "name",
 									json_object_get(fn, "name"), "input", args));
 			}
 		} else if (strcmp(role, "tool") == 0) {
 			char *t = xl_text_of(content);
-			push_block(msgs, "user", json_pack("{s:{s:O,s:[{s:s}]}}", "toolResult", "toolUseId",
+			xl_push_grouped(msgs, "user", "content", json_pack("{s:{s:O,s:[{s:s}]}}", "toolResult", "toolUseId",
 							   json_object_get(m, "tool_call_id"), "content",
 							   "text", t));
 			free(t);

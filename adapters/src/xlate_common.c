@@ -394,3 +394,15 @@ char *xl_dump_object(const json_t *v)
 {
 	return v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : strdup("{}");
 }
+
+void xl_push_grouped(json_t *list, const char *role, const char *key, json_t *item)
+{
+	json_t *last = json_array_get(list, json_array_size(list) - 1);
+	const char *last_role = last ? json_string_value(json_object_get(last, "role")) : NULL;
+
+	if (last_role && strcmp(last_role, role) == 0) {
+		json_array_append_new(json_object_get(last, key), item);
+		return;
+	}
+	json_array_append_new(list, json_pack("{s:s,s:[o]}", "role", role, key, item));
+}

@@ -13,17 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void push_part(json_t *contents, const char *role, json_t *part)
-{
-	json_t *last = json_array_get(contents, json_array_size(contents) - 1);
-
-	if (last && strcmp(json_string_value(json_object_get(last, "role")), role) == 0) {
-		json_array_append_new(json_object_get(last, "parts"), part);
-		return;
-	}
-	json_array_append_new(contents, json_pack("{s:s,s:[o]}", "role", role, "parts", part));
-}
-
 static int push_content(json_t *contents, const char *role, const json_t *content,
 			struct xl_error *e)
 {
@@ -32,7 +21,7 @@ static int push_content(json_t *contents, const char *role, const json_t *conten
 
 	if (json_is_string(content)) {
 		if (json_string_length(content))
-			push_part(contents, role, json_pack("{s:O}", "text", content));
+			xl_push_grouped(contents, role, "parts", json_pack("{s:O}", "text", content));
 		return 0;
 	}
 	if (!content || json_is_null(content))
@@ -45,7 +34,7 @@ static int push_content(json_t *contents, const char *role, const json_t *conten
 	json_array_foreach(content, i, part) {
 		const char *type = json_string_value(json_object_get(part, "type"));
 		if (type && strcmp(type, "text") == 0) {
-			push_part(contents, role, json_pack("{s:O}", "text", json_object_get(part, "text")));
+			xl_push_grouped(contents, role, "parts", json_pack("{s:O}", "text", json_object_get(part, "text")));
 		} else if (type && strcmp(type, "image_url") == 0) {
 			const json_t *iu = json_object_get(part, "image_url");
 			const char *url = json_is_string(iu) ? json_string_value(iu)
@@ -53,10 +42,10 @@ static int push_content(json_t *contents, const char *role, const json_t *conten
 			char mime[64];
 			const char *b64;
 			if (url && xl_data_url(url, mime, sizeof(mime), &b64) == 0)
-				push_part(contents, role, json_pack("{s:{s:s,s:s}}", "inlineData",
+				xl_push_grouped(contents, role, "parts", json_pack("{s:{s:s,s:s}}", "inlineData",
 								    "mimeType", mime, "data", b64));
 			else if (url)
-				push_part(contents, role, json_pack("{s:{s:s}}", "fileData", "fileUri", url));
+				xl_push_grouped(contents, role, "parts", json_pack("{s:{s:s}}", "fileData", "fileUri", url));
 			else {
 				xl_fail(e, 400, "invalid_request_error", "invalid_value",
 					"An image_url part has no url.");
@@ -149,7 +138,7 @@ json_t *xl_gemini_request(const json_t *req, struct xl_error *e)
 						"The arguments of tool call %zu are not a JSON object.", k);
 					goto fail;
 				}
-				push_part(contents, "model", json_pack("{s:{s:O,s:o}}", "functionCall", "name",
+				xl_push_grouped(contents, "model", "parts", json_pack("{s:{s:O,s:o}}", "functionCall", "name",
 								       json_object_get(fn, "name"), "args", args));
 			}
 		} else if (strcmp(role, "tool") == 0) {
@@ -161,7 +150,7 @@ json_t *xl_gemini_request(const json_t *req, struct xl_error *e)
 				resp = json_pack("{s:s}", "content", t);
 			}
 			free(t);
-			push_part(contents, "user", json_pack("{s:{s:s,s:o}}", "functionResponse", "name",
+			xl_push_grouped(contents, "user", "parts", json_pack("{s:{s:s,s:o}}", "functionResponse", "name",
 							      name ? name : "tool", "response", resp));
 		} else {
 			xl_fail(e, 400, "invalid_request_error", "invalid_value",

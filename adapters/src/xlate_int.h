@@ -23,6 +23,10 @@ void xl_emit_tool(struct xl_stream *s, int index, const char *id, const char *na
 /* The tool calls' argument strings, parsed as JSON objects for providers that want
  * objects; invalid JSON -> NULL. */
 json_t *xl_parse_args(const json_t *arguments);
+/* Appends item (reference stolen) to the array `key` of the last message of list when
+ * that message has this role, else appends a new {"role": role, key: [item]}: providers
+ * that require alternating roles (Anthropic, Bedrock "content", Gemini "parts"). */
+void xl_push_grouped(json_t *list, const char *role, const char *key, json_t *item);
 /* A JSON value as compact text, "{}" when absent (new string, may be NULL). */
 char *xl_dump_object(const json_t *v);
 

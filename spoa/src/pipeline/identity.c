@@ -457,7 +457,9 @@ enum pl_result pl_identity_token(struct pl_ctx *ctx, const char *tok, size_t len
 
 /* ---- the guard around the identity stage ------------------------------------------------ */
 
-static void audit_refusal(struct pl_ctx *ctx, const char *event, const char *reason)
+/* One security-audit entry for the request in ctx (identity refusals, lock-outs, RBAC
+ * denials): who asked, from where, with which credential's public parts. */
+void pl_audit(struct pl_ctx *ctx, const char *event, const char *reason, int status)
 {
 	struct audit_event a;
 	char rid[AUDIT_STR_MAX] = "";
@@ -478,7 +480,7 @@ static void audit_refusal(struct pl_ctx *ctx, const char *event, const char *rea
 	a.jti = ctx->jti;
 	a.request_id = rid;
 	a.tenant_id = ctx->tenant_id;
-	a.status = ctx->out.status;
+	a.status = status;
 	audit_emit(&a);
 }
 
@@ -526,10 +528,11 @@ static enum pl_result guard_after(struct pl_ctx *ctx, enum pl_result r)
 		int lock = abuse_failure(ctx->in.src_family, ctx->in.src, now);
 
 		presented_prefix(ctx);
-		audit_refusal(ctx, "auth_failure", ctx->auth_detail ? ctx->auth_detail : pl_reason_name(ctx->out.reason));
+		pl_audit(ctx, "auth_failure", ctx->auth_detail ? ctx->auth_detail : pl_reason_name(ctx->out.reason),
+			 ctx->out.status);
 		if (lock > 0) {
 			ctx->out.retry_after = lock;
-			audit_refusal(ctx, "lockout", pl_reason_name(PL_R_TOO_MANY_FAILURES));
+			pl_audit(ctx, "lockout", pl_reason_name(PL_R_TOO_MANY_FAILURES), ctx->out.status);
 		}
 		return r;
 	}

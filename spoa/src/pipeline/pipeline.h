@@ -284,6 +284,8 @@ enum pl_result pl_identity_token(struct pl_ctx *ctx, const char *tok, size_t len
 /* Any other bearer token: RFC 7662 introspection (PL_PENDING) when an issuer has it. */
 enum pl_result pl_identity_opaque(struct pl_ctx *ctx, const char *tok, size_t len);
 enum pl_result pl_identity_guard(struct pl_ctx *ctx, enum pl_result (*inner)(struct pl_ctx *));
+/* A security-audit entry (audit/) for the request in ctx: event, reason, HTTP status. */
+void pl_audit(struct pl_ctx *ctx, const char *event, const char *reason, int status);
 enum pl_result pl_stage_rbac_service(struct pl_ctx *ctx);
 enum pl_result pl_stage_rbac_model(struct pl_ctx *ctx);
 /* Whether the caller's roles let it use model m (listings); call under the read lock. */

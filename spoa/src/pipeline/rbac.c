@@ -35,31 +35,6 @@ static int matches(const struct ident *id, const struct id_perm *p, const struct
 	return 0;
 }
 
-static void audit_denial(struct pl_ctx *ctx, const char *perm)
-{
-	struct audit_event a;
-	char rid[AUDIT_STR_MAX] = "";
-	size_t n = ctx->in.request_id.ptr ? ctx->in.request_id.len : 0;
-
-	memset(&a, 0, sizeof(a));
-	if (n >= sizeof(rid))
-		n = sizeof(rid) - 1;
-	if (n)
-		memcpy(rid, ctx->in.request_id.ptr, n);
-	a.event = "permission_denied";
-	a.reason = perm;
-	a.family = ctx->in.src_family;
-	memcpy(a.addr, ctx->in.src, sizeof(a.addr));
-	a.key_prefix = ctx->out.key_prefix;
-	a.issuer = ctx->issuer;
-	a.subject = ctx->end_user;
-	a.jti = ctx->jti;
-	a.request_id = rid;
-	a.tenant_id = ctx->tenant_id;
-	a.status = 403;
-	audit_emit(&a);
-}
-
 /* 1 allowed, 0 no role grants it, -1 a role denies it (its name in denied_by). The
  * caller holds the store's read lock. */
 static int evaluate(const struct ident *id, const struct pl_ctx *ctx, const struct want *w,
@@ -92,13 +67,13 @@ static enum pl_result check(struct pl_ctx *ctx, const struct want *w)
 	store_read_end();
 	snprintf(perm, sizeof(perm), "%s:%s", prefix, w->name);
 	if (rc < 0) {
-		audit_denial(ctx, perm);
+		pl_audit(ctx, "permission_denied", perm, 403);
 		ctx->out.backend[0] = ctx->out.upstream_model[0] = '\0';
 		return pl_deny(ctx, 403, PL_R_PERMISSION_DENIED, "permission_error", "permission_denied", NULL,
 			       "The permission '%s' is denied by your role '%s'.", perm, denied_by);
 	}
 	if (rc == 0) {
-		audit_denial(ctx, perm);
+		pl_audit(ctx, "permission_denied", perm, 403);
 		ctx->out.backend[0] = ctx->out.upstream_model[0] = '\0';
 		return pl_deny(ctx, 403, PL_R_PERMISSION_DENIED, "permission_error", "permission_denied", NULL,
 			       "Your roles do not grant the permission '%s'.", perm);
