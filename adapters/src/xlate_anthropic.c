@@ -73,26 +73,48 @@ static int push_content(json_t *msgs, const char *role, const json_t *content, s
 	return 0;
 }
 
-static int push_tool_calls(json_t *msgs, const json_t *calls, struct xl_error *e)
-{
-	size_t i;
-	const json_t *tc;
+/* Anthropic messages and system blocks being built (xl_walk_messages callbacks). */
+struct conv {
+	json_t *msgs, *system;
+};
 
-	json_array_foreach(calls, i, tc) {
-		const json_t *fn = json_object_get(tc, "function");
-		json_t *input = xl_parse_args(json_object_get(fn, "arguments"));
-		if (!input) {
-			xl_fail(e, 400, "invalid_request_error", "invalid_value",
-				"The arguments of tool call %zu are not a JSON object.", i);
-			return -1;
-		}
-		xl_push_grouped(msgs, "assistant", "content",
-			   json_pack("{s:s,s:O,s:O,s:o}", "type", "tool_use", "id",
-				     json_object_get(tc, "id"), "name", json_object_get(fn, "name"),
-				     "input", input));
-	}
+static int on_system(void *arg, const char *text, struct xl_error *e)
+{
+	(void)e;
+	json_array_append_new(((struct conv *)arg)->system, json_pack("{s:s,s:s}", "type", "text", "text", text));
 	return 0;
 }
+
+static int on_user(void *arg, const json_t *content, struct xl_error *e)
+{
+	return push_content(((struct conv *)arg)->msgs, "user", content, e);
+}
+
+static int on_assistant(void *arg, const json_t *content, struct xl_error *e)
+{
+	return push_content(((struct conv *)arg)->msgs, "assistant", content, e);
+}
+
+static int on_tool_call(void *arg, const json_t *call, const json_t *fn, json_t *args,
+			struct xl_error *e)
+{
+	(void)e;
+	xl_push_grouped(((struct conv *)arg)->msgs, "assistant", "content",
+			json_pack("{s:s,s:O,s:O,s:o}", "type", "tool_use", "id", json_object_get(call, "id"),
+				  "name", json_object_get(fn, "name"), "input", args));
+	return 0;
+}
+
+static int on_tool_result(void *arg, const json_t *msg, const char *text, struct xl_error *e)
+{
+	(void)e;
+	xl_push_grouped(((struct conv *)arg)->msgs, "user", "content",
+			json_pack("{s:s,s:O,s:s}", "type", "tool_result", "tool_use_id",
+				  json_object_get(msg, "tool_call_id"), "content", text));
+	return 0;
+}
+
+static const struct xl_walk walk = { on_system, on_user, on_assistant, on_tool_call, on_tool_result };
 
 static json_t *tools_of(const json_t *tools)
 {
@@ -138,52 +160,19 @@ static json_t *tool_choice_of(const json_t *req)
 
 json_t *xl_anthropic_request(const json_t *req, const char *model, struct xl_error *e)
 {
-	const json_t *messages = json_object_get(req, "messages"), *m, *n = json_object_get(req, "n");
+	const json_t *messages = json_object_get(req, "messages"), *n = json_object_get(req, "n");
 	json_t *out, *msgs = json_array(), *system = json_array(), *v;
 	json_int_t max = xl_max_tokens(req);
-	size_t i;
 
-	if (!json_is_array(messages) || !json_array_size(messages)) {
-		xl_fail(e, 400, "invalid_request_error", "invalid_value",
-			"'messages' must be a non-empty array.");
-		goto fail;
-	}
+	struct conv c = { msgs, system };
+
 	if (json_is_integer(n) && json_integer_value(n) != 1) {
 		xl_fail(e, 400, "invalid_request_error", "unsupported_parameter",
 			"This model returns one choice: 'n' must be 1.");
 		goto fail;
 	}
-	json_array_foreach(messages, i, m) {
-		const char *role = json_string_value(json_object_get(m, "role"));
-		const json_t *content = json_object_get(m, "content");
-		if (!role) {
-			xl_fail(e, 400, "invalid_request_error", "invalid_value",
-				"messages[%zu] has no role.", i);
-			goto fail;
-		}
-		if (strcmp(role, "system") == 0 || strcmp(role, "developer") == 0) {
-			char *t = xl_text_of(content);
-			json_array_append_new(system, json_pack("{s:s,s:s}", "type", "text", "text", t));
-			free(t);
-		} else if (strcmp(role, "user") == 0) {
-			if (push_content(msgs, "user", content, e) < 0)
-				goto fail;
-		} else if (strcmp(role, "assistant") == 0) {
-			if (push_content(msgs, "assistant", content, e) < 0 ||
-			    push_tool_calls(msgs, json_object_get(m, "tool_calls"), e) < 0)
-				goto fail;
-		} else if (strcmp(role, "tool") == 0) {
-			char *t = xl_text_of(content);
-			xl_push_grouped(msgs, "user", "content",
-				   json_pack("{s:s,s:O,s:s}", "type", "tool_result", "tool_use_id",
-					     json_object_get(m, "tool_call_id"), "content", t));
-			free(t);
-		} else {
-			xl_fail(e, 400, "invalid_request_error", "invalid_value",
-				"messages[%zu] has an unknown role '%s'.", i, role);
-			goto fail;
-		}
-	}
+	if (xl_walk_messages(messages, &walk, &c, e) < 0)
+		goto fail;
 	out = json_pack("{s:s,s:o,s:I}", "model", model, "messages", msgs, "max_tokens",
 			(json_int_t)(max > 0 ? max : DEFAULT_MAX_TOKENS));
 	if (json_array_size(system))

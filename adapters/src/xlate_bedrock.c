@@ -61,61 +61,61 @@ static int push_content(json_t *msgs, const char *role, const json_t *content, s
 	return 0;
 }
 
+/* Converse messages and system blocks being built (xl_walk_messages callbacks). */
+struct conv {
+	json_t *msgs, *sys;
+};
+
+static int on_system(void *arg, const char *text, struct xl_error *e)
+{
+	struct conv *c = arg;
+	(void)e;
+	json_array_append_new(c->sys, json_pack("{s:s}", "text", text));
+	return 0;
+}
+
+static int on_user(void *arg, const json_t *content, struct xl_error *e)
+{
+	return push_content(((struct conv *)arg)->msgs, "user", content, e);
+}
+
+static int on_assistant(void *arg, const json_t *content, struct xl_error *e)
+{
+	return push_content(((struct conv *)arg)->msgs, "assistant", content, e);
+}
+
+static int on_tool_call(void *arg, const json_t *call, const json_t *fn, json_t *args,
+			struct xl_error *e)
+{
+	(void)e;
+	xl_push_grouped(((struct conv *)arg)->msgs, "assistant", "content",
+			json_pack("{s:{s:O,s:O,s:o}}", "toolUse", "toolUseId", json_object_get(call, "id"),
+				  "name", json_object_get(fn, "name"), "input", args));
+	return 0;
+}
+
+static int on_tool_result(void *arg, const json_t *msg, const char *text, struct xl_error *e)
+{
+	(void)e;
+	xl_push_grouped(((struct conv *)arg)->msgs, "user", "content",
+			json_pack("{s:{s:O,s:[{s:s}]}}", "toolResult", "toolUseId",
+				  json_object_get(msg, "tool_call_id"), "content", "text", text));
+	return 0;
+}
+
+static const struct xl_walk walk = { on_system, on_user, on_assistant, on_tool_call, on_tool_result };
+
 json_t *xl_bedrock_request(const json_t *req, struct xl_error *e)
 {
-	const json_t *messages = json_object_get(req, "messages"), *m, *tools = json_object_get(req, "tools");
+	const json_t *messages = json_object_get(req, "messages"), *tools = json_object_get(req, "tools");
 	json_t *msgs = json_array(), *sys = json_array(), *inf = json_object(), *out, *v;
 	json_int_t max = xl_max_tokens(req);
 	size_t i;
 
-	if (!json_is_array(messages) || !json_array_size(messages)) {
-		xl_fail(e, 400, "invalid_request_error", "invalid_value",
-			"'messages' must be a non-empty array.");
+	struct conv c = { msgs, sys };
+
+	if (xl_walk_messages(messages, &walk, &c, e) < 0)
 		goto fail;
-	}
-	json_array_foreach(messages, i, m) {
-		const char *role = json_string_value(json_object_get(m, "role"));
-		const json_t *content = json_object_get(m, "content");
-		if (!role) {
-			xl_fail(e, 400, "invalid_request_error", "invalid_value", "messages[%zu] has no role.", i);
-			goto fail;
-		}
-		if (strcmp(role, "system") == 0 || strcmp(role, "developer") == 0) {
-			char *t = xl_text_of(content);
-			json_array_append_new(sys, json_pack("{s:s}", "text", t));
-			free(t);
-		} else if (strcmp(role, "user") == 0) {
-			if (push_content(msgs, "user", content, e) < 0)
-				goto fail;
-		} else if (strcmp(role, "assistant") == 0) {
-			size_t k;
-			const json_t *call;
-			if (push_content(msgs, "assistant", content, e) < 0)
-				goto fail;
-			json_array_foreach(json_object_get(m, "tool_calls"), k, call) {
-				const json_t *fn = json_object_get(call, "function");
-				json_t *args = xl_parse_args(json_object_get(fn, "arguments"));
-				if (!args) {
-					xl_fail(e, 400, "invalid_request_error", "invalid_value",
-						"The arguments of tool call %zu are not a JSON object.", k);
-					goto fail;
-				}
-				xl_push_grouped(msgs, "assistant", "content", json_pack("{s:{s:O,s:O,s:o}}", "toolUse", "toolUseId",
-									json_object_get(call, "id"), "name",
-									json_object_get(fn, "name"), "input", args));
-			}
-		} else if (strcmp(role, "tool") == 0) {
-			char *t = xl_text_of(content);
-			xl_push_grouped(msgs, "user", "content", json_pack("{s:{s:O,s:[{s:s}]}}", "toolResult", "toolUseId",
-							   json_object_get(m, "tool_call_id"), "content",
-							   "text", t));
-			free(t);
-		} else {
-			xl_fail(e, 400, "invalid_request_error", "invalid_value",
-				"messages[%zu] has an unknown role '%s'.", i, role);
-			goto fail;
-		}
-	}
 	if (max > 0)
 		json_object_set_new(inf, "maxTokens", json_integer(max));
 	xl_copy(inf, "temperature", req, "temperature");

@@ -406,3 +406,58 @@ void xl_push_grouped(json_t *list, const char *role, const char *key, json_t *it
 	}
 	json_array_append_new(list, json_pack("{s:s,s:[o]}", "role", role, key, item));
 }
+
+int xl_walk_messages(const json_t *messages, const struct xl_walk *w, void *arg,
+		     struct xl_error *e)
+{
+	const json_t *m;
+	size_t i;
+
+	if (!json_is_array(messages) || !json_array_size(messages)) {
+		xl_fail(e, 400, "invalid_request_error", "invalid_value",
+			"'messages' must be a non-empty array.");
+		return -1;
+	}
+	json_array_foreach(messages, i, m) {
+		const char *role = json_string_value(json_object_get(m, "role"));
+		const json_t *content = json_object_get(m, "content");
+		int rc = 0;
+
+		if (!role) {
+			xl_fail(e, 400, "invalid_request_error", "invalid_value", "messages[%zu] has no role.", i);
+			return -1;
+		}
+		if (strcmp(role, "system") == 0 || strcmp(role, "developer") == 0 ||
+		    strcmp(role, "tool") == 0) {
+			char *t = xl_text_of(content);
+			rc = role[0] == 't' ? w->tool_result(arg, m, t, e) : w->system(arg, t, e);
+			free(t);
+		} else if (strcmp(role, "user") == 0) {
+			rc = w->user(arg, content, e);
+		} else if (strcmp(role, "assistant") == 0) {
+			const json_t *call;
+			size_t k;
+			rc = w->assistant(arg, content, e);
+			json_array_foreach(json_object_get(m, "tool_calls"), k, call) {
+				const json_t *fn = json_object_get(call, "function");
+				json_t *args;
+				if (rc < 0)
+					break;
+				args = xl_parse_args(json_object_get(fn, "arguments"));
+				if (!args) {
+					xl_fail(e, 400, "invalid_request_error", "invalid_value",
+						"The arguments of tool call %zu are not a JSON object.", k);
+					return -1;
+				}
+				rc = w->tool_call(arg, call, fn, args, e);
+			}
+		} else {
+			xl_fail(e, 400, "invalid_request_error", "invalid_value",
+				"messages[%zu] has an unknown role '%s'.", i, role);
+			return -1;
+		}
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}

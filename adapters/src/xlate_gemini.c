@@ -99,65 +99,70 @@ static json_t *gen_config(const json_t *req)
 	return g;
 }
 
+/* Gemini contents and system parts being built (xl_walk_messages callbacks). */
+struct conv {
+	json_t *contents, *sys;
+	const json_t *messages; /* to name a tool result after its call */
+};
+
+static int on_system(void *arg, const char *text, struct xl_error *e)
+{
+	struct conv *c = arg;
+	(void)e;
+	json_array_append_new(c->sys, json_pack("{s:s}", "text", text));
+	return 0;
+}
+
+static int on_user(void *arg, const json_t *content, struct xl_error *e)
+{
+	return push_content(((struct conv *)arg)->contents, "user", content, e);
+}
+
+static int on_assistant(void *arg, const json_t *content, struct xl_error *e)
+{
+	return push_content(((struct conv *)arg)->contents, "model", content, e);
+}
+
+static int on_tool_call(void *arg, const json_t *call, const json_t *fn, json_t *args,
+			struct xl_error *e)
+{
+	(void)call;
+	(void)e;
+	xl_push_grouped(((struct conv *)arg)->contents, "model", "parts",
+			json_pack("{s:{s:O,s:o}}", "functionCall", "name", json_object_get(fn, "name"),
+				  "args", args));
+	return 0;
+}
+
+static int on_tool_result(void *arg, const json_t *msg, const char *text, struct xl_error *e)
+{
+	struct conv *c = arg;
+	const char *name = call_name(c->messages, json_string_value(json_object_get(msg, "tool_call_id")));
+	json_t *resp = json_loads(text, 0, NULL);
+	(void)e;
+
+	if (!json_is_object(resp)) {
+		json_decref(resp);
+		resp = json_pack("{s:s}", "content", text);
+	}
+	xl_push_grouped(c->contents, "user", "parts",
+			json_pack("{s:{s:s,s:o}}", "functionResponse", "name", name ? name : "tool", "response", resp));
+	return 0;
+}
+
+static const struct xl_walk walk = { on_system, on_user, on_assistant, on_tool_call, on_tool_result };
+
 json_t *xl_gemini_request(const json_t *req, struct xl_error *e)
 {
-	const json_t *messages = json_object_get(req, "messages"), *m, *tools = json_object_get(req, "tools");
+	const json_t *messages = json_object_get(req, "messages"), *tools = json_object_get(req, "tools");
 	json_t *contents = json_array(), *sys = json_array(), *out;
 	const char *tc = json_string_value(json_object_get(req, "tool_choice"));
 	size_t i;
 
-	if (!json_is_array(messages) || !json_array_size(messages)) {
-		xl_fail(e, 400, "invalid_request_error", "invalid_value",
-			"'messages' must be a non-empty array.");
+	struct conv c = { contents, sys, messages };
+
+	if (xl_walk_messages(messages, &walk, &c, e) < 0)
 		goto fail;
-	}
-	json_array_foreach(messages, i, m) {
-		const char *role = json_string_value(json_object_get(m, "role"));
-		const json_t *content = json_object_get(m, "content");
-		if (!role) {
-			xl_fail(e, 400, "invalid_request_error", "invalid_value", "messages[%zu] has no role.", i);
-			goto fail;
-		}
-		if (strcmp(role, "system") == 0 || strcmp(role, "developer") == 0) {
-			char *t = xl_text_of(content);
-			json_array_append_new(sys, json_pack("{s:s}", "text", t));
-			free(t);
-		} else if (strcmp(role, "user") == 0) {
-			if (push_content(contents, "user", content, e) < 0)
-				goto fail;
-		} else if (strcmp(role, "assistant") == 0) {
-			size_t k;
-			const json_t *call;
-			if (push_content(contents, "model", content, e) < 0)
-				goto fail;
-			json_array_foreach(json_object_get(m, "tool_calls"), k, call) {
-				const json_t *fn = json_object_get(call, "function");
-				json_t *args = xl_parse_args(json_object_get(fn, "arguments"));
-				if (!args) {
-					xl_fail(e, 400, "invalid_request_error", "invalid_value",
-						"The arguments of tool call %zu are not a JSON object.", k);
-					goto fail;
-				}
-				xl_push_grouped(contents, "model", "parts", json_pack("{s:{s:O,s:o}}", "functionCall", "name",
-								       json_object_get(fn, "name"), "args", args));
-			}
-		} else if (strcmp(role, "tool") == 0) {
-			const char *name = call_name(messages, json_string_value(json_object_get(m, "tool_call_id")));
-			char *t = xl_text_of(content);
-			json_t *resp = json_loads(t, 0, NULL);
-			if (!json_is_object(resp)) {
-				json_decref(resp);
-				resp = json_pack("{s:s}", "content", t);
-			}
-			free(t);
-			xl_push_grouped(contents, "user", "parts", json_pack("{s:{s:s,s:o}}", "functionResponse", "name",
-							      name ? name : "tool", "response", resp));
-		} else {
-			xl_fail(e, 400, "invalid_request_error", "invalid_value",
-				"messages[%zu] has an unknown role '%s'.", i, role);
-			goto fail;
-		}
-	}
 	out = json_pack("{s:o,s:o}", "contents", contents, "generationConfig", gen_config(req));
 	if (json_array_size(sys))
 		json_object_set_new(out, "systemInstruction", json_pack("{s:o}", "parts", sys));

@@ -27,6 +27,26 @@ json_t *xl_parse_args(const json_t *arguments);
  * that message has this role, else appends a new {"role": role, key: [item]}: providers
  * that require alternating roles (Anthropic, Bedrock "content", Gemini "parts"). */
 void xl_push_grouped(json_t *list, const char *role, const char *key, json_t *item);
+/* The walk over an OpenAI chat conversation that every message-translating provider
+ * shares: shape checks and errors here, the provider's own blocks in the callbacks. Each
+ * callback returns 0, or -1 after xl_fail(). */
+struct xl_walk {
+	/* A system or developer message, as text. */
+	int (*system)(void *arg, const char *text, struct xl_error *e);
+	/* A user message's content (a string or parts). */
+	int (*user)(void *arg, const json_t *content, struct xl_error *e);
+	/* An assistant message's content (may be null); its tool calls follow, one each. */
+	int (*assistant)(void *arg, const json_t *content, struct xl_error *e);
+	/* One tool call of an assistant message: its function object and its arguments
+	 * parsed as a JSON object (reference stolen). */
+	int (*tool_call)(void *arg, const json_t *call, const json_t *fn, json_t *args,
+			 struct xl_error *e);
+	/* A tool message: the message and its content as text. */
+	int (*tool_result)(void *arg, const json_t *msg, const char *text, struct xl_error *e);
+};
+int xl_walk_messages(const json_t *messages, const struct xl_walk *w, void *arg,
+		     struct xl_error *e);
+
 /* A JSON value as compact text, "{}" when absent (new string, may be NULL). */
 char *xl_dump_object(const json_t *v);
 
