@@ -8,8 +8,11 @@
 
 setup_file() {
 	load helpers
-	[[ -d $BATS_TEST_DIRNAME/../oidc/node_modules/oidc-provider ]] ||
-		skip "tests/oidc has no node_modules (run scripts/setup or npm ci in tests/oidc)"
+	# The provider's packages (scripts/setup installs them; a bare checkout gets them here).
+	if [[ ! -d $BATS_TEST_DIRNAME/../oidc/node_modules/oidc-provider ]]; then
+		(cd "$BATS_TEST_DIRNAME/../oidc" && npm ci --silent --no-audit --no-fund) >&3 2>&1 ||
+			{ echo "npm ci in tests/oidc failed" >&2; return 1; }
+	fi
 	export STACK=$BATS_FILE_TMPDIR/stack OPKEYS=$BATS_FILE_TMPDIR/opkeys
 	mkdir -p "$STACK"
 	export JR_AGENT_EXTRA_CONF="oidc_min_refresh_s = 1"
@@ -35,8 +38,11 @@ SQL
 }
 
 teardown_file() {
-	[[ -n ${STACK:-} ]] && jr_stop_pid "$STACK" op TERM
-	stack_teardown_file
+	# Skipped before anything started: nothing to stop.
+	if [[ -n ${STACK:-} ]]; then
+		jr_stop_pid "$STACK" op TERM
+		stack_teardown_file
+	fi
 }
 
 setup() {
