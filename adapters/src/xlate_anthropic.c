@@ -17,11 +17,13 @@
 
 #define DEFAULT_MAX_TOKENS 4096
 
-static json_t *image_block(const json_t *part, struct xl_error *e)
+static json_t *text_block(const json_t *text)
 {
-	const json_t *iu = json_object_get(part, "image_url");
-	const char *url = json_is_string(iu) ? json_string_value(iu)
-					      : json_string_value(json_object_get(iu, "url"));
+	return json_pack("{s:s,s:O}", "type", "text", "text", text);
+}
+
+static json_t *image_block(const char *url, struct xl_error *e)
+{
 	char mime[64];
 	const char *b64;
 
@@ -35,43 +37,7 @@ static json_t *image_block(const json_t *part, struct xl_error *e)
 	return json_pack("{s:s,s:{s:s,s:s}}", "type", "image", "source", "type", "url", "url", url);
 }
 
-/* A user or assistant content (string or parts) as blocks pushed to msgs. */
-static int push_content(json_t *msgs, const char *role, const json_t *content, struct xl_error *e)
-{
-	size_t i;
-	const json_t *part;
-
-	if (json_is_string(content)) {
-		if (json_string_length(content))
-			xl_push_grouped(msgs, role, "content", json_pack("{s:s,s:O}", "type", "text", "text", content));
-		return 0;
-	}
-	if (json_is_null(content) || !content)
-		return 0;
-	if (!json_is_array(content)) {
-		xl_fail(e, 400, "invalid_request_error", "invalid_type",
-			"A message's content must be a string or an array of parts.");
-		return -1;
-	}
-	json_array_foreach(content, i, part) {
-		const char *type = json_string_value(json_object_get(part, "type"));
-		json_t *b;
-		if (type && strcmp(type, "text") == 0) {
-			xl_push_grouped(msgs, role, "content", json_pack("{s:s,s:O}", "type", "text", "text",
-							 json_object_get(part, "text")));
-		} else if (type && strcmp(type, "image_url") == 0) {
-			if (!(b = image_block(part, e)))
-				return -1;
-			xl_push_grouped(msgs, role, "content", b);
-		} else {
-			xl_fail(e, 400, "invalid_request_error", "unsupported_content",
-				"Content parts of type '%s' cannot be sent to this model.",
-				type ? type : "(none)");
-			return -1;
-		}
-	}
-	return 0;
-}
+static const struct xl_blocks blocks = { "content", text_block, image_block };
 
 /* Anthropic messages and system blocks being built (xl_walk_messages callbacks). */
 struct conv {
@@ -87,12 +53,12 @@ static int on_system(void *arg, const char *text, struct xl_error *e)
 
 static int on_user(void *arg, const json_t *content, struct xl_error *e)
 {
-	return push_content(((struct conv *)arg)->msgs, "user", content, e);
+	return xl_push_content(((struct conv *)arg)->msgs, "user", content, &blocks, e);
 }
 
 static int on_assistant(void *arg, const json_t *content, struct xl_error *e)
 {
-	return push_content(((struct conv *)arg)->msgs, "assistant", content, e);
+	return xl_push_content(((struct conv *)arg)->msgs, "assistant", content, &blocks, e);
 }
 
 static int on_tool_call(void *arg, const json_t *call, const json_t *fn, json_t *args,

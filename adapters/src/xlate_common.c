@@ -461,3 +461,43 @@ int xl_walk_messages(const json_t *messages, const struct xl_walk *w, void *arg,
 	}
 	return 0;
 }
+
+int xl_push_content(json_t *list, const char *role, const json_t *content,
+		    const struct xl_blocks *b, struct xl_error *e)
+{
+	size_t i;
+	const json_t *part;
+
+	if (json_is_string(content)) {
+		if (json_string_length(content))
+			xl_push_grouped(list, role, b->key, b->text(content));
+		return 0;
+	}
+	if (!content || json_is_null(content))
+		return 0;
+	if (!json_is_array(content)) {
+		xl_fail(e, 400, "invalid_request_error", "invalid_type",
+			"A message's content must be a string or an array of parts.");
+		return -1;
+	}
+	json_array_foreach(content, i, part) {
+		const char *type = json_string_value(json_object_get(part, "type"));
+		if (type && strcmp(type, "text") == 0) {
+			xl_push_grouped(list, role, b->key, b->text(json_object_get(part, "text")));
+		} else if (type && strcmp(type, "image_url") == 0) {
+			const json_t *iu = json_object_get(part, "image_url");
+			const char *url = json_is_string(iu) ? json_string_value(iu)
+							      : json_string_value(json_object_get(iu, "url"));
+			json_t *img = b->image(url, e);
+			if (!img)
+				return -1;
+			xl_push_grouped(list, role, b->key, img);
+		} else {
+			xl_fail(e, 400, "invalid_request_error", "unsupported_content",
+				"Content parts of type '%s' cannot be sent to this model.",
+				type ? type : "(none)");
+			return -1;
+		}
+	}
+	return 0;
+}

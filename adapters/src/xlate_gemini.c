@@ -13,53 +13,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int push_content(json_t *contents, const char *role, const json_t *content,
-			struct xl_error *e)
+static json_t *text_block(const json_t *text)
 {
-	size_t i;
-	const json_t *part;
-
-	if (json_is_string(content)) {
-		if (json_string_length(content))
-			xl_push_grouped(contents, role, "parts", json_pack("{s:O}", "text", content));
-		return 0;
-	}
-	if (!content || json_is_null(content))
-		return 0;
-	if (!json_is_array(content)) {
-		xl_fail(e, 400, "invalid_request_error", "invalid_type",
-			"A message's content must be a string or an array of parts.");
-		return -1;
-	}
-	json_array_foreach(content, i, part) {
-		const char *type = json_string_value(json_object_get(part, "type"));
-		if (type && strcmp(type, "text") == 0) {
-			xl_push_grouped(contents, role, "parts", json_pack("{s:O}", "text", json_object_get(part, "text")));
-		} else if (type && strcmp(type, "image_url") == 0) {
-			const json_t *iu = json_object_get(part, "image_url");
-			const char *url = json_is_string(iu) ? json_string_value(iu)
-							      : json_string_value(json_object_get(iu, "url"));
-			char mime[64];
-			const char *b64;
-			if (url && xl_data_url(url, mime, sizeof(mime), &b64) == 0)
-				xl_push_grouped(contents, role, "parts", json_pack("{s:{s:s,s:s}}", "inlineData",
-								    "mimeType", mime, "data", b64));
-			else if (url)
-				xl_push_grouped(contents, role, "parts", json_pack("{s:{s:s}}", "fileData", "fileUri", url));
-			else {
-				xl_fail(e, 400, "invalid_request_error", "invalid_value",
-					"An image_url part has no url.");
-				return -1;
-			}
-		} else {
-			xl_fail(e, 400, "invalid_request_error", "unsupported_content",
-				"Content parts of type '%s' cannot be sent to this model.",
-				type ? type : "(none)");
-			return -1;
-		}
-	}
-	return 0;
+	return json_pack("{s:O}", "text", text);
 }
+
+/* Inline bytes for a data URL, a file reference for any other URL. */
+static json_t *image_block(const char *url, struct xl_error *e)
+{
+	char mime[64];
+	const char *b64;
+
+	if (!url) {
+		xl_fail(e, 400, "invalid_request_error", "invalid_value", "An image_url part has no url.");
+		return NULL;
+	}
+	if (xl_data_url(url, mime, sizeof(mime), &b64) == 0)
+		return json_pack("{s:{s:s,s:s}}", "inlineData", "mimeType", mime, "data", b64);
+	return json_pack("{s:{s:s}}", "fileData", "fileUri", url);
+}
+
+static const struct xl_blocks blocks = { "parts", text_block, image_block };
 
 /* The function name of the assistant's tool call with this id. */
 static const char *call_name(const json_t *messages, const char *id)
@@ -115,12 +89,12 @@ static int on_system(void *arg, const char *text, struct xl_error *e)
 
 static int on_user(void *arg, const json_t *content, struct xl_error *e)
 {
-	return push_content(((struct conv *)arg)->contents, "user", content, e);
+	return xl_push_content(((struct conv *)arg)->contents, "user", content, &blocks, e);
 }
 
 static int on_assistant(void *arg, const json_t *content, struct xl_error *e)
 {
-	return push_content(((struct conv *)arg)->contents, "model", content, e);
+	return xl_push_content(((struct conv *)arg)->contents, "model", content, &blocks, e);
 }
 
 static int on_tool_call(void *arg, const json_t *call, const json_t *fn, json_t *args,

@@ -27,6 +27,20 @@ json_t *xl_parse_args(const json_t *arguments);
  * that message has this role, else appends a new {"role": role, key: [item]}: providers
  * that require alternating roles (Anthropic, Bedrock "content", Gemini "parts"). */
 void xl_push_grouped(json_t *list, const char *role, const char *key, json_t *item);
+/* How a provider spells the blocks of a message (xl_push_content). */
+struct xl_blocks {
+	const char *key;                      /* the message's block array: "content", "parts" */
+	json_t *(*text)(const json_t *text);  /* a text block (new reference) */
+	/* An image block for an image_url part; url is NULL when the part has none. NULL after
+	 * xl_fail() when the provider cannot take it. */
+	json_t *(*image)(const char *url, struct xl_error *e);
+};
+/* A user or assistant content (a string, null, or an array of text and image_url parts)
+ * appended to list as the provider's blocks under role (xl_push_grouped). Other part
+ * types and other content shapes are refused with a 400. Returns 0 or -1. */
+int xl_push_content(json_t *list, const char *role, const json_t *content,
+		    const struct xl_blocks *b, struct xl_error *e);
+
 /* The walk over an OpenAI chat conversation that every message-translating provider
  * shares: shape checks and errors here, the provider's own blocks in the callbacks. Each
  * callback returns 0, or -1 after xl_fail(). */
