@@ -35,8 +35,4 @@ struct ad_route {
 /* Parses the header value. 0, or -1 with err (a provider is required). */
 int route_parse(const char *v, size_t n, struct ad_route *r, char *err, size_t cap);
 
-/* Percent-encodes s into out (bounded): everything but unreserved characters. Returns
- * the length or -1. Used by the agent's twin and the tests. */
-int route_encode(const char *s, size_t n, char *out, size_t cap);
-
 #endif

@@ -1,6 +1,8 @@
 /* sigv4: see sigv4.h. */
 #include "sigv4.h"
 
+#include "pct.h"
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
@@ -46,29 +48,6 @@ void sigv4_amz_date(time_t t, char out[17])
 	strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm);
 }
 
-int sigv4_uri_encode(const char *s, size_t n, int keep_slash, char *out, size_t cap)
-{
-	static const char digits[] = "0123456789ABCDEF";
-	size_t o = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		int plain = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-			    c == '-' || c == '_' || c == '.' || c == '~' || (keep_slash && c == '/');
-		if (o + (plain ? 1 : 3) + 1 > cap)
-			return -1;
-		if (plain) {
-			out[o++] = (char)c;
-		} else {
-			out[o++] = '%';
-			out[o++] = digits[c >> 4];
-			out[o++] = digits[c & 15];
-		}
-	}
-	out[o] = '\0';
-	return (int)o;
-}
-
 static int cmp_header(const void *a, const void *b)
 {
 	return strcmp(((const struct sigv4_header *)a)->name, ((const struct sigv4_header *)b)->name);
@@ -109,7 +88,7 @@ int sigv4_sign(const struct sigv4_request *r, char *out, size_t cap)
 		return -1;
 	memcpy(hs, r->headers, r->nheaders * sizeof(hs[0]));
 	qsort(hs, r->nheaders, sizeof(hs[0]), cmp_header);
-	if (sigv4_uri_encode(r->path, strlen(r->path), 1, path, sizeof(path)) < 0)
+	if (pct_encode(r->path, strlen(r->path), PCT_UNRESERVED_SLASH, path, sizeof(path)) < 0)
 		return -1;
 	sha256_hex(r->body ? r->body : "", r->body_len, body_hash);
 	put(canon, sizeof(canon), &used, &bad, "%s\n%s\n%s\n", r->method, path, r->query ? r->query : "");

@@ -40,8 +40,4 @@ void sigv4_amz_date(time_t t, char out[17]);
  * field is missing. */
 int sigv4_sign(const struct sigv4_request *r, char *out, size_t cap);
 
-/* URI-encodes s per RFC 3986 (unreserved characters kept) into out; '/' kept when
- * keep_slash. Returns the length, or -1 when it does not fit. */
-int sigv4_uri_encode(const char *s, size_t n, int keep_slash, char *out, size_t cap);
-
 #endif

@@ -1,16 +1,12 @@
 /*
- * upstream: the provider request for one client request (URL, headers, body), built
- * from the route and the OpenAI-form request. Pure apart from the clock it is given
- * (Bedrock's signature); the credential is only copied into headers, never logged.
+ * upstream: the provider request for one client request (URL, headers, body) and the
+ * helpers the provider entries build it with (provider.h builds it: up_build). Pure;
+ * the credential is only copied into headers, never logged, and wiped when freed.
  */
 #ifndef JR_AD_UPSTREAM_H
 #define JR_AD_UPSTREAM_H
 
-#include <jansson.h>
-#include <time.h>
-
-#include "route.h"
-#include "xlate.h"
+#include <stddef.h>
 
 #define UP_HEADERS_MAX 12
 #define UP_URL_MAX 2048
@@ -34,12 +30,14 @@ struct up_request {
 /* The operation of a client path ("/v1/chat/completions" ...). */
 enum up_op up_op_of(const char *path);
 
-/* Builds the request. path is the client's path (for OpenAI-compatible servers every
- * /v1/... path is forwarded under the base URL). secret: the provider credential
- * (Bedrock: "ACCESS_KEY_ID:SECRET_ACCESS_KEY[:SESSION_TOKEN]"), may be NULL.
- * 0, or -1 with e set. */
-int up_build(const struct ad_route *r, const char *path, const json_t *req, const char *secret,
-	     time_t now, struct up_request *out, struct xl_error *e);
+/* Appends a "Name: value" header. 0, or -1 when there are too many. */
+int up_add_header(struct up_request *u, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* u->url = base (without its trailing '/') followed by the formatted rest. 0, or -1 when
+ * it does not fit. */
+int up_url(struct up_request *u, const char *base, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 void up_free(struct up_request *u);
 
 #endif

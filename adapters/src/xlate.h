@@ -2,7 +2,8 @@
  * xlate: the translators between OpenAI's chat API (the gateway's pivot format) and
  * each provider family. Pure functions: JSON in, JSON out (jansson), and stream
  * translators that turn a provider's stream events into OpenAI chunk objects through a
- * callback. Nothing here does I/O; adapters/main.c drives them.
+ * callback. Nothing here does I/O; the job (job.c)
+ * drives them through the provider table (provider.h).
  *
  *   client (OpenAI or Anthropic style) --xl_msg_to_openai--> OpenAI request
  *        --xl_<provider>_request--> provider request --HTTP--> provider response
@@ -15,21 +16,6 @@
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
-
-enum xl_provider {
-	XL_OPENAI = 0, /* OpenAI and every OpenAI-compatible server (vLLM, Ollama, ...) */
-	XL_AZURE,
-	XL_ANTHROPIC,
-	XL_GEMINI,
-	XL_BEDROCK,
-	XL_COHERE,
-	XL_OLLAMA,     /* Ollama's native API (/api/chat, /api/embed); kind "ollama" + api-version "native" */
-	XL__COUNT
-};
-
-/* The family a catalogue provider kind (sql/003) belongs to; -1 when unknown. */
-int xl_provider_of(const char *kind);
-const char *xl_provider_name(enum xl_provider p);
 
 /* An error to answer with (OpenAI envelope: type, code, message) and its status. */
 struct xl_error {
@@ -51,11 +37,6 @@ struct xl_usage {
 };
 
 json_t *xl_usage_json(const struct xl_usage *u);
-
-/* Maps a provider's error answer (status and body) to the OpenAI envelope and the
- * status the client gets. */
-void xl_upstream_error(enum xl_provider p, long status, const char *body, size_t len,
-		       struct xl_error *e);
 
 /* ---- requests: OpenAI chat request -> provider body ----------------------------- */
 
@@ -106,7 +87,8 @@ void xl_openai_response(json_t *resp, const struct xl_meta *m, struct xl_usage *
 typedef void (*xl_chunk_fn)(void *arg, json_t *chunk); /* chunk is borrowed */
 
 struct xl_stream {
-	enum xl_provider provider;
+	int provider;           /* enum xl_provider (provider.h): the table entry */
+	int passthrough;        /* OpenAI-compatible: chunks pass through, no final chunk of ours */
 	char id[96];
 	char model[128];
 	int64_t created;
@@ -125,12 +107,6 @@ struct xl_stream {
 	struct xl_error err;
 };
 
-void xl_stream_init(struct xl_stream *s, enum xl_provider p, const struct xl_meta *m,
-		    int include_usage, xl_chunk_fn emit, void *arg);
-
-/* One SSE event (Anthropic, Gemini, OpenAI-compatible). Returns 0, or -1 with s->err
- * set (a provider error event or an unreadable event). */
-int xl_stream_sse(struct xl_stream *s, const char *event, const char *data, size_t len);
 /* One line of Ollama's NDJSON stream. */
 int xl_stream_ollama(struct xl_stream *s, const char *line, size_t len);
 /* One Bedrock event-stream message. */

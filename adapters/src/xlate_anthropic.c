@@ -10,6 +10,8 @@
  * tool_use with input_json_delta) / message_delta (stop_reason, output usage) /
  * message_stop; usage is merged from message_start and message_delta.
  */
+#include "provider.h"
+#include "route.h"
 #include "xlate_int.h"
 
 #include <stdlib.h>
@@ -230,8 +232,7 @@ json_t *xl_anthropic_response(const json_t *resp, const struct xl_meta *m, struc
 	return out;
 }
 
-int xl_stream_anthropic(struct xl_stream *s, const char *event, const json_t *j);
-int xl_stream_anthropic(struct xl_stream *s, const char *event, const json_t *j)
+static int anthropic_sse(struct xl_stream *s, const char *event, json_t *j)
 {
 	const char *type = json_string_value(json_object_get(j, "type"));
 	json_int_t index = json_integer_value(json_object_get(j, "index"));
@@ -304,3 +305,37 @@ int xl_stream_anthropic(struct xl_stream *s, const char *event, const json_t *j)
 	/* ping and unknown event types are ignored, as Anthropic asks clients to do. */
 	return 0;
 }
+
+/* ---- the entry ----------------------------------------------------------------------- */
+
+#define ANTHROPIC_VERSION "2023-06-01"
+
+static json_t *anthropic_build(const struct prov_call *c, struct up_request *u, struct xl_error *e)
+{
+	json_t *body;
+
+	if (u->op != UP_CHAT)
+		return xl_unsupported(c->route->provider, c->path, e);
+	if (!(body = xl_anthropic_request(c->req, c->route->model, e)))
+		return NULL;
+	if (up_url(u, c->base, "/v1/messages") < 0 ||
+	    up_add_header(u, "anthropic-version: %s", ANTHROPIC_VERSION) < 0)
+		return xl_url_failed(body, e);
+	return body;
+}
+
+static json_t *anthropic_answer(json_t *resp, const struct prov_answer *a, struct xl_usage *u,
+				struct xl_error *e)
+{
+	return xl_anthropic_response(resp, a->meta, u, e);
+}
+
+const struct provider prov_anthropic = {
+	.name = "anthropic",
+	.default_url = "https://api.anthropic.com",
+	.framing = PROV_SSE,
+	.auth_header = "x-api-key",
+	.request = anthropic_build,
+	.response = anthropic_answer,
+	.sse = anthropic_sse,
+};

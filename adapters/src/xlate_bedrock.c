@@ -7,8 +7,12 @@
  * pieces), contentBlockStop, messageStop (stopReason), metadata (usage). Exceptions
  * arrive as :message-type "exception" with :exception-type and {"message"}.
  */
+#include "provider.h"
+#include "route.h"
+#include "sigv4.h"
 #include "xlate_int.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -269,3 +273,142 @@ int xl_stream_bedrock(struct xl_stream *s, const char *mtype, const char *etype,
 	json_decref(j);
 	return 0;
 }
+
+/* ---- the entry ----------------------------------------------------------------------- */
+
+static json_t *bedrock_build(const struct prov_call *c, struct up_request *u, struct xl_error *e)
+{
+	json_t *body;
+
+	if (u->op != UP_CHAT)
+		return xl_unsupported(c->route->provider, c->path, e);
+	if ((body = xl_bedrock_request(c->req, e)) &&
+	    up_url(u, c->base, "/model/%s/%s", c->model_enc, u->stream ? "converse-stream" : "converse") < 0)
+		return xl_url_failed(body, e);
+	return body;
+}
+
+struct bedrock_cred {
+	char ak[128], sk[128];
+	const char *token; /* the session token or NULL */
+};
+
+/* "ACCESS_KEY_ID:SECRET_ACCESS_KEY[:SESSION_TOKEN]" -> k. */
+static int split_secret(const char *secret, struct bedrock_cred *k, struct xl_error *e)
+{
+	const char *c1 = secret ? strchr(secret, ':') : NULL, *c2, *end;
+
+	if (!c1 || (size_t)(c1 - secret) >= sizeof(k->ak)) {
+		xl_fail(e, 503, "server_error", "upstream_credential_unavailable",
+			"The Bedrock credential must be 'ACCESS_KEY_ID:SECRET_ACCESS_KEY'.");
+		return -1;
+	}
+	c2 = strchr(c1 + 1, ':');
+	end = c2 ? c2 : c1 + 1 + strlen(c1 + 1);
+	if ((size_t)(end - (c1 + 1)) >= sizeof(k->sk)) {
+		xl_fail(e, 503, "server_error", "upstream_credential_unavailable",
+			"The Bedrock credential is too long.");
+		return -1;
+	}
+	snprintf(k->ak, sizeof(k->ak), "%.*s", (int)(c1 - secret), secret);
+	snprintf(k->sk, sizeof(k->sk), "%.*s", (int)(end - (c1 + 1)), c1 + 1);
+	k->token = c2 ? c2 + 1 : NULL;
+	return 0;
+}
+
+/* Splits "scheme://host[:port]/path" into the Host header value and the path. */
+static int split_url(const char *url, char *host, size_t hcap, const char **path)
+{
+	const char *p = strstr(url, "://"), *slash;
+	size_t n;
+
+	if (!p)
+		return -1;
+	p += 3;
+	slash = strchr(p, '/');
+	n = slash ? (size_t)(slash - p) : strlen(p);
+	if (n == 0 || n >= hcap)
+		return -1;
+	memcpy(host, p, n);
+	host[n] = '\0';
+	*path = slash ? slash : "/";
+	return 0;
+}
+
+/* The Authorization value for u (SigV4, service "bedrock"). libcurl 7.88's
+ * CURLOPT_AWS_SIGV4 is not used: it signs the path as sent, where AWS wants every
+ * service but S3 to sign it encoded once more (model ids hold ':'). */
+static int bedrock_auth(const struct ad_route *r, const struct up_request *u,
+			const struct bedrock_cred *k, const char *host, const char *path,
+			const char *date, char auth[SIGV4_AUTH_MAX])
+{
+	struct sigv4_header hs[3] = { { "host", host }, { "x-amz-date", date },
+				      { "x-amz-security-token", k->token } };
+	struct sigv4_request sr = { 0 };
+
+	sr.method = "POST";
+	sr.path = path;
+	sr.query = "";
+	sr.headers = hs;
+	sr.nheaders = k->token ? 3 : 2;
+	sr.body = u->body;
+	sr.body_len = u->body_len;
+	sr.region = r->region[0] ? r->region : "us-east-1";
+	sr.service = "bedrock";
+	sr.access_key = k->ak;
+	sr.secret_key = k->sk;
+	sr.amz_date = date;
+	return sigv4_sign(&sr, auth, SIGV4_AUTH_MAX);
+}
+
+static int bedrock_sign(const struct ad_route *r, const char *secret, time_t now,
+			struct up_request *u, struct xl_error *e)
+{
+	char host[256], date[17], auth[SIGV4_AUTH_MAX];
+	struct bedrock_cred k;
+	const char *path;
+	int rc;
+
+	if (split_secret(secret, &k, e) < 0)
+		return -1;
+	if (split_url(u->url, host, sizeof(host), &path) < 0) {
+		explicit_bzero(k.sk, sizeof(k.sk));
+		xl_fail(e, 500, "server_error", "adapter_misconfigured", "The Bedrock URL is invalid.");
+		return -1;
+	}
+	sigv4_amz_date(now, date);
+	rc = bedrock_auth(r, u, &k, host, path, date, auth);
+	explicit_bzero(k.sk, sizeof(k.sk));
+	if (rc < 0) {
+		xl_fail(e, 500, "server_error", "signing_failed", "The Bedrock request could not be signed.");
+		return -1;
+	}
+	if (up_add_header(u, "Authorization: %s", auth) < 0 || up_add_header(u, "X-Amz-Date: %s", date) < 0 ||
+	    (k.token && up_add_header(u, "X-Amz-Security-Token: %s", k.token) < 0)) {
+		xl_url_failed(NULL, e);
+		return -1;
+	}
+	return 0;
+}
+
+static json_t *bedrock_answer(json_t *resp, const struct prov_answer *a, struct xl_usage *u,
+			      struct xl_error *e)
+{
+	return xl_bedrock_response(resp, a->meta, u, e);
+}
+
+static int bedrock_event(struct xl_stream *s, const struct prov_event *ev)
+{
+	return xl_stream_bedrock(s, ev->message_type, ev->event_type, ev->exception_type, ev->data,
+				 ev->len);
+}
+
+const struct provider prov_bedrock = {
+	.name = "bedrock",
+	.default_url = "https://bedrock-runtime.{region}.amazonaws.com",
+	.framing = PROV_EVENTSTREAM,
+	.request = bedrock_build,
+	.sign = bedrock_sign,
+	.response = bedrock_answer,
+	.event = bedrock_event,
+};

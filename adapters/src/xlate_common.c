@@ -1,35 +1,11 @@
-/* xlate_common: errors, usage, chunks and the stream driver shared by the translators. */
-#include "xlate.h"
+/* xlate_common: errors, usage, chunks and the helpers shared by the translators (the
+ * bottom layer: it knows no provider; provider.c dispatches). */
+#include "xlate_int.h"
 
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
-
-static const struct {
-	const char *kind;
-	enum xl_provider family;
-} kinds[] = {
-	{ "openai", XL_OPENAI },     { "vllm", XL_OPENAI },        { "ollama", XL_OPENAI },
-	{ "gpustack", XL_OPENAI },   { "xinference", XL_OPENAI },  { "localai", XL_OPENAI },
-	{ "dashscope", XL_OPENAI },  { "hunyuan", XL_OPENAI },     { "huggingface", XL_OPENAI },
-	{ "azure_openai", XL_AZURE }, { "anthropic", XL_ANTHROPIC }, { "gemini", XL_GEMINI },
-	{ "bedrock", XL_BEDROCK },   { "cohere", XL_COHERE },
-};
-
-int xl_provider_of(const char *kind)
-{
-	for (size_t i = 0; kind && i < sizeof(kinds) / sizeof(kinds[0]); i++)
-		if (strcmp(kind, kinds[i].kind) == 0)
-			return (int)kinds[i].family;
-	return -1;
-}
-
-const char *xl_provider_name(enum xl_provider p)
-{
-	static const char *const names[] = { "openai", "azure_openai", "anthropic", "gemini",
-					     "bedrock", "cohere", "ollama" };
-	return (unsigned)p < XL__COUNT ? names[p] : "unknown";
-}
 
 void xl_fail(struct xl_error *e, int status, const char *type, const char *code, const char *fmt, ...)
 {
@@ -56,71 +32,6 @@ json_t *xl_usage_json(const struct xl_usage *u)
 			 (json_int_t)(u->prompt + u->completion));
 }
 
-/* The status a client gets for a provider status, and the OpenAI error type. */
-static void map_status(long status, int *out, const char **type, const char **code)
-{
-	*out = (int)status;
-	*code = "upstream_error";
-	if (status == 400 || status == 404 || status == 413 || status == 422) {
-		*type = "invalid_request_error";
-		if (status == 422)
-			*out = 400;
-	} else if (status == 401) {
-		/* The provider refused the gateway's credential: not the client's fault. */
-		*out = 502;
-		*type = "server_error";
-		*code = "upstream_authentication_failed";
-	} else if (status == 403) {
-		*out = 502;
-		*type = "server_error";
-		*code = "upstream_permission_denied";
-	} else if (status == 429) {
-		*type = "rate_limit_error";
-		*code = "rate_limit_exceeded";
-	} else if (status == 529 || status == 503) {
-		*out = 503;
-		*type = "server_error";
-		*code = "upstream_overloaded";
-	} else if (status >= 500 && status <= 599) {
-		*out = 502;
-		*type = "server_error";
-	} else {
-		*out = 502;
-		*type = "server_error";
-	}
-}
-
-/* The provider's own message, wherever its error format keeps it. */
-static const char *provider_message(const json_t *j)
-{
-	const json_t *err = json_object_get(j, "error");
-	const char *m;
-
-	if (json_is_object(err) && (m = json_string_value(json_object_get(err, "message"))))
-		return m; /* OpenAI, Anthropic, Gemini */
-	if ((m = json_string_value(json_object_get(j, "message"))))
-		return m; /* Bedrock, Cohere */
-	if ((m = json_string_value(json_object_get(j, "Message"))))
-		return m;
-	if (json_is_string(err))
-		return json_string_value(err); /* Ollama, TGI */
-	return NULL;
-}
-
-void xl_upstream_error(enum xl_provider p, long status, const char *body, size_t len,
-		       struct xl_error *e)
-{
-	json_t *j = body ? json_loadb(body, len, 0, NULL) : NULL;
-	const char *msg = j ? provider_message(j) : NULL;
-	const char *type, *code;
-	int st;
-
-	map_status(status, &st, &type, &code);
-	xl_fail(e, st, type, code, "The model provider (%s) answered %ld: %.180s", xl_provider_name(p),
-		status, msg ? msg : "no error message");
-	json_decref(j);
-}
-
 json_t *xl_chunk_new(const struct xl_stream *s, json_t **delta)
 {
 	json_t *d = json_object();
@@ -131,11 +42,10 @@ json_t *xl_chunk_new(const struct xl_stream *s, json_t **delta)
 	return c;
 }
 
-void xl_stream_init(struct xl_stream *s, enum xl_provider p, const struct xl_meta *m,
-		    int include_usage, xl_chunk_fn emit, void *arg)
+void xl_stream_reset(struct xl_stream *s, const struct xl_meta *m, int include_usage,
+		     xl_chunk_fn emit, void *arg)
 {
 	memset(s, 0, sizeof(*s));
-	s->provider = p;
 	snprintf(s->id, sizeof(s->id), "%s", m->id ? m->id : "chatcmpl-jairouter");
 	snprintf(s->model, sizeof(s->model), "%s", m->model ? m->model : "");
 	s->created = m->created;
@@ -146,46 +56,19 @@ void xl_stream_init(struct xl_stream *s, enum xl_provider p, const struct xl_met
 	s->arg = arg;
 }
 
-int xl_stream_anthropic(struct xl_stream *s, const char *event, const json_t *j);
-int xl_stream_gemini(struct xl_stream *s, const json_t *j);
-int xl_stream_openai(struct xl_stream *s, json_t *j);
-int xl_stream_cohere(struct xl_stream *s, const json_t *j);
-
-int xl_stream_sse(struct xl_stream *s, const char *event, const char *data, size_t len)
+json_t *xl_event_json(struct xl_stream *s, const char *data, size_t len)
 {
-	json_t *j;
-	int rc;
+	json_t *j = json_loadb(data, len, 0, NULL);
 
-	if (s->failed)
-		return -1;
-	if (s->provider == XL_OPENAI || s->provider == XL_AZURE) {
-		if (len == 6 && memcmp(data, "[DONE]", 6) == 0) {
-			xl_stream_end(s);
-			return 0;
-		}
-	}
-	j = json_loadb(data, len, 0, NULL);
 	if (!j) {
 		xl_fail(&s->err, 502, "server_error", "bad_upstream_stream",
 			"The model provider sent a stream event that is not JSON.");
 		s->failed = 1;
-		return -1;
 	}
-	switch (s->provider) {
-	case XL_ANTHROPIC: rc = xl_stream_anthropic(s, event, j); break;
-	case XL_GEMINI: rc = xl_stream_gemini(s, j); break;
-	case XL_COHERE: rc = xl_stream_cohere(s, j); break;
-	case XL_OPENAI: case XL_AZURE: rc = xl_stream_openai(s, j); break;
-	default: rc = -1; break;
-	}
-	json_decref(j);
-	if (rc < 0)
-		s->failed = 1;
-	return rc;
+	return j;
 }
 
 /* Emits the role chunk once, before any content. */
-void xl_stream_start(struct xl_stream *s);
 void xl_stream_start(struct xl_stream *s)
 {
 	json_t *delta, *c;
@@ -207,7 +90,7 @@ void xl_stream_end(struct xl_stream *s)
 	if (s->finished)
 		return;
 	s->finished = 1;
-	if (s->provider != XL_OPENAI && s->provider != XL_AZURE) {
+	if (!s->passthrough) {
 		xl_stream_start(s);
 		c = xl_chunk_new(s, &delta);
 		json_object_set_new(json_array_get(json_object_get(c, "choices"), 0), "finish_reason",
@@ -251,9 +134,6 @@ const char *xl_finish_to_anthropic(const char *f)
 }
 
 /* ---- helpers (xlate_int.h) ---------------------------------------------------------- */
-#include "xlate_int.h"
-
-#include <stdlib.h>
 
 char *xl_text_of(const json_t *content)
 {
@@ -500,4 +380,19 @@ int xl_push_content(json_t *list, const char *role, const json_t *content,
 		}
 	}
 	return 0;
+}
+
+json_t *xl_unsupported(const char *provider, const char *path, struct xl_error *e)
+{
+	xl_fail(e, 400, "invalid_request_error", "unsupported_by_provider",
+		"The model's provider (%s) does not offer %s through the gateway.", provider, path);
+	return NULL;
+}
+
+json_t *xl_url_failed(json_t *body, struct xl_error *e)
+{
+	json_decref(body);
+	xl_fail(e, 500, "server_error", "adapter_misconfigured",
+		"The upstream request could not be built (URL or headers too long).");
+	return NULL;
 }

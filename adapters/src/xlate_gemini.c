@@ -7,6 +7,8 @@
  * functionResponse parts of a user turn, named after the assistant's call of that id.
  * Gemini gives function calls whole (no ids): ids "call_<n>" are made up in order.
  */
+#include "provider.h"
+#include "route.h"
 #include "xlate_int.h"
 
 #include <stdio.h>
@@ -265,14 +267,14 @@ json_t *xl_gemini_response(const json_t *resp, const struct xl_meta *m, struct x
 	return out;
 }
 
-int xl_stream_gemini(struct xl_stream *s, const json_t *j);
-int xl_stream_gemini(struct xl_stream *s, const json_t *j)
+static int gemini_sse(struct xl_stream *s, const char *event, json_t *j)
 {
 	const json_t *c = json_array_get(json_object_get(j, "candidates"), 0), *p;
 	const json_t *err = json_object_get(j, "error");
 	const char *fr;
 	size_t k;
 
+	(void)event;
 	if (json_is_object(err)) {
 		xl_fail(&s->err, 502, "server_error", "upstream_error",
 			"The model provider (gemini) failed during the stream: %.180s",
@@ -361,3 +363,43 @@ json_t *xl_gemini_embed_response(const json_t *resp, const char *model, int batc
 	return json_pack("{s:s,s:o,s:s,s:{s:i,s:i}}", "object", "list", "data", data, "model", model,
 			 "usage", "prompt_tokens", 0, "total_tokens", 0);
 }
+
+/* ---- the entry ----------------------------------------------------------------------- */
+
+static json_t *gemini_build(const struct prov_call *c, struct up_request *u, struct xl_error *e)
+{
+	const char *verb;
+	json_t *body;
+
+	if (u->op == UP_CHAT) {
+		body = xl_gemini_request(c->req, e);
+		verb = u->stream ? "streamGenerateContent?alt=sse" : "generateContent";
+	} else if (u->op == UP_EMBED) {
+		u->stream = 0;
+		body = xl_gemini_embed_request(c->req, c->route->model, &u->embed_batch, e);
+		verb = u->embed_batch ? "batchEmbedContents" : "embedContent";
+	} else {
+		return xl_unsupported(c->route->provider, c->path, e);
+	}
+	if (body && up_url(u, c->base, "/v1beta/models/%s:%s", c->model_enc, verb) < 0)
+		return xl_url_failed(body, e);
+	return body;
+}
+
+static json_t *gemini_answer(json_t *resp, const struct prov_answer *a, struct xl_usage *u,
+			     struct xl_error *e)
+{
+	if (a->op == UP_EMBED)
+		return xl_gemini_embed_response(resp, a->meta->model, a->embed_batch, e);
+	return xl_gemini_response(resp, a->meta, u, e);
+}
+
+const struct provider prov_gemini = {
+	.name = "gemini",
+	.default_url = "https://generativelanguage.googleapis.com",
+	.framing = PROV_SSE,
+	.auth_header = "x-goog-api-key",
+	.request = gemini_build,
+	.response = gemini_answer,
+	.sse = gemini_sse,
+};

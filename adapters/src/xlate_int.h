@@ -1,4 +1,4 @@
-/* Helpers shared by the translators (not part of the xlate API). */
+/* Helpers shared by the translators and the provider table (not part of the xlate API). */
 #ifndef JR_AD_XLATE_INT_H
 #define JR_AD_XLATE_INT_H
 
@@ -14,7 +14,13 @@ void xl_copy(json_t *dst, const char *dkey, const json_t *src, const char *skey)
 json_int_t xl_max_tokens(const json_t *req);
 /* stop: a string or an array of strings -> a new array (NULL when absent). */
 json_t *xl_stop_array(const json_t *req);
+/* Emits the role chunk once, before any content. */
 void xl_stream_start(struct xl_stream *s);
+/* Clears s for a new stream (xl_stream_init sets the provider on top). */
+void xl_stream_reset(struct xl_stream *s, const struct xl_meta *m, int include_usage,
+		     xl_chunk_fn emit, void *arg);
+/* One stream event's JSON (new reference), or NULL with s->err set and s->failed. */
+json_t *xl_event_json(struct xl_stream *s, const char *data, size_t len);
 /* Emits a text delta. */
 void xl_emit_text(struct xl_stream *s, const char *text, size_t len);
 /* Emits a tool call start (id, name) or arguments (either may be NULL). */
@@ -63,5 +69,11 @@ int xl_walk_messages(const json_t *messages, const struct xl_walk *w, void *arg,
 
 /* A JSON value as compact text, "{}" when absent (new string, may be NULL). */
 char *xl_dump_object(const json_t *v);
+
+/* For the provider entries' request builders: a 400 "unsupported_by_provider" for a
+ * path the provider does not offer, and a 500 "adapter_misconfigured" for a URL that
+ * does not fit (body, when given, is released). Both return NULL. */
+json_t *xl_unsupported(const char *provider, const char *path, struct xl_error *e);
+json_t *xl_url_failed(json_t *body, struct xl_error *e);
 
 #endif

@@ -9,6 +9,8 @@
  * Ollama streams unless told not to. Its stream is NDJSON: one partial answer per line,
  * the last with done=true, done_reason and the counts (prompt_eval_count, eval_count).
  */
+#include "provider.h"
+#include "route.h"
 #include "xlate_int.h"
 
 #include <stdio.h>
@@ -254,3 +256,49 @@ json_t *xl_ollama_embed_response(const json_t *resp, const char *model, struct x
 	return json_pack("{s:s,s:o,s:s,s:{s:I,s:I}}", "object", "list", "data", data, "model", model,
 			 "usage", "prompt_tokens", pt, "total_tokens", pt);
 }
+
+/* ---- the entry ----------------------------------------------------------------------- */
+
+static json_t *ollama_build(const struct prov_call *c, struct up_request *u, struct xl_error *e)
+{
+	const char *path;
+	json_t *body;
+
+	if (u->op == UP_CHAT) {
+		body = xl_ollama_request(c->req, c->route->model, e);
+		path = "/api/chat";
+	} else if (u->op == UP_EMBED) {
+		u->stream = 0;
+		body = xl_ollama_embed_request(c->req, c->route->model, e);
+		path = "/api/embed";
+	} else {
+		return xl_unsupported(c->route->provider, c->path, e);
+	}
+	if (body && up_url(u, c->base, "%s", path) < 0)
+		return xl_url_failed(body, e);
+	return body;
+}
+
+static json_t *ollama_answer(json_t *resp, const struct prov_answer *a, struct xl_usage *u,
+			     struct xl_error *e)
+{
+	if (a->op == UP_EMBED)
+		return xl_ollama_embed_response(resp, a->meta->model, e);
+	return xl_ollama_response(resp, a->meta, u, e);
+}
+
+static int ollama_event(struct xl_stream *s, const struct prov_event *ev)
+{
+	return xl_stream_ollama(s, ev->data, ev->len);
+}
+
+const struct provider prov_ollama = {
+	.name = "ollama",
+	.default_url = "http://127.0.0.1:11434",
+	.framing = PROV_NDJSON,
+	.auth_header = "Authorization",
+	.auth_scheme = "Bearer ",
+	.request = ollama_build,
+	.response = ollama_answer,
+	.event = ollama_event,
+};

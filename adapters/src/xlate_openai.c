@@ -1,12 +1,14 @@
 /*
  * xlate_openai: the OpenAI-compatible family (OpenAI, Azure OpenAI, vLLM, Ollama,
- * GPUStack, Xinference, LocalAI, DashScope, Hunyuan, Hugging Face TGI) and Cohere's
- * chat v2, whose messages are OpenAI's almost as they are.
+ * GPUStack, Xinference, LocalAI, DashScope, Hunyuan, Hugging Face TGI): the entries
+ * prov_openai and prov_azure.
  *
  * OpenAI-compatible requests keep every field the client sent (only "model" changes);
  * streamed ones that must be metered get stream_options.include_usage, and the extra
  * usage-only chunk this asks for is dropped again when the client did not want it.
  */
+#include "provider.h"
+#include "route.h"
 #include "xlate_int.h"
 
 #include <stdio.h>
@@ -53,13 +55,13 @@ void xl_openai_response(json_t *resp, const struct xl_meta *m, struct xl_usage *
 
 /* A chunk from an OpenAI-compatible server: usage read, the public model name set,
  * the usage-only chunk dropped when we asked for it and the client did not. */
-int xl_stream_openai(struct xl_stream *s, json_t *j);
-int xl_stream_openai(struct xl_stream *s, json_t *j)
+static int openai_sse(struct xl_stream *s, const char *event, json_t *j)
 {
 	const json_t *usage = json_object_get(j, "usage"), *choices = json_object_get(j, "choices"), *c;
 	const json_t *err = json_object_get(j, "error");
 	size_t i;
 
+	(void)event;
 	if (json_is_object(err)) {
 		xl_fail(&s->err, 502, "server_error", "upstream_error",
 			"The model provider failed during the stream: %.180s",
@@ -88,120 +90,61 @@ int xl_stream_openai(struct xl_stream *s, json_t *j)
 	return 0;
 }
 
-/* ---- Cohere chat v2 ------------------------------------------------------------------ */
+/* ---- the entries --------------------------------------------------------------------- */
 
-json_t *xl_cohere_request(const json_t *req, const char *model, struct xl_error *e)
+#define AZURE_API_VERSION "2024-10-21"
+
+/* Every /v1/... path is forwarded under the base URL (which ends in /v1). */
+static json_t *openai_build(const struct prov_call *c, struct up_request *u, struct xl_error *e)
 {
-	const json_t *messages = json_object_get(req, "messages");
-	json_t *out, *v;
-	json_int_t max = xl_max_tokens(req);
+	const char *sub = strncmp(c->path, "/v1/", 4) == 0 ? c->path + 3 : c->path;
+	json_t *body = xl_openai_request(c->req, c->route->model, c->route->meter, &u->added_usage, e);
 
-	if (!json_is_array(messages) || !json_array_size(messages)) {
-		xl_fail(e, 400, "invalid_request_error", "invalid_value",
-			"'messages' must be a non-empty array.");
-		return NULL;
-	}
-	out = json_pack("{s:s,s:O}", "model", model, "messages", messages);
-	xl_copy(out, "stream", req, "stream");
-	xl_copy(out, "temperature", req, "temperature");
-	xl_copy(out, "p", req, "top_p");
-	xl_copy(out, "seed", req, "seed");
-	xl_copy(out, "frequency_penalty", req, "frequency_penalty");
-	xl_copy(out, "presence_penalty", req, "presence_penalty");
-	xl_copy(out, "tools", req, "tools");
-	if (max > 0)
-		json_object_set_new(out, "max_tokens", json_integer(max));
-	if ((v = xl_stop_array(req)))
-		json_object_set_new(out, "stop_sequences", v);
-	if (json_is_string(json_object_get(req, "tool_choice"))) {
-		const char *tc = json_string_value(json_object_get(req, "tool_choice"));
-		if (strcmp(tc, "required") == 0)
-			json_object_set_new(out, "tool_choice", json_string("REQUIRED"));
-		else if (strcmp(tc, "none") == 0)
-			json_object_set_new(out, "tool_choice", json_string("NONE"));
-	}
-	return out;
+	if (body && up_url(u, c->base, "%s", sub) < 0)
+		return xl_url_failed(body, e);
+	return body;
 }
 
-static const char *cohere_finish(const char *r)
+/* Azure names the deployment (the upstream model) in the path. */
+static json_t *azure_build(const struct prov_call *c, struct up_request *u, struct xl_error *e)
 {
-	if (!r || strcmp(r, "COMPLETE") == 0 || strcmp(r, "STOP_SEQUENCE") == 0)
-		return "stop";
-	if (strcmp(r, "MAX_TOKENS") == 0)
-		return "length";
-	if (strcmp(r, "TOOL_CALL") == 0)
-		return "tool_calls";
-	return "stop";
+	const struct ad_route *r = c->route;
+	const char *sub = strncmp(c->path, "/v1/", 4) == 0 ? c->path + 4 : c->path;
+	json_t *body = xl_openai_request(c->req, r->model, r->meter, &u->added_usage, e);
+
+	if (body && up_url(u, c->base, "/openai/deployments/%s/%s?api-version=%s", c->model_enc, sub,
+			   r->api_version[0] ? r->api_version : AZURE_API_VERSION) < 0)
+		return xl_url_failed(body, e);
+	return body;
 }
 
-static void cohere_usage(const json_t *usage, struct xl_usage *u)
+static json_t *openai_answer(json_t *resp, const struct prov_answer *a, struct xl_usage *u,
+			     struct xl_error *e)
 {
-	const json_t *t = json_object_get(usage, "tokens");
-
-	if (!json_is_object(t))
-		t = json_object_get(usage, "billed_units");
-	if (!json_is_object(t))
-		return;
-	u->prompt = (int64_t)json_number_value(json_object_get(t, "input_tokens"));
-	u->completion = (int64_t)json_number_value(json_object_get(t, "output_tokens"));
-	u->have = 1;
+	(void)e;
+	xl_openai_response(resp, a->meta, u);
+	return json_incref(resp);
 }
 
-json_t *xl_cohere_response(const json_t *resp, const struct xl_meta *m, struct xl_usage *u,
-			   struct xl_error *e)
-{
-	const json_t *msg = json_object_get(resp, "message");
-	json_t *out_msg;
-	char *text;
+const struct provider prov_openai = {
+	.name = "openai",
+	.default_url = "https://api.openai.com/v1",
+	.framing = PROV_SSE,
+	.openai_compatible = 1,
+	.auth_header = "Authorization",
+	.auth_scheme = "Bearer ",
+	.request = openai_build,
+	.response = openai_answer,
+	.sse = openai_sse,
+};
 
-	if (!json_is_object(msg)) {
-		xl_fail(e, 502, "server_error", "bad_upstream_response",
-			"The model provider's answer has no message.");
-		return NULL;
-	}
-	text = xl_text_of(json_object_get(msg, "content"));
-	out_msg = json_pack("{s:s,s:s}", "role", "assistant", "content", text ? text : "");
-	free(text);
-	if (json_array_size(json_object_get(msg, "tool_calls")))
-		json_object_set(out_msg, "tool_calls", json_object_get(msg, "tool_calls"));
-	cohere_usage(json_object_get(resp, "usage"), u);
-	return json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:o,s:s}],s:o}", "id",
-			 json_string_value(json_object_get(resp, "id")) ?: m->id, "object",
-			 "chat.completion", "created", (json_int_t)m->created, "model", m->model,
-			 "choices", "index", 0, "message", out_msg, "finish_reason",
-			 cohere_finish(json_string_value(json_object_get(resp, "finish_reason"))),
-			 "usage", xl_usage_json(u));
-}
-
-int xl_stream_cohere(struct xl_stream *s, const json_t *j);
-int xl_stream_cohere(struct xl_stream *s, const json_t *j)
-{
-	const char *type = json_string_value(json_object_get(j, "type"));
-	const json_t *dm = json_object_get(json_object_get(j, "delta"), "message");
-	json_int_t index = json_integer_value(json_object_get(j, "index"));
-
-	if (!type)
-		return 0;
-	if (strcmp(type, "message-start") == 0) {
-		xl_stream_start(s);
-	} else if (strcmp(type, "content-delta") == 0) {
-		const char *t = json_string_value(json_object_get(json_object_get(dm, "content"), "text"));
-		if (t)
-			xl_emit_text(s, t, strlen(t));
-	} else if (strcmp(type, "tool-call-start") == 0 || strcmp(type, "tool-call-delta") == 0) {
-		const json_t *tc = json_object_get(dm, "tool_calls"), *fn = json_object_get(tc, "function");
-		int start = type[10] == 's';
-		xl_emit_tool(s, (int)index, start ? json_string_value(json_object_get(tc, "id")) : NULL,
-			     start ? json_string_value(json_object_get(fn, "name")) : NULL,
-			     json_string_value(json_object_get(fn, "arguments")) ?: "");
-		if (start && index + 1 > s->ntools)
-			s->ntools = (int)index + 1;
-	} else if (strcmp(type, "message-end") == 0) {
-		const json_t *d = json_object_get(j, "delta");
-		snprintf(s->finish, sizeof(s->finish), "%s",
-			 cohere_finish(json_string_value(json_object_get(d, "finish_reason"))));
-		cohere_usage(json_object_get(d, "usage"), &s->usage);
-		xl_stream_end(s);
-	}
-	return 0;
-}
+const struct provider prov_azure = {
+	.name = "azure_openai",
+	.default_url = "",
+	.framing = PROV_SSE,
+	.openai_compatible = 1,
+	.auth_header = "api-key",
+	.request = azure_build,
+	.response = openai_answer,
+	.sse = openai_sse,
+};

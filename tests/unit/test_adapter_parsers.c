@@ -3,6 +3,7 @@
 #include "testlib.h"
 
 #include "eventstream.h"
+#include "pct.h"
 #include "route.h"
 #include "sigv4.h"
 #include "sse.h"
@@ -203,11 +204,11 @@ static void sigv4_encodes_paths_twice(void)
 {
 	char out[64];
 
-	CHECK_EQ_INT(sigv4_uri_encode("a:b/c d", 7, 1, out, sizeof(out)), 11);
+	CHECK_EQ_INT(pct_encode("a:b/c d", 7, PCT_UNRESERVED_SLASH, out, sizeof(out)), 11);
 	CHECK_EQ_STR(out, "a%3Ab/c%20d");
-	CHECK_EQ_INT(sigv4_uri_encode("%3A", 3, 1, out, sizeof(out)), 5);
+	CHECK_EQ_INT(pct_encode("%3A", 3, PCT_UNRESERVED_SLASH, out, sizeof(out)), 5);
 	CHECK_EQ_STR(out, "%253A");
-	CHECK_EQ_INT(sigv4_uri_encode("abc", 3, 0, out, 3), -1);
+	CHECK_EQ_INT(pct_encode("abc", 3, PCT_UNRESERVED, out, 3), -1);
 }
 
 static void route_header(void)
@@ -231,7 +232,7 @@ static void route_header(void)
 	CHECK_EQ_INT(route_parse("p=openai", 8, &r, err, sizeof(err)), -1);       /* no model */
 	CHECK_EQ_INT(route_parse("p=openai&m=a%2", 14, &r, err, sizeof(err)), -1); /* bad escape */
 	CHECK_EQ_INT(route_parse("p=openai&m=a%00", 15, &r, err, sizeof(err)), -1); /* NUL */
-	CHECK_EQ_INT(route_encode("a b/c", 5, enc, sizeof(enc)), 9);
+	CHECK_EQ_INT(pct_encode("a b/c", 5, PCT_UNRESERVED, enc, sizeof(enc)), 9);
 	CHECK_EQ_STR(enc, "a%20b%2Fc");
 }
 

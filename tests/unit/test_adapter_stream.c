@@ -5,6 +5,7 @@
 
 #include "eventstream.h"
 #include "sse.h"
+#include "provider.h"
 #include "test_adapter_helpers.h"
 #include "xlate.h"
 

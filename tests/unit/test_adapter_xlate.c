@@ -3,6 +3,8 @@
  * the reverse direction for Anthropic-style clients. */
 #include "testlib.h"
 
+#include "provider.h"
+#include "route.h"
 #include "test_adapter_helpers.h"
 #include "upstream.h"
 #include "xlate.h"

@@ -1,0 +1,27 @@
+/*
+ * adconfig: jairouter-adapter's command-line options, one table (name, range, where the
+ * value goes), like the agent's config/ keys. docs/adapter.md lists them.
+ */
+#ifndef JR_AD_ADCONFIG_H
+#define JR_AD_ADCONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+struct ad_config {
+	char listen[128];          /* HOST:PORT (":0" lets the kernel choose) */
+	char report[128];          /* the agent's report listener, "" = none */
+	size_t max_body, max_response, max_pending;
+	long max_inflight, connect_timeout_ms, idle_timeout_s, drain_timeout_s;
+	int log_level;             /* enum log_level */
+};
+
+void adcfg_defaults(struct ad_config *c);
+
+/* Parses "--name value" pairs into c. 0, or -1 with a message in err. */
+int adcfg_parse(int argc, char **argv, struct ad_config *c, char *err, size_t cap);
+
+/* The usage text. */
+void adcfg_usage(FILE *f);
+
+#endif

@@ -1,0 +1,35 @@
+/*
+ * admetrics: jairouter-adapter's counters (one thread: plain integers) and their
+ * Prometheus text for GET /metrics. docs/adapter.md lists the series.
+ */
+#ifndef JR_AD_ADMETRICS_H
+#define JR_AD_ADMETRICS_H
+
+#include "mask.h"
+#include "provider.h"
+
+#include <stdint.h>
+
+struct evbuffer;
+
+/* The API a client speaks. */
+enum ad_client { CLIENT_OPENAI, CLIENT_ANTHROPIC, CLIENT__COUNT };
+
+struct ad_metrics {
+	uint64_t requests[XL__COUNT][CLIENT__COUNT];
+	uint64_t status[6]; /* by class: 1xx..5xx, [0] other */
+	uint64_t upstream_errors[XL__COUNT];
+	uint64_t stream_errors, client_aborts, upstream_paused;
+	uint64_t masked[MD__COUNT], mask_rejects;
+	uint64_t tokens_prompt, tokens_completion, usage_estimated;
+	uint64_t reports_sent, reports_failed, refused_busy;
+	long inflight;
+};
+
+/* Counts an answer's status by class. */
+void adm_status(struct ad_metrics *m, int status);
+
+/* Appends the exposition text to b. */
+void adm_render(const struct ad_metrics *m, struct evbuffer *b);
+
+#endif

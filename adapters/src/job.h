@@ -1,0 +1,87 @@
+/*
+ * job: one request from HAProxy and its upstream transfer, from the moment it is
+ * accepted until it is reported and freed. job.c owns the lifecycle and the transfer
+ * (curl easy handle, the provider's bytes into a buffer or a stream decoder); reply.c
+ * everything written to the client (JSON answers, translated streams, masking).
+ *
+ *   job_new -> job_start (up_build, curl) -> provider bytes (job.c: on_write)
+ *     -> reply_* -> job_done (the driver: transfer ended) -> job_report, job_free
+ */
+#ifndef JR_AD_JOB_H
+#define JR_AD_JOB_H
+
+#include "eventstream.h"
+#include "mask.h"
+#include "route.h"
+#include "sse.h"
+#include "upstream.h"
+#include "xlate.h"
+
+#include <curl/curl.h>
+
+struct ad_server;
+struct evhttp_request;
+struct evhttp_connection;
+struct evbuffer;
+
+enum job_mode { MODE_NONE, MODE_BUFFER, MODE_STREAM };
+
+struct job {
+	struct job *prev, *next;    /* every job in flight (drain on SIGTERM) */
+	struct ad_server *srv;
+	struct evhttp_request *req;
+	struct evhttp_connection *evcon;
+	char id[128];
+	int client;                 /* enum ad_client */
+	struct ad_route route;
+	struct up_request up;
+	CURL *easy;
+	struct curl_slist *hdrs;
+	char curl_err[CURL_ERROR_SIZE];
+	long status;
+	enum job_mode mode;
+	int stream;                 /* the client asked for a stream */
+	int include_usage;          /* the client asked for the usage chunk */
+	char *buf;                  /* MODE_BUFFER: the whole answer (bounded) */
+	size_t buf_len, buf_cap, buf_max;
+	struct sse_parser sse;
+	struct nd_parser nd;
+	struct es_decoder es;
+	struct xl_stream xs;
+	struct xl_msg_stream ms;
+	int masking;
+	struct mask_policy mask;
+	struct mask_stream mstream;
+	struct mask_counts counts;
+	struct evbuffer *out;        /* stream bytes not yet handed to evhttp */
+	int reply_started, reply_ended;
+	int paused;
+	int client_gone;
+	int64_t prompt_chars;       /* for an estimate when no usage comes */
+	char resp_id[160];          /* "chatcmpl-<request id>" for answers without their own */
+	struct xl_usage usage;
+	int usage_known;
+	int final_status;
+	int reported;
+};
+
+/* A new job for req, linked into the server's list. */
+struct job *job_new(struct ad_server *s, struct evhttp_request *req, int client);
+/* Unlinks, releases everything and frees j. */
+void job_free(struct job *j);
+
+/* Builds the provider request for oreq (the OpenAI-form request; path: what the client
+ * asked, as OpenAI's path) and starts the transfer. 0, or -1 (an error answer may have
+ * gone out: j->reply_ended). */
+int job_start(struct job *j, const json_t *oreq, const char *path, const char *secret);
+
+/* The driver's callback: j's transfer ended with rc. Answers, reports, frees j. */
+void job_done(void *j, CURLcode rc);
+
+/* The drain deadline: every job still running is ended, reported and freed. */
+void job_end_all(struct ad_server *s);
+
+/* The usage line (once per job; aborted: the client or the adapter gave up). */
+void job_report(struct job *j, int aborted);
+
+#endif

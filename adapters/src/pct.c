@@ -1,0 +1,62 @@
+/* pct: see pct.h. */
+#include "pct.h"
+
+static int kept(unsigned char c, enum pct_keep keep)
+{
+	if (keep == PCT_PRINTABLE)
+		return c > 0x20 && c < 0x7f && c != '%';
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	       c == '-' || c == '_' || c == '.' || c == '~' || (keep == PCT_UNRESERVED_SLASH && c == '/');
+}
+
+int pct_encode(const char *s, size_t n, enum pct_keep keep, char *out, size_t cap)
+{
+	static const char digits[] = "0123456789ABCDEF";
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		int plain = kept(c, keep);
+		if (o + (plain ? 1 : 3) + 1 > cap)
+			return -1;
+		if (plain) {
+			out[o++] = (char)c;
+		} else {
+			out[o++] = '%';
+			out[o++] = digits[c >> 4];
+			out[o++] = digits[c & 15];
+		}
+	}
+	if (cap == 0)
+		return -1;
+	out[o] = '\0';
+	return (int)o;
+}
+
+static int hexv(int c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	       : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+int pct_decode(const char *s, size_t n, char *out, size_t cap)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int c = (unsigned char)s[i];
+		if (c == '%') {
+			if (n - i < 3 || hexv(s[i + 1]) < 0 || hexv(s[i + 2]) < 0)
+				return -1;
+			c = hexv(s[i + 1]) << 4 | hexv(s[i + 2]);
+			i += 2;
+		}
+		if (c == 0 || o + 1 >= cap)
+			return -1;
+		out[o++] = (char)c;
+	}
+	if (cap == 0)
+		return -1;
+	out[o] = '\0';
+	return (int)o;
+}

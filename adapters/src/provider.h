@@ -1,0 +1,127 @@
+/*
+ * provider: the table of provider families. Each family is one `struct provider` entry,
+ * defined in its own translator file (xlate_<family>.c) and listed in provider.c: how
+ * its request is built (URL, body, its own headers), where its credential goes, how its
+ * non-streamed answer and its stream events become OpenAI's. Everything that differs
+ * between providers is reached through this table; nothing else switches on a family.
+ *
+ * Layering (no file includes one above it):
+ *   xlate_common (shared translator helpers), pct, upstream (the request struct)
+ *     <- xlate_<family> (one entry each) <- provider.c (the table, dispatch)
+ *     <- job, server (I/O)
+ *
+ * Adding a provider: a file xlate_<family>.c with its translators and its entry, and in
+ * the table (this header's enum and extern line, provider.c's rows). docs/adapter.md.
+ */
+#ifndef JR_AD_PROVIDER_H
+#define JR_AD_PROVIDER_H
+
+#include "upstream.h"
+#include "xlate.h"
+
+#include <jansson.h>
+#include <time.h>
+
+struct ad_route;
+
+/* A family: the index into the table (route.family, metrics labels). */
+enum xl_provider {
+	XL_OPENAI = 0, /* OpenAI and every OpenAI-compatible server (vLLM, Ollama, ...) */
+	XL_AZURE,
+	XL_ANTHROPIC,
+	XL_GEMINI,
+	XL_BEDROCK,
+	XL_COHERE,
+	XL_OLLAMA,     /* Ollama's native API (/api/chat, /api/embed); kind "ollama" + api-version "native" */
+	XL__COUNT
+};
+
+/* How a streamed answer is framed (the job picks the decoder). */
+enum prov_framing { PROV_SSE, PROV_NDJSON, PROV_EVENTSTREAM };
+
+/* What a request builder is given. */
+struct prov_call {
+	const struct ad_route *route;
+	const char *path;       /* the client's path ("/v1/chat/completions" ...) */
+	const json_t *req;      /* the request in OpenAI's form */
+	const char *base;       /* the base URL: the route's, else the entry's default */
+	const char *model_enc;  /* the upstream model, percent-encoded for a URL path */
+};
+
+/* What a response translator is given besides the answer. */
+struct prov_answer {
+	const struct xl_meta *meta;
+	enum up_op op;
+	int embed_batch;        /* Gemini: the request was a batchEmbedContents */
+};
+
+/* One event of a stream that is not SSE (NDJSON line, AWS event-stream message). */
+struct prov_event {
+	const char *message_type, *event_type, *exception_type; /* event stream headers */
+	const char *data;
+	size_t len;
+};
+
+struct provider {
+	const char *name;          /* metrics label and messages */
+	/* The public base URL ("{region}" stands for the route's region, us-east-1 when none);
+	 * "" when the route must give one. */
+	const char *default_url;
+	enum prov_framing framing; /* of a streamed answer */
+	/* Answers are OpenAI's already: passed through (non-JSON ones as they come), the
+	 * stream ends with the provider's [DONE], no final chunk of our own. */
+	int openai_compatible;
+	/* The credential as a header "<auth_header>: <auth_scheme><secret>"; NULL when the
+	 * entry signs the request instead (sign). */
+	const char *auth_header, *auth_scheme;
+	/* The provider body for c (URL in u->url, own headers added, u->stream cleared for
+	 * operations that do not stream). NULL with e set. */
+	json_t *(*request)(const struct prov_call *c, struct up_request *u, struct xl_error *e);
+	/* Signs the finished request (body and headers in u); NULL when none. 0, or -1 with e. */
+	int (*sign)(const struct ad_route *r, const char *secret, time_t now, struct up_request *u,
+		    struct xl_error *e);
+	/* The provider's JSON answer -> OpenAI's (new reference), usage in u. NULL with e. */
+	json_t *(*response)(json_t *resp, const struct prov_answer *a, struct xl_usage *u,
+			    struct xl_error *e);
+	/* PROV_SSE: one event's parsed JSON (event: the SSE event name or NULL). */
+	int (*sse)(struct xl_stream *s, const char *event, json_t *j);
+	/* PROV_NDJSON, PROV_EVENTSTREAM: one raw event. */
+	int (*event)(struct xl_stream *s, const struct prov_event *ev);
+};
+
+extern const struct provider prov_openai, prov_azure, prov_anthropic, prov_gemini, prov_bedrock,
+	prov_cohere, prov_ollama;
+
+/* The entry of a family; NULL when out of range. */
+const struct provider *prov_get(int family);
+/* The family of a catalogue provider kind (sql/003) with its endpoint's api-version;
+ * -1 when unknown. */
+int prov_family(const char *kind, const char *api_version);
+const char *xl_provider_name(enum xl_provider p);
+
+/* Builds the provider request for one client request. path is the client's path; secret
+ * the provider credential (Bedrock: "ACCESS_KEY_ID:SECRET_ACCESS_KEY[:SESSION_TOKEN]"),
+ * may be NULL. 0, or -1 with e set. */
+int up_build(const struct ad_route *r, const char *path, const json_t *req, const char *secret,
+	     time_t now, struct up_request *out, struct xl_error *e);
+
+/* The non-streamed JSON answer of family p -> OpenAI's. NULL with e set. */
+json_t *prov_response(enum xl_provider p, json_t *resp, const struct prov_answer *a,
+		      struct xl_usage *u, struct xl_error *e);
+
+/* Maps a provider's error answer (status and body) to the OpenAI envelope and the
+ * status the client gets. */
+void xl_upstream_error(enum xl_provider p, long status, const char *body, size_t len,
+		       struct xl_error *e);
+
+/* ---- streams ------------------------------------------------------------------- */
+
+void xl_stream_init(struct xl_stream *s, enum xl_provider p, const struct xl_meta *m,
+		    int include_usage, xl_chunk_fn emit, void *arg);
+/* One SSE event. Returns 0, or -1 with s->err set (a provider error event or an
+ * unreadable event). */
+int xl_stream_sse(struct xl_stream *s, const char *event, const char *data, size_t len);
+/* One NDJSON line or event-stream message, to the entry's event translator. */
+int xl_stream_event(struct xl_stream *s, const struct prov_event *ev);
+
+#endif

@@ -1,0 +1,85 @@
+/* report: see report.h. */
+#include "report.h"
+
+#include "pct.h"
+#include "route.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static int parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+{
+	char host[128];
+	const char *colon = strrchr(s, ':');
+	struct addrinfo hints = { 0 }, *res = NULL;
+	size_t hl;
+
+	if (!colon || (size_t)(colon - s) >= sizeof(host))
+		return -1;
+	hl = (size_t)(colon - s);
+	memcpy(host, s, hl);
+	host[hl] = '\0';
+	if (host[0] == '[' && hl > 1 && host[hl - 1] == ']')
+		host[hl - 1] = '\0';
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_DGRAM;
+	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+	if (getaddrinfo(host[0] == '[' ? host + 1 : host, colon + 1, &hints, &res) != 0 || !res)
+		return -1;
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*len = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+int rep_open(struct ad_reporter *r, const char *hostport, char *err, size_t cap)
+{
+	r->fd = -1;
+	if (!hostport[0])
+		return 0;
+	if (parse_hostport(hostport, &r->addr, &r->addr_len) < 0) {
+		snprintf(err, cap, "--report %s: expected a numeric HOST:PORT", hostport);
+		return -1;
+	}
+	r->fd = socket(r->addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (r->fd < 0) {
+		snprintf(err, cap, "report socket: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+void rep_close(struct ad_reporter *r)
+{
+	if (r->fd >= 0)
+		close(r->fd);
+	r->fd = -1;
+}
+
+/* A value for the spaced line ("-" when it cannot be encoded). */
+static const char *value(const char *v, char *out, size_t cap)
+{
+	return pct_encode(v, strlen(v), PCT_PRINTABLE, out, cap) < 0 ? "-" : out;
+}
+
+int rep_send(const struct ad_reporter *r, const struct rep_line *l)
+{
+	char line[768], id[384], model[RT_NAME_MAX * 3], tenant[RT_NAME_MAX * 3];
+	int n;
+
+	if (r->fd < 0)
+		return -1;
+	n = snprintf(line, sizeof(line),
+		     "src=adapter id=%s pt=%lld ct=%lld%s%s st=%d stream=%d model=%s tenant=%s provider=%s",
+		     value(l->id, id, sizeof(id)), (long long)l->prompt, (long long)l->completion,
+		     l->estimated ? " est=1" : "", l->aborted ? " abort=1" : "", l->status, l->stream,
+		     value(l->model, model, sizeof(model)), value(l->tenant, tenant, sizeof(tenant)), l->provider);
+	if (n < 0)
+		return -1;
+	if ((size_t)n >= sizeof(line))
+		n = (int)sizeof(line) - 1;
+	return sendto(r->fd, line, (size_t)n, 0, (const struct sockaddr *)&r->addr, r->addr_len) < 0 ? -1 : 0;
+}

@@ -1,0 +1,333 @@
+/* server: see server.h. */
+#include "server.h"
+
+#include "driver.h"
+#include "job.h"
+#include "reply.h"
+
+#include "util/log.h"
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* ---- requests from HAProxy ------------------------------------------------------------ */
+
+/* The provider credential HAProxy injected (the agent chose it): the secret without
+ * its scheme. NULL when none. */
+static const char *credential(struct evkeyvalq *h)
+{
+	const char *v = evhttp_find_header(h, "authorization");
+
+	if (v) {
+		if (strncasecmp(v, "Bearer ", 7) == 0)
+			v += 7;
+		return v;
+	}
+	if ((v = evhttp_find_header(h, "x-api-key")))
+		return v;
+	return evhttp_find_header(h, "api-key");
+}
+
+/* The request's path without its query, "/api/v1/..." as "/v1/...". */
+static void request_path(struct evhttp_request *req, char *path, size_t cap)
+{
+	const char *uri = evhttp_request_get_uri(req), *q = strchr(uri, '?');
+
+	snprintf(path, cap, "%.*s", (int)(q ? (size_t)(q - uri) : strlen(uri)), uri);
+	if (strncmp(path, "/api/v1/", 8) == 0)
+		memmove(path, path + 4, strlen(path + 4) + 1);
+}
+
+/* What is refused before a job exists. 0 when the request may go on. */
+static int admit(struct ad_server *s, struct evhttp_request *req)
+{
+	size_t len = evbuffer_get_length(evhttp_request_get_input_buffer(req));
+
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+		reply_refuse(s, req, 405, "invalid_request_error", "method_not_allowed", "The adapter takes POST requests.");
+	} else if (!evhttp_find_header(evhttp_request_get_input_headers(req), "x-jairouter-adapter")) {
+		reply_refuse(s, req, 400, "invalid_request_error", "adapter_route_missing",
+			     "This request did not come through the gateway's decision (no route header).");
+	} else if (s->m.inflight >= s->cfg->max_inflight) {
+		s->m.refused_busy++;
+		reply_refuse(s, req, 503, "server_error", "adapter_busy",
+			     "The gateway's adapter is at its request limit; retry shortly.");
+	} else if (len > s->cfg->max_body) {
+		reply_refuse(s, req, 413, "invalid_request_error", "request_too_large",
+			     "The request body is larger than the adapter accepts.");
+	} else {
+		return 0;
+	}
+	return -1;
+}
+
+/* The client's body as an OpenAI chat request (Anthropic clients' converted; path
+ * then says what it now is). NULL after an error answer. */
+static json_t *openai_request(struct job *j, char *path, size_t cap)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(j->req);
+	size_t len = evbuffer_get_length(in);
+	json_t *body = json_loadb((const char *)evbuffer_pullup(in, -1), len, 0, NULL), *oreq;
+	struct xl_error e;
+
+	if (!json_is_object(body)) {
+		json_decref(body);
+		reply_fail(j, 400, "invalid_request_error", "invalid_json", "The request body must be a JSON object.");
+		return NULL;
+	}
+	if (j->client != CLIENT_ANTHROPIC)
+		return body;
+	oreq = xl_msg_to_openai(body, &e);
+	json_decref(body);
+	snprintf(path, cap, "/v1/chat/completions");
+	if (!oreq)
+		reply_error(j, &e);
+	return oreq;
+}
+
+/* The tenant's masking policy applied to the request. 0, or -1 after an error answer. */
+static int mask_setup(struct job *j, json_t *oreq)
+{
+	char err[160];
+	int rc;
+
+	if (!j->route.mask[0])
+		return 0;
+	if (mask_policy_parse(&j->mask, j->route.mask, strlen(j->route.mask), err, sizeof(err)) < 0) {
+		log_error("request %s: tenant masking policy refused: %s", j->id, err);
+		reply_fail(j, 500, "server_error", "masking_policy_invalid",
+			   "The tenant's masking policy is invalid (%s); the request was not sent.", err);
+		return -1;
+	}
+	j->masking = 1;
+	mask_stream_init(&j->mstream, &j->mask);
+	if (!(rc = mask_request(&j->mask, oreq, &j->counts)))
+		return 0;
+	if (rc < 0) {
+		reply_fail(j, 500, "server_error", "masking_failed", "The request could not be masked.");
+		return -1;
+	}
+	j->srv->m.mask_rejects++;
+	reply_fail(j, 400, "invalid_request_error", "sensitive_data_detected",
+		   "The request contains data the tenant's policy does not allow to leave (%s).",
+		   mask_detector_name(j->counts.rejected_by));
+	return -1;
+}
+
+/* The prompt's size for an estimate when no usage comes: its messages as JSON. */
+static int64_t prompt_chars(const json_t *oreq, size_t body_len)
+{
+	char *dump = json_dumps(json_object_get(oreq, "messages"), JSON_COMPACT);
+	int64_t n = dump ? (int64_t)strlen(dump) : (int64_t)body_len;
+
+	free(dump);
+	return n;
+}
+
+/* Until the transfer starts: 0, or -1 once an answer went out. */
+static int prepare(struct job *j, const char *route, char *path, size_t cap)
+{
+	struct evkeyvalq *h = evhttp_request_get_input_headers(j->req);
+	char err[160];
+	json_t *oreq;
+	int rc = -1;
+
+	if (route_parse(route, strlen(route), &j->route, err, sizeof(err)) < 0) {
+		log_error("request %s: bad x-jairouter-adapter header: %s", j->id, err);
+		reply_refuse(j->srv, j->req, 500, "server_error", "adapter_route_invalid",
+			     "The gateway's route for this request is invalid.");
+		return -1;
+	}
+	j->srv->m.requests[j->route.family][j->client]++;
+	if (!(oreq = openai_request(j, path, cap)))
+		return -1;
+	j->include_usage = json_is_true(json_object_get(json_object_get(oreq, "stream_options"), "include_usage"));
+	j->prompt_chars = prompt_chars(oreq, evbuffer_get_length(evhttp_request_get_input_buffer(j->req)));
+	if (mask_setup(j, oreq) == 0 && (rc = job_start(j, oreq, path, credential(h))) < 0 && !j->reply_ended)
+		reply_refuse(j->srv, j->req, 500, "server_error", "gateway_error", "The upstream transfer could not start.");
+	json_decref(oreq);
+	return rc;
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+	struct ad_server *s = arg;
+	char path[256];
+	struct job *j;
+
+	if (admit(s, req) < 0)
+		return;
+	request_path(req, path, sizeof(path));
+	j = job_new(s, req, strcmp(path, "/v1/messages") == 0 ? CLIENT_ANTHROPIC : CLIENT_OPENAI);
+	if (prepare(j, evhttp_find_header(evhttp_request_get_input_headers(req), "x-jairouter-adapter"), path,
+		    sizeof(path)) < 0)
+		job_free(j);
+}
+
+/* ---- /metrics and /health -------------------------------------------------------------- */
+
+static void reply_text(struct evhttp_request *req, struct evbuffer *b, const char *type)
+{
+	if (type)
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", type);
+	evhttp_send_reply(req, 200, "OK", b);
+	evbuffer_free(b);
+}
+
+static void on_metrics(struct evhttp_request *req, void *arg)
+{
+	struct ad_server *s = arg;
+	struct evbuffer *b = evbuffer_new();
+
+	if (!b)
+		abort(); /* out of memory: as xalloc */
+	adm_render(&s->m, b);
+	reply_text(req, b, "text/plain; version=0.0.4");
+}
+
+static void on_health(struct evhttp_request *req, void *arg)
+{
+	struct evbuffer *b = evbuffer_new();
+
+	(void)arg;
+	if (!b)
+		abort();
+	evbuffer_add_printf(b, "ok\n");
+	reply_text(req, b, NULL);
+}
+
+/* ---- drain ----------------------------------------------------------------------------- */
+
+void srv_job_gone(struct ad_server *s)
+{
+	struct timeval grace = { 0, 100000 }; /* the last bytes out first */
+
+	if (s->draining && !s->jobs)
+		event_base_loopexit(s->base, &grace);
+}
+
+/* The drain deadline: what is still running is ended (streams with an error event,
+ * others with 503), reported, and the loop stops. */
+static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct ad_server *s = arg;
+	struct timeval grace = { 0, 300000 }; /* for those last bytes to be written */
+
+	(void)fd, (void)what;
+	log_warn("drain: %ld request(s) still running at the deadline; ending them", s->m.inflight);
+	job_end_all(s);
+	event_base_loopexit(s->base, &grace);
+}
+
+/* SIGTERM/SIGINT: stop accepting (HAProxy's health check then fails over), let the
+ * requests in flight finish for up to --drain-timeout-s, then stop. */
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct ad_server *s = arg;
+	struct timeval tv = { s->cfg->drain_timeout_s, 0 };
+
+	(void)what;
+	if (s->draining) {
+		log_info("signal %d again: stopping now", (int)sig);
+		on_drain_timeout(-1, 0, s);
+		return;
+	}
+	s->draining = 1;
+	log_info("signal %d: draining %ld request(s)", (int)sig, s->m.inflight);
+	if (s->bound) {
+		evhttp_del_accept_socket(s->http, s->bound);
+		s->bound = NULL;
+	}
+	if (!s->jobs) {
+		event_base_loopexit(s->base, NULL);
+		return;
+	}
+	if (!s->drain_timer && !(s->drain_timer = evtimer_new(s->base, on_drain_timeout, s)))
+		abort();
+	evtimer_add(s->drain_timer, &tv);
+}
+
+/* ---- start-up -------------------------------------------------------------------------- */
+
+static int listen_on(struct ad_server *s)
+{
+	const char *listen = s->cfg->listen, *colon = strrchr(listen, ':');
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char host[128];
+
+	if (!colon || (size_t)(colon - listen) >= sizeof(host)) {
+		log_error("--listen %s: expected HOST:PORT", listen);
+		return -1;
+	}
+	snprintf(host, sizeof(host), "%.*s", (int)(colon - listen), listen);
+	if (!(s->bound = evhttp_bind_socket_with_handle(s->http, host, (ev_uint16_t)atoi(colon + 1)))) {
+		log_error("cannot listen on %s", listen);
+		return -1;
+	}
+	/* The port actually bound (":0" lets the kernel choose, as in tests). */
+	getsockname(evhttp_bound_socket_get_fd(s->bound), (struct sockaddr *)&ss, &sl);
+	printf("LISTENING %d\n", ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+							   : ((struct sockaddr_in *)&ss)->sin_port));
+	fflush(stdout);
+	return 0;
+}
+
+static int make_http(struct ad_server *s)
+{
+	if (!(s->http = evhttp_new(s->base)))
+		return -1;
+	evhttp_set_max_body_size(s->http, (ev_ssize_t)s->cfg->max_body + 1);
+	evhttp_set_max_headers_size(s->http, RT_HEADER_MAX + 16384);
+	evhttp_set_timeout(s->http, 600);
+	evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
+	evhttp_set_cb(s->http, "/metrics", on_metrics, s);
+	evhttp_set_cb(s->http, "/health", on_health, s);
+	evhttp_set_gencb(s->http, on_request, s);
+	return 0;
+}
+
+int srv_init(struct ad_server *s, const struct ad_config *cfg)
+{
+	s->cfg = cfg;
+	if (!(s->base = event_base_new()) || !(s->drv = drv_new(s->base, job_done)) || make_http(s) < 0) {
+		log_error("the event loop, libcurl or the HTTP server could not be set up");
+		return -1;
+	}
+	if (listen_on(s) < 0)
+		return -1;
+	s->sigs[0] = evsignal_new(s->base, SIGTERM, on_signal, s);
+	s->sigs[1] = evsignal_new(s->base, SIGINT, on_signal, s);
+	if (!s->sigs[0] || !s->sigs[1] || event_add(s->sigs[0], NULL) < 0 || event_add(s->sigs[1], NULL) < 0) {
+		log_error("signal handlers could not be installed");
+		return -1;
+	}
+	return 0;
+}
+
+void srv_run(struct ad_server *s)
+{
+	event_base_dispatch(s->base);
+}
+
+void srv_free(struct ad_server *s)
+{
+	for (int i = 0; i < 2; i++)
+		if (s->sigs[i])
+			event_free(s->sigs[i]);
+	if (s->drain_timer)
+		event_free(s->drain_timer);
+	if (s->http)
+		evhttp_free(s->http);
+	drv_free(s->drv);
+	if (s->base)
+		event_base_free(s->base);
+}
