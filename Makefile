@@ -122,8 +122,9 @@ build/fuzz/%: tests/fuzz/%.c $(LIB_SRCS)
 	@mkdir -p $(dir $@)
 	$(FUZZCC) $(FUZZ_CFLAGS) -MMD -MP -MF $@.d -o $@ $< $(LIB_SRCS) $(PKG_LIBS) -lm
 
-# The adapter's parsers (SSE, AWS event-stream) are fuzzed with its own sources.
-AD_FUZZ := build/fuzz/fuzz_sse build/fuzz/fuzz_eventstream
+# The adapter's parsers (SSE, AWS event-stream), translators (requests, answers,
+# streams through the provider table) and masking engine are fuzzed with its own sources.
+AD_FUZZ := $(addprefix build/fuzz/,fuzz_sse fuzz_eventstream fuzz_xlate_request fuzz_xlate_stream fuzz_mask)
 AD_FUZZ_UTIL := spoa/src/util/log.c spoa/src/util/json.c spoa/src/util/xalloc.c
 $(AD_FUZZ): build/fuzz/%: tests/fuzz/%.c $(AD_SRCS) $(AD_FUZZ_UTIL)
 	@mkdir -p $(dir $@)

@@ -1,6 +1,7 @@
 /* eventstream: see eventstream.h. */
 #include "eventstream.h"
 
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,17 +29,19 @@ uint32_t es_crc32(uint32_t crc, const uint8_t *p, size_t n)
 	return ~crc;
 }
 
+/* Network byte order through libc (ntohl/htonl), unaligned through memcpy. */
 static uint32_t be32(const uint8_t *p)
 {
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return ntohl(v);
 }
 
 static void put_be32(uint8_t *p, uint32_t v)
 {
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
+	v = htonl(v);
+	memcpy(p, &v, 4);
 }
 
 void es_init(struct es_decoder *d, es_message_fn fn, void *arg)

@@ -3,6 +3,8 @@
  * POSIX extended regular expressions (regcomp/regexec). */
 #include "mask.h"
 
+#include "util/xalloc.h"
+
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <openssl/evp.h>
@@ -30,62 +32,76 @@ void mask_policy_free(struct mask_policy *p)
 	p->n = 0;
 }
 
-static int parse_rule(struct mask_rule *r, const json_t *j, size_t i, char *err, size_t cap)
-{
-	const char *det = json_string_value(json_object_get(j, "detector"));
-	const char *act = json_string_value(json_object_get(j, "action"));
-	const char *label = json_string_value(json_object_get(j, "label"));
-	const char *pat = json_string_value(json_object_get(j, "pattern"));
-	int d;
+static const char *const act_names[] = { "mask", "label", "hash", "reject" };
 
-	memset(r, 0, sizeof(*r));
-	for (d = 0; d < MD__COUNT; d++)
-		if (det && strcmp(det, det_names[d]) == 0)
-			break;
+/* The detector and action names of a rule (no action: "mask"). */
+static int parse_names(struct mask_rule *r, const char *det, const char *act, size_t i, char *err, size_t cap)
+{
+	int d, a;
+
+	for (d = 0; d < MD__COUNT && !(det && strcmp(det, det_names[d]) == 0); d++)
+		;
 	if (d == MD__COUNT) {
 		snprintf(err, cap, "rule %zu: unknown detector", i);
 		return -1;
 	}
-	r->det = (enum mask_detector)d;
-	if (!act || strcmp(act, "mask") == 0)
-		r->act = MA_MASK;
-	else if (strcmp(act, "label") == 0)
-		r->act = MA_LABEL;
-	else if (strcmp(act, "hash") == 0)
-		r->act = MA_HASH;
-	else if (strcmp(act, "reject") == 0)
-		r->act = MA_REJECT;
-	else {
+	for (a = 0; act && a < 4 && strcmp(act, act_names[a]) != 0; a++)
+		;
+	if (a == 4) {
 		snprintf(err, cap, "rule %zu: unknown action", i);
 		return -1;
 	}
-	if (label) {
-		size_t n = strlen(label);
-		if (n == 0 || n >= MASK_LABEL_MAX) {
-			snprintf(err, cap, "rule %zu: label must have 1 to %d bytes", i, MASK_LABEL_MAX - 1);
-			return -1;
-		}
-		for (size_t k = 0; k < n; k++)
-			if (!isalnum((unsigned char)label[k]) && label[k] != '_' && label[k] != '-') {
-				snprintf(err, cap, "rule %zu: label may hold letters, digits, '_' and '-'", i);
-				return -1;
-			}
-		memcpy(r->label, label, n + 1);
-	} else {
-		snprintf(r->label, sizeof(r->label), "%s", det_labels[d]);
+	r->det = (enum mask_detector)d;
+	r->act = act ? (enum mask_action)a : MA_MASK;
+	return 0;
+}
+
+/* The label: the rule's own (1 to MASK_LABEL_MAX - 1 of [A-Za-z0-9_-]) or the detector's. */
+static int parse_label(struct mask_rule *r, const char *label, size_t i, char *err, size_t cap)
+{
+	size_t n = label ? strlen(label) : 0;
+
+	if (!label) {
+		snprintf(r->label, sizeof(r->label), "%s", det_labels[r->det]);
+		return 0;
 	}
-	if (r->det == MD_REGEX) {
-		if (!pat || !*pat || strlen(pat) > MASK_PATTERN_MAX) {
-			snprintf(err, cap, "rule %zu: a regex rule needs a pattern of 1 to %d bytes", i,
-				 MASK_PATTERN_MAX);
-			return -1;
-		}
-		if (regcomp(&r->re, pat, REG_EXTENDED) != 0) {
-			snprintf(err, cap, "rule %zu: the pattern is not a POSIX extended regex", i);
-			return -1;
-		}
-		r->has_re = 1;
+	if (n == 0 || n >= MASK_LABEL_MAX) {
+		snprintf(err, cap, "rule %zu: label must have 1 to %d bytes", i, MASK_LABEL_MAX - 1);
+		return -1;
 	}
+	for (size_t k = 0; k < n; k++) {
+		if (!isalnum((unsigned char)label[k]) && label[k] != '_' && label[k] != '-') {
+			snprintf(err, cap, "rule %zu: label may hold letters, digits, '_' and '-'", i);
+			return -1;
+		}
+	}
+	memcpy(r->label, label, n + 1);
+	return 0;
+}
+
+static int parse_pattern(struct mask_rule *r, const char *pat, size_t i, char *err, size_t cap)
+{
+	if (!pat || !*pat || strlen(pat) > MASK_PATTERN_MAX) {
+		snprintf(err, cap, "rule %zu: a regex rule needs a pattern of 1 to %d bytes", i, MASK_PATTERN_MAX);
+		return -1;
+	}
+	if (regcomp(&r->re, pat, REG_EXTENDED) != 0) {
+		snprintf(err, cap, "rule %zu: the pattern is not a POSIX extended regex", i);
+		return -1;
+	}
+	r->has_re = 1;
+	return 0;
+}
+
+static int parse_rule(struct mask_rule *r, const json_t *j, size_t i, char *err, size_t cap)
+{
+	memset(r, 0, sizeof(*r));
+	if (parse_names(r, json_string_value(json_object_get(j, "detector")),
+			json_string_value(json_object_get(j, "action")), i, err, cap) < 0 ||
+	    parse_label(r, json_string_value(json_object_get(j, "label")), i, err, cap) < 0)
+		return -1;
+	if (r->det == MD_REGEX)
+		return parse_pattern(r, json_string_value(json_object_get(j, "pattern")), i, err, cap);
 	return 0;
 }
 
@@ -270,57 +286,63 @@ static size_t m_cn_mobile(const char *s, size_t n, size_t i)
 }
 
 /* "+<country> ..." with 8 to 15 digits, or US style "(555) 123-4567" / "555-123-4567". */
-static size_t m_phone(const char *s, size_t n, size_t i)
+/* "+" and 8 to 15 digits with single separators between them. */
+static size_t m_phone_intl(const char *s, size_t n, size_t i)
 {
-	size_t j, end;
-	int d;
+	size_t j = i + 1;
+	int d = 0;
 
-	if (i > 0 && (is_word((unsigned char)s[i - 1]) || s[i - 1] == '+'))
-		return 0;
-	if (s[i] == '+') {
-		d = 0;
-		j = i + 1;
-		while (j < n && d < 15) {
-			if (is_digit((unsigned char)s[j]))
-				d++, j++;
-			else if ((s[j] == ' ' || s[j] == '-' || s[j] == '.' || s[j] == '(' || s[j] == ')') &&
-				 j + 1 < n && (is_digit((unsigned char)s[j + 1]) || s[j + 1] == '('))
-				j++;
-			else
-				break;
-		}
-		while (j > i && !is_digit((unsigned char)s[j - 1]))
-			j--;
-		if (d < 8 || (j < n && is_digit((unsigned char)s[j])))
-			return 0;
-		return j - i;
+	while (j < n && d < 15) {
+		if (is_digit((unsigned char)s[j]))
+			d++, j++;
+		else if ((s[j] == ' ' || s[j] == '-' || s[j] == '.' || s[j] == '(' || s[j] == ')') && j + 1 < n &&
+			 (is_digit((unsigned char)s[j + 1]) || s[j + 1] == '('))
+			j++;
+		else
+			break;
 	}
-	j = i;
+	while (j > i && !is_digit((unsigned char)s[j - 1]))
+		j--;
+	if (d < 8 || (j < n && is_digit((unsigned char)s[j])))
+		return 0;
+	return j - i;
+}
+
+static int digits_at(const char *s, size_t j, int count)
+{
+	for (int k = 0; k < count; k++)
+		if (!is_digit((unsigned char)s[j + k]))
+			return 0;
+	return 1;
+}
+
+/* US style: "(415) 555-0100", "415-555-0100", "415.555.0100". */
+static size_t m_phone_us(const char *s, size_t n, size_t i)
+{
+	size_t j = i, end;
+
 	if (s[j] == '(') {
-		if (n - j < 14 || !is_digit((unsigned char)s[j + 1]) || !is_digit((unsigned char)s[j + 2]) ||
-		    !is_digit((unsigned char)s[j + 3]) || s[j + 4] != ')')
+		if (n - j < 14 || !digits_at(s, j + 1, 3) || s[j + 4] != ')')
 			return 0;
 		j += 5;
 		if (j < n && s[j] == ' ')
 			j++;
 	} else {
-		if (n - j < 12 || !is_digit((unsigned char)s[j]) || !is_digit((unsigned char)s[j + 1]) ||
-		    !is_digit((unsigned char)s[j + 2]) || (s[j + 3] != '-' && s[j + 3] != '.'))
+		if (n - j < 12 || !digits_at(s, j, 3) || (s[j + 3] != '-' && s[j + 3] != '.'))
 			return 0;
 		j += 4;
 	}
-	if (n - j < 8)
+	if (n - j < 8 || !digits_at(s, j, 3) || (s[j + 3] != '-' && s[j + 3] != '.') || !digits_at(s, j + 4, 4))
 		return 0;
-	for (int k = 0; k < 3; k++)
-		if (!is_digit((unsigned char)s[j + k]))
-			return 0;
-	if (s[j + 3] != '-' && s[j + 3] != '.')
-		return 0;
-	for (int k = 4; k < 8; k++)
-		if (!is_digit((unsigned char)s[j + k]))
-			return 0;
 	end = j + 8;
 	return end < n && is_word((unsigned char)s[end]) ? 0 : end - i;
+}
+
+static size_t m_phone(const char *s, size_t n, size_t i)
+{
+	if (i > 0 && (is_word((unsigned char)s[i - 1]) || s[i - 1] == '+'))
+		return 0;
+	return s[i] == '+' ? m_phone_intl(s, n, i) : m_phone_us(s, n, i);
 }
 
 static size_t m_ipv4(const char *s, size_t n, size_t i)
@@ -429,54 +451,62 @@ static int cmp_span(const void *a, const void *b)
 	return x->end > y->end ? -1 : x->end < y->end;
 }
 
-long mask_find(const struct mask_policy *p, const char *s, size_t n, struct mask_span *sp, size_t cap)
+/* The built-in detectors, left to right, the first by priority at each position. */
+static int find_builtin(const struct mask_policy *p, const char *s, size_t n, struct mask_span *sp, size_t *k,
+			size_t cap)
 {
-	int rule_of[MD_REGEX];
-	size_t k = 0, i, out;
-	int any = 0;
+	int rule_of[MD_REGEX], any = 0;
+	size_t i, len;
 
 	for (int d = 0; d < MD_REGEX; d++)
 		rule_of[d] = -1;
 	for (i = p->n; i-- > 0;)
 		if (p->rules[i].det != MD_REGEX)
 			rule_of[p->rules[i].det] = (int)i, any = 1;
-	for (i = 0; any && i < n;) {
-		size_t len = 0;
+	for (i = 0; any && i < n; i += len ? len : 1) {
 		int r = -1;
-		for (int q = 0; q < MD_REGEX && !len; q++) {
-			enum mask_detector d = priority[q];
-			if (rule_of[d] >= 0 && (len = matchers[d](s, n, i)))
-				r = rule_of[d];
-		}
-		if (len) {
-			if (add_span(sp, &k, cap, i, i + len, r) < 0)
-				return -1;
-			i += len;
-		} else {
-			i++;
-		}
-	}
-	for (i = 0; i < p->n; i++) {
-		char *z;
-		size_t off = 0;
-		regmatch_t m;
-		if (!p->rules[i].has_re)
-			continue;
-		if (!(z = strndup(s, n)))
+		len = 0;
+		for (int q = 0; q < MD_REGEX && !len; q++)
+			if (rule_of[priority[q]] >= 0 && (len = matchers[priority[q]](s, n, i)))
+				r = rule_of[priority[q]];
+		if (len && add_span(sp, k, cap, i, i + len, r) < 0)
 			return -1;
-		while (off < n && regexec(&p->rules[i].re, z + off, 1, &m, off ? REG_NOTBOL : 0) == 0) {
-			if (m.rm_eo <= m.rm_so) { /* an empty match: step on */
-				off += (size_t)m.rm_so + 1;
-				continue;
-			}
-			if (add_span(sp, &k, cap, off + (size_t)m.rm_so, off + (size_t)m.rm_eo, (int)i) < 0) {
-				free(z);
-				return -1;
-			}
-			off += (size_t)m.rm_eo;
-		}
-		free(z);
 	}
+	return 0;
+}
+
+/* Every match of regex rule i. */
+static int find_regex(const struct mask_policy *p, size_t i, const char *s, size_t n, struct mask_span *sp,
+		      size_t *k, size_t cap)
+{
+	char *z = strndup(s, n);
+	size_t off = 0;
+	regmatch_t m;
+	int rc = 0;
+
+	if (!z)
+		return -1;
+	while (rc == 0 && off < n && regexec(&p->rules[i].re, z + off, 1, &m, off ? REG_NOTBOL : 0) == 0) {
+		if (m.rm_eo <= m.rm_so) { /* an empty match: step on */
+			off += (size_t)m.rm_so + 1;
+			continue;
+		}
+		rc = add_span(sp, k, cap, off + (size_t)m.rm_so, off + (size_t)m.rm_eo, (int)i);
+		off += (size_t)m.rm_eo;
+	}
+	free(z);
+	return rc;
+}
+
+long mask_find(const struct mask_policy *p, const char *s, size_t n, struct mask_span *sp, size_t cap)
+{
+	size_t k = 0, i, out;
+
+	if (find_builtin(p, s, n, sp, &k, cap) < 0)
+		return -1;
+	for (i = 0; i < p->n; i++)
+		if (p->rules[i].has_re && find_regex(p, i, s, n, sp, &k, cap) < 0)
+			return -1;
 	qsort(sp, k, sizeof(sp[0]), cmp_span);
 	for (i = 0, out = 0; i < k; i++) /* drop what overlaps an earlier item */
 		if (!out || sp[i].start >= sp[out - 1].end)
@@ -704,34 +734,25 @@ void mask_stream_free(struct mask_stream *m)
 	m->len = m->cap = 0;
 }
 
-int mask_stream_feed(struct mask_stream *m, const char *text, size_t n, int final, char **out,
-		     size_t *outlen, struct mask_counts *c)
+static void stream_append(struct mask_stream *m, const char *text, size_t n)
 {
-	struct mask_span *sp;
-	struct sbuf b = { NULL, 0, 0, 0 };
-	size_t cut, k = 0;
-	long found;
+	size_t cap = m->cap ? m->cap : 256;
 
 	if (m->len + n + 1 > m->cap) {
-		size_t cap = m->cap ? m->cap : 256;
-		char *q;
 		while (cap < m->len + n + 1)
 			cap *= 2;
-		if (!(q = realloc(m->pending, cap)))
-			return -1;
-		m->pending = q;
+		m->pending = xrealloc(m->pending, cap);
 		m->cap = cap;
 	}
 	memcpy(m->pending + m->len, text, n);
 	m->len += n;
-	if (!(sp = malloc(MASK_SPANS_MAX * sizeof(*sp))))
-		return -1;
-	found = mask_find(m->p, m->pending, m->len, sp, MASK_SPANS_MAX);
-	if (found < 0) {
-		free(sp);
-		return -1;
-	}
-	cut = final ? m->len : hold_from(m->p, m->pending, m->len);
+}
+
+/* Where the text that may go out now ends. */
+static size_t stream_cut(const struct mask_stream *m, const struct mask_span *sp, long found, int final)
+{
+	size_t cut = final ? m->len : hold_from(m->p, m->pending, m->len);
+
 	/* An item that reaches into the held-back part may still grow: hold it whole
 	 * (unless too much is pending already). */
 	for (long i = 0; i < found; i++)
@@ -741,15 +762,32 @@ int mask_stream_feed(struct mask_stream *m, const char *text, size_t n, int fina
 		}
 	while (cut > 0 && cut < m->len && ((unsigned char)m->pending[cut] & 0xC0) == 0x80)
 		cut--; /* never split a UTF-8 character */
-	while (k < (size_t)found && sp[k].end <= cut)
-		k++;
-	sb_put(&b, "", 0);
-	if (apply(m->p, m->pending, cut, sp, k, 1, &b, c) < 0) {
-		free(sp);
+	return cut;
+}
+
+int mask_stream_feed(struct mask_stream *m, const char *text, size_t n, int final, char **out,
+		     size_t *outlen, struct mask_counts *c)
+{
+	struct mask_span *sp = xmalloc(MASK_SPANS_MAX * sizeof(*sp));
+	struct sbuf b = { NULL, 0, 0, 0 };
+	size_t cut, k = 0;
+	long found;
+	int rc = -1;
+
+	stream_append(m, text, n);
+	found = mask_find(m->p, m->pending, m->len, sp, MASK_SPANS_MAX);
+	if (found >= 0) {
+		cut = stream_cut(m, sp, found, final);
+		while (k < (size_t)found && sp[k].end <= cut)
+			k++;
+		sb_put(&b, "", 0);
+		rc = apply(m->p, m->pending, cut, sp, k, 1, &b, c);
+	}
+	free(sp);
+	if (rc < 0) {
 		free(b.p);
 		return -1;
 	}
-	free(sp);
 	memmove(m->pending, m->pending + cut, m->len - cut);
 	m->len -= cut;
 	*out = b.p;

@@ -175,134 +175,161 @@ static int64_t input_tokens(const json_t *usage)
 	       json_integer_value(json_object_get(usage, "cache_read_input_tokens"));
 }
 
-json_t *xl_anthropic_response(const json_t *resp, const struct xl_meta *m, struct xl_usage *u,
-			      struct xl_error *e)
+/* The answer's text blocks joined (new string, NULL when none) and its tool_use blocks
+ * as OpenAI tool calls appended to calls. */
+static char *answer_blocks(const json_t *content, json_t *calls)
 {
-	const json_t *content = json_object_get(resp, "content"), *b, *usage;
-	json_t *calls = json_array(), *msg, *out;
+	const json_t *b;
 	size_t i, tl = 0;
 	char *text = NULL;
 
-	if (!json_is_array(content)) {
-		xl_fail(e, 502, "server_error", "bad_upstream_response",
-			"The model provider's answer has no content.");
-		json_decref(calls);
-		return NULL;
-	}
 	json_array_foreach(content, i, b) {
 		const char *type = json_string_value(json_object_get(b, "type"));
 		if (type && strcmp(type, "text") == 0) {
 			const char *t = json_string_value(json_object_get(b, "text"));
-			size_t n = t ? strlen(t) : 0;
-			char *q = realloc(text, tl + n + 1);
-			if (!q)
-				continue;
-			text = q;
-			memcpy(text + tl, t ? t : "", n);
-			tl += n;
-			text[tl] = '\0';
+			xl_append_text(&text, &tl, t ? t : "");
 		} else if (type && strcmp(type, "tool_use") == 0) {
-			char *args = json_dumps(json_object_get(b, "input"), JSON_COMPACT);
-			json_array_append_new(calls, json_pack("{s:O,s:s,s:{s:O,s:s}}", "id",
-							       json_object_get(b, "id"), "type",
-							       "function", "function", "name",
-							       json_object_get(b, "name"), "arguments",
-							       args ? args : "{}"));
-			free(args);
+			xl_append_call(calls, json_object_get(b, "id"), json_object_get(b, "name"),
+				       json_object_get(b, "input"));
 		}
 	}
-	msg = json_pack("{s:s,s:s?}", "role", "assistant", "content", text);
-	if (!text)
-		json_object_set_new(msg, "content", json_null());
+	return text;
+}
+
+json_t *xl_anthropic_response(const json_t *resp, const struct xl_meta *m, struct xl_usage *u,
+			      struct xl_error *e)
+{
+	const json_t *content = json_object_get(resp, "content"), *usage = json_object_get(resp, "usage");
+	json_t *calls, *msg;
+	char *text;
+
+	if (!json_is_array(content)) {
+		xl_fail(e, 502, "server_error", "bad_upstream_response", "The model provider's answer has no content.");
+		return NULL;
+	}
+	calls = json_array();
+	text = answer_blocks(content, calls);
+	msg = xl_assistant_message(text, calls);
 	free(text);
-	if (json_array_size(calls))
-		json_object_set_new(msg, "tool_calls", calls);
-	else
-		json_decref(calls);
-	usage = json_object_get(resp, "usage");
 	u->prompt = input_tokens(usage);
 	u->completion = json_integer_value(json_object_get(usage, "output_tokens"));
 	u->have = json_is_object(usage);
-	out = json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:o,s:s}],s:o}", "id",
-			json_string_value(json_object_get(resp, "id")) ?: m->id, "object",
-			"chat.completion", "created", (json_int_t)m->created, "model", m->model,
-			"choices", "index", 0, "message", msg, "finish_reason",
-			xl_finish_from_anthropic(json_string_value(json_object_get(resp, "stop_reason"))),
-			"usage", xl_usage_json(u));
-	return out;
+	return json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:o,s:s}],s:o}", "id",
+			 json_string_value(json_object_get(resp, "id")) ?: m->id, "object", "chat.completion",
+			 "created", (json_int_t)m->created, "model", m->model, "choices", "index", 0, "message", msg,
+			 "finish_reason", xl_finish_from_anthropic(json_string_value(json_object_get(resp, "stop_reason"))),
+			 "usage", xl_usage_json(u));
 }
 
+/* ---- streams: one handler per event type ---------------------------------------------- */
+
+static int on_message_start(struct xl_stream *s, const json_t *j, json_int_t index)
+{
+	const json_t *msg = json_object_get(j, "message"), *usage = json_object_get(msg, "usage");
+
+	(void)index;
+	if (json_is_object(usage)) {
+		s->usage.prompt = input_tokens(usage);
+		s->usage.completion = json_integer_value(json_object_get(usage, "output_tokens"));
+		s->usage.have = 1;
+	}
+	if (json_string_value(json_object_get(msg, "id")))
+		snprintf(s->id, sizeof(s->id), "%s", json_string_value(json_object_get(msg, "id")));
+	xl_stream_start(s);
+	return 0;
+}
+
+static int on_block_start(struct xl_stream *s, const json_t *j, json_int_t index)
+{
+	const json_t *b = json_object_get(j, "content_block");
+	const char *bt = json_string_value(json_object_get(b, "type"));
+	const char *t = json_string_value(json_object_get(b, "text"));
+
+	if (bt && strcmp(bt, "tool_use") == 0 && index >= 0 && index < XL_BLOCKS_MAX) {
+		s->tool_of_block[index] = (int16_t)s->ntools++;
+		xl_emit_tool(s, s->tool_of_block[index], json_string_value(json_object_get(b, "id")),
+			     json_string_value(json_object_get(b, "name")), "");
+	} else if (bt && strcmp(bt, "text") == 0 && t) {
+		xl_emit_text(s, t, strlen(t));
+	}
+	return 0;
+}
+
+/* Text and tool-input deltas; thinking and signature deltas have no OpenAI chunk form. */
+static int on_block_delta(struct xl_stream *s, const json_t *j, json_int_t index)
+{
+	const json_t *d = json_object_get(j, "delta");
+	const char *dt = json_string_value(json_object_get(d, "type"));
+	const char *t = json_string_value(json_object_get(d, "text"));
+	const char *pj = json_string_value(json_object_get(d, "partial_json"));
+
+	if (dt && strcmp(dt, "text_delta") == 0 && t)
+		xl_emit_text(s, t, strlen(t));
+	else if (dt && strcmp(dt, "input_json_delta") == 0 && index >= 0 && index < XL_BLOCKS_MAX &&
+		 s->tool_of_block[index] >= 0 && pj && *pj)
+		xl_emit_tool(s, s->tool_of_block[index], NULL, NULL, pj);
+	return 0;
+}
+
+static int on_message_delta(struct xl_stream *s, const json_t *j, json_int_t index)
+{
+	const json_t *usage = json_object_get(j, "usage");
+	const char *r = json_string_value(json_object_get(json_object_get(j, "delta"), "stop_reason"));
+
+	(void)index;
+	if (r)
+		snprintf(s->finish, sizeof(s->finish), "%s", xl_finish_from_anthropic(r));
+	if (json_is_object(usage)) {
+		/* output_tokens here is the running total, not an increment; newer API
+		 * versions repeat the input counts too. */
+		if (json_is_integer(json_object_get(usage, "output_tokens")))
+			s->usage.completion = json_integer_value(json_object_get(usage, "output_tokens"));
+		if (input_tokens(usage) > 0)
+			s->usage.prompt = input_tokens(usage);
+		s->usage.have = 1;
+	}
+	return 0;
+}
+
+static int on_message_stop(struct xl_stream *s, const json_t *j, json_int_t index)
+{
+	(void)j, (void)index;
+	xl_stream_end(s);
+	return 0;
+}
+
+static int on_error(struct xl_stream *s, const json_t *j, json_int_t index)
+{
+	const json_t *err = json_object_get(j, "error");
+	const char *et = json_string_value(json_object_get(err, "type"));
+	int overloaded = et && strcmp(et, "overloaded_error") == 0;
+
+	(void)index;
+	xl_fail(&s->err, overloaded ? 503 : 502, "server_error", overloaded ? "upstream_overloaded" : "upstream_error",
+		"The model provider (anthropic) failed during the stream: %.180s",
+		json_string_value(json_object_get(err, "message")) ?: "no message");
+	return -1;
+}
+
+static const struct {
+	const char *type;
+	int (*fn)(struct xl_stream *s, const json_t *j, json_int_t index);
+} handlers[] = {
+	{ "message_start", on_message_start }, { "content_block_start", on_block_start },
+	{ "content_block_delta", on_block_delta }, { "message_delta", on_message_delta },
+	{ "message_stop", on_message_stop },     { "error", on_error },
+};
+
+/* ping and unknown event types are ignored, as Anthropic asks clients to do. */
 static int anthropic_sse(struct xl_stream *s, const char *event, json_t *j)
 {
 	const char *type = json_string_value(json_object_get(j, "type"));
-	json_int_t index = json_integer_value(json_object_get(j, "index"));
 
 	if (!type)
 		type = event;
-	if (strcmp(type, "message_start") == 0) {
-		const json_t *msg = json_object_get(j, "message");
-		const json_t *usage = json_object_get(msg, "usage");
-		if (json_is_object(usage)) {
-			s->usage.prompt = input_tokens(usage);
-			s->usage.completion = json_integer_value(json_object_get(usage, "output_tokens"));
-			s->usage.have = 1;
-		}
-		if (json_string_value(json_object_get(msg, "id")))
-			snprintf(s->id, sizeof(s->id), "%s", json_string_value(json_object_get(msg, "id")));
-		xl_stream_start(s);
-	} else if (strcmp(type, "content_block_start") == 0) {
-		const json_t *b = json_object_get(j, "content_block");
-		const char *bt = json_string_value(json_object_get(b, "type"));
-		if (bt && strcmp(bt, "tool_use") == 0 && index >= 0 && index < XL_BLOCKS_MAX) {
-			s->tool_of_block[index] = (int16_t)s->ntools++;
-			xl_emit_tool(s, s->tool_of_block[index], json_string_value(json_object_get(b, "id")),
-				     json_string_value(json_object_get(b, "name")), "");
-		} else if (bt && strcmp(bt, "text") == 0) {
-			const char *t = json_string_value(json_object_get(b, "text"));
-			if (t)
-				xl_emit_text(s, t, strlen(t));
-		}
-	} else if (strcmp(type, "content_block_delta") == 0) {
-		const json_t *d = json_object_get(j, "delta");
-		const char *dt = json_string_value(json_object_get(d, "type"));
-		if (dt && strcmp(dt, "text_delta") == 0) {
-			const char *t = json_string_value(json_object_get(d, "text"));
-			if (t)
-				xl_emit_text(s, t, strlen(t));
-		} else if (dt && strcmp(dt, "input_json_delta") == 0 && index >= 0 &&
-			   index < XL_BLOCKS_MAX && s->tool_of_block[index] >= 0) {
-			const char *pj = json_string_value(json_object_get(d, "partial_json"));
-			if (pj && *pj)
-				xl_emit_tool(s, s->tool_of_block[index], NULL, NULL, pj);
-		}
-		/* thinking and signature deltas have no OpenAI chunk form: dropped. */
-	} else if (strcmp(type, "message_delta") == 0) {
-		const json_t *d = json_object_get(j, "delta"), *usage = json_object_get(j, "usage");
-		const char *r = json_string_value(json_object_get(d, "stop_reason"));
-		if (r)
-			snprintf(s->finish, sizeof(s->finish), "%s", xl_finish_from_anthropic(r));
-		if (json_is_object(usage)) {
-			/* output_tokens here is the running total, not an increment; newer API
-			 * versions repeat the input counts too. */
-			if (json_is_integer(json_object_get(usage, "output_tokens")))
-				s->usage.completion = json_integer_value(json_object_get(usage, "output_tokens"));
-			if (input_tokens(usage) > 0)
-				s->usage.prompt = input_tokens(usage);
-			s->usage.have = 1;
-		}
-	} else if (strcmp(type, "message_stop") == 0) {
-		xl_stream_end(s);
-	} else if (strcmp(type, "error") == 0) {
-		const json_t *err = json_object_get(j, "error");
-		const char *et = json_string_value(json_object_get(err, "type"));
-		int overloaded = et && strcmp(et, "overloaded_error") == 0;
-		xl_fail(&s->err, overloaded ? 503 : 502, "server_error",
-			overloaded ? "upstream_overloaded" : "upstream_error",
-			"The model provider (anthropic) failed during the stream: %.180s",
-			json_string_value(json_object_get(err, "message")) ?: "no message");
-		return -1;
-	}
-	/* ping and unknown event types are ignored, as Anthropic asks clients to do. */
+	for (size_t i = 0; type && i < sizeof(handlers) / sizeof(handlers[0]); i++)
+		if (strcmp(type, handlers[i].type) == 0)
+			return handlers[i].fn(s, j, json_integer_value(json_object_get(j, "index")));
 	return 0;
 }
 

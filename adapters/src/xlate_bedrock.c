@@ -84,69 +84,84 @@ static int on_tool_result(void *arg, const json_t *msg, const char *text, struct
 
 static const struct xl_walk walk = { on_system, on_user, on_assistant, on_tool_call, on_tool_result };
 
-json_t *xl_bedrock_request(const json_t *req, struct xl_error *e)
+/* tools -> Converse toolSpecs. */
+static json_t *tool_specs(const json_t *tools)
 {
-	const json_t *messages = json_object_get(req, "messages"), *tools = json_object_get(req, "tools");
-	json_t *msgs = json_array(), *sys = json_array(), *inf = json_object(), *out, *v;
-	json_int_t max = xl_max_tokens(req);
+	json_t *specs = json_array();
+	const json_t *t;
 	size_t i;
 
-	struct conv c = { msgs, sys };
+	json_array_foreach(tools, i, t) {
+		const json_t *fn = json_object_get(t, "function"), *schema = json_object_get(fn, "parameters");
+		json_t *spec = json_pack("{s:O}", "name", json_object_get(fn, "name"));
+		xl_copy(spec, "description", fn, "description");
+		json_object_set_new(spec, "inputSchema",
+				    json_pack("{s:o}", "json", schema ? json_incref((json_t *)schema)
+								 : json_pack("{s:s}", "type", "object")));
+		json_array_append_new(specs, json_pack("{s:o}", "toolSpec", spec));
+	}
+	return specs;
+}
 
-	if (xl_walk_messages(messages, &walk, &c, e) < 0)
-		goto fail;
+/* toolConfig from tools and tool_choice; NULL for "none" (Bedrock has no such choice:
+ * the tools are then not sent at all). */
+static json_t *tool_config(const json_t *req)
+{
+	const json_t *choice = json_object_get(req, "tool_choice");
+	const char *cs = json_string_value(choice);
+	json_t *cfg, *tc = NULL;
+
+	if (cs && strcmp(cs, "none") == 0)
+		return NULL;
+	if (cs && strcmp(cs, "required") == 0)
+		tc = json_pack("{s:{}}", "any");
+	else if (cs && strcmp(cs, "auto") == 0)
+		tc = json_pack("{s:{}}", "auto");
+	else if (json_is_object(choice))
+		tc = json_pack("{s:{s:O}}", "tool", "name", json_object_get(json_object_get(choice, "function"), "name"));
+	cfg = json_pack("{s:o}", "tools", tool_specs(json_object_get(req, "tools")));
+	if (tc)
+		json_object_set_new(cfg, "toolChoice", tc);
+	return cfg;
+}
+
+/* inferenceConfig: maxTokens, temperature, topP, stopSequences (NULL when empty). */
+static json_t *inference_config(const json_t *req)
+{
+	json_t *inf = json_object(), *v;
+	json_int_t max = xl_max_tokens(req);
+
 	if (max > 0)
 		json_object_set_new(inf, "maxTokens", json_integer(max));
 	xl_copy(inf, "temperature", req, "temperature");
 	xl_copy(inf, "topP", req, "top_p");
 	if ((v = xl_stop_array(req)))
 		json_object_set_new(inf, "stopSequences", v);
-	out = json_pack("{s:o}", "messages", msgs);
-	if (json_array_size(sys))
-		json_object_set_new(out, "system", sys);
-	else
-		json_decref(sys);
 	if (json_object_size(inf))
-		json_object_set_new(out, "inferenceConfig", inf);
-	else
-		json_decref(inf);
-	if (json_array_size(tools)) {
-		json_t *specs = json_array(), *tc = NULL;
-		const json_t *t, *choice = json_object_get(req, "tool_choice");
-		const char *cs = json_string_value(choice);
-		json_array_foreach(tools, i, t) {
-			const json_t *fn = json_object_get(t, "function");
-			json_t *spec = json_pack("{s:O}", "name", json_object_get(fn, "name"));
-			xl_copy(spec, "description", fn, "description");
-			json_t *schema = json_object_get(fn, "parameters");
-			json_object_set_new(spec, "inputSchema",
-					    json_pack("{s:o}", "json", schema ? json_incref(schema)
-									 : json_pack("{s:s}", "type", "object")));
-			json_array_append_new(specs, json_pack("{s:o}", "toolSpec", spec));
-		}
-		if (cs && strcmp(cs, "required") == 0)
-			tc = json_pack("{s:{}}", "any");
-		else if (cs && strcmp(cs, "auto") == 0)
-			tc = json_pack("{s:{}}", "auto");
-		else if (json_is_object(choice))
-			tc = json_pack("{s:{s:O}}", "tool", "name",
-				       json_object_get(json_object_get(choice, "function"), "name"));
-		/* "none": Bedrock has no such choice; the tools are then not sent at all. */
-		if (cs && strcmp(cs, "none") == 0) {
-			json_decref(specs);
-		} else {
-			json_t *cfg = json_pack("{s:o}", "tools", specs);
-			if (tc)
-				json_object_set_new(cfg, "toolChoice", tc);
-			json_object_set_new(out, "toolConfig", cfg);
-		}
-	}
-	return out;
-fail:
-	json_decref(msgs);
-	json_decref(sys);
+		return inf;
 	json_decref(inf);
 	return NULL;
+}
+
+json_t *xl_bedrock_request(const json_t *req, struct xl_error *e)
+{
+	struct conv c = { json_array(), json_array() };
+	json_t *out, *v;
+
+	if (xl_walk_messages(json_object_get(req, "messages"), &walk, &c, e) < 0) {
+		json_decref(c.msgs);
+		json_decref(c.sys);
+		return NULL;
+	}
+	out = json_pack("{s:o}", "messages", c.msgs);
+	if (json_array_size(c.sys))
+		json_object_set(out, "system", c.sys);
+	json_decref(c.sys);
+	if ((v = inference_config(req)))
+		json_object_set_new(out, "inferenceConfig", v);
+	if (json_array_size(json_object_get(req, "tools")) && (v = tool_config(req)))
+		json_object_set_new(out, "toolConfig", v);
+	return out;
 }
 
 static const char *finish_of(const char *r)
@@ -175,43 +190,26 @@ json_t *xl_bedrock_response(const json_t *resp, const struct xl_meta *m, struct 
 			    struct xl_error *e)
 {
 	const json_t *content = json_object_get(json_object_get(json_object_get(resp, "output"), "message"), "content"), *b;
-	json_t *calls = json_array(), *msg;
+	json_t *calls, *msg;
 	char *text = NULL;
 	size_t i, tl = 0;
 
 	if (!json_is_array(content)) {
-		xl_fail(e, 502, "server_error", "bad_upstream_response",
-			"The model provider's answer has no output message.");
-		json_decref(calls);
+		xl_fail(e, 502, "server_error", "bad_upstream_response", "The model provider's answer has no output message.");
 		return NULL;
 	}
+	calls = json_array();
 	json_array_foreach(content, i, b) {
 		const char *t = json_string_value(json_object_get(b, "text"));
 		const json_t *tu = json_object_get(b, "toolUse");
-		if (t) {
-			size_t n = strlen(t);
-			char *q = realloc(text, tl + n + 1);
-			if (!q)
-				continue;
-			text = q;
-			memcpy(text + tl, t, n);
-			tl += n;
-			text[tl] = '\0';
-		} else if (json_is_object(tu)) {
-			char *args = json_dumps(json_object_get(tu, "input"), JSON_COMPACT);
-			json_array_append_new(calls, json_pack("{s:O,s:s,s:{s:O,s:s}}", "id",
-							       json_object_get(tu, "toolUseId"), "type", "function",
-							       "function", "name", json_object_get(tu, "name"),
-							       "arguments", args ? args : "{}"));
-			free(args);
-		}
+		if (t)
+			xl_append_text(&text, &tl, t);
+		else if (json_is_object(tu))
+			xl_append_call(calls, json_object_get(tu, "toolUseId"), json_object_get(tu, "name"),
+				       json_object_get(tu, "input"));
 	}
-	msg = json_pack("{s:s}", "role", "assistant");
-	json_object_set_new(msg, "content", text ? json_string(text) : json_null());
+	msg = xl_assistant_message(text, calls);
 	free(text);
-	if (json_array_size(calls))
-		json_object_set(msg, "tool_calls", calls);
-	json_decref(calls);
 	read_usage(json_object_get(resp, "usage"), u);
 	return json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:o,s:s}],s:o}", "id", m->id, "object",
 			 "chat.completion", "created", (json_int_t)m->created, "model", m->model,
@@ -220,56 +218,77 @@ json_t *xl_bedrock_response(const json_t *resp, const struct xl_meta *m, struct 
 			 xl_usage_json(u));
 }
 
+/* ---- streams: one handler per event type ---------------------------------------------- */
+
+static void on_block_start(struct xl_stream *s, const json_t *j, json_int_t index)
+{
+	const json_t *tu = json_object_get(json_object_get(j, "start"), "toolUse");
+
+	if (json_is_object(tu) && index >= 0 && index < XL_BLOCKS_MAX) {
+		s->tool_of_block[index] = (int16_t)s->ntools++;
+		xl_emit_tool(s, s->tool_of_block[index], json_string_value(json_object_get(tu, "toolUseId")),
+			     json_string_value(json_object_get(tu, "name")), "");
+	}
+}
+
+static void on_block_delta(struct xl_stream *s, const json_t *j, json_int_t index)
+{
+	const json_t *d = json_object_get(j, "delta");
+	const char *t = json_string_value(json_object_get(d, "text"));
+	const char *in = json_string_value(json_object_get(json_object_get(d, "toolUse"), "input"));
+
+	if (t)
+		xl_emit_text(s, t, strlen(t));
+	else if (in && *in && index >= 0 && index < XL_BLOCKS_MAX && s->tool_of_block[index] >= 0)
+		xl_emit_tool(s, s->tool_of_block[index], NULL, NULL, in);
+}
+
+static void on_event(struct xl_stream *s, const char *etype, const json_t *j)
+{
+	json_int_t index = json_integer_value(json_object_get(j, "contentBlockIndex"));
+
+	if (strcmp(etype, "messageStart") == 0)
+		xl_stream_start(s);
+	else if (strcmp(etype, "contentBlockStart") == 0)
+		on_block_start(s, j, index);
+	else if (strcmp(etype, "contentBlockDelta") == 0)
+		on_block_delta(s, j, index);
+	else if (strcmp(etype, "messageStop") == 0)
+		snprintf(s->finish, sizeof(s->finish), "%s", finish_of(json_string_value(json_object_get(j, "stopReason"))));
+	else if (strcmp(etype, "metadata") == 0)
+		read_usage(json_object_get(j, "usage"), &s->usage);
+}
+
+/* An exception message: throttling stays a rate limit. */
+static int on_exception(struct xl_stream *s, const char *mtype, const char *xtype, const json_t *j)
+{
+	int throttled = xtype && strstr(xtype, "hrottling");
+
+	xl_fail(&s->err, throttled ? 429 : 502, throttled ? "rate_limit_error" : "server_error",
+		throttled ? "rate_limit_exceeded" : "upstream_error",
+		"The model provider (bedrock) failed during the stream: %s: %.160s", xtype && *xtype ? xtype : mtype,
+		json_string_value(json_object_get(j, "message")) ?: "no message");
+	s->failed = 1;
+	return -1;
+}
+
 int xl_stream_bedrock(struct xl_stream *s, const char *mtype, const char *etype,
 		      const char *xtype, const char *payload, size_t len)
 {
 	json_t *j;
-	json_int_t index;
+	int rc;
 
 	if (s->failed)
 		return -1;
-	j = json_loadb(payload, len, 0, NULL);
 	if (strcmp(mtype, "event") != 0) {
-		int throttled = xtype && strstr(xtype, "hrottling");
-		xl_fail(&s->err, throttled ? 429 : 502, throttled ? "rate_limit_error" : "server_error",
-			throttled ? "rate_limit_exceeded" : "upstream_error",
-			"The model provider (bedrock) failed during the stream: %s: %.160s",
-			xtype && *xtype ? xtype : mtype,
-			json_string_value(json_object_get(j, "message")) ?: "no message");
+		j = json_loadb(payload, len, 0, NULL);
+		rc = on_exception(s, mtype, xtype, j);
 		json_decref(j);
-		s->failed = 1;
+		return rc;
+	}
+	if (!(j = xl_event_json(s, payload, len)))
 		return -1;
-	}
-	if (!j) {
-		xl_fail(&s->err, 502, "server_error", "bad_upstream_stream",
-			"The model provider sent a stream event that is not JSON.");
-		s->failed = 1;
-		return -1;
-	}
-	index = json_integer_value(json_object_get(j, "contentBlockIndex"));
-	if (strcmp(etype, "messageStart") == 0) {
-		xl_stream_start(s);
-	} else if (strcmp(etype, "contentBlockStart") == 0) {
-		const json_t *tu = json_object_get(json_object_get(j, "start"), "toolUse");
-		if (json_is_object(tu) && index >= 0 && index < XL_BLOCKS_MAX) {
-			s->tool_of_block[index] = (int16_t)s->ntools++;
-			xl_emit_tool(s, s->tool_of_block[index], json_string_value(json_object_get(tu, "toolUseId")),
-				     json_string_value(json_object_get(tu, "name")), "");
-		}
-	} else if (strcmp(etype, "contentBlockDelta") == 0) {
-		const json_t *d = json_object_get(j, "delta");
-		const char *t = json_string_value(json_object_get(d, "text"));
-		const char *in = json_string_value(json_object_get(json_object_get(d, "toolUse"), "input"));
-		if (t)
-			xl_emit_text(s, t, strlen(t));
-		else if (in && *in && index >= 0 && index < XL_BLOCKS_MAX && s->tool_of_block[index] >= 0)
-			xl_emit_tool(s, s->tool_of_block[index], NULL, NULL, in);
-	} else if (strcmp(etype, "messageStop") == 0) {
-		snprintf(s->finish, sizeof(s->finish), "%s",
-			 finish_of(json_string_value(json_object_get(j, "stopReason"))));
-	} else if (strcmp(etype, "metadata") == 0) {
-		read_usage(json_object_get(j, "usage"), &s->usage);
-	}
+	on_event(s, etype, j);
 	json_decref(j);
 	return 0;
 }

@@ -2,6 +2,8 @@
  * bottom layer: it knows no provider; provider.c dispatches). */
 #include "xlate_int.h"
 
+#include "util/xalloc.h"
+
 #include <stdarg.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -270,6 +272,36 @@ json_t *xl_parse_args(const json_t *arguments)
 	return j;
 }
 
+void xl_append_text(char **text, size_t *len, const char *t)
+{
+	size_t n = strlen(t);
+
+	*text = xrealloc(*text, *len + n + 1);
+	memcpy(*text + *len, t, n);
+	*len += n;
+	(*text)[*len] = '\0';
+}
+
+void xl_append_call(json_t *calls, const json_t *id, const json_t *name, const json_t *input)
+{
+	char *args = json_dumps(input, JSON_COMPACT);
+
+	json_array_append_new(calls, json_pack("{s:O,s:s,s:{s:O,s:s}}", "id", id, "type", "function", "function",
+					       "name", name, "arguments", args ? args : "{}"));
+	free(args);
+}
+
+json_t *xl_assistant_message(const char *text, json_t *calls)
+{
+	json_t *msg = json_pack("{s:s}", "role", "assistant");
+
+	json_object_set_new(msg, "content", text ? json_string(text) : json_null());
+	if (json_array_size(calls))
+		json_object_set(msg, "tool_calls", calls);
+	json_decref(calls);
+	return msg;
+}
+
 char *xl_dump_object(const json_t *v)
 {
 	return v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : strdup("{}");
@@ -287,6 +319,57 @@ void xl_push_grouped(json_t *list, const char *role, const char *key, json_t *it
 	json_array_append_new(list, json_pack("{s:s,s:[o]}", "role", role, key, item));
 }
 
+json_t *xl_call_args(const json_t *fn, size_t k, struct xl_error *e)
+{
+	json_t *args = xl_parse_args(json_object_get(fn, "arguments"));
+
+	if (!args)
+		xl_fail(e, 400, "invalid_request_error", "invalid_value",
+			"The arguments of tool call %zu are not a JSON object.", k);
+	return args;
+}
+
+/* An assistant message: its content, then each tool call. */
+static int walk_assistant(const json_t *m, const struct xl_walk *w, void *arg, struct xl_error *e)
+{
+	const json_t *call, *fn;
+	json_t *args;
+	size_t k;
+
+	if (w->assistant(arg, json_object_get(m, "content"), e) < 0)
+		return -1;
+	json_array_foreach(json_object_get(m, "tool_calls"), k, call) {
+		fn = json_object_get(call, "function");
+		if (!(args = xl_call_args(fn, k, e)) || w->tool_call(arg, call, fn, args, e) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int walk_message(const json_t *m, size_t i, const struct xl_walk *w, void *arg, struct xl_error *e)
+{
+	const char *role = json_string_value(json_object_get(m, "role"));
+	char *t;
+	int rc;
+
+	if (!role) {
+		xl_fail(e, 400, "invalid_request_error", "invalid_value", "messages[%zu] has no role.", i);
+		return -1;
+	}
+	if (strcmp(role, "system") == 0 || strcmp(role, "developer") == 0 || strcmp(role, "tool") == 0) {
+		t = xl_text_of(json_object_get(m, "content"));
+		rc = role[0] == 't' ? w->tool_result(arg, m, t, e) : w->system(arg, t, e);
+		free(t);
+		return rc;
+	}
+	if (strcmp(role, "user") == 0)
+		return w->user(arg, json_object_get(m, "content"), e);
+	if (strcmp(role, "assistant") == 0)
+		return walk_assistant(m, w, arg, e);
+	xl_fail(e, 400, "invalid_request_error", "invalid_value", "messages[%zu] has an unknown role '%s'.", i, role);
+	return -1;
+}
+
 int xl_walk_messages(const json_t *messages, const struct xl_walk *w, void *arg,
 		     struct xl_error *e)
 {
@@ -298,47 +381,9 @@ int xl_walk_messages(const json_t *messages, const struct xl_walk *w, void *arg,
 			"'messages' must be a non-empty array.");
 		return -1;
 	}
-	json_array_foreach(messages, i, m) {
-		const char *role = json_string_value(json_object_get(m, "role"));
-		const json_t *content = json_object_get(m, "content");
-		int rc = 0;
-
-		if (!role) {
-			xl_fail(e, 400, "invalid_request_error", "invalid_value", "messages[%zu] has no role.", i);
+	json_array_foreach(messages, i, m)
+		if (walk_message(m, i, w, arg, e) < 0)
 			return -1;
-		}
-		if (strcmp(role, "system") == 0 || strcmp(role, "developer") == 0 ||
-		    strcmp(role, "tool") == 0) {
-			char *t = xl_text_of(content);
-			rc = role[0] == 't' ? w->tool_result(arg, m, t, e) : w->system(arg, t, e);
-			free(t);
-		} else if (strcmp(role, "user") == 0) {
-			rc = w->user(arg, content, e);
-		} else if (strcmp(role, "assistant") == 0) {
-			const json_t *call;
-			size_t k;
-			rc = w->assistant(arg, content, e);
-			json_array_foreach(json_object_get(m, "tool_calls"), k, call) {
-				const json_t *fn = json_object_get(call, "function");
-				json_t *args;
-				if (rc < 0)
-					break;
-				args = xl_parse_args(json_object_get(fn, "arguments"));
-				if (!args) {
-					xl_fail(e, 400, "invalid_request_error", "invalid_value",
-						"The arguments of tool call %zu are not a JSON object.", k);
-					return -1;
-				}
-				rc = w->tool_call(arg, call, fn, args, e);
-			}
-		} else {
-			xl_fail(e, 400, "invalid_request_error", "invalid_value",
-				"messages[%zu] has an unknown role '%s'.", i, role);
-			return -1;
-		}
-		if (rc < 0)
-			return -1;
-	}
 	return 0;
 }
 

@@ -201,70 +201,74 @@ static void read_usage(const json_t *resp, struct xl_usage *u)
 	u->have = 1;
 }
 
+/* One candidate's parts as an OpenAI message (thoughts left out); calls numbered from
+ * *ncall on. */
+static json_t *candidate_message(const json_t *c, size_t *ncall, int *had_calls)
+{
+	const json_t *parts = json_object_get(json_object_get(c, "content"), "parts"), *p;
+	json_t *calls = json_array(), *msg;
+	char *text = NULL, id[32], *args;
+	size_t k, tl = 0;
+
+	json_array_foreach(parts, k, p) {
+		const char *t = json_string_value(json_object_get(p, "text"));
+		const json_t *fc = json_object_get(p, "functionCall");
+		if (json_is_true(json_object_get(p, "thought")))
+			continue;
+		if (t) {
+			xl_append_text(&text, &tl, t);
+		} else if (json_is_object(fc)) {
+			args = xl_dump_object(json_object_get(fc, "args"));
+			snprintf(id, sizeof(id), "call_%zu", (*ncall)++);
+			json_array_append_new(calls, json_pack("{s:s,s:s,s:{s:O,s:s}}", "id", id, "type", "function",
+							       "function", "name", json_object_get(fc, "name"),
+							       "arguments", args ? args : "{}"));
+			free(args);
+		}
+	}
+	*had_calls = json_array_size(calls) > 0;
+	msg = xl_assistant_message(text, calls);
+	free(text);
+	return msg;
+}
+
+/* No candidates: a blocked prompt (400) or a broken answer (502). */
+static json_t *no_candidates(const json_t *resp, struct xl_error *e)
+{
+	const char *block = json_string_value(json_object_get(json_object_get(resp, "promptFeedback"), "blockReason"));
+
+	if (block)
+		xl_fail(e, 400, "invalid_request_error", "content_filter", "The model provider blocked the prompt (%s).",
+			block);
+	else
+		xl_fail(e, 502, "server_error", "bad_upstream_response", "The model provider's answer has no candidates.");
+	return NULL;
+}
+
 json_t *xl_gemini_response(const json_t *resp, const struct xl_meta *m, struct xl_usage *u,
 			   struct xl_error *e)
 {
-	const json_t *cands = json_object_get(resp, "candidates"), *c;
-	json_t *choices = json_array(), *out;
+	const json_t *cands = json_object_get(resp, "candidates"), *c, *index;
+	json_t *choices, *msg;
 	size_t i, ncall = 0;
+	int calls;
 
-	if (!json_is_array(cands) || !json_array_size(cands)) {
-		const char *block = json_string_value(json_object_get(json_object_get(resp, "promptFeedback"), "blockReason"));
-		xl_fail(e, block ? 400 : 502, block ? "invalid_request_error" : "server_error",
-			block ? "content_filter" : "bad_upstream_response",
-			block ? "The model provider blocked the prompt (%s)." : "The model provider's answer has no candidates.%s",
-			block ? block : "");
-		json_decref(choices);
-		return NULL;
-	}
+	if (!json_is_array(cands) || !json_array_size(cands))
+		return no_candidates(resp, e);
+	choices = json_array();
 	json_array_foreach(cands, i, c) {
-		const json_t *parts = json_object_get(json_object_get(c, "content"), "parts"), *p;
-		json_t *calls = json_array(), *msg;
-		char *text = NULL;
-		size_t k, tl = 0;
-		json_array_foreach(parts, k, p) {
-			const char *t = json_string_value(json_object_get(p, "text"));
-			const json_t *fc = json_object_get(p, "functionCall");
-			if (json_is_true(json_object_get(p, "thought")))
-				continue;
-			if (t) {
-				size_t n = strlen(t);
-				char *q = realloc(text, tl + n + 1);
-				if (!q)
-					continue;
-				text = q;
-				memcpy(text + tl, t, n);
-				tl += n;
-				text[tl] = '\0';
-			} else if (json_is_object(fc)) {
-				char id[32], *args = xl_dump_object(json_object_get(fc, "args"));
-				snprintf(id, sizeof(id), "call_%zu", ncall++);
-				json_array_append_new(calls, json_pack("{s:s,s:s,s:{s:O,s:s}}", "id", id, "type",
-								       "function", "function", "name",
-								       json_object_get(fc, "name"), "arguments",
-								       args ? args : "{}"));
-				free(args);
-			}
-		}
-		msg = json_pack("{s:s}", "role", "assistant");
-		json_object_set_new(msg, "content", text ? json_string(text) : json_null());
-		free(text);
-		if (json_array_size(calls))
-			json_object_set(msg, "tool_calls", calls);
+		index = json_object_get(c, "index");
+		msg = candidate_message(c, &ncall, &calls);
 		json_array_append_new(choices, json_pack("{s:I,s:o,s:s}", "index",
-							 (json_int_t)(json_is_integer(json_object_get(c, "index"))
-									 ? json_integer_value(json_object_get(c, "index")) : (json_int_t)i),
+							 json_is_integer(index) ? json_integer_value(index) : (json_int_t)i,
 							 "message", msg, "finish_reason",
-							 finish_of(json_string_value(json_object_get(c, "finishReason")),
-								   json_array_size(calls) > 0)));
-		json_decref(calls);
+							 finish_of(json_string_value(json_object_get(c, "finishReason")), calls)));
 	}
 	read_usage(resp, u);
-	out = json_pack("{s:s,s:s,s:I,s:s,s:o,s:o}", "id",
-			json_string_value(json_object_get(resp, "responseId")) ?: m->id, "object",
-			"chat.completion", "created", (json_int_t)m->created, "model", m->model,
-			"choices", choices, "usage", xl_usage_json(u));
-	return out;
+	return json_pack("{s:s,s:s,s:I,s:s,s:o,s:o}", "id",
+			 json_string_value(json_object_get(resp, "responseId")) ?: m->id, "object", "chat.completion",
+			 "created", (json_int_t)m->created, "model", m->model, "choices", choices, "usage",
+			 xl_usage_json(u));
 }
 
 static int gemini_sse(struct xl_stream *s, const char *event, json_t *j)

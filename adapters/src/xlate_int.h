@@ -29,6 +29,9 @@ void xl_emit_tool(struct xl_stream *s, int index, const char *id, const char *na
 /* The tool calls' argument strings, parsed as JSON objects for providers that want
  * objects; invalid JSON -> NULL. */
 json_t *xl_parse_args(const json_t *arguments);
+/* A tool call's function arguments parsed as a JSON object (new reference), or NULL
+ * with a 400 naming call k. */
+json_t *xl_call_args(const json_t *fn, size_t k, struct xl_error *e);
 /* Appends item (reference stolen) to the array `key` of the last message of list when
  * that message has this role, else appends a new {"role": role, key: [item]}: providers
  * that require alternating roles (Anthropic, Bedrock "content", Gemini "parts"). */
@@ -67,6 +70,15 @@ struct xl_walk {
 int xl_walk_messages(const json_t *messages, const struct xl_walk *w, void *arg,
 		     struct xl_error *e);
 
+/* Appends t to the growing string *text of *len bytes (allocated as needed; aborts on
+ * out-of-memory). */
+void xl_append_text(char **text, size_t *len, const char *t);
+/* Appends an OpenAI tool call {"id","type":"function","function":{"name","arguments"}}
+ * to calls; arguments: input as compact JSON text ("{}" when it has none). */
+void xl_append_call(json_t *calls, const json_t *id, const json_t *name, const json_t *input);
+/* {"role":"assistant","content": text or null, "tool_calls": calls when not empty};
+ * calls' reference is stolen. */
+json_t *xl_assistant_message(const char *text, json_t *calls);
 /* A JSON value as compact text, "{}" when absent (new string, may be NULL). */
 char *xl_dump_object(const json_t *v);
 

@@ -16,13 +16,92 @@ static char *blocks_text(const json_t *content)
 	return xl_text_of(content); /* a string, or its text blocks joined */
 }
 
+/* An image block's source as a URL ("data:" for base64); new string or NULL. */
+static char *image_url_of(const json_t *b)
+{
+	const json_t *src = json_object_get(b, "source");
+	const char *st = json_string_value(json_object_get(src, "type"));
+	const char *mt = json_string_value(json_object_get(src, "media_type"));
+	const char *d = json_string_value(json_object_get(src, "data"));
+	const char *url = json_string_value(json_object_get(src, "url"));
+	char *out = NULL;
+
+	if (st && strcmp(st, "base64") == 0 && mt && d && asprintf(&out, "data:%s;base64,%s", mt, d) >= 0)
+		return out;
+	if (st && strcmp(st, "url") == 0 && url)
+		return strdup(url);
+	return NULL;
+}
+
+/* What one message's blocks become: text and image parts, tool calls, and tool
+ * messages appended to the conversation as they come. */
+struct msg_parts {
+	json_t *out, *parts, *calls;
+};
+
+/* One content block. 0, or -1 with e set. */
+static int convert_block(struct msg_parts *mp, const json_t *b, size_t i, struct xl_error *e)
+{
+	const char *type = json_string_value(json_object_get(b, "type"));
+	char *t;
+
+	if (!type)
+		return 0;
+	if (strcmp(type, "text") == 0) {
+		json_array_append_new(mp->parts, json_pack("{s:s,s:O}", "type", "text", "text", json_object_get(b, "text")));
+	} else if (strcmp(type, "image") == 0) {
+		if (!(t = image_url_of(b))) {
+			xl_fail(e, 400, "invalid_request_error", "invalid_value",
+				"messages[%zu]: an image block needs a base64 or url source.", i);
+			return -1;
+		}
+		json_array_append_new(mp->parts, json_pack("{s:s,s:{s:s}}", "type", "image_url", "image_url", "url", t));
+		free(t);
+	} else if (strcmp(type, "tool_use") == 0) {
+		t = xl_dump_object(json_object_get(b, "input"));
+		json_array_append_new(mp->calls, json_pack("{s:O,s:s,s:{s:O,s:s}}", "id", json_object_get(b, "id"), "type",
+							   "function", "function", "name", json_object_get(b, "name"),
+							   "arguments", t ? t : "{}"));
+		free(t);
+	} else if (strcmp(type, "tool_result") == 0) {
+		t = blocks_text(json_object_get(b, "content"));
+		json_array_append_new(mp->out, json_pack("{s:s,s:O,s:s}", "role", "tool", "tool_call_id",
+							 json_object_get(b, "tool_use_id"), "content", t ? t : ""));
+		free(t);
+	}
+	/* thinking and other block types have no OpenAI form: dropped. */
+	return 0;
+}
+
+/* The message itself, when its blocks left any parts or calls. */
+static void append_message(const struct msg_parts *mp, const char *role)
+{
+	json_t *msg;
+	char *t;
+
+	if (!json_array_size(mp->parts) && !json_array_size(mp->calls))
+		return;
+	msg = json_pack("{s:s}", "role", role);
+	if (strcmp(role, "assistant") == 0) {
+		t = xl_text_of(mp->parts);
+		json_object_set_new(msg, "content", t && *t ? json_string(t) : json_null());
+		free(t);
+		if (json_array_size(mp->calls))
+			json_object_set(msg, "tool_calls", mp->calls);
+	} else {
+		json_object_set(msg, "content", mp->parts);
+	}
+	json_array_append_new(mp->out, msg);
+}
+
 /* One Anthropic message -> OpenAI messages appended to out. */
 static int convert_message(json_t *out, const json_t *m, size_t i, struct xl_error *e)
 {
 	const char *role = json_string_value(json_object_get(m, "role"));
 	const json_t *content = json_object_get(m, "content"), *b;
-	json_t *parts, *calls;
+	struct msg_parts mp = { out, NULL, NULL };
 	size_t k;
+	int rc = 0;
 
 	if (!role || (strcmp(role, "user") != 0 && strcmp(role, "assistant") != 0)) {
 		xl_fail(e, 400, "invalid_request_error", "invalid_value",
@@ -38,99 +117,94 @@ static int convert_message(json_t *out, const json_t *m, size_t i, struct xl_err
 			"messages[%zu].content must be a string or an array of blocks.", i);
 		return -1;
 	}
-	parts = json_array();
-	calls = json_array();
-	json_array_foreach(content, k, b) {
-		const char *type = json_string_value(json_object_get(b, "type"));
-		if (!type)
-			continue;
-		if (strcmp(type, "text") == 0) {
-			json_array_append_new(parts, json_pack("{s:s,s:O}", "type", "text", "text",
-							       json_object_get(b, "text")));
-		} else if (strcmp(type, "image") == 0) {
-			const json_t *src = json_object_get(b, "source");
-			const char *st = json_string_value(json_object_get(src, "type"));
-			char *url = NULL;
-			if (st && strcmp(st, "base64") == 0) {
-				const char *mt = json_string_value(json_object_get(src, "media_type"));
-				const char *d = json_string_value(json_object_get(src, "data"));
-				if (mt && d && asprintf(&url, "data:%s;base64,%s", mt, d) < 0)
-					url = NULL;
-			} else if (st && strcmp(st, "url") == 0 && json_string_value(json_object_get(src, "url"))) {
-				url = strdup(json_string_value(json_object_get(src, "url")));
-			}
-			if (!url) {
-				xl_fail(e, 400, "invalid_request_error", "invalid_value",
-					"messages[%zu]: an image block needs a base64 or url source.", i);
-				goto fail;
-			}
-			json_array_append_new(parts, json_pack("{s:s,s:{s:s}}", "type", "image_url",
-							       "image_url", "url", url));
-			free(url);
-		} else if (strcmp(type, "tool_use") == 0) {
-			char *args = xl_dump_object(json_object_get(b, "input"));
-			json_array_append_new(calls, json_pack("{s:O,s:s,s:{s:O,s:s}}", "id",
-							       json_object_get(b, "id"), "type", "function",
-							       "function", "name", json_object_get(b, "name"),
-							       "arguments", args ? args : "{}"));
-			free(args);
-		} else if (strcmp(type, "tool_result") == 0) {
-			char *t = blocks_text(json_object_get(b, "content"));
-			json_array_append_new(out, json_pack("{s:s,s:O,s:s}", "role", "tool", "tool_call_id",
-							     json_object_get(b, "tool_use_id"), "content",
-							     t ? t : ""));
-			free(t);
-		}
-		/* thinking and other block types have no OpenAI form: dropped. */
-	}
-	if (json_array_size(parts) || json_array_size(calls)) {
-		json_t *msg = json_pack("{s:s}", "role", role);
-		if (strcmp(role, "assistant") == 0) {
-			char *t = xl_text_of(parts);
-			json_object_set_new(msg, "content", t && *t ? json_string(t) : json_null());
-			free(t);
-			if (json_array_size(calls))
-				json_object_set(msg, "tool_calls", calls);
-		} else {
-			json_object_set(msg, "content", parts);
-		}
-		json_array_append_new(out, msg);
-	}
-	json_decref(parts);
-	json_decref(calls);
-	return 0;
-fail:
-	json_decref(parts);
-	json_decref(calls);
-	return -1;
+	mp.parts = json_array();
+	mp.calls = json_array();
+	json_array_foreach(content, k, b)
+		if ((rc = convert_block(&mp, b, i, e)) < 0)
+			break;
+	if (rc == 0)
+		append_message(&mp, role);
+	json_decref(mp.parts);
+	json_decref(mp.calls);
+	return rc;
 }
 
-json_t *xl_msg_to_openai(const json_t *req, struct xl_error *e)
+static json_t *tools_to_openai(const json_t *tools)
 {
-	const json_t *messages = json_object_get(req, "messages"), *m, *sys = json_object_get(req, "system");
-	const json_t *tools = json_object_get(req, "tools"), *tc = json_object_get(req, "tool_choice");
-	json_t *msgs = json_array(), *out;
+	json_t *ot = json_array();
+	const json_t *t;
 	size_t i;
 
-	if (!json_is_integer(json_object_get(req, "max_tokens"))) {
-		xl_fail(e, 400, "invalid_request_error", "missing_field", "max_tokens: Field required");
-		goto fail;
+	json_array_foreach(tools, i, t) {
+		json_t *fn = json_pack("{s:O}", "name", json_object_get(t, "name"));
+		xl_copy(fn, "description", t, "description");
+		xl_copy(fn, "parameters", t, "input_schema");
+		json_array_append_new(ot, json_pack("{s:s,s:o}", "type", "function", "function", fn));
 	}
+	return ot;
+}
+
+/* Anthropic's tool_choice object -> OpenAI's tool_choice (and parallel_tool_calls). */
+static void tool_choice_to_openai(json_t *out, const json_t *tc)
+{
+	const char *type = json_string_value(json_object_get(tc, "type"));
+
+	if (type && strcmp(type, "any") == 0)
+		json_object_set_new(out, "tool_choice", json_string("required"));
+	else if (type && strcmp(type, "none") == 0)
+		json_object_set_new(out, "tool_choice", json_string("none"));
+	else if (type && strcmp(type, "tool") == 0)
+		json_object_set_new(out, "tool_choice", json_pack("{s:s,s:{s:O}}", "type", "function", "function",
+								 "name", json_object_get(tc, "name")));
+	else
+		json_object_set_new(out, "tool_choice", json_string("auto"));
+	if (json_is_true(json_object_get(tc, "disable_parallel_tool_use")))
+		json_object_set_new(out, "parallel_tool_calls", json_false());
+}
+
+/* The system prompt and the messages; NULL with e set. */
+static json_t *messages_to_openai(const json_t *req, struct xl_error *e)
+{
+	const json_t *messages = json_object_get(req, "messages"), *m, *sys = json_object_get(req, "system");
+	json_t *msgs;
+	size_t i;
+
 	if (!json_is_array(messages) || !json_array_size(messages)) {
-		xl_fail(e, 400, "invalid_request_error", "invalid_value",
-			"'messages' must be a non-empty array.");
-		goto fail;
+		xl_fail(e, 400, "invalid_request_error", "invalid_value", "'messages' must be a non-empty array.");
+		return NULL;
 	}
+	msgs = json_array();
 	if (sys) {
 		char *t = blocks_text(sys);
 		json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "system", "content", t ? t : ""));
 		free(t);
 	}
-	json_array_foreach(messages, i, m)
-		if (convert_message(msgs, m, i, e) < 0)
-			goto fail;
-	out = json_pack("{s:O,s:o,s:O}", "model", json_object_get(req, "model"), "messages", msgs,
-			"max_tokens", json_object_get(req, "max_tokens"));
+	json_array_foreach(messages, i, m) {
+		if (convert_message(msgs, m, i, e) < 0) {
+			json_decref(msgs);
+			return NULL;
+		}
+	}
+	return msgs;
+}
+
+json_t *xl_msg_to_openai(const json_t *req, struct xl_error *e)
+{
+	const json_t *tools = json_object_get(req, "tools"), *tc = json_object_get(req, "tool_choice");
+	json_t *user = json_object_get(json_object_get(req, "metadata"), "user_id"), *msgs, *out;
+
+	if (!json_is_integer(json_object_get(req, "max_tokens"))) {
+		xl_fail(e, 400, "invalid_request_error", "missing_field", "max_tokens: Field required");
+		return NULL;
+	}
+	if (!json_is_string(json_object_get(req, "model"))) {
+		xl_fail(e, 400, "invalid_request_error", "missing_field", "model: Field required");
+		return NULL;
+	}
+	if (!(msgs = messages_to_openai(req, e)))
+		return NULL;
+	out = json_pack("{s:O,s:o,s:O}", "model", json_object_get(req, "model"), "messages", msgs, "max_tokens",
+			json_object_get(req, "max_tokens"));
 	xl_copy(out, "temperature", req, "temperature");
 	xl_copy(out, "top_p", req, "top_p");
 	xl_copy(out, "stop", req, "stop_sequences");
@@ -138,38 +212,13 @@ json_t *xl_msg_to_openai(const json_t *req, struct xl_error *e)
 		json_object_set_new(out, "stream", json_true());
 		json_object_set_new(out, "stream_options", json_pack("{s:b}", "include_usage", 1));
 	}
-	if (json_is_string(json_object_get(json_object_get(req, "metadata"), "user_id")))
-		json_object_set(out, "user", json_object_get(json_object_get(req, "metadata"), "user_id"));
-	if (json_array_size(tools)) {
-		json_t *ot = json_array();
-		const json_t *t;
-		json_array_foreach(tools, i, t) {
-			json_t *fn = json_pack("{s:O}", "name", json_object_get(t, "name"));
-			xl_copy(fn, "description", t, "description");
-			xl_copy(fn, "parameters", t, "input_schema");
-			json_array_append_new(ot, json_pack("{s:s,s:o}", "type", "function", "function", fn));
-		}
-		json_object_set_new(out, "tools", ot);
-	}
-	if (json_is_object(tc)) {
-		const char *type = json_string_value(json_object_get(tc, "type"));
-		if (type && strcmp(type, "any") == 0)
-			json_object_set_new(out, "tool_choice", json_string("required"));
-		else if (type && strcmp(type, "none") == 0)
-			json_object_set_new(out, "tool_choice", json_string("none"));
-		else if (type && strcmp(type, "tool") == 0)
-			json_object_set_new(out, "tool_choice", json_pack("{s:s,s:{s:O}}", "type", "function",
-									 "function", "name",
-									 json_object_get(tc, "name")));
-		else
-			json_object_set_new(out, "tool_choice", json_string("auto"));
-		if (json_is_true(json_object_get(tc, "disable_parallel_tool_use")))
-			json_object_set_new(out, "parallel_tool_calls", json_false());
-	}
+	if (json_is_string(user))
+		json_object_set(out, "user", user);
+	if (json_array_size(tools))
+		json_object_set_new(out, "tools", tools_to_openai(tools));
+	if (json_is_object(tc))
+		tool_choice_to_openai(out, tc);
 	return out;
-fail:
-	json_decref(msgs);
-	return NULL;
 }
 
 static void msg_id(const char *src, char *out, size_t cap)

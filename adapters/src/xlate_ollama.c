@@ -17,62 +17,73 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A content's image_url parts as base64 strings appended to images (Ollama takes data
+ * URLs only). 0, or -1 with e set. */
+static int images_of(const json_t *content, json_t *images, struct xl_error *e)
+{
+	const json_t *part, *iu;
+	const char *type, *url, *b64;
+	char mime[64];
+	size_t k;
+
+	json_array_foreach(content, k, part) {
+		type = json_string_value(json_object_get(part, "type"));
+		if (!type || strcmp(type, "image_url") != 0)
+			continue;
+		iu = json_object_get(part, "image_url");
+		url = json_is_string(iu) ? json_string_value(iu) : json_string_value(json_object_get(iu, "url"));
+		if (!url || xl_data_url(url, mime, sizeof(mime), &b64) < 0) {
+			xl_fail(e, 400, "invalid_request_error", "unsupported_content",
+				"This model takes images as base64 data URLs only.");
+			return -1;
+		}
+		json_array_append_new(images, json_string(b64));
+	}
+	return 0;
+}
+
+/* The tool calls with their arguments as objects appended to calls. 0, or -1 with e. */
+static int calls_to_ollama(const json_t *m, json_t *calls, struct xl_error *e)
+{
+	const json_t *tc, *fn;
+	json_t *args;
+	size_t k;
+
+	json_array_foreach(json_object_get(m, "tool_calls"), k, tc) {
+		fn = json_object_get(tc, "function");
+		if (!(args = xl_call_args(fn, k, e)))
+			return -1;
+		json_array_append_new(calls, json_pack("{s:{s:O,s:o}}", "function", "name", json_object_get(fn, "name"),
+						       "arguments", args));
+	}
+	return 0;
+}
+
 static int convert_message(json_t *out, const json_t *m, size_t i, struct xl_error *e)
 {
 	const char *role = json_string_value(json_object_get(m, "role"));
-	const json_t *content = json_object_get(m, "content"), *part, *tc;
+	const json_t *content = json_object_get(m, "content");
 	json_t *msg, *images = json_array(), *calls = json_array();
 	char *text;
-	size_t k;
+	int rc = -1;
 
-	if (!role) {
+	if (!role)
 		xl_fail(e, 400, "invalid_request_error", "invalid_value", "messages[%zu] has no role.", i);
-		goto fail;
+	if (role && images_of(content, images, e) == 0 && calls_to_ollama(m, calls, e) == 0) {
+		text = xl_text_of(content);
+		msg = json_pack("{s:s,s:s}", "role", strcmp(role, "developer") == 0 ? "system" : role, "content",
+				text ? text : "");
+		free(text);
+		if (json_array_size(images))
+			json_object_set(msg, "images", images);
+		if (json_array_size(calls))
+			json_object_set(msg, "tool_calls", calls);
+		json_array_append_new(out, msg);
+		rc = 0;
 	}
-	if (strcmp(role, "developer") == 0)
-		role = "system";
-	json_array_foreach(content, k, part) {
-		const char *type = json_string_value(json_object_get(part, "type"));
-		if (type && strcmp(type, "image_url") == 0) {
-			const json_t *iu = json_object_get(part, "image_url");
-			const char *url = json_is_string(iu) ? json_string_value(iu)
-							      : json_string_value(json_object_get(iu, "url"));
-			char mime[64];
-			const char *b64;
-			if (!url || xl_data_url(url, mime, sizeof(mime), &b64) < 0) {
-				xl_fail(e, 400, "invalid_request_error", "unsupported_content",
-					"This model takes images as base64 data URLs only.");
-				goto fail;
-			}
-			json_array_append_new(images, json_string(b64));
-		}
-	}
-	json_array_foreach(json_object_get(m, "tool_calls"), k, tc) {
-		const json_t *fn = json_object_get(tc, "function");
-		json_t *args = xl_parse_args(json_object_get(fn, "arguments"));
-		if (!args) {
-			xl_fail(e, 400, "invalid_request_error", "invalid_value",
-				"The arguments of tool call %zu are not a JSON object.", k);
-			goto fail;
-		}
-		json_array_append_new(calls, json_pack("{s:{s:O,s:o}}", "function", "name",
-						       json_object_get(fn, "name"), "arguments", args));
-	}
-	text = xl_text_of(content);
-	msg = json_pack("{s:s,s:s}", "role", role, "content", text ? text : "");
-	free(text);
-	if (json_array_size(images))
-		json_object_set(msg, "images", images);
-	if (json_array_size(calls))
-		json_object_set(msg, "tool_calls", calls);
-	json_array_append_new(out, msg);
 	json_decref(images);
 	json_decref(calls);
-	return 0;
-fail:
-	json_decref(images);
-	json_decref(calls);
-	return -1;
+	return rc;
 }
 
 json_t *xl_ollama_request(const json_t *req, const char *model, struct xl_error *e)

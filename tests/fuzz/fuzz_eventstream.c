@@ -5,6 +5,7 @@
  * a message that decodes to the same headers and payload.
  */
 #include "eventstream.h"
+#include "provider.h"
 #include "xlate.h"
 
 #include <stdint.h>

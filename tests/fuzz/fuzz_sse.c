@@ -6,6 +6,7 @@
  * output of the whole input is the same both ways.
  */
 #include "sse.h"
+#include "provider.h"
 #include "xlate.h"
 
 #include <stdint.h>
