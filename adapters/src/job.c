@@ -76,7 +76,8 @@ void job_free(struct job *j)
 	}
 	if (j->out)
 		evbuffer_free(j->out);
-	free(j->buf);
+	if (j->body)
+		evbuffer_free(j->body);
 	free(j);
 }
 
@@ -128,21 +129,12 @@ static int on_es(void *arg, const struct es_message *m)
 	return xl_stream_event(&j->xs, &ev) < 0;
 }
 
-static int buf_add(struct job *j, const char *p, size_t n)
+static int body_add(struct job *j, const char *p, size_t n)
 {
-	size_t c = j->buf_cap ? j->buf_cap : 16384;
-
-	if (j->buf_len + n > j->buf_max)
+	if (evbuffer_get_length(j->body) + n > j->body_max)
 		return -1;
-	if (j->buf_len + n + 1 > j->buf_cap) {
-		while (c < j->buf_len + n + 1)
-			c *= 2;
-		j->buf = xrealloc(j->buf, c);
-		j->buf_cap = c;
-	}
-	memcpy(j->buf + j->buf_len, p, n);
-	j->buf_len += n;
-	j->buf[j->buf_len] = '\0';
+	if (evbuffer_add(j->body, p, n) < 0)
+		abort(); /* out of memory: as xalloc */
 	return 0;
 }
 
@@ -166,14 +158,17 @@ static void choose_mode(struct job *j)
 		reply_stream_start(j);
 	} else {
 		j->mode = MODE_BUFFER;
-		j->buf_max = ok ? j->srv->cfg->max_response : ERROR_BODY_MAX;
+		j->body_max = ok ? j->srv->cfg->max_response : ERROR_BODY_MAX;
+		if (!(j->body = evbuffer_new()))
+			abort();
 	}
 }
 
 static size_t buffer_bytes(struct job *j, const char *p, size_t n)
 {
-	if (buf_add(j, p, n) == 0 || j->status >= 300)
+	if (body_add(j, p, n) == 0 || j->status >= 300)
 		return n; /* the rest of a long error body is not needed */
+	j->too_large = 1;
 	snprintf(j->curl_err, sizeof(j->curl_err), "answer larger than %zu bytes", j->srv->cfg->max_response);
 	return 0;
 }
@@ -306,7 +301,7 @@ static void transfer_failed(struct job *j, CURLcode rc)
 				  timeout ? "The model provider stopped sending the stream."
 					  : "The connection to the model provider failed during the stream.");
 		reply_stream_end(j);
-	} else if (rc == CURLE_WRITE_ERROR && j->buf_len >= j->buf_max) {
+	} else if (rc == CURLE_WRITE_ERROR && j->too_large) {
 		reply_fail(j, 502, "server_error", "upstream_response_too_large",
 			   "The model provider's answer is larger than the adapter accepts (%zu bytes).",
 			   j->srv->cfg->max_response);

@@ -42,8 +42,9 @@ struct job {
 	enum job_mode mode;
 	int stream;                 /* the client asked for a stream */
 	int include_usage;          /* the client asked for the usage chunk */
-	char *buf;                  /* MODE_BUFFER: the whole answer (bounded) */
-	size_t buf_len, buf_cap, buf_max;
+	struct evbuffer *body;      /* MODE_BUFFER: the whole answer (at most body_max bytes) */
+	size_t body_max;
+	int too_large;              /* the answer outgrew body_max: the transfer was ended */
 	struct sse_parser sse;
 	struct nd_parser nd;
 	struct es_decoder es;

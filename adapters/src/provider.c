@@ -105,7 +105,7 @@ int up_build(const struct ad_route *r, const char *path, const json_t *req, cons
 	memset(u, 0, sizeof(*u));
 	u->op = up_op_of(path);
 	u->stream = json_is_true(json_object_get(req, "stream"));
-	if (!p) {
+	if (!p || !(p->ops & PROV_OP(u->op))) {
 		xl_fail(e, 400, "invalid_request_error", "unsupported_by_provider",
 			"The model's provider (%s) does not offer %s through the gateway.", r->provider, path);
 		return -1;

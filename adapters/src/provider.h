@@ -36,6 +36,10 @@ enum xl_provider {
 	XL__COUNT
 };
 
+/* An operation's bit in struct provider.ops; PROV_ALL_OPS: every /v1 path forwarded. */
+#define PROV_OP(op) (1u << (op))
+#define PROV_ALL_OPS (PROV_OP(UP_CHAT) | PROV_OP(UP_EMBED) | PROV_OP(UP_OTHER))
+
 /* How a streamed answer is framed (the job picks the decoder). */
 enum prov_framing { PROV_SSE, PROV_NDJSON, PROV_EVENTSTREAM };
 
@@ -68,6 +72,7 @@ struct provider {
 	 * "" when the route must give one. */
 	const char *default_url;
 	enum prov_framing framing; /* of a streamed answer */
+	unsigned ops;              /* the operations offered: PROV_OP(UP_CHAT) | ... */
 	/* Answers are OpenAI's already: passed through (non-JSON ones as they come), the
 	 * stream ends with the provider's [DONE], no final chunk of our own. */
 	int openai_compatible;

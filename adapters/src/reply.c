@@ -53,8 +53,8 @@ static void reply_raw(struct job *j)
 	curl_easy_getinfo(j->easy, CURLINFO_CONTENT_TYPE, &ct);
 	evhttp_add_header(evhttp_request_get_output_headers(j->req), "Content-Type",
 			  ct && !strpbrk(ct, "\r\n") ? ct : "application/octet-stream");
-	if (j->buf_len)
-		evbuffer_add(out, j->buf, j->buf_len);
+	if (j->body)
+		evbuffer_add_buffer(out, j->body);
 	send_reply(j, 200, "OK", out);
 }
 
@@ -113,16 +113,18 @@ static json_t *translate_answer(struct job *j, json_t *in, struct xl_error *e)
 
 void reply_buffered(struct job *j)
 {
+	size_t len = j->body ? evbuffer_get_length(j->body) : 0;
+	const char *body = len ? (const char *)evbuffer_pullup(j->body, -1) : NULL;
 	struct xl_error e = { 0 };
 	json_t *in, *out;
 
 	if (j->status < 200 || j->status >= 300) {
 		j->srv->m.upstream_errors[j->route.family]++;
-		xl_upstream_error((enum xl_provider)j->route.family, j->status, j->buf, j->buf_len, &e);
+		xl_upstream_error((enum xl_provider)j->route.family, j->status, body, len, &e);
 		reply_error(j, &e);
 		return;
 	}
-	in = json_loadb(j->buf ? j->buf : "", j->buf_len, 0, NULL);
+	in = json_loadb(body ? body : "", len, 0, NULL);
 	if (!in && raw_passthrough(j)) {
 		reply_raw(j);
 		return;

@@ -341,8 +341,6 @@ static json_t *anthropic_build(const struct prov_call *c, struct up_request *u, 
 {
 	json_t *body;
 
-	if (u->op != UP_CHAT)
-		return xl_unsupported(c->route->provider, c->path, e);
 	if (!(body = xl_anthropic_request(c->req, c->route->model, e)))
 		return NULL;
 	if (up_url(u, c->base, "/v1/messages") < 0 ||
@@ -361,6 +359,7 @@ const struct provider prov_anthropic = {
 	.name = "anthropic",
 	.default_url = "https://api.anthropic.com",
 	.framing = PROV_SSE,
+	.ops = PROV_OP(UP_CHAT),
 	.auth_header = "x-api-key",
 	.request = anthropic_build,
 	.response = anthropic_answer,

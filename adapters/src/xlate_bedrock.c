@@ -299,8 +299,6 @@ static json_t *bedrock_build(const struct prov_call *c, struct up_request *u, st
 {
 	json_t *body;
 
-	if (u->op != UP_CHAT)
-		return xl_unsupported(c->route->provider, c->path, e);
 	if ((body = xl_bedrock_request(c->req, e)) &&
 	    up_url(u, c->base, "/model/%s/%s", c->model_enc, u->stream ? "converse-stream" : "converse") < 0)
 		return xl_url_failed(body, e);
@@ -426,6 +424,7 @@ const struct provider prov_bedrock = {
 	.name = "bedrock",
 	.default_url = "https://bedrock-runtime.{region}.amazonaws.com",
 	.framing = PROV_EVENTSTREAM,
+	.ops = PROV_OP(UP_CHAT),
 	.request = bedrock_build,
 	.sign = bedrock_sign,
 	.response = bedrock_answer,

@@ -134,8 +134,6 @@ static json_t *cohere_build(const struct prov_call *c, struct up_request *u, str
 {
 	json_t *body;
 
-	if (u->op != UP_CHAT)
-		return xl_unsupported(c->route->provider, c->path, e);
 	if ((body = xl_cohere_request(c->req, c->route->model, e)) && up_url(u, c->base, "/v2/chat") < 0)
 		return xl_url_failed(body, e);
 	return body;
@@ -151,6 +149,7 @@ const struct provider prov_cohere = {
 	.name = "cohere",
 	.default_url = "https://api.cohere.com",
 	.framing = PROV_SSE,
+	.ops = PROV_OP(UP_CHAT),
 	.auth_header = "Authorization",
 	.auth_scheme = "Bearer ",
 	.request = cohere_build,

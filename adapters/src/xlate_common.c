@@ -427,13 +427,6 @@ int xl_push_content(json_t *list, const char *role, const json_t *content,
 	return 0;
 }
 
-json_t *xl_unsupported(const char *provider, const char *path, struct xl_error *e)
-{
-	xl_fail(e, 400, "invalid_request_error", "unsupported_by_provider",
-		"The model's provider (%s) does not offer %s through the gateway.", provider, path);
-	return NULL;
-}
-
 json_t *xl_url_failed(json_t *body, struct xl_error *e)
 {
 	json_decref(body);

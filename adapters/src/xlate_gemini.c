@@ -378,12 +378,10 @@ static json_t *gemini_build(const struct prov_call *c, struct up_request *u, str
 	if (u->op == UP_CHAT) {
 		body = xl_gemini_request(c->req, e);
 		verb = u->stream ? "streamGenerateContent?alt=sse" : "generateContent";
-	} else if (u->op == UP_EMBED) {
+	} else {
 		u->stream = 0;
 		body = xl_gemini_embed_request(c->req, c->route->model, &u->embed_batch, e);
 		verb = u->embed_batch ? "batchEmbedContents" : "embedContent";
-	} else {
-		return xl_unsupported(c->route->provider, c->path, e);
 	}
 	if (body && up_url(u, c->base, "/v1beta/models/%s:%s", c->model_enc, verb) < 0)
 		return xl_url_failed(body, e);
@@ -402,6 +400,7 @@ const struct provider prov_gemini = {
 	.name = "gemini",
 	.default_url = "https://generativelanguage.googleapis.com",
 	.framing = PROV_SSE,
+	.ops = PROV_OP(UP_CHAT) | PROV_OP(UP_EMBED),
 	.auth_header = "x-goog-api-key",
 	.request = gemini_build,
 	.response = gemini_answer,

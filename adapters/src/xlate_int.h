@@ -82,10 +82,8 @@ json_t *xl_assistant_message(const char *text, json_t *calls);
 /* A JSON value as compact text, "{}" when absent (new string, may be NULL). */
 char *xl_dump_object(const json_t *v);
 
-/* For the provider entries' request builders: a 400 "unsupported_by_provider" for a
- * path the provider does not offer, and a 500 "adapter_misconfigured" for a URL that
- * does not fit (body, when given, is released). Both return NULL. */
-json_t *xl_unsupported(const char *provider, const char *path, struct xl_error *e);
+/* For the provider entries' request builders: a 500 "adapter_misconfigured" for a URL
+ * that does not fit (body, when given, is released). Returns NULL. */
 json_t *xl_url_failed(json_t *body, struct xl_error *e);
 
 #endif

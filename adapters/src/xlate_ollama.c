@@ -278,12 +278,10 @@ static json_t *ollama_build(const struct prov_call *c, struct up_request *u, str
 	if (u->op == UP_CHAT) {
 		body = xl_ollama_request(c->req, c->route->model, e);
 		path = "/api/chat";
-	} else if (u->op == UP_EMBED) {
+	} else {
 		u->stream = 0;
 		body = xl_ollama_embed_request(c->req, c->route->model, e);
 		path = "/api/embed";
-	} else {
-		return xl_unsupported(c->route->provider, c->path, e);
 	}
 	if (body && up_url(u, c->base, "%s", path) < 0)
 		return xl_url_failed(body, e);
@@ -307,6 +305,7 @@ const struct provider prov_ollama = {
 	.name = "ollama",
 	.default_url = "http://127.0.0.1:11434",
 	.framing = PROV_NDJSON,
+	.ops = PROV_OP(UP_CHAT) | PROV_OP(UP_EMBED),
 	.auth_header = "Authorization",
 	.auth_scheme = "Bearer ",
 	.request = ollama_build,
