@@ -8,7 +8,7 @@
  * libcurl's multi interface driven by the same loop for the providers (src/driver.c).
  * Each request is a job (src/job.c) whose provider bytes go through a decoder (SSE or
  * AWS event-stream), the provider's translator (src/provider.h) and out to the client
- * as OpenAI chunks or Anthropic events (src/reply.c).
+ * as OpenAI chunks or Anthropic events (src/job_reply.c).
  *
  *   jairouter-adapter [--listen 127.0.0.1:8090] [--report HOST:PORT] [--max-body BYTES]
  *                     [--max-response BYTES] [--max-pending BYTES] [--max-inflight N]

@@ -1,16 +1,16 @@
 /* job: see job.h. */
 #include "job.h"
 
+#include "adapter.h"
 #include "driver.h"
 #include "provider.h"
-#include "reply.h"
-#include "server.h"
 
 #include "util/log.h"
 #include "util/xalloc.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/event.h>
 #include <event2/http.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,7 +53,8 @@ static void unlink_job(struct job *j)
 		j->next->prev = j->prev;
 	for (int d = 0; d < MD__COUNT; d++)
 		s->m.masked[d] += j->counts.found[d];
-	srv_job_gone(s);
+	if (s->draining && !s->jobs) /* the last one: the loop stops once its bytes are out */
+		event_base_loopexit(s->base, &(struct timeval){ 0, 100000 });
 }
 
 void job_free(struct job *j)
@@ -203,7 +204,7 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *arg)
 		return buffer_bytes(j, p, n);
 	if (client_backlog(j) > j->srv->cfg->max_pending) {
 		/* The client is slower than the provider: wait until its data went out
-		 * (reply.c resumes). curl keeps these bytes and delivers them again. */
+		 * (job_reply.c resumes). curl keeps these bytes and delivers them again. */
 		j->paused = 1;
 		j->srv->m.upstream_paused++;
 		return CURL_WRITEFUNC_PAUSE;

@@ -1,8 +1,9 @@
 /*
  * job: one request from HAProxy and its upstream transfer, from the moment it is
  * accepted until it is reported and freed. job.c owns the lifecycle and the transfer
- * (curl easy handle, the provider's bytes into a buffer or a stream decoder); reply.c
- * everything written to the client (JSON answers, translated streams, masking).
+ * (curl easy handle, the provider's bytes into a buffer or a stream decoder);
+ * job_reply.c everything written to the client (JSON answers and errors, translated and
+ * masked streams batched into one write per provider burst).
  *
  *   job_new -> job_start (up_build, curl) -> provider bytes (job.c: on_write)
  *     -> reply_* -> job_done (the driver: transfer ended) -> job_report, job_free
@@ -84,5 +85,34 @@ void job_end_all(struct ad_server *s);
 
 /* The usage line (once per job; aborted: the client or the adapter gave up). */
 void job_report(struct job *j, int aborted);
+
+/* ---- what a job writes to its client (job_reply.c) ------------------------------- */
+
+struct evhttp_request;
+
+/* A complete JSON answer (body: reference stolen). */
+void reply_json(struct job *j, int status, json_t *body);
+/* An error answer in the client's format. */
+void reply_error(struct job *j, const struct xl_error *e);
+/* xl_fail() and reply_error() in one. */
+void reply_fail(struct job *j, int status, const char *type, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+/* An OpenAI-style error for a request that has no job. */
+void reply_refuse(struct ad_server *s, struct evhttp_request *req, int status, const char *type, const char *code,
+		  const char *msg);
+
+/* The whole (non-streamed) provider answer is in: translate and reply. */
+void reply_buffered(struct job *j);
+
+/* Streams: the headers (once), an OpenAI chunk from the translator (xl_chunk_fn), the
+ * bytes gathered so far out to the client, and the end ([DONE] or message_stop, or the
+ * error event when the stream failed). */
+void reply_stream_start(struct job *j);
+void reply_chunk(void *job, json_t *chunk);
+void reply_bytes(void *job, const char *p, size_t n);
+void reply_flush(struct job *j);
+void reply_stream_end(struct job *j);
+/* Marks the stream failed (the first reason wins); reply_stream_end sends it. */
+void reply_stream_fail(struct job *j, int status, const char *code, const char *msg);
 
 #endif

@@ -15,41 +15,9 @@ static const struct provider *const table[XL__COUNT] = {
 	[XL_OLLAMA] = &prov_ollama,
 };
 
-/* Catalogue provider kinds (sql/003) and their family. */
-static const struct {
-	const char *kind;
-	enum xl_provider family;
-} kinds[] = {
-	{ "openai", XL_OPENAI },     { "vllm", XL_OPENAI },        { "ollama", XL_OPENAI },
-	{ "gpustack", XL_OPENAI },   { "xinference", XL_OPENAI },  { "localai", XL_OPENAI },
-	{ "dashscope", XL_OPENAI },  { "hunyuan", XL_OPENAI },     { "huggingface", XL_OPENAI },
-	{ "azure_openai", XL_AZURE }, { "anthropic", XL_ANTHROPIC }, { "gemini", XL_GEMINI },
-	{ "bedrock", XL_BEDROCK },   { "cohere", XL_COHERE },
-};
-
 const struct provider *prov_get(int family)
 {
 	return family >= 0 && family < XL__COUNT ? table[family] : NULL;
-}
-
-int prov_family(const char *kind, const char *api_version)
-{
-	for (size_t i = 0; kind && i < sizeof(kinds) / sizeof(kinds[0]); i++) {
-		if (strcmp(kind, kinds[i].kind) != 0)
-			continue;
-		/* Ollama serves OpenAI's API under /v1 and its own under /api. */
-		if (strcmp(kind, "ollama") == 0 && api_version && strcmp(api_version, "native") == 0)
-			return XL_OLLAMA;
-		return (int)kinds[i].family;
-	}
-	return -1;
-}
-
-const char *xl_provider_name(enum xl_provider p)
-{
-	const struct provider *e = prov_get((int)p);
-
-	return e ? e->name : "unknown";
 }
 
 /* ---- requests ------------------------------------------------------------------------ */

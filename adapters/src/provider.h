@@ -6,16 +6,18 @@
  * between providers is reached through this table; nothing else switches on a family.
  *
  * Layering (no file includes one above it):
- *   xlate_common (shared translator helpers), pct, upstream (the request struct)
+ *   family, xlate_common (shared translator helpers), pct, route, upstream
  *     <- xlate_<family> (one entry each) <- provider.c (the table, dispatch)
  *     <- job, server (I/O)
  *
- * Adding a provider: a file xlate_<family>.c with its translators and its entry, and in
- * the table (this header's enum and extern line, provider.c's rows). docs/adapter.md.
+ * Adding a provider: a file xlate_<family>.c with its translators and its entry, and the
+ * table: family.h/family.c (its index, name and catalogue kinds), this header's extern
+ * line and provider.c's row. docs/adapter.md.
  */
 #ifndef JR_AD_PROVIDER_H
 #define JR_AD_PROVIDER_H
 
+#include "family.h"
 #include "upstream.h"
 #include "xlate.h"
 
@@ -23,18 +25,6 @@
 #include <time.h>
 
 struct ad_route;
-
-/* A family: the index into the table (route.family, metrics labels). */
-enum xl_provider {
-	XL_OPENAI = 0, /* OpenAI and every OpenAI-compatible server (vLLM, Ollama, ...) */
-	XL_AZURE,
-	XL_ANTHROPIC,
-	XL_GEMINI,
-	XL_BEDROCK,
-	XL_COHERE,
-	XL_OLLAMA,     /* Ollama's native API (/api/chat, /api/embed); kind "ollama" + api-version "native" */
-	XL__COUNT
-};
 
 /* An operation's bit in struct provider.ops; PROV_ALL_OPS: every /v1 path forwarded. */
 #define PROV_OP(op) (1u << (op))
@@ -67,7 +57,6 @@ struct prov_event {
 };
 
 struct provider {
-	const char *name;          /* metrics label and messages */
 	/* The public base URL ("{region}" stands for the route's region, us-east-1 when none);
 	 * "" when the route must give one. */
 	const char *default_url;
@@ -99,10 +88,6 @@ extern const struct provider prov_openai, prov_azure, prov_anthropic, prov_gemin
 
 /* The entry of a family; NULL when out of range. */
 const struct provider *prov_get(int family);
-/* The family of a catalogue provider kind (sql/003) with its endpoint's api-version;
- * -1 when unknown. */
-int prov_family(const char *kind, const char *api_version);
-const char *xl_provider_name(enum xl_provider p);
 
 /* Builds the provider request for one client request. path is the client's path; secret
  * the provider credential (Bedrock: "ACCESS_KEY_ID:SECRET_ACCESS_KEY[:SESSION_TOKEN]"),

@@ -1,8 +1,8 @@
 /* route: see route.h. */
 #include "route.h"
 
+#include "family.h"
 #include "pct.h"
-#include "provider.h"
 
 #include <stddef.h>
 #include <stdio.h>
@@ -58,7 +58,7 @@ int route_parse(const char *v, size_t n, struct ad_route *r, char *err, size_t c
 			return -1;
 		p = amp ? amp + 1 : end;
 	}
-	r->family = prov_family(r->provider, r->api_version);
+	r->family = fam_of_kind(r->provider, r->api_version);
 	if (r->family < 0) {
 		snprintf(err, cap, "unknown provider kind");
 		return -1;

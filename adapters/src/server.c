@@ -3,7 +3,6 @@
 
 #include "driver.h"
 #include "job.h"
-#include "reply.h"
 
 #include "util/log.h"
 
@@ -205,14 +204,6 @@ static void on_health(struct evhttp_request *req, void *arg)
 }
 
 /* ---- drain ----------------------------------------------------------------------------- */
-
-void srv_job_gone(struct ad_server *s)
-{
-	struct timeval grace = { 0, 100000 }; /* the last bytes out first */
-
-	if (s->draining && !s->jobs)
-		event_base_loopexit(s->base, &grace);
-}
 
 /* The drain deadline: what is still running is ended (streams with an error event,
  * others with 503), reported, and the loop stops. */

@@ -356,7 +356,6 @@ static json_t *anthropic_answer(json_t *resp, const struct prov_answer *a, struc
 }
 
 const struct provider prov_anthropic = {
-	.name = "anthropic",
 	.default_url = "https://api.anthropic.com",
 	.framing = PROV_SSE,
 	.ops = PROV_OP(UP_CHAT),

@@ -421,7 +421,6 @@ static int bedrock_event(struct xl_stream *s, const struct prov_event *ev)
 }
 
 const struct provider prov_bedrock = {
-	.name = "bedrock",
 	.default_url = "https://bedrock-runtime.{region}.amazonaws.com",
 	.framing = PROV_EVENTSTREAM,
 	.ops = PROV_OP(UP_CHAT),

@@ -146,7 +146,6 @@ static json_t *cohere_answer(json_t *resp, const struct prov_answer *a, struct x
 }
 
 const struct provider prov_cohere = {
-	.name = "cohere",
 	.default_url = "https://api.cohere.com",
 	.framing = PROV_SSE,
 	.ops = PROV_OP(UP_CHAT),

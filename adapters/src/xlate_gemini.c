@@ -397,7 +397,6 @@ static json_t *gemini_answer(json_t *resp, const struct prov_answer *a, struct x
 }
 
 const struct provider prov_gemini = {
-	.name = "gemini",
 	.default_url = "https://generativelanguage.googleapis.com",
 	.framing = PROV_SSE,
 	.ops = PROV_OP(UP_CHAT) | PROV_OP(UP_EMBED),

@@ -302,7 +302,6 @@ static int ollama_event(struct xl_stream *s, const struct prov_event *ev)
 }
 
 const struct provider prov_ollama = {
-	.name = "ollama",
 	.default_url = "http://127.0.0.1:11434",
 	.framing = PROV_NDJSON,
 	.ops = PROV_OP(UP_CHAT) | PROV_OP(UP_EMBED),

@@ -127,7 +127,6 @@ static json_t *openai_answer(json_t *resp, const struct prov_answer *a, struct x
 }
 
 const struct provider prov_openai = {
-	.name = "openai",
 	.default_url = "https://api.openai.com/v1",
 	.framing = PROV_SSE,
 	.ops = PROV_ALL_OPS,
@@ -140,7 +139,6 @@ const struct provider prov_openai = {
 };
 
 const struct provider prov_azure = {
-	.name = "azure_openai",
 	.default_url = "",
 	.framing = PROV_SSE,
 	.ops = PROV_ALL_OPS,

@@ -1,8 +1,8 @@
-/* reply: see reply.h. */
-#include "reply.h"
+/* job_reply: what a job writes to its client (job.h). */
+#include "job.h"
 
 #include "provider.h"
-#include "server.h"
+#include "adapter.h"
 
 #include <event2/buffer.h>
 #include <event2/http.h>
