@@ -324,16 +324,45 @@ static void open_block(struct xl_msg_stream *m, json_t *block, int is_tool)
 	m->block_is_tool = is_tool;
 }
 
+static void chunk_text(struct xl_msg_stream *m, const char *text)
+{
+	if (!m->block_open || m->block_is_tool)
+		open_block(m, json_pack("{s:s,s:s}", "type", "text", "text", ""), 0);
+	event(m, "content_block_delta", json_pack("{s:s,s:i,s:{s:s,s:s}}", "type", "content_block_delta", "index",
+						  m->nblocks - 1, "delta", "type", "text_delta", "text", text));
+}
+
+/* One tool-call delta: a new call opens a tool_use block, arguments go to its block. */
+static void chunk_tool(struct xl_msg_stream *m, const json_t *tc)
+{
+	json_int_t k = json_integer_value(json_object_get(tc, "index"));
+	const json_t *fn = json_object_get(tc, "function");
+	const char *args = json_string_value(json_object_get(fn, "arguments"));
+	const char *id = json_string_value(json_object_get(tc, "id"));
+
+	if (k < 0 || k >= XL_BLOCKS_MAX)
+		return;
+	if (!m->tool_block[k] || id) {
+		open_block(m, json_pack("{s:s,s:s,s:s,s:{}}", "type", "tool_use", "id", id ?: "toolu_jairouter", "name",
+					json_string_value(json_object_get(fn, "name")) ?: "", "input"), 1);
+		m->tool_block[k] = m->nblocks;
+	}
+	if (args && *args && m->tool_block[k] == m->nblocks && m->block_open)
+		event(m, "content_block_delta", json_pack("{s:s,s:i,s:{s:s,s:s}}", "type", "content_block_delta",
+							  "index", m->nblocks - 1, "delta", "type", "input_json_delta",
+							  "partial_json", args));
+}
+
 void xl_msg_stream_chunk(struct xl_msg_stream *m, const json_t *chunk)
 {
-	const json_t *c = json_array_get(json_object_get(chunk, "choices"), 0), *d, *tc, *usage;
+	const json_t *c = json_array_get(json_object_get(chunk, "choices"), 0), *d, *tc;
+	const json_t *usage = json_object_get(chunk, "usage");
 	const char *text, *fr;
 	size_t i;
 
 	if (m->ended)
 		return;
 	start(m, json_string_value(json_object_get(chunk, "id")));
-	usage = json_object_get(chunk, "usage");
 	if (json_is_object(usage)) {
 		m->usage.prompt = json_integer_value(json_object_get(usage, "prompt_tokens"));
 		m->usage.completion = json_integer_value(json_object_get(usage, "completion_tokens"));
@@ -342,32 +371,10 @@ void xl_msg_stream_chunk(struct xl_msg_stream *m, const json_t *chunk)
 	if (!c)
 		return;
 	d = json_object_get(c, "delta");
-	text = json_string_value(json_object_get(d, "content"));
-	if (text && *text) {
-		if (!m->block_open || m->block_is_tool)
-			open_block(m, json_pack("{s:s,s:s}", "type", "text", "text", ""), 0);
-		event(m, "content_block_delta", json_pack("{s:s,s:i,s:{s:s,s:s}}", "type",
-							  "content_block_delta", "index", m->nblocks - 1,
-							  "delta", "type", "text_delta", "text", text));
-	}
-	json_array_foreach(json_object_get(d, "tool_calls"), i, tc) {
-		json_int_t k = json_integer_value(json_object_get(tc, "index"));
-		const json_t *fn = json_object_get(tc, "function");
-		const char *args = json_string_value(json_object_get(fn, "arguments"));
-		if (k < 0 || k >= XL_BLOCKS_MAX)
-			continue;
-		if (!m->tool_block[k] || json_string_value(json_object_get(tc, "id"))) {
-			open_block(m, json_pack("{s:s,s:s,s:s,s:{}}", "type", "tool_use", "id",
-						json_string_value(json_object_get(tc, "id")) ?: "toolu_jairouter",
-						"name", json_string_value(json_object_get(fn, "name")) ?: "",
-						"input"), 1);
-			m->tool_block[k] = m->nblocks;
-		}
-		if (args && *args && m->tool_block[k] == m->nblocks && m->block_open)
-			event(m, "content_block_delta",
-			      json_pack("{s:s,s:i,s:{s:s,s:s}}", "type", "content_block_delta", "index",
-					m->nblocks - 1, "delta", "type", "input_json_delta", "partial_json", args));
-	}
+	if ((text = json_string_value(json_object_get(d, "content"))) && *text)
+		chunk_text(m, text);
+	json_array_foreach(json_object_get(d, "tool_calls"), i, tc)
+		chunk_tool(m, tc);
 	if ((fr = json_string_value(json_object_get(c, "finish_reason"))))
 		snprintf(m->stop_reason, sizeof(m->stop_reason), "%s", xl_finish_to_anthropic(fr));
 }

@@ -190,18 +190,40 @@ json_t *xl_ollama_response(const json_t *resp, const struct xl_meta *m, struct x
 			 "usage", xl_usage_json(u));
 }
 
+/* One line's message: its text and tool calls as chunks, then the end when done. */
+static void stream_line(struct xl_stream *s, const json_t *j)
+{
+	const json_t *msg = json_object_get(j, "message"), *c, *fn;
+	const char *t = json_string_value(json_object_get(msg, "content"));
+	int n = s->ntools;
+	json_t *calls = calls_of(msg, &n);
+	size_t k;
+
+	xl_stream_start(s);
+	if (t && *t)
+		xl_emit_text(s, t, strlen(t));
+	json_array_foreach(calls, k, c) {
+		fn = json_object_get(c, "function");
+		xl_emit_tool(s, s->ntools++, json_string_value(json_object_get(c, "id")),
+			     json_string_value(json_object_get(fn, "name")), json_string_value(json_object_get(fn, "arguments")));
+	}
+	json_decref(calls);
+	if (json_is_true(json_object_get(j, "done"))) {
+		read_usage(j, &s->usage);
+		snprintf(s->finish, sizeof(s->finish), "%s",
+			 finish_of(json_string_value(json_object_get(j, "done_reason")), s->ntools > 0));
+		xl_stream_end(s);
+	}
+}
+
 int xl_stream_ollama(struct xl_stream *s, const char *line, size_t len)
 {
-	json_t *j, *calls;
-	const json_t *msg, *c;
-	const char *t, *err;
-	int n;
-	size_t k;
+	const char *err;
+	json_t *j;
 
 	if (s->failed)
 		return -1;
-	j = json_loadb(line, len, 0, NULL);
-	if (!j) {
+	if (!(j = json_loadb(line, len, 0, NULL))) {
 		xl_fail(&s->err, 502, "server_error", "bad_upstream_stream",
 			"The model provider sent a stream line that is not JSON.");
 		s->failed = 1;
@@ -214,25 +236,7 @@ int xl_stream_ollama(struct xl_stream *s, const char *line, size_t len)
 		s->failed = 1;
 		return -1;
 	}
-	xl_stream_start(s);
-	msg = json_object_get(j, "message");
-	if ((t = json_string_value(json_object_get(msg, "content"))) && *t)
-		xl_emit_text(s, t, strlen(t));
-	n = s->ntools;
-	calls = calls_of(msg, &n);
-	json_array_foreach(calls, k, c) {
-		const json_t *fn = json_object_get(c, "function");
-		xl_emit_tool(s, s->ntools++, json_string_value(json_object_get(c, "id")),
-			     json_string_value(json_object_get(fn, "name")),
-			     json_string_value(json_object_get(fn, "arguments")));
-	}
-	json_decref(calls);
-	if (json_is_true(json_object_get(j, "done"))) {
-		read_usage(j, &s->usage);
-		snprintf(s->finish, sizeof(s->finish), "%s",
-			 finish_of(json_string_value(json_object_get(j, "done_reason")), s->ntools > 0));
-		xl_stream_end(s);
-	}
+	stream_line(s, j);
 	json_decref(j);
 	return 0;
 }
