@@ -66,52 +66,62 @@ static void copy_name(char *dst, const uint8_t *v, size_t n)
 	dst[n] = '\0';
 }
 
+/* The length of a header value of this type at h[*i] (a u16 length first for bytes
+ * and strings, skipped); -1 when unknown or cut. */
+static long value_len(uint8_t type, const uint8_t *h, size_t n, size_t *i)
+{
+	static const signed char fixed[10] = { 0, 0, 1, 2, 4, 8, -1, -1, 8, 16 };
+	size_t vl;
+
+	if (type > 9)
+		return -1;
+	if (fixed[type] >= 0) {
+		vl = (size_t)fixed[type]; /* bool, byte, short, int, long, timestamp, uuid */
+	} else {
+		if (n - *i < 2)
+			return -1;
+		vl = (size_t)h[*i] << 8 | h[*i + 1]; /* bytes, string */
+		*i += 2;
+	}
+	return n - *i < vl ? -1 : (long)vl;
+}
+
+/* A string header we keep: the message, event and exception types, the error code. */
+static void keep_header(const uint8_t *name, size_t nl, const uint8_t *v, size_t vl, struct es_message *m)
+{
+#define IS(s) (nl == sizeof(s) - 1 && memcmp(name, s, nl) == 0)
+	if (IS(":message-type"))
+		copy_name(m->message_type, v, vl);
+	else if (IS(":event-type"))
+		copy_name(m->event_type, v, vl);
+	else if (IS(":exception-type"))
+		copy_name(m->exception_type, v, vl);
+	else if (IS(":error-code"))
+		copy_name(m->error_code, v, vl);
+#undef IS
+}
+
 /* Parses the headers of a checked message. 0, or -1 when malformed. */
 static int headers(const uint8_t *h, size_t n, struct es_message *m)
 {
 	size_t i = 0;
 
 	while (i < n) {
-		size_t nl = h[i++], vl;
+		size_t nl = h[i++];
 		const uint8_t *name;
 		uint8_t type;
+		long vl;
 
 		if (nl == 0 || n - i < nl + 1)
 			return -1;
 		name = h + i;
 		i += nl;
 		type = h[i++];
-		switch (type) {
-		case 0: case 1: vl = 0; break;   /* bool true / false */
-		case 2: vl = 1; break;           /* byte */
-		case 3: vl = 2; break;           /* short */
-		case 4: vl = 4; break;           /* int */
-		case 5: case 8: vl = 8; break;   /* long, timestamp */
-		case 9: vl = 16; break;          /* uuid */
-		case 6: case 7:                  /* bytes, string: u16 length */
-			if (n - i < 2)
-				return -1;
-			vl = (size_t)h[i] << 8 | h[i + 1];
-			i += 2;
-			break;
-		default:
+		if ((vl = value_len(type, h, n, &i)) < 0)
 			return -1;
-		}
-		if (n - i < vl)
-			return -1;
-		if (type == 7) {
-#define IS(s) (nl == sizeof(s) - 1 && memcmp(name, s, nl) == 0)
-			if (IS(":message-type"))
-				copy_name(m->message_type, h + i, vl);
-			else if (IS(":event-type"))
-				copy_name(m->event_type, h + i, vl);
-			else if (IS(":exception-type"))
-				copy_name(m->exception_type, h + i, vl);
-			else if (IS(":error-code"))
-				copy_name(m->error_code, h + i, vl);
-#undef IS
-		}
-		i += vl;
+		if (type == 7)
+			keep_header(name, nl, h + i, (size_t)vl, m);
+		i += (size_t)vl;
 	}
 	return 0;
 }

@@ -72,51 +72,77 @@ static void put(char *buf, size_t cap, size_t *used, int *bad, const char *fmt, 
 		*used += (size_t)n;
 }
 
-int sigv4_sign(const struct sigv4_request *r, char *out, size_t cap)
+/* The canonical request's SHA-256 in hex, and the signed header names. 0, or -1 when
+ * something does not fit. */
+static int canonical_hash(const struct sigv4_request *r, char names[256], char hash[65])
 {
 	struct sigv4_header hs[SIGV4_MAX_HEADERS];
-	char canon[8192], path[2048], signed_names[256], body_hash[65], creq_hash[65];
-	char sts[512], scope[128], date[9], sig[65];
-	unsigned char k[32], k2[32];
-	char secret[256];
-	size_t used = 0, sn = 0, so = 0;
+	char canon[8192], path[2048], body_hash[65];
+	size_t used = 0, sn = 0;
 	int bad = 0;
 
-	if (!r->method || !r->path || !r->region || !r->service || !r->access_key ||
-	    !r->secret_key || !r->amz_date || strlen(r->amz_date) != 16 ||
-	    r->nheaders > SIGV4_MAX_HEADERS)
-		return -1;
 	memcpy(hs, r->headers, r->nheaders * sizeof(hs[0]));
 	qsort(hs, r->nheaders, sizeof(hs[0]), cmp_header);
+	names[0] = '\0';
 	if (pct_encode(r->path, strlen(r->path), PCT_UNRESERVED_SLASH, path, sizeof(path)) < 0)
 		return -1;
 	sha256_hex(r->body ? r->body : "", r->body_len, body_hash);
 	put(canon, sizeof(canon), &used, &bad, "%s\n%s\n%s\n", r->method, path, r->query ? r->query : "");
 	for (size_t i = 0; i < r->nheaders; i++) {
 		put(canon, sizeof(canon), &used, &bad, "%s:%s\n", hs[i].name, hs[i].value);
-		put(signed_names, sizeof(signed_names), &sn, &bad, "%s%s", i ? ";" : "", hs[i].name);
+		put(names, 256, &sn, &bad, "%s%s", i ? ";" : "", hs[i].name);
 	}
-	put(canon, sizeof(canon), &used, &bad, "\n%s\n%s", signed_names, body_hash);
+	put(canon, sizeof(canon), &used, &bad, "\n%s\n%s", names, body_hash);
 	if (bad)
 		return -1;
-	sha256_hex(canon, used, creq_hash);
+	sha256_hex(canon, used, hash);
+	return 0;
+}
+
+/* The signature (hex) of the string to sign, with the key derived from the secret for
+ * the date, region and service. The secret and the keys are wiped. */
+static int signature(const struct sigv4_request *r, const char *date, const char *sts, char sig[65])
+{
+	unsigned char k[32], k2[32];
+	char secret[256];
+	int rc;
+
+	if (snprintf(secret, sizeof(secret), "AWS4%s", r->secret_key) >= (int)sizeof(secret)) {
+		OPENSSL_cleanse(secret, sizeof(secret));
+		return -1;
+	}
+	rc = hmac(secret, strlen(secret), date, 8, k) < 0 || hmac(k, 32, r->region, strlen(r->region), k2) < 0 ||
+		     hmac(k2, 32, r->service, strlen(r->service), k) < 0 || hmac(k, 32, "aws4_request", 12, k2) < 0 ||
+		     hmac(k2, 32, sts, strlen(sts), k) < 0
+		     ? -1
+		     : 0;
+	OPENSSL_cleanse(secret, sizeof(secret));
+	OPENSSL_cleanse(k2, sizeof(k2));
+	if (rc == 0)
+		hex(k, 32, sig);
+	OPENSSL_cleanse(k, sizeof(k));
+	return rc;
+}
+
+int sigv4_sign(const struct sigv4_request *r, char *out, size_t cap)
+{
+	char names[256], creq_hash[65], sts[512], scope[128], date[9], sig[65];
+	size_t so = 0;
+	int bad = 0;
+
+	if (!r->method || !r->path || !r->region || !r->service || !r->access_key ||
+	    !r->secret_key || !r->amz_date || strlen(r->amz_date) != 16 ||
+	    r->nheaders > SIGV4_MAX_HEADERS)
+		return -1;
+	if (canonical_hash(r, names, creq_hash) < 0)
+		return -1;
 	memcpy(date, r->amz_date, 8);
 	date[8] = '\0';
 	snprintf(scope, sizeof(scope), "%s/%s/%s/aws4_request", date, r->region, r->service);
 	snprintf(sts, sizeof(sts), "AWS4-HMAC-SHA256\n%s\n%s\n%s", r->amz_date, scope, creq_hash);
-	if (snprintf(secret, sizeof(secret), "AWS4%s", r->secret_key) >= (int)sizeof(secret))
+	if (signature(r, date, sts, sig) < 0)
 		return -1;
-	if (hmac(secret, strlen(secret), date, 8, k) < 0 ||
-	    hmac(k, 32, r->region, strlen(r->region), k2) < 0 ||
-	    hmac(k2, 32, r->service, strlen(r->service), k) < 0 ||
-	    hmac(k, 32, "aws4_request", 12, k2) < 0 || hmac(k2, 32, sts, strlen(sts), k) < 0) {
-		OPENSSL_cleanse(secret, sizeof(secret));
-		return -1;
-	}
-	OPENSSL_cleanse(secret, sizeof(secret));
-	OPENSSL_cleanse(k2, sizeof(k2));
-	hex(k, 32, sig);
 	put(out, cap, &so, &bad, "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s",
-	    r->access_key, scope, signed_names, sig);
+	    r->access_key, scope, names, sig);
 	return bad ? -1 : 0;
 }

@@ -90,6 +90,18 @@ static int line(struct sse_parser *p, const char *s, size_t n)
 	return 0;
 }
 
+/* Appends s[0..k) to the line being gathered (line_len unchanged). 0, or -1 when the
+ * line would be too long (the parser then fails). */
+static int keep(struct sse_parser *p, const char *s, size_t k)
+{
+	if (reserve(&p->line, &p->line_cap, p->line_len + k, SSE_LINE_MAX) < 0) {
+		p->failed = 1;
+		return -1;
+	}
+	memcpy(p->line + p->line_len, s, k);
+	return 0;
+}
+
 enum sse_status sse_feed(struct sse_parser *p, const char *buf, size_t len)
 {
 	size_t i = 0;
@@ -106,31 +118,19 @@ enum sse_status sse_feed(struct sse_parser *p, const char *buf, size_t len)
 			i++;
 			continue;
 		}
-		p->last_cr = 0;
 		while (k < n && s[k] != '\n' && s[k] != '\r')
 			k++;
+		p->last_cr = k < n && s[k] == '\r';
 		if (k == n) { /* no line end yet: keep the piece */
-			if (reserve(&p->line, &p->line_cap, p->line_len + k, SSE_LINE_MAX) < 0) {
-				p->failed = 1;
+			if (keep(p, s, k) < 0)
 				return SSE_TOO_LONG;
-			}
-			memcpy(p->line + p->line_len, s, k);
 			p->line_len += k;
 			return SSE_OK;
 		}
-		if (s[k] == '\r')
-			p->last_cr = 1;
-		if (p->line_len) {
-			if (reserve(&p->line, &p->line_cap, p->line_len + k, SSE_LINE_MAX) < 0) {
-				p->failed = 1;
-				return SSE_TOO_LONG;
-			}
-			memcpy(p->line + p->line_len, s, k);
-			rc = line(p, p->line, p->line_len + k);
-			p->line_len = 0;
-		} else {
-			rc = line(p, s, k);
-		}
+		if (p->line_len && keep(p, s, k) < 0)
+			return SSE_TOO_LONG;
+		rc = p->line_len ? line(p, p->line, p->line_len + k) : line(p, s, k);
+		p->line_len = 0;
 		if (rc) {
 			p->failed = 1;
 			return (enum sse_status)rc;
