@@ -1,7 +1,6 @@
 #include "limit/stage.h"
 
 #include "config/config.h"
-#include "lb/lb.h"
 #include "limit/defs.h"
 #include "limit/limiter.h"
 #include "redis/fleet.h"
@@ -369,9 +368,7 @@ static enum pl_result refuse(struct lim_req *q)
 		if (it->res.retry_us > retry)
 			retry = it->res.retry_us;
 	}
-	/* The router counted this request on its server: it will never get there. */
-	if (ctx->out.server[0])
-		lb_release(ctx->out.backend, ctx->out.server);
+	/* The router's slot on the chosen server goes back when the decision ends. */
 	ctx->out.backend[0] = ctx->out.upstream_model[0] = ctx->out.server[0] = '\0';
 	if (!why) /* the fleet refused without saying which: cannot happen with our script */
 		why = &q->items[0];
@@ -482,10 +479,7 @@ static void fleet_done(void *arg, int admitted)
 		admitted = 0;
 	}
 	if (ctx->abandoned) {
-		/* The deadline's verdict went out; unless it let the request through (on_error
-		 * allow), the router's count for the chosen server is given back. */
-		if (!ctx->out.allow && ctx->out.server[0])
-			lb_release(ctx->out.backend, ctx->out.server);
+		/* The deadline's verdict went out (and settled the router's slot). */
 		free(q);
 		pl_resume(ctx, PL_DONE);
 		return;
@@ -553,8 +547,6 @@ enum pl_result pl_stage_limits(struct pl_ctx *ctx)
 			"The gateway is starting and has not loaded the usage its quotas and budgets "
 			"count from. Please retry.");
 		ctx->out.retry_after = 1;
-		if (ctx->out.server[0])
-			lb_release(ctx->out.backend, ctx->out.server);
 		ctx->out.backend[0] = ctx->out.server[0] = '\0';
 		return PL_DONE;
 	}

@@ -20,7 +20,6 @@
  */
 #include "pipeline/pipeline.h"
 
-#include "lb/lb.h"
 #include "state/endpoints.h"
 #include "state/state.h"
 
@@ -189,11 +188,8 @@ enum pl_result pl_stage_adapter(struct pl_ctx *ctx)
 		return pl_fail(ctx, PL_R_INTERNAL);
 	}
 	/* The server the route stage chose in the model's backend will not see this
-	 * request: the adapter is its upstream now (lb/lb.h). */
-	if (out->server[0]) {
-		lb_release(backend, out->server);
-		out->server[0] = '\0';
-	}
+	 * request: the adapter is its upstream now; the pipeline gives its slot back. */
+	out->server[0] = '\0';
 	/* The adapter renames the model itself: no body rewrite on the way there. */
 	out->upstream_model[0] = '\0';
 	out->model_rewrite[0] = '\0';

@@ -11,8 +11,11 @@
  * owns the deadline: when it fires first it calls pl_abandon(), which sets the error
  * verdict and lets the ACK go out; the late pl_resume() then only releases the context.
  *
- * This module knows nothing of sockets or clocks; the only shared state it reads is the
- * catalogue store (state/state.h) and the error policy passed in by the caller.
+ * The runner (pipeline.c) knows nothing of sockets, event loops or clocks: the wall clock
+ * and the error policy come in with each decision (struct pl_policy). The stages read the
+ * catalogue store (state/state.h) and call the modules they front: the router (lb/), the
+ * limits (limit/, asynchronous with Redis), token identities (jwt/, oidc/, abuse/, audit/);
+ * those keep their own clocks and counters.
  */
 #ifndef JR_PIPELINE_H
 #define JR_PIPELINE_H
@@ -201,6 +204,12 @@ struct pl_ctx {
 	int64_t role_ids[PL_ROLES_MAX];
 	/* Filled by the request stage from the JSON body. */
 	struct jscan_top json;
+	/* The in-flight slot the route stage took on a server (lb/lb.h): the pipeline owns
+	 * it and gives it back once, when the decision ends, unless the verdict sends the
+	 * request to that very server (finish() in pipeline.c). A stage that changes its mind
+	 * only changes the verdict (out.server, out.backend, out.allow). */
+	char slot_backend[ST_NAME_MAX];
+	char slot_server[64];
 	/* Runner state. */
 	const struct pl_stage *stages;
 	size_t nstages, next;
