@@ -588,45 +588,103 @@ static int64_t utc_day(int64_t t_us)
 	return lim_period_start(LIM_PERIOD_DAY, t_us) / LIM_US_PER_S;
 }
 
+/* ---- the two stores -------------------------------------------------------------------- */
+
+/* Where an admitted item's counter lives: this process (limit/local.c) or Redis for the
+ * fleet (redis/fleet.c); lim_item.remote indexes `stores`. Each entry settles a batch of
+ * its own items, in their order. */
+struct lim_store {
+	/* The request ended with these token deltas: rate and quota items are reconciled;
+	 * concurrency items give their slot back unless `released` already did (then only a
+	 * token part is left). */
+	void (*settle)(struct lim_item *items, const int64_t *delta, size_t n, int released, int ok,
+		       const char *id, int64_t now);
+	/* The response ended: concurrency items (only) give their slot back now. */
+	void (*release)(struct lim_item *items, size_t n, int ok, const char *id);
+};
+
+static void local_settle(struct lim_item *items, const int64_t *delta, size_t n, int released, int ok,
+			 const char *id, int64_t now)
+{
+	(void)id;
+	for (size_t i = 0; i < n; i++) {
+		if (!lim_is_concurrency(items[i].def.p.algo))
+			lim_local_adjust(&items[i], now, delta[i], local_divisor());
+		else if (!released)
+			lim_local_release(&items[i], ok, local_divisor());
+	}
+}
+
+static void local_release(struct lim_item *items, size_t n, int ok, const char *id)
+{
+	(void)id;
+	for (size_t i = 0; i < n; i++)
+		lim_local_release(&items[i], ok, local_divisor());
+}
+
+static void fleet_settle_items(struct lim_item *items, const int64_t *delta, size_t n, int released,
+			       int ok, const char *id, int64_t now)
+{
+	(void)ok;
+	(void)now;
+	for (size_t i = 0; released && i < n; i++)
+		if (lim_is_concurrency(items[i].def.p.algo))
+			items[i].def.dim = LD_REQUESTS; /* the slot went back already */
+	fleet_settle(items, delta, n, id);
+}
+
+static void fleet_release_items(struct lim_item *items, size_t n, int ok, const char *id)
+{
+	int64_t zero[LIM_MAX_PER_REQ] = { 0 };
+
+	(void)ok;
+	fleet_settle(items, zero, n, id);
+}
+
+static const struct lim_store local_store = { local_settle, local_release };
+static const struct lim_store fleet_store = { fleet_settle_items, fleet_release_items };
+static const struct lim_store *const stores[2] = { &local_store, &fleet_store };
+
+typedef int (*item_filter)(const struct lim_item *it);
+
+/* Hands r's items that `keep` selects (NULL: all) to their store, one batch per store in
+ * their order: settled with their deltas, or released when delta is NULL. */
+static void each_store(const struct resv *r, const int64_t *delta, item_filter keep, int ok, int64_t now)
+{
+	struct lim_item part[LIM_MAX_PER_REQ];
+	int64_t pd[LIM_MAX_PER_REQ];
+
+	for (int k = 0; k < 2; k++) {
+		size_t n = 0;
+		for (size_t i = 0; i < r->n && i < LIM_MAX_PER_REQ; i++)
+			if ((r->items[i].remote != 0) == k && (!keep || keep(&r->items[i]))) {
+				part[n] = r->items[i];
+				pd[n++] = delta ? delta[i] : 0;
+			}
+		if (n && delta)
+			stores[k]->settle(part, pd, n, r->released, ok, r->id, now);
+		else if (n)
+			stores[k]->release(part, n, ok, r->id);
+	}
+}
+
+static int is_concurrency_item(const struct lim_item *it)
+{
+	return lim_is_concurrency(it->def.p.algo);
+}
+
 static void settle(struct resv *r, int64_t pt, int64_t ct, int estimated, int ok, int64_t now)
 {
 	int64_t delta[LIM_MAX_PER_REQ];
 	int64_t actual = pt + ct, money = money_micro(pt, ct, r->price_in, r->price_out);
 	struct usage_rec u;
-	size_t nremote = 0;
 
 	for (size_t i = 0; i < r->n && i < LIM_MAX_PER_REQ; i++) {
-		struct lim_item *it = &r->items[i];
+		const struct lim_item *it = &r->items[i];
 		delta[i] = it->def.dim == LD_BUDGET ? money - it->cost
 			   : it->def.dim == LD_TOKENS || it->def.dim == LD_QUOTA ? actual - it->cost : 0;
-		if (it->remote) {
-			nremote++;
-			continue;
-		}
-		if (lim_is_concurrency(it->def.p.algo)) {
-			if (!r->released)
-				lim_local_release(it, ok, local_divisor());
-		} else {
-			lim_local_adjust(it, now, delta[i], local_divisor());
-		}
 	}
-	if (nremote) {
-		/* Remote items keep their order among r->items; pass them with their deltas. */
-		struct lim_item *ri = xcalloc(nremote, sizeof(*ri));
-		int64_t *rd = xcalloc(nremote, sizeof(*rd));
-		size_t k = 0;
-		for (size_t i = 0; i < r->n && i < LIM_MAX_PER_REQ; i++)
-			if (r->items[i].remote) {
-				ri[k] = r->items[i];
-				/* released already: only the token part is left */
-				if (r->released && lim_is_concurrency(ri[k].def.p.algo))
-					ri[k].def.dim = LD_REQUESTS;
-				rd[k++] = delta[i];
-			}
-		fleet_settle(ri, rd, nremote, r->id);
-		free(ri);
-		free(rd);
-	}
+	each_store(r, delta, NULL, ok, now);
 	memset(&u, 0, sizeof(u));
 	u.day = utc_day(now);
 	u.tenant_id = r->tenant_id;
@@ -645,20 +703,7 @@ static void settle(struct resv *r, int64_t pt, int64_t ct, int estimated, int ok
 /* Returns the concurrency slots at once (the response has ended), tokens later. */
 static void release_slots(struct resv *r, int ok)
 {
-	struct lim_item rel[LIM_MAX_PER_REQ];
-	int64_t zero[LIM_MAX_PER_REQ] = { 0 };
-	size_t k = 0;
-
-	for (size_t i = 0; i < r->n && i < LIM_MAX_PER_REQ; i++) {
-		if (!lim_is_concurrency(r->items[i].def.p.algo))
-			continue;
-		if (r->items[i].remote)
-			rel[k++] = r->items[i];
-		else
-			lim_local_release(&r->items[i], ok, local_divisor());
-	}
-	if (k)
-		fleet_settle(rel, zero, k, r->id);
+	each_store(r, NULL, is_concurrency_item, ok, 0);
 	r->released = 1;
 }
 
