@@ -19,6 +19,7 @@
 #include "audit/identity_metrics.h"
 #include "net/server.h"
 #include "pg/pgsync.h"
+#include "pipeline/pipeline.h"
 #include "report/report.h"
 #include "state/state.h"
 #include "usage/usage.h"
@@ -260,6 +261,17 @@ static struct event *add_signal(struct app *app, int sig, event_callback_fn fn)
 	return ev;
 }
 
+/* What each worker frees as it exits: the limits' Redis connection, the stages' caches. */
+static const struct server_exit_hooks *worker_exit_hooks(void)
+{
+	static struct server_exit_hooks hooks;
+
+	hooks.n = 0;
+	server_exit_hooks_add(&hooks, limits_worker_exit, NULL);
+	server_exit_hooks_add(&hooks, pl_worker_exit, NULL);
+	return &hooks;
+}
+
 static int start(struct app *app)
 {
 	struct lb_opts lo;
@@ -298,7 +310,7 @@ static int start(struct app *app)
 	metrics_add_renderer(limits_render_metrics, NULL);
 	metrics_add_renderer(usage_render_metrics, NULL);
 	metrics_add_renderer(identity_render_metrics, NULL);
-	app->server = server_start(app->base, &app->cfg, err, sizeof(err));
+	app->server = server_start(app->base, &app->cfg, worker_exit_hooks(), err, sizeof(err));
 	if (!app->server) {
 		log_error("%s", err);
 		return -1;

@@ -23,7 +23,6 @@
 #define KEY_PLAIN "jr-00000000000000000000000000000000000000000000000000000000000000aa"
 #define KEY_ROLES "jr-00000000000000000000000000000000000000000000000000000000000000bb"
 
-void pl_identity_cache_free(void);
 
 static EVP_PKEY *rsa, *ec;
 static const uint8_t SECRET[32] = "0123456789abcdef0123456789abcdef";
@@ -545,7 +544,7 @@ int main(void)
 	RUN(test_opaque_failure_policy);
 	RUN(test_lockout);
 	store_destroy();
-	pl_identity_cache_free();
+	pl_worker_exit(NULL);
 	EVP_PKEY_free(rsa);
 	EVP_PKEY_free(ec);
 	TEST_END();

@@ -570,7 +570,7 @@ enum pl_result pl_stage_limits(struct pl_ctx *ctx)
 		bump(&st.local_decisions);
 		return conclude(q, 1);
 	}
-	if (fleet_admit(q->items, (size_t)q->remote_n, q->id, fleet_done, q) < 0) {
+	if (fleet_admit(ctx->base, q->items, (size_t)q->remote_n, q->id, fleet_done, q) < 0) {
 		int ok;
 		bump(&st.fallback_decisions);
 		ok = admit_local(q->items, (size_t)q->remote_n, local_divisor());
@@ -853,6 +853,11 @@ int limits_start(struct event_base *control, const struct jr_config *cfg)
 		log_warn("limits: no report_listen: concurrency slots and token reservations are "
 			 "settled only when their lease expires (limits_lease_ms)");
 	return fleet_start(control);
+}
+
+void limits_worker_exit(void *arg)
+{
+	fleet_worker_exit(arg);
 }
 
 void limits_stop(void)

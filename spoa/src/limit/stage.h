@@ -37,6 +37,9 @@ void limits_configure(const struct jr_config *cfg);
 int limits_start(struct event_base *control, const struct jr_config *cfg);
 /* Settles every reservation as estimated (graceful stop, before the usage flush). */
 void limits_stop(void);
+/* Frees what the limits keep per worker (its Redis connection): a worker-exit hook
+ * (net/server.h); arg unused. */
+void limits_worker_exit(void *arg);
 
 /* "local" (no Redis configured), "fleet" or "fleet-fallback" (Redis unusable). */
 const char *limits_mode(void);

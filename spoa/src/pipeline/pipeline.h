@@ -11,8 +11,9 @@
  * owns the deadline: when it fires first it calls pl_abandon(), which sets the error
  * verdict and lets the ACK go out; the late pl_resume() then only releases the context.
  *
- * The runner (pipeline.c) knows nothing of sockets, event loops or clocks: the wall clock
- * and the error policy come in with each decision (struct pl_policy). The stages read the
+ * The runner (pipeline.c) knows nothing of sockets or clocks: the wall clock, the error
+ * policy (struct pl_policy) and the worker's event loop (pl_ctx.base) come in with each
+ * decision. The stages read the
  * catalogue store (state/state.h) and call the modules they front: the router (lb/), the
  * limits (limit/, asynchronous with Redis), token identities (jwt/, oidc/, abuse/, audit/);
  * those keep their own clocks and counters.
@@ -25,6 +26,8 @@
 
 #include "json/jscan.h"
 #include "state/state.h"
+
+struct event_base;
 
 /* Why a decision came out as it did; also the metrics label. */
 enum pl_reason {
@@ -186,6 +189,10 @@ struct pl_ctx {
 	struct pl_request in;
 	struct pl_verdict out;
 	struct pl_policy policy;
+	/* The event loop of the worker running the decision, set by the caller after
+	 * pl_ctx_init: asynchronous stages (Redis limits, token introspection) attach their
+	 * I/O and wake-ups to it. NULL (tests): they decide without waiting. */
+	struct event_base *base;
 	enum pl_service service;
 	/* Filled by the identity and tenant stages. */
 	int64_t tenant_id;
@@ -302,6 +309,10 @@ int pl_rbac_allows_model(const struct state *s, const struct pl_ctx *ctx, const 
 /* After route: decides whether the request detours through jairouter-adapter
  * (adapter.c) and writes its route into out.adapter. */
 enum pl_result pl_stage_adapter(struct pl_ctx *ctx);
+
+/* Frees what the stages keep per worker thread (the verified-token cache of identity.c).
+ * A worker-exit hook (net/server.h); arg unused. */
+void pl_worker_exit(void *arg);
 
 /* The spine's stages, in order (stages.c). */
 extern const struct pl_stage pl_default_stages[];
