@@ -2,7 +2,7 @@
  * idsync: how pgsync (pg/pgsync.c) reads the identity tables of sql/007_identity.sql into
  * a state's `struct ident`. Each table has a SELECT (pgsync appends its
  * "WHERE id = ANY($1)" for incremental changes), a column count, and put/del functions
- * with pgsync's row-reader signature.
+ * with the row-reader signature of pg/rows.h (a row of text columns, util/row.h).
  *
  * A row that cannot be used (an unreadable key, an unknown algorithm) is logged with its
  * id and left out: an issuer without usable keys refuses its tokens, which is the safe way
@@ -12,9 +12,9 @@
 #define JR_AUTHZ_IDSYNC_H
 
 #include "state/state.h"
+#include "util/row.h"
 
 #include <jansson.h>
-#include <libpq-fe.h>
 #include <stdint.h>
 
 #define IDSYNC_ISSUERS_SQL                                                                   \
@@ -46,23 +46,23 @@
 #define IDSYNC_MEMBERS_SQL "SELECT id, group_id, model_id FROM jairouter.model_group_members"
 #define IDSYNC_MEMBERS_COLS 3
 
-int idsync_put_issuer(struct state *s, const PGresult *r, int row, int64_t *id);
+int idsync_put_issuer(struct state *s, const struct row *r, int64_t *id);
 void idsync_del_issuer(struct state *s, int64_t id);
-int idsync_put_key(struct state *s, const PGresult *r, int row, int64_t *id);
+int idsync_put_key(struct state *s, const struct row *r, int64_t *id);
 void idsync_del_key(struct state *s, int64_t id);
-int idsync_put_jti(struct state *s, const PGresult *r, int row, int64_t *id);
+int idsync_put_jti(struct state *s, const struct row *r, int64_t *id);
 void idsync_del_jti(struct state *s, int64_t id);
-int idsync_put_sub(struct state *s, const PGresult *r, int row, int64_t *id);
+int idsync_put_sub(struct state *s, const struct row *r, int64_t *id);
 void idsync_del_sub(struct state *s, int64_t id);
-int idsync_put_role(struct state *s, const PGresult *r, int row, int64_t *id);
+int idsync_put_role(struct state *s, const struct row *r, int64_t *id);
 void idsync_del_role(struct state *s, int64_t id);
-int idsync_put_key_role(struct state *s, const PGresult *r, int row, int64_t *id);
+int idsync_put_key_role(struct state *s, const struct row *r, int64_t *id);
 void idsync_del_key_role(struct state *s, int64_t id);
-int idsync_put_tenant(struct state *s, const PGresult *r, int row, int64_t *id);
+int idsync_put_tenant(struct state *s, const struct row *r, int64_t *id);
 void idsync_del_tenant(struct state *s, int64_t id);
-int idsync_put_group(struct state *s, const PGresult *r, int row, int64_t *id);
+int idsync_put_group(struct state *s, const struct row *r, int64_t *id);
 void idsync_del_group(struct state *s, int64_t id);
-int idsync_put_member(struct state *s, const PGresult *r, int row, int64_t *id);
+int idsync_put_member(struct state *s, const struct row *r, int64_t *id);
 void idsync_del_member(struct state *s, int64_t id);
 
 /* Parses an issuer's role_map text (a JSON object of strings) for tests. NULL when empty. */
