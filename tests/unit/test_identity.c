@@ -7,7 +7,6 @@
 #include "abuse/abuse.h"
 #include "auth/apikey.h"
 #include "authz/ident.h"
-#include "authz/idsync.h"
 #include "pipeline/pipeline.h"
 #include "state/state.h"
 
@@ -124,7 +123,7 @@ static void load(void)
 	is.require_exp = 1;
 	snprintf(is.tenant_claim, sizeof(is.tenant_claim), "org");
 	snprintf(is.role_claim, sizeof(is.role_claim), "scope");
-	is.role_map = idsync_role_map("{\"gw.chat\":\"user\",\"gw.admin\":\"admin\"}", &bad);
+	is.role_map = ident_role_map_parse("{\"gw.chat\":\"user\",\"gw.admin\":\"admin\"}", &bad);
 	snprintf(is.default_roles[0], sizeof(is.default_roles[0]), "reader");
 	is.ndefault_roles = 1;
 	is.enabled = 1;

@@ -6,7 +6,8 @@
  */
 #include "pg/rows.h"
 
-#include "authz/idsync.h"
+#include "pg/ident_rows.h"
+
 #include "lb/conf.h"
 #include "lb/table.h"
 #include "limit/defs.h"
@@ -543,7 +544,7 @@ static void del_limit(struct state *s, int64_t id)
 /* ---- the table -------------------------------------------------------------------- */
 
 #define ID_TABLE(table, NAME, put, del) \
-	{ table, IDSYNC_##NAME##_SQL, IDSYNC_##NAME##_SQL BY_IDS, IDSYNC_##NAME##_COLS, put, del }
+	{ table, PGID_##NAME##_SQL, PGID_##NAME##_SQL BY_IDS, PGID_##NAME##_COLS, put, del }
 
 const struct ps_table ps_tables[] = {
 	{ "tenants", TENANTS_SQL, TENANTS_SQL BY_IDS, 3, put_tenant, state_del_tenant },
@@ -560,16 +561,16 @@ const struct ps_table ps_tables[] = {
 	{ "model_group_members", MEMBERS_SQL, MEMBERS_SQL BY_IDS, 3, put_member, del_member },
 	{ "provider_credentials", CREDENTIALS_SQL, CREDENTIALS_SQL BY_IDS, 8, put_credential,
 	  del_credential },
-	/* identity: issuers, keys, revocations, roles (authz/idsync.h) */
-	ID_TABLE("jwt_issuers", ISSUERS, idsync_put_issuer, idsync_del_issuer),
-	ID_TABLE("jwt_issuer_keys", KEYS, idsync_put_key, idsync_del_key),
-	ID_TABLE("revoked_tokens", JTI, idsync_put_jti, idsync_del_jti),
-	ID_TABLE("revoked_subjects", SUB, idsync_put_sub, idsync_del_sub),
-	ID_TABLE("roles", ROLES, idsync_put_role, idsync_del_role),
-	ID_TABLE("api_key_roles", KEY_ROLES, idsync_put_key_role, idsync_del_key_role),
-	ID_TABLE("tenants", TENANTS, idsync_put_tenant, idsync_del_tenant),
-	ID_TABLE("model_groups", GROUPS, idsync_put_group, idsync_del_group),
-	ID_TABLE("model_group_members", MEMBERS, idsync_put_member, idsync_del_member),
+	/* identity: issuers, keys, revocations, roles (pg/ident_rows.h) */
+	ID_TABLE("jwt_issuers", ISSUERS, pgid_put_issuer, pgid_del_issuer),
+	ID_TABLE("jwt_issuer_keys", KEYS, pgid_put_key, pgid_del_key),
+	ID_TABLE("revoked_tokens", JTI, pgid_put_jti, pgid_del_jti),
+	ID_TABLE("revoked_subjects", SUB, pgid_put_sub, pgid_del_sub),
+	ID_TABLE("roles", ROLES, pgid_put_role, pgid_del_role),
+	ID_TABLE("api_key_roles", KEY_ROLES, pgid_put_key_role, pgid_del_key_role),
+	ID_TABLE("tenants", TENANTS, pgid_put_tenant, pgid_del_tenant),
+	ID_TABLE("model_groups", GROUPS, pgid_put_group, pgid_del_group),
+	ID_TABLE("model_group_members", MEMBERS, pgid_put_member, pgid_del_member),
 	/* adapter endpoints and tenant masking */
 	{ "endpoints", ENDPOINTS_SQL, ENDPOINTS_SQL BY_IDS, 6, put_endpoint, del_endpoint },
 	{ "tenants", MASKING_SQL, MASKING_SQL BY_IDS, 3, put_masking, del_masking },

@@ -2,7 +2,7 @@
  * util/row: one row of text columns as the database layer hands it over (pg/ reads
  * PostgreSQL's text format into it), typed readers for its columns, and a table of
  * column-to-field rules so that a catalogue row is read into its struct by description.
- * The modules that parse rows (pg/rows.c, authz/idsync.c, limit/defs.c) stay free of
+ * The modules that parse rows (pg/rows.c, pg/ident_rows.c, limit/defs.c) stay free of
  * any database client library, and testable with rows written by hand.
  */
 #ifndef JR_UTIL_ROW_H

@@ -1,8 +1,7 @@
 /*
- * idsync: row readers for the identity tables (see idsync.h): text rows in, no database
- * client library here.
+ * pg/ident_rows: row readers for the identity tables (see ident_rows.h).
  */
-#include "authz/idsync.h"
+#include "pg/ident_rows.h"
 
 #include "authz/ident.h"
 #include "util/log.h"
@@ -16,34 +15,7 @@ static void cpy(char *dst, size_t cap, const char *src)
 	snprintf(dst, cap, "%s", src);
 }
 
-json_t *idsync_role_map(const char *text, int *bad)
-{
-	json_error_t e;
-	json_t *m = json_loads(text, JSON_REJECT_DUPLICATES, &e);
-	const char *k;
-	json_t *v;
-
-	*bad = 0;
-	if (!m || !json_is_object(m)) {
-		*bad = 1;
-		json_decref(m);
-		return NULL;
-	}
-	json_object_foreach(m, k, v) {
-		if (!json_is_string(v) || json_string_length(v) >= IDENT_NAME_MAX) {
-			*bad = 1;
-			json_decref(m);
-			return NULL;
-		}
-	}
-	if (json_object_size(m) == 0) {
-		json_decref(m);
-		return NULL;
-	}
-	return m;
-}
-
-int idsync_put_issuer(struct state *s, const struct row *r, int64_t *id)
+int pgid_put_issuer(struct state *s, const struct row *r, int64_t *id)
 {
 	struct id_issuer is;
 	int algs, bad;
@@ -61,7 +33,7 @@ int idsync_put_issuer(struct state *s, const struct row *r, int64_t *id)
 	is.tenant_id = row_i64(r, 8);
 	cpy(is.tenant_claim, sizeof(is.tenant_claim), row_text(r, 9));
 	cpy(is.role_claim, sizeof(is.role_claim), row_text(r, 10));
-	is.role_map = idsync_role_map(row_text(r, 11), &bad);
+	is.role_map = ident_role_map_parse(row_text(r, 11), &bad);
 	p = row_text(r, 12);
 	while (*p && is.ndefault_roles < IDENT_DEFAULT_ROLES_MAX) {
 		size_t n = strcspn(p, "\n");
@@ -88,12 +60,12 @@ int idsync_put_issuer(struct state *s, const struct row *r, int64_t *id)
 	return 0;
 }
 
-void idsync_del_issuer(struct state *s, int64_t id)
+void pgid_del_issuer(struct state *s, int64_t id)
 {
 	ident_del_issuer(state_ident(s), id);
 }
 
-int idsync_put_key(struct state *s, const struct row *r, int64_t *id)
+int pgid_put_key(struct state *s, const struct row *r, int64_t *id)
 {
 	struct id_key k;
 	char err[128];
@@ -113,31 +85,31 @@ int idsync_put_key(struct state *s, const struct row *r, int64_t *id)
 	return 0;
 }
 
-void idsync_del_key(struct state *s, int64_t id)
+void pgid_del_key(struct state *s, int64_t id)
 {
 	ident_del_key(state_ident(s), id);
 }
 
-int idsync_put_jti(struct state *s, const struct row *r, int64_t *id)
+int pgid_put_jti(struct state *s, const struct row *r, int64_t *id)
 {
 	*id = row_i64(r, 0);
 	ident_put_revoked_jti(state_ident(s), *id, row_i64(r, 1), row_text(r, 2));
 	return 0;
 }
 
-void idsync_del_jti(struct state *s, int64_t id)
+void pgid_del_jti(struct state *s, int64_t id)
 {
 	ident_del_revoked_jti(state_ident(s), id);
 }
 
-int idsync_put_sub(struct state *s, const struct row *r, int64_t *id)
+int pgid_put_sub(struct state *s, const struct row *r, int64_t *id)
 {
 	*id = row_i64(r, 0);
 	ident_put_revoked_sub(state_ident(s), *id, row_i64(r, 1), row_text(r, 2), row_i64(r, 3));
 	return 0;
 }
 
-void idsync_del_sub(struct state *s, int64_t id)
+void pgid_del_sub(struct state *s, int64_t id)
 {
 	ident_del_revoked_sub(state_ident(s), id);
 }
@@ -157,7 +129,7 @@ static void parse_perms(const char *p, int deny, struct id_perm *perms, int *n, 
 	}
 }
 
-int idsync_put_role(struct state *s, const struct row *r, int64_t *id)
+int pgid_put_role(struct state *s, const struct row *r, int64_t *id)
 {
 	static struct id_perm perms[IDENT_PERMS_MAX]; /* control thread only */
 	struct id_role role;
@@ -173,12 +145,12 @@ int idsync_put_role(struct state *s, const struct row *r, int64_t *id)
 	return 0;
 }
 
-void idsync_del_role(struct state *s, int64_t id)
+void pgid_del_role(struct state *s, int64_t id)
 {
 	ident_del_role(state_ident(s), id);
 }
 
-int idsync_put_key_role(struct state *s, const struct row *r, int64_t *id)
+int pgid_put_key_role(struct state *s, const struct row *r, int64_t *id)
 {
 	int64_t have[IDENT_KEY_ROLES_MAX];
 	int64_t key_id = row_i64(r, 1);
@@ -191,43 +163,43 @@ int idsync_put_key_role(struct state *s, const struct row *r, int64_t *id)
 	return 0;
 }
 
-void idsync_del_key_role(struct state *s, int64_t id)
+void pgid_del_key_role(struct state *s, int64_t id)
 {
 	ident_del_key_role(state_ident(s), id);
 }
 
-int idsync_put_tenant(struct state *s, const struct row *r, int64_t *id)
+int pgid_put_tenant(struct state *s, const struct row *r, int64_t *id)
 {
 	*id = row_i64(r, 0);
 	ident_put_tenant_name(state_ident(s), *id, row_text(r, 1));
 	return 0;
 }
 
-void idsync_del_tenant(struct state *s, int64_t id)
+void pgid_del_tenant(struct state *s, int64_t id)
 {
 	ident_del_tenant_name(state_ident(s), id);
 }
 
-int idsync_put_group(struct state *s, const struct row *r, int64_t *id)
+int pgid_put_group(struct state *s, const struct row *r, int64_t *id)
 {
 	*id = row_i64(r, 0);
 	ident_put_group(state_ident(s), *id, row_text(r, 1));
 	return 0;
 }
 
-void idsync_del_group(struct state *s, int64_t id)
+void pgid_del_group(struct state *s, int64_t id)
 {
 	ident_del_group(state_ident(s), id);
 }
 
-int idsync_put_member(struct state *s, const struct row *r, int64_t *id)
+int pgid_put_member(struct state *s, const struct row *r, int64_t *id)
 {
 	*id = row_i64(r, 0);
 	ident_put_member(state_ident(s), *id, row_i64(r, 1), row_i64(r, 2));
 	return 0;
 }
 
-void idsync_del_member(struct state *s, int64_t id)
+void pgid_del_member(struct state *s, int64_t id)
 {
 	ident_del_member(state_ident(s), id);
 }
