@@ -330,6 +330,7 @@ static int start(struct app *app)
 		log_error("%s", err);
 		return -1;
 	}
+	metrics_add_renderer(lb_render_metrics, NULL);
 	if (app->cfg.metrics_listen[0]) {
 		app->admin = admin_start(app->base, app->cfg.metrics_listen, gauges, app, err, sizeof(err));
 		if (!app->admin) {

@@ -2,7 +2,6 @@
 
 #include "lb/conf.h"
 #include "lb/stats.h"
-#include "metrics/metrics.h"
 #include "report/report.h"
 #include "state/policy.h"
 #include "state/state.h"
@@ -212,8 +211,6 @@ static int setup(const struct lb_opts *o, char *err, size_t errlen)
 	return 0;
 }
 
-static void render(struct evbuffer *out, void *arg);
-
 int lb_start(struct event_base *base, const struct lb_opts *o, char *err, size_t errlen)
 {
 	svc.base = base;
@@ -221,7 +218,6 @@ int lb_start(struct event_base *base, const struct lb_opts *o, char *err, size_t
 	if (setup(o, err, errlen) < 0)
 		return -1;
 	report_subscribe(lb_on_report, NULL);
-	metrics_add_renderer(render, NULL);
 	if (svc.stats)
 		log_info("routing: polling HAProxy's stats socket %s every %u ms", svc.addr, svc.poll_ms);
 	return 0;
@@ -685,7 +681,7 @@ static void render_reasons(struct evbuffer *out, const char *name, const char *h
 				    lb_why_name((enum lb_why)w), atomic_load(&v[w]));
 }
 
-static void render(struct evbuffer *out, void *arg)
+void lb_render_metrics(struct evbuffer *out, void *arg)
 {
 	int64_t now = lb_now_ms();
 

@@ -22,6 +22,7 @@
 #include "state/state.h"
 
 struct event_base;
+struct evbuffer;
 struct jr_report;
 
 struct lb_opts {
@@ -34,6 +35,8 @@ struct lb_opts {
 int lb_start(struct event_base *base, const struct lb_opts *o, char *err, size_t errlen);
 int lb_reconfigure(const struct lb_opts *o, char *err, size_t errlen);
 void lb_stop(void);
+/* The routing series of /metrics (a metrics/ renderer; the caller registers it). */
+void lb_render_metrics(struct evbuffer *out, void *arg);
 
 /* What the router needs to know of one request; the caller fills it (the route stage of
  * pipeline/, the tests). Strings are borrowed for the call. */
