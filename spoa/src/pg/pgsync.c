@@ -340,17 +340,25 @@ static void ps_load_finish(struct pgsync *ps)
 	ps->phase = PH_READY;
 }
 
+/* A result with another column count than the reader expects (a schema this agent does
+ * not know) fails the query rather than being misread. */
+static int ps_shape_ok(struct pgsync *ps, const struct ps_table *t, const PGresult *r)
+{
+	if (PQnfields(r) == t->ncols)
+		return 1;
+	log_error("database: %s: expected %d columns, got %d", t->name, t->ncols, PQnfields(r));
+	ps->query_failed = 1;
+	return 0;
+}
+
 static void ps_load_rows(struct pgsync *ps, const PGresult *r)
 {
 	const struct ps_table *t = &ps_tables[ps->load_step - 1];
 	struct row row;
 	int64_t id;
 
-	if (PQnfields(r) != t->ncols) {
-		log_error("database: %s: expected %d columns, got %d", t->name, t->ncols, PQnfields(r));
-		ps->query_failed = 1;
+	if (!ps_shape_ok(ps, t, r))
 		return;
-	}
 	for (int i = 0, n = PQntuples(r); i < n; i++) {
 		row_of(r, i, &row);
 		t->put(ps->loading, &row, &id);
@@ -478,11 +486,8 @@ static void ps_fetch_rows(struct pgsync *ps, const PGresult *r)
 	struct row row;
 	int64_t id;
 
-	if (PQnfields(r) != t->ncols) {
-		log_error("database: %s: expected %d columns, got %d", t->name, t->ncols, PQnfields(r));
-		ps->query_failed = 1;
+	if (!ps_shape_ok(ps, t, r))
 		return;
-	}
 	s = store_write_begin();
 	for (int i = 0, n = PQntuples(r); i < n; i++) {
 		row_of(r, i, &row);
