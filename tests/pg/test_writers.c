@@ -97,7 +97,7 @@ static void test_usage_stop_writes_the_rest(void)
 	CHECK_EQ_INT(sql_int("SELECT requests FROM jairouter.usage_daily WHERE tenant_id = 3"), 1);
 }
 
-static void seed(const struct lim_seed_row *rows, size_t n)
+static void seed(const struct usage_seed_row *rows, size_t n)
 {
 	seeded_rows = (int)n;
 	seeded_tokens = 0;

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "limit/defs.h"
+#include "usage/usage.h"
 
 #define LIM_KEY_MAX 256 /* "<id>:<version>:<scope value>" */
 
@@ -59,11 +60,7 @@ void lim_local_stats(struct lim_local_stats *out);
 /* Usage already recorded in PostgreSQL this month (usage/usage.h reads it once at start):
  * local quota and budget counters of the tenant, key, model and tenant x model scopes
  * start from it, so that a restart does not reset them. Other scopes start at zero. */
-struct lim_seed_row {
-	int64_t day; /* Unix seconds of the UTC day */
-	int64_t tenant_id, key_id, model_id, tokens, cost_micro;
-};
-void lim_local_seed(const struct lim_seed_row *rows, size_t n);
+void lim_local_seed(const struct usage_seed_row *rows, size_t n);
 /* A seed is on its way: until lim_local_seed() runs (with rows, or with none when it gave
  * up), lim_local_seed_pending() is true and the limits stage answers requests that face a
  * local quota or budget with 503 gateway_not_ready rather than count them from zero. */
