@@ -12,6 +12,7 @@
 #include "limit/stage.h"
 #include "state/policy.h"
 #include "util/json.h"
+#include "util/pct.h"
 
 #include <openssl/crypto.h>
 #include <stdio.h>
@@ -186,34 +187,15 @@ static enum pl_service service_of(const struct pl_request *in)
 	return PL_SVC_NONE;
 }
 
-static int hex_val(char c)
-{
-	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-	       : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
 /* The model id of GET /v1/models/{id}, percent-decoded (ids may hold '/'). Returns the
  * length, or -1 when malformed or too long. */
 static int model_id_from_path(const struct pl_str *path, char *out, size_t cap)
 {
-	const char *p = path->ptr, *end = path->ptr + path->len;
-	size_t n = 0;
+	const char *end = path->ptr + path->len;
+	const char *p = (const char *)memmem(path->ptr, path->len, MODELS_PREFIX, strlen(MODELS_PREFIX)) +
+			strlen(MODELS_PREFIX);
 
-	p = (const char *)memmem(p, path->len, MODELS_PREFIX, strlen(MODELS_PREFIX)) + strlen(MODELS_PREFIX);
-	while (p < end) {
-		int c = (unsigned char)*p++;
-		if (c == '%') {
-			if (end - p < 2 || hex_val(p[0]) < 0 || hex_val(p[1]) < 0)
-				return -1;
-			c = hex_val(p[0]) << 4 | hex_val(p[1]);
-			p += 2;
-		}
-		if (n + 1 >= cap || c == 0)
-			return -1;
-		out[n++] = (char)c;
-	}
-	out[n] = '\0';
-	return (int)n;
+	return pct_decode(p, (size_t)(end - p), out, cap);
 }
 
 static enum pl_result deny_body(struct pl_ctx *ctx, enum pl_reason r, const char *code,

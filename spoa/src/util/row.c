@@ -1,5 +1,7 @@
 #include "util/row.h"
 
+#include "util/pct.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,23 +35,12 @@ void row_str(const struct row *r, int col, char *dst, size_t size)
 	dst[len] = '\0';
 }
 
-static int hex_nibble(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static int hex_decode(uint8_t *out, size_t n, const char *hex, size_t hexlen)
 {
 	if (hexlen != 2 * n)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
-		int hi = hex_nibble(hex[2 * i]), lo = hex_nibble(hex[2 * i + 1]);
+		int hi = pct_hex_value(hex[2 * i]), lo = pct_hex_value(hex[2 * i + 1]);
 
 		if (hi < 0 || lo < 0)
 			return -1;
