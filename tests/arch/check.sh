@@ -14,14 +14,15 @@ cd "$root"
 # after the last clean-up is 70 lines: main's start()).
 FUNC_MAX_LINES=80
 
-# Functions allowed to be longer, as file:function. Each needs a reason.
+# Files whose functions may be longer, each with its reason. An entry that is no longer
+# needed is reported (as a note, so that a merge does not fail on it): remove it then.
 FUNC_ALLOW=(
-	# The adapter's request builder and HTTP handler are being split into modules
-	# (adapters/: server, job, upstream driver); remove these once they are.
-	adapters/src/upstream.c:up_build
-	adapters/main.c:on_request
-	adapters/main.c:main
-	adapters/src/xlate_messages.c:convert_message
+	# The adapter is being split into modules (server, job, upstream driver, one provider
+	# table); its request builder (up_build), HTTP handler (on_request), main and the
+	# OpenAI message walk (convert_message) are still long.
+	adapters/main.c
+	adapters/src/upstream.c
+	adapters/src/xlate_messages.c
 )
 
 # Module dependencies (A B: a file of module A includes a header of module B) that close
@@ -141,7 +142,7 @@ no_module_cycles() {
 	fi
 	# An allowed edge that no longer exists is stale: drop it from CYCLE_ALLOW.
 	for e in "${CYCLE_ALLOW[@]}"; do
-		grep -qx "$e" <<<"$(module_edges)" || echo "CYCLE_ALLOW lists \"$e\", which is gone"
+		grep -qx "$e" <<<"$(module_edges)" || echo "# note: CYCLE_ALLOW lists \"$e\", which is gone" >&2
 	done
 }
 
@@ -158,14 +159,16 @@ function_lengths() {
 }
 
 functions_are_short() {
-	local fn n
-	function_lengths | while read -r fn n; do
+	local fn n f lengths
+	lengths=$(function_lengths)
+	while read -r fn n; do
 		((n > FUNC_MAX_LINES)) || continue
-		listed "$fn" "${FUNC_ALLOW[@]}" || echo "$fn: $n lines (at most $FUNC_MAX_LINES)"
-	done
-	for fn in "${FUNC_ALLOW[@]}"; do
-		function_lengths | awk -v f="$fn" -v max="$FUNC_MAX_LINES" '$1 == f && $2 > max { found = 1 }
-			END { exit !found }' || echo "FUNC_ALLOW lists $fn, which is short enough now"
+		listed "${fn%:*}" "${FUNC_ALLOW[@]}" || echo "$fn: $n lines (at most $FUNC_MAX_LINES)"
+	done <<<"$lengths"
+	for f in "${FUNC_ALLOW[@]}"; do
+		awk -v f="$f" -v max="$FUNC_MAX_LINES" 'index($1, f ":") == 1 && $2 > max { found = 1 }
+			END { exit !found }' <<<"$lengths" ||
+			echo "# note: FUNC_ALLOW lists $f, whose functions are all short enough now" >&2
 	done
 }
 
