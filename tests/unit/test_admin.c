@@ -7,6 +7,7 @@
 #include "admin/admin.h"
 #include "metrics/metrics.h"
 
+#include "ports.h"
 #include "testlib.h"
 
 #include <arpa/inet.h>
@@ -90,22 +91,6 @@ static void *loop_main(void *arg)
 	return NULL;
 }
 
-/* A loopback port nothing listens on right now. */
-static int free_port(void)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&sa, &len) < 0)
-		abort();
-	port = ntohs(sa.sin_port);
-	close(fd);
-	return port;
-}
-
 /* One HTTP/1.0 request; returns the status and copies the body into body. */
 static int http(int port, const char *method, const char *path, char *body, size_t cap)
 {
@@ -138,7 +123,7 @@ static int http(int port, const char *method, const char *path, char *body, size
 static void test_endpoints(void)
 {
 	char err[128], body[65536], addr[32];
-	int port = free_port();
+	int port = fx_free_port();
 	struct admin *a;
 	pthread_t th;
 

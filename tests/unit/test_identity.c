@@ -84,8 +84,6 @@ static void load(void)
 	struct st_model m1 = { .id = 1, .name = "demo-model", .backend = "be_mock" };
 	struct st_model m2 = { .id = 2, .name = "big-model", .backend = "be_mock" };
 	struct id_issuer is;
-	char b[100], jwk[300], err[100];
-	struct id_key hk;
 	int bad;
 
 	m1.services = m2.services = FX_SERVICES_ALL;
@@ -128,14 +126,7 @@ static void load(void)
 	is.ndefault_roles = 1;
 	is.enabled = 1;
 	ident_put_issuer(id, &is);
-	jwt_b64url_encode(SECRET, sizeof(SECRET), b, sizeof(b));
-	snprintf(jwk, sizeof(jwk), "{\"kty\":\"oct\",\"k\":\"%s\",\"kid\":\"h1\"}", b);
-	memset(&hk, 0, sizeof(hk));
-	hk.id = 20;
-	hk.issuer_id = 2;
-	hk.enabled = 1;
-	CHECK_EQ_INT(jwk_parse_text(jwk, strlen(jwk), NULL, &hk.key, err, sizeof(err)), 0);
-	ident_put_key(id, &hk);
+	CHECK_EQ_INT(fxj_put_secret(id, 20, 2, SECRET, sizeof(SECRET), "h1"), 0);
 
 	add_role(id, 100, 0, "user", "service:chat,model:*", NULL);
 	add_role(id, 101, 0, "admin", "*", NULL);

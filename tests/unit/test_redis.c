@@ -9,6 +9,7 @@
 #include "redis/fleet.h"
 #include "util/log.h"
 
+#include "ports.h"
 #include "testlib.h"
 
 #include <arpa/inet.h>
@@ -29,38 +30,12 @@ static pid_t redis_pid;
 static int redis_port;
 static int done_calls, last_admitted;
 
-static int free_port(void)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&sa, &len) < 0)
-		abort();
-	port = ntohs(sa.sin_port);
-	close(fd);
-	return port;
-}
-
-static int port_open(int port)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
-
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-	close(fd);
-	return ok;
-}
-
 /* redis-server on a free port; 0 once it accepts connections, -1 when it cannot run. */
 static int redis_start(void)
 {
 	char port[16];
 
-	redis_port = free_port();
+	redis_port = fx_free_port();
 	snprintf(port, sizeof(port), "%d", redis_port);
 	redis_pid = fork();
 	if (redis_pid == 0) {
@@ -72,7 +47,7 @@ static int redis_start(void)
 	}
 	for (int i = 0; i < 500; i++) { /* up to 5 s for the server to listen */
 		int st;
-		if (port_open(redis_port))
+		if (fx_port_open(redis_port))
 			return 0;
 		if (waitpid(redis_pid, &st, WNOHANG) == redis_pid)
 			return -1;

@@ -52,8 +52,6 @@ static void load(void)
 	struct id_perm perms[2];
 	struct id_role role;
 	struct id_issuer is;
-	struct id_key key;
-	char b[100], jwk[300], err[100];
 
 	m.services = FX_SERVICES_ALL;
 	state_put_tenant(s, &acme);
@@ -70,14 +68,7 @@ static void load(void)
 	is.ndefault_roles = 1;
 	is.enabled = 1;
 	ident_put_issuer(id, &is);
-	jwt_b64url_encode(SECRET, sizeof(SECRET), b, sizeof(b));
-	snprintf(jwk, sizeof(jwk), "{\"kty\":\"oct\",\"k\":\"%s\",\"kid\":\"h1\"}", b);
-	memset(&key, 0, sizeof(key));
-	key.id = 1;
-	key.issuer_id = 1;
-	key.enabled = 1;
-	CHECK_EQ_INT(jwk_parse_text(jwk, strlen(jwk), NULL, &key.key, err, sizeof(err)), 0);
-	ident_put_key(id, &key);
+	CHECK_EQ_INT(fxj_put_secret(id, 1, 1, SECRET, sizeof(SECRET), "h1"), 0);
 	memset(&role, 0, sizeof(role));
 	role.id = 100;
 	snprintf(role.name, sizeof(role.name), "user");
