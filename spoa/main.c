@@ -19,6 +19,7 @@
 #include "audit/identity_metrics.h"
 #include "net/server.h"
 #include "pg/pgsync.h"
+#include "redis/fleet.h"
 #include "pipeline/pipeline.h"
 #include "report/report.h"
 #include "state/state.h"
@@ -302,6 +303,7 @@ static int start(struct app *app)
 		}
 	}
 	/* Limits and usage before the workers start (the fleet connections hook into them). */
+	limits_set_remote(&fleet_remote);
 	if (limits_start(app->base, &app->cfg) < 0 ||
 	    usage_start(app->base, app->cfg.database, app->cfg.usage_flush_ms, app->cfg.usage_max_rows) < 0) {
 		log_error("limits: could not start");

@@ -32,10 +32,8 @@ CYCLE_ALLOW=(
 	# (limit/defs.h) that the router and the limits read from it.
 	"state lb"
 	"state limit"
-	# The limits stage is a pipeline stage (pl_ctx in, verdict out) and drives the Redis
-	# store, which speaks in limit items.
+	# The limits stage is a pipeline stage (pl_ctx in, verdict out).
 	"limit pipeline"
-	"redis limit"
 )
 
 # Files outside pg/ and redis/ that still include a database client header: the usage

@@ -3,7 +3,6 @@
 #include "config/config.h"
 #include "limit/defs.h"
 #include "limit/limiter.h"
-#include "redis/fleet.h"
 #include "report/report.h"
 #include "state/state.h"
 #include "usage/usage.h"
@@ -52,6 +51,23 @@ static void bump(_Atomic uint64_t *c)
 	atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
 }
 
+static const struct lim_remote *remote; /* the fleet's store; NULL: local only */
+
+void limits_set_remote(const struct lim_remote *r)
+{
+	remote = r;
+}
+
+static int remote_on(void)
+{
+	return remote && remote->configured();
+}
+
+static int remote_algo(enum lim_algo a)
+{
+	return remote && remote->algo_supported(a);
+}
+
 void limits_configure(const struct jr_config *cfg)
 {
 	atomic_store(&s_fleet_size, cfg->fleet_size ? cfg->fleet_size : 1);
@@ -59,19 +75,20 @@ void limits_configure(const struct jr_config *cfg)
 	atomic_store(&s_default_max_tokens, cfg->limits_default_max_tokens);
 	atomic_store(&s_bytes_per_token, cfg->limits_bytes_per_token ? cfg->limits_bytes_per_token : 4);
 	atomic_store(&s_usage_wait_ms, cfg->usage_wait_ms);
-	fleet_configure(cfg->redis, cfg->redis_timeout_ms, cfg->limits_lease_ms);
+	if (remote)
+		remote->configure(cfg->redis, cfg->redis_timeout_ms, cfg->limits_lease_ms);
 }
 
 const char *limits_mode(void)
 {
-	return !fleet_configured() ? "local" : fleet_usable() ? "fleet" : "fleet-fallback";
+	return !remote_on() ? "local" : remote->usable() ? "fleet" : "fleet-fallback";
 }
 
 /* Amounts are divided by the fleet size whenever Redis is configured but a limit is
  * enforced here (the fallback, and the per-node algorithms). */
 static int64_t local_divisor(void)
 {
-	return fleet_configured() ? (int64_t)atomic_load(&s_fleet_size) : 1;
+	return remote_on() ? (int64_t)atomic_load(&s_fleet_size) : 1;
 }
 
 /* ---- reservations --------------------------------------------------------------------- */
@@ -489,8 +506,8 @@ static void fleet_done(void *arg, int admitted)
 
 static int remote_first(const void *a, const void *b)
 {
-	int ra = fleet_algo_supported(((const struct lim_item *)a)->def.p.algo);
-	int rb = fleet_algo_supported(((const struct lim_item *)b)->def.p.algo);
+	int ra = remote_algo(((const struct lim_item *)a)->def.p.algo);
+	int rb = remote_algo(((const struct lim_item *)b)->def.p.algo);
 
 	return rb - ra;
 }
@@ -550,13 +567,13 @@ enum pl_result pl_stage_limits(struct pl_ctx *ctx)
 		ctx->out.backend[0] = ctx->out.server[0] = '\0';
 		return PL_DONE;
 	}
-	if (n == 0 || !fleet_configured()) {
+	if (n == 0 || !remote_on()) {
 		bump(&st.local_decisions);
 		return conclude(q, n == 0 || admit_local(q->items, n, local_divisor()));
 	}
 	/* Fleet: Redis' items first; warm-up and adaptive limits are per node. */
 	qsort(q->items, n, sizeof(q->items[0]), remote_first);
-	while ((size_t)q->remote_n < n && fleet_algo_supported(q->items[q->remote_n].def.p.algo))
+	while ((size_t)q->remote_n < n && remote_algo(q->items[q->remote_n].def.p.algo))
 		q->remote_n++;
 	nlocal = n - (size_t)q->remote_n;
 	if (nlocal) {
@@ -570,7 +587,7 @@ enum pl_result pl_stage_limits(struct pl_ctx *ctx)
 		bump(&st.local_decisions);
 		return conclude(q, 1);
 	}
-	if (fleet_admit(ctx->base, q->items, (size_t)q->remote_n, q->id, fleet_done, q) < 0) {
+	if (remote->admit(ctx->base, q->items, (size_t)q->remote_n, q->id, fleet_done, q) < 0) {
 		int ok;
 		bump(&st.fallback_decisions);
 		ok = admit_local(q->items, (size_t)q->remote_n, local_divisor());
@@ -630,7 +647,7 @@ static void fleet_settle_items(struct lim_item *items, const int64_t *delta, siz
 	for (size_t i = 0; released && i < n; i++)
 		if (lim_is_concurrency(items[i].def.p.algo))
 			items[i].def.dim = LD_REQUESTS; /* the slot went back already */
-	fleet_settle(items, delta, n, id);
+	remote->settle(items, delta, n, id);
 }
 
 static void fleet_release_items(struct lim_item *items, size_t n, int ok, const char *id)
@@ -638,7 +655,7 @@ static void fleet_release_items(struct lim_item *items, size_t n, int ok, const 
 	int64_t zero[LIM_MAX_PER_REQ] = { 0 };
 
 	(void)ok;
-	fleet_settle(items, zero, n, id);
+	remote->settle(items, zero, n, id);
 }
 
 static const struct lim_store local_store = { local_settle, local_release };
@@ -841,7 +858,7 @@ int limits_start(struct event_base *control, const struct jr_config *cfg)
 	limits_configure(cfg);
 	/* Without Redis, quota and budget counters live here: they start from what
 	 * PostgreSQL recorded this month, so a restart does not reset them. */
-	if (!fleet_configured() && cfg->database[0]) {
+	if (!remote_on() && cfg->database[0]) {
 		lim_local_seed_expect();
 		usage_set_seed(lim_local_seed);
 	}
@@ -852,12 +869,13 @@ int limits_start(struct event_base *control, const struct jr_config *cfg)
 	if (!cfg->report_listen[0])
 		log_warn("limits: no report_listen: concurrency slots and token reservations are "
 			 "settled only when their lease expires (limits_lease_ms)");
-	return fleet_start(control);
+	return remote ? remote->start(control) : 0;
 }
 
 void limits_worker_exit(void *arg)
 {
-	fleet_worker_exit(arg);
+	if (remote)
+		remote->worker_exit(arg);
 }
 
 void limits_stop(void)
@@ -880,7 +898,8 @@ void limits_stop(void)
 			break;
 		settle_estimated(r, now);
 	}
-	fleet_stop();
+	if (remote)
+		remote->stop();
 	pthread_mutex_lock(&rv_mu);
 	if (rv_init) {
 		hmap_clear(&rv_map);
@@ -933,8 +952,9 @@ void limits_render_metrics(struct evbuffer *out, void *arg)
 	G("limit_local_counters", "Local limit counters.", ls.states);
 	C("limit_overflow_total", "Counters shared because the local table was full.", ls.overflow);
 	G("limit_fleet_fallback", "1 while Redis is configured but unusable (local limits / fleet_size).",
-	  fleet_configured() && !fleet_usable());
+	  remote_on() && !remote->usable());
 #undef C
 #undef G
-	fleet_render_metrics(out);
+	if (remote)
+		remote->render_metrics(out);
 }

@@ -31,6 +31,10 @@ struct jr_config;
 
 enum pl_result pl_stage_limits(struct pl_ctx *ctx);
 
+/* The fleet's store of counters (redis/fleet.h fleet_remote), before limits_start; without
+ * one (NULL, the default) every limit is per node. */
+struct lim_remote;
+void limits_set_remote(const struct lim_remote *r);
 /* Applies the settings (start-up and SIGHUP). */
 void limits_configure(const struct jr_config *cfg);
 /* Subscribes to the report channel and starts the timers on the control loop. */

@@ -557,3 +557,16 @@ void fleet_render_metrics(struct evbuffer *out)
 		(uint64_t)st.admits, (uint64_t)st.errors, (uint64_t)st.timeouts, (uint64_t)st.late,
 		(uint64_t)st.settles, (uint64_t)st.settle_lost, atomic_load(&conns_up));
 }
+
+const struct lim_remote fleet_remote = {
+	.configure = fleet_configure,
+	.start = fleet_start,
+	.stop = fleet_stop,
+	.configured = fleet_configured,
+	.usable = fleet_usable,
+	.algo_supported = fleet_algo_supported,
+	.admit = fleet_admit,
+	.settle = fleet_settle,
+	.worker_exit = fleet_worker_exit,
+	.render_metrics = fleet_render_metrics,
+};

@@ -31,7 +31,7 @@ int fleet_algo_supported(enum lim_algo a);
 /* admitted: 1 all admitted (and charged), 0 refused (nothing charged), -1 Redis failed or
  * was too slow (nothing known: the caller falls back). Each item's res is filled when
  * admitted >= 0. Runs on the worker loop that called fleet_admit. */
-typedef void (*fleet_done_fn)(void *arg, int admitted);
+typedef lim_done_fn fleet_done_fn;
 
 /* Starts an admission on base, the calling worker's loop (its Redis connection is made
  * there on first use and closed by fleet_worker_exit). Returns 0 when started (done will
@@ -55,5 +55,8 @@ int fleet_start(struct event_base *control);
 void fleet_worker_exit(void *arg);
 void fleet_stop(void);
 void fleet_render_metrics(struct evbuffer *out);
+
+/* All of the above as the limits stage's remote store (limit/limiter.h). */
+extern const struct lim_remote fleet_remote;
 
 #endif /* JR_REDIS_FLEET_H */
