@@ -9,7 +9,7 @@
  */
 #include "admin/admin.h"
 #include "config/config.h"
-#include "limit/stage.h"
+#include "pipeline/limits.h"
 #include "cred/cred.h"
 #include "lb/lb.h"
 #include "metrics/metrics.h"

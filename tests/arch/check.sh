@@ -32,8 +32,6 @@ CYCLE_ALLOW=(
 	# (limit/defs.h) that the router and the limits read from it.
 	"state lb"
 	"state limit"
-	# The limits stage is a pipeline stage (pl_ctx in, verdict out).
-	"limit pipeline"
 )
 
 # Files outside pg/ and redis/ that still include a database client header: the usage

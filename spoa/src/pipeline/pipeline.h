@@ -65,7 +65,7 @@ enum pl_reason {
 	PL_R_PERMISSION_DENIED,    /* RBAC (pipeline/rbac.c): a permission missing or denied (403) */
 	PL_R_TOO_MANY_FAILURES,    /* abuse/: the client address is locked out (429) */
 	PL_R_NO_UPSTREAM,          /* no server of the model or its fallbacks can serve (503; lb/) */
-	PL_R_RATE_LIMITED,         /* a rate or concurrency limit (429, limit/stage.c) */
+	PL_R_RATE_LIMITED,         /* a rate or concurrency limit (429, pipeline/limits.c) */
 	PL_R_QUOTA_EXCEEDED,       /* a token quota or money budget (429 insufficient_quota) */
 	PL_R__COUNT
 };
@@ -156,7 +156,7 @@ struct pl_verdict {
 	/* allow, when the request detours through jairouter-adapter (pipeline/adapter.c):
 	 * its route, "k=v&..." (var `adapter`, header x-jairouter-adapter); "" = direct. */
 	char adapter[PL_ADAPTER_MAX];
-	/* The x-ratelimit-* headers (limit/stage.c), on allows and denials: [0] requests,
+	/* The x-ratelimit-* headers (pipeline/limits.c), on allows and denials: [0] requests,
 	 * [1] tokens; limit < 0 = no such limit applied. reset in milliseconds. */
 	struct {
 		int64_t limit, remaining, reset_ms;

@@ -9,7 +9,7 @@
 #include "form/multipart.h"
 #include "jwt/jwt.h"
 #include "lb/lb.h"
-#include "limit/stage.h"
+#include "pipeline/limits.h"
 #include "state/policy.h"
 #include "util/json.h"
 #include "util/pct.h"
@@ -639,7 +639,7 @@ static enum pl_result stage_route(struct pl_ctx *ctx)
 	snprintf(ctx->out.server, sizeof(ctx->out.server), "%s", r.server);
 	ctx->out.allow = 1;
 	ctx->out.reason = PL_R_OK;
-	return PL_NEXT; /* the limits stage may still refuse (limit/stage.c) */
+	return PL_NEXT; /* the limits stage may still refuse (pipeline/limits.c) */
 }
 
 const struct pl_stage pl_default_stages[] = {

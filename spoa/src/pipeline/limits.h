@@ -1,5 +1,7 @@
 /*
- * limit/stage: the `limits` decision stage and what settles a request when it ends.
+ * pipeline/limits: the `limits` decision stage and what settles a request when it ends.
+ * The mechanism it applies lives in limit/ (definitions, algorithms, local counters, the
+ * interface of the fleet's store); this is the pipeline's use of it, per request.
  *
  *   route -> limits: every limit that applies (limit/defs.h) is checked; the request is
  *            admitted only if all admit, and only then charged (requests: 1; tokens and
@@ -20,8 +22,8 @@
  * reservation whose report never arrives is settled the same way after
  * limits_lease_ms, so a lost datagram never holds a slot forever.
  */
-#ifndef JR_LIMIT_STAGE_H
-#define JR_LIMIT_STAGE_H
+#ifndef JR_PIPELINE_LIMITS_H
+#define JR_PIPELINE_LIMITS_H
 
 #include "pipeline/pipeline.h"
 
@@ -52,4 +54,4 @@ void limits_render_metrics(struct evbuffer *out, void *arg);
 /* Token estimates for a request (exposed for tests). */
 void limits_estimate(const struct pl_ctx *ctx, int64_t *prompt, int64_t *completion);
 
-#endif /* JR_LIMIT_STAGE_H */
+#endif /* JR_PIPELINE_LIMITS_H */

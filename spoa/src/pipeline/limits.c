@@ -1,4 +1,4 @@
-#include "limit/stage.h"
+#include "pipeline/limits.h"
 
 #include "config/config.h"
 #include "limit/defs.h"
