@@ -13,10 +13,11 @@
  *
  * The runner (pipeline.c) knows nothing of sockets or clocks: the wall clock, the error
  * policy (struct pl_policy) and the worker's event loop (pl_ctx.base) come in with each
- * decision. The stages read the
- * catalogue store (state/state.h) and call the modules they front: the router (lb/), the
- * limits (limit/, asynchronous with Redis), token identities (jwt/, oidc/, abuse/, audit/);
- * those keep their own clocks and counters.
+ * decision. The stages read the catalogue store (state/state.h) and call the modules they
+ * front: the router (lb/, given a struct lb_request), the limits (limits.c over limit/ and
+ * the Redis store, asynchronous), token identities (jwt/, oidc/, abuse/, audit/); those
+ * keep their own clocks and counters. The pipeline owns the router's in-flight slot of a
+ * request and settles it once, when the decision ends (pipeline.c, finish()).
  */
 #ifndef JR_PIPELINE_H
 #define JR_PIPELINE_H
