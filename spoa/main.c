@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define JR_VERSION "0.1.0"
@@ -46,8 +47,15 @@ struct app {
 	struct admin *admin;
 	struct report_listener *report;
 	struct event *sig_term, *sig_int, *sig_hup, *status_tick;
+	struct event *handover_tick;
 	int draining;
+	int handed_over;    /* the report stream was handed to the next process */
+	int64_t drain_deadline_ms, handover_deadline_ms; /* monotonic */
 };
+
+#define HANDOVER_TICK_MS 20
+/* After the half-close, HAProxy closes its ring connection at once; bounded anyway. */
+#define HANDOVER_CLOSE_MS 2000
 
 static void usage(FILE *f)
 {
@@ -110,12 +118,52 @@ static void status_tick_cb(evutil_socket_t fd, short what, void *arg)
 	store_set_db_online(online);
 }
 
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* After the SPOP connections: the report lines of requests still in flight come on the
+ * ring connection this process holds. It is kept until none is awaited (or the drain
+ * deadline), then half-closed; HAProxy reconnects to the next process, which bills what
+ * is left from the lines themselves (limit/stage.h, limits_acct). */
+static void handover_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct app *app = arg;
+	int64_t now = mono_ms();
+
+	(void)fd;
+	(void)what;
+	if (!app->handed_over) {
+		if (limits_reservations() > 0 && now < app->drain_deadline_ms)
+			return;
+		app->handed_over = 1;
+		app->handover_deadline_ms = now + HANDOVER_CLOSE_MS;
+		log_info("handing the report stream over (%zu request(s) still in flight)",
+			 limits_reservations());
+		report_listener_handover(app->report);
+	}
+	if (report_listener_streams(app->report) > 0 && now < app->handover_deadline_ms)
+		return;
+	event_del(app->handover_tick);
+	event_base_loopexit(app->base, NULL);
+}
+
 static void drained(void *arg)
 {
 	struct app *app = arg;
+	struct timeval tv = { 0, HANDOVER_TICK_MS * 1000 };
 
 	log_info("drained: all connections closed");
-	event_base_loopexit(app->base, NULL);
+	if (!app->report) {
+		event_base_loopexit(app->base, NULL);
+		return;
+	}
+	app->handover_tick = event_new(app->base, -1, EV_PERSIST, handover_tick_cb, app);
+	event_add(app->handover_tick, &tv);
 }
 
 static void on_terminate(evutil_socket_t sig, short what, void *arg)
@@ -129,7 +177,11 @@ static void on_terminate(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	app->draining = 1;
+	app->drain_deadline_ms = mono_ms() + app->cfg.drain_timeout_ms;
 	log_info("signal %d: draining (deadline %u ms)", (int)sig, app->cfg.drain_timeout_ms);
+	admin_stop(app->admin); /* the next process answers health checks and scrapes */
+	app->admin = NULL;
+	report_listener_drain(app->report);
 	server_drain(app->server, app->cfg.drain_timeout_ms, drained, app);
 }
 
@@ -197,6 +249,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	/* Keep the restart-only settings as they run now. */
 	memcpy(fresh.listen, app->cfg.listen, sizeof(fresh.listen));
 	memcpy(fresh.metrics_listen, app->cfg.metrics_listen, sizeof(fresh.metrics_listen));
+	memcpy(fresh.agent_id, app->cfg.agent_id, sizeof(fresh.agent_id));
 	fresh.workers = app->cfg.workers;
 	app->cfg = fresh;
 	log_set_level((enum log_level)fresh.log_level);
@@ -248,8 +301,12 @@ static void render_report(struct evbuffer *out, void *arg)
 			    "# HELP jairouter_report_truncated_total Lines cut short (raise the log length in haproxy.cfg).\n"
 			    "# TYPE jairouter_report_truncated_total counter\njairouter_report_truncated_total %" PRIu64 "\n"
 			    "# HELP jairouter_report_dropped_total Lines lost in the receive queue (kernel count).\n"
-			    "# TYPE jairouter_report_dropped_total counter\njairouter_report_dropped_total %" PRIu64 "\n",
-			    st.lines, st.malformed, st.truncated, st.dropped);
+			    "# TYPE jairouter_report_dropped_total counter\njairouter_report_dropped_total %" PRIu64 "\n"
+			    "# HELP jairouter_report_foreign_total Lines of requests another agent decided (ignored).\n"
+			    "# TYPE jairouter_report_foreign_total counter\njairouter_report_foreign_total %" PRIu64 "\n"
+			    "# HELP jairouter_report_forwarded_total Lines sent on to the next process during a restart.\n"
+			    "# TYPE jairouter_report_forwarded_total counter\njairouter_report_forwarded_total %" PRIu64 "\n",
+			    st.lines, st.malformed, st.truncated, st.dropped, st.foreign, st.forwarded);
 }
 
 static struct event *add_signal(struct app *app, int sig, event_callback_fn fn)
@@ -303,6 +360,8 @@ static int start(struct app *app)
 		log_error("%s", err);
 		return -1;
 	}
+	report_set_identity(app->cfg.agent_id, limits_process_tag());
+	log_info("agent id %s (process %s)", app->cfg.agent_id, limits_process_tag());
 	if (app->cfg.report_listen[0]) {
 		/* Open during a drain too: requests still in flight end and report. */
 		app->report = report_listen(app->base, app->cfg.report_listen, err, sizeof(err));
@@ -336,14 +395,15 @@ static int start(struct app *app)
 
 static void stop(struct app *app)
 {
-	struct event *evs[] = { app->sig_term, app->sig_int, app->sig_hup, app->status_tick };
+	struct event *evs[] = { app->sig_term, app->sig_int, app->sig_hup, app->status_tick,
+				app->handover_tick };
 
 	server_free(app->server);
 	admin_stop(app->admin);
 	report_listener_free(app->report);
 	report_unsubscribe_all();
 	lb_stop();
-	limits_stop(); /* settles what is still reserved, as estimated */
+	limits_stop(app->handed_over); /* settles what is still reserved (see limit/stage.h) */
 	usage_stop();  /* and writes the usage to PostgreSQL */
 	pgsync_stop(app->pg);
 	audit_stop();

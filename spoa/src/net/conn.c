@@ -15,6 +15,7 @@
  */
 #include "net/net_int.h"
 
+#include "limit/stage.h"
 #include "pipeline/pipeline.h"
 #include "spop/spop.h"
 #include "util/log.h"
@@ -101,6 +102,7 @@ void conn_adopt(struct worker *w, int fd)
 	c->state = CS_HELLO;
 	c->max_frame = CONN_PREHELLO_MAX;
 	c->id = atomic_fetch_add(&conn_ids, 1) + 1;
+	c->draining = w->grace_over; /* accepted during a drain: served, then let go */
 	c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (!c->bev) {
 		close(fd);
@@ -251,6 +253,30 @@ static void log_decision(const struct req *r, uint64_t ns)
 		  v->key_prefix, v->model, v->backend, (double)ns / 1000.0);
 }
 
+/* Every ACK names this agent (`agent`, the report line's ag=), and an admitted request
+ * carries its accounting (`acct`, limit/stage.h): whichever process of this agent reads
+ * the request's report line can settle or bill it. Appended to the encoded frame (an
+ * action list is a plain sequence); an ACK that has no room left goes out without. */
+static int ack_append_identity(const struct conn *c, const struct pl_ctx *ctx, uint8_t *buf,
+			       size_t cap, int n)
+{
+	struct spop_writer w;
+	struct spop_data d;
+	char acct[LIMITS_ACCT_MAX];
+	int m;
+
+	spop_writer_init(&w, buf, cap);
+	w.len = (size_t)n;
+	d = spop_cstr(c->w->srv->agent_id);
+	spop_action_set_var(&w, SPOP_SCOPE_TXN, "agent", &d);
+	if (limits_acct(ctx, acct, sizeof(acct)) > 0) {
+		d = spop_cstr(acct);
+		spop_action_set_var(&w, SPOP_SCOPE_TXN, "acct", &d);
+	}
+	m = spop_frame_end(&w, c->max_frame);
+	return m > 0 ? m : n;
+}
+
 static void req_done(struct pl_ctx *ctx, void *arg)
 {
 	struct req *r = arg;
@@ -269,6 +295,8 @@ static void req_done(struct pl_ctx *ctx, void *arg)
 	if (cap > sizeof(stack_buf))
 		buf = xmalloc(cap); /* only direct answers (model lists) are this large */
 	n = pl_ack_encode(&ctx->out, r->sid, r->fid, buf, cap, c->max_frame);
+	if (n > 0)
+		n = ack_append_identity(c, ctx, buf, cap, n);
 	if (n < 0)
 		protocol_error(c, SPOP_ST_RES, "ACK does not fit the negotiated frame size");
 	else
@@ -300,7 +328,8 @@ static void req_release(struct pl_ctx *ctx, void *arg)
 		c->inflight--;
 		if (c->inflight < atomic_load(&c->w->srv->live.max_inflight))
 			resume_reading(c);
-		if (c->draining && c->inflight == 0)
+		if (c->draining && c->inflight == 0 && c->bev &&
+		    evbuffer_get_length(bufferevent_get_input(c->bev)) < 4)
 			disconnect(c, SPOP_ST_NORMAL, "agent is shutting down");
 	}
 	pl_ctx_clear(ctx);
@@ -407,6 +436,8 @@ static void on_hello(struct conn *c, const struct spop_frame *f)
 	c->state = CS_READY;
 	set_watermark(c);
 	set_read_timeout(c, atomic_load(&c->w->srv->live.idle_timeout_ms));
+	if (c->draining && c->inflight == 0)
+		disconnect(c, SPOP_ST_NORMAL, "agent is shutting down");
 }
 
 static void on_haproxy_disconnect(struct conn *c, const struct spop_frame *f)
@@ -507,6 +538,10 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
 			break;
 		}
 	}
+	/* Draining: DISCONNECT once every frame read so far is answered. */
+	if (c->draining && c->bev && c->state == CS_READY && c->inflight == 0 &&
+	    evbuffer_get_length(in) < 4)
+		disconnect(c, SPOP_ST_NORMAL, "agent is shutting down");
 	conn_unref(c);
 }
 
@@ -534,6 +569,14 @@ void conn_drain(struct conn *c, int hard)
 		return;
 	}
 	c->draining = 1;
+	if (!c->bev || c->state != CS_READY)
+		return; /* a connection before its HELLO drains once it is answered */
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)) >= 4) {
+		/* Frames already received are answered first (the read callback then says
+		 * DISCONNECT): HAProxy fails every NOTIFY still unanswered when it reads it. */
+		bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+		return;
+	}
 	if (c->inflight == 0)
 		disconnect(c, SPOP_ST_NORMAL, "agent is shutting down");
 }

@@ -38,6 +38,7 @@ struct worker {
 	unsigned queue_len, queue_cap;
 	int drain_requested;
 	int draining;              /* worker-local copy */
+	int grace_over;            /* connections say DISCONNECT once idle (even new ones) */
 	struct event *drain_timer;
 	struct event *grace_timer;
 	struct conn *conns;        /* doubly-linked list of this worker's connections */
@@ -51,6 +52,7 @@ struct server {
 	struct worker *workers;
 	unsigned nworkers, next_worker;
 	struct net_live live;
+	char agent_id[64];         /* `ag` in every ACK (config agent_id) */
 	atomic_long connections;
 	atomic_uint workers_running;
 	unsigned drain_deadline_ms;
@@ -62,7 +64,8 @@ struct server {
 /* conn.c */
 void conn_adopt(struct worker *w, int fd);
 struct conn *conn_next(const struct conn *c);
-/* Starts draining one connection (DISCONNECT once idle) or closes it now when hard. */
+/* Starts draining one connection (DISCONNECT once every frame it sent is answered) or
+ * closes it now when hard. */
 void conn_drain(struct conn *c, int hard);
 /* Called when the worker's last connection is gone during a drain. */
 void worker_maybe_stop(struct worker *w);

@@ -51,14 +51,10 @@ static void worker_wake_cb(evutil_socket_t fd, short what, void *arg)
 		w->queue_len -= n;
 		drain = w->drain_requested;
 		pthread_mutex_unlock(&w->lock);
-		for (i = 0; i < n; i++) {
-			if (drain || w->draining) {
-				close(fds[i]);
-				atomic_fetch_sub(&w->srv->connections, 1);
-			} else {
-				conn_adopt(w, fds[i]);
-			}
-		}
+		/* Connections accepted while the listener closed are served too (their
+		 * HELLO is answered; they drain like the others). */
+		for (i = 0; i < n; i++)
+			conn_adopt(w, fds[i]);
 	} while (n == 256);
 	if (drain && !w->draining) {
 		w->draining = 1;
@@ -75,6 +71,7 @@ static void worker_grace_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	w->grace_over = 1;
 	for (struct conn *c = w->conns, *next; c; c = next) {
 		next = conn_next(c);
 		conn_drain(c, 0);
@@ -204,8 +201,11 @@ static struct evconnlistener *listen_on(struct server *srv, const char *addr, ch
 		snprintf(err, errlen, "listen: cannot parse address '%s' (expected host:port)", addr);
 		return NULL;
 	}
+	/* SO_REUSEPORT: a new agent process binds the same address while this one drains
+	 * (docs/operations.md, "Restarts and upgrades"). */
 	l = evconnlistener_new_bind(srv->control, accept_cb, srv,
-				    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+				    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT |
+					    LEV_OPT_CLOSE_ON_EXEC,
 				    LISTEN_BACKLOG, (struct sockaddr *)&ss, (int)sslen);
 	if (!l) {
 		snprintf(err, errlen, "listen: cannot bind %s: %s", addr, strerror(errno));
@@ -231,6 +231,7 @@ struct server *server_start(struct event_base *control, const struct jr_config *
 
 	srv->control = control;
 	live_apply(&srv->live, cfg);
+	snprintf(srv->agent_id, sizeof(srv->agent_id), "%s", cfg->agent_id);
 	srv->nworkers = cfg->workers ? cfg->workers : default_workers();
 	srv->listener = listen_on(srv, cfg->listen, err, errlen);
 	if (!srv->listener) {
@@ -268,6 +269,24 @@ static void drain_check_cb(evutil_socket_t fd, short what, void *arg)
 	srv->drain_done(srv->drain_arg);
 }
 
+/* Closing a listening socket resets the connections still in its accept queue; with
+ * SO_REUSEPORT the kernel may have queued HAProxy's new connections here rather than on
+ * the successor's socket. They are accepted (and served) first; the window left
+ * between this loop and the close is microseconds (net.ipv4.tcp_migrate_req = 1 closes
+ * it: the kernel then moves such connections to the successor). */
+static void accept_backlog(struct server *srv)
+{
+	int lfd = evconnlistener_get_fd(srv->listener), fd, n = 0;
+
+	evconnlistener_disable(srv->listener);
+	while ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+		accept_cb(srv->listener, fd, NULL, 0, srv);
+		n++;
+	}
+	if (n)
+		log_info("drain: %d queued connection(s) accepted before closing the listener", n);
+}
+
 void server_drain(struct server *srv, unsigned deadline_ms, void (*done)(void *), void *arg)
 {
 	struct timeval dl = { deadline_ms / 1000, (deadline_ms % 1000) * 1000 };
@@ -278,6 +297,7 @@ void server_drain(struct server *srv, unsigned deadline_ms, void (*done)(void *)
 		return; /* already draining */
 	srv->drain_done = done;
 	srv->drain_arg = arg;
+	accept_backlog(srv);
 	evconnlistener_free(srv->listener);
 	srv->listener = NULL;
 	for (unsigned i = 0; i < srv->nworkers; i++) {
