@@ -50,6 +50,7 @@ struct app {
 	struct event *handover_tick;
 	int draining;
 	int handed_over;    /* the report stream was handed to the next process */
+	int listen_deferred; /* the SPOP listener waits for the catalogue (a restart) */
 	int64_t drain_deadline_ms, handover_deadline_ms; /* monotonic */
 };
 
@@ -97,6 +98,33 @@ static void gauges(struct metrics_gauges *g, void *arg)
 	g->limits = limits_mode();
 }
 
+/* Once the catalogue and this month's usage are loaded: the listeners bound late. The
+ * report listener always waits for it (a line billed before the catalogue is known
+ * would miss its prices); the SPOP listener waits when another process of this agent
+ * serves the address (a restart: HAProxy's new connections would otherwise reach a
+ * process that can only answer 503 gateway_not_ready). A bind failure here ends the
+ * process, as it would at start. */
+static void listen_when_ready(struct app *app)
+{
+	char err[512];
+
+	if (app->listen_deferred) {
+		if (server_listen(app->server, app->cfg.listen, err, sizeof(err)) < 0)
+			goto fail;
+		app->listen_deferred = 0;
+	}
+	if (app->cfg.report_listen[0] && !app->report) {
+		app->report = report_listen(app->base, app->cfg.report_listen, err, sizeof(err));
+		if (!app->report)
+			goto fail;
+		log_info("end-of-request reports on %s", app->cfg.report_listen);
+	}
+	return;
+fail:
+	log_error("%s", err);
+	event_base_loopexit(app->base, NULL);
+}
+
 /* Publishes the database state to the workers (they answer 503 instead of 401 for an
  * unknown key while it is down). */
 static void status_tick_cb(evutil_socket_t fd, short what, void *arg)
@@ -116,6 +144,8 @@ static void status_tick_cb(evutil_socket_t fd, short what, void *arg)
 			log_warn("database is unreachable: serving from the in-memory catalogue");
 	}
 	store_set_db_online(online);
+	if (!app->draining && store_ready() && limits_ready())
+		listen_when_ready(app);
 }
 
 static int64_t mono_ms(void)
@@ -355,22 +385,17 @@ static int start(struct app *app)
 	metrics_add_renderer(limits_render_metrics, NULL);
 	metrics_add_renderer(usage_render_metrics, NULL);
 	metrics_add_renderer(identity_render_metrics, NULL);
-	app->server = server_start(app->base, &app->cfg, err, sizeof(err));
+	app->listen_deferred = server_address_in_use(app->cfg.listen);
+	if (app->listen_deferred)
+		log_info("another process serves %s: listening once the catalogue is loaded",
+			 app->cfg.listen);
+	app->server = server_start(app->base, &app->cfg, !app->listen_deferred, err, sizeof(err));
 	if (!app->server) {
 		log_error("%s", err);
 		return -1;
 	}
 	report_set_identity(app->cfg.agent_id, limits_process_tag());
 	log_info("agent id %s (process %s)", app->cfg.agent_id, limits_process_tag());
-	if (app->cfg.report_listen[0]) {
-		/* Open during a drain too: requests still in flight end and report. */
-		app->report = report_listen(app->base, app->cfg.report_listen, err, sizeof(err));
-		if (!app->report) {
-			log_error("%s", err);
-			return -1;
-		}
-		log_info("end-of-request reports on %s", app->cfg.report_listen);
-	}
 	metrics_add_renderer(render_report, app);
 	lb_options(&app->cfg, &lo);
 	if (lb_start(app->base, &lo, err, sizeof(err)) < 0) {

@@ -903,6 +903,11 @@ int limits_start(struct event_base *control, const struct jr_config *cfg)
 	return fleet_start(control);
 }
 
+int limits_ready(void)
+{
+	return !lim_local_seed_pending();
+}
+
 size_t limits_reservations(void)
 {
 	size_t n;

@@ -40,6 +40,9 @@ int limits_start(struct event_base *control, const struct jr_config *cfg);
  * and their report lines, read by the next process of this agent, bill them
  * (limits_acct), so billing them here would count them twice. Before the usage flush. */
 void limits_stop(int handed_over);
+/* Whether every limit can be decided: false while this month's usage, which local quota
+ * and budget counters start from, is still being read (a second or less after start). */
+int limits_ready(void);
 /* Reservations held (requests admitted here whose report line has not come). */
 size_t limits_reservations(void);
 

@@ -224,8 +224,8 @@ static unsigned default_workers(void)
 	return n < 1 ? 1 : n > 64 ? 64 : (unsigned)n;
 }
 
-struct server *server_start(struct event_base *control, const struct jr_config *cfg, char *err,
-			    size_t errlen)
+struct server *server_start(struct event_base *control, const struct jr_config *cfg, int listen_now,
+			    char *err, size_t errlen)
 {
 	struct server *srv = xcalloc(1, sizeof(*srv));
 
@@ -233,10 +233,12 @@ struct server *server_start(struct event_base *control, const struct jr_config *
 	live_apply(&srv->live, cfg);
 	snprintf(srv->agent_id, sizeof(srv->agent_id), "%s", cfg->agent_id);
 	srv->nworkers = cfg->workers ? cfg->workers : default_workers();
-	srv->listener = listen_on(srv, cfg->listen, err, errlen);
-	if (!srv->listener) {
-		free(srv);
-		return NULL;
+	if (listen_now) {
+		srv->listener = listen_on(srv, cfg->listen, err, errlen);
+		if (!srv->listener) {
+			free(srv);
+			return NULL;
+		}
 	}
 	srv->workers = xcalloc(srv->nworkers, sizeof(*srv->workers));
 	for (unsigned i = 0; i < srv->nworkers; i++)
@@ -248,8 +250,42 @@ struct server *server_start(struct event_base *control, const struct jr_config *
 			abort();
 		}
 	}
-	log_info("listening for SPOP on %s with %u worker(s)", cfg->listen, srv->nworkers);
+	if (srv->listener)
+		log_info("listening for SPOP on %s with %u worker(s)", cfg->listen, srv->nworkers);
 	return srv;
+}
+
+int server_listen(struct server *srv, const char *addr, char *err, size_t errlen)
+{
+	if (srv->listener || srv->drain_done)
+		return 0;
+	srv->listener = listen_on(srv, addr, err, errlen);
+	if (!srv->listener)
+		return -1;
+	log_info("listening for SPOP on %s with %u worker(s)", addr, srv->nworkers);
+	return 0;
+}
+
+int server_address_in_use(const char *addr)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int fd, rc;
+
+	memset(&ss, 0, sizeof(ss));
+	if (addr_resolve(addr, SOCK_STREAM, &ss, &sl) < 0)
+		return 0;
+	if (ss.ss_family == AF_INET && ((struct sockaddr_in *)&ss)->sin_addr.s_addr == htonl(INADDR_ANY))
+		((struct sockaddr_in *)&ss)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	else if (ss.ss_family == AF_INET6 &&
+		 IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&ss)->sin6_addr))
+		((struct sockaddr_in6 *)&ss)->sin6_addr = in6addr_loopback;
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	rc = connect(fd, (struct sockaddr *)&ss, sl) == 0; /* loopback: immediate */
+	close(fd);
+	return rc;
 }
 
 void server_reconfigure(struct server *srv, const struct jr_config *cfg)
@@ -297,9 +333,11 @@ void server_drain(struct server *srv, unsigned deadline_ms, void (*done)(void *)
 		return; /* already draining */
 	srv->drain_done = done;
 	srv->drain_arg = arg;
-	accept_backlog(srv);
-	evconnlistener_free(srv->listener);
-	srv->listener = NULL;
+	if (srv->listener) {
+		accept_backlog(srv);
+		evconnlistener_free(srv->listener);
+		srv->listener = NULL;
+	}
 	for (unsigned i = 0; i < srv->nworkers; i++) {
 		struct worker *w = &srv->workers[i];
 		pthread_mutex_lock(&w->lock);

@@ -13,10 +13,15 @@
 struct event_base;
 struct server;
 
-/* Binds the listener on cfg->listen and starts cfg->workers workers (0 = one per CPU).
- * Returns NULL with a message in err on failure. */
-struct server *server_start(struct event_base *control, const struct jr_config *cfg, char *err,
-			    size_t errlen);
+/* Starts cfg->workers workers (0 = one per CPU) and, when listen_now, binds the listener
+ * on cfg->listen (SO_REUSEPORT). Returns NULL with a message in err on failure. */
+struct server *server_start(struct event_base *control, const struct jr_config *cfg, int listen_now,
+			    char *err, size_t errlen);
+/* Binds the listener later (a no-op once bound or draining). Returns 0 or -1 with err. */
+int server_listen(struct server *srv, const char *addr, char *err, size_t errlen);
+/* Whether something accepts connections on addr (a wildcard address is tried on
+ * loopback): another process of this agent, during a restart. */
+int server_address_in_use(const char *addr);
 
 /* Applies the settings that may change at run time (limits, timeouts, error policy). */
 void server_reconfigure(struct server *srv, const struct jr_config *cfg);
