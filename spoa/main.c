@@ -27,11 +27,15 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -98,6 +102,32 @@ static void gauges(struct metrics_gauges *g, void *arg)
 	g->limits = limits_mode();
 }
 
+/* systemd's readiness protocol (Type=notify): one datagram to $NOTIFY_SOCKET, when set.
+ * "READY=1" once the SPOP listener is bound, so that `systemctl start` of a new process
+ * returns when it takes connections (docs/operations.md, "Restarts and upgrades"). */
+static void notify_systemd(const char *state)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sun;
+	socklen_t len;
+	int fd;
+
+	if (!path || (path[0] != '/' && path[0] != '@') || strlen(path) >= sizeof(sun.sun_path))
+		return;
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, path, strlen(path));
+	if (path[0] == '@')
+		sun.sun_path[0] = '\0'; /* abstract namespace */
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path));
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (sendto(fd, state, strlen(state), 0, (struct sockaddr *)&sun, len) < 0)
+		log_warn("systemd notification failed: %s", strerror(errno));
+	close(fd);
+}
+
 /* Once the catalogue and this month's usage are loaded: the listeners bound late. The
  * report listener always waits for it (a line billed before the catalogue is known
  * would miss its prices); the SPOP listener waits when another process of this agent
@@ -112,6 +142,7 @@ static void listen_when_ready(struct app *app)
 		if (server_listen(app->server, app->cfg.listen, err, sizeof(err)) < 0)
 			goto fail;
 		app->listen_deferred = 0;
+		notify_systemd("READY=1\nSTATUS=serving");
 	}
 	if (app->cfg.report_listen[0] && !app->report) {
 		app->report = report_listen(app->base, app->cfg.report_listen, err, sizeof(err));
@@ -207,6 +238,7 @@ static void on_terminate(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	app->draining = 1;
+	notify_systemd("STOPPING=1");
 	app->drain_deadline_ms = mono_ms() + app->cfg.drain_timeout_ms;
 	log_info("signal %d: draining (deadline %u ms)", (int)sig, app->cfg.drain_timeout_ms);
 	admin_stop(app->admin); /* the next process answers health checks and scrapes */
@@ -473,6 +505,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	log_info("jairouter-spoa %s started", JR_VERSION);
+	if (!app.listen_deferred)
+		notify_systemd("READY=1\nSTATUS=serving");
 	event_base_dispatch(app.base);
 	if (!app.draining) /* loop ended without a drain: still stop the workers cleanly */
 		log_warn("event loop ended unexpectedly");

@@ -41,8 +41,24 @@ restart_under_load() {
 	old=$(jr_pid_of "$STACK/agent.pid")
 	fault_load_start "$STACK" "$name" --bad-every 10
 	fault_load_reached "$STACK" "$name" $((FAULT_TOTAL / 4))
-	fault_agent_spawn "$STACK" agent-new "$bin"
-	fault_wait_log "$STACK/agent-new.log" 'jairouter-spoa .* started' 30
+	# The new process tells systemd (Type=notify) when it takes connections: only
+	# once its catalogue is loaded, since the old process still serves the address.
+	python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(30)
+open(sys.argv[2], "w").write(s.recv(512).decode())
+' "$STACK/notify.sock" "$STACK/notify.out" 3>&- &
+	local notify_pid=$!
+	local i
+	for ((i = 0; i < 200; i++)); do [[ -S $STACK/notify.sock ]] && break; sleep 0.05; done
+	NOTIFY_SOCKET=$STACK/notify.sock fault_agent_spawn "$STACK" agent-new "$bin"
+	wait "$notify_pid"
+	rm -f "$STACK/notify.sock"
+	grep -q 'READY=1' "$STACK/notify.out"
+	grep -q 'listening for SPOP' "$STACK/agent-new.log"
+	grep -q 'another process serves' "$STACK/agent-new.log"
 	kill -TERM "$old"
 	fault_load_wait "$STACK" "$name"
 	# The old process exits by itself once it handed its report stream over.
