@@ -367,8 +367,11 @@ static void render_report(struct evbuffer *out, void *arg)
 			    "# HELP jairouter_report_foreign_total Lines of requests another agent decided (ignored).\n"
 			    "# TYPE jairouter_report_foreign_total counter\njairouter_report_foreign_total %" PRIu64 "\n"
 			    "# HELP jairouter_report_forwarded_total Lines sent on to the next process during a restart.\n"
-			    "# TYPE jairouter_report_forwarded_total counter\njairouter_report_forwarded_total %" PRIu64 "\n",
-			    st.lines, st.malformed, st.truncated, st.dropped, st.foreign, st.forwarded);
+			    "# TYPE jairouter_report_forwarded_total counter\njairouter_report_forwarded_total %" PRIu64 "\n"
+			    "# HELP jairouter_report_forward_failed_total Lines for the next process that could not be sent.\n"
+			    "# TYPE jairouter_report_forward_failed_total counter\njairouter_report_forward_failed_total %" PRIu64 "\n",
+			    st.lines, st.malformed, st.truncated, st.dropped, st.foreign, st.forwarded,
+			    st.forward_failed);
 }
 
 static struct event *add_signal(struct app *app, int sig, event_callback_fn fn)

@@ -231,6 +231,23 @@ static int other_process(const struct jr_report *r)
 	return a && own_tag[0] && !(n > tl && memcmp(a, own_tag, tl) == 0 && a[tl] == '.');
 }
 
+/* A line decided by the successor while this process still holds the ring: sent on to
+ * it. Returns 1 when sent (or lost: counted), 0 when nobody listens there any more (no
+ * successor): the line is then billed here, since nobody else holds it. */
+static int forward(struct report_listener *l, size_t n)
+{
+	if (send(l->fwd_fd, l->buf, n, MSG_DONTWAIT) == (ssize_t)n) {
+		l->st.forwarded++;
+		return 1;
+	}
+	if (errno == ECONNREFUSED)
+		return 0;
+	if (l->st.forward_failed++ == 0)
+		log_warn("report: cannot send a line on to the new agent process: %s (counted in "
+			 "jairouter_report_forward_failed_total)", strerror(errno));
+	return 1;
+}
+
 /* One line from either transport: parse, count, publish. */
 static void handle_line(struct report_listener *l, size_t n, int cut)
 {
@@ -250,14 +267,8 @@ static void handle_line(struct report_listener *l, size_t n, int cut)
 		return;
 	}
 	r.other_process = other_process(&r);
-	if (r.other_process && l->fwd_fd >= 0) {
-		/* Decided by the successor while this process still holds the ring. */
-		if (send(l->fwd_fd, l->buf, n, MSG_DONTWAIT) == (ssize_t)n)
-			l->st.forwarded++;
-		else
-			log_warn("report: cannot send a line on to the new agent process: %s", strerror(errno));
+	if (r.other_process && l->fwd_fd >= 0 && forward(l, n))
 		return;
-	}
 	if (cut)
 		r.truncated = 1;
 	if (r.truncated)

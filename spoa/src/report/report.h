@@ -86,6 +86,7 @@ struct report_stats {
 	uint64_t lines;      /* published */
 	uint64_t foreign;    /* ag= names another agent: ignored */
 	uint64_t forwarded;  /* decided by the successor, sent on to it during a hand-over */
+	uint64_t forward_failed; /* such lines that could not be sent (lost) */
 	uint64_t malformed;  /* without a request id, or a stream framing error */
 	uint64_t truncated;  /* published, but cut short */
 	uint64_t dropped;    /* lost in the socket's receive queue (kernel count, SO_RXQ_OVFL) */
