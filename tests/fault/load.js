@@ -19,6 +19,10 @@
 // Prints one JSON object on stdout when all are finished:
 //   total, answered, unanswered (connection error or timeout), status {code: n},
 //   non_json (an answer whose body is not a JSON object, or not application/json),
+//   retried (requests sent on a reused keep-alive connection that the gateway closed
+//   before any byte of an answer, sent again once on a new connection, as HTTP clients
+//   do: HAProxy closes the client connection that way when a reused server connection
+//   fails, so that the client retries),
 //   ok (200s among the good-key requests), bad_admitted (an unknown key answered
 //   2xx), no_retry_after (a 503 without retry-after), codes {error.code: n} of the
 //   good-key requests that failed, errors (first messages).
@@ -46,7 +50,7 @@ const o = args(process.argv);
 const url = new URL('/v1/chat/completions', o.url);
 const agent = new http.Agent({ keepAlive: true, maxSockets: o.concurrency });
 const res = { total: o.total, answered: 0, unanswered: 0, status: {}, non_json: 0, ok: 0,
-	bad_admitted: 0, no_retry_after: 0, codes: {}, errors: [] };
+	bad_admitted: 0, no_retry_after: 0, retried: 0, codes: {}, errors: [] };
 let started = 0, finished = 0, inflight = 0;
 
 function note(msg) {
@@ -73,7 +77,7 @@ function checkAnswer(r, body, bad) {
 	if (s === 503 && !r.headers['retry-after']) res.no_retry_after++;
 }
 
-function one(n) {
+function one(n, retry) {
 	const bad = o.badEvery > 0 && n % o.badEvery === 0;
 	const key = bad ? 'jr-' + '0'.repeat(63) + (n % 10) : o.key;
 	const body = JSON.stringify({ model: o.model, messages: [{ role: 'user', content: `fault ${n}` }],
@@ -81,8 +85,8 @@ function one(n) {
 	const headers = { 'content-type': 'application/json', authorization: `Bearer ${key}`,
 		'content-length': Buffer.byteLength(body) };
 	if (o.delayMs) headers['x-mock-delay-ms'] = String(o.delayMs);
-	inflight++;
-	let done = false;
+	if (!retry) inflight++;
+	let done = false, answered = false;
 	const finish = () => {
 		if (done) return;
 		done = true;
@@ -90,14 +94,28 @@ function one(n) {
 		finished++;
 		if (finished === o.total) end();
 	};
-	const req = http.request(url, { method: 'POST', headers, agent, timeout: o.timeoutMs }, (r) => {
+	const failed = (what, e) => {
+		if (done) return;
+		if (!answered && !retry && req.reusedSocket) {
+			done = true;
+			res.retried++;
+			one(n, true);
+			return;
+		}
+		res.unanswered++;
+		note(`${what} ${n}: ${e.message}`);
+		finish();
+	};
+	const req = http.request(url, { method: 'POST', headers, agent: retry ? false : agent,
+		timeout: o.timeoutMs }, (r) => {
+		answered = true;
 		const chunks = [];
 		r.on('data', (c) => chunks.push(c));
 		r.on('end', () => { checkAnswer(r, Buffer.concat(chunks).toString('utf8'), bad); finish(); });
-		r.on('error', (e) => { res.unanswered++; note(`response: ${e.message}`); finish(); });
+		r.on('error', (e) => failed('response', e));
 	});
 	req.on('timeout', () => req.destroy(new Error('timeout')));
-	req.on('error', (e) => { if (!done) { res.unanswered++; note(`request ${n}: ${e.message}`); finish(); } });
+	req.on('error', (e) => failed('request', e));
 	req.end(body);
 }
 
