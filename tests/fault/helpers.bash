@@ -71,6 +71,7 @@ fault_load_start() {
 	# with a key of its own (its usage is not counted) opens them first.
 	node "$BATS_TEST_DIRNAME/load.js" --url "$JR_URL" --key "$FAULT_WARM_KEY" --model fault-model \
 		--total 200 --rate 400 >"$dir/$name.warm.json" 2>&1 3>&- || true
+	FAULT_LOG_MARK=$(wc -l <"$dir/haproxy.log")
 	echo 0 >"$dir/$name.progress"
 	node "$BATS_TEST_DIRNAME/load.js" --url "$JR_URL" --key "$FAULT_KEY" --model fault-model \
 		--total "$FAULT_TOTAL" --rate "$FAULT_RATE" --progress "$dir/$name.progress" "$@" \
@@ -105,6 +106,19 @@ fault_load_wait() {
 fault_get() {
 	node -e 'const r = JSON.parse(process.argv[1]); const v = process.argv[2].split(".").reduce((o, k) => (o || {})[k], r); console.log(v || 0)' \
 		"$FAULT_RESULT" "$1"
+}
+
+# fault_spoe_failures DIR KIND: HAProxy's lines since the load started whose SPOE
+# exchange failed: KIND timeout (spoe_err 1: no answer within "timeout processing", which
+# a starved CPU produces whatever the scenario) or connection (spoe_err 256 and up: the
+# agent's connection closed under the request).
+fault_spoe_failures() {
+	local re
+	case $2 in
+	timeout) re=' spoe_err=1 ' ;;
+	connection) re=' spoe_err=2[0-9][0-9] ' ;;
+	esac
+	tail -n +$((FAULT_LOG_MARK + 1)) "$1/haproxy.log" | grep -c -- "$re" || true
 }
 
 # fault_usage TENANT: requests recorded in jairouter.usage_daily for TENANT.

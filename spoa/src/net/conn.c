@@ -53,6 +53,7 @@ struct conn {
 	int paused;              /* reading stopped at max_inflight */
 	int draining;
 	uint64_t id;
+	uint64_t last_io_ms;     /* monotonic: the last frame read or written */
 };
 
 struct req {
@@ -72,6 +73,14 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 struct conn *conn_next(const struct conn *c)
 {
 	return c->next;
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static void conn_unref(struct conn *c)
@@ -103,6 +112,7 @@ void conn_adopt(struct worker *w, int fd)
 	c->max_frame = CONN_PREHELLO_MAX;
 	c->id = atomic_fetch_add(&conn_ids, 1) + 1;
 	c->draining = w->grace_over; /* accepted during a drain: served, then let go */
+	c->last_io_ms = mono_ms();
 	c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (!c->bev) {
 		close(fd);
@@ -203,6 +213,7 @@ static void send_frame_ex(struct conn *c, const uint8_t *buf, size_t n, int secr
 		bufferevent_write(c->bev, buf, n);
 	}
 	metrics_inc(c->w->metrics, MC_FRAMES_OUT);
+	c->last_io_ms = mono_ms();
 }
 
 static void send_frame(struct conn *c, const uint8_t *buf, size_t n)
@@ -328,9 +339,6 @@ static void req_release(struct pl_ctx *ctx, void *arg)
 		c->inflight--;
 		if (c->inflight < atomic_load(&c->w->srv->live.max_inflight))
 			resume_reading(c);
-		if (c->draining && c->inflight == 0 && c->bev &&
-		    evbuffer_get_length(bufferevent_get_input(c->bev)) < 4)
-			disconnect(c, SPOP_ST_NORMAL, "agent is shutting down");
 	}
 	pl_ctx_clear(ctx);
 	free(r);
@@ -436,8 +444,6 @@ static void on_hello(struct conn *c, const struct spop_frame *f)
 	c->state = CS_READY;
 	set_watermark(c);
 	set_read_timeout(c, atomic_load(&c->w->srv->live.idle_timeout_ms));
-	if (c->draining && c->inflight == 0)
-		disconnect(c, SPOP_ST_NORMAL, "agent is shutting down");
 }
 
 static void on_haproxy_disconnect(struct conn *c, const struct spop_frame *f)
@@ -477,6 +483,7 @@ static void process_frame(struct conn *c, const uint8_t *body, uint32_t len)
 	int rc = spop_frame_decode(body, len, &f);
 
 	metrics_inc(c->w->metrics, MC_FRAMES_IN);
+	c->last_io_ms = mono_ms();
 	if (rc < 0)
 		return protocol_error(c, -rc, "malformed frame header");
 	switch (f.type) {
@@ -538,10 +545,6 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
 			break;
 		}
 	}
-	/* Draining: DISCONNECT once every frame read so far is answered. */
-	if (c->draining && c->bev && c->state == CS_READY && c->inflight == 0 &&
-	    evbuffer_get_length(in) < 4)
-		disconnect(c, SPOP_ST_NORMAL, "agent is shutting down");
 	conn_unref(c);
 }
 
@@ -569,14 +572,17 @@ void conn_drain(struct conn *c, int hard)
 		return;
 	}
 	c->draining = 1;
-	if (!c->bev || c->state != CS_READY)
-		return; /* a connection before its HELLO drains once it is answered */
-	if (evbuffer_get_length(bufferevent_get_input(c->bev)) >= 4) {
-		/* Frames already received are answered first (the read callback then says
-		 * DISCONNECT): HAProxy fails every NOTIFY still unanswered when it reads it. */
-		bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
-		return;
-	}
-	if (c->inflight == 0)
-		disconnect(c, SPOP_ST_NORMAL, "agent is shutting down");
+}
+
+int conn_let_go(struct conn *c, uint64_t now_ms, unsigned idle_ms)
+{
+	if (!c->draining || !c->bev || c->state == CS_CLOSING)
+		return 0;
+	if (c->state != CS_READY)
+		return 0; /* its HELLO first (or its hello timeout, or the drain deadline) */
+	if (c->inflight > 0 || evbuffer_get_length(bufferevent_get_input(c->bev)) >= 4 ||
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) > 0 || now_ms - c->last_io_ms < idle_ms)
+		return 0;
+	disconnect(c, SPOP_ST_NORMAL, "agent is shutting down");
+	return 1;
 }

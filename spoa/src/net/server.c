@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define LISTEN_BACKLOG 1024
@@ -62,20 +63,56 @@ static void worker_wake_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* Half-way to the drain deadline: existing connections have kept serving while HAProxy's
- * health checks found the listener gone and moved new work to other agents; now each
- * connection says DISCONNECT as soon as its in-flight decisions are answered. */
+/* Letting connections go, one at a time. HAProxy 2.6 fails the NOTIFYs waiting on a
+ * connection when it reads its DISCONNECT, and the NOTIFYs queued for its thread when
+ * that was the thread's last connection: a connection is let go only when it has been
+ * quiet for LET_GO_IDLE_MS with nothing unanswered, and one per LET_GO_TICK_MS, so that
+ * HAProxy always has another connection (or opens one to the next process) meanwhile. */
+#define LET_GO_TICK_MS 10
+#define LET_GO_IDLE_MS 20
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void worker_let_go_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	uint64_t now = now_ms();
+	/* A connection HAProxy keeps busy is never quiet that long: in the second half of
+	 * the time left, "nothing unanswered right now" is enough (rather than a hard close
+	 * at the deadline, which fails what is in flight). */
+	unsigned idle = now < w->let_go_relax_ms ? LET_GO_IDLE_MS : 0;
+
+	(void)fd;
+	(void)what;
+	for (struct conn *c = w->conns, *next; c; c = next) {
+		next = conn_next(c);
+		if (conn_let_go(c, now, idle))
+			break;
+	}
+	worker_maybe_stop(w);
+}
+
+/* Half-way to the drain deadline: existing connections have kept serving while HAProxy
+ * moved new work to the next process (or, without one, its health checks found the
+ * listener gone); now they are let go. */
 static void worker_grace_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
+	struct timeval tick = { 0, LET_GO_TICK_MS * 1000 };
 
 	(void)fd;
 	(void)what;
 	w->grace_over = 1;
-	for (struct conn *c = w->conns, *next; c; c = next) {
-		next = conn_next(c);
+	w->let_go_relax_ms = now_ms() + w->srv->drain_deadline_ms / 4;
+	for (struct conn *c = w->conns; c; c = conn_next(c))
 		conn_drain(c, 0);
-	}
+	event_add(w->let_go_tick, &tick);
 	worker_maybe_stop(w);
 }
 
@@ -141,6 +178,7 @@ static void worker_init(struct server *srv, struct worker *w, unsigned index)
 	w->wake = event_new(w->base, -1, EV_PERSIST, worker_wake_cb, w);
 	w->drain_timer = evtimer_new(w->base, worker_drain_timer_cb, w);
 	w->grace_timer = evtimer_new(w->base, worker_grace_timer_cb, w);
+	w->let_go_tick = event_new(w->base, -1, EV_PERSIST, worker_let_go_cb, w);
 	w->metrics = metrics_shard_new();
 }
 
@@ -333,6 +371,7 @@ void server_drain(struct server *srv, unsigned deadline_ms, void (*done)(void *)
 		return; /* already draining */
 	srv->drain_done = done;
 	srv->drain_arg = arg;
+	srv->drain_deadline_ms = deadline_ms;
 	if (srv->listener) {
 		accept_backlog(srv);
 		evconnlistener_free(srv->listener);
@@ -370,6 +409,7 @@ void server_free(struct server *srv)
 		event_free(w->wake);
 		event_free(w->drain_timer);
 		event_free(w->grace_timer);
+		event_free(w->let_go_tick);
 		event_base_free(w->base);
 		pthread_mutex_destroy(&w->lock);
 		free(w->queue);
