@@ -29,11 +29,16 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #define JR_VERSION "0.1.0"
@@ -48,8 +53,16 @@ struct app {
 	struct admin *admin;
 	struct report_listener *report;
 	struct event *sig_term, *sig_int, *sig_hup, *status_tick;
+	struct event *handover_tick;
 	int draining;
+	int handed_over;    /* the report stream was handed to the next process */
+	int listen_deferred; /* the SPOP listener waits for the catalogue (a restart) */
+	int64_t drain_deadline_ms, handover_deadline_ms; /* monotonic */
 };
+
+#define HANDOVER_TICK_MS 20
+/* After the half-close, HAProxy closes its ring connection at once; bounded anyway. */
+#define HANDOVER_CLOSE_MS 2000
 
 static void usage(FILE *f)
 {
@@ -91,6 +104,60 @@ static void gauges(struct metrics_gauges *g, void *arg)
 	g->limits = limits_mode();
 }
 
+/* systemd's readiness protocol (Type=notify): one datagram to $NOTIFY_SOCKET, when set.
+ * "READY=1" once the SPOP listener is bound, so that `systemctl start` of a new process
+ * returns when it takes connections (docs/operations.md, "Restarts and upgrades"). */
+static void notify_systemd(const char *state)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sun;
+	socklen_t len;
+	int fd;
+
+	if (!path || (path[0] != '/' && path[0] != '@') || strlen(path) >= sizeof(sun.sun_path))
+		return;
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, path, strlen(path));
+	if (path[0] == '@')
+		sun.sun_path[0] = '\0'; /* abstract namespace */
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path));
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (sendto(fd, state, strlen(state), 0, (struct sockaddr *)&sun, len) < 0)
+		log_warn("systemd notification failed: %s", strerror(errno));
+	close(fd);
+}
+
+/* Once the catalogue and this month's usage are loaded: the listeners bound late. The
+ * report listener always waits for it (a line billed before the catalogue is known
+ * would miss its prices); the SPOP listener waits when another process of this agent
+ * serves the address (a restart: HAProxy's new connections would otherwise reach a
+ * process that can only answer 503 gateway_not_ready). A bind failure here ends the
+ * process, as it would at start. */
+static void listen_when_ready(struct app *app)
+{
+	char err[512];
+
+	if (app->listen_deferred) {
+		if (server_listen(app->server, app->cfg.listen, err, sizeof(err)) < 0)
+			goto fail;
+		app->listen_deferred = 0;
+		notify_systemd("READY=1\nSTATUS=serving");
+	}
+	if (app->cfg.report_listen[0] && !app->report) {
+		app->report = report_listen(app->base, app->cfg.report_listen, err, sizeof(err));
+		if (!app->report)
+			goto fail;
+		log_info("end-of-request reports on %s", app->cfg.report_listen);
+	}
+	return;
+fail:
+	log_error("%s", err);
+	event_base_loopexit(app->base, NULL);
+}
+
 /* Publishes the database state to the workers (they answer 503 instead of 401 for an
  * unknown key while it is down). */
 static void status_tick_cb(evutil_socket_t fd, short what, void *arg)
@@ -110,14 +177,56 @@ static void status_tick_cb(evutil_socket_t fd, short what, void *arg)
 			log_warn("database is unreachable: serving from the in-memory catalogue");
 	}
 	store_set_db_online(online);
+	if (!app->draining && store_ready() && limits_ready())
+		listen_when_ready(app);
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* After the SPOP connections: the report lines of requests still in flight come on the
+ * ring connection this process holds. It is kept until none is awaited (or the drain
+ * deadline), then half-closed; HAProxy reconnects to the next process, which bills what
+ * is left from the lines themselves (pipeline/limits.h, limits_acct). */
+static void handover_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct app *app = arg;
+	int64_t now = mono_ms();
+
+	(void)fd;
+	(void)what;
+	if (!app->handed_over) {
+		if (limits_reservations() > 0 && now < app->drain_deadline_ms)
+			return;
+		app->handed_over = 1;
+		app->handover_deadline_ms = now + HANDOVER_CLOSE_MS;
+		log_info("handing the report stream over (%zu request(s) still in flight)",
+			 limits_reservations());
+		report_listener_handover(app->report);
+	}
+	if (report_listener_streams(app->report) > 0 && now < app->handover_deadline_ms)
+		return;
+	event_del(app->handover_tick);
+	event_base_loopexit(app->base, NULL);
 }
 
 static void drained(void *arg)
 {
 	struct app *app = arg;
+	struct timeval tv = { 0, HANDOVER_TICK_MS * 1000 };
 
 	log_info("drained: all connections closed");
-	event_base_loopexit(app->base, NULL);
+	if (!app->report) {
+		event_base_loopexit(app->base, NULL);
+		return;
+	}
+	app->handover_tick = event_new(app->base, -1, EV_PERSIST, handover_tick_cb, app);
+	event_add(app->handover_tick, &tv);
 }
 
 static void on_terminate(evutil_socket_t sig, short what, void *arg)
@@ -131,7 +240,12 @@ static void on_terminate(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	app->draining = 1;
+	notify_systemd("STOPPING=1");
+	app->drain_deadline_ms = mono_ms() + app->cfg.drain_timeout_ms;
 	log_info("signal %d: draining (deadline %u ms)", (int)sig, app->cfg.drain_timeout_ms);
+	admin_stop(app->admin); /* the next process answers health checks and scrapes */
+	app->admin = NULL;
+	report_listener_drain(app->report);
 	server_drain(app->server, app->cfg.drain_timeout_ms, drained, app);
 }
 
@@ -199,6 +313,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	/* Keep the restart-only settings as they run now. */
 	memcpy(fresh.listen, app->cfg.listen, sizeof(fresh.listen));
 	memcpy(fresh.metrics_listen, app->cfg.metrics_listen, sizeof(fresh.metrics_listen));
+	memcpy(fresh.agent_id, app->cfg.agent_id, sizeof(fresh.agent_id));
 	fresh.workers = app->cfg.workers;
 	app->cfg = fresh;
 	log_set_level((enum log_level)fresh.log_level);
@@ -250,8 +365,15 @@ static void render_report(struct evbuffer *out, void *arg)
 			    "# HELP jairouter_report_truncated_total Lines cut short (raise the log length in haproxy.cfg).\n"
 			    "# TYPE jairouter_report_truncated_total counter\njairouter_report_truncated_total %" PRIu64 "\n"
 			    "# HELP jairouter_report_dropped_total Lines lost in the receive queue (kernel count).\n"
-			    "# TYPE jairouter_report_dropped_total counter\njairouter_report_dropped_total %" PRIu64 "\n",
-			    st.lines, st.malformed, st.truncated, st.dropped);
+			    "# TYPE jairouter_report_dropped_total counter\njairouter_report_dropped_total %" PRIu64 "\n"
+			    "# HELP jairouter_report_foreign_total Lines of requests another agent decided (ignored).\n"
+			    "# TYPE jairouter_report_foreign_total counter\njairouter_report_foreign_total %" PRIu64 "\n"
+			    "# HELP jairouter_report_forwarded_total Lines sent on to the next process during a restart.\n"
+			    "# TYPE jairouter_report_forwarded_total counter\njairouter_report_forwarded_total %" PRIu64 "\n"
+			    "# HELP jairouter_report_forward_failed_total Lines for the next process that could not be sent.\n"
+			    "# TYPE jairouter_report_forward_failed_total counter\njairouter_report_forward_failed_total %" PRIu64 "\n",
+			    st.lines, st.malformed, st.truncated, st.dropped, st.foreign, st.forwarded,
+			    st.forward_failed);
 }
 
 static struct event *add_signal(struct app *app, int sig, event_callback_fn fn)
@@ -312,20 +434,18 @@ static int start(struct app *app)
 	metrics_add_renderer(limits_render_metrics, NULL);
 	metrics_add_renderer(usage_render_metrics, NULL);
 	metrics_add_renderer(identity_render_metrics, NULL);
-	app->server = server_start(app->base, &app->cfg, worker_exit_hooks(), err, sizeof(err));
+	app->listen_deferred = server_address_in_use(app->cfg.listen);
+	if (app->listen_deferred)
+		log_info("another process serves %s: listening once the catalogue is loaded",
+			 app->cfg.listen);
+	app->server = server_start(app->base, &app->cfg, worker_exit_hooks(),
+				   !app->listen_deferred, err, sizeof(err));
 	if (!app->server) {
 		log_error("%s", err);
 		return -1;
 	}
-	if (app->cfg.report_listen[0]) {
-		/* Open during a drain too: requests still in flight end and report. */
-		app->report = report_listen(app->base, app->cfg.report_listen, err, sizeof(err));
-		if (!app->report) {
-			log_error("%s", err);
-			return -1;
-		}
-		log_info("end-of-request reports on %s", app->cfg.report_listen);
-	}
+	report_set_identity(app->cfg.agent_id, limits_process_tag());
+	log_info("agent id %s (process %s)", app->cfg.agent_id, limits_process_tag());
 	metrics_add_renderer(render_report, app);
 	lb_options(&app->cfg, &lo);
 	if (lb_start(app->base, &lo, err, sizeof(err)) < 0) {
@@ -351,14 +471,15 @@ static int start(struct app *app)
 
 static void stop(struct app *app)
 {
-	struct event *evs[] = { app->sig_term, app->sig_int, app->sig_hup, app->status_tick };
+	struct event *evs[] = { app->sig_term, app->sig_int, app->sig_hup, app->status_tick,
+				app->handover_tick };
 
 	server_free(app->server);
 	admin_stop(app->admin);
 	report_listener_free(app->report);
 	report_unsubscribe_all();
 	lb_stop();
-	limits_stop(); /* settles what is still reserved, as estimated */
+	limits_stop(app->handed_over); /* settles what is still reserved (see pipeline/limits.h) */
 	usage_stop();  /* and writes the usage to PostgreSQL */
 	pgsync_stop(app->pg);
 	audit_stop();
@@ -403,6 +524,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	log_info("jairouter-spoa %s started", JR_VERSION);
+	if (!app.listen_deferred)
+		notify_systemd("READY=1\nSTATUS=serving");
 	event_base_dispatch(app.base);
 	if (!app.draining) /* loop ended without a drain: still stop the workers cleanly */
 		log_warn("event loop ended unexpectedly");

@@ -3,6 +3,10 @@
 
 #include "testlib.h"
 
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
 static void test_defaults_need_database(void)
 {
 	struct jr_config c;
@@ -88,6 +92,28 @@ static void test_missing_file(void)
 	CHECK(strstr(err, "/nonexistent/jr.conf") != NULL);
 }
 
+/* agent_id: the listen address by default (host name and port for a wildcard one),
+ * or what the file says, in the characters a report line can carry. */
+static void test_agent_id(void)
+{
+	struct jr_config c;
+	char err[256], host[64] = "", want[96];
+
+	CHECK_EQ_INT(config_parse("database=x\nlisten = 127.0.0.1:7000\n", "t", &c, err, sizeof(err)), 0);
+	CHECK_EQ_STR(c.agent_id, "127.0.0.1:7000");
+	CHECK_EQ_INT(config_parse("database=x\nlisten = 0.0.0.0:7001\n", "t", &c, err, sizeof(err)), 0);
+	gethostname(host, sizeof(host) - 1);
+	snprintf(want, sizeof(want), "%.40s:7001", host);
+	for (char *p = want; *p; p++)
+		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-", *p))
+			*p = '_';
+	CHECK_EQ_STR(c.agent_id, want);
+	CHECK_EQ_INT(config_parse("database=x\nagent_id = edge-1.a\n", "t", &c, err, sizeof(err)), 0);
+	CHECK_EQ_STR(c.agent_id, "edge-1.a");
+	CHECK(config_parse("database=x\nagent_id = \"a b\"\n", "t", &c, err, sizeof(err)) < 0);
+	CHECK(strstr(err, "agent_id") != NULL);
+}
+
 int main(void)
 {
 	RUN(test_defaults_need_database);
@@ -96,5 +122,6 @@ int main(void)
 	RUN(test_failed_parse_leaves_output_alone);
 	RUN(test_restart_diff);
 	RUN(test_missing_file);
+	RUN(test_agent_id);
 	TEST_END();
 }

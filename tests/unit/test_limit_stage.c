@@ -6,7 +6,11 @@
 #include "limit/limiter.h"
 #include "pipeline/limits.h"
 #include "pipeline/pipeline.h"
+#include "report/report.h"
 #include "state/state.h"
+#include "usage/usage.h"
+
+#include <event2/event.h>
 
 #include "testlib.h"
 
@@ -218,6 +222,72 @@ static void test_token_subjects(void)
 	}
 }
 
+/* Report lines and the accounting they carry (limits_acct): a line of another process of
+ * this agent is billed from its own fields, once; a line of this process is settled from
+ * its reservation, never billed twice; a graceful hand-over leaves what is in flight to
+ * the lines. */
+static void publish(const char *line)
+{
+	struct jr_report r;
+
+	CHECK_EQ_INT(report_parse(line, strlen(line), &r), 0);
+	report_publish(&r);
+}
+
+static uint64_t usage_requests(void)
+{
+	struct usage_stats u;
+
+	usage_stats(&u);
+	return u.requests;
+}
+
+static void test_acct_and_reports(void)
+{
+	struct event_base *base = event_base_new();
+	struct jr_config cfg;
+	struct pl_ctx ctx;
+	char acct[LIMITS_ACCT_MAX], line[512], want[64];
+	uint64_t before;
+
+	config_defaults(&cfg);
+	cfg.database[0] = '\0';
+	lim_local_destroy();
+	CHECK_EQ_INT(limits_start(base, &cfg), 0);
+	load(NULL, 0);
+	ctx_init(&ctx, k_body);
+	ctx.in.request_id.ptr = "req-1";
+	ctx.in.request_id.len = 5;
+	CHECK(limits_acct(&ctx, acct, sizeof(acct)) > 0);
+	snprintf(want, sizeof(want), "%s.1.2.7.", limits_process_tag());
+	CHECK(strncmp(acct, want, strlen(want)) == 0);
+	/* Admitted here: a reservation; its line settles it, once. */
+	CHECK_EQ_INT(pl_stage_limits(&ctx), PL_NEXT);
+	CHECK_EQ_INT((int)limits_reservations(), 1);
+	before = usage_requests();
+	snprintf(line, sizeof(line), "id=req-1 st=200 pt=10 ct=5 acct=%s end=1", acct);
+	publish(line);
+	CHECK_EQ_INT((int)limits_reservations(), 0);
+	CHECK_EQ_INT(usage_requests(), before + 1);
+	publish(line); /* the same line again: this process' own, reservation gone */
+	CHECK_EQ_INT(usage_requests(), before + 1);
+	/* Decided by another process of this agent: billed from the line. */
+	publish("id=req-2 st=200 acct=0badf00d.1.2.7.30.100 end=1");
+	CHECK_EQ_INT(usage_requests(), before + 2);
+	/* No acct (a refusal, an older HAProxy configuration): nothing to bill. */
+	publish("id=req-3 st=401 end=1");
+	CHECK_EQ_INT(usage_requests(), before + 2);
+	/* A graceful hand-over: the request in flight is left to its line. */
+	ctx.in.request_id.ptr = "req-4";
+	CHECK_EQ_INT(pl_stage_limits(&ctx), PL_NEXT);
+	limits_stop(1);
+	CHECK_EQ_INT(usage_requests(), before + 2);
+	pl_ctx_clear(&ctx);
+	report_unsubscribe_all();
+	lim_local_init(1000);
+	event_base_free(base);
+}
+
 int main(void)
 {
 	store_init();
@@ -227,6 +297,7 @@ int main(void)
 	RUN(test_budget_is_insufficient_quota);
 	RUN(test_denied_earlier_is_untouched);
 	RUN(test_token_subjects);
+	RUN(test_acct_and_reports);
 	lim_local_destroy();
 	store_destroy();
 	TEST_END();

@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 static const char HAPROXY_LINE[] =
@@ -253,6 +254,122 @@ static void test_listener(void)
 	event_base_free(base);
 }
 
+/* Several agents and restarts: lines of another agent are not published; a line of
+ * another process of this agent is published flagged; during a drain such lines go on to
+ * the successor's datagram socket on the same address, and the hand-over half-closes the
+ * ring connection. */
+static int other_seen;
+
+static void sub_other(const struct jr_report *r, void *arg)
+{
+	struct loop_seen *s = arg;
+
+	sub_loop(r, arg);
+	if (r->other_process)
+		other_seen++;
+	(void)s;
+}
+
+static void turns(struct event_base *base)
+{
+	for (int t = 0; t < 5; t++)
+		event_base_loop(base, EVLOOP_NONBLOCK);
+}
+
+static void test_identity_and_handover(void)
+{
+	struct event_base *base = event_base_new();
+	struct loop_seen s;
+	struct report_stats st;
+	struct report_listener *l = NULL;
+	struct sockaddr_in sin;
+	socklen_t sl;
+	char addr[64], err[256], buf[512];
+	int one = 1, port, out, succ, tcp;
+
+	memset(&s, 0, sizeof(s));
+	report_unsubscribe_all();
+	report_subscribe(sub_other, &s);
+	report_set_identity("agent-a", "aaaaaaaa");
+	for (int attempt = 0; attempt < 50 && !l; attempt++) {
+		int fd = socket(AF_INET, SOCK_DGRAM, 0);
+		memset(&sin, 0, sizeof(sin));
+		sin.sin_family = AF_INET;
+		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		sl = sizeof(sin);
+		if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
+		    getsockname(fd, (struct sockaddr *)&sin, &sl) < 0) {
+			close(fd);
+			continue;
+		}
+		port = ntohs(sin.sin_port);
+		close(fd);
+		snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+		l = report_listen(base, addr, err, sizeof(err));
+	}
+	CHECK(l != NULL);
+	if (!l) {
+		event_base_free(base);
+		return;
+	}
+	out = socket(AF_INET, SOCK_DGRAM, 0);
+	{
+		const char *msgs[] = { "id=f1 ag=agent-b acct=bbbbbbbb.1.2.3.4.5 end=1",
+				       "id=o1 ag=agent-a acct=aaaaaaaa.1.2.3.4.5 end=1",
+				       "id=p1 ag=agent-a acct=cccccccc.1.2.3.4.5 end=1", "id=n1 end=1" };
+		for (size_t i = 0; i < 4; i++)
+			sendto(out, msgs[i], strlen(msgs[i]), 0, (struct sockaddr *)&sin, sizeof(sin));
+	}
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	report_listener_stats(l, &st);
+	CHECK_EQ_INT((int)st.foreign, 1);
+	CHECK_EQ_INT((int)st.lines, 3);
+	CHECK_EQ_INT(other_seen, 1);
+	/* The ring connection, then the successor's socket (SO_REUSEPORT), then the drain. */
+	tcp = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK(connect(tcp, (struct sockaddr *)&sin, sizeof(sin)) == 0);
+	turns(base);
+	succ = socket(AF_INET, SOCK_DGRAM, 0);
+	setsockopt(succ, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	CHECK(bind(succ, (struct sockaddr *)&sin, sizeof(sin)) == 0);
+	report_listener_drain(l);
+	CHECK_EQ_INT((int)report_listener_streams(l), 1);
+	{
+		const char *mine = "46 id=m1 ag=agent-a acct=aaaaaaaa.1.2.3.4.5 end=1";
+		const char *next = "46 id=q1 ag=agent-a acct=dddddddd.1.2.3.4.5 end=1";
+		CHECK(write(tcp, mine, strlen(mine)) == (ssize_t)strlen(mine));
+		CHECK(write(tcp, next, strlen(next)) == (ssize_t)strlen(next));
+	}
+	turns(base);
+	report_listener_stats(l, &st);
+	CHECK_EQ_INT((int)st.lines, 4); /* m1 published */
+	CHECK_EQ_STR(s.last_id, "m1");
+	CHECK_EQ_INT((int)st.forwarded, 1);
+	{
+		struct timeval tv = { 1, 0 };
+		ssize_t n;
+		setsockopt(succ, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		n = recv(succ, buf, sizeof(buf) - 1, 0);
+		CHECK(n > 0);
+		buf[n > 0 ? n : 0] = '\0';
+		CHECK(strstr(buf, "id=q1") != NULL);
+		if (!strstr(buf, "id=q1"))
+			fprintf(stderr, "  received %zd: %s\n", n, buf);
+	}
+	/* Hand-over: the agent half-closes; the peer (HAProxy) sees EOF and closes. */
+	report_listener_handover(l);
+	CHECK(read(tcp, buf, 1) == 0);
+	close(tcp);
+	turns(base);
+	CHECK_EQ_INT((int)report_listener_streams(l), 0);
+	close(out);
+	close(succ);
+	report_listener_free(l);
+	report_unsubscribe_all();
+	report_set_identity("", "");
+	event_base_free(base);
+}
+
 int main(void)
 {
 	RUN(test_parse_haproxy_line);
@@ -260,5 +377,6 @@ int main(void)
 	RUN(test_parse_field_limit);
 	RUN(test_subscribers);
 	RUN(test_listener);
+	RUN(test_identity_and_handover);
 	TEST_END();
 }

@@ -259,7 +259,7 @@ int main(void)
 	base = event_base_new();
 	store_init();
 	fx_load_one_of_each(KEY);
-	srv = server_start(base, &cfg, NULL, err, sizeof(err));
+	srv = server_start(base, &cfg, NULL, 1, err, sizeof(err));
 	if (!srv) {
 		fprintf(stderr, "server_start: %s\n", err);
 		return 1;

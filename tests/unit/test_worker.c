@@ -160,7 +160,7 @@ int main(void)
 	load();
 	CHECK_EQ_INT(server_exit_hooks_add(&hooks, pl_worker_exit, NULL), 0);
 	CHECK_EQ_INT(server_exit_hooks_add(&hooks, count_exit, NULL), 0);
-	srv = server_start(base, &cfg, &hooks, err, sizeof(err));
+	srv = server_start(base, &cfg, &hooks, 1, err, sizeof(err));
 	if (!srv) {
 		fprintf(stderr, "server_start: %s\n", err);
 		return 1;

@@ -1,14 +1,17 @@
 #include "admin/admin.h"
 
+#include "util/addr.h"
 #include "util/xalloc.h"
 
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/listener.h>
 #include <event2/util.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 struct admin {
 	struct evhttp *http;
@@ -78,6 +81,29 @@ static void handle(struct evhttp_request *req, void *arg)
 		evhttp_send_error(req, 404, "Not Found");
 }
 
+/* SO_REUSEPORT, like the SPOP listener: the next process binds while this one drains. */
+static int bind_reuseport(struct evhttp *http, struct event_base *base, const char *addr)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	struct evconnlistener *l;
+
+	memset(&ss, 0, sizeof(ss));
+	if (addr_resolve(addr, SOCK_STREAM, &ss, &sl) < 0)
+		return -1;
+	l = evconnlistener_new_bind(base, NULL, NULL,
+				    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT |
+					    LEV_OPT_CLOSE_ON_EXEC,
+				    128, (struct sockaddr *)&ss, (int)sl);
+	if (!l)
+		return -1;
+	if (!evhttp_bind_listener(http, l)) {
+		evconnlistener_free(l);
+		return -1;
+	}
+	return 0;
+}
+
 struct admin *admin_start(struct event_base *base, const char *addr, admin_gauges_fn gauges,
 			  void *arg, char *err, size_t errlen)
 {
@@ -106,7 +132,7 @@ struct admin *admin_start(struct event_base *base, const char *addr, admin_gauge
 	evhttp_set_max_body_size(a->http, 0);
 	evhttp_set_timeout(a->http, 10);
 	evhttp_set_gencb(a->http, handle, a);
-	if (evhttp_bind_socket(a->http, host, (ev_uint16_t)port) != 0) {
+	if (bind_reuseport(a->http, base, addr) < 0) {
 		snprintf(err, errlen, "metrics_listen: cannot bind %s", addr);
 		evhttp_free(a->http);
 		free(a);

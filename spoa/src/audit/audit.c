@@ -61,16 +61,159 @@ static void fields(struct jbuf *b, const struct audit_event *e, const char *clie
 
 static const char *node_name = "";
 
+static void emit_full(const struct audit_event *e, const char *client, const struct timespec *tsp);
+
+/* ---- sampling (audit.h) -------------------------------------------------------------- */
+
+#define SAMPLE_KINDS 4
+#define SAMPLE_REASONS 6
+#define SAMPLE_EXAMPLES 3
+
+struct sample {
+	char event[32];
+	uint64_t full, counted;
+	struct {
+		char reason[48];
+		uint64_t n;
+	} reasons[SAMPLE_REASONS];
+	size_t nreasons;
+	uint64_t other_reasons;
+	struct {
+		char client[INET6_ADDRSTRLEN];
+		char key_prefix[24];
+	} ex[SAMPLE_EXAMPLES];
+	size_t nex;
+};
+
+static pthread_mutex_t smu = PTHREAD_MUTEX_INITIALIZER;
+static struct sample samples[SAMPLE_KINDS];
+static size_t nsamples;
+static int64_t window_start;
+static _Atomic uint64_t n_sampled_out;
+
+static void sample_count(struct sample *s, const struct audit_event *e, const char *client)
+{
+	const char *reason = e->reason ? e->reason : "";
+	size_t i;
+
+	s->counted++;
+	for (i = 0; i < s->nreasons; i++)
+		if (strcmp(s->reasons[i].reason, reason) == 0)
+			break;
+	if (i == s->nreasons && i < SAMPLE_REASONS) {
+		snprintf(s->reasons[i].reason, sizeof(s->reasons[i].reason), "%s", reason);
+		s->nreasons++;
+	}
+	if (i < s->nreasons)
+		s->reasons[i].n++;
+	else
+		s->other_reasons++;
+	if (s->nex < SAMPLE_EXAMPLES) {
+		snprintf(s->ex[s->nex].client, sizeof(s->ex[0].client), "%s", client);
+		snprintf(s->ex[s->nex].key_prefix, sizeof(s->ex[0].key_prefix), "%s",
+			 e->key_prefix ? e->key_prefix : "");
+		s->nex++;
+	}
+}
+
+/* One event audit_summary (a line and a row): the counts per reason and the examples in
+ * its reason, the first example's address and key prefix in its own fields. */
+static void sample_write(const struct sample *s, int64_t start, int64_t end)
+{
+	struct jbuf reasons = { NULL, 0, 0 };
+	struct audit_event e;
+	struct timespec now;
+
+	jbuf_printf(&reasons, "%s x%llu in %llds:", s->event, (unsigned long long)s->counted,
+		    (long long)(end - start));
+	for (size_t i = 0; i < s->nreasons; i++)
+		jbuf_printf(&reasons, "%s %s %llu", i ? "," : "", s->reasons[i].reason,
+			    (unsigned long long)s->reasons[i].n);
+	if (s->other_reasons)
+		jbuf_printf(&reasons, ", other %llu", (unsigned long long)s->other_reasons);
+	for (size_t i = 0; i < s->nex; i++)
+		jbuf_printf(&reasons, "%s %s %s", i ? "," : "; e.g.", s->ex[i].client,
+			    s->ex[i].key_prefix[0] ? s->ex[i].key_prefix : "-");
+	memset(&e, 0, sizeof(e));
+	e.event = "audit_summary";
+	e.reason = reasons.p;
+	e.key_prefix = s->nex ? s->ex[0].key_prefix : NULL;
+	clock_gettime(CLOCK_REALTIME, &now);
+	emit_full(&e, s->nex ? s->ex[0].client : "", &now);
+	free(reasons.p);
+}
+
+void audit_sample_flush(int64_t now, int force)
+{
+	struct sample done[SAMPLE_KINDS];
+	size_t n = 0;
+	int64_t start;
+
+	pthread_mutex_lock(&smu);
+	start = window_start;
+	if (window_start && (force || now - window_start >= AUDIT_SAMPLE_S)) {
+		for (size_t i = 0; i < nsamples; i++)
+			if (samples[i].counted)
+				done[n++] = samples[i];
+		memset(samples, 0, sizeof(samples));
+		nsamples = 0;
+		window_start = 0;
+	}
+	pthread_mutex_unlock(&smu);
+	for (size_t i = 0; i < n; i++)
+		sample_write(&done[i], start, now);
+}
+
+/* Whether e is written in full (else it was counted for the summary). */
+static int sample_admit(const struct audit_event *e, const char *client, int64_t now)
+{
+	struct sample *s = NULL;
+	int full = 1;
+
+	if (window_start && now - window_start >= AUDIT_SAMPLE_S)
+		audit_sample_flush(now, 0);
+	pthread_mutex_lock(&smu);
+	if (!window_start)
+		window_start = now;
+	for (size_t i = 0; i < nsamples; i++)
+		if (strcmp(samples[i].event, e->event) == 0)
+			s = &samples[i];
+	if (!s && nsamples < SAMPLE_KINDS) {
+		s = &samples[nsamples++];
+		snprintf(s->event, sizeof(s->event), "%s", e->event);
+	}
+	if (s && s->full >= AUDIT_SAMPLE_FULL) {
+		sample_count(s, e, client);
+		full = 0;
+	} else if (s) {
+		s->full++;
+	}
+	pthread_mutex_unlock(&smu);
+	if (!full)
+		atomic_fetch_add(&n_sampled_out, 1);
+	return full;
+}
+
 void audit_emit(const struct audit_event *e)
 {
-	char client[INET6_ADDRSTRLEN] = "", ts[40];
-	struct jbuf line = { NULL, 0, 0 }, row = { NULL, 0, 0 };
+	char client[INET6_ADDRSTRLEN] = "";
 	struct timespec now;
-	struct tm tm;
 
 	if (e->family == 4 || e->family == 6)
 		inet_ntop(e->family == 4 ? AF_INET : AF_INET6, e->addr, client, sizeof(client));
 	clock_gettime(CLOCK_REALTIME, &now);
+	atomic_fetch_add(&n_events, 1);
+	if (sample_admit(e, client, (int64_t)now.tv_sec))
+		emit_full(e, client, &now);
+}
+
+static void emit_full(const struct audit_event *e, const char *client, const struct timespec *tsp)
+{
+	char ts[40];
+	struct jbuf line = { NULL, 0, 0 }, row = { NULL, 0, 0 };
+	struct timespec now = *tsp;
+	struct tm tm;
+
 	gmtime_r(&now.tv_sec, &tm);
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
 	jbuf_printf(&line, "{\"ts\":\"%s.%03ldZ\",\"level\":\"info\",\"msg\":\"security audit\"", ts,
@@ -84,7 +227,6 @@ void audit_emit(const struct audit_event *e)
 	put_field(&row, "node", node_name);
 	fields(&row, e, client);
 	jbuf_puts(&row, "}");
-	atomic_fetch_add(&n_events, 1);
 	pthread_mutex_lock(&mu);
 	if (q_len < AUDIT_QUEUE_MAX) {
 		queue[(q_head + q_len++) % AUDIT_QUEUE_MAX] = row.p;
@@ -123,6 +265,7 @@ void audit_stats(struct audit_stats *out)
 {
 	out->events = atomic_load(&n_events);
 	out->written = atomic_load(&n_written);
+	out->sampled_out = atomic_load(&n_sampled_out);
 	out->dropped = atomic_load(&n_dropped);
 	pthread_mutex_lock(&mu);
 	out->queued = q_len;
@@ -289,6 +432,7 @@ static void w_tick(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
+	audit_sample_flush((int64_t)time(NULL), 0);
 	if (w.phase == W_DOWN)
 		w_connect();
 	else if (w.phase == W_IDLE)
@@ -314,6 +458,7 @@ void audit_stop(void)
 {
 	struct timespec start, now;
 
+	audit_sample_flush((int64_t)time(NULL), 1);
 	if (!w.base)
 		return;
 	/* Bounded flush: blocking mode, at most one second, then whatever is left is lost

@@ -27,6 +27,13 @@
 #define AUDIT_BATCH 500
 #define AUDIT_FLUSH_MS 1000
 #define AUDIT_STR_MAX 256
+/* Sampling: within each AUDIT_SAMPLE_S window, the first AUDIT_SAMPLE_FULL events of a
+ * kind (auth_failure, lockout, permission_denied) are logged and queued one by one; the
+ * rest are only counted, and at the end of the window one event 'audit_summary' (a
+ * line and a row) gives their count per reason and a few examples. A flood of any size thus writes at most
+ * AUDIT_SAMPLE_FULL + 1 lines and rows per kind and window (docs/identity.md). */
+#define AUDIT_SAMPLE_S 10
+#define AUDIT_SAMPLE_FULL 20
 
 struct audit_event {
 	const char *event;      /* auth_failure, permission_denied, lockout */
@@ -42,8 +49,12 @@ struct audit_event {
 	int status;             /* the HTTP status answered */
 };
 
-/* Logs the event and queues it for the database (thread-safe). */
+/* Logs the event and queues it for the database, or counts it for the window's summary
+ * (thread-safe). */
 void audit_emit(const struct audit_event *e);
+/* Writes the summaries of a window that has ended by now_unix (the writer's tick calls
+ * it; exposed for tests). force: the current window too (stop). */
+void audit_sample_flush(int64_t now_unix, int force);
 
 struct event_base;
 /* Starts the database writer on the control loop (conninfo: libpq string; node: this
@@ -54,6 +65,7 @@ void audit_stop(void);
 
 struct audit_stats {
 	uint64_t events, written, dropped, queued;
+	uint64_t sampled_out; /* counted in a summary instead of logged one by one */
 };
 void audit_stats(struct audit_stats *out);
 

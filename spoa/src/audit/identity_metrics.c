@@ -36,6 +36,8 @@ void identity_render_metrics(struct evbuffer *out, void *arg)
 		"# TYPE jairouter_audit_written_total counter\njairouter_audit_written_total %" PRIu64 "\n"
 		"# HELP jairouter_audit_dropped_total Security audit rows not written (queue full or rejected).\n"
 		"# TYPE jairouter_audit_dropped_total counter\njairouter_audit_dropped_total %" PRIu64 "\n"
+		"# HELP jairouter_audit_sampled_out_total Security audit events counted in a summary instead of one line each.\n"
+		"# TYPE jairouter_audit_sampled_out_total counter\njairouter_audit_sampled_out_total %" PRIu64 "\n"
 		"# HELP jairouter_audit_queued Security audit rows waiting for PostgreSQL.\n"
 		"# TYPE jairouter_audit_queued gauge\njairouter_audit_queued %" PRIu64 "\n"
 		"# HELP jairouter_oidc_fetches_total Discovery and JWKS requests started.\n"
@@ -44,6 +46,7 @@ void identity_render_metrics(struct evbuffer *out, void *arg)
 		"# TYPE jairouter_oidc_fetch_failures_total counter\njairouter_oidc_fetch_failures_total %" PRIu64 "\n"
 		"# HELP jairouter_oidc_key_sets_total JWKS key sets published.\n"
 		"# TYPE jairouter_oidc_key_sets_total counter\njairouter_oidc_key_sets_total %" PRIu64 "\n",
-		a.failures, a.lockouts, a.refused, a.evictions, au.events, au.written, au.dropped, au.queued,
+		a.failures, a.lockouts, a.refused, a.evictions, au.events, au.written, au.dropped,
+		au.sampled_out, au.queued,
 		o.fetches, o.failures, o.key_sets);
 }

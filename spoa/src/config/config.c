@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum opt_kind { OPT_STR, OPT_UINT, OPT_ONERROR, OPT_LOGLEVEL };
 
@@ -23,6 +24,7 @@ struct opt {
 
 static const struct opt opts[] = {
 	{ "listen", OPT_STR, F(listen), 0, 0, 1 },
+	{ "agent_id", OPT_STR, F(agent_id), 0, 0, 1 },
 	{ "metrics_listen", OPT_STR, F(metrics_listen), 0, 0, 1 },
 	{ "workers", OPT_UINT, F(workers), 0, 256, 1 },
 	{ "database", OPT_STR, F(database), 0, 0, 0 },
@@ -205,6 +207,36 @@ static int parse_line(char *line, struct jr_config *c, char *err, size_t errlen)
 	return 0;
 }
 
+/* The default agent id: the listen address, unless its host is a wildcard (the same on
+ * every host): then this host's name and the port. */
+static void agent_id_default(struct jr_config *c)
+{
+	const char *colon = strrchr(c->listen, ':');
+	size_t hl = colon ? (size_t)(colon - c->listen) : 0;
+	char host[64] = "agent";
+
+	if (!colon || hl == 0 || (hl == 7 && !memcmp(c->listen, "0.0.0.0", 7)) ||
+	    (hl == 4 && !memcmp(c->listen, "[::]", 4)) || (hl == 2 && !memcmp(c->listen, "::", 2))) {
+		gethostname(host, sizeof(host) - 1);
+		snprintf(c->agent_id, sizeof(c->agent_id), "%.40s:%.16s", host, colon ? colon + 1 : c->listen);
+	} else {
+		snprintf(c->agent_id, sizeof(c->agent_id), "%.63s", c->listen);
+	}
+	for (char *p = c->agent_id; *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr("._:-", *p))
+			*p = '_';
+}
+
+static int agent_id_check(struct jr_config *c)
+{
+	if (!c->agent_id[0])
+		agent_id_default(c);
+	for (const char *p = c->agent_id; *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr("._:-", *p))
+			return -1;
+	return 0;
+}
+
 int config_parse(const char *text, const char *name, struct jr_config *out, char *err, size_t errlen)
 {
 	struct jr_config c;
@@ -226,6 +258,10 @@ int config_parse(const char *text, const char *name, struct jr_config *out, char
 	}
 	if (!c.database[0])
 		return snprintf(err, errlen, "%s: 'database' is required", name), -1;
+	if (agent_id_check(&c) < 0)
+		return snprintf(err, errlen, "%s: agent_id: up to %d of A-Z a-z 0-9 . _ : - "
+				"(it travels in HAProxy's space-separated report lines)", name,
+				CONFIG_AGENT_ID_MAX - 1), -1;
 	*out = c;
 	return 0;
 }

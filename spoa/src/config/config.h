@@ -11,9 +11,14 @@
 #define CONFIG_ADDR_MAX 256
 #define CONFIG_DSN_MAX 1024
 #define CONFIG_PATH_MAX 512
+#define CONFIG_AGENT_ID_MAX 64
 
 struct jr_config {
 	char listen[CONFIG_ADDR_MAX];
+	/* This agent's name in HAProxy's report lines (ag=): lines of other agents are
+	 * ignored. Default: the listen address, or host name:port for a wildcard one, so
+	 * that it stays the same across restarts of the same instance. */
+	char agent_id[CONFIG_AGENT_ID_MAX];
 	char metrics_listen[CONFIG_ADDR_MAX];
 	unsigned workers;
 	char database[CONFIG_DSN_MAX];

@@ -15,6 +15,7 @@
  */
 #include "net/net_int.h"
 
+#include "pipeline/limits.h"
 #include "pipeline/pipeline.h"
 #include "spop/spop.h"
 #include "util/log.h"
@@ -52,6 +53,7 @@ struct conn {
 	int paused;              /* reading stopped at max_inflight */
 	int draining;
 	uint64_t id;
+	uint64_t last_io_ms;     /* monotonic: the last frame read or written */
 };
 
 struct req {
@@ -71,6 +73,14 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 struct conn *conn_next(const struct conn *c)
 {
 	return c->next;
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static void conn_unref(struct conn *c)
@@ -101,6 +111,8 @@ void conn_adopt(struct worker *w, int fd)
 	c->state = CS_HELLO;
 	c->max_frame = CONN_PREHELLO_MAX;
 	c->id = atomic_fetch_add(&conn_ids, 1) + 1;
+	c->draining = w->grace_over; /* accepted during a drain: served, then let go */
+	c->last_io_ms = mono_ms();
 	c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (!c->bev) {
 		close(fd);
@@ -201,6 +213,7 @@ static void send_frame_ex(struct conn *c, const uint8_t *buf, size_t n, int secr
 		bufferevent_write(c->bev, buf, n);
 	}
 	metrics_inc(c->w->metrics, MC_FRAMES_OUT);
+	c->last_io_ms = mono_ms();
 }
 
 static void send_frame(struct conn *c, const uint8_t *buf, size_t n)
@@ -251,6 +264,30 @@ static void log_decision(const struct req *r, uint64_t ns)
 		  v->key_prefix, v->model, v->backend, (double)ns / 1000.0);
 }
 
+/* Every ACK names this agent (`agent`, the report line's ag=), and an admitted request
+ * carries its accounting (`acct`, pipeline/limits.h): whichever process of this agent reads
+ * the request's report line can settle or bill it. Appended to the encoded frame (an
+ * action list is a plain sequence); an ACK that has no room left goes out without. */
+static int ack_append_identity(const struct conn *c, const struct pl_ctx *ctx, uint8_t *buf,
+			       size_t cap, int n)
+{
+	struct spop_writer w;
+	struct spop_data d;
+	char acct[LIMITS_ACCT_MAX];
+	int m;
+
+	spop_writer_init(&w, buf, cap);
+	w.len = (size_t)n;
+	d = spop_cstr(c->w->srv->agent_id);
+	spop_action_set_var(&w, SPOP_SCOPE_TXN, "agent", &d);
+	if (limits_acct(ctx, acct, sizeof(acct)) > 0) {
+		d = spop_cstr(acct);
+		spop_action_set_var(&w, SPOP_SCOPE_TXN, "acct", &d);
+	}
+	m = spop_frame_end(&w, c->max_frame);
+	return m > 0 ? m : n;
+}
+
 static void req_done(struct pl_ctx *ctx, void *arg)
 {
 	struct req *r = arg;
@@ -269,6 +306,8 @@ static void req_done(struct pl_ctx *ctx, void *arg)
 	if (cap > sizeof(stack_buf))
 		buf = xmalloc(cap); /* only direct answers (model lists) are this large */
 	n = pl_ack_encode(&ctx->out, r->sid, r->fid, buf, cap, c->max_frame);
+	if (n > 0)
+		n = ack_append_identity(c, ctx, buf, cap, n);
 	if (n < 0)
 		protocol_error(c, SPOP_ST_RES, "ACK does not fit the negotiated frame size");
 	else
@@ -300,8 +339,6 @@ static void req_release(struct pl_ctx *ctx, void *arg)
 		c->inflight--;
 		if (c->inflight < atomic_load(&c->w->srv->live.max_inflight))
 			resume_reading(c);
-		if (c->draining && c->inflight == 0)
-			disconnect(c, SPOP_ST_NORMAL, "agent is shutting down");
 	}
 	pl_ctx_clear(ctx);
 	free(r);
@@ -447,6 +484,7 @@ static void process_frame(struct conn *c, const uint8_t *body, uint32_t len)
 	int rc = spop_frame_decode(body, len, &f);
 
 	metrics_inc(c->w->metrics, MC_FRAMES_IN);
+	c->last_io_ms = mono_ms();
 	if (rc < 0)
 		return protocol_error(c, -rc, "malformed frame header");
 	switch (f.type) {
@@ -535,6 +573,17 @@ void conn_drain(struct conn *c, int hard)
 		return;
 	}
 	c->draining = 1;
-	if (c->inflight == 0)
-		disconnect(c, SPOP_ST_NORMAL, "agent is shutting down");
+}
+
+int conn_let_go(struct conn *c, uint64_t now_ms, unsigned idle_ms)
+{
+	if (!c->draining || !c->bev || c->state == CS_CLOSING)
+		return 0;
+	if (c->state != CS_READY)
+		return 0; /* its HELLO first (or its hello timeout, or the drain deadline) */
+	if (c->inflight > 0 || evbuffer_get_length(bufferevent_get_input(c->bev)) >= 4 ||
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) > 0 || now_ms - c->last_io_ms < idle_ms)
+		return 0;
+	disconnect(c, SPOP_ST_NORMAL, "agent is shutting down");
+	return 1;
 }

@@ -39,8 +39,11 @@ struct worker {
 	unsigned queue_len, queue_cap;
 	int drain_requested;
 	int draining;              /* worker-local copy */
+	int grace_over;            /* connections say DISCONNECT once idle (even new ones) */
 	struct event *drain_timer;
 	struct event *grace_timer;
+	struct event *let_go_tick;  /* after the grace: one idle connection let go per tick */
+	uint64_t let_go_relax_ms;   /* monotonic: from then on, "idle" need not last */
 	struct conn *conns;        /* doubly-linked list of this worker's connections */
 	unsigned nconns;
 	struct metrics_shard *metrics;
@@ -52,6 +55,7 @@ struct server {
 	struct worker *workers;
 	unsigned nworkers, next_worker;
 	struct net_live live;
+	char agent_id[64];         /* `ag` in every ACK (config agent_id) */
 	atomic_long connections;
 	atomic_uint workers_running;
 	unsigned drain_deadline_ms;
@@ -64,8 +68,13 @@ struct server {
 /* conn.c */
 void conn_adopt(struct worker *w, int fd);
 struct conn *conn_next(const struct conn *c);
-/* Starts draining one connection (DISCONNECT once idle) or closes it now when hard. */
+/* Marks one connection draining (worker_let_go_cb says DISCONNECT on it later) or closes
+ * it now when hard. */
 void conn_drain(struct conn *c, int hard);
+/* Says DISCONNECT on c when it is draining, every frame it sent is answered and it has been
+ * quiet for idle_ms (HAProxy fails a NOTIFY that crosses the DISCONNECT). Returns 1 when
+ * it did. */
+int conn_let_go(struct conn *c, uint64_t now_ms, unsigned idle_ms);
 /* Called when the worker's last connection is gone during a drain. */
 void worker_maybe_stop(struct worker *w);
 

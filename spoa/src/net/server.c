@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define LISTEN_BACKLOG 1024
@@ -51,14 +52,10 @@ static void worker_wake_cb(evutil_socket_t fd, short what, void *arg)
 		w->queue_len -= n;
 		drain = w->drain_requested;
 		pthread_mutex_unlock(&w->lock);
-		for (i = 0; i < n; i++) {
-			if (drain || w->draining) {
-				close(fds[i]);
-				atomic_fetch_sub(&w->srv->connections, 1);
-			} else {
-				conn_adopt(w, fds[i]);
-			}
-		}
+		/* Connections accepted while the listener closed are served too (their
+		 * HELLO is answered; they drain like the others). */
+		for (i = 0; i < n; i++)
+			conn_adopt(w, fds[i]);
 	} while (n == 256);
 	if (drain && !w->draining) {
 		w->draining = 1;
@@ -66,19 +63,56 @@ static void worker_wake_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* Half-way to the drain deadline: existing connections have kept serving while HAProxy's
- * health checks found the listener gone and moved new work to other agents; now each
- * connection says DISCONNECT as soon as its in-flight decisions are answered. */
-static void worker_grace_timer_cb(evutil_socket_t fd, short what, void *arg)
+/* Letting connections go, one at a time. HAProxy 2.6 fails the NOTIFYs waiting on a
+ * connection when it reads its DISCONNECT, and the NOTIFYs queued for its thread when
+ * that was the thread's last connection: a connection is let go only when it has been
+ * quiet for LET_GO_IDLE_MS with nothing unanswered, and one per LET_GO_TICK_MS, so that
+ * HAProxy always has another connection (or opens one to the next process) meanwhile. */
+#define LET_GO_TICK_MS 10
+#define LET_GO_IDLE_MS 20
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void worker_let_go_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
+	uint64_t now = now_ms();
+	/* A connection HAProxy keeps busy is never quiet that long: in the second half of
+	 * the time left, "nothing unanswered right now" is enough (rather than a hard close
+	 * at the deadline, which fails what is in flight). */
+	unsigned idle = now < w->let_go_relax_ms ? LET_GO_IDLE_MS : 0;
 
 	(void)fd;
 	(void)what;
 	for (struct conn *c = w->conns, *next; c; c = next) {
 		next = conn_next(c);
-		conn_drain(c, 0);
+		if (conn_let_go(c, now, idle))
+			break;
 	}
+	worker_maybe_stop(w);
+}
+
+/* Half-way to the drain deadline: existing connections have kept serving while HAProxy
+ * moved new work to the next process (or, without one, its health checks found the
+ * listener gone); now they are let go. */
+static void worker_grace_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	struct timeval tick = { 0, LET_GO_TICK_MS * 1000 };
+
+	(void)fd;
+	(void)what;
+	w->grace_over = 1;
+	w->let_go_relax_ms = now_ms() + w->srv->drain_deadline_ms / 4;
+	for (struct conn *c = w->conns; c; c = conn_next(c))
+		conn_drain(c, 0);
+	event_add(w->let_go_tick, &tick);
 	worker_maybe_stop(w);
 }
 
@@ -140,6 +174,7 @@ static void worker_init(struct server *srv, struct worker *w, unsigned index)
 	w->wake = event_new(w->base, -1, EV_PERSIST, worker_wake_cb, w);
 	w->drain_timer = evtimer_new(w->base, worker_drain_timer_cb, w);
 	w->grace_timer = evtimer_new(w->base, worker_grace_timer_cb, w);
+	w->let_go_tick = event_new(w->base, -1, EV_PERSIST, worker_let_go_cb, w);
 	w->metrics = metrics_shard_new();
 }
 
@@ -200,8 +235,11 @@ static struct evconnlistener *listen_on(struct server *srv, const char *addr, ch
 		snprintf(err, errlen, "listen: cannot parse address '%s' (expected host:port)", addr);
 		return NULL;
 	}
+	/* SO_REUSEPORT: a new agent process binds the same address while this one drains
+	 * (docs/operations.md, "Restarts and upgrades"). */
 	l = evconnlistener_new_bind(srv->control, accept_cb, srv,
-				    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+				    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT |
+					    LEV_OPT_CLOSE_ON_EXEC,
 				    LISTEN_BACKLOG, (struct sockaddr *)&ss, (int)sslen);
 	if (!l) {
 		snprintf(err, errlen, "listen: cannot bind %s: %s", addr, strerror(errno));
@@ -221,7 +259,8 @@ static unsigned default_workers(void)
 }
 
 struct server *server_start(struct event_base *control, const struct jr_config *cfg,
-			    const struct server_exit_hooks *hooks, char *err, size_t errlen)
+			    const struct server_exit_hooks *hooks, int listen_now, char *err,
+			    size_t errlen)
 {
 	struct server *srv = xcalloc(1, sizeof(*srv));
 
@@ -229,11 +268,14 @@ struct server *server_start(struct event_base *control, const struct jr_config *
 	if (hooks)
 		srv->exit_hooks = *hooks;
 	live_apply(&srv->live, cfg);
+	snprintf(srv->agent_id, sizeof(srv->agent_id), "%s", cfg->agent_id);
 	srv->nworkers = cfg->workers ? cfg->workers : default_workers();
-	srv->listener = listen_on(srv, cfg->listen, err, errlen);
-	if (!srv->listener) {
-		free(srv);
-		return NULL;
+	if (listen_now) {
+		srv->listener = listen_on(srv, cfg->listen, err, errlen);
+		if (!srv->listener) {
+			free(srv);
+			return NULL;
+		}
 	}
 	srv->workers = xcalloc(srv->nworkers, sizeof(*srv->workers));
 	for (unsigned i = 0; i < srv->nworkers; i++)
@@ -245,8 +287,42 @@ struct server *server_start(struct event_base *control, const struct jr_config *
 			abort();
 		}
 	}
-	log_info("listening for SPOP on %s with %u worker(s)", cfg->listen, srv->nworkers);
+	if (srv->listener)
+		log_info("listening for SPOP on %s with %u worker(s)", cfg->listen, srv->nworkers);
 	return srv;
+}
+
+int server_listen(struct server *srv, const char *addr, char *err, size_t errlen)
+{
+	if (srv->listener || srv->drain_done)
+		return 0;
+	srv->listener = listen_on(srv, addr, err, errlen);
+	if (!srv->listener)
+		return -1;
+	log_info("listening for SPOP on %s with %u worker(s)", addr, srv->nworkers);
+	return 0;
+}
+
+int server_address_in_use(const char *addr)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int fd, rc;
+
+	memset(&ss, 0, sizeof(ss));
+	if (addr_resolve(addr, SOCK_STREAM, &ss, &sl) < 0)
+		return 0;
+	if (ss.ss_family == AF_INET && ((struct sockaddr_in *)&ss)->sin_addr.s_addr == htonl(INADDR_ANY))
+		((struct sockaddr_in *)&ss)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	else if (ss.ss_family == AF_INET6 &&
+		 IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&ss)->sin6_addr))
+		((struct sockaddr_in6 *)&ss)->sin6_addr = in6addr_loopback;
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	rc = connect(fd, (struct sockaddr *)&ss, sl) == 0; /* loopback: immediate */
+	close(fd);
+	return rc;
 }
 
 void server_reconfigure(struct server *srv, const struct jr_config *cfg)
@@ -266,6 +342,24 @@ static void drain_check_cb(evutil_socket_t fd, short what, void *arg)
 	srv->drain_done(srv->drain_arg);
 }
 
+/* Closing a listening socket resets the connections still in its accept queue; with
+ * SO_REUSEPORT the kernel may have queued HAProxy's new connections here rather than on
+ * the successor's socket. They are accepted (and served) first; the window left
+ * between this loop and the close is microseconds (net.ipv4.tcp_migrate_req = 1 closes
+ * it: the kernel then moves such connections to the successor). */
+static void accept_backlog(struct server *srv)
+{
+	int lfd = evconnlistener_get_fd(srv->listener), fd, n = 0;
+
+	evconnlistener_disable(srv->listener);
+	while ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+		accept_cb(srv->listener, fd, NULL, 0, srv);
+		n++;
+	}
+	if (n)
+		log_info("drain: %d queued connection(s) accepted before closing the listener", n);
+}
+
 void server_drain(struct server *srv, unsigned deadline_ms, void (*done)(void *), void *arg)
 {
 	struct timeval dl = { deadline_ms / 1000, (deadline_ms % 1000) * 1000 };
@@ -276,8 +370,12 @@ void server_drain(struct server *srv, unsigned deadline_ms, void (*done)(void *)
 		return; /* already draining */
 	srv->drain_done = done;
 	srv->drain_arg = arg;
-	evconnlistener_free(srv->listener);
-	srv->listener = NULL;
+	srv->drain_deadline_ms = deadline_ms;
+	if (srv->listener) {
+		accept_backlog(srv);
+		evconnlistener_free(srv->listener);
+		srv->listener = NULL;
+	}
 	for (unsigned i = 0; i < srv->nworkers; i++) {
 		struct worker *w = &srv->workers[i];
 		pthread_mutex_lock(&w->lock);
@@ -310,6 +408,7 @@ void server_free(struct server *srv)
 		event_free(w->wake);
 		event_free(w->drain_timer);
 		event_free(w->grace_timer);
+		event_free(w->let_go_tick);
 		event_base_free(w->base);
 		pthread_mutex_destroy(&w->lock);
 		free(w->queue);

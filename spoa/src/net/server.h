@@ -28,11 +28,17 @@ struct server_exit_hooks {
 /* Appends a hook (they run in order). Returns 0, or -1 when the list is full. */
 int server_exit_hooks_add(struct server_exit_hooks *l, void (*fn)(void *arg), void *arg);
 
-/* Binds the listener on cfg->listen and starts cfg->workers workers (0 = one per CPU);
- * hooks (copied; NULL: none) run on each worker as it exits. Returns NULL with a message
- * in err on failure. */
+/* Starts cfg->workers workers (0 = one per CPU) and, when listen_now, binds the listener
+ * on cfg->listen (SO_REUSEPORT); hooks (copied; NULL: none) run on each worker as it
+ * exits. Returns NULL with a message in err on failure. */
 struct server *server_start(struct event_base *control, const struct jr_config *cfg,
-			    const struct server_exit_hooks *hooks, char *err, size_t errlen);
+			    const struct server_exit_hooks *hooks, int listen_now, char *err,
+			    size_t errlen);
+/* Binds the listener later (a no-op once bound or draining). Returns 0 or -1 with err. */
+int server_listen(struct server *srv, const char *addr, char *err, size_t errlen);
+/* Whether something accepts connections on addr (a wildcard address is tried on
+ * loopback): another process of this agent, during a restart. */
+int server_address_in_use(const char *addr);
 
 /* Applies the settings that may change at run time (limits, timeouts, error policy). */
 void server_reconfigure(struct server *srv, const struct jr_config *cfg);

@@ -549,14 +549,17 @@ static void del_limit(struct state *s, int64_t id)
 const struct ps_table ps_tables[] = {
 	{ "tenants", TENANTS_SQL, TENANTS_SQL BY_IDS, 3, put_tenant, state_del_tenant },
 	{ "api_keys", KEYS_SQL, KEYS_SQL BY_IDS, 6, put_key, state_del_key },
+	/* A model's private flag is applied before its catalogue row (entries of one table
+	 * are fetched in this order): a model created private is never served as public,
+	 * even for the one round trip between the two fetches. */
+	{ "models", PRIVATE_MODELS_SQL, PRIVATE_MODELS_SQL AND_IDS, 1, put_private_model,
+	  del_private_model },
 	{ "models", MODELS_SQL, MODELS_SQL BY_IDS, 12, put_model, state_del_model },
 	{ "model_aliases", ALIASES_SQL, ALIASES_SQL BY_IDS, 3, put_alias, state_del_alias },
 	/* tenant policy */
 	{ "tenants", TENANT_POLICY_SQL, TENANT_POLICY_SQL BY_IDS, 5, put_tenant_policy,
 	  del_tenant_policy },
 	{ "api_keys", KEY_POLICY_SQL, KEY_POLICY_SQL AND_IDS, 3, put_key_policy, del_key_policy },
-	{ "models", PRIVATE_MODELS_SQL, PRIVATE_MODELS_SQL AND_IDS, 1, put_private_model,
-	  del_private_model },
 	{ "tenant_grants", GRANTS_SQL, GRANTS_SQL BY_IDS, 5, put_grant, del_grant },
 	{ "model_group_members", MEMBERS_SQL, MEMBERS_SQL BY_IDS, 3, put_member, del_member },
 	{ "provider_credentials", CREDENTIALS_SQL, CREDENTIALS_SQL BY_IDS, 8, put_credential,

@@ -14,6 +14,7 @@
 #include <event2/event.h>
 #include <inttypes.h>
 #include <math.h>
+#include <openssl/rand.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -35,8 +36,10 @@ static size_t s_max_inflight = 65536;
 static struct {
 	_Atomic uint64_t admitted, refused_rate, refused_quota, fleet_decisions, local_decisions,
 		fallback_decisions, untracked, evicted, expired, settled, unknown_reports,
-		estimated;
+		estimated, billed_from_line, handed_over;
 } st;
+
+static char process_tag[9] = "00000000";
 
 static int64_t now_us(void)
 {
@@ -739,6 +742,79 @@ static int outcome_ok(const struct jr_report *rep, const struct resv *r)
 	return 1;
 }
 
+/* ---- accounting carried by the request (limits_acct) ------------------------------- */
+
+const char *limits_process_tag(void)
+{
+	return process_tag;
+}
+
+int limits_acct(const struct pl_ctx *ctx, char *buf, size_t cap)
+{
+	const struct st_model *m;
+	int64_t ep, ec, model_id = 0;
+	int n;
+
+	if (!ctx->out.allow || ctx->out.respond || !ctx->out.backend[0] || !ctx->in.request_id.len)
+		return 0;
+	limits_estimate(ctx, &ep, &ec);
+	m = state_find_model(store_read_begin(), ctx->out.model, strlen(ctx->out.model));
+	if (m)
+		model_id = m->id;
+	store_read_end();
+	n = snprintf(buf, cap, "%s.%lld.%lld.%lld.%lld.%lld", process_tag, (long long)ctx->tenant_id,
+		     (long long)ctx->key_id, (long long)model_id, (long long)ep, (long long)ec);
+	return n > 0 && (size_t)n < cap ? n : 0;
+}
+
+/* A line of this agent that no reservation here matches, decided by another process of
+ * this agent (the one before a restart): its acct field bills it, as settle() would
+ * have, at the model's current prices. Lines decided by this process whose reservation
+ * is gone (expired, pushed out) were billed then and are not billed again. */
+static void bill_from_line(const struct jr_report *rep, int64_t now)
+{
+	size_t len = 0;
+	const char *a = report_get(rep, "acct", &len);
+	char buf[LIMITS_ACCT_MAX], tag[9];
+	long long tid, kid, mid, ep, ec;
+	int64_t pt = report_get_int(rep, "pt", -1), ct = report_get_int(rep, "ct", -1);
+	double pin = -1, pout = -1;
+	const struct st_model *m;
+	struct usage_rec u;
+
+	if (!a || len >= sizeof(buf))
+		return;
+	memcpy(buf, a, len);
+	buf[len] = '\0';
+	if (sscanf(buf, "%8[0-9a-f].%lld.%lld.%lld.%lld.%lld", tag, &tid, &kid, &mid, &ep, &ec) != 6 ||
+	    strcmp(tag, process_tag) == 0)
+		return;
+	memset(&u, 0, sizeof(u));
+	if (pt >= 0) {
+		u.prompt_tokens = pt;
+		u.completion_tokens = ct >= 0 ? ct : 0;
+		u.estimated = report_get_int(rep, "est", 0) != 0;
+	} else if (rep->status >= 200 && rep->status < 300) {
+		u.prompt_tokens = ep;
+		u.completion_tokens = ec;
+		u.estimated = 1;
+	}
+	if ((m = state_find_model_id(store_read_begin(), mid))) {
+		pin = m->price_in;
+		pout = m->price_out;
+	}
+	store_read_end();
+	u.day = utc_day(now);
+	u.tenant_id = tid;
+	u.key_id = kid;
+	u.model_id = mid;
+	u.cost_micro = money_micro(u.prompt_tokens, u.completion_tokens, pin, pout);
+	usage_add(&u);
+	if (u.estimated)
+		bump(&st.estimated);
+	bump(&st.billed_from_line);
+}
+
 static void on_report(const struct jr_report *rep, void *arg)
 {
 	char id[ID_MAX];
@@ -792,8 +868,11 @@ static void on_report(const struct jr_report *rep, void *arg)
 	if (r)
 		rv_unlink(r);
 	pthread_mutex_unlock(&rv_mu);
-	if (!r)
-		return; /* refused, answered by the gateway, or not limited: nothing reserved */
+	if (!r) {
+		/* refused, answered by the gateway (no acct), or decided by another process */
+		bill_from_line(rep, now);
+		return;
+	}
 	if (pt >= 0)
 		settle(r, pt, ct >= 0 ? ct : 0, report_get_int(rep, "est", 0) != 0, outcome_ok(rep, r), now);
 	else if (r->have_usage)
@@ -854,6 +933,12 @@ int limits_start(struct event_base *control, const struct jr_config *cfg)
 	}
 	s_max_inflight = cfg->limits_max_inflight;
 	pthread_mutex_unlock(&rv_mu);
+	{
+		unsigned char rnd[4] = { 0 };
+		if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+			memset(rnd, 0, sizeof(rnd));
+		snprintf(process_tag, sizeof(process_tag), "%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3]);
+	}
 	lim_local_init(cfg->limits_max_states);
 	limits_configure(cfg);
 	/* Without Redis, quota and budget counters live here: they start from what
@@ -878,25 +963,54 @@ void limits_worker_exit(void *arg)
 		remote->worker_exit(arg);
 }
 
-void limits_stop(void)
+int limits_ready(void)
+{
+	return !lim_local_seed_pending();
+}
+
+size_t limits_reservations(void)
+{
+	size_t n;
+
+	pthread_mutex_lock(&rv_mu);
+	n = rv_count;
+	pthread_mutex_unlock(&rv_mu);
+	return n;
+}
+
+void limits_stop(int handed_over)
 {
 	int64_t now = now_us();
 	struct resv *r;
+	size_t left = 0;
 
 	if (tick_ev) {
 		event_free(tick_ev);
 		tick_ev = NULL;
 	}
 	for (;;) {
+		int evicted = 0;
 		pthread_mutex_lock(&rv_mu);
-		if ((r = rv_evicted))
+		if ((r = rv_evicted)) {
 			rv_evicted = r->next;
-		else if ((r = rv_head))
+			evicted = 1;
+		} else if ((r = rv_head)) {
 			rv_unlink(r);
+		}
 		pthread_mutex_unlock(&rv_mu);
 		if (!r)
 			break;
-		settle_estimated(r, now);
+		if (handed_over && !evicted) {
+			left++;
+			rv_free(r);
+		} else {
+			settle_estimated(r, now);
+		}
+	}
+	if (left) {
+		atomic_fetch_add(&st.handed_over, left);
+		log_info("limits: %zu request(s) still in flight; their report lines bill them when "
+			 "the next process of this agent reads them", left);
 	}
 	if (remote)
 		remote->stop();
@@ -949,6 +1063,10 @@ void limits_render_metrics(struct evbuffer *out, void *arg)
 	C("limit_estimated_total", "Requests billed with estimated usage.", atomic_load(&st.estimated));
 	C("limit_unknown_reports_total", "Adapter usage lines for no known reservation.",
 	  atomic_load(&st.unknown_reports));
+	C("limit_billed_from_line_total", "Requests decided by an earlier process of this agent, billed from their report line.",
+	  atomic_load(&st.billed_from_line));
+	C("limit_handed_over_total", "Requests in flight at a graceful stop, left to their report line.",
+	  atomic_load(&st.handed_over));
 	G("limit_local_counters", "Local limit counters.", ls.states);
 	C("limit_overflow_total", "Counters shared because the local table was full.", ls.overflow);
 	G("limit_fleet_fallback", "1 while Redis is configured but unusable (local limits / fleet_size).",

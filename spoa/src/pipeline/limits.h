@@ -41,8 +41,26 @@ void limits_set_remote(const struct lim_remote *r);
 void limits_configure(const struct jr_config *cfg);
 /* Subscribes to the report channel and starts the timers on the control loop. */
 int limits_start(struct event_base *control, const struct jr_config *cfg);
-/* Settles every reservation as estimated (graceful stop, before the usage flush). */
-void limits_stop(void);
+/* Stops. Reservations pushed out of the table are settled as estimated; the others are
+ * settled as estimated too, unless handed_over: then the requests are still in flight
+ * and their report lines, read by the next process of this agent, bill them
+ * (limits_acct), so billing them here would count them twice. Before the usage flush. */
+void limits_stop(int handed_over);
+/* Whether every limit can be decided: false while this month's usage, which local quota
+ * and budget counters start from, is still being read (a second or less after start). */
+int limits_ready(void);
+/* Reservations held (requests admitted here whose report line has not come). */
+size_t limits_reservations(void);
+
+/* The accounting an admitted request's ACK carries (var `acct`, the report line's acct=):
+ * "<process>.<tenant id>.<key id>.<model id>.<prompt estimate>.<completion estimate>",
+ * process being this process' random tag (limits_process_tag). A report line of this
+ * agent whose reservation no process here holds (decided by the process before a
+ * restart) is billed from it. Returns the length, or 0 when the verdict admits nothing. */
+#define LIMITS_ACCT_MAX 112
+int limits_acct(const struct pl_ctx *ctx, char *buf, size_t cap);
+/* 8 hexadecimal characters drawn at start-up (the first field of acct). */
+const char *limits_process_tag(void);
 /* Frees what the limits keep per worker (its Redis connection): a worker-exit hook
  * (net/server.h); arg unused. */
 void limits_worker_exit(void *arg);

@@ -202,6 +202,9 @@ struct report_stream {
 
 struct report_listener {
 	int fd;                       /* datagram socket */
+	int fwd_fd;                   /* draining: datagrams to the successor, else -1 */
+	struct sockaddr_storage addr; /* the listening address (the successor's too) */
+	socklen_t addr_len;
 	struct event *ev;
 	struct evconnlistener *tcp;   /* octet-counted stream (host:port only) */
 	struct report_stream *streams[REPORT_MAX_STREAMS];
@@ -210,15 +213,62 @@ struct report_listener {
 	char buf[REPORT_LINE_MAX];
 };
 
+static char own_agent[64], own_tag[16];
+
+void report_set_identity(const char *agent_id, const char *process_tag)
+{
+	snprintf(own_agent, sizeof(own_agent), "%s", agent_id ? agent_id : "");
+	snprintf(own_tag, sizeof(own_tag), "%s", process_tag ? process_tag : "");
+}
+
+/* Whether acct= (pipeline/limits.h: "<process tag>.<...>") names another process. */
+static int other_process(const struct jr_report *r)
+{
+	size_t n = 0;
+	const char *a = report_get(r, "acct", &n);
+	size_t tl = strlen(own_tag);
+
+	return a && own_tag[0] && !(n > tl && memcmp(a, own_tag, tl) == 0 && a[tl] == '.');
+}
+
+/* A line decided by the successor while this process still holds the ring: sent on to
+ * it. Returns 1 when sent (or lost: counted), 0 when nobody listens there any more (no
+ * successor): the line is then billed here, since nobody else holds it. */
+static int forward(struct report_listener *l, size_t n)
+{
+	if (send(l->fwd_fd, l->buf, n, MSG_DONTWAIT) == (ssize_t)n) {
+		l->st.forwarded++;
+		return 1;
+	}
+	if (errno == ECONNREFUSED)
+		return 0;
+	if (l->st.forward_failed++ == 0)
+		log_warn("report: cannot send a line on to the new agent process: %s (counted in "
+			 "jairouter_report_forward_failed_total)", strerror(errno));
+	return 1;
+}
+
 /* One line from either transport: parse, count, publish. */
 static void handle_line(struct report_listener *l, size_t n, int cut)
 {
 	struct jr_report r;
+	size_t agl = 0;
+	const char *ag;
 
 	if (report_parse(l->buf, n, &r) < 0) {
 		l->st.malformed++;
 		return;
 	}
+	/* Every agent behind one HAProxy gets every line (a ring per agent): only the agent
+	 * that decided acts on it. */
+	ag = report_get(&r, "ag", &agl);
+	if (ag && own_agent[0] && (agl != strlen(own_agent) || memcmp(ag, own_agent, agl) != 0)) {
+		l->st.foreign++;
+		return;
+	}
+	r.other_process = other_process(&r);
+	if (r.other_process && l->fwd_fd >= 0 && forward(l, n))
+		return;
 	if (cut)
 		r.truncated = 1;
 	if (r.truncated)
@@ -390,6 +440,8 @@ static int open_socket(struct report_listener *l, struct event_base *base, const
 		if (bind(l->fd, (struct sockaddr *)&sun, sizeof(sun)) < 0)
 			goto sys;
 		strcpy(l->path, path);
+		memcpy(&l->addr, &sun, sizeof(sun));
+		l->addr_len = sizeof(sun);
 		if (chmod(path, 0660) < 0)
 			goto sys;
 	} else {
@@ -404,11 +456,17 @@ static int open_socket(struct report_listener *l, struct event_base *base, const
 		l->fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 		if (l->fd < 0)
 			goto sys;
+		/* SO_REUSEPORT on both: the next process of this agent binds them while this
+		 * one drains (report_listener_drain). */
+		(void)setsockopt(l->fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 		if (bind(l->fd, (struct sockaddr *)&ss, sl) < 0)
 			goto sys;
+		memcpy(&l->addr, &ss, sl);
+		l->addr_len = sl;
 		/* The same address, over TCP, for HAProxy's ring forwarder. */
 		l->tcp = evconnlistener_new_bind(base, stream_accept_cb, l,
-						 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+						 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+							 LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_EXEC,
 						 16, (struct sockaddr *)&ss, (int)sl);
 		if (!l->tcp)
 			goto sys;
@@ -428,6 +486,7 @@ struct report_listener *report_listen(struct event_base *base, const char *addr,
 	struct report_listener *l = xcalloc(1, sizeof(*l));
 
 	l->fd = -1;
+	l->fwd_fd = -1;
 	if (open_socket(l, base, addr, err, errlen) < 0) {
 		report_listener_free(l);
 		return NULL;
@@ -450,9 +509,62 @@ void report_listener_free(struct report_listener *l)
 		event_free(l->ev);
 	if (l->fd >= 0)
 		close(l->fd);
+	if (l->fwd_fd >= 0)
+		close(l->fwd_fd);
 	if (l->path[0])
 		unlink(l->path);
 	free(l);
+}
+
+void report_listener_drain(struct report_listener *l)
+{
+	int fd;
+
+	if (!l || l->fwd_fd >= 0)
+		return;
+	if (l->tcp) {
+		evconnlistener_disable(l->tcp);
+		while ((fd = accept4(evconnlistener_get_fd(l->tcp), NULL, NULL,
+				     SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0)
+			stream_accept_cb(l->tcp, fd, NULL, 0, l);
+		evconnlistener_free(l->tcp);
+		l->tcp = NULL;
+	}
+	if (l->fd >= 0) {
+		read_cb(l->fd, EV_READ, l); /* what is queued (up to one batch) */
+		event_free(l->ev);
+		l->ev = NULL;
+		close(l->fd);
+		l->fd = -1;
+	}
+	/* The path (unix@) is the successor's now: it re-created it at its start. */
+	l->path[0] = '\0';
+	fd = socket(l->addr.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&l->addr, l->addr_len) < 0) {
+		close(fd);
+		fd = -1;
+	}
+	l->fwd_fd = fd;
+	if (fd < 0)
+		log_warn("report: no datagram socket to the next agent process: %s", strerror(errno));
+}
+
+void report_listener_handover(struct report_listener *l)
+{
+	if (!l)
+		return;
+	for (size_t i = 0; i < REPORT_MAX_STREAMS; i++)
+		if (l->streams[i])
+			shutdown(bufferevent_getfd(l->streams[i]->bev), SHUT_WR);
+}
+
+size_t report_listener_streams(const struct report_listener *l)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; l && i < REPORT_MAX_STREAMS; i++)
+		n += l->streams[i] != NULL;
+	return n;
 }
 
 void report_listener_stats(const struct report_listener *l, struct report_stats *st)

@@ -44,6 +44,7 @@ struct jr_report {
 	struct report_field f[REPORT_MAX_FIELDS];
 	size_t n;
 	int truncated;    /* no `end=1`, or more fields than REPORT_MAX_FIELDS */
+	int other_process; /* acct= names another process of this agent (a restart's predecessor) */
 	int adapter;      /* `src=adapter`: a line from the adapter sidecar, not HAProxy */
 	/* Common fields, decoded once; -1 (or "") when absent. */
 	int status;                        /* st: final HTTP status */
@@ -83,6 +84,9 @@ struct report_listener;
 
 struct report_stats {
 	uint64_t lines;      /* published */
+	uint64_t foreign;    /* ag= names another agent: ignored */
+	uint64_t forwarded;  /* decided by the successor, sent on to it during a hand-over */
+	uint64_t forward_failed; /* such lines that could not be sent (lost) */
 	uint64_t malformed;  /* without a request id, or a stream framing error */
 	uint64_t truncated;  /* published, but cut short */
 	uint64_t dropped;    /* lost in the socket's receive queue (kernel count, SO_RXQ_OVFL) */
@@ -91,6 +95,23 @@ struct report_stats {
 struct report_listener *report_listen(struct event_base *base, const char *addr, char *err,
 				      size_t errlen);
 void report_listener_free(struct report_listener *l);
+
+/* This agent's id (the report line's ag=: lines of other agents are not published; lines
+ * without ag= are) and this process' tag (the first field of acct=, pipeline/limits.h). */
+void report_set_identity(const char *agent_id, const char *process_tag);
+
+/* Restarts (docs/operations.md): a new process of the same agent binds the same address
+ * (SO_REUSEPORT) while this one drains.
+ *   report_listener_drain: stops listening (what is queued is read first), so HAProxy's
+ *     ring and the adapter reach the successor from now on; the open ring connection is
+ *     kept, and its lines decided by the successor (acct= of another process) are sent on
+ *     to it as datagrams instead of being published here.
+ *   report_listener_handover: once nothing here waits for a line, half-closes the ring
+ *     connections: HAProxy closes them and reconnects, to the successor.
+ *   report_listener_streams: ring connections still open (0: the hand-over is complete). */
+void report_listener_drain(struct report_listener *l);
+void report_listener_handover(struct report_listener *l);
+size_t report_listener_streams(const struct report_listener *l);
 void report_listener_stats(const struct report_listener *l, struct report_stats *st);
 
 #endif /* JR_REPORT_H */

@@ -291,6 +291,8 @@ static void connect_step(void)
 		PQsetnonblocking(w.conn, 1);
 		watch(EV_READ);
 		atomic_store(&st.db_up, 1);
+		if (seed_fn) /* the limits wait for the seed: read it now, not at the next tick */
+			event_active(w.flush_timer, EV_TIMEOUT, 0);
 		break;
 	default: drop("could not connect"); break;
 	}
