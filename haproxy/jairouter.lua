@@ -3,7 +3,7 @@
 --
 -- The agent parses the request body itself; when the catalogue's upstream name differs
 -- it answers with where the model value is and what to put there (model_off, model_len,
--- model_rewrite). haproxy.cfg sends such requests through fe_jairouter_rewrite, which
+-- model_rewrite). jairouter.cfg sends such requests through fe_jairouter_rewrite, which
 -- hands this filter:
 --   txn.jr.model_off          offset of the value in the body (JSON: the opening quote)
 --   txn.jr.model_len          its length as sent (JSON: quotes and escapes included)
@@ -11,7 +11,7 @@
 --                             raw form value)
 -- This filter splices those bytes in and nothing else, so every other byte of the body
 -- passes as the client sent it. No second JSON or multipart parser here: the place is
--- the one the routing decision read. haproxy.cfg sets the new Content-Length with an
+-- the one the routing decision read. jairouter.cfg sets the new Content-Length with an
 -- http-request rule: in 2.6 the HTTPMessage header functions fail once the body has
 -- been buffered (option http-buffer-request), which is always the case here.
 --

@@ -233,13 +233,34 @@ jr_haproxy_server_up() {
 	jr_die "HAProxy server $be/$srv is not UP after ${secs}s (last state: ${st:-unknown})"
 }
 
+# jr_haproxy_files: the -f arguments of the stack's HAProxy, one per line: the
+# "operator" file (haproxy/haproxy.cfg, or $JR_HAPROXY_OPERATOR_CFG), the gateway
+# (haproxy/jairouter.cfg) and the demo's model backends (haproxy/models.cfg), in
+# that order (docs/haproxy.md).
+jr_haproxy_files() {
+	printf '%s\n' -f "${JR_HAPROXY_OPERATOR_CFG:-$JR_ROOT/haproxy/haproxy.cfg}" \
+		-f "$JR_ROOT/haproxy/jairouter.cfg" -f "$JR_ROOT/haproxy/models.cfg"
+}
+
+# jr_haproxy_env: what the test stacks add to the shipped defaults. The internal
+# sockets are named after the client-facing address (one HAProxy per address on a
+# host); the report lines also go to stderr (DIR/haproxy.log); the mock's test
+# hooks (x-mock-*) and the affinity header reach the model servers.
+jr_haproxy_env() {
+	export JR_INSTANCE=${JR_INSTANCE_OVERRIDE:-jr-${JR_LISTEN:-default}}
+	export JR_REPORT_LOG=${JR_REPORT_LOG:-stderr}
+	export JR_UPSTREAM_HEADERS_EXTRA=${JR_UPSTREAM_HEADERS_EXTRA:-x-mock-[a-z0-9-]+}
+}
+
 jr_haproxy_start() {
-	local dir=$1
-	haproxy -c -q -f "$JR_ROOT/haproxy/haproxy.cfg" >>"$dir/haproxy.log" 2>&1 || {
+	local dir=$1 files
+	mapfile -t files < <(jr_haproxy_files)
+	jr_haproxy_env
+	haproxy -c -q "${files[@]}" >>"$dir/haproxy.log" 2>&1 || {
 		jr_die "haproxy -c failed"
 		return 1
 	}
-	jr_spawn "$dir" haproxy haproxy -db -f "$JR_ROOT/haproxy/haproxy.cfg"
+	jr_spawn "$dir" haproxy haproxy -db "${files[@]}"
 	jr_wait_http "$JR_STATS_URL/stats" 30 &&
 		jr_haproxy_server_up spoa-agents agent1 30 &&
 		jr_haproxy_server_up be_mock mock1 30
