@@ -33,15 +33,16 @@ const page = '<!doctype html><html><head><title>Example Corp</title></head><body
 	'<p>Welcome to Example Corp.</p>'.repeat(300) + '</body></html>\n';
 
 function web(req, res) {
-	if (req.url === '/healthz') {
+	const path = req.url.split('?')[0];
+	if (path === '/healthz') {
 		res.writeHead(200, { 'content-type': 'text/plain' });
 		return res.end('ok\n');
 	}
-	if (req.url === '/' || req.url === '/index.html') {
+	if (path === '/' || path === '/index.html') {
 		res.writeHead(200, { 'content-type': 'text/html' });
 		return res.end(page);
 	}
-	if (req.url === '/style.css') {
+	if (path === '/style.css') {
 		res.writeHead(200, { 'content-type': 'text/css' });
 		return res.end('body { font-family: sans-serif; }\n'.repeat(100));
 	}
