@@ -136,6 +136,38 @@ oplog() {
 	run ! grep -qE ' end=1$' "$STACK/op-access.log"
 }
 
+# raw_tls URL BYTES: sends BYTES as they are over TLS to URL's host and port, prints
+# the answer's status line and body (headers other than the status line vary).
+raw_tls() {
+	node -e '
+		const tls = require("tls"); const u = new URL(process.argv[1]);
+		const s = tls.connect({ host: u.hostname, port: Number(u.port), servername: undefined,
+			ALPNProtocols: ["http/1.1"], rejectUnauthorized: false }, () => s.end(process.argv[2]));
+		let out = ""; s.on("data", (d) => { out += d; });
+		s.on("close", () => { const [head, ...body] = out.split("\r\n\r\n");
+			console.log(head.split("\r\n")[0]); console.log(body.join("\r\n\r\n")); });
+		s.on("error", (e) => { console.log("error " + e.code); });' "$1" "$2"
+}
+
+@test "errors the operator's frontend raises while parsing a request are the same with the gateway" {
+	local many=() i
+	for url in "$ALONE_URL" "$JR_URL"; do
+		raw_tls "$url" $'GARBAGE LINE\r\n\r\n'
+		raw_tls "$url" $'GET /v1/models HTTP/1.1\r\nhost: x\r\nbad header\r\n\r\n'
+	done >"$BATS_TEST_TMPDIR/raw"
+	cat "$BATS_TEST_TMPDIR/raw"
+	# Four answers: the fixture's two, then the composition's two, identical (HAProxy
+	# 2.6's built-in 400: docs/haproxy.md, "Errors").
+	[[ $(grep -c '^HTTP/1.1 400' "$BATS_TEST_TMPDIR/raw") -eq 4 ]]
+	half=$(($(wc -l <"$BATS_TEST_TMPDIR/raw") / 2))
+	diff <(head -n "$half" "$BATS_TEST_TMPDIR/raw") <(tail -n +"$((half + 1))" "$BATS_TEST_TMPDIR/raw")
+	# More than 101 headers, over HTTP/1.1: the same answer too.
+	for ((i = 0; i < 105; i++)); do many+=(-H "x-h$i: v"); done
+	a=$(curl -sS --http1.1 -o /dev/null -w '%{http_code}' "${many[@]}" "$ALONE_URL/v1/models")
+	b=$(curl -sS --http1.1 -o /dev/null -w '%{http_code}' "${many[@]}" "$JR_URL/v1/models")
+	[[ $a == 400 && $b == "$a" ]]
+}
+
 @test "no gateway rule outside haproxy/jairouter.cfg (one source)" {
 	run bash "$JR_ROOT/tests/dropin/one-source.sh"
 	echo "$output"
