@@ -61,7 +61,8 @@ usage_of() {
 			-H 'X-JaiRouter-Adapter: {"kind":"anthropic","url":"http://127.0.0.1:9/","model":"other"}' \
 			-H 'X-JAIROUTER-REWRITE: be_mock2 10 12 22676f6e6522 mock1' \
 			-H 'x-Jairouter-Model: ghost-model' -H 'X-Jairouter-Fallback: forged' \
-			-H 'x-jairouter-overhead-ms: 99' -H 'X-JAIROUTER-TENANT: globex'
+			-H 'x-jairouter-overhead-ms: 99' -H 'X-JAIROUTER-TENANT: globex' \
+			-H 'X-JaiRouter-Client: 203.0.113.9 4444'
 		expect_status 200
 		[[ $(hdr x-mock-server) == "$base_server" ]]
 		[[ $(hdr x-mock-body-sha256) == "$base_body" ]]
@@ -73,6 +74,9 @@ usage_of() {
 		eventually 5 test -n "$(report_line "$base_id")"
 		[[ $(usage_of "$id") == "$(usage_of "$base_id")" ]]
 		[[ $(usage_of "$id") == "acme test-model be_mock mock1 200 "* ]]
+		# The client address is the real one, not the forged x-jairouter-client.
+		[[ $(report_line "$id") == *" ci=127.0.0.1 "* ]]
+		[[ $(hdr x-mock-x-forwarded-for) == 127.0.0.1 ]]
 	done
 }
 
