@@ -3,7 +3,8 @@
 # agent, and runs it. The image also carries the HAProxy configuration in
 # /etc/jairouter/haproxy, so the same image can run HAProxy:
 #   docker run -e JR_STATS_SOCK=/tmp/haproxy.sock -e JR_SPOA_ADDR=agent:12345 ... \
-#       --entrypoint haproxy IMAGE -db -f /etc/jairouter/haproxy/haproxy.cfg
+#       --entrypoint haproxy IMAGE -db -f /etc/jairouter/haproxy/haproxy.cfg \
+#       -f /etc/jairouter/haproxy/jairouter.cfg -f /etc/jairouter/haproxy/models.cfg
 #
 #   docker build -t jairouter .
 #   docker run -v $PWD/agent.conf:/etc/jairouter/jairouter-spoa.conf:ro jairouter
@@ -30,7 +31,8 @@ RUN make -j"$(nproc)" \
     && install -D -m 0755 build/release/jairouter-spoa /usr/local/bin/jairouter-spoa \
     && install -D -m 0755 build/release/jairouter-adapter /usr/local/bin/jairouter-adapter \
     && install -d /etc/jairouter/haproxy \
-    && install -m 0644 haproxy/haproxy.cfg haproxy/spoe.conf /etc/jairouter/haproxy/
+    && install -m 0644 haproxy/haproxy.cfg haproxy/jairouter.cfg haproxy/models.cfg haproxy/spoe.conf \
+        haproxy/jairouter.lua haproxy/trusted-proxies.lst /etc/jairouter/haproxy/
 
 USER nobody
 EXPOSE 12345 9180

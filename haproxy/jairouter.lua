@@ -3,7 +3,7 @@
 --
 -- The agent parses the request body itself; when the catalogue's upstream name differs
 -- it answers with where the model value is and what to put there (model_off, model_len,
--- model_rewrite). haproxy.cfg sends such requests through fe_jairouter_rewrite, which
+-- model_rewrite). jairouter.cfg sends such requests through fe_jairouter_rewrite, which
 -- hands this filter:
 --   txn.jr.model_off          offset of the value in the body (JSON: the opening quote)
 --   txn.jr.model_len          its length as sent (JSON: quotes and escapes included)
@@ -11,7 +11,7 @@
 --                             raw form value)
 -- This filter splices those bytes in and nothing else, so every other byte of the body
 -- passes as the client sent it. No second JSON or multipart parser here: the place is
--- the one the routing decision read. haproxy.cfg sets the new Content-Length with an
+-- the one the routing decision read. jairouter.cfg sets the new Content-Length with an
 -- http-request rule: in 2.6 the HTTPMessage header functions fail once the body has
 -- been buffered (option http-buffer-request), which is always the case here.
 --
@@ -81,4 +81,43 @@ end
 
 core.register_filter("jairouter-rewrite", Rewrite, function(f, args)
 	return f
+end)
+
+-- jairouter-refuse: the refusal of a request whose body had not fully arrived when
+-- the agent decided (a body larger than one buffer). jairouter.cfg sends such requests
+-- here instead of answering at once: answering before the body is read makes the
+-- connection close under the client's (or the internal hop's) upload, and the answer
+-- can be lost (a 502 or a cancelled HTTP/2 stream instead of the 413). This service
+-- reads and discards the rest of the body (at most DRAIN_MAX bytes), then answers with
+-- the agent's status and OpenAI error body, or 413/503 when the agent gave none.
+--     http-request use-service lua.jairouter-refuse   (frontend fe_jairouter)
+local DRAIN_MAX = 64 * 1024 * 1024
+local TOO_LARGE = '{"error":{"message":"The request is larger than the gateway can inspect.",' ..
+	'"type":"invalid_request_error","param":null,"code":"request_too_large"}}'
+local UNAVAILABLE = '{"error":{"message":"The gateway\'s policy agent is unavailable; the request ' ..
+	'was not processed. Retry later.","type":"server_error","param":null,"code":"agent_unavailable"}}'
+
+core.register_service("jairouter-refuse", "http", function(applet)
+	local drained = 0
+	while drained < DRAIN_MAX do
+		local chunk = applet:receive(65536)
+		if chunk == nil or #chunk == 0 then
+			break
+		end
+		drained = drained + #chunk
+	end
+	local status = tonumber(applet:get_var("txn.jr.status") or "")
+	local body = applet:get_var("txn.jr.error")
+	if applet:get_var("txn.jr.err") == 3 or body == nil or status == nil or status < 400 or status > 599 then
+		status, body = 413, TOO_LARGE
+		if applet:get_var("txn.jr.err") ~= 3 and applet:get_var("txn.jr.verdict") ~= "deny" then
+			status, body = 503, UNAVAILABLE
+			applet:add_header("retry-after", "1")
+		end
+	end
+	applet:set_status(status)
+	applet:add_header("content-type", "application/json")
+	applet:add_header("content-length", tostring(#body))
+	applet:start_response()
+	applet:send(body)
 end)

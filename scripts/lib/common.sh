@@ -8,7 +8,10 @@
 #   jr_wait_tcp HOST PORT SECONDS until HOST:PORT accepts connections
 #   jr_dump_logs DIR              print every DIR/*.log with a header
 #   jr_stack_start DIR            PostgreSQL + migrations + mocks + agent + HAProxy
-#                                 (HAProxy on $JR_HTTP_PORT when set, else a free port)
+#                                 (HAProxy on $JR_HTTP_PORT when set, else a free port);
+#                                 JR_STACK_LAYOUT=operator: inside the operator fixture
+#                                 composition, over TLS (jr_operator_prepare)
+#   jr_haproxy_start DIR / jr_haproxy_files           (re)start HAProxy / its -f arguments
 #   jr_stack_stop DIR             stop all of it
 #   jr_agent_start DIR / jr_agent_stop DIR [SIGNAL]   restart the agent alone
 #   jr_pg_start DIR / jr_pg_stop DIR                  restart PostgreSQL alone
@@ -233,13 +236,48 @@ jr_haproxy_server_up() {
 	jr_die "HAProxy server $be/$srv is not UP after ${secs}s (last state: ${st:-unknown})"
 }
 
+# jr_haproxy_files: the -f arguments of the stack's HAProxy, one per line: the
+# "operator" file (haproxy/haproxy.cfg), the gateway (haproxy/jairouter.cfg) and
+# the demo's model backends (haproxy/models.cfg), in that order (docs/haproxy.md).
+# JR_STACK_LAYOUT=operator: the composition scripts/compose-operator wrote in
+# $JR_OPERATOR_DIR (the operator's file, the test harness' stats listener, then
+# the service's EXTRAOPTS).
+jr_haproxy_files() {
+	if [[ ${JR_STACK_LAYOUT:-} == operator ]]; then
+		local extra
+		# shellcheck disable=SC1091 # written by scripts/compose-operator
+		extra=$(source "$JR_OPERATOR_DIR/default" && printf '%s' "$EXTRAOPTS")
+		# -n: the fixture's maxconn needs more file descriptors than test machines
+		# allow (tests/dropin/harness.cfg).
+		printf '%s\n' -n "${JR_OPERATOR_MAXCONN:-8000}" \
+			-f "$JR_OPERATOR_DIR/haproxy.cfg" -f "$JR_ROOT/tests/dropin/harness.cfg"
+		# shellcheck disable=SC2086 # EXTRAOPTS is a word list, as in haproxy.service
+		printf '%s\n' $extra
+		return
+	fi
+	printf '%s\n' -f "$JR_ROOT/haproxy/haproxy.cfg" \
+		-f "$JR_ROOT/haproxy/jairouter.cfg" -f "$JR_ROOT/haproxy/models.cfg"
+}
+
+# jr_haproxy_env: what the test stacks add to the shipped defaults. The internal
+# sockets are named after the client-facing address (one HAProxy per address on a
+# host); the report lines also go to stderr (DIR/haproxy.log); the mock's test
+# hooks (x-mock-*) and the affinity header reach the model servers.
+jr_haproxy_env() {
+	export JR_INSTANCE=${JR_INSTANCE_OVERRIDE:-jr-${JR_LISTEN:-default}}
+	export JR_REPORT_LOG=${JR_REPORT_LOG:-stderr}
+	export JR_UPSTREAM_HEADERS_EXTRA=${JR_UPSTREAM_HEADERS_EXTRA:-x-mock-[a-z0-9-]+}
+}
+
 jr_haproxy_start() {
-	local dir=$1
-	haproxy -c -q -f "$JR_ROOT/haproxy/haproxy.cfg" >>"$dir/haproxy.log" 2>&1 || {
+	local dir=$1 files
+	mapfile -t files < <(jr_haproxy_files)
+	jr_haproxy_env
+	haproxy -c -q "${files[@]}" >>"$dir/haproxy.log" 2>&1 || {
 		jr_die "haproxy -c failed"
 		return 1
 	}
-	jr_spawn "$dir" haproxy haproxy -db -f "$JR_ROOT/haproxy/haproxy.cfg"
+	jr_spawn "$dir" haproxy haproxy -db "${files[@]}"
 	jr_wait_http "$JR_STATS_URL/stats" 30 &&
 		jr_haproxy_server_up spoa-agents agent1 30 &&
 		jr_haproxy_server_up be_mock mock1 30
@@ -284,8 +322,10 @@ jr_write_env() {
 	for v in JR_URL JR_STATS_URL JR_STATS_SOCK JR_AGENT_ADDR JR_AGENT_METRICS JR_DATABASE \
 		JR_PG_PORT JR_MOCK_URL JR_MOCK2_URL JR_STACK_DIR JR_LISTEN JR_SPOA_ADDR JR_MOCK_ADDR \
 		JR_MOCK2_ADDR JR_HAPROXY_DIR JR_STATS_LISTEN JR_ADAPTER_ADDR JR_ADAPTER_URL JR_PROVIDERS_URL \
-		JR_PROVIDERS_KEY JR_PROVIDERS_AWS JR_REPORT_ADDR; do
-		printf 'export %s=%q\n' "$v" "${!v}" >>"$dir/env"
+		JR_PROVIDERS_KEY JR_PROVIDERS_AWS JR_REPORT_ADDR JR_STACK_LAYOUT JR_OPERATOR_DIR \
+		CURL_CA_BUNDLE NODE_EXTRA_CA_CERTS OP_HTTPS_BIND OP_HTTP_BIND OP_HTTP_URL OP_WEB_ADDR \
+		OP_API_ADDR OP_STATS_BIND OP_STATS_SOCK OP_LOG OP_CERT; do
+		printf 'export %s=%q\n' "$v" "${!v:-}" >>"$dir/env"
 	done
 }
 
@@ -344,15 +384,61 @@ _jr_stack_start() {
 	export JR_MOCK_ADDR=127.0.0.1:$mock_port JR_MOCK2_ADDR=127.0.0.1:$mock2_port
 	export JR_HAPROXY_DIR=$JR_ROOT/haproxy JR_STATS_LISTEN=127.0.0.1:$stats_port
 	export JR_URL=http://$JR_LISTEN JR_STATS_URL=http://$JR_STATS_LISTEN
+	if [[ ${JR_STACK_LAYOUT:-} == operator ]]; then
+		jr_operator_prepare "$dir" "$http_port" || return 1
+	fi
 	jr_log "HAProxy on $JR_URL (stats $JR_STATS_URL)"
 	jr_haproxy_start "$dir" || return 1
 	jr_write_env "$dir"
+}
+
+# jr_operator_prepare DIR HTTPS_PORT: the operator composition
+# (JR_STACK_LAYOUT=operator): ../shared/fixtures/operator-haproxy with the steps of
+# docs/haproxy.md applied by scripts/compose-operator into DIR/operator, a
+# self-signed certificate for 127.0.0.1, the operator's website and internal API
+# (tests/dropin/op-servers.js) and its RFC 5424 access log received over UDP into
+# DIR/op-access.log. The gateway is then https://127.0.0.1:HTTPS_PORT (HTTP/2 by
+# ALPN); curl and node trust the certificate through CURL_CA_BUNDLE and
+# NODE_EXTRA_CA_CERTS.
+jr_operator_prepare() {
+	local dir=$1 https_port=$2 op=$1/operator port name ports
+	"$JR_ROOT/scripts/compose-operator" "$op" >>"$dir/compose.log" 2>&1 || {
+		jr_die "scripts/compose-operator failed"
+		return 1
+	}
+	export JR_OPERATOR_DIR=$op
+	# shellcheck disable=SC1091 # written by scripts/compose-operator
+	JR_HAPROXY_DIR=$(source "$op/default" && printf '%s' "$JR_HAPROXY_DIR")
+	export JR_HAPROXY_DIR
+	if [[ ! -f $op/cert.pem ]]; then
+		openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
+			-addext subjectAltName=IP:127.0.0.1 -keyout "$op/key.pem" -out "$op/ca.pem" \
+			>>"$dir/compose.log" 2>&1 || return 1
+		cat "$op/ca.pem" "$op/key.pem" >"$op/cert.pem"
+	fi
+	for name in web api; do
+		jr_spawn "$dir" "op-$name" node "$JR_ROOT/tests/dropin/op-servers.js" "$name" --port 0
+		port=$(jr_listening_port "$dir" "op-$name") || return 1
+		export "OP_${name^^}_ADDR=127.0.0.1:$port"
+	done
+	jr_spawn "$dir" op-syslog node "$JR_ROOT/tests/dropin/op-servers.js" syslog --port 0 \
+		--out "$dir/op-access.log"
+	port=$(jr_listening_port "$dir" op-syslog) || return 1
+	mapfile -t ports < <(jr_free_ports 2)
+	export OP_HTTPS_BIND=127.0.0.1:$https_port OP_HTTP_BIND=127.0.0.1:${ports[0]}
+	export OP_STATS_BIND=127.0.0.1:${ports[1]} OP_CERT=$op/cert.pem
+	export OP_STATS_SOCK=$JR_STATS_SOCK OP_LOG=udp@127.0.0.1:$port
+	export JR_URL=https://127.0.0.1:$https_port OP_HTTP_URL=http://$OP_HTTP_BIND
+	export CURL_CA_BUNDLE=$op/ca.pem NODE_EXTRA_CA_CERTS=$op/ca.pem
 }
 
 jr_stack_stop() {
 	local dir=$1 pg
 	[[ -d $dir ]] || return 0
 	jr_stop_pid "$dir" haproxy TERM
+	jr_stop_pid "$dir" op-web TERM
+	jr_stop_pid "$dir" op-api TERM
+	jr_stop_pid "$dir" op-syslog TERM
 	jr_stop_pid "$dir" agent TERM
 	jr_stop_pid "$dir" mock-mock1 TERM
 	jr_stop_pid "$dir" mock-mock2 TERM

@@ -24,6 +24,7 @@
 // Test hooks (request headers):
 //   x-mock-status: N     answer with status N (400..599) and an OpenAI error body
 //   x-mock-delay-ms: N   wait N ms (at most 600000) before answering
+//   x-mock-garbage: any  answer bytes that are not HTTP, then close
 //   "CHUNKS:N" in the last message (chat): a reply of N one-word tokens (benchmarks)
 // Server-wide behaviour (load-balancing tests), set at run time by
 //   PUT /_mock/behaviour {"status": N|null, "delay_ms": N}
@@ -40,6 +41,9 @@
 //   x-mock-request-id          the x-request-id request header, or empty
 //   x-mock-body-sha256         hex SHA-256 of the raw request body
 //   x-mock-model               the model the request named (JSON or form field), when any
+//   x-mock-header-names        every request header name received, lower case, sorted,
+//                              comma-separated (values never echoed)
+//   x-mock-x-forwarded-for     the X-Forwarded-For request header(s) as received, or empty
 //
 // Determinism: the reply text depends only on the server name and the
 // request; token counts are ceil(characters / 4) for prompts and one token
@@ -804,6 +808,11 @@ function handle(req, res, raw) {
 		return;
 	}
 
+	if (req.headers['x-mock-garbage'] !== undefined) {
+		// Not HTTP at all: the proxy in front must answer 502 itself.
+		req.socket.end('NOT HTTP AT ALL\r\n\r\n');
+		return;
+	}
 	const hook = req.headers['x-mock-status'] !== undefined ? req.headers['x-mock-status'] :
 		behaviour.status !== null ? String(behaviour.status) : undefined;
 	if (hook !== undefined) {
@@ -899,6 +908,9 @@ const server = http.createServer((req, res) => {
 			if (typeof req.headers[h] === 'string')
 				res.setHeader(`x-mock-${h}-sha256`, crypto.createHash('sha256').update(req.headers[h]).digest('hex'));
 		res.setHeader('x-mock-request-id', ridStr);
+		res.setHeader('x-mock-header-names', [...new Set(Object.keys(req.headersDistinct || req.headers))].sort().join(','));
+		const xff = req.headersDistinct ? req.headersDistinct['x-forwarded-for'] : undefined;
+		res.setHeader('x-mock-x-forwarded-for', xff ? xff.join(', ') : '');
 		res.setHeader('x-mock-body-sha256', crypto.createHash('sha256').update(raw).digest('hex'));
 		// Like OpenAI, every answer carries a request id: the caller's, or a new one.
 		res.setHeader('x-request-id', ridStr || newId('req_'));
