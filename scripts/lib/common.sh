@@ -2,7 +2,7 @@
 # Helpers shared by scripts/demo, scripts/test, the bats suites and the benchmark.
 # Source it; it sets no shell options of its own.
 #
-#   jr_free_port                  a free TCP port on 127.0.0.1 (asked to the kernel)
+#   jr_free_port                  a free TCP port on 127.0.0.1 (below the ephemeral range)
 #   jr_free_ports N               N distinct free ports, one per line
 #   jr_wait_http URL SECONDS      until URL answers 2xx
 #   jr_wait_tcp HOST PORT SECONDS until HOST:PORT accepts connections
@@ -42,12 +42,23 @@ jr_die() {
 jr_free_ports() {
 	local n=${1:-1}
 	node -e '
-		const net = require("net");
+		const fs = require("fs"), net = require("net");
+		// Below the kernel ephemeral range: a port handed out here is never the one
+		// the kernel gives a server bound to port 0 (the mocks) or an outgoing
+		// connection between now and the moment our server binds it.
+		let low = 32768;
+		try { low = Number(fs.readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").split(/\s+/)[0]); } catch (e) {}
+		const lo = 10000, hi = Math.max(lo + 1000, low) - 1;
 		const n = Number(process.argv[1]); const socks = []; const ports = [];
+		let tries = 0;
 		const next = () => {
 			if (ports.length === n) { console.log(ports.join("\n")); socks.forEach(s => s.close()); return; }
-			const s = net.createServer(); socks.push(s);
-			s.listen(0, "127.0.0.1", () => { ports.push(s.address().port); next(); });
+			if (++tries > 1000) { console.error("no free port"); process.exit(1); }
+			const port = lo + Math.floor(Math.random() * (hi - lo + 1));
+			if (ports.includes(port)) return next();
+			const s = net.createServer();
+			s.once("error", next);
+			s.listen(port, "127.0.0.1", () => { socks.push(s); ports.push(port); next(); });
 		};
 		next();' "$n"
 }
