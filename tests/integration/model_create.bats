@@ -34,8 +34,11 @@ model_status_is() {
 # "<requests> <listings naming MODEL> <2xx answers for MODEL>".
 watch_start() {
 	node -e '
-		const http = require("http"), fs = require("fs");
+		const fs = require("fs");
 		const [url, key, model, stop, out] = process.argv.slice(1);
+		// https in the operator composition (JR_STACK_LAYOUT=operator); the CA comes
+		// from NODE_EXTRA_CA_CERTS.
+		const http = require(url.startsWith("https:") ? "https" : "http");
 		let n = 0, listed = 0, served = 0, busy = 0;
 		const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
 		function go(i) {
