@@ -18,7 +18,7 @@ setup_file() {
 	export JR_AGENT_EXTRA_CONF="drain_timeout_ms = 3000
 redis = 127.0.0.1:$REDIS_PORT
 fleet_size = 2
-redis_timeout_ms = 50"
+redis_timeout_ms = 100"
 	printf '%s\n' "$JR_AGENT_EXTRA_CONF" >>"$STACK/agent.conf"
 	jr_agent_stop "$STACK" TERM
 	jr_agent_start "$STACK"
@@ -44,6 +44,21 @@ teardown() {
 	return 0
 }
 
+# fallen_back: how many agents decided locally (Redis slower than redis_timeout_ms)
+# since the marks taken by mark_logs; each may then admit its local share (the limit
+# divided by fleet_size) on top of the fleet's, for one window (docs/limits.md, "Fleet").
+mark_logs() {
+	MARK1=$(wc -l <"$STACK/agent.log")
+	MARK2=$(wc -l <"$STACK/a2/agent.log")
+}
+
+fallen_back() {
+	local n=0
+	tail -n +$((MARK1 + 1)) "$STACK/agent.log" | grep -q 'enforcing limits locally' && n=$((n + 1))
+	tail -n +$((MARK2 + 1)) "$STACK/a2/agent.log" | grep -q 'enforcing limits locally' && n=$((n + 1))
+	echo "$n"
+}
+
 limit_tenant() {
 	fault_tenant "$1"
 	psql -X -qAt -d "$JR_DATABASE" -v t="$1" -v n="$2" >/dev/null <<'SQL'
@@ -54,20 +69,27 @@ SQL
 
 @test "fleet: two agents admit exactly the tenant's limit between them" {
 	limit_tenant fleet-rpm 500
+	mark_logs
 	fault_load_start "$STACK" fleet-rpm --bad-every 10
 	fault_load_wait "$STACK" fleet-rpm
 	fault_common_checks
-	local ok billed
+	local ok billed fb
 	ok=$(fault_get ok)
+	fb=$(fallen_back)
 	billed=$(fault_usage_settles fleet-rpm "$ok" 20)
-	echo "200s: $ok, refused: $(fault_get codes), usage rows: $billed"
-	[ "$ok" -eq 500 ]
-	(($(fault_get status.429) == FAULT_TOTAL - FAULT_TOTAL / 10 - 500))
+	echo "200s: $ok, refused: $(fault_get codes), usage rows: $billed, agents that fell back: $fb"
 	[ "$billed" -eq "$ok" ]
+	if ((fb == 0)); then
+		[ "$ok" -eq 500 ]
+		(($(fault_get status.429) == FAULT_TOTAL - FAULT_TOTAL / 10 - 500))
+	else
+		((ok >= 500 && ok <= 500 + fb * 250))
+	fi
 }
 
 @test "fleet: kill -9 of one agent under load: the limit still holds, the other agent serves" {
 	limit_tenant fleet-kill 500
+	mark_logs
 	fault_load_start "$STACK" fleet-kill --bad-every 10
 	fault_load_reached "$STACK" fleet-kill $((FAULT_TOTAL / 4))
 	kill -KILL "$(jr_pid_of "$STACK/agent.pid")"
@@ -75,14 +97,16 @@ SQL
 	fault_load_wait "$STACK" fleet-kill
 	jr_agent_start "$STACK"
 	fault_common_checks
-	local ok failed billed
+	local ok failed billed fb
 	ok=$(fault_get ok)
 	failed=$(($(fault_get status.503)))
+	fb=$(fallen_back)
 	billed=$(fault_usage_settles fleet-kill "$ok" 20)
-	echo "200s: $ok, refused: $(fault_get codes), usage rows: $billed"
-	# Never above the limit; below it only by requests admitted in Redis by the killed
-	# agent whose answer never reached HAProxy.
-	[ "$ok" -le 500 ]
+	echo "200s: $ok, refused: $(fault_get codes), usage rows: $billed, agents that fell back: $fb"
+	# Never above the limit (plus the documented local share of an agent that fell back);
+	# below it only by requests admitted in Redis by the killed agent whose answer never
+	# reached HAProxy.
+	[ "$ok" -le $((500 + fb * 250)) ]
 	[ "$ok" -ge $((500 - failed)) ]
 	[ "$billed" -le "$ok" ]
 }
