@@ -33,9 +33,13 @@ model_status_is() {
 # the models and calls MODEL until STOPFILE exists; OUT gets
 # "<requests> <listings naming MODEL> <2xx answers for MODEL>".
 watch_start() {
+	# The operator composition keeps the operator's own per-client limit (2000 requests
+	# in 10 s, then HAProxy's 429): there the watcher paces itself below it.
+	local pause=0
+	[[ ${JR_STACK_LAYOUT:-} == operator ]] && pause=40
 	node -e '
 		const fs = require("fs");
-		const [url, key, model, stop, out] = process.argv.slice(1);
+		const [url, key, model, stop, out, pause] = process.argv.slice(1);
 		// https in the operator composition (JR_STACK_LAYOUT=operator); the CA comes
 		// from NODE_EXTRA_CA_CERTS.
 		const http = require(url.startsWith("https:") ? "https" : "http");
@@ -52,14 +56,14 @@ watch_start() {
 					n++;
 					if (list && b.includes(`"${model}"`)) listed++;
 					if (!list && r.statusCode < 300) served++;
-					go(i + 2);
+					setTimeout(go, Number(pause), i + 2);
 				});
 			});
 			req.on("error", () => { n++; go(i + 2); });
 			req.end(list ? undefined : body);
 		}
 		for (let k = 0; k < 8; k++) { busy++; go(k); }
-	' "$JR_URL" "$OTHER_KEY" "$1" "$2" "$3" 3>&- &
+	' "$JR_URL" "$OTHER_KEY" "$1" "$2" "$3" "$pause" 3>&- &
 	WATCH_PID=$!
 }
 
