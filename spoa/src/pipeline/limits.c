@@ -99,6 +99,7 @@ struct resv {
 	double price_in, price_out; /* per million tokens; < 0 unknown */
 	int64_t est_prompt, est_completion;
 	int stream;
+	char tenant[ST_NAME_MAX], model[ST_MODEL_MAX]; /* for the observer's labels */
 	int64_t expires_us;      /* lease */
 	int64_t wait_until_us;   /* HAProxy's line came without usage: wait for the adapter's */
 	int released;            /* concurrency slots already returned */
@@ -109,6 +110,13 @@ struct resv {
 	struct lim_item *items;  /* the charges that need settling (not plain request counts) */
 	struct resv *prev, *next; /* age order, oldest first */
 };
+
+static const struct limits_observer *observer;
+
+void limits_set_observer(const struct limits_observer *o)
+{
+	observer = o;
+}
 
 static pthread_mutex_t rv_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct hmap rv_map;
@@ -390,6 +398,9 @@ static enum pl_result refuse(struct lim_req *q)
 	if (!why) /* the fleet refused without saying which: cannot happen with our script */
 		why = &q->items[0];
 	fmt_window(win, sizeof(win), &why->def);
+	if (observer && observer->refused)
+		observer->refused(ctx->out.tenant, ctx->out.model, (int)why->def.scope,
+				  lim_scope_name(why->def.scope), (int)why->def.dim, lim_dim_name(why->def.dim));
 	if (is_money_or_quota(&why->def)) {
 		bump(&st.refused_quota);
 		pl_deny(ctx, 429, PL_R_QUOTA_EXCEEDED, "insufficient_quota", "insufficient_quota", NULL,
@@ -440,6 +451,8 @@ static void reserve(struct lim_req *q)
 	r->est_prompt = q->est_prompt;
 	r->est_completion = q->est_completion;
 	r->stream = q->ctx->in.stream;
+	snprintf(r->tenant, sizeof(r->tenant), "%s", q->ctx->out.tenant);
+	snprintf(r->model, sizeof(r->model), "%s", q->ctx->out.model);
 	r->expires_us = now_us() + (int64_t)atomic_load(&s_lease_ms) * 1000;
 	for (size_t i = 0; i < q->n; i++)
 		if (q->items[i].def.dim != LD_REQUESTS)
@@ -712,6 +725,8 @@ static void settle(struct resv *r, int64_t pt, int64_t ct, int estimated, int ok
 	u.cost_micro = money;
 	u.estimated = estimated;
 	usage_add(&u);
+	if (observer && observer->settled)
+		observer->settled(r->tenant, r->model, pt, ct, money, r->stream, estimated);
 	if (estimated)
 		bump(&st.estimated);
 	bump(&st.settled);

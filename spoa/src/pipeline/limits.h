@@ -37,6 +37,15 @@ enum pl_result pl_stage_limits(struct pl_ctx *ctx);
  * one (NULL, the default) every limit is per node. */
 struct lim_remote;
 void limits_set_remote(const struct lim_remote *r);
+/* Who hears about refusals and settled usage per tenant and model (metrics/traffic.h),
+ * before limits_start; NULL fields are not called. Names are the catalogue's. */
+struct limits_observer {
+	void (*refused)(const char *tenant, const char *model, int scope, const char *scope_name,
+			int dim, const char *dim_name);
+	void (*settled)(const char *tenant, const char *model, int64_t prompt_tokens,
+			int64_t completion_tokens, int64_t cost_micro, int stream, int estimated);
+};
+void limits_set_observer(const struct limits_observer *o);
 /* Applies the settings (start-up and SIGHUP). */
 void limits_configure(const struct jr_config *cfg);
 /* Subscribes to the report channel and starts the timers on the control loop. */

@@ -1,0 +1,359 @@
+#include "metrics/traffic.h"
+
+#include "report/report.h"
+#include "util/xalloc.h"
+
+#include <event2/buffer.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NAME_MAX_LEN 128
+#define NCLASS 6 /* 1xx..5xx, then "none" (no status: the client or the gateway gave up) */
+
+struct series {
+	uint64_t requests[NCLASS];
+	uint64_t fallbacks, streamed, estimated, prompt_tokens, completion_tokens;
+	int64_t cost_micro;
+	uint64_t denied[TRAFFIC_MAX_REASONS];
+	uint64_t refused[TRAFFIC_MAX_SCOPES][TRAFFIC_MAX_DIMS];
+	uint64_t ttfb[TRAFFIC_NBUCKETS + 1], dur[TRAFFIC_NBUCKETS + 1];
+	double ttfb_sum, dur_sum;
+};
+
+/* A bounded list of names; index n (the cap) is "other". */
+struct names {
+	char (*v)[NAME_MAX_LEN];
+	unsigned n, cap;
+};
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static unsigned cap_tenants = 100, cap_models = 50;
+static struct names tenants, models;
+static struct series **grid; /* (cap_tenants + 2) x (cap_models + 2), allocated lazily */
+static const char *reason_names[TRAFFIC_MAX_REASONS];
+static const char *scope_names[TRAFFIC_MAX_SCOPES], *dim_names[TRAFFIC_MAX_DIMS];
+
+/* Seconds: 10 ms .. 5 min, the range of a model's answer (first byte to a long stream). */
+static const double bucket_le[TRAFFIC_NBUCKETS] = {
+	0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300,
+};
+
+void traffic_configure(unsigned max_tenants, unsigned max_models)
+{
+	pthread_mutex_lock(&mu);
+	cap_tenants = max_tenants;
+	cap_models = max_models;
+	pthread_mutex_unlock(&mu);
+}
+
+void traffic_reset(void)
+{
+	pthread_mutex_lock(&mu);
+	if (grid) {
+		size_t n = (size_t)(cap_tenants + 2) * (cap_models + 2);
+		for (size_t i = 0; i < n; i++)
+			free(grid[i]);
+		free(grid);
+		grid = NULL;
+	}
+	free(tenants.v);
+	free(models.v);
+	memset(&tenants, 0, sizeof(tenants));
+	memset(&models, 0, sizeof(models));
+	memset(reason_names, 0, sizeof(reason_names));
+	memset(scope_names, 0, sizeof(scope_names));
+	memset(dim_names, 0, sizeof(dim_names));
+	pthread_mutex_unlock(&mu);
+}
+
+/* Index of name in l: its own slot, cap ("other") when the list is full, cap + 1 for
+ * "none" (empty name). The caller holds mu. */
+static unsigned name_index(struct names *l, unsigned cap, const char *name)
+{
+	if (!name || !name[0])
+		return cap + 1;
+	for (unsigned i = 0; i < l->n; i++)
+		if (strncmp(l->v[i], name, NAME_MAX_LEN - 1) == 0)
+			return i;
+	if (l->n >= cap)
+		return cap;
+	if (!l->v) {
+		l->cap = cap;
+		l->v = xcalloc(cap, NAME_MAX_LEN);
+	}
+	snprintf(l->v[l->n], NAME_MAX_LEN, "%s", name);
+	return l->n++;
+}
+
+static const char *name_at(const struct names *l, unsigned cap, unsigned i)
+{
+	if (i == cap + 1)
+		return "none";
+	return i == cap ? "other" : l->v[i];
+}
+
+/* The series of (tenant, model), created on first use. The caller holds mu. */
+static struct series *series_of(const char *tenant, const char *model)
+{
+	unsigned t = name_index(&tenants, cap_tenants, tenant);
+	unsigned m = name_index(&models, cap_models, tenant && tenant[0] ? model : NULL);
+	size_t i = (size_t)t * (cap_models + 2) + m;
+
+	if (!grid)
+		grid = xcalloc((size_t)(cap_tenants + 2) * (cap_models + 2), sizeof(*grid));
+	if (!grid[i])
+		grid[i] = xcalloc(1, sizeof(*grid[i]));
+	return grid[i];
+}
+
+void traffic_denied(const char *tenant, const char *model, int reason, const char *name)
+{
+	if (reason < 0 || reason >= TRAFFIC_MAX_REASONS)
+		return;
+	pthread_mutex_lock(&mu);
+	reason_names[reason] = name;
+	series_of(tenant, model)->denied[reason]++;
+	pthread_mutex_unlock(&mu);
+}
+
+void traffic_refused(const char *tenant, const char *model, int scope, const char *scope_name,
+		     int dim, const char *dim_name)
+{
+	if (scope < 0 || scope >= TRAFFIC_MAX_SCOPES || dim < 0 || dim >= TRAFFIC_MAX_DIMS)
+		return;
+	pthread_mutex_lock(&mu);
+	scope_names[scope] = scope_name;
+	dim_names[dim] = dim_name;
+	series_of(tenant, model)->refused[scope][dim]++;
+	pthread_mutex_unlock(&mu);
+}
+
+void traffic_settled(const char *tenant, const char *model, int64_t prompt_tokens,
+		     int64_t completion_tokens, int64_t cost_micro, int stream, int estimated)
+{
+	struct series *s;
+
+	pthread_mutex_lock(&mu);
+	s = series_of(tenant, model);
+	s->prompt_tokens += prompt_tokens > 0 ? (uint64_t)prompt_tokens : 0;
+	s->completion_tokens += completion_tokens > 0 ? (uint64_t)completion_tokens : 0;
+	s->cost_micro += cost_micro > 0 ? cost_micro : 0;
+	s->streamed += stream != 0;
+	s->estimated += estimated != 0;
+	pthread_mutex_unlock(&mu);
+}
+
+static void observe(uint64_t *buckets, double *sum, int64_t ms)
+{
+	double sec = (double)ms / 1000.0;
+	int b = 0;
+
+	while (b < TRAFFIC_NBUCKETS && sec > bucket_le[b])
+		b++;
+	buckets[b]++;
+	*sum += sec;
+}
+
+/* A report field copied as a NUL-terminated string ("" when absent). */
+static void field(const struct jr_report *r, const char *key, char *out, size_t cap)
+{
+	size_t len = 0;
+	const char *v = report_get(r, key, &len);
+
+	if (!v || len >= cap)
+		len = 0;
+	if (len)
+		memcpy(out, v, len);
+	out[len] = '\0';
+}
+
+void traffic_on_report(const struct jr_report *r, void *arg)
+{
+	char tenant[NAME_MAX_LEN], model[NAME_MAX_LEN], fb[16];
+	struct series *s;
+	int cls;
+
+	(void)arg;
+	if (r->adapter || report_get(r, "hop", NULL))
+		return; /* the adapter's usage line, the rewrite detour's line: not a request */
+	field(r, "tenant", tenant, sizeof(tenant));
+	field(r, "model", model, sizeof(model));
+	field(r, "fb", fb, sizeof(fb));
+	cls = r->status >= 100 && r->status < 600 ? r->status / 100 - 1 : NCLASS - 1;
+	pthread_mutex_lock(&mu);
+	s = series_of(tenant, model);
+	s->requests[cls]++;
+	if (fb[0] && strcmp(fb, "0") != 0)
+		s->fallbacks++;
+	if (r->tr_ms >= 0)
+		observe(s->ttfb, &s->ttfb_sum, r->tr_ms);
+	if (r->ta_ms >= 0)
+		observe(s->dur, &s->dur_sum, r->ta_ms);
+	pthread_mutex_unlock(&mu);
+}
+
+/* ---- rendering -------------------------------------------------------------------- */
+
+/* A label value in the text format's escaping (backslash, double quote, newline). */
+static void add_escaped(struct evbuffer *out, const char *v)
+{
+	for (; *v; v++) {
+		if (*v == '\\' || *v == '"')
+			evbuffer_add_printf(out, "\\%c", *v);
+		else if (*v == '\n')
+			evbuffer_add(out, "\\n", 2);
+		else
+			evbuffer_add(out, v, 1);
+	}
+}
+
+static void add_labels(struct evbuffer *out, const char *name, unsigned t, unsigned m)
+{
+	evbuffer_add_printf(out, "jairouter_%s{tenant=\"", name);
+	add_escaped(out, name_at(&tenants, cap_tenants, t));
+	evbuffer_add(out, "\",model=\"", 9);
+	add_escaped(out, name_at(&models, cap_models, m));
+	evbuffer_add(out, "\"", 1);
+}
+
+static void header(struct evbuffer *out, const char *name, const char *type, const char *help)
+{
+	evbuffer_add_printf(out, "# HELP jairouter_%s %s.\n# TYPE jairouter_%s %s\n", name, help, name,
+			    type);
+}
+
+typedef void (*series_fn)(struct evbuffer *out, const char *name, const struct series *s,
+			  unsigned t, unsigned m);
+
+/* Calls fn for every series that exists; the caller holds mu. */
+static void each(struct evbuffer *out, const char *name, series_fn fn)
+{
+	for (unsigned t = 0; grid && t < cap_tenants + 2; t++)
+		for (unsigned m = 0; m < cap_models + 2; m++) {
+			const struct series *s = grid[(size_t)t * (cap_models + 2) + m];
+			if (s)
+				fn(out, name, s, t, m);
+		}
+}
+
+static void put_requests(struct evbuffer *out, const char *name, const struct series *s, unsigned t,
+			 unsigned m)
+{
+	static const char *const cls[NCLASS] = { "1xx", "2xx", "3xx", "4xx", "5xx", "none" };
+
+	for (int c = 0; c < NCLASS; c++)
+		if (s->requests[c] || c == 1) {
+			add_labels(out, name, t, m);
+			evbuffer_add_printf(out, ",code=\"%s\"} %" PRIu64 "\n", cls[c], s->requests[c]);
+		}
+}
+
+static void put_denied(struct evbuffer *out, const char *name, const struct series *s, unsigned t,
+		       unsigned m)
+{
+	for (int r = 0; r < TRAFFIC_MAX_REASONS; r++)
+		if (s->denied[r] && reason_names[r]) {
+			add_labels(out, name, t, m);
+			evbuffer_add_printf(out, ",reason=\"%s\"} %" PRIu64 "\n", reason_names[r], s->denied[r]);
+		}
+}
+
+static void put_refused(struct evbuffer *out, const char *name, const struct series *s, unsigned t,
+			unsigned m)
+{
+	for (int sc = 0; sc < TRAFFIC_MAX_SCOPES; sc++)
+		for (int d = 0; d < TRAFFIC_MAX_DIMS; d++)
+			if (s->refused[sc][d] && scope_names[sc] && dim_names[d]) {
+				add_labels(out, name, t, m);
+				evbuffer_add_printf(out, ",scope=\"%s\",dimension=\"%s\"} %" PRIu64 "\n",
+						    scope_names[sc], dim_names[d], s->refused[sc][d]);
+			}
+}
+
+#define PUT_FIELD(fname, expr, fmt)                                                          \
+	static void fname(struct evbuffer *out, const char *name, const struct series *s,      \
+			  unsigned t, unsigned m)                                              \
+	{                                                                                      \
+		add_labels(out, name, t, m);                                                   \
+		evbuffer_add_printf(out, "} " fmt "\n", expr);                                  \
+	}
+PUT_FIELD(put_fallbacks, s->fallbacks, "%" PRIu64)
+PUT_FIELD(put_streamed, s->streamed, "%" PRIu64)
+PUT_FIELD(put_estimated, s->estimated, "%" PRIu64)
+PUT_FIELD(put_prompt, s->prompt_tokens, "%" PRIu64)
+PUT_FIELD(put_completion, s->completion_tokens, "%" PRIu64)
+PUT_FIELD(put_cost, (double)s->cost_micro / 1e6, "%.6f")
+
+static void put_histogram(struct evbuffer *out, const char *name, const uint64_t *b, double sum,
+			  unsigned t, unsigned m)
+{
+	uint64_t cum = 0;
+	char full[96];
+
+	snprintf(full, sizeof(full), "%s_bucket", name);
+	for (int i = 0; i <= TRAFFIC_NBUCKETS; i++) {
+		cum += b[i];
+		add_labels(out, full, t, m);
+		if (i < TRAFFIC_NBUCKETS)
+			evbuffer_add_printf(out, ",le=\"%g\"} %" PRIu64 "\n", bucket_le[i], cum);
+		else
+			evbuffer_add_printf(out, ",le=\"+Inf\"} %" PRIu64 "\n", cum);
+	}
+	snprintf(full, sizeof(full), "%s_sum", name);
+	add_labels(out, full, t, m);
+	evbuffer_add_printf(out, "} %.6f\n", sum);
+	snprintf(full, sizeof(full), "%s_count", name);
+	add_labels(out, full, t, m);
+	evbuffer_add_printf(out, "} %" PRIu64 "\n", cum);
+}
+
+static void put_ttfb(struct evbuffer *out, const char *name, const struct series *s, unsigned t,
+		     unsigned m)
+{
+	put_histogram(out, name, s->ttfb, s->ttfb_sum, t, m);
+}
+
+static void put_dur(struct evbuffer *out, const char *name, const struct series *s, unsigned t,
+		    unsigned m)
+{
+	put_histogram(out, name, s->dur, s->dur_sum, t, m);
+}
+
+static const struct {
+	const char *name, *type, *help;
+	series_fn fn;
+} families[] = {
+	{ "tenant_requests_total", "counter", "Requests ended, by tenant, model and HTTP status class (code)", put_requests },
+	{ "tenant_denied_total", "counter", "Requests the gateway refused, by refusal reason code", put_denied },
+	{ "tenant_limit_refusals_total", "counter", "Requests refused by a rate limit, quota or budget, by the limit's scope and dimension", put_refused },
+	{ "tenant_fallbacks_total", "counter", "Requests served by a fallback model", put_fallbacks },
+	{ "tenant_streamed_requests_total", "counter", "Admitted requests answered as a stream", put_streamed },
+	{ "tenant_estimated_usage_total", "counter", "Admitted requests whose usage was estimated, not reported by the upstream", put_estimated },
+	{ "tenant_prompt_tokens_total", "counter", "Prompt (input) tokens used", put_prompt },
+	{ "tenant_completion_tokens_total", "counter", "Completion (output) tokens used", put_completion },
+	{ "tenant_cost_total", "counter", "Cost at the catalogue's prices, in units of the catalogue's currency", put_cost },
+	{ "tenant_time_to_first_byte_seconds", "histogram", "Time until the upstream's response headers arrived (HAProxy %Tr)", put_ttfb },
+	{ "tenant_request_duration_seconds", "histogram", "Total request time as HAProxy saw it (%Ta)", put_dur },
+};
+
+void traffic_render_metrics(struct evbuffer *out, void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&mu);
+	for (size_t f = 0; f < sizeof(families) / sizeof(families[0]); f++) {
+		header(out, families[f].name, families[f].type, families[f].help);
+		each(out, families[f].name, families[f].fn);
+	}
+	header(out, "tenant_series_cap", "gauge", "Tenants and models with series of their own before the rest fold into \"other\"");
+	evbuffer_add_printf(out, "jairouter_tenant_series_cap{label=\"tenant\"} %u\n"
+				 "jairouter_tenant_series_cap{label=\"model\"} %u\n",
+			    cap_tenants, cap_models);
+	header(out, "tenant_series_names", "gauge", "Distinct tenant and model names with series of their own");
+	evbuffer_add_printf(out, "jairouter_tenant_series_names{label=\"tenant\"} %u\n"
+				 "jairouter_tenant_series_names{label=\"model\"} %u\n",
+			    tenants.n, models.n);
+	pthread_mutex_unlock(&mu);
+}
