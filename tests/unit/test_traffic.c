@@ -6,6 +6,7 @@
 #include "metrics/traffic.h"
 
 #include "report/report.h"
+#include "state/state.h"
 
 #include "testlib.h"
 
@@ -152,11 +153,36 @@ static void test_escaping(void)
 	traffic_reset();
 }
 
+static void test_tenant_info(void)
+{
+	struct state *st = state_new();
+	struct st_tenant a = { .id = 1, .name = "acme", .status = ST_ACTIVE,
+			       .labels = "{\"team\": \"search\", \"plan\": \"gold \\\"x\\\"\"}" };
+	struct st_tenant b = { .id = 2, .name = "quiet", .status = ST_ACTIVE, .labels = "{\"team\": \"ops\"}" };
+	char *t;
+
+	store_init();
+	state_put_tenant(st, &a);
+	state_put_tenant(st, &b);
+	store_replace(st);
+	traffic_reset();
+	traffic_configure(10, 10);
+	traffic_settled("acme", "m", 1, 0, 0, 0, 0);
+	t = render();
+	CHECK(has_line(t, "jairouter_tenant_info{tenant=\"acme\",label_team=\"search\",label_plan=\"gold \\\"x\\\"\"} 1"));
+	/* A tenant without series of its own has no info series (bounded like the rest). */
+	CHECK(strstr(t, "quiet") == NULL);
+	free(t);
+	traffic_reset();
+	store_destroy();
+}
+
 int main(void)
 {
 	RUN(test_report_lines);
 	RUN(test_refusals_and_usage);
 	RUN(test_fold_into_other);
 	RUN(test_escaping);
+	RUN(test_tenant_info);
 	TEST_END();
 }

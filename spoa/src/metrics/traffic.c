@@ -1,9 +1,11 @@
 #include "metrics/traffic.h"
 
 #include "report/report.h"
+#include "state/state.h"
 #include "util/xalloc.h"
 
 #include <event2/buffer.h>
+#include <jansson.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -339,10 +341,45 @@ static const struct {
 	{ "tenant_request_duration_seconds", "histogram", "Total request time as HAProxy saw it (%Ta)", put_dur },
 };
 
+/* One jairouter_tenant_info series for a tenant with series of its own: its labels
+ * (tenants.labels) as label_<name>. The caller holds mu. */
+static void put_info(const struct st_tenant *t, void *arg)
+{
+	struct evbuffer *out = arg;
+	json_t *j, *v;
+	const char *k;
+	int own = 0;
+
+	for (unsigned i = 0; i < tenants.n && !own; i++)
+		own = strcmp(tenants.v[i], t->name) == 0;
+	if (!own)
+		return;
+	evbuffer_add(out, "jairouter_tenant_info{tenant=\"", 30);
+	add_escaped(out, t->name);
+	evbuffer_add(out, "\"", 1);
+	j = t->labels[0] ? json_loads(t->labels, 0, NULL) : NULL;
+	json_object_foreach(j, k, v) {
+		if (!json_is_string(v) || !k[0] || strlen(k) > 32 || strspn(k, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(k))
+			continue; /* the schema allows only these names (sql/004) */
+		evbuffer_add_printf(out, ",label_%s=\"", k); /* names: ^[a-z_][a-z0-9_]{0,31}$ (sql/004) */
+		add_escaped(out, json_string_value(v));
+		evbuffer_add(out, "\"", 1);
+	}
+	json_decref(j);
+	evbuffer_add(out, "} 1\n", 4);
+}
+
 void traffic_render_metrics(struct evbuffer *out, void *arg)
 {
+	const struct state *st;
+
 	(void)arg;
 	pthread_mutex_lock(&mu);
+	header(out, "tenant_info", "gauge", "1 per tenant with series of its own; its catalogue labels (tenants.labels) as label_<name>");
+	st = store_read_begin();
+	if (st) /* NULL before store_init (unit tests) */
+		state_each_tenant(st, put_info, out);
+	store_read_end();
 	for (size_t f = 0; f < sizeof(families) / sizeof(families[0]); f++) {
 		header(out, families[f].name, families[f].type, families[f].help);
 		each(out, families[f].name, families[f].fn);
