@@ -237,7 +237,7 @@ static int parse_args(int argc, char **argv, struct app *app, int *check_only)
 }
 
 /* Refusals and settled usage per tenant and model on /metrics (metrics/traffic.h). */
-static const struct limits_observer traffic_observer = { traffic_refused, traffic_settled };
+static const struct limits_observer traffic_observer = { traffic_refused, traffic_settled, traffic_seed };
 
 /* The report listener's counters on /metrics (report/report.h). */
 static void render_report(struct evbuffer *out, void *arg)

@@ -105,6 +105,10 @@ static void test_refusals_and_usage(void)
 	CHECK(has_line(t, "jairouter_tenant_cost_total{tenant=\"acme\",model=\"gpt-x\"} 1.500000"));
 	CHECK(has_line(t, "jairouter_tenant_streamed_requests_total{tenant=\"acme\",model=\"gpt-x\"} 1"));
 	CHECK(has_line(t, "jairouter_tenant_estimated_usage_total{tenant=\"acme\",model=\"gpt-x\"} 1"));
+	/* The current day and month hold what was just settled. */
+	CHECK(has_line(t, "jairouter_tenant_period_cost{tenant=\"acme\",period=\"day\"} 1.500000"));
+	CHECK(has_line(t, "jairouter_tenant_period_cost{tenant=\"acme\",period=\"month\"} 1.500000"));
+	CHECK(has_line(t, "jairouter_tenant_period_tokens{tenant=\"acme\",period=\"month\"} 165"));
 	free(t);
 	traffic_reset();
 }

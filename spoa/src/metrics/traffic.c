@@ -1,7 +1,9 @@
 #include "metrics/traffic.h"
 
 #include "report/report.h"
+#include "limit/defs.h"
 #include "state/state.h"
+#include "usage/usage.h"
 #include "util/xalloc.h"
 
 #include <event2/buffer.h>
@@ -11,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define NAME_MAX_LEN 128
 #define NCLASS 6 /* 1xx..5xx, then "none" (no status: the client or the gateway gave up) */
@@ -35,6 +38,13 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static unsigned cap_tenants = 100, cap_models = 50;
 static struct names tenants, models;
 static struct series **grid; /* (cap_tenants + 2) x (cap_models + 2), allocated lazily */
+/* Usage in the current UTC day and month per tenant with series of its own (the budget
+ * and quota forecasts compare it with the tenant's limits). */
+struct period_use {
+	int64_t day, month; /* the periods' starts (Unix seconds) */
+	int64_t cost_day, cost_month, tokens_day, tokens_month;
+};
+static struct period_use *periods; /* cap_tenants entries, allocated lazily */
 static const char *reason_names[TRAFFIC_MAX_REASONS];
 static const char *scope_names[TRAFFIC_MAX_SCOPES], *dim_names[TRAFFIC_MAX_DIMS];
 
@@ -63,6 +73,8 @@ void traffic_reset(void)
 	}
 	free(tenants.v);
 	free(models.v);
+	free(periods);
+	periods = NULL;
 	memset(&tenants, 0, sizeof(tenants));
 	memset(&models, 0, sizeof(models));
 	memset(reason_names, 0, sizeof(reason_names));
@@ -133,13 +145,73 @@ void traffic_refused(const char *tenant, const char *model, int scope, const cha
 	pthread_mutex_unlock(&mu);
 }
 
+static int64_t month_start(int64_t t)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	gmtime_r(&tt, &tm);
+	return t - (int64_t)(tm.tm_mday - 1) * 86400 - t % 86400;
+}
+
+/* Adds usage at time t (Unix seconds) to tenant slot i's periods; older periods roll
+ * over, usage of a past period (a seed row of an earlier day) counts only for the
+ * month. The caller holds mu. */
+static void period_add(unsigned i, int64_t t, int64_t now, int64_t tokens, int64_t cost)
+{
+	struct period_use *p;
+	int64_t day = now - now % 86400, month = month_start(now);
+
+	if (i >= cap_tenants)
+		return; /* "other" and "none" have no limits of their own */
+	if (!periods)
+		periods = xcalloc(cap_tenants, sizeof(*periods));
+	p = &periods[i];
+	if (p->day != day) {
+		p->day = day;
+		p->cost_day = p->tokens_day = 0;
+	}
+	if (p->month != month) {
+		p->month = month;
+		p->cost_month = p->tokens_month = 0;
+	}
+	if (t >= month) {
+		p->cost_month += cost;
+		p->tokens_month += tokens;
+	}
+	if (t >= day) {
+		p->cost_day += cost;
+		p->tokens_day += tokens;
+	}
+}
+
+void traffic_seed(const struct usage_seed_row *rows, size_t n)
+{
+	const struct state *st = store_read_begin();
+	int64_t now = (int64_t)time(NULL);
+
+	pthread_mutex_lock(&mu);
+	for (size_t r = 0; st && r < n; r++) {
+		const struct st_tenant *t = state_find_tenant(st, rows[r].tenant_id);
+		if (t)
+			period_add(name_index(&tenants, cap_tenants, t->name), rows[r].day, now,
+				   rows[r].tokens, rows[r].cost_micro);
+	}
+	pthread_mutex_unlock(&mu);
+	store_read_end();
+}
+
 void traffic_settled(const char *tenant, const char *model, int64_t prompt_tokens,
 		     int64_t completion_tokens, int64_t cost_micro, int stream, int estimated)
 {
 	struct series *s;
+	int64_t now = (int64_t)time(NULL);
 
 	pthread_mutex_lock(&mu);
 	s = series_of(tenant, model);
+	period_add(name_index(&tenants, cap_tenants, tenant), now, now,
+		   (prompt_tokens > 0 ? prompt_tokens : 0) + (completion_tokens > 0 ? completion_tokens : 0),
+		   cost_micro > 0 ? cost_micro : 0);
 	s->prompt_tokens += prompt_tokens > 0 ? (uint64_t)prompt_tokens : 0;
 	s->completion_tokens += completion_tokens > 0 ? (uint64_t)completion_tokens : 0;
 	s->cost_micro += cost_micro > 0 ? cost_micro : 0;
@@ -369,6 +441,62 @@ static void put_info(const struct st_tenant *t, void *arg)
 	evbuffer_add(out, "} 1\n", 4);
 }
 
+struct limit_arg {
+	const struct state *st;
+	struct evbuffer *out;
+};
+
+/* jairouter_tenant_limit: the tenant-wide quota and budget definitions of a tenant with
+ * series of its own (no key or model filter). The caller holds mu. */
+static void put_limits(const struct st_tenant *t, void *arg)
+{
+	struct limit_arg *a = arg;
+	struct lim_def defs[LIM_MAX_PER_REQ];
+	size_t n;
+	unsigned i = 0;
+
+	while (i < tenants.n && strcmp(tenants.v[i], t->name) != 0)
+		i++;
+	if (i == tenants.n)
+		return;
+	n = limdefs_select(state_limits(a->st), t->id, 0, 0, defs, LIM_MAX_PER_REQ);
+	for (size_t k = 0; k < n; k++) {
+		const struct lim_def *d = &defs[k];
+		if (d->scope != LS_TENANT || d->key_id || d->model_id ||
+		    (d->dim != LD_BUDGET && d->dim != LD_QUOTA) ||
+		    (d->p.algo != LIM_PERIOD_DAY && d->p.algo != LIM_PERIOD_MONTH))
+			continue;
+		evbuffer_add(a->out, "jairouter_tenant_limit{tenant=\"", 31);
+		add_escaped(a->out, t->name);
+		evbuffer_add_printf(a->out, "\",dimension=\"%s\",period=\"%s\"} %.6f\n", lim_dim_name(d->dim),
+				    d->p.algo == LIM_PERIOD_DAY ? "day" : "month",
+				    d->dim == LD_BUDGET ? (double)d->p.amount / 1e6 : (double)d->p.amount);
+	}
+}
+
+/* jairouter_tenant_period_{cost,tokens}. The caller holds mu. */
+static void render_periods(struct evbuffer *out)
+{
+	int64_t now = (int64_t)time(NULL);
+
+	header(out, "tenant_period_cost", "gauge", "Cost this node settled in the current UTC day or month, in units of the catalogue's currency");
+	header(out, "tenant_period_tokens", "gauge", "Tokens this node settled in the current UTC day or month");
+	for (unsigned i = 0; periods && i < tenants.n; i++) {
+		period_add(i, now, now, 0, 0); /* rolls an idle tenant's periods over */
+		for (int k = 0; k < 4; k++) {
+			const struct period_use *p = &periods[i];
+			int64_t v = k == 0 ? p->cost_day : k == 1 ? p->cost_month : k == 2 ? p->tokens_day : p->tokens_month;
+			evbuffer_add_printf(out, "jairouter_tenant_period_%s{tenant=\"", k < 2 ? "cost" : "tokens");
+			add_escaped(out, tenants.v[i]);
+			evbuffer_add_printf(out, "\",period=\"%s\"} ", k % 2 ? "month" : "day");
+			if (k < 2)
+				evbuffer_add_printf(out, "%.6f\n", (double)v / 1e6);
+			else
+				evbuffer_add_printf(out, "%" PRId64 "\n", v);
+		}
+	}
+}
+
 void traffic_render_metrics(struct evbuffer *out, void *arg)
 {
 	const struct state *st;
@@ -379,7 +507,13 @@ void traffic_render_metrics(struct evbuffer *out, void *arg)
 	st = store_read_begin();
 	if (st) /* NULL before store_init (unit tests) */
 		state_each_tenant(st, put_info, out);
+	header(out, "tenant_limit", "gauge", "A tenant's daily or monthly quota (tokens) or budget (currency units), tenant-wide definitions");
+	if (st) {
+		struct limit_arg la = { st, out };
+		state_each_tenant(st, put_limits, &la);
+	}
 	store_read_end();
+	render_periods(out);
 	for (size_t f = 0; f < sizeof(families) / sizeof(families[0]); f++) {
 		header(out, families[f].name, families[f].type, families[f].help);
 		each(out, families[f].name, families[f].fn);

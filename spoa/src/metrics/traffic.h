@@ -18,10 +18,12 @@
 #ifndef JR_METRICS_TRAFFIC_H
 #define JR_METRICS_TRAFFIC_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct evbuffer;
 struct jr_report;
+struct usage_seed_row;
 
 #define TRAFFIC_MAX_REASONS 48 /* distinct refusal reason codes */
 #define TRAFFIC_MAX_SCOPES 8
@@ -44,6 +46,10 @@ void traffic_refused(const char *tenant, const char *model, int scope, const cha
  * units of the catalogue's currency, and whether the answer was streamed. */
 void traffic_settled(const char *tenant, const char *model, int64_t prompt_tokens,
 		     int64_t completion_tokens, int64_t cost_micro, int stream, int estimated);
+
+/* This month's usage recorded in PostgreSQL (usage/usage.h seed rows, tenant ids
+ * resolved in the catalogue): the start of the period figures. */
+void traffic_seed(const struct usage_seed_row *rows, size_t n);
 
 /* The end-of-request line of HAProxy (report/report.h subscriber; arg unused): status
  * class, fallback, time to first byte (%Tr) and duration (%Ta). Adapter and rewrite-hop

@@ -858,6 +858,14 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* This month's usage: the local counters, then the observer. */
+static void seed_rows(const struct usage_seed_row *rows, size_t n)
+{
+	lim_local_seed(rows, n);
+	if (observer && observer->seeded)
+		observer->seeded(rows, n);
+}
+
 int limits_start(struct event_base *control, const struct jr_config *cfg)
 {
 	struct timeval tv = { 0, TICK_MS * 1000 };
@@ -875,7 +883,7 @@ int limits_start(struct event_base *control, const struct jr_config *cfg)
 	 * PostgreSQL recorded this month, so a restart does not reset them. */
 	if (!remote_on() && cfg->database[0]) {
 		lim_local_seed_expect();
-		usage_set_seed(lim_local_seed);
+		usage_set_seed(seed_rows);
 	}
 	if (report_subscribe(on_report, NULL) < 0)
 		return -1;
