@@ -147,6 +147,9 @@ def models():
                                                                 "{{backend}}/{{server}}")]),
         panel("Router choices by server", [("sum by (backend, server) (rate(jairouter_lb_server_selections_total[5m]))",
                                            "{{backend}}/{{server}}")], unit="reqps"),
+        panel("Router latency EWMA by server", [
+            ("max by (backend, server, kind) (jairouter_lb_server_latency_ewma_seconds)", "{{backend}}/{{server}} {{kind}}")],
+              unit="s", desc="The agent's moving averages (ttfb: peak EWMA of time to first byte), from the end-of-request reports."),
         panel("Server response time (HAProxy, last 1024 requests)", [
             ('max by (proxy, server) (haproxy_server_response_time_average_seconds{proxy!~"spoa-agents"})',
              "{{proxy}}/{{server}}")], unit="s"),
