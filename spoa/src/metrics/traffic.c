@@ -506,9 +506,9 @@ void traffic_render_metrics(struct evbuffer *out, void *arg)
 	const struct state *st;
 
 	(void)arg;
+	st = store_read_begin(); /* before mu, like traffic_seed: one lock order */
 	pthread_mutex_lock(&mu);
 	header(out, "tenant_info", "gauge", "1 per tenant with series of its own; its catalogue labels (tenants.labels) as label_<name>");
-	st = store_read_begin();
 	if (st) /* NULL before store_init (unit tests) */
 		state_each_tenant(st, put_info, out);
 	header(out, "tenant_limit", "gauge", "A tenant's daily or monthly quota (tokens) or budget (currency units), tenant-wide definitions");
@@ -516,7 +516,6 @@ void traffic_render_metrics(struct evbuffer *out, void *arg)
 		struct limit_arg la = { st, out };
 		state_each_tenant(st, put_limits, &la);
 	}
-	store_read_end();
 	render_periods(out);
 	for (size_t f = 0; f < sizeof(families) / sizeof(families[0]); f++) {
 		header(out, families[f].name, families[f].type, families[f].help);
@@ -531,4 +530,5 @@ void traffic_render_metrics(struct evbuffer *out, void *arg)
 				 "jairouter_tenant_series_names{label=\"model\"} %u\n",
 			    tenants.n, models.n);
 	pthread_mutex_unlock(&mu);
+	store_read_end();
 }
