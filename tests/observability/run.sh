@@ -155,6 +155,42 @@ no_symptoms() {
 	}
 }
 
+# expect_value EXPR VALUE: Prometheus' value of EXPR is VALUE.
+expect_value() {
+	local got
+	got=$(prom_value "$1")
+	[[ $got == "$2" ]] || {
+		echo "$1 = '$got', expected $2"
+		return 1
+	}
+}
+tenant_counts() {
+	local beta='tenant="obs-beta",model="obs-model"' rc=0
+	# obs-beta: 5 requests against 3 a minute (tenant scope): 3 answered, 2 refused.
+	expect_value "jairouter_tenant_requests_total{$beta,code=\"2xx\"}" 3 || rc=1
+	expect_value "jairouter_tenant_requests_total{$beta,code=\"4xx\"}" 2 || rc=1
+	expect_value "jairouter_tenant_limit_refusals_total{$beta,scope=\"tenant\",dimension=\"requests\"}" 2 || rc=1
+	expect_value "jairouter_tenant_denied_total{$beta,reason=\"rate_limited\"}" 2 || rc=1
+	# obs-acme: 8 answered (2 streamed), 1 upstream 500, 1 unknown model; its labels.
+	expect_value 'jairouter_tenant_requests_total{tenant="obs-acme",model="obs-model",code="2xx"}' 8 || rc=1
+	expect_value 'jairouter_tenant_requests_total{tenant="obs-acme",model="obs-model",code="5xx"}' 1 || rc=1
+	expect_value 'jairouter_tenant_streamed_requests_total{tenant="obs-acme",model="obs-model"}' 2 || rc=1
+	expect_value 'jairouter_tenant_denied_total{tenant="obs-acme",model="none",reason="unknown_model"}' 1 || rc=1
+	expect_value 'jairouter_tenant_info{tenant="obs-acme",label_team="search",label_plan="gold"}' 1 || rc=1
+	expect_value 'jairouter_tenant_limit{tenant="obs-acme",dimension="budget",period="month"}' 1000 || rc=1
+	# The bad key: no tenant, no model.
+	expect_value 'jairouter_tenant_denied_total{tenant="none",model="none",reason="invalid_key"}' 1 || rc=1
+	return "$rc"
+}
+no_key_labels() { # no label value looks like a key or its prefix
+	local n
+	n=$(curl -fsS --max-time 5 "$JR_AGENT_METRICS/metrics" | grep -v '^#' | grep -c '"jr-') || true
+	((n == 0)) || {
+		echo "$n series with a key-like label value"
+		return 1
+	}
+}
+
 symptoms_suppressed() {
 	am_suppressed JairouterAgentUnavailableToHAProxy && am_suppressed JairouterGatewayFailingClosed
 }
@@ -171,6 +207,9 @@ live_suite() {
 	check traffic_settled until_ok 30 prom_has 'jairouter_tenant_streamed_requests_total{tenant="obs-acme"} > 0'
 	check recorded_rules_evaluated until_ok 30 prom_has 'jairouter:tenant_cost:rate1h{tenant="obs-acme"} > 0'
 	check every_expression_returns_data python3 $here/exprs.py live "$prom_url"
+	# The traffic's counts, attributed to their tenant and model.
+	check tenant_counts_attributed until_ok 30 tenant_counts
+	check no_key_in_labels no_key_labels
 
 	# The agent dies; HAProxy fails closed (503) and loses its agent.
 	jr_agent_stop "$dir/stack" KILL
