@@ -13,6 +13,7 @@
 #include "cred/cred.h"
 #include "lb/lb.h"
 #include "metrics/metrics.h"
+#include "metrics/traffic.h"
 #include "abuse/abuse.h"
 #include "audit/audit.h"
 #include "oidc/oidc.h"
@@ -350,6 +351,9 @@ static int parse_args(int argc, char **argv, struct app *app, int *check_only)
 	return 0;
 }
 
+/* Refusals and settled usage per tenant and model on /metrics (metrics/traffic.h). */
+static const struct limits_observer traffic_observer = { traffic_refused, traffic_settled, traffic_seed };
+
 /* The report listener's counters on /metrics (report/report.h). */
 static void render_report(struct evbuffer *out, void *arg)
 {
@@ -426,6 +430,8 @@ static int start(struct app *app)
 	}
 	/* Limits and usage before the workers start (the fleet connections hook into them). */
 	limits_set_remote(&fleet_remote);
+	traffic_configure(app->cfg.metrics_max_tenants, app->cfg.metrics_max_models);
+	limits_set_observer(&traffic_observer);
 	if (limits_start(app->base, &app->cfg) < 0 ||
 	    usage_start(app->base, app->cfg.database, app->cfg.usage_flush_ms, app->cfg.usage_max_rows) < 0) {
 		log_error("limits: could not start");
@@ -434,6 +440,11 @@ static int start(struct app *app)
 	metrics_add_renderer(limits_render_metrics, NULL);
 	metrics_add_renderer(usage_render_metrics, NULL);
 	metrics_add_renderer(identity_render_metrics, NULL);
+	metrics_add_renderer(traffic_render_metrics, NULL);
+	if (report_subscribe(traffic_on_report, NULL) < 0) {
+		log_error("report: too many subscribers");
+		return -1;
+	}
 	app->listen_deferred = server_address_in_use(app->cfg.listen);
 	if (app->listen_deferred)
 		log_info("another process serves %s: listening once the catalogue is loaded",
@@ -490,6 +501,7 @@ static void stop(struct app *app)
 	store_destroy();
 	cred_global_set(NULL);
 	metrics_free_all();
+	traffic_reset();
 	event_base_free(app->base);
 }
 

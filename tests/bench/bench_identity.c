@@ -46,7 +46,7 @@ static void load(void)
 {
 	struct state *s = state_new();
 	struct ident *id = state_ident(s);
-	struct st_tenant t = { 1, "acme", ST_ACTIVE };
+	struct st_tenant t = { 1, "acme", ST_ACTIVE, "" };
 	struct st_model m = { .id = 1, .name = "demo-model", .backend = "be_mock" };
 	struct st_key k;
 	struct id_issuer is;

@@ -20,7 +20,7 @@
 static inline void fx_load_one_of_each(const char *key)
 {
 	struct state *s = state_new();
-	struct st_tenant t = { 1, "acme", ST_ACTIVE };
+	struct st_tenant t = { 1, "acme", ST_ACTIVE, "" };
 	struct st_model m = { .id = 1, .name = "demo-model", .backend = "be_mock" };
 	struct st_key k;
 

@@ -43,7 +43,7 @@ static void put_key(struct state *s, int64_t id, int64_t tenant, const char *key
 static void load(void)
 {
 	struct state *s = state_new();
-	struct st_tenant t1 = { 1, "acme", ST_ACTIVE }, t2 = { 2, "masked", ST_ACTIVE };
+	struct st_tenant t1 = { 1, "acme", ST_ACTIVE, "" }, t2 = { 2, "masked", ST_ACTIVE, "" };
 	struct st_endpoint e1 = { .id = 1, .backend = "be_mock", .base_url = "http://10.0.0.1:8000/v1", .meter = 1 };
 	struct st_endpoint e2 = { .id = 2, .backend = "be_bedrock", .region = "eu-west-1", .meter = 1 };
 	struct st_masking mk = { .tenant_id = 2, .enabled = 1, .policy = "{\"rules\":[{\"detector\":\"email\"}]}" };

@@ -37,7 +37,7 @@ static void put_model(struct state *s, int64_t id, const char *name, const char 
 static void load(void)
 {
 	struct state *s = state_new();
-	struct st_tenant t = { 1, "acme", ST_ACTIVE };
+	struct st_tenant t = { 1, "acme", ST_ACTIVE, "" };
 	struct st_key k;
 	struct st_alias a = { 1, 1, "chat-alias" }, dangling = { 2, 99, "ghost" };
 

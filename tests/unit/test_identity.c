@@ -80,7 +80,7 @@ static void load(void)
 {
 	struct state *s = state_new();
 	struct ident *id = state_ident(s);
-	struct st_tenant acme = { 1, "acme", ST_ACTIVE }, frozen = { 2, "frozen", ST_DISABLED };
+	struct st_tenant acme = { 1, "acme", ST_ACTIVE, "" }, frozen = { 2, "frozen", ST_DISABLED, "" };
 	struct st_model m1 = { .id = 1, .name = "demo-model", .backend = "be_mock" };
 	struct st_model m2 = { .id = 2, .name = "big-model", .backend = "be_mock" };
 	struct id_issuer is;

@@ -78,11 +78,12 @@ static void test_catalogue_rows(void)
 	int64_t id = 0;
 	char hash[65];
 
-	r = mkrow(3, "7", "acme", "active");
+	r = mkrow(4, "7", "acme", "active", "{\"team\": \"search\"}");
 	CHECK_EQ_INT(put(s, "tenants", "status", &r, &id), 0);
 	CHECK_EQ_INT(id, 7);
 	CHECK_EQ_STR(state_find_tenant(s, 7)->name, "acme");
-	r = mkrow(3, "8", "old", "suspended"); /* unknown status: disabled */
+	CHECK_EQ_STR(state_find_tenant(s, 7)->labels, "{\"team\": \"search\"}");
+	r = mkrow(4, "8", "old", "suspended", "{}"); /* unknown status: disabled */
 	put(s, "tenants", "status", &r, &id);
 	CHECK_EQ_INT(state_find_tenant(s, 8)->status, ST_DISABLED);
 	memset(hash, 'a', 64);

@@ -37,7 +37,7 @@ static void put_key(struct state *s, int64_t id, int64_t tenant, const char *key
 static void load_catalogue(void)
 {
 	struct state *s = state_new();
-	struct st_tenant acme = { 1, "acme", ST_ACTIVE }, off = { 2, "frozen", ST_DISABLED };
+	struct st_tenant acme = { 1, "acme", ST_ACTIVE, "" }, off = { 2, "frozen", ST_DISABLED, "" };
 	struct st_model m1 = { .id = 1, .name = "demo-model", .backend = "be_mock" };
 	struct st_model m2 = { .id = 2, .name = "old-model", .backend = "be_mock",
 			       .status = ST_DISABLED };

@@ -46,7 +46,7 @@ static void test_models_and_tenants(void)
 {
 	struct state *s = state_new();
 	struct st_model m = { .id = 5, .name = "gpt-4o", .backend = "be_openai" };
-	struct st_tenant t = { 10, "acme", ST_ACTIVE };
+	struct st_tenant t = { 10, "acme", ST_ACTIVE, "" };
 
 	state_put_model(s, &m);
 	state_put_tenant(s, &t);
@@ -85,7 +85,7 @@ static void test_many_keys(void)
 static void test_store(void)
 {
 	struct state *fresh = state_new();
-	struct st_tenant t = { 1, "t", ST_ACTIVE };
+	struct st_tenant t = { 1, "t", ST_ACTIVE, "" };
 
 	store_init();
 	CHECK(!store_ready());

@@ -47,7 +47,7 @@ static void load(void)
 {
 	struct state *s = state_new();
 	struct ident *id = state_ident(s);
-	struct st_tenant acme = { 1, "acme", ST_ACTIVE };
+	struct st_tenant acme = { 1, "acme", ST_ACTIVE, "" };
 	struct st_model m = { .id = 1, .name = "demo-model", .backend = "be_mock" };
 	struct id_perm perms[2];
 	struct id_role role;

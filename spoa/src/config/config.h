@@ -50,6 +50,8 @@ struct jr_config {
 	unsigned usage_flush_ms;         /* usage written to PostgreSQL this often */
 	unsigned usage_max_rows;         /* aggregated rows held while PostgreSQL is down */
 	unsigned usage_wait_ms;          /* a streamed request waits this long for the adapter's usage */
+	unsigned metrics_max_tenants;    /* tenants with series of their own (metrics/traffic.h) */
+	unsigned metrics_max_models;     /* models with series of their own */
 };
 
 void config_defaults(struct jr_config *c);

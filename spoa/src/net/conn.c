@@ -15,6 +15,7 @@
  */
 #include "net/net_int.h"
 
+#include "metrics/traffic.h"
 #include "pipeline/limits.h"
 #include "pipeline/pipeline.h"
 #include "spop/spop.h"
@@ -298,6 +299,9 @@ static void req_done(struct pl_ctx *ctx, void *arg)
 	int n;
 
 	metrics_observe_decision(c->w->metrics, ctx->out.allow, ctx->out.reason, ns);
+	if (!ctx->out.allow && ctx->out.reason != PL_R_OK)
+		traffic_denied(ctx->out.tenant, ctx->out.model, (int)ctx->out.reason,
+			       pl_reason_name(ctx->out.reason));
 	log_decision(r, ns);
 	if (!c->bev || c->state == CS_CLOSING)
 		return; /* HAProxy went away; nobody waits for this ACK */

@@ -39,6 +39,18 @@ static void conv_active(const char *v, void *field)
 	*(enum st_status *)field = strcmp(v, "active") == 0 ? ST_ACTIVE : ST_DISABLED;
 }
 
+/* Tenant labels (a flat JSON object, sql/004) for the info metric: kept when they fit
+ * ST_LABELS_MAX, else none (the tenant itself still loads). */
+static void conv_labels(const char *v, void *field)
+{
+	char *out = field;
+
+	if (strlen(v) < ST_LABELS_MAX)
+		memcpy(out, v, strlen(v) + 1);
+	else
+		out[0] = '\0';
+}
+
 /* Service type names separated by ',' as a bit set of policy_service_bit(); unknown
  * names (a newer schema) are ignored, so they enable nothing. */
 static uint32_t service_mask(const char *p)
@@ -74,11 +86,12 @@ static void conv_caps(const char *v, void *field)
 
 /* ---- the catalogue (state/state.h) ------------------------------------------------ */
 
-#define TENANTS_SQL "SELECT id, name, status FROM jairouter.tenants"
+#define TENANTS_SQL "SELECT id, name, status, labels::text FROM jairouter.tenants"
 static const struct row_field tenant_fields[] = {
 	ROW_FIELD(RK_I64, struct st_tenant, id),
 	ROW_FIELD(RK_STR, struct st_tenant, name),
 	ROW_CUSTOM(conv_active, struct st_tenant, status),
+	ROW_CUSTOM(conv_labels, struct st_tenant, labels),
 };
 
 static int put_tenant(struct state *s, const struct row *r, int64_t *id)
@@ -547,7 +560,7 @@ static void del_limit(struct state *s, int64_t id)
 	{ table, PGID_##NAME##_SQL, PGID_##NAME##_SQL BY_IDS, PGID_##NAME##_COLS, put, del }
 
 const struct ps_table ps_tables[] = {
-	{ "tenants", TENANTS_SQL, TENANTS_SQL BY_IDS, 3, put_tenant, state_del_tenant },
+	{ "tenants", TENANTS_SQL, TENANTS_SQL BY_IDS, 4, put_tenant, state_del_tenant },
 	{ "api_keys", KEYS_SQL, KEYS_SQL BY_IDS, 6, put_key, state_del_key },
 	/* A model's private flag is applied before its catalogue row (entries of one table
 	 * are fetched in this order): a model created private is never served as public,

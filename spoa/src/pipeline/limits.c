@@ -102,6 +102,7 @@ struct resv {
 	double price_in, price_out; /* per million tokens; < 0 unknown */
 	int64_t est_prompt, est_completion;
 	int stream;
+	char tenant[ST_NAME_MAX], model[ST_MODEL_MAX]; /* for the observer's labels */
 	int64_t expires_us;      /* lease */
 	int64_t wait_until_us;   /* HAProxy's line came without usage: wait for the adapter's */
 	int released;            /* concurrency slots already returned */
@@ -112,6 +113,13 @@ struct resv {
 	struct lim_item *items;  /* the charges that need settling (not plain request counts) */
 	struct resv *prev, *next; /* age order, oldest first */
 };
+
+static const struct limits_observer *observer;
+
+void limits_set_observer(const struct limits_observer *o)
+{
+	observer = o;
+}
 
 static pthread_mutex_t rv_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct hmap rv_map;
@@ -393,6 +401,9 @@ static enum pl_result refuse(struct lim_req *q)
 	if (!why) /* the fleet refused without saying which: cannot happen with our script */
 		why = &q->items[0];
 	fmt_window(win, sizeof(win), &why->def);
+	if (observer && observer->refused)
+		observer->refused(ctx->out.tenant, ctx->out.model, (int)why->def.scope,
+				  lim_scope_name(why->def.scope), (int)why->def.dim, lim_dim_name(why->def.dim));
 	if (is_money_or_quota(&why->def)) {
 		bump(&st.refused_quota);
 		pl_deny(ctx, 429, PL_R_QUOTA_EXCEEDED, "insufficient_quota", "insufficient_quota", NULL,
@@ -443,6 +454,8 @@ static void reserve(struct lim_req *q)
 	r->est_prompt = q->est_prompt;
 	r->est_completion = q->est_completion;
 	r->stream = q->ctx->in.stream;
+	snprintf(r->tenant, sizeof(r->tenant), "%s", q->ctx->out.tenant);
+	snprintf(r->model, sizeof(r->model), "%s", q->ctx->out.model);
 	r->expires_us = now_us() + (int64_t)atomic_load(&s_lease_ms) * 1000;
 	for (size_t i = 0; i < q->n; i++)
 		if (q->items[i].def.dim != LD_REQUESTS)
@@ -715,6 +728,8 @@ static void settle(struct resv *r, int64_t pt, int64_t ct, int estimated, int ok
 	u.cost_micro = money;
 	u.estimated = estimated;
 	usage_add(&u);
+	if (observer && observer->settled)
+		observer->settled(r->tenant, r->model, pt, ct, money, r->stream, estimated);
 	if (estimated)
 		bump(&st.estimated);
 	bump(&st.settled);
@@ -922,6 +937,14 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* This month's usage: the local counters, then the observer. */
+static void seed_rows(const struct usage_seed_row *rows, size_t n)
+{
+	lim_local_seed(rows, n);
+	if (observer && observer->seeded)
+		observer->seeded(rows, n);
+}
+
 int limits_start(struct event_base *control, const struct jr_config *cfg)
 {
 	struct timeval tv = { 0, TICK_MS * 1000 };
@@ -945,7 +968,7 @@ int limits_start(struct event_base *control, const struct jr_config *cfg)
 	 * PostgreSQL recorded this month, so a restart does not reset them. */
 	if (!remote_on() && cfg->database[0]) {
 		lim_local_seed_expect();
-		usage_set_seed(lim_local_seed);
+		usage_set_seed(seed_rows);
 	}
 	if (report_subscribe(on_report, NULL) < 0)
 		return -1;

@@ -36,7 +36,19 @@ enum pl_result pl_stage_limits(struct pl_ctx *ctx);
 /* The fleet's store of counters (redis/fleet.h fleet_remote), before limits_start; without
  * one (NULL, the default) every limit is per node. */
 struct lim_remote;
+struct usage_seed_row;
 void limits_set_remote(const struct lim_remote *r);
+/* Who hears about refusals and settled usage per tenant and model (metrics/traffic.h),
+ * before limits_start; NULL fields are not called. Names are the catalogue's. */
+struct limits_observer {
+	void (*refused)(const char *tenant, const char *model, int scope, const char *scope_name,
+			int dim, const char *dim_name);
+	void (*settled)(const char *tenant, const char *model, int64_t prompt_tokens,
+			int64_t completion_tokens, int64_t cost_micro, int stream, int estimated);
+	/* This month's usage read from PostgreSQL at start (local limits only). */
+	void (*seeded)(const struct usage_seed_row *rows, size_t n);
+};
+void limits_set_observer(const struct limits_observer *o);
 /* Applies the settings (start-up and SIGHUP). */
 void limits_configure(const struct jr_config *cfg);
 /* Subscribes to the report channel and starts the timers on the control loop. */

@@ -473,6 +473,11 @@ static int encode(const struct pl_verdict *v, uint64_t sid, uint64_t fid, uint8_
 	} else {
 		set_ratelimit_vars(&w, v);
 		set_int_var(&w, "status", v->status);
+		/* For the end-of-request report: refusals per tenant and model (metrics). */
+		if (v->tenant[0])
+			set_str_var(&w, "tenant", v->tenant);
+		if (v->tenant[0] && v->model[0])
+			set_str_var(&w, "model", v->model);
 		if (v->retry_after > 0)
 			set_int_var(&w, "retry_after", v->retry_after);
 		if (with_body && pl_error_json(v, body, sizeof(body)) > 0)

@@ -143,6 +143,7 @@ void state_put_tenant(struct state *s, const struct st_tenant *t)
 	n->id = t->id;
 	n->status = t->status;
 	copy_str(n->name, sizeof(n->name), t->name);
+	copy_str(n->labels, sizeof(n->labels), t->labels);
 	hmap_insert(&s->tenants_by_id, hmap_hash_u64((uint64_t)n->id), n);
 }
 
@@ -324,6 +325,25 @@ void state_each_model(const struct state *s, void (*fn)(const struct st_model *,
 	struct each_model_arg a = { fn, arg };
 
 	hmap_each(&s->models_by_id, each_model_cb, &a);
+}
+
+struct each_tenant_arg {
+	void (*fn)(const struct st_tenant *, void *);
+	void *arg;
+};
+
+static void each_tenant_cb(void *item, void *arg)
+{
+	struct each_tenant_arg *a = arg;
+
+	a->fn(item, a->arg);
+}
+
+void state_each_tenant(const struct state *s, void (*fn)(const struct st_tenant *, void *), void *arg)
+{
+	struct each_tenant_arg a = { fn, arg };
+
+	hmap_each(&s->tenants_by_id, each_tenant_cb, &a);
 }
 
 /* ---- store ----------------------------------------------------------------------- */

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #define ST_NAME_MAX 64      /* tenant names, HAProxy backend names */
+#define ST_LABELS_MAX 1024  /* a tenant's labels as JSON text (metrics only) */
 #define ST_MODEL_MAX 128    /* model names */
 #define ST_PREFIX_MAX 16    /* key prefix kept for identification, e.g. "jr-AbCd1234" */
 #define ST_HASH_LEN 32      /* SHA-256 of the full key */
@@ -27,6 +28,7 @@ struct st_tenant {
 	int64_t id;
 	char name[ST_NAME_MAX];
 	enum st_status status; /* ST_ACTIVE or ST_DISABLED */
+	char labels[ST_LABELS_MAX]; /* tenants.labels as JSON text ("" or "{}": none) */
 };
 
 struct st_key {
@@ -112,6 +114,10 @@ size_t state_count_tenants(const struct state *s);
 size_t state_count_keys(const struct state *s);
 size_t state_count_models(const struct state *s);
 size_t state_count_aliases(const struct state *s);
+
+/* Calls fn for every tenant (the tenant info metric). */
+void state_each_tenant(const struct state *s, void (*fn)(const struct st_tenant *, void *),
+		       void *arg);
 
 /* Calls fn for every model (used by /v1/models-style listings and tests). */
 void state_each_model(const struct state *s, void (*fn)(const struct st_model *, void *),
