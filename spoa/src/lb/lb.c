@@ -4,6 +4,7 @@
 #include "lb/stats.h"
 #include "report/report.h"
 #include "state/policy.h"
+#include "state/routing.h"
 #include "state/state.h"
 #include "util/log.h"
 

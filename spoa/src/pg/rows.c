@@ -14,6 +14,7 @@
 #include "pipeline/pipeline.h"
 #include "state/endpoints.h"
 #include "state/policy.h"
+#include "state/routing.h"
 #include "util/log.h"
 
 #include <stdio.h>

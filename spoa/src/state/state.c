@@ -1,9 +1,9 @@
 #include "state/state.h"
 
 #include "authz/ident.h"
-#include "lb/conf.h"
 #include "state/policy.h"
 #include "state/endpoints.h"
+#include "state/routing.h"
 #include "limit/defs.h"
 #include "util/hmap.h"
 #include "util/xalloc.h"

@@ -104,7 +104,7 @@ struct ident *state_ident(const struct state *s);
 /* The limit definitions of this state (limit/defs.h), written like the policy part. */
 struct limdefs *state_limits(const struct state *s);
 
-/* The routing part of this state (lb/conf.h), under the same rules. */
+/* The routing part of this state (state/routing.h), under the same rules. */
 struct lb_conf *state_lb(const struct state *s);
 
 /* The model with this id, NULL when absent. */
