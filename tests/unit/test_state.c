@@ -1,4 +1,5 @@
 #include "state/state.h"
+#include "state/routing.h"
 
 #include "testlib.h"
 
@@ -105,11 +106,61 @@ static void test_store(void)
 	store_destroy();
 }
 
+/* A policy row with every setting "inherit", in the scope given. */
+static struct lb_policy_row mk_policy(int64_t id, int64_t model, const char *backend, int service)
+{
+	struct lb_policy_row r;
+
+	memset(&r, 0, sizeof(r));
+	r.id = id;
+	r.model_id = model;
+	snprintf(r.backend, sizeof(r.backend), "%s", backend);
+	r.service = service;
+	return r;
+}
+
+static void test_routing_policy_chain(void)
+{
+	struct state *s = state_new();
+	struct lb_conf *c = state_lb(s);
+	const struct lb_policy_row *rows[LB_POLICY_SCOPES];
+	struct lb_policy_row r;
+
+	CHECK_EQ_INT(lb_conf_policy_chain(c, 7, "be_x", 1, rows), 0);
+	r = mk_policy(1, 0, "", -1); /* global */
+	lb_conf_put_policy(c, &r);
+	r = mk_policy(2, 0, "", 1); /* service 1 */
+	lb_conf_put_policy(c, &r);
+	r = mk_policy(3, 0, "be_x", -1);
+	lb_conf_put_policy(c, &r);
+	r = mk_policy(4, 7, "", -1);
+	lb_conf_put_policy(c, &r);
+	CHECK_EQ_INT(lb_conf_count_policies(c), 4);
+	CHECK_EQ_INT(lb_conf_policy_chain(c, 7, "be_x", 1, rows), 4);
+	CHECK(rows[0]->id == 4 && rows[1]->id == 3 && rows[2]->id == 2 && rows[3]->id == 1);
+	/* Other scopes, or none asked for: only what applies, most specific first. */
+	CHECK_EQ_INT(lb_conf_policy_chain(c, 8, "be_y", 2, rows), 1);
+	CHECK_EQ_INT(rows[0]->id, 1);
+	CHECK_EQ_INT(lb_conf_policy_chain(c, 0, "be_x", -1, rows), 2);
+	CHECK(rows[0]->id == 3 && rows[1]->id == 1);
+	/* An upsert may move a row to another scope; a deleted row is gone from its scope. */
+	r = mk_policy(3, 0, "be_y", -1);
+	lb_conf_put_policy(c, &r);
+	lb_conf_del_policy(c, 4);
+	CHECK_EQ_INT(lb_conf_policy_chain(c, 7, "be_x", 1, rows), 2);
+	CHECK(rows[0]->id == 2 && rows[1]->id == 1);
+	CHECK_EQ_INT(lb_conf_policy_chain(c, 7, "be_y", 1, rows), 3);
+	CHECK(rows[0]->id == 3 && rows[1]->id == 2 && rows[2]->id == 1);
+	CHECK_EQ_INT(lb_conf_count_policies(c), 3);
+	state_free(s);
+}
+
 int main(void)
 {
 	RUN(test_keys);
 	RUN(test_models_and_tenants);
 	RUN(test_many_keys);
 	RUN(test_store);
+	RUN(test_routing_policy_chain);
 	TEST_END();
 }
