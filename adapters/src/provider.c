@@ -1,7 +1,7 @@
 /* provider: see provider.h. The table and everything that dispatches on a family. */
 #include "provider.h"
 
-#include "pct.h"
+#include "util/pct.h"
 #include "route.h"
 #include "xlate_int.h"
 

@@ -1,7 +1,7 @@
 /* report: see report.h. */
 #include "report.h"
 
-#include "pct.h"
+#include "util/pct.h"
 #include "route.h"
 
 #include <errno.h>

@@ -2,7 +2,7 @@
 #include "route.h"
 
 #include "family.h"
-#include "pct.h"
+#include "util/pct.h"
 
 #include <stddef.h>
 #include <stdio.h>

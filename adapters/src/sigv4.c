@@ -1,7 +1,7 @@
 /* sigv4: see sigv4.h. */
 #include "sigv4.h"
 
-#include "pct.h"
+#include "util/pct.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>

@@ -6,7 +6,7 @@
 #include "adconfig.h"
 #include "admetrics.h"
 #include "family.h"
-#include "pct.h"
+#include "util/pct.h"
 #include "provider.h"
 #include "route.h"
 #include "test_adapter_helpers.h"

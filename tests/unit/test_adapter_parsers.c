@@ -3,7 +3,7 @@
 #include "testlib.h"
 
 #include "eventstream.h"
-#include "pct.h"
+#include "util/pct.h"
 #include "route.h"
 #include "sigv4.h"
 #include "sse.h"

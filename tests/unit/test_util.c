@@ -122,10 +122,10 @@ static void test_percent_encoding(void)
 {
 	char out[64];
 
-	CHECK_EQ_INT(pct_encode("a b/c~\xc3\xa9", 8, out, sizeof(out)), 16);
+	CHECK_EQ_INT(pct_encode("a b/c~\xc3\xa9", 8, PCT_UNRESERVED, out, sizeof(out)), 16);
 	CHECK_EQ_STR(out, "a%20b%2Fc~%C3%A9");
-	CHECK_EQ_INT(pct_encode("abc", 3, out, 3), -1); /* no room for the NUL */
-	CHECK_EQ_INT(pct_encode("a/", 2, out, 4), -1);
+	CHECK_EQ_INT(pct_encode("abc", 3, PCT_UNRESERVED, out, 3), -1); /* no room for the NUL */
+	CHECK_EQ_INT(pct_encode("a/", 2, PCT_UNRESERVED, out, 4), -1);
 	CHECK_EQ_INT(pct_decode("a%20b%2fc", 9, out, sizeof(out)), 5);
 	CHECK_EQ_STR(out, "a b/c");
 	CHECK_EQ_INT(pct_decode("a%2", 3, out, sizeof(out)), -1);  /* cut short */

@@ -73,7 +73,7 @@ static void field(struct writer *w, const char *key, const char *value)
 	memcpy(w->buf + w->len, key, kl);
 	w->len += kl;
 	w->buf[w->len++] = '=';
-	n = pct_encode(value, strlen(value), w->buf + w->len, w->cap - w->len);
+	n = pct_encode(value, strlen(value), PCT_UNRESERVED, w->buf + w->len, w->cap - w->len);
 	if (n < 0) {
 		w->bad = 1;
 		return;

@@ -6,20 +6,22 @@ int pct_hex_value(int c)
 	       : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
 }
 
-static int unreserved(unsigned char c)
+static int kept(unsigned char c, enum pct_keep keep)
 {
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-	       c == '_' || c == '.' || c == '~';
+	if (keep == PCT_PRINTABLE)
+		return c > 0x20 && c < 0x7f && c != '%';
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	       c == '-' || c == '_' || c == '.' || c == '~' || (keep == PCT_UNRESERVED_SLASH && c == '/');
 }
 
-int pct_encode(const char *s, size_t n, char *out, size_t cap)
+int pct_encode(const char *s, size_t n, enum pct_keep keep, char *out, size_t cap)
 {
 	static const char digits[] = "0123456789ABCDEF";
 	size_t o = 0;
 
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
-		int plain = unreserved(c);
+		int plain = kept(c, keep);
 
 		if (o + (plain ? 1 : 3) + 1 > cap)
 			return -1;
