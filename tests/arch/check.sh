@@ -28,12 +28,9 @@ CYCLE_ALLOW=(
 	"state lb"
 )
 
-# Files outside pg/ and redis/ that still include a database client header: the usage
-# and audit writers keep their own libpq connection until they share one writer in pg/.
-DBCLIENT_ALLOW=(
-	spoa/src/usage/usage.c
-	spoa/src/audit/audit.c
-)
+# Files outside pg/ and redis/ that may include a database client header (none today:
+# the usage and audit writers hand their rows to pg/writer.h).
+DBCLIENT_ALLOW=()
 
 passed=0
 failed=0
