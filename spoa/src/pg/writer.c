@@ -150,8 +150,13 @@ static void result_rows(struct dbw *w, const PGresult *r)
 
 static void statement_over(struct dbw *w)
 {
-	char *err = w->err;
+	char *err;
 
+	if (PQstatus(w->conn) == CONNECTION_BAD) { /* the server ended the session */
+		drop(w, "lost its connection");
+		return;
+	}
+	err = w->err;
 	w->err = NULL;
 	w->busy = 0;
 	w->ops.done(w->arg, err ? DBW_ERROR : DBW_OK, err);
