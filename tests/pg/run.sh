@@ -6,6 +6,7 @@
 #   tests/pg/test_routing_sql.sh routing policies, fallback chains, virtual models
 #   test_pgsync              the agent's synchroniser under ASan + UBSan
 #   test_writers             the usage and security-audit writers, likewise
+#   test_dbwriter            the batch writer they share (pg/writer.c), likewise
 # each against a database of its own. The last line is the summed
 # "N passed, N failed"; the exit status is non-zero on any failure.
 #
@@ -110,6 +111,7 @@ policy_db=$(pg_create_db "$port" jr_policy)
 routing_db=$(pg_create_db "$port" jr_routing)
 identity_db=$(pg_create_db "$port" jr_identity)
 writers_db=$(pg_create_db "$port" jr_writers)
+dbwriter_db=$(pg_create_db "$port" jr_dbwriter)
 
 step migrate_sql_db migrate_twice "$sql_db"
 step migrate_pgsync_db migrate_twice "$sync_db"
@@ -119,6 +121,7 @@ step migrate_identity_db migrate_twice "$identity_db"
 step migrate_writers_db migrate_twice "$writers_db"
 step build_test_pgsync build_test test_pgsync
 step build_test_writers build_test test_writers
+step build_test_dbwriter build_test test_dbwriter
 
 echo "# test_sql.sh"
 JAIROUTER_DATABASE=$sql_db bash tests/pg/test_sql.sh 2>&1 | tee "$dir/test_sql.log" || true
@@ -138,6 +141,7 @@ tally "$dir/test_identity_sql.log"
 
 run_c_test test_pgsync "$sync_db"
 run_c_test test_writers "$writers_db"
+run_c_test test_dbwriter "$dbwriter_db"
 
 if ((failed > 0)); then
 	echo "# server log (last 50 lines)"

@@ -1,20 +1,19 @@
 /*
  * audit: JSON lines and the batched PostgreSQL writer (see audit.h).
  *
- * Writer states: DOWN --tick--> CONNECTING --PQconnectPoll OK--> IDLE --tick, events
- * queued--> BUSY (one INSERT in flight) --result--> IDLE. Any error --> DOWN; the batch in
- * flight is kept and sent again after the reconnect (the next tick), so a database restart
- * loses nothing that fits the queue.
+ * The writer (util/dbwriter.h) sends one queued batch per tick. A batch whose connection is
+ * lost is kept and sent again after the reconnect, so a database restart loses nothing
+ * that fits the queue; a batch the server rejects is logged and dropped.
  */
 #include "audit/audit.h"
 
+#include "util/dbwriter.h"
 #include "util/json.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
 #include <arpa/inet.h>
 #include <event2/event.h>
-#include <libpq-fe.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -272,237 +271,107 @@ void audit_stats(struct audit_stats *out)
 	pthread_mutex_unlock(&mu);
 }
 
-/* ---- the database writer (control thread) -------------------------------------------- */
-
-enum w_phase { W_DOWN, W_CONNECTING, W_IDLE, W_BUSY };
+/* ---- the database writer (control thread; util/dbwriter.h) --------------------------------- */
 
 static struct {
-	struct event_base *base;
-	char *conninfo;
-	PGconn *conn;
-	enum w_phase phase;
-	struct event *io, *tick;
+	struct dbw *pg;
 	char *batch; /* the JSON sent (kept until its INSERT succeeded) */
 	size_t batch_n;
-	int failed;
+	const char *params[1];
 } w;
 
-static void w_io(evutil_socket_t fd, short what, void *arg);
-
-static void w_down(const char *why)
+static int next_query(void *arg, struct dbw_query *q)
 {
-	if (w.conn && why)
-		log_warn("audit: database writer: %s; retrying", why);
-	if (w.io) {
-		event_free(w.io);
-		w.io = NULL;
-	}
-	if (w.conn)
-		PQfinish(w.conn);
-	w.conn = NULL;
-	w.phase = W_DOWN;
-}
-
-static void w_watch(short what)
-{
-	if (w.io)
-		event_free(w.io);
-	w.io = event_new(w.base, PQsocket(w.conn), what, w_io, NULL);
-	event_add(w.io, NULL);
-}
-
-static void w_send(void)
-{
-	const char *params[1];
-	int rc;
-
+	(void)arg;
 	if (!w.batch) {
 		w.batch_n = audit_take_batch(&w.batch, AUDIT_BATCH);
 		if (!w.batch_n) {
 			free(w.batch);
 			w.batch = NULL;
-			return;
+			return 0;
 		}
 	}
-	params[0] = w.batch;
-	w.failed = 0;
-	if (!PQsendQueryParams(w.conn, INSERT_SQL, 1, NULL, params, NULL, NULL, 0)) {
-		w_down(PQerrorMessage(w.conn));
-		return;
-	}
-	w.phase = W_BUSY;
-	rc = PQflush(w.conn);
-	if (rc < 0)
-		w_down("send failed");
-	else
-		w_watch(rc == 1 ? EV_READ | EV_WRITE : EV_READ);
+	w.params[0] = w.batch;
+	q->sql = INSERT_SQL;
+	q->nparams = 1;
+	q->params = w.params;
+	return 1;
 }
 
-static void w_results(void)
+static void forget_batch(void)
 {
-	PGresult *r;
-
-	if (!PQconsumeInput(w.conn)) {
-		w_down("connection lost");
-		return;
-	}
-	while (!PQisBusy(w.conn)) {
-		r = PQgetResult(w.conn);
-		if (!r) {
-			if (!w.failed) {
-				atomic_fetch_add(&n_written, w.batch_n);
-				free(w.batch);
-				w.batch = NULL;
-				w.batch_n = 0;
-			}
-			w.phase = W_IDLE;
-			w_watch(EV_READ);
-			return;
-		}
-		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-			/* A rejected batch (schema missing?) is logged and dropped: retrying the
-			 * same rows would block the queue forever. */
-			log_warn("audit: insert of %zu rows failed: %s", w.batch_n, PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY));
-			atomic_fetch_add(&n_dropped, w.batch_n);
-			free(w.batch);
-			w.batch = NULL;
-			w.batch_n = 0;
-			w.failed = 1;
-		}
-		PQclear(r);
-	}
-	w_watch(EV_READ);
+	free(w.batch);
+	w.batch = NULL;
+	w.batch_n = 0;
 }
 
-static void w_io(evutil_socket_t fd, short what, void *arg)
+/* A lost or stopped batch is kept and sent again (after the reconnect, or at the stop). */
+static void query_done(void *arg, enum dbw_status status, const char *err)
 {
-	(void)fd;
 	(void)arg;
-	if (w.phase == W_CONNECTING) {
-		switch (PQconnectPoll(w.conn)) {
-		case PGRES_POLLING_READING:
-			w_watch(EV_READ);
-			return;
-		case PGRES_POLLING_WRITING:
-			w_watch(EV_WRITE);
-			return;
-		case PGRES_POLLING_OK:
-			w.phase = W_IDLE;
-			w_watch(EV_READ);
-			w_send();
-			return;
-		default:
-			w_down("connect failed");
-			return;
-		}
+	if (status == DBW_OK) {
+		atomic_fetch_add(&n_written, w.batch_n);
+		forget_batch();
+	} else if (status == DBW_ERROR) {
+		/* A rejected batch (schema missing?) is logged and dropped: retrying the same
+		 * rows would block the queue forever. */
+		log_warn("audit: insert of %zu rows failed: %s", w.batch_n, err);
+		atomic_fetch_add(&n_dropped, w.batch_n);
+		forget_batch();
 	}
-	if (what & EV_WRITE) {
-		int rc = PQflush(w.conn);
-		if (rc < 0) {
-			w_down("send failed");
-			return;
-		}
-		if (rc == 1) {
-			w_watch(EV_READ | EV_WRITE);
-			return;
-		}
-	}
-	if (w.phase == W_BUSY)
-		w_results();
-	else if (!PQconsumeInput(w.conn))
-		w_down("connection lost");
-	else
-		w_watch(EV_READ);
 }
 
-static void w_connect(void)
+static void tick(void *arg)
 {
-	w.conn = PQconnectStart(w.conninfo);
-	if (!w.conn || PQstatus(w.conn) == CONNECTION_BAD) {
-		w_down(NULL);
-		return;
-	}
-	PQsetnonblocking(w.conn, 1);
-	w.phase = W_CONNECTING;
-	w_watch(EV_WRITE);
-}
-
-static void w_tick(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
 	(void)arg;
 	audit_sample_flush((int64_t)time(NULL), 0);
-	if (w.phase == W_DOWN)
-		w_connect();
-	else if (w.phase == W_IDLE)
-		w_send();
 }
+
+static const struct dbw_ops writer_ops = {
+	.name = "audit",
+	.down_msg = "retrying",
+	.next = next_query,
+	.done = query_done,
+	.tick = tick,
+};
 
 int audit_start(struct event_base *base, const char *conninfo, const char *node)
 {
-	struct timeval tv = { AUDIT_FLUSH_MS / 1000, (AUDIT_FLUSH_MS % 1000) * 1000 };
-
-	w.base = base;
-	w.conninfo = xstrdup(conninfo);
 	node_name = xstrdup(node ? node : "");
-	w.tick = event_new(base, -1, EV_PERSIST, w_tick, NULL);
-	if (!w.tick)
-		return -1;
-	event_add(w.tick, &tv);
-	w_connect();
-	return 0;
+	w.pg = dbw_start(base, conninfo ? conninfo : "", AUDIT_FLUSH_MS, &writer_ops, NULL);
+	return w.pg ? 0 : -1;
 }
 
 void audit_stop(void)
 {
 	struct timespec start, now;
+	struct dbw_query q = { INSERT_SQL, 1, w.params };
+	int rc;
 
 	audit_sample_flush((int64_t)time(NULL), 1);
-	if (!w.base)
+	if (!w.pg)
 		return;
-	/* Bounded flush: blocking mode, at most one second, then whatever is left is lost
-	 * (and was logged as JSON lines already). */
+	/* Bounded flush: blocking, at most one second, then whatever is left is lost (and was
+	 * logged as JSON lines already). */
 	clock_gettime(CLOCK_MONOTONIC, &start);
-	if (w.phase == W_BUSY || w.phase == W_CONNECTING)
-		w_down(NULL);
+	dbw_halt(w.pg);
 	while (1) {
-		char *json = w.batch;
-		size_t n = w.batch_n;
-		const char *params[1];
-		PGresult *r;
-
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if (now.tv_sec - start.tv_sec >= 1)
 			break;
-		if (!json)
-			n = audit_take_batch(&json, AUDIT_BATCH);
-		w.batch = NULL;
-		if (!n) {
-			free(json);
+		if (!w.batch)
+			w.batch_n = audit_take_batch(&w.batch, AUDIT_BATCH);
+		if (!w.batch_n)
 			break;
-		}
-		if (!w.conn) {
-			w.conn = PQconnectdb(w.conninfo);
-			if (PQstatus(w.conn) != CONNECTION_OK) {
-				free(json);
-				break;
-			}
-		}
-		PQsetnonblocking(w.conn, 0);
-		params[0] = json;
-		r = PQexecParams(w.conn, INSERT_SQL, 1, NULL, params, NULL, NULL, 0);
-		if (PQresultStatus(r) == PGRES_COMMAND_OK)
-			atomic_fetch_add(&n_written, n);
-		PQclear(r);
-		free(json);
+		w.params[0] = w.batch;
+		rc = dbw_exec_sync(w.pg, &q);
+		if (rc == -2)
+			break;
+		if (rc == 0)
+			atomic_fetch_add(&n_written, w.batch_n);
+		forget_batch(); /* written, or rejected (logged) */
 	}
-	if (w.io)
-		event_free(w.io);
-	if (w.tick)
-		event_free(w.tick);
-	if (w.conn)
-		PQfinish(w.conn);
-	free(w.conninfo);
+	forget_batch();
+	dbw_free(w.pg);
 	memset(&w, 0, sizeof(w));
 }

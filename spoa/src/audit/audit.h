@@ -4,10 +4,10 @@
  *
  * Each event is written at once as one JSON line on stderr ("msg":"security audit", with
  * the fields below) and queued for PostgreSQL (table jairouter.security_audit). The
- * writer runs on the control thread's event loop with its own libpq connection (a slow
- * insert never delays pgsync): every AUDIT_FLUSH_MS, or as soon as AUDIT_BATCH events
- * wait, one INSERT ... SELECT FROM json_to_recordset($1) writes up to AUDIT_BATCH rows
- * (parameterised; one round trip per batch).
+ * writer is a util/dbwriter.h batch writer on the control thread's event loop with its own
+ * connection (a slow insert never delays pgsync): every AUDIT_FLUSH_MS one INSERT ...
+ * SELECT FROM json_to_recordset($1) writes up to AUDIT_BATCH queued rows (parameterised;
+ * one round trip per batch).
  *
  * Bounds: the queue holds AUDIT_QUEUE_MAX events. When PostgreSQL is down or slow and the
  * queue is full, new events are still logged as JSON lines but not queued, and counted as

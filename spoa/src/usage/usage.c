@@ -1,5 +1,6 @@
 #include "usage/usage.h"
 
+#include "util/dbwriter.h"
 #include "util/hmap.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -7,7 +8,6 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <inttypes.h>
-#include <libpq-fe.h>
 #include <openssl/rand.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -16,9 +16,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-#define RETRY_MS 1000
-#define QUERY_TIMEOUT_S 10
 
 /* One statement per batch: applied once per (agent, seq) thanks to usage_batches. */
 #define FLUSH_SQL                                                                                  \
@@ -73,24 +70,15 @@ void usage_set_seed(void (*fn)(const struct usage_seed_row *rows, size_t n))
 static struct {
 	_Atomic uint64_t requests, estimated, batches, batch_errors, rows_written, rows_dropped;
 	_Atomic int64_t last_flush_unix;
-	_Atomic int db_up;
 } st;
 
 /* The writer (control thread only). */
 static struct {
-	struct event_base *base;
-	char *conninfo;
-	PGconn *conn;
-	int connecting, busy, failed;
-	int seeding;                 /* the query in flight is the seed query */
+	struct dbw *pg;              /* NULL without a database */
+	int seeding;                 /* the statement in flight is the seed query */
 	struct usage_seed_row *seed; /* rows collected so far */
 	size_t nseed, seed_cap;
-	time_t busy_since;
-	struct event *io, *flush_timer;
-	evutil_socket_t io_fd;
-	short io_what;
-	int64_t retry_at;
-	unsigned flush_ms;
+	struct params *sent;         /* the parameters of the batch in flight */
 } w;
 
 static int row_eq(const void *item, const void *key)
@@ -240,97 +228,26 @@ static void batch_done(void)
 	atomic_store(&st.last_flush_unix, (int64_t)time(NULL));
 }
 
-/* ---- the asynchronous connection -------------------------------------------------------- */
+/* ---- the writer's callbacks (util/dbwriter.h) ----------------------------------------------- */
 
-static void io_cb(evutil_socket_t fd, short what, void *arg);
-
-static void watch(short what)
+static void seed_row(void *arg, int ncols, const char *const *v)
 {
-	evutil_socket_t fd = PQsocket(w.conn);
+	struct usage_seed_row *s;
 
-	if (w.io && (w.io_fd != fd || w.io_what != what)) {
-		event_free(w.io);
-		w.io = NULL;
-	}
-	if (!w.io && fd >= 0) {
-		w.io = event_new(w.base, fd, what | EV_PERSIST, io_cb, NULL);
-		w.io_fd = fd;
-		w.io_what = what;
-		event_add(w.io, NULL);
-	}
-}
-
-static void seed_done(int ok);
-
-static void drop(const char *why)
-{
-	if (w.conn) {
-		if (atomic_load(&st.db_up))
-			log_warn("usage: PostgreSQL writer %s: %s; usage is kept in memory (up to "
-				 "usage_max_rows rows) and written later", why, PQerrorMessage(w.conn));
-		PQfinish(w.conn);
-	}
-	if (w.io)
-		event_free(w.io);
-	w.io = NULL;
-	w.conn = NULL;
-	w.connecting = w.busy = 0;
-	if (w.seeding)
-		seed_done(0);
-	w.retry_at = (int64_t)time(NULL) + RETRY_MS / 1000;
-	atomic_store(&st.db_up, 0);
-}
-
-static void connect_step(void)
-{
-	switch (PQconnectPoll(w.conn)) {
-	case PGRES_POLLING_READING: watch(EV_READ); break;
-	case PGRES_POLLING_WRITING: watch(EV_WRITE); break;
-	case PGRES_POLLING_OK:
-		w.connecting = 0;
-		PQsetnonblocking(w.conn, 1);
-		watch(EV_READ);
-		atomic_store(&st.db_up, 1);
-		if (seed_fn) /* the limits wait for the seed: read it now, not at the next tick */
-			event_active(w.flush_timer, EV_TIMEOUT, 0);
-		break;
-	default: drop("could not connect"); break;
-	}
-}
-
-static void start_connect(void)
-{
-	const char *keys[] = { "dbname", "application_name", NULL };
-	const char *vals[] = { w.conninfo, "jairouter-usage", NULL };
-
-	w.conn = PQconnectStartParams(keys, vals, 1);
-	if (!w.conn || PQstatus(w.conn) == CONNECTION_BAD) {
-		drop("could not start connecting");
+	(void)arg;
+	if (!w.seeding || ncols != 6)
 		return;
-	}
-	w.connecting = 1;
-	connect_step();
-}
-
-static void seed_rows(const PGresult *r)
-{
-	int n = PQntuples(r);
-
-	if (PQnfields(r) != 6)
-		return;
-	if (w.nseed + (size_t)n > w.seed_cap) {
-		w.seed_cap = w.nseed + (size_t)n;
+	if (w.nseed == w.seed_cap) {
+		w.seed_cap = w.seed_cap ? 2 * w.seed_cap : 64;
 		w.seed = xrealloc(w.seed, w.seed_cap * sizeof(*w.seed));
 	}
-	for (int i = 0; i < n; i++) {
-		struct usage_seed_row *s = &w.seed[w.nseed++];
-		s->day = strtoll(PQgetvalue(r, i, 0), NULL, 10);
-		s->tenant_id = strtoll(PQgetvalue(r, i, 1), NULL, 10);
-		s->key_id = strtoll(PQgetvalue(r, i, 2), NULL, 10);
-		s->model_id = strtoll(PQgetvalue(r, i, 3), NULL, 10);
-		s->tokens = strtoll(PQgetvalue(r, i, 4), NULL, 10);
-		s->cost_micro = strtoll(PQgetvalue(r, i, 5), NULL, 10);
-	}
+	s = &w.seed[w.nseed++];
+	s->day = strtoll(v[0] ? v[0] : "0", NULL, 10);
+	s->tenant_id = strtoll(v[1] ? v[1] : "0", NULL, 10);
+	s->key_id = strtoll(v[2] ? v[2] : "0", NULL, 10);
+	s->model_id = strtoll(v[3] ? v[3] : "0", NULL, 10);
+	s->tokens = strtoll(v[4] ? v[4] : "0", NULL, 10);
+	s->cost_micro = strtoll(v[5] ? v[5] : "0", NULL, 10);
 }
 
 static void seed_done(int ok)
@@ -352,117 +269,71 @@ static void seed_done(int ok)
 	w.nseed = w.seed_cap = 0;
 }
 
-static void read_results(void)
+static int next_query(void *arg, struct dbw_query *q)
 {
-	PGresult *r;
-
-	if (!PQconsumeInput(w.conn)) {
-		atomic_fetch_add(&st.batch_errors, 1);
-		drop("lost its connection");
-		return;
-	}
-	while (!PQisBusy(w.conn)) {
-		if (!(r = PQgetResult(w.conn))) {
-			/* The query is over: written, or kept to be re-sent. */
-			w.busy = 0;
-			if (w.seeding)
-				seed_done(!w.failed);
-			else if (w.failed)
-				atomic_fetch_add(&st.batch_errors, 1);
-			else
-				batch_done();
-			w.failed = 0;
-			return;
-		}
-		if (w.seeding && PQresultStatus(r) == PGRES_TUPLES_OK)
-			seed_rows(r);
-		if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
-			log_warn("usage: batch write failed: %s", PQresultErrorMessage(r));
-			w.failed = 1;
-		}
-		PQclear(r);
-	}
-}
-
-static void io_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
 	(void)arg;
-	if (!w.conn)
-		return;
-	if (w.connecting)
-		connect_step();
-	else if (w.busy)
-		read_results();
-	else if (!PQconsumeInput(w.conn))
-		drop("lost its connection");
-	if (w.conn && !w.connecting && w.busy && PQflush(w.conn) == 1)
-		watch(EV_READ | EV_WRITE);
-	else if (w.conn && !w.connecting)
-		watch(EV_READ);
-}
-
-static void send_batch(void)
-{
-	struct params p;
-	int ok;
-
-	params_build(&p, &inflight);
-	ok = PQsendQueryParams(w.conn, FLUSH_SQL, 11, NULL, (const char *const *)p.val, NULL, NULL, 0);
-	params_free(&p);
-	if (!ok) {
-		atomic_fetch_add(&st.batch_errors, 1);
-		drop("could not send a batch");
-		return;
-	}
-	w.busy = 1;
-	w.busy_since = time(NULL);
-	watch(PQflush(w.conn) == 1 ? EV_READ | EV_WRITE : EV_READ);
-}
-
-static void flush_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	(void)arg;
-	if (!w.conninfo)
-		return;
-	if (!w.conn) {
-		if ((int64_t)time(NULL) >= w.retry_at)
-			start_connect();
-		return;
-	}
-	if (w.connecting)
-		return;
-	if (w.busy) {
-		if (time(NULL) - w.busy_since > QUERY_TIMEOUT_S) {
-			atomic_fetch_add(&st.batch_errors, 1);
-			drop("timed out");
-		}
-		return;
-	}
 	if (seed_fn) {
 		/* Before any batch: this process' own usage must not be in the seed. */
-		if (!PQsendQueryParams(w.conn, SEED_SQL, 0, NULL, NULL, NULL, NULL, 0)) {
-			drop("could not send the usage query");
-			return;
-		}
-		w.seeding = w.busy = 1;
-		w.busy_since = time(NULL);
-		watch(PQflush(w.conn) == 1 ? EV_READ | EV_WRITE : EV_READ);
-		return;
+		w.seeding = 1;
+		q->sql = SEED_SQL;
+		q->nparams = 0;
+		q->params = NULL;
+		return 1;
 	}
 	take_batch();
-	if (inflight.rows)
-		send_batch();
+	if (!inflight.rows)
+		return 0;
+	w.sent = xmalloc(sizeof(*w.sent));
+	params_build(w.sent, &inflight);
+	q->sql = FLUSH_SQL;
+	q->nparams = 11;
+	q->params = (const char *const *)w.sent->val;
+	return 1;
 }
+
+/* The batch in flight is written, or kept to be re-sent. */
+static void query_done(void *arg, enum dbw_status status, const char *err)
+{
+	(void)arg;
+	if (w.sent) {
+		params_free(w.sent);
+		free(w.sent);
+		w.sent = NULL;
+	}
+	if (w.seeding) {
+		if (status == DBW_ERROR)
+			log_warn("usage: reading this month's usage failed: %s", err);
+		if (status == DBW_STOP) {
+			w.seeding = 0;
+			free(w.seed);
+			w.seed = NULL;
+			w.nseed = w.seed_cap = 0;
+		} else {
+			seed_done(status == DBW_OK);
+		}
+		return;
+	}
+	if (status == DBW_OK)
+		batch_done();
+	else if (status == DBW_ERROR)
+		log_warn("usage: batch write failed: %s", err);
+	if (status == DBW_ERROR || status == DBW_LOST)
+		atomic_fetch_add(&st.batch_errors, 1);
+}
+
+static const struct dbw_ops writer_ops = {
+	.name = "usage",
+	.appname = "jairouter-usage",
+	.down_msg = "usage is kept in memory (up to usage_max_rows rows) and written later",
+	.next = next_query,
+	.row = seed_row,
+	.done = query_done,
+};
 
 int usage_start(struct event_base *base, const char *conninfo, unsigned flush_ms, size_t maxr)
 {
 	unsigned char rnd[8];
 	char host[64] = "agent";
-	struct timeval tv;
 
 	pthread_mutex_lock(&mu);
 	if (!agg_init) {
@@ -477,16 +348,11 @@ int usage_start(struct event_base *base, const char *conninfo, unsigned flush_ms
 	snprintf(agent_id, sizeof(agent_id), "%.40s:%d:%02x%02x%02x%02x%02x%02x%02x%02x", host,
 		 (int)getpid(), rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
 	memset(&w, 0, sizeof(w));
-	w.base = base;
-	w.flush_ms = flush_ms;
-	if (conninfo && conninfo[0])
-		w.conninfo = strdup(conninfo);
-	w.flush_timer = event_new(base, -1, EV_PERSIST, flush_cb, NULL);
-	tv.tv_sec = flush_ms / 1000;
-	tv.tv_usec = (flush_ms % 1000) * 1000;
-	event_add(w.flush_timer, &tv);
-	if (w.conninfo)
-		start_connect();
+	if (conninfo && conninfo[0]) {
+		w.pg = dbw_start(base, conninfo, flush_ms, &writer_ops, NULL);
+		if (!w.pg)
+			return -1;
+	}
 	return 0;
 }
 
@@ -496,54 +362,31 @@ static void free_row(void *item, void *arg)
 	free(item);
 }
 
-/* Graceful stop: one blocking connection writes the waiting batch, then the rest. */
-static int write_sync(PGconn *c, const struct batch *b)
+/* Graceful stop: a blocking connection writes the waiting batch, then the rest. */
+static int write_sync(const struct batch *b)
 {
 	struct params p;
-	PGresult *r;
-	int ok;
+	struct dbw_query q = { FLUSH_SQL, 11, NULL };
+	int rc;
 
 	params_build(&p, b);
-	r = PQexecParams(c, FLUSH_SQL, 11, NULL, (const char *const *)p.val, NULL, NULL, 0);
+	q.params = (const char *const *)p.val;
+	rc = dbw_exec_sync(w.pg, &q);
 	params_free(&p);
-	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-	if (!ok)
-		log_error("usage: final write failed: %s", PQresultErrorMessage(r));
-	PQclear(r);
-	return ok ? 0 : -1;
+	return rc;
 }
 
 void usage_stop(void)
 {
-	const char *keys[] = { "dbname", "connect_timeout", "application_name", NULL };
-	const char *vals[] = { w.conninfo, "3", "jairouter-usage", NULL };
-	PGconn *c = NULL;
 	size_t lost = 0;
 
-	if (w.flush_timer)
-		event_free(w.flush_timer);
-	if (w.io)
-		event_free(w.io);
-	if (w.conn)
-		PQfinish(w.conn); /* a batch in flight is re-sent below: applied at most once */
-	w.conn = NULL;
-	w.io = w.flush_timer = NULL;
-	if (w.conninfo) {
-		c = PQconnectdbParams(keys, vals, 1);
-		if (PQstatus(c) != CONNECTION_OK) {
-			log_error("usage: cannot write the last usage at stop: %s", PQerrorMessage(c));
-			PQfinish(c);
-			c = NULL;
-		} else {
-			PQclear(PQexec(c, "SET statement_timeout = '5s'"));
-		}
-	}
+	dbw_halt(w.pg); /* a batch in flight is re-sent below: applied at most once */
 	for (int round = 0; round < 2; round++) {
 		if (!inflight.rows)
 			take_batch();
 		if (!inflight.rows)
 			break;
-		if (c && write_sync(c, &inflight) == 0) {
+		if (write_sync(&inflight) == 0) {
 			batch_done();
 		} else {
 			lost += inflight.n;
@@ -556,11 +399,11 @@ void usage_stop(void)
 	}
 	if (lost)
 		log_error("usage: %zu aggregated row(s) could not be written at stop", lost);
-	else if (w.conninfo)
+	else if (w.pg)
 		log_info("usage: written to PostgreSQL at stop");
 	atomic_fetch_add(&st.rows_dropped, lost);
-	if (c)
-		PQfinish(c);
+	dbw_free(w.pg);
+	w.pg = NULL;
 	pthread_mutex_lock(&mu);
 	if (agg_init) {
 		hmap_each(&agg, free_row, NULL);
@@ -568,8 +411,6 @@ void usage_stop(void)
 		agg_init = 0;
 	}
 	pthread_mutex_unlock(&mu);
-	free(w.conninfo);
-	w.conninfo = NULL;
 }
 
 void usage_stats(struct usage_stats *o)
@@ -584,7 +425,7 @@ void usage_stats(struct usage_stats *o)
 	o->rows_written = atomic_load(&st.rows_written);
 	o->rows_dropped = atomic_load(&st.rows_dropped);
 	o->last_flush_unix = atomic_load(&st.last_flush_unix);
-	o->db_up = atomic_load(&st.db_up);
+	o->db_up = dbw_up(w.pg);
 }
 
 void usage_render_metrics(struct evbuffer *out, void *arg)

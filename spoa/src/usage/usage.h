@@ -2,7 +2,8 @@
  * usage: what admitted requests used, aggregated in memory per (UTC day, tenant, key,
  * model) and written to PostgreSQL (jairouter.usage_daily, sql/006) in batches.
  *
- * Writer: its own libpq connection, asynchronous on the control loop. Every
+ * Writer: a util/dbwriter.h batch writer (its own connection), asynchronous on the control
+ * loop. Every
  * usage_flush_ms the aggregates are swapped out as one batch and sent as one statement
  * (arrays unnested server-side) that also records (agent id, batch number) in
  * jairouter.usage_batches: a batch re-sent after a lost acknowledgement is applied
