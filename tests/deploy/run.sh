@@ -11,7 +11,8 @@
 #   Kubernetes  `kubectl kustomize` of every overlay (production with throwaway secret
 #               files), each rendered object validated offline by tests/deploy/validate.mjs
 #               (Kubernetes and Prometheus Operator schemas, references between objects);
-#               a broken render must be refused.
+#               a broken render must be refused; the agent configurations pass
+#               `jairouter-spoa -t`.
 # Prints "ok NAME" / "not ok NAME" per check and "N passed, N failed" last.
 # kubectl: the one on PATH, else Debian's kubernetes-client is installed (root).
 set -euo pipefail
@@ -35,6 +36,11 @@ step() {
 		failed=$((failed + 1))
 	fi
 }
+
+# The release binaries: the units name them, the agent checks the manifests' configurations.
+if [[ ! -x build/release/jairouter-spoa || ! -x build/release/jairouter-adapter ]]; then
+	make -s -j2 build/release/jairouter-spoa build/release/jairouter-adapter >&2
+fi
 
 # ---- systemd ---------------------------------------------------------------------------
 
@@ -89,9 +95,6 @@ exposure() {
 
 if ((EUID == 0)) && command -v systemd-analyze >/dev/null; then
 	mkdir -p "$dir/bin"
-	if [[ ! -x build/release/jairouter-spoa || ! -x build/release/jairouter-adapter ]]; then
-		make -s -j2 build/release/jairouter-spoa build/release/jairouter-adapter >&2
-	fi
 	cp build/release/jairouter-spoa build/release/jairouter-adapter "$dir/bin/"
 	step systemd_units_verify_clean units_verify_clean
 	step systemd_verify_reports_bad_unit verify_reports jairouter-adapter.service
@@ -151,6 +154,24 @@ validator_refuses() {
 		grep -q 'replicas must be integer' "$dir/broken.checks" &&
 		grep -q 'no volume no-such-volume' "$dir/broken.checks"
 }
+
+# The agent configurations of the manifests pass `jairouter-spoa -t` (production's master
+# key path pointed at a throwaway key file with the permissions the agent demands).
+agent_conf_ok() {
+	build/release/jairouter-spoa -t -c "$1" >"$dir/agent-t.out" 2>&1 || {
+		sed 's/^/# /' "$dir/agent-t.out"
+		return 1
+	}
+}
+agent_conf_production() {
+	local conf=$dir/spoa-production.conf
+	(umask 077 && printf 'k1:%s\n' "$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" >"$dir/master.keys")
+	sed "s|^master_key_file = .*|master_key_file = $dir/master.keys|" \
+		deploy/kubernetes/overlays/production/jairouter-spoa.conf >"$conf"
+	grep -q "^master_key_file = $dir/master.keys" "$conf" && agent_conf_ok "$conf"
+}
+step agent_config_kubernetes_base agent_conf_ok deploy/kubernetes/base/config/jairouter-spoa.conf
+step agent_config_kubernetes_production agent_conf_production
 
 step kubectl_available kubectl_ready
 step validator_installed validator_ready
