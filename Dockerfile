@@ -11,12 +11,14 @@
 # command. docs/deploy.md ("Containers") has the whole procedure.
 #
 #   agent (default)  the default command, jairouter-spoa -c /etc/jairouter/jairouter-spoa.conf:
-#                    mount that file; in a container it needs listen = 0.0.0.0:12345,
-#                    metrics_listen = 0.0.0.0:9180, report_listen = 0.0.0.0:12346
+#                    mount that file. The three processes sharing one network namespace
+#                    (a pod, --network host) keep its 127.0.0.1 addresses; in separate ones
+#                    set listen, metrics_listen and report_listen to 0.0.0.0
 #   adapter          jairouter-adapter --listen 0.0.0.0:8090 --report AGENT:12346
 #   HAProxy          haproxy -W -db -f /etc/jairouter/haproxy/haproxy.cfg
 #                         -f /etc/jairouter/haproxy/jairouter.cfg -f /etc/jairouter/haproxy/models.cfg
 #                    (haproxy.cfg and models.cfg are the demo's: mount your own over them)
+#                    stop it with SIGUSR1 (graceful; SIGTERM is its hard stop)
 #   migrations       jairouter-migrate, with JAIROUTER_DATABASE set
 #   administration   jairouterctl ..., with JAIROUTER_DATABASE set
 #
