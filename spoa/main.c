@@ -9,7 +9,7 @@
  */
 #include "admin/admin.h"
 #include "config/config.h"
-#include "limit/stage.h"
+#include "pipeline/limits.h"
 #include "cred/cred.h"
 #include "lb/lb.h"
 #include "metrics/metrics.h"
@@ -19,6 +19,8 @@
 #include "audit/identity_metrics.h"
 #include "net/server.h"
 #include "pg/pgsync.h"
+#include "redis/fleet.h"
+#include "pipeline/pipeline.h"
 #include "report/report.h"
 #include "state/state.h"
 #include "usage/usage.h"
@@ -260,6 +262,17 @@ static struct event *add_signal(struct app *app, int sig, event_callback_fn fn)
 	return ev;
 }
 
+/* What each worker frees as it exits: the limits' Redis connection, the stages' caches. */
+static const struct server_exit_hooks *worker_exit_hooks(void)
+{
+	static struct server_exit_hooks hooks;
+
+	hooks.n = 0;
+	server_exit_hooks_add(&hooks, limits_worker_exit, NULL);
+	server_exit_hooks_add(&hooks, pl_worker_exit, NULL);
+	return &hooks;
+}
+
 static int start(struct app *app)
 {
 	struct lb_opts lo;
@@ -290,6 +303,7 @@ static int start(struct app *app)
 		}
 	}
 	/* Limits and usage before the workers start (the fleet connections hook into them). */
+	limits_set_remote(&fleet_remote);
 	if (limits_start(app->base, &app->cfg) < 0 ||
 	    usage_start(app->base, app->cfg.database, app->cfg.usage_flush_ms, app->cfg.usage_max_rows) < 0) {
 		log_error("limits: could not start");
@@ -298,7 +312,7 @@ static int start(struct app *app)
 	metrics_add_renderer(limits_render_metrics, NULL);
 	metrics_add_renderer(usage_render_metrics, NULL);
 	metrics_add_renderer(identity_render_metrics, NULL);
-	app->server = server_start(app->base, &app->cfg, err, sizeof(err));
+	app->server = server_start(app->base, &app->cfg, worker_exit_hooks(), err, sizeof(err));
 	if (!app->server) {
 		log_error("%s", err);
 		return -1;
@@ -318,6 +332,7 @@ static int start(struct app *app)
 		log_error("%s", err);
 		return -1;
 	}
+	metrics_add_renderer(lb_render_metrics, NULL);
 	if (app->cfg.metrics_listen[0]) {
 		app->admin = admin_start(app->base, app->cfg.metrics_listen, gauges, app, err, sizeof(err));
 		if (!app->admin) {

@@ -9,6 +9,8 @@
 #include "lb/lb.h"
 #include "lb/strategy.h"
 #include "lb/table.h"
+#include "pipeline/pipeline.h"
+#include "state/policy.h"
 #include "state/state.h"
 
 #include <stdio.h>
@@ -70,8 +72,7 @@ static void bench_route(size_t n, unsigned iters)
 {
 	struct state *st = state_new();
 	struct st_model m;
-	struct pl_ctx ctx;
-	struct pl_policy pol = { 0, 0 };
+	struct lb_request q;
 	struct lb_route r;
 	char *csv = csv_of(n), err[128];
 	double t0, t1;
@@ -84,13 +85,15 @@ static void bench_route(size_t n, unsigned iters)
 	state_put_model(st, &m);
 	store_replace(st);
 	lb_publish(lb_table_parse(csv, strlen(csv), lb_now_ms(), NULL, err, sizeof(err)), lb_now_ms());
-	pl_ctx_init(&ctx, &pol);
-	ctx.service = PL_SVC_CHAT;
-	snprintf(ctx.out.model, sizeof(ctx.out.model), "bench-model");
-	snprintf(ctx.out.backend, sizeof(ctx.out.backend), "be_bench");
+	/* A chat request as the route stage describes it (lb/lb.h). */
+	memset(&q, 0, sizeof(q));
+	q.model = "bench-model";
+	q.backend = "be_bench";
+	q.service = PL_SVC_CHAT;
+	q.service_bit = policy_service_bit("chat", 4);
 	t0 = now_ns();
 	for (unsigned i = 0; i < iters; i++) {
-		lb_route(&ctx, &r);
+		lb_route(&q, &r);
 		lb_release("be_bench", r.server);
 	}
 	t1 = now_ns();

@@ -5,6 +5,7 @@
 #   tests/pg/test_policy_sql.sh  tenant policy: grants, key rotation, credentials, audit
 #   tests/pg/test_routing_sql.sh routing policies, fallback chains, virtual models
 #   test_pgsync              the agent's synchroniser under ASan + UBSan
+#   test_writers             the usage and security-audit writers, likewise
 # each against a database of its own. The last line is the summed
 # "N passed, N failed"; the exit status is non-zero on any failure.
 #
@@ -60,6 +61,7 @@ step() {
 	fi
 }
 
+# build_test NAME: tests/pg/NAME.c against the ASan library, into $dir/NAME.
 build_test() {
 	local cflags libs
 	make -s MODE=asan build/asan/libjrspoa.a >&2 || return 1
@@ -69,7 +71,21 @@ build_test() {
 	cc -std=c11 -D_GNU_SOURCE -pthread -Wall -Wextra -Wshadow -Wstrict-prototypes \
 		-Wmissing-prototypes -Wformat=2 -Wvla -Werror -Ispoa/src $cflags \
 		-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all \
-		-o "$dir/test_pgsync" tests/pg/test_pgsync.c build/asan/libjrspoa.a $libs -lm
+		-o "$dir/$1" "tests/pg/$1.c" build/asan/libjrspoa.a $libs -lm
+}
+
+# run_c_test NAME DB: runs $dir/NAME under the sanitizers and tallies it.
+run_c_test() {
+	[[ -x $dir/$1 ]] || return 0
+	echo "# $1 (ASan + UBSan)"
+	ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1} \
+		UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
+		"$dir/$1" "$2" 2>&1 | tee "$dir/$1.log" || true
+	tally "$dir/$1.log"
+	if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$dir/$1.log"; then
+		echo "not ok sanitizer_clean_$1"
+		failed=$((failed + 1))
+	fi
 }
 
 migrate_twice() {
@@ -93,13 +109,16 @@ sync_db=$(pg_create_db "$port" jr_pgsync)
 policy_db=$(pg_create_db "$port" jr_policy)
 routing_db=$(pg_create_db "$port" jr_routing)
 identity_db=$(pg_create_db "$port" jr_identity)
+writers_db=$(pg_create_db "$port" jr_writers)
 
 step migrate_sql_db migrate_twice "$sql_db"
 step migrate_pgsync_db migrate_twice "$sync_db"
 step migrate_policy_db migrate_twice "$policy_db"
 step migrate_routing_db migrate_twice "$routing_db"
 step migrate_identity_db migrate_twice "$identity_db"
-step build_test_pgsync build_test
+step migrate_writers_db migrate_twice "$writers_db"
+step build_test_pgsync build_test test_pgsync
+step build_test_writers build_test test_writers
 
 echo "# test_sql.sh"
 JAIROUTER_DATABASE=$sql_db bash tests/pg/test_sql.sh 2>&1 | tee "$dir/test_sql.log" || true
@@ -117,17 +136,8 @@ echo "# test_identity_sql.sh"
 JAIROUTER_DATABASE=$identity_db bash tests/pg/test_identity_sql.sh 2>&1 | tee "$dir/test_identity_sql.log" || true
 tally "$dir/test_identity_sql.log"
 
-if [[ -x $dir/test_pgsync ]]; then
-	echo "# test_pgsync (ASan + UBSan)"
-	ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1} \
-		UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
-		"$dir/test_pgsync" "$sync_db" 2>&1 | tee "$dir/test_pgsync.log" || true
-	tally "$dir/test_pgsync.log"
-	if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$dir/test_pgsync.log"; then
-		echo "not ok sanitizer_clean"
-		failed=$((failed + 1))
-	fi
-fi
+run_c_test test_pgsync "$sync_db"
+run_c_test test_writers "$writers_db"
 
 if ((failed > 0)); then
 	echo "# server log (last 50 lines)"

@@ -5,6 +5,7 @@
 #ifndef JR_TEST_JWT_FIXTURES_H
 #define JR_TEST_JWT_FIXTURES_H
 
+#include "authz/ident.h"
 #include "jwt/jwt.h"
 
 #include <openssl/bn.h>
@@ -133,6 +134,26 @@ static inline void fxj_header(char *out, size_t cap, const char *alg, const char
 		snprintf(out, cap, "{\"alg\":\"%s\",\"kid\":\"%s\",\"typ\":\"JWT\"}", alg, kid);
 	else
 		snprintf(out, cap, "{\"alg\":\"%s\",\"typ\":\"JWT\"}", alg);
+}
+
+/* Puts an HS* secret into id as key row `row` of issuer `issuer` (an "oct" JWK with kid).
+ * 0, or -1 when the JWK does not parse. */
+static inline int fxj_put_secret(struct ident *id, int64_t row, int64_t issuer, const uint8_t *secret,
+				 size_t n, const char *kid)
+{
+	char b[128], jwk[320], err[128];
+	struct id_key k;
+
+	jwt_b64url_encode(secret, n, b, sizeof(b));
+	snprintf(jwk, sizeof(jwk), "{\"kty\":\"oct\",\"k\":\"%s\",\"kid\":\"%s\"}", b, kid);
+	memset(&k, 0, sizeof(k));
+	k.id = row;
+	k.issuer_id = issuer;
+	k.enabled = 1;
+	if (jwk_parse_text(jwk, strlen(jwk), NULL, &k.key, err, sizeof(err)) < 0)
+		return -1;
+	ident_put_key(id, &k);
+	return 0;
 }
 
 #endif /* JR_TEST_JWT_FIXTURES_H */

@@ -7,7 +7,6 @@
 #include "abuse/abuse.h"
 #include "auth/apikey.h"
 #include "authz/ident.h"
-#include "authz/idsync.h"
 #include "pipeline/pipeline.h"
 #include "state/state.h"
 
@@ -23,7 +22,6 @@
 #define KEY_PLAIN "jr-00000000000000000000000000000000000000000000000000000000000000aa"
 #define KEY_ROLES "jr-00000000000000000000000000000000000000000000000000000000000000bb"
 
-void pl_identity_cache_free(void);
 
 static EVP_PKEY *rsa, *ec;
 static const uint8_t SECRET[32] = "0123456789abcdef0123456789abcdef";
@@ -86,8 +84,6 @@ static void load(void)
 	struct st_model m1 = { .id = 1, .name = "demo-model", .backend = "be_mock" };
 	struct st_model m2 = { .id = 2, .name = "big-model", .backend = "be_mock" };
 	struct id_issuer is;
-	char b[100], jwk[300], err[100];
-	struct id_key hk;
 	int bad;
 
 	m1.services = m2.services = FX_SERVICES_ALL;
@@ -125,19 +121,12 @@ static void load(void)
 	is.require_exp = 1;
 	snprintf(is.tenant_claim, sizeof(is.tenant_claim), "org");
 	snprintf(is.role_claim, sizeof(is.role_claim), "scope");
-	is.role_map = idsync_role_map("{\"gw.chat\":\"user\",\"gw.admin\":\"admin\"}", &bad);
+	is.role_map = ident_role_map_parse("{\"gw.chat\":\"user\",\"gw.admin\":\"admin\"}", &bad);
 	snprintf(is.default_roles[0], sizeof(is.default_roles[0]), "reader");
 	is.ndefault_roles = 1;
 	is.enabled = 1;
 	ident_put_issuer(id, &is);
-	jwt_b64url_encode(SECRET, sizeof(SECRET), b, sizeof(b));
-	snprintf(jwk, sizeof(jwk), "{\"kty\":\"oct\",\"k\":\"%s\",\"kid\":\"h1\"}", b);
-	memset(&hk, 0, sizeof(hk));
-	hk.id = 20;
-	hk.issuer_id = 2;
-	hk.enabled = 1;
-	CHECK_EQ_INT(jwk_parse_text(jwk, strlen(jwk), NULL, &hk.key, err, sizeof(err)), 0);
-	ident_put_key(id, &hk);
+	CHECK_EQ_INT(fxj_put_secret(id, 20, 2, SECRET, sizeof(SECRET), "h1"), 0);
 
 	add_role(id, 100, 0, "user", "service:chat,model:*", NULL);
 	add_role(id, 101, 0, "admin", "*", NULL);
@@ -545,7 +534,7 @@ int main(void)
 	RUN(test_opaque_failure_policy);
 	RUN(test_lockout);
 	store_destroy();
-	pl_identity_cache_free();
+	pl_worker_exit(NULL);
 	EVP_PKEY_free(rsa);
 	EVP_PKEY_free(ec);
 	TEST_END();

@@ -9,7 +9,9 @@
 #include "lb/lb.h"
 #include "lb/strategy.h"
 #include "lb/table.h"
+#include "pipeline/pipeline.h"
 #include "report/report.h"
+#include "state/policy.h"
 #include "state/state.h"
 
 #include "testlib.h"
@@ -537,19 +539,26 @@ static void add_model(struct state *s, int64_t id, const char *name, const char 
 	state_put_model(s, &m);
 }
 
+/* A chat request of tenant 1 for model on backend be, as the route stage describes it. */
+static void chat_request(struct lb_request *q, const char *model, const char *be)
+{
+	const char *svc = pl_service_name(PL_SVC_CHAT);
+
+	memset(q, 0, sizeof(*q));
+	q->model = model;
+	q->backend = be;
+	q->service = PL_SVC_CHAT;
+	q->service_bit = policy_service_bit(svc, strlen(svc));
+	q->tenant_id = 1;
+}
+
 static void route(const char *model, const char *be, int stream, struct lb_route *r)
 {
-	struct pl_ctx ctx;
-	struct pl_policy pol = { 0, 0 };
+	struct lb_request q;
 
-	pl_ctx_init(&ctx, &pol);
-	ctx.service = PL_SVC_CHAT;
-	ctx.tenant_id = 1;
-	ctx.in.stream = stream;
-	snprintf(ctx.out.model, sizeof(ctx.out.model), "%s", model);
-	snprintf(ctx.out.backend, sizeof(ctx.out.backend), "%s", be);
-	lb_route(&ctx, r);
-	pl_ctx_clear(&ctx);
+	chat_request(&q, model, be);
+	q.stream = stream;
+	lb_route(&q, r);
 }
 
 static void test_route_fallback_chain(void)
@@ -594,18 +603,12 @@ static void test_route_fallback_chain(void)
 
 static void route_body(const char *model, const char *body, struct lb_route *r)
 {
-	struct pl_ctx ctx;
-	struct pl_policy pol = { 0, 0 };
+	struct lb_request q;
 
-	pl_ctx_init(&ctx, &pol);
-	ctx.service = PL_SVC_CHAT;
-	ctx.tenant_id = 1;
-	ctx.in.body.ptr = body;
-	ctx.in.body.len = strlen(body);
-	snprintf(ctx.out.model, sizeof(ctx.out.model), "%s", model);
-	snprintf(ctx.out.backend, sizeof(ctx.out.backend), "be_b");
-	lb_route(&ctx, r);
-	pl_ctx_clear(&ctx);
+	chat_request(&q, model, "be_b");
+	q.body = body;
+	q.body_len = strlen(body);
+	lb_route(&q, r);
 }
 
 static void put_priced(struct state *s, int64_t id, const char *name, const char *be, uint32_t caps,
@@ -709,6 +712,108 @@ static void test_reports_feed_the_table(void)
 	lb_set_clock(NULL);
 }
 
+/* ---- the pipeline owns the in-flight slot --------------------------------------------- */
+
+static int n_done, n_released;
+
+static void on_done(struct pl_ctx *ctx, void *arg)
+{
+	(void)ctx;
+	(void)arg;
+	n_done++;
+}
+
+static void on_release(struct pl_ctx *ctx, void *arg)
+{
+	(void)ctx;
+	(void)arg;
+	n_released++;
+}
+
+static enum pl_result st_refuse(struct pl_ctx *ctx)
+{
+	return pl_deny(ctx, 429, PL_R_RATE_LIMITED, "rate_limit_error", NULL, NULL, "refused");
+}
+
+static enum pl_result st_detour(struct pl_ctx *ctx)
+{
+	ctx->out.server[0] = '\0'; /* as the adapter stage: another upstream takes it */
+	snprintf(ctx->out.backend, sizeof(ctx->out.backend), "be_adapter");
+	return PL_NEXT;
+}
+
+static enum pl_result st_wait(struct pl_ctx *ctx)
+{
+	(void)ctx;
+	return PL_PENDING;
+}
+
+static struct lb_server *server_b1(void)
+{
+	return &lb_table_backend(lb_live(), "be_b")->srv[0];
+}
+
+/* Runs the real route stage, then `then` (NULL: nothing), for model "second" on be_b. */
+static void decide(struct pl_ctx *ctx, enum pl_result (*then)(struct pl_ctx *))
+{
+	struct pl_policy pol = { 0, 0 };
+	struct pl_stage stages[2];
+	size_t n = 0;
+
+	for (size_t i = 0; i < pl_default_nstages; i++)
+		if (strcmp(pl_default_stages[i].name, "route") == 0)
+			stages[n++] = pl_default_stages[i];
+	if (then)
+		stages[n++] = (struct pl_stage){ "then", then };
+	pl_ctx_init(ctx, &pol);
+	ctx->service = PL_SVC_CHAT;
+	ctx->tenant_id = 1;
+	snprintf(ctx->out.model, sizeof(ctx->out.model), "second");
+	snprintf(ctx->out.backend, sizeof(ctx->out.backend), "be_b");
+	n_done = n_released = 0;
+	pl_start(ctx, stages, n, on_done, on_release, NULL);
+}
+
+/* The route stage takes a slot on b1; whatever ends the decision, the slot is given back
+ * exactly once unless the verdict sends the request to b1 (five slots held elsewhere make
+ * a second release visible). */
+static void test_pipeline_settles_the_slot(void)
+{
+	struct state *s = state_new();
+	struct pl_ctx ctx;
+
+	lb_set_clock(fake_clock);
+	add_model(s, 2, "second", "be_b", 0);
+	store_replace(s);
+	lb_publish(parse(CSV_ROUTE, fake_now), fake_now);
+	atomic_store(&server_b1()->d.inflight, 5);
+	decide(&ctx, NULL); /* allowed to b1: the slot stays until the report */
+	CHECK(ctx.out.allow);
+	CHECK_EQ_STR(ctx.out.server, "b1");
+	CHECK_EQ_INT(atomic_load(&server_b1()->d.inflight), 6);
+	pl_ctx_clear(&ctx);
+	atomic_store(&server_b1()->d.inflight, 5);
+	decide(&ctx, st_refuse); /* a later stage refuses */
+	CHECK(!ctx.out.allow);
+	CHECK_EQ_INT(atomic_load(&server_b1()->d.inflight), 5);
+	pl_ctx_clear(&ctx);
+	decide(&ctx, st_detour); /* allowed, but through another upstream */
+	CHECK(ctx.out.allow);
+	CHECK_EQ_INT(atomic_load(&server_b1()->d.inflight), 5);
+	pl_ctx_clear(&ctx);
+	decide(&ctx, st_wait); /* the deadline answers first, the late stage comes back */
+	CHECK_EQ_INT(atomic_load(&server_b1()->d.inflight), 6);
+	pl_abandon(&ctx);
+	CHECK_EQ_INT(atomic_load(&server_b1()->d.inflight), 5);
+	pl_resume(&ctx, PL_DONE);
+	CHECK_EQ_INT(atomic_load(&server_b1()->d.inflight), 5);
+	CHECK_EQ_INT(n_done, 1);
+	CHECK_EQ_INT(n_released, 1);
+	pl_ctx_clear(&ctx);
+	lb_stop();
+	lb_set_clock(NULL);
+}
+
 int main(void)
 {
 	lb_rng_seed(&test_rng, 99);
@@ -732,6 +837,7 @@ int main(void)
 	RUN(test_route_fallback_chain);
 	RUN(test_reports_feed_the_table);
 	RUN(test_route_virtual_model);
+	RUN(test_pipeline_settles_the_slot);
 	store_destroy();
 	TEST_END();
 }

@@ -394,7 +394,7 @@ static void test_local_overflow_shares_a_counter(void)
 
 static void test_local_seed_period_counters(void)
 {
-	struct lim_seed_row rows[] = {
+	struct usage_seed_row rows[] = {
 		{ 1699920000, 7, 70, 9, 400, 0 },  /* today (2023-11-14), tenant 7 */
 		{ 1699833600, 7, 71, 9, 300, 0 },  /* yesterday, tenant 7: counts for the month */
 		{ 1699920000, 8, 80, 9, 5000, 0 }, /* another tenant */

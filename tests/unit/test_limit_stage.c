@@ -1,10 +1,10 @@
-/* Unit tests of the limits stage (limit/stage.c) without a network: definitions in the
+/* Unit tests of the limits stage (pipeline/limits.c) without a network: definitions in the
  * catalogue store, a request context as the earlier stages leave it, the verdict and the
  * x-ratelimit values, estimates, and the ACK variables they become. */
 #include "config/config.h"
 #include "limit/defs.h"
 #include "limit/limiter.h"
-#include "limit/stage.h"
+#include "pipeline/limits.h"
 #include "pipeline/pipeline.h"
 #include "state/state.h"
 

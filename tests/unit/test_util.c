@@ -1,6 +1,7 @@
 #include "auth/apikey.h"
 #include "util/hmap.h"
 #include "util/json.h"
+#include "util/pct.h"
 
 #include "testlib.h"
 
@@ -116,6 +117,25 @@ static void test_key_hash(void)
 	CHECK(memcmp(h, want, 32) == 0);
 }
 
+/* Percent-encoding (util/pct.h): unreserved bytes stay, the rest is %XX, and back. */
+static void test_percent_encoding(void)
+{
+	char out[64];
+
+	CHECK_EQ_INT(pct_encode("a b/c~\xc3\xa9", 8, out, sizeof(out)), 16);
+	CHECK_EQ_STR(out, "a%20b%2Fc~%C3%A9");
+	CHECK_EQ_INT(pct_encode("abc", 3, out, 3), -1); /* no room for the NUL */
+	CHECK_EQ_INT(pct_encode("a/", 2, out, 4), -1);
+	CHECK_EQ_INT(pct_decode("a%20b%2fc", 9, out, sizeof(out)), 5);
+	CHECK_EQ_STR(out, "a b/c");
+	CHECK_EQ_INT(pct_decode("a%2", 3, out, sizeof(out)), -1);  /* cut short */
+	CHECK_EQ_INT(pct_decode("a%zz", 4, out, sizeof(out)), -1); /* not hex */
+	CHECK_EQ_INT(pct_decode("a%00b", 5, out, sizeof(out)), -1); /* no NUL inside */
+	CHECK_EQ_INT(pct_decode("abcd", 4, out, 4), -1);            /* too long */
+	CHECK_EQ_INT(pct_hex_value('F'), 15);
+	CHECK_EQ_INT(pct_hex_value('g'), -1);
+}
+
 int main(void)
 {
 	RUN(test_json_escape);
@@ -126,5 +146,6 @@ int main(void)
 	RUN(test_credential_oversized);
 	RUN(test_key_shape);
 	RUN(test_key_hash);
+	RUN(test_percent_encoding);
 	TEST_END();
 }

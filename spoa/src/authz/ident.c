@@ -621,3 +621,30 @@ void ident_each_issuer(const struct ident *id, void (*fn)(const struct id_issuer
 
 	hmap_each(&id->issuers_by_id, each_issuer, &e);
 }
+
+json_t *ident_role_map_parse(const char *text, int *bad)
+{
+	json_error_t e;
+	json_t *m = json_loads(text, JSON_REJECT_DUPLICATES, &e);
+	const char *k;
+	json_t *v;
+
+	*bad = 0;
+	if (!m || !json_is_object(m)) {
+		*bad = 1;
+		json_decref(m);
+		return NULL;
+	}
+	json_object_foreach(m, k, v) {
+		if (!json_is_string(v) || json_string_length(v) >= IDENT_NAME_MAX) {
+			*bad = 1;
+			json_decref(m);
+			return NULL;
+		}
+	}
+	if (json_object_size(m) == 0) {
+		json_decref(m);
+		return NULL;
+	}
+	return m;
+}

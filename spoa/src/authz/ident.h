@@ -90,6 +90,9 @@ void ident_free(struct ident *id);
 /* Writers (the loader, under the store's write lock or on a state not yet published).
  * A put replaces the row with the same id. */
 void ident_put_issuer(struct ident *id, const struct id_issuer *is); /* takes role_map */
+/* An issuer's role_map text (a JSON object of strings, each shorter than IDENT_NAME_MAX):
+ * the object, or NULL when empty or unreadable (*bad = 1 then). */
+json_t *ident_role_map_parse(const char *text, int *bad);
 void ident_del_issuer(struct ident *id, int64_t issuer_id);
 void ident_put_key(struct ident *id, struct id_key *k); /* takes k->key */
 void ident_del_key(struct ident *id, int64_t key_row_id);

@@ -2,7 +2,6 @@
 
 #include "lb/conf.h"
 #include "lb/stats.h"
-#include "metrics/metrics.h"
 #include "report/report.h"
 #include "state/policy.h"
 #include "state/state.h"
@@ -212,8 +211,6 @@ static int setup(const struct lb_opts *o, char *err, size_t errlen)
 	return 0;
 }
 
-static void render(struct evbuffer *out, void *arg);
-
 int lb_start(struct event_base *base, const struct lb_opts *o, char *err, size_t errlen)
 {
 	svc.base = base;
@@ -221,7 +218,6 @@ int lb_start(struct event_base *base, const struct lb_opts *o, char *err, size_t
 	if (setup(o, err, errlen) < 0)
 		return -1;
 	report_subscribe(lb_on_report, NULL);
-	metrics_add_renderer(render, NULL);
 	if (svc.stats)
 		log_info("routing: polling HAProxy's stats socket %s every %u ms", svc.addr, svc.poll_ms);
 	return 0;
@@ -324,24 +320,24 @@ static struct lb_rng *rng(void)
 }
 
 /* The affinity key of a request; 0 when it has none. */
-static int key_of(const struct pl_ctx *ctx, enum lb_hash_key k, uint64_t *h)
+static int key_of(const struct lb_request *q, enum lb_hash_key k, uint64_t *h)
 {
 	switch (k) {
 	case LB_K_CLIENT_IP:
-		if (!ctx->in.src_family)
+		if (!q->src_family || !q->src)
 			return 0;
-		*h = hmap_hash_bytes(ctx->in.src, ctx->in.src_family == 4 ? 4 : 16);
+		*h = hmap_hash_bytes(q->src, q->src_family == 4 ? 4 : 16);
 		return 1;
 	case LB_K_TENANT:
-		*h = hmap_hash_u64((uint64_t)ctx->tenant_id);
-		return ctx->tenant_id != 0;
+		*h = hmap_hash_u64((uint64_t)q->tenant_id);
+		return q->tenant_id != 0;
 	case LB_K_API_KEY:
-		*h = hmap_hash_u64((uint64_t)ctx->key_id);
-		return ctx->key_id != 0;
+		*h = hmap_hash_u64((uint64_t)q->key_id);
+		return q->key_id != 0;
 	case LB_K_HEADER:
-		if (!ctx->in.affinity.ptr || !ctx->in.affinity.len)
+		if (!q->affinity || !q->affinity_len)
 			return 0;
-		*h = hmap_hash_bytes(ctx->in.affinity.ptr, ctx->in.affinity.len);
+		*h = hmap_hash_bytes(q->affinity, q->affinity_len);
 		return 1;
 	case LB_K__COUNT:
 		break;
@@ -360,13 +356,13 @@ struct target {
 
 /* Whether fallback model m can take this request: active, serving the service type (and
  * streaming when asked), and usable by the caller. */
-static int fallback_fits(const struct state *s, const struct pl_ctx *ctx, const struct st_model *m)
+static int fallback_fits(const struct state *s, const struct lb_request *q, const struct st_model *m)
 {
-	const char *name = pl_service_name(ctx->service);
-	int bit = policy_service_bit(name, strlen(name));
+	int bit = q->service_bit;
 
-	return m->status == ST_ACTIVE && bit >= 0 && (m->services & (1u << bit)) &&
-	       (!ctx->in.stream || (m->caps & ST_CAP_STREAMING)) && pl_model_visible(s, ctx, m);
+	return m->status == ST_ACTIVE && bit >= 0 && bit < 32 && (m->services & (1u << bit)) &&
+	       (!q->stream || (m->caps & ST_CAP_STREAMING)) &&
+	       policy_model_usable(state_policy(s), q->tenant_id, q->key_id, m->id, m->name);
 }
 
 static void target_of(const struct state *s, const struct st_model *m, int service, struct target *t)
@@ -380,22 +376,22 @@ static void target_of(const struct state *s, const struct st_model *m, int servi
 }
 
 /* The primary target and the usable fallbacks, copied out under the store's lock. */
-static size_t targets(const struct pl_ctx *ctx, struct target *t, size_t max)
+static size_t targets(const struct lb_request *q, struct target *t, size_t max)
 {
 	const struct state *s = store_read_begin();
-	const struct st_model *m = state_find_model(s, ctx->out.model, strlen(ctx->out.model));
+	const struct st_model *m = state_find_model(s, q->model, strlen(q->model));
 	struct lb_fallback_row fb[LB_FALLBACKS_MAX];
 	size_t n = 1, nfb;
 
 	memset(&t[0], 0, sizeof(t[0]));
-	snprintf(t[0].backend, sizeof(t[0].backend), "%s", ctx->out.backend);
-	lb_conf_resolve(state_lb(s), m ? m->id : 0, ctx->out.backend, (int)ctx->service, &t[0].eff);
+	snprintf(t[0].backend, sizeof(t[0].backend), "%s", q->backend);
+	lb_conf_resolve(state_lb(s), m ? m->id : 0, q->backend, q->service, &t[0].eff);
 	nfb = m ? lb_conf_fallbacks(state_lb(s), m->id, fb, LB_FALLBACKS_MAX) : 0;
 	for (size_t i = 0; i < nfb && n < max; i++) {
 		const struct st_model *f = state_find_model_id(s, fb[i].fallback_id);
-		if (!f || !fallback_fits(s, ctx, f))
+		if (!f || !fallback_fits(s, q, f))
 			continue;
-		target_of(s, f, (int)ctx->service, &t[n]);
+		target_of(s, f, q->service, &t[n]);
 		t[n++].reasons = fb[i].reasons;
 	}
 	store_read_end();
@@ -403,7 +399,7 @@ static size_t targets(const struct pl_ctx *ctx, struct target *t, size_t max)
 }
 
 /* 1: a server (or HAProxy's choice, server ""), -1: none usable. */
-static int choose(const struct pl_ctx *ctx, const struct target *t, int64_t now,
+static int choose(const struct lb_request *q, const struct target *t, int64_t now,
 		  struct lb_choice *c)
 {
 	struct lb_choose_in in = { t->eff.strategy, 0, 0, t->eff.bound, t->eff.slow_start_ms, now, rng() };
@@ -412,7 +408,7 @@ static int choose(const struct pl_ctx *ctx, const struct target *t, int64_t now,
 	memset(c, 0, sizeof(*c));
 	if (t->eff.strategy == LB_S_HAPROXY)
 		return 1;
-	in.has_key = key_of(ctx, t->eff.hash_key, &in.key_hash);
+	in.has_key = key_of(q, t->eff.hash_key, &in.key_hash);
 	pthread_rwlock_rdlock(&live_lock);
 	if (!live || now - atomic_load(&live_ok_ms) > (int64_t)atomic_load(&stale_ms))
 		rc = 0; /* no fresh view of HAProxy: let it balance */
@@ -437,33 +433,31 @@ struct needs {
 	int64_t prompt_tokens, max_tokens, out_tokens;
 };
 
-static int body_has(const struct pl_request *in, const char *lit)
+static int body_has(const struct lb_request *q, const char *lit)
 {
-	return in->body.ptr && memmem(in->body.ptr, in->body.len, lit, strlen(lit)) != NULL;
+	return q->body && memmem(q->body, q->body_len, lit, strlen(lit)) != NULL;
 }
 
-static void needs_of(const struct pl_ctx *ctx, struct needs *n)
+static void needs_of(const struct lb_request *q, struct needs *n)
 {
-	const struct pl_request *in = &ctx->in;
-
 	memset(n, 0, sizeof(*n));
-	if (in->stream)
+	if (q->stream)
 		n->caps |= ST_CAP_STREAMING;
-	if (body_has(in, "\"tools\"") || body_has(in, "\"functions\""))
+	if (body_has(q, "\"tools\"") || body_has(q, "\"functions\""))
 		n->caps |= ST_CAP_TOOLS;
-	if (body_has(in, "\"image_url\"") || body_has(in, "\"input_image\""))
+	if (body_has(q, "\"image_url\"") || body_has(q, "\"input_image\""))
 		n->caps |= ST_CAP_VISION;
 	/* About four bytes per token: the estimate the limits use too. */
-	n->prompt_tokens = in->body.ptr ? (int64_t)(in->body.len + 3) / 4 : 0;
-	if (ctx->json.max_tokens_type == JSCAN_NUMBER && ctx->json.max_tokens > 0)
-		n->max_tokens = ctx->json.max_tokens;
+	n->prompt_tokens = q->body ? (int64_t)(q->body_len + 3) / 4 : 0;
+	if (q->max_tokens > 0)
+		n->max_tokens = q->max_tokens;
 	n->out_tokens = n->max_tokens ? n->max_tokens : EXPECTED_OUTPUT_TOKENS;
 }
 
-static int member_fits(const struct state *s, const struct pl_ctx *ctx, const struct st_model *m,
+static int member_fits(const struct state *s, const struct lb_request *q, const struct st_model *m,
 		       const struct needs *n)
 {
-	return fallback_fits(s, ctx, m) && (m->caps & n->caps) == n->caps &&
+	return fallback_fits(s, q, m) && (m->caps & n->caps) == n->caps &&
 	       (m->context_length <= 0 || m->context_length >= n->prompt_tokens + n->max_tokens);
 }
 
@@ -477,7 +471,7 @@ static double cost_of(const struct st_model *m, const struct needs *n)
 
 /* The members of virtual model v that cover the request, cheapest first (ties keep the
  * members' order). */
-static size_t virtual_targets(const struct state *s, const struct pl_ctx *ctx,
+static size_t virtual_targets(const struct state *s, const struct lb_request *q,
 			      const struct lb_virtual_row *v, const struct needs *n, struct target *t,
 			      size_t max)
 {
@@ -489,14 +483,14 @@ static size_t virtual_targets(const struct state *s, const struct pl_ctx *ctx,
 		const struct st_model *m = state_find_model_id(s, mem[i].model_id);
 		size_t j;
 		double c;
-		if (!m || !member_fits(s, ctx, m, n))
+		if (!m || !member_fits(s, q, m, n))
 			continue;
 		c = cost_of(m, n);
 		for (j = k; j > 0 && cost[j - 1] > c; j--) {
 			t[j] = t[j - 1];
 			cost[j] = cost[j - 1];
 		}
-		target_of(s, m, (int)ctx->service, &t[j]);
+		target_of(s, m, q->service, &t[j]);
 		cost[j] = c;
 		k++;
 	}
@@ -518,7 +512,7 @@ static void switch_to(struct lb_route *out, enum lb_route_kind kind, const struc
 
 /* A virtual model: the cheapest covering member with a usable server, within the latency
  * budget when one is (else the cheapest available). 1 when this was a virtual model. */
-static int route_virtual(const struct pl_ctx *ctx, struct lb_route *out, int64_t now)
+static int route_virtual(const struct lb_request *q, struct lb_route *out, int64_t now)
 {
 	struct target t[LB_MEMBERS_MAX], spare;
 	struct lb_choice c, spare_c;
@@ -531,13 +525,13 @@ static int route_virtual(const struct pl_ctx *ctx, struct lb_route *out, int64_t
 	const struct lb_virtual_row *v = NULL;
 
 	if (lb_conf_count_virtual(state_lb(s))) /* most catalogues have none: skip the lookup */
-		m = state_find_model(s, ctx->out.model, strlen(ctx->out.model));
+		m = state_find_model(s, q->model, strlen(q->model));
 	if (m)
 		v = lb_conf_virtual(state_lb(s), m->id);
 	if (v) {
-		needs_of(ctx, &n);
+		needs_of(q, &n);
 		budget = v->latency_budget_ms;
-		k = virtual_targets(s, ctx, v, &n, t, LB_MEMBERS_MAX);
+		k = virtual_targets(s, q, v, &n, t, LB_MEMBERS_MAX);
 	}
 	store_read_end();
 	if (!v)
@@ -550,7 +544,7 @@ static int route_virtual(const struct pl_ctx *ctx, struct lb_route *out, int64_t
 		return 1;
 	}
 	for (size_t i = 0; i < k; i++) {
-		if (choose(ctx, &t[i], now, &c) < 0) {
+		if (choose(q, &t[i], now, &c) < 0) {
 			if (first_why) {
 				out->why = c.why;
 				out->retry_after_s = c.retry_after_s;
@@ -580,37 +574,37 @@ static int route_virtual(const struct pl_ctx *ctx, struct lb_route *out, int64_t
 	return 1;
 }
 
-static void route_once(const struct pl_ctx *ctx, struct lb_route *out);
+static void route_once(const struct lb_request *q, struct lb_route *out);
 
-void lb_route(const struct pl_ctx *ctx, struct lb_route *out)
+void lb_route(const struct lb_request *q, struct lb_route *out)
 {
-	route_once(ctx, out);
+	route_once(q, out);
 	if (out->kind == LB_ROUTE_PRIMARY)
-		count_model(ctx->out.model);
+		count_model(q->model);
 	else if (out->kind == LB_ROUTE_FALLBACK || out->kind == LB_ROUTE_VIRTUAL)
 		count_model(out->model);
 }
 
-static void route_once(const struct pl_ctx *ctx, struct lb_route *out)
+static void route_once(const struct lb_request *q, struct lb_route *out)
 {
 	struct target t[1 + LB_FALLBACKS_MAX];
 	struct lb_choice c;
 	int64_t now = lb_now_ms();
 	size_t n;
 
-	if (route_virtual(ctx, out, now))
+	if (route_virtual(q, out, now))
 		return;
-	n = targets(ctx, t, 1 + LB_FALLBACKS_MAX);
+	n = targets(q, t, 1 + LB_FALLBACKS_MAX);
 	memset(out, 0, sizeof(*out));
 	out->strategy = t[0].eff.strategy;
-	if (choose(ctx, &t[0], now, &c) > 0) {
+	if (choose(q, &t[0], now, &c) > 0) {
 		memcpy(out->server, c.server, sizeof(out->server));
 		return;
 	}
 	out->why = c.why;
 	out->retry_after_s = c.retry_after_s;
 	for (size_t i = 1; i < n; i++) {
-		if (!(t[i].reasons & (1u << out->why)) || choose(ctx, &t[i], now, &c) < 0)
+		if (!(t[i].reasons & (1u << out->why)) || choose(q, &t[i], now, &c) < 0)
 			continue;
 		switch_to(out, LB_ROUTE_FALLBACK, &t[i], &c);
 		atomic_fetch_add_explicit(&fallbacks[out->why], 1, memory_order_relaxed);
@@ -687,7 +681,7 @@ static void render_reasons(struct evbuffer *out, const char *name, const char *h
 				    lb_why_name((enum lb_why)w), atomic_load(&v[w]));
 }
 
-static void render(struct evbuffer *out, void *arg)
+void lb_render_metrics(struct evbuffer *out, void *arg)
 {
 	int64_t now = lb_now_ms();
 

@@ -19,9 +19,10 @@
 #include <stdint.h>
 
 #include "lb/table.h"
-#include "pipeline/pipeline.h"
+#include "state/state.h"
 
 struct event_base;
+struct evbuffer;
 struct jr_report;
 
 struct lb_opts {
@@ -34,6 +35,27 @@ struct lb_opts {
 int lb_start(struct event_base *base, const struct lb_opts *o, char *err, size_t errlen);
 int lb_reconfigure(const struct lb_opts *o, char *err, size_t errlen);
 void lb_stop(void);
+/* The routing series of /metrics (a metrics/ renderer; the caller registers it). */
+void lb_render_metrics(struct evbuffer *out, void *arg);
+
+/* What the router needs to know of one request; the caller fills it (the route stage of
+ * pipeline/, the tests). Strings are borrowed for the call. */
+struct lb_request {
+	const char *model;       /* the resolved model, as the catalogue names it */
+	const char *backend;     /* its backend */
+	int service;             /* enum pl_service (per-service routing rows, lb/conf.h) */
+	int service_bit;         /* policy_service_bit() of the service's name; -1: none */
+	int stream;              /* the client asked for a stream */
+	int64_t tenant_id;       /* the caller, for the models it may use (state/policy.h) */
+	int64_t key_id;
+	int src_family;          /* 0 unknown, 4, 6: the client address (hash on client_ip) */
+	const uint8_t *src;
+	const char *affinity;    /* the affinity header (hash on header); NULL: none */
+	size_t affinity_len;
+	const char *body;        /* the request body (virtual models: what it needs); NULL */
+	size_t body_len;
+	int64_t max_tokens;      /* the body's max_tokens; 0: not given */
+};
 
 /* The decision for one request (worker thread). */
 enum lb_route_kind {
@@ -60,10 +82,14 @@ struct lb_route {
 	int64_t need_tokens;
 };
 
-void lb_route(const struct pl_ctx *ctx, struct lb_route *out);
+/* When out->server is named, the request holds an in-flight slot on that server (counted
+ * by least_conn, the concurrency bound and the metrics) until its end-of-request report
+ * arrives; a caller that will not send the request there gives the slot back with
+ * lb_release(), exactly once. */
+void lb_route(const struct lb_request *req, struct lb_route *out);
 
-/* A request whose server was chosen was refused afterwards (a later stage): it will never
- * reach that server, so its in-flight count is given back (worker thread). */
+/* Gives back the in-flight slot of a request that will never reach that server (worker
+ * thread). In the agent one owner calls it: the pipeline, when the decision ends. */
 void lb_release(const char *backend, const char *server);
 
 /* Swaps in a table (control thread; takes ownership). Exposed for the tests, which feed

@@ -221,29 +221,19 @@ static void log_refund(const struct lim_params *p, struct lim_log *l, int64_t no
 	}
 }
 
-/* ---- the interface ---------------------------------------------------------------------- */
+/* ---- the algorithms ---------------------------------------------------------------------- */
 
-void lim_state_init(struct lim_state *s, const struct lim_params *p, int64_t now_us)
-{
-	memset(s, 0, sizeof(*s));
-	s->init = 1;
-	s->start_us = s->last_us = now_us;
-	switch (p->algo) {
-	case LIM_TOKEN_BUCKET: s->level = (double)capacity(p); break;
-	case LIM_WARMUP: s->level = bucket_cap(p, s, now_us); break;
-	case LIM_LEAKY_BUCKET: s->level = (double)now_us; break;
-	case LIM_ADAPTIVE: s->ceiling = (double)p->amount; break;
-	case LIM_PERIOD_DAY:
-	case LIM_PERIOD_MONTH: s->period_start_us = lim_period_start(p->algo, now_us); break;
-	default: break;
-	}
-}
-
-void lim_state_free(struct lim_state *s)
-{
-	free(s->log);
-	s->log = NULL;
-}
+/* One algorithm: how a state starts, whether a cost is admitted, how it is charged, and
+ * how a charge made at `at` is reconciled. An entry of `algos` below; lim_check() and the
+ * others only pick the entry. */
+struct lim_ops {
+	void (*init)(const struct lim_params *p, struct lim_state *s, int64_t now);
+	int (*check)(const struct lim_params *p, struct lim_state *s, int64_t now, int64_t cost,
+		     struct lim_result *r);
+	void (*charge)(const struct lim_params *p, struct lim_state *s, int64_t now, int64_t cost);
+	void (*adjust)(const struct lim_params *p, struct lim_state *s, int64_t now, int64_t delta,
+		       int64_t at);
+};
 
 static void period_roll(const struct lim_params *p, struct lim_state *s, int64_t now)
 {
@@ -261,146 +251,264 @@ static int64_t adaptive_ceiling(const struct lim_params *p, const struct lim_sta
 	return c < lo ? lo : c > p->amount ? p->amount : c;
 }
 
+/* Token bucket and warm-up. */
+static void bucket_init(const struct lim_params *p, struct lim_state *s, int64_t now)
+{
+	s->level = p->algo == LIM_WARMUP ? bucket_cap(p, s, now) : (double)capacity(p);
+}
+
+static int bucket_check(const struct lim_params *p, struct lim_state *s, int64_t now, int64_t cost,
+			struct lim_result *r)
+{
+	double cap;
+
+	bucket_refill(p, s, now);
+	cap = bucket_cap(p, s, now);
+	r->admit = s->level + EPS >= (double)cost;
+	r->remaining = floor_nonneg(r->admit ? s->level - (double)cost : s->level);
+	r->reset_us = ceil_us(bucket_wait(p, s, now, cap - (s->level - (r->admit ? (double)cost : 0))));
+	if (!r->admit && (double)cost <= (double)capacity(p) + EPS)
+		r->retry_us = ceil_us(bucket_wait(p, s, now, (double)cost - s->level));
+	return r->admit;
+}
+
+static void bucket_charge(const struct lim_params *p, struct lim_state *s, int64_t now, int64_t cost)
+{
+	bucket_refill(p, s, now);
+	s->level -= (double)cost;
+}
+
+static void bucket_adjust(const struct lim_params *p, struct lim_state *s, int64_t now, int64_t delta,
+			  int64_t at)
+{
+	double cap;
+
+	(void)at;
+	bucket_refill(p, s, now);
+	cap = bucket_cap(p, s, now);
+	s->level -= (double)delta; /* more usage may leave a debt that later requests wait out */
+	if (s->level > cap)
+		s->level = cap;
+}
+
+/* Leaky bucket (GCRA): s->level is the theoretical arrival time. */
+static double gcra_interval(const struct lim_params *p)
+{
+	return (double)p->window_us / (double)(p->amount > 0 ? p->amount : 1);
+}
+
+static void gcra_init(const struct lim_params *p, struct lim_state *s, int64_t now)
+{
+	(void)p;
+	s->level = (double)now;
+}
+
+static int gcra_check(const struct lim_params *p, struct lim_state *s, int64_t now, int64_t cost,
+		      struct lim_result *r)
+{
+	double T = gcra_interval(p), tau = (double)capacity(p) * T;
+	double tat = s->level > (double)now ? s->level : (double)now;
+	double new_tat = tat + (double)cost * T;
+
+	r->admit = new_tat - (double)now <= tau + EPS;
+	r->remaining = floor_nonneg((tau - ((r->admit ? new_tat : tat) - (double)now)) / T);
+	r->reset_us = ceil_us((r->admit ? new_tat : tat) - (double)now);
+	if (!r->admit && (double)cost <= (double)capacity(p) + EPS)
+		r->retry_us = ceil_us(new_tat - tau - (double)now);
+	return r->admit;
+}
+
+static void gcra_charge(const struct lim_params *p, struct lim_state *s, int64_t now, int64_t cost)
+{
+	if (s->level < (double)now)
+		s->level = (double)now;
+	s->level += (double)cost * gcra_interval(p);
+}
+
+static void gcra_adjust(const struct lim_params *p, struct lim_state *s, int64_t now, int64_t delta,
+			int64_t at)
+{
+	(void)at;
+	s->level += (double)delta * gcra_interval(p);
+	if (s->level < (double)now)
+		s->level = (double)now; /* an empty bucket holds no credit */
+}
+
+/* Sliding window: the exact log, allocated on first use. */
+static struct lim_log *log_of(struct lim_state *s)
+{
+	if (!s->log)
+		s->log = xcalloc(1, sizeof(*s->log));
+	return s->log;
+}
+
+static int window_check(const struct lim_params *p, struct lim_state *s, int64_t now, int64_t cost,
+			struct lim_result *r)
+{
+	return log_check(p, log_of(s), now, cost, r);
+}
+
+static void window_charge(const struct lim_params *p, struct lim_state *s, int64_t now, int64_t cost)
+{
+	log_expire(p, log_of(s), now);
+	log_append(s->log, now, cost);
+}
+
+static void window_adjust(const struct lim_params *p, struct lim_state *s, int64_t now, int64_t delta,
+			  int64_t at)
+{
+	if (delta > 0)
+		window_charge(p, s, now, delta);
+	else
+		log_refund(p, log_of(s), now, -delta, at);
+}
+
+/* Concurrency and adaptive: returned by lim_release(), never adjusted. */
+static void conc_init(const struct lim_params *p, struct lim_state *s, int64_t now)
+{
+	(void)now;
+	if (p->algo == LIM_ADAPTIVE)
+		s->ceiling = (double)p->amount;
+}
+
+static int conc_check(const struct lim_params *p, struct lim_state *s, int64_t now, int64_t cost,
+		      struct lim_result *r)
+{
+	int64_t ceiling = p->algo == LIM_ADAPTIVE ? adaptive_ceiling(p, s) : p->amount;
+
+	(void)now;
+	(void)cost;
+	r->limit = ceiling;
+	r->admit = s->inflight < ceiling;
+	r->remaining = r->admit ? ceiling - s->inflight - 1 : 0;
+	r->retry_us = r->admit ? 0 : LIM_US_PER_S; /* unknown: when a request ends */
+	return r->admit;
+}
+
+static void conc_charge(const struct lim_params *p, struct lim_state *s, int64_t now, int64_t cost)
+{
+	(void)p;
+	(void)now;
+	(void)cost;
+	s->inflight++;
+}
+
+static void conc_adjust(const struct lim_params *p, struct lim_state *s, int64_t now, int64_t delta,
+			int64_t at)
+{
+	(void)p;
+	(void)s;
+	(void)now;
+	(void)delta;
+	(void)at;
+}
+
+/* Calendar periods (quotas, budgets). */
+static void period_init(const struct lim_params *p, struct lim_state *s, int64_t now)
+{
+	s->period_start_us = lim_period_start(p->algo, now);
+}
+
+static int period_check(const struct lim_params *p, struct lim_state *s, int64_t now, int64_t cost,
+			struct lim_result *r)
+{
+	int64_t next;
+
+	period_roll(p, s, now);
+	next = lim_period_next(p->algo, s->period_start_us);
+	r->admit = s->used + cost <= p->amount;
+	r->remaining = r->admit ? p->amount - s->used - cost : (p->amount > s->used ? p->amount - s->used : 0);
+	r->reset_us = next - now;
+	r->retry_us = r->admit || cost > p->amount ? 0 : next - now;
+	return r->admit;
+}
+
+static void period_charge(const struct lim_params *p, struct lim_state *s, int64_t now, int64_t cost)
+{
+	period_roll(p, s, now);
+	s->used += cost;
+}
+
+static void period_adjust(const struct lim_params *p, struct lim_state *s, int64_t now, int64_t delta,
+			  int64_t at)
+{
+	period_roll(p, s, now);
+	if (at < s->period_start_us && delta < 0)
+		return; /* the charge belonged to a period that is over */
+	s->used += delta;
+	if (s->used < 0)
+		s->used = 0;
+}
+
+static void no_init(const struct lim_params *p, struct lim_state *s, int64_t now)
+{
+	(void)p;
+	(void)s;
+	(void)now;
+}
+
+static const struct lim_ops bucket = { bucket_init, bucket_check, bucket_charge, bucket_adjust };
+static const struct lim_ops gcra = { gcra_init, gcra_check, gcra_charge, gcra_adjust };
+static const struct lim_ops window = { no_init, window_check, window_charge, window_adjust };
+static const struct lim_ops conc = { conc_init, conc_check, conc_charge, conc_adjust };
+static const struct lim_ops period = { period_init, period_check, period_charge, period_adjust };
+
+static const struct lim_ops *const algos[LIM_ALGO__COUNT] = {
+	[LIM_TOKEN_BUCKET] = &bucket, [LIM_LEAKY_BUCKET] = &gcra, [LIM_SLIDING_WINDOW] = &window,
+	[LIM_WARMUP] = &bucket,       [LIM_CONCURRENCY] = &conc,  [LIM_ADAPTIVE] = &conc,
+	[LIM_PERIOD_DAY] = &period,   [LIM_PERIOD_MONTH] = &period,
+};
+
+/* NULL for a value outside the enum (a corrupt definition): never admits, never charges. */
+static const struct lim_ops *ops_of(const struct lim_params *p)
+{
+	return (unsigned)p->algo < LIM_ALGO__COUNT ? algos[p->algo] : NULL;
+}
+
+/* ---- the interface ---------------------------------------------------------------------- */
+
+void lim_state_init(struct lim_state *s, const struct lim_params *p, int64_t now_us)
+{
+	const struct lim_ops *o = ops_of(p);
+
+	memset(s, 0, sizeof(*s));
+	s->init = 1;
+	s->start_us = s->last_us = now_us;
+	if (o)
+		o->init(p, s, now_us);
+}
+
+void lim_state_free(struct lim_state *s)
+{
+	free(s->log);
+	s->log = NULL;
+}
+
 int lim_check(const struct lim_params *p, struct lim_state *s, int64_t now, int64_t cost,
 	      struct lim_result *r)
 {
+	const struct lim_ops *o = ops_of(p);
+
 	memset(r, 0, sizeof(*r));
 	r->limit = p->amount;
-	switch (p->algo) {
-	case LIM_TOKEN_BUCKET:
-	case LIM_WARMUP: {
-		double cap;
-		bucket_refill(p, s, now);
-		cap = bucket_cap(p, s, now);
-		r->admit = s->level + EPS >= (double)cost;
-		r->remaining = floor_nonneg(r->admit ? s->level - (double)cost : s->level);
-		r->reset_us = ceil_us(bucket_wait(p, s, now, cap - (s->level - (r->admit ? (double)cost : 0))));
-		if (!r->admit && (double)cost <= (double)capacity(p) + EPS)
-			r->retry_us = ceil_us(bucket_wait(p, s, now, (double)cost - s->level));
-		return r->admit;
-	}
-	case LIM_LEAKY_BUCKET: {
-		double T = (double)p->window_us / (double)(p->amount > 0 ? p->amount : 1);
-		double tau = (double)capacity(p) * T;
-		double tat = s->level > (double)now ? s->level : (double)now;
-		double new_tat = tat + (double)cost * T;
-		r->admit = new_tat - (double)now <= tau + EPS;
-		r->remaining = floor_nonneg((tau - ((r->admit ? new_tat : tat) - (double)now)) / T);
-		r->reset_us = ceil_us((r->admit ? new_tat : tat) - (double)now);
-		if (!r->admit && (double)cost <= (double)capacity(p) + EPS)
-			r->retry_us = ceil_us(new_tat - tau - (double)now);
-		return r->admit;
-	}
-	case LIM_SLIDING_WINDOW:
-		if (!s->log)
-			s->log = xcalloc(1, sizeof(*s->log));
-		return log_check(p, s->log, now, cost, r);
-	case LIM_CONCURRENCY:
-	case LIM_ADAPTIVE: {
-		int64_t ceiling = p->algo == LIM_ADAPTIVE ? adaptive_ceiling(p, s) : p->amount;
-		r->limit = ceiling;
-		r->admit = s->inflight < ceiling;
-		r->remaining = r->admit ? ceiling - s->inflight - 1 : 0;
-		r->retry_us = r->admit ? 0 : LIM_US_PER_S; /* unknown: when a request ends */
-		return r->admit;
-	}
-	case LIM_PERIOD_DAY:
-	case LIM_PERIOD_MONTH: {
-		int64_t next;
-		period_roll(p, s, now);
-		next = lim_period_next(p->algo, s->period_start_us);
-		r->admit = s->used + cost <= p->amount;
-		r->remaining = r->admit ? p->amount - s->used - cost
-					: (p->amount > s->used ? p->amount - s->used : 0);
-		r->reset_us = next - now;
-		r->retry_us = r->admit || cost > p->amount ? 0 : next - now;
-		return r->admit;
-	}
-	default:
-		return 0; /* an unknown algorithm never admits */
-	}
+	return o ? o->check(p, s, now, cost, r) : 0; /* an unknown algorithm never admits */
 }
 
 void lim_charge(const struct lim_params *p, struct lim_state *s, int64_t now, int64_t cost)
 {
-	switch (p->algo) {
-	case LIM_TOKEN_BUCKET:
-	case LIM_WARMUP:
-		bucket_refill(p, s, now);
-		s->level -= (double)cost;
-		break;
-	case LIM_LEAKY_BUCKET: {
-		double T = (double)p->window_us / (double)(p->amount > 0 ? p->amount : 1);
-		if (s->level < (double)now)
-			s->level = (double)now;
-		s->level += (double)cost * T;
-		break;
-	}
-	case LIM_SLIDING_WINDOW:
-		if (!s->log)
-			s->log = xcalloc(1, sizeof(*s->log));
-		log_expire(p, s->log, now);
-		log_append(s->log, now, cost);
-		break;
-	case LIM_CONCURRENCY:
-	case LIM_ADAPTIVE:
-		s->inflight++;
-		break;
-	case LIM_PERIOD_DAY:
-	case LIM_PERIOD_MONTH:
-		period_roll(p, s, now);
-		s->used += cost;
-		break;
-	default:
-		break;
-	}
+	const struct lim_ops *o = ops_of(p);
+
+	if (o)
+		o->charge(p, s, now, cost);
 }
 
 void lim_adjust(const struct lim_params *p, struct lim_state *s, int64_t now, int64_t delta,
 		int64_t at)
 {
-	if (delta == 0)
-		return;
-	switch (p->algo) {
-	case LIM_TOKEN_BUCKET:
-	case LIM_WARMUP: {
-		double cap;
-		bucket_refill(p, s, now);
-		cap = bucket_cap(p, s, now);
-		s->level -= (double)delta; /* more usage may leave a debt that later requests wait out */
-		if (s->level > cap)
-			s->level = cap;
-		break;
-	}
-	case LIM_LEAKY_BUCKET: {
-		double T = (double)p->window_us / (double)(p->amount > 0 ? p->amount : 1);
-		s->level += (double)delta * T;
-		if (s->level < (double)now)
-			s->level = (double)now; /* an empty bucket holds no credit */
-		break;
-	}
-	case LIM_SLIDING_WINDOW:
-		if (!s->log)
-			s->log = xcalloc(1, sizeof(*s->log));
-		if (delta > 0) {
-			log_expire(p, s->log, now);
-			log_append(s->log, now, delta);
-		} else {
-			log_refund(p, s->log, now, -delta, at);
-		}
-		break;
-	case LIM_PERIOD_DAY:
-	case LIM_PERIOD_MONTH:
-		period_roll(p, s, now);
-		if (at < s->period_start_us && delta < 0)
-			break; /* the charge belonged to a period that is over */
-		s->used += delta;
-		if (s->used < 0)
-			s->used = 0;
-		break;
-	default:
-		break; /* concurrency is returned by lim_release */
-	}
+	const struct lim_ops *o = ops_of(p);
+
+	if (delta != 0 && o)
+		o->adjust(p, s, now, delta, at);
 }
 
 void lim_feedback(const struct lim_params *p, struct lim_state *s, int ok)

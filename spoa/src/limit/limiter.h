@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "limit/defs.h"
+#include "usage/usage.h"
 
 #define LIM_KEY_MAX 256 /* "<id>:<version>:<scope value>" */
 
@@ -59,16 +60,35 @@ void lim_local_stats(struct lim_local_stats *out);
 /* Usage already recorded in PostgreSQL this month (usage/usage.h reads it once at start):
  * local quota and budget counters of the tenant, key, model and tenant x model scopes
  * start from it, so that a restart does not reset them. Other scopes start at zero. */
-struct lim_seed_row {
-	int64_t day; /* Unix seconds of the UTC day */
-	int64_t tenant_id, key_id, model_id, tokens, cost_micro;
-};
-void lim_local_seed(const struct lim_seed_row *rows, size_t n);
+void lim_local_seed(const struct usage_seed_row *rows, size_t n);
 /* A seed is on its way: until lim_local_seed() runs (with rows, or with none when it gave
  * up), lim_local_seed_pending() is true and the limits stage answers requests that face a
  * local quota or budget with 503 gateway_not_ready rather than count them from zero. */
 void lim_local_seed_expect(void);
 int lim_local_seed_pending(void);
+
+/* The fleet-wide store of counters (Redis: redis/fleet.h implements it as fleet_remote).
+ * main hands it to the limits stage (limits_set_remote); without one every counter is
+ * local. `admit` runs on the worker loop `base` and calls done exactly once: 1 all
+ * admitted and charged, 0 refused, -1 unknown (fall back); it returns -1 when it cannot
+ * start (fall back at once). `settle` corrects admitted items (control thread). */
+typedef void (*lim_done_fn)(void *arg, int admitted);
+struct event_base;
+struct evbuffer;
+struct lim_remote {
+	void (*configure)(const char *addr, unsigned timeout_ms, unsigned lease_ms);
+	int (*start)(struct event_base *control);
+	void (*stop)(void);
+	int (*configured)(void);
+	int (*usable)(void);
+	int (*algo_supported)(enum lim_algo a);
+	int (*admit)(struct event_base *base, struct lim_item *items, size_t n, const char *request_id,
+		     lim_done_fn done, void *arg);
+	void (*settle)(const struct lim_item *items, const int64_t *delta, size_t n,
+		       const char *request_id);
+	void (*worker_exit)(void *arg);
+	void (*render_metrics)(struct evbuffer *out);
+};
 
 /* The params of a definition as enforced with `divisor` (fleet fallback). */
 struct lim_params lim_divided(const struct lim_params *p, int64_t divisor);

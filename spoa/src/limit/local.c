@@ -26,7 +26,7 @@ static struct hmap table;
 static size_t max_states = 100000;
 static int initialised;
 static _Atomic uint64_t overflow_count;
-static struct lim_seed_row *seed;  /* this month's recorded usage, once read */
+static struct usage_seed_row *seed;  /* this month's recorded usage, once read */
 static size_t nseed;
 static int seed_ready;
 static _Atomic int seed_pending;
@@ -108,7 +108,7 @@ static int64_t seed_sum(const struct entry *e)
 	start = e->st.period_start_us / LIM_US_PER_S;
 	end = lim_period_next(d->p.algo, e->st.period_start_us) / LIM_US_PER_S;
 	for (size_t i = 0; i < nseed; i++) {
-		const struct lim_seed_row *r = &seed[i];
+		const struct usage_seed_row *r = &seed[i];
 		if (r->day < start || r->day >= end || (d->tenant_id && r->tenant_id != d->tenant_id) ||
 		    (d->key_id && r->key_id != d->key_id) || (d->model_id && r->model_id != d->model_id))
 			continue;
@@ -146,7 +146,7 @@ int lim_local_seed_pending(void)
 	return atomic_load_explicit(&seed_pending, memory_order_relaxed);
 }
 
-void lim_local_seed(const struct lim_seed_row *rows, size_t n)
+void lim_local_seed(const struct usage_seed_row *rows, size_t n)
 {
 	pthread_mutex_lock(&mu);
 	free(seed);

@@ -55,7 +55,7 @@ struct metrics_gauges {
 	long connections;
 	unsigned workers;
 	int draining;
-	const char *limits;    /* limits mode (limit/stage.h limits_mode), NULL: not shown */
+	const char *limits;    /* limits mode (pipeline/limits.h limits_mode), NULL: not shown */
 };
 
 /* Allocates a shard and links it into the registry (thread-safe; shards live until

@@ -345,6 +345,7 @@ static void req_start(struct conn *c, const struct spop_frame *f)
 
 	clock_gettime(CLOCK_MONOTONIC, &r->t0);
 	pl_ctx_init(&r->ctx, &pol);
+	r->ctx.base = c->w->base;
 	r->c = c;
 	r->sid = f->stream_id;
 	r->fid = f->frame_id;

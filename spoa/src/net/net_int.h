@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "metrics/metrics.h"
+#include "net/server.h"
 
 struct event_base;
 struct event;
@@ -57,6 +58,7 @@ struct server {
 	struct event *drain_check;
 	void (*drain_done)(void *);
 	void *drain_arg;
+	struct server_exit_hooks exit_hooks; /* run on each worker as it exits */
 };
 
 /* conn.c */

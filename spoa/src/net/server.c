@@ -101,29 +101,25 @@ void worker_maybe_stop(struct worker *w)
 		event_base_loopexit(w->base, NULL);
 }
 
-static __thread struct event_base *current_base;
-static void (*worker_exit_hook)(void);
-
-struct event_base *server_current_base(void)
+int server_exit_hooks_add(struct server_exit_hooks *l, void (*fn)(void *arg), void *arg)
 {
-	return current_base;
-}
-
-void server_on_worker_exit(void (*fn)(void))
-{
-	worker_exit_hook = fn;
+	if (l->n >= SERVER_EXIT_HOOKS_MAX)
+		return -1;
+	l->h[l->n].fn = fn;
+	l->h[l->n++].arg = arg;
+	return 0;
 }
 
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
+	const struct server_exit_hooks *hooks = &w->srv->exit_hooks;
 
-	current_base = w->base;
 	/* The loop must not exit while the worker has no connection yet. */
 	event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
-	if (worker_exit_hook)
-		worker_exit_hook(); /* before the base is freed: modules close their I/O on it */
-	current_base = NULL;
+	/* Before the base is freed: modules close their I/O on it and free their caches. */
+	for (size_t i = 0; i < hooks->n; i++)
+		hooks->h[i].fn(hooks->h[i].arg);
 	atomic_fetch_sub(&w->srv->workers_running, 1);
 	return NULL;
 }
@@ -224,12 +220,14 @@ static unsigned default_workers(void)
 	return n < 1 ? 1 : n > 64 ? 64 : (unsigned)n;
 }
 
-struct server *server_start(struct event_base *control, const struct jr_config *cfg, char *err,
-			    size_t errlen)
+struct server *server_start(struct event_base *control, const struct jr_config *cfg,
+			    const struct server_exit_hooks *hooks, char *err, size_t errlen)
 {
 	struct server *srv = xcalloc(1, sizeof(*srv));
 
 	srv->control = control;
+	if (hooks)
+		srv->exit_hooks = *hooks;
 	live_apply(&srv->live, cfg);
 	srv->nworkers = cfg->workers ? cfg->workers : default_workers();
 	srv->listener = listen_on(srv, cfg->listen, err, errlen);

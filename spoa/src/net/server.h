@@ -13,10 +13,26 @@
 struct event_base;
 struct server;
 
-/* Binds the listener on cfg->listen and starts cfg->workers workers (0 = one per CPU).
- * Returns NULL with a message in err on failure. */
-struct server *server_start(struct event_base *control, const struct jr_config *cfg, char *err,
-			    size_t errlen);
+/* What runs on each worker thread when its loop has ended, before its event base is
+ * freed: every module that keeps per-worker state (a Redis connection, a token cache)
+ * registers the function that frees it. main builds the list and passes it in. */
+#define SERVER_EXIT_HOOKS_MAX 8
+struct server_exit_hooks {
+	size_t n;
+	struct {
+		void (*fn)(void *arg);
+		void *arg;
+	} h[SERVER_EXIT_HOOKS_MAX];
+};
+
+/* Appends a hook (they run in order). Returns 0, or -1 when the list is full. */
+int server_exit_hooks_add(struct server_exit_hooks *l, void (*fn)(void *arg), void *arg);
+
+/* Binds the listener on cfg->listen and starts cfg->workers workers (0 = one per CPU);
+ * hooks (copied; NULL: none) run on each worker as it exits. Returns NULL with a message
+ * in err on failure. */
+struct server *server_start(struct event_base *control, const struct jr_config *cfg,
+			    const struct server_exit_hooks *hooks, char *err, size_t errlen);
 
 /* Applies the settings that may change at run time (limits, timeouts, error policy). */
 void server_reconfigure(struct server *srv, const struct jr_config *cfg);
@@ -33,12 +49,5 @@ long server_connections(const struct server *srv);
 /* The bound TCP port (useful with "host:0"); 0 once the listener is closed. */
 int server_port(const struct server *srv);
 unsigned server_workers(const struct server *srv);
-
-/* The event base of the calling worker thread, NULL on any other thread: asynchronous
- * stages (limit/stage.c) attach their I/O to it. */
-struct event_base *server_current_base(void);
-/* fn runs on each worker thread after its loop ended, before its base is freed. Set at
- * start-up, before server_start. */
-void server_on_worker_exit(void (*fn)(void));
 
 #endif /* JR_NET_SERVER_H */

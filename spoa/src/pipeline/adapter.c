@@ -20,9 +20,9 @@
  */
 #include "pipeline/pipeline.h"
 
-#include "lb/lb.h"
 #include "state/endpoints.h"
 #include "state/state.h"
+#include "util/pct.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -59,8 +59,8 @@ struct writer {
 /* Appends "&key=value" (percent-encoded value); skipped when value is empty. */
 static void field(struct writer *w, const char *key, const char *value)
 {
-	static const char digits[] = "0123456789ABCDEF";
 	size_t kl = strlen(key);
+	int n;
 
 	if (!value || !value[0] || w->bad)
 		return;
@@ -73,22 +73,12 @@ static void field(struct writer *w, const char *key, const char *value)
 	memcpy(w->buf + w->len, key, kl);
 	w->len += kl;
 	w->buf[w->len++] = '=';
-	for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
-		int plain = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-			    (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.' || *p == '~';
-		if (w->len + 4 > w->cap) {
-			w->bad = 1;
-			return;
-		}
-		if (plain) {
-			w->buf[w->len++] = (char)*p;
-		} else {
-			w->buf[w->len++] = '%';
-			w->buf[w->len++] = digits[*p >> 4];
-			w->buf[w->len++] = digits[*p & 15];
-		}
+	n = pct_encode(value, strlen(value), w->buf + w->len, w->cap - w->len);
+	if (n < 0) {
+		w->bad = 1;
+		return;
 	}
-	w->buf[w->len] = '\0';
+	w->len += (size_t)n;
 }
 
 /* What the stage reads from the store, copied out under the lock. */
@@ -189,11 +179,8 @@ enum pl_result pl_stage_adapter(struct pl_ctx *ctx)
 		return pl_fail(ctx, PL_R_INTERNAL);
 	}
 	/* The server the route stage chose in the model's backend will not see this
-	 * request: the adapter is its upstream now (lb/lb.h). */
-	if (out->server[0]) {
-		lb_release(backend, out->server);
-		out->server[0] = '\0';
-	}
+	 * request: the adapter is its upstream now; the pipeline gives its slot back. */
+	out->server[0] = '\0';
 	/* The adapter renames the model itself: no body rewrite on the way there. */
 	out->upstream_model[0] = '\0';
 	out->model_rewrite[0] = '\0';

@@ -26,7 +26,6 @@
 #include "auth/apikey.h"
 #include "authz/ident.h"
 #include "jwt/jwt.h"
-#include "net/server.h"
 #include "oidc/oidc.h"
 #include "util/log.h"
 
@@ -63,9 +62,9 @@ struct tok_entry {
 
 static _Thread_local struct tok_entry *tokcache;
 
-void pl_identity_cache_free(void);
-void pl_identity_cache_free(void)
+void pl_worker_exit(void *arg)
 {
+	(void)arg;
 	free(tokcache);
 	tokcache = NULL;
 }
@@ -697,7 +696,7 @@ static void intro_done(evutil_socket_t fd, short what, void *arg)
 enum pl_result pl_identity_opaque(struct pl_ctx *ctx, const char *tok, size_t len)
 {
 	int64_t now = ctx->policy.now_unix;
-	struct event_base *base = server_current_base();
+	struct event_base *base = ctx->base;
 	struct intro_pick pick = { NULL };
 	struct intro_wait *w;
 	struct tok_entry *e;

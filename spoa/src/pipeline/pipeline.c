@@ -207,12 +207,24 @@ enum pl_decode_result pl_request_decode(struct pl_ctx *ctx, const uint8_t *paylo
 
 /* ---- running ----------------------------------------------------------------------- */
 
+/* The one place the router's in-flight slot is given back: the request holds it only
+ * when the final verdict sends it to that server (not refused by a later stage or the
+ * deadline, not detoured through the adapter). Runs once per decision, from finish(). */
+static void settle_slot(struct pl_ctx *ctx)
+{
+	const struct pl_verdict *v = &ctx->out;
+
+	if (!ctx->slot_server[0])
+		return;
+	if (!v->allow || strcmp(v->server, ctx->slot_server) != 0 ||
+	    strcmp(v->backend, ctx->slot_backend) != 0)
+		lb_release(ctx->slot_backend, ctx->slot_server);
+	ctx->slot_server[0] = ctx->slot_backend[0] = '\0';
+}
+
 static void finish(struct pl_ctx *ctx)
 {
-	/* A server chosen by the route stage for a request refused afterwards (a later
-	 * stage, the deadline) will never see it (lb/lb.h). */
-	if (!ctx->out.allow && ctx->out.server[0])
-		lb_release(ctx->out.backend, ctx->out.server);
+	settle_slot(ctx);
 	ctx->finished = 1;
 	ctx->done(ctx, ctx->arg);
 }

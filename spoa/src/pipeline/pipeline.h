@@ -11,8 +11,13 @@
  * owns the deadline: when it fires first it calls pl_abandon(), which sets the error
  * verdict and lets the ACK go out; the late pl_resume() then only releases the context.
  *
- * This module knows nothing of sockets or clocks; the only shared state it reads is the
- * catalogue store (state/state.h) and the error policy passed in by the caller.
+ * The runner (pipeline.c) knows nothing of sockets or clocks: the wall clock, the error
+ * policy (struct pl_policy) and the worker's event loop (pl_ctx.base) come in with each
+ * decision. The stages read the catalogue store (state/state.h) and call the modules they
+ * front: the router (lb/, given a struct lb_request), the limits (limits.c over limit/ and
+ * the Redis store, asynchronous), token identities (jwt/, oidc/, abuse/, audit/); those
+ * keep their own clocks and counters. The pipeline owns the router's in-flight slot of a
+ * request and settles it once, when the decision ends (pipeline.c, finish()).
  */
 #ifndef JR_PIPELINE_H
 #define JR_PIPELINE_H
@@ -22,6 +27,8 @@
 
 #include "json/jscan.h"
 #include "state/state.h"
+
+struct event_base;
 
 /* Why a decision came out as it did; also the metrics label. */
 enum pl_reason {
@@ -59,7 +66,7 @@ enum pl_reason {
 	PL_R_PERMISSION_DENIED,    /* RBAC (pipeline/rbac.c): a permission missing or denied (403) */
 	PL_R_TOO_MANY_FAILURES,    /* abuse/: the client address is locked out (429) */
 	PL_R_NO_UPSTREAM,          /* no server of the model or its fallbacks can serve (503; lb/) */
-	PL_R_RATE_LIMITED,         /* a rate or concurrency limit (429, limit/stage.c) */
+	PL_R_RATE_LIMITED,         /* a rate or concurrency limit (429, pipeline/limits.c) */
 	PL_R_QUOTA_EXCEEDED,       /* a token quota or money budget (429 insufficient_quota) */
 	PL_R__COUNT
 };
@@ -150,7 +157,7 @@ struct pl_verdict {
 	/* allow, when the request detours through jairouter-adapter (pipeline/adapter.c):
 	 * its route, "k=v&..." (var `adapter`, header x-jairouter-adapter); "" = direct. */
 	char adapter[PL_ADAPTER_MAX];
-	/* The x-ratelimit-* headers (limit/stage.c), on allows and denials: [0] requests,
+	/* The x-ratelimit-* headers (pipeline/limits.c), on allows and denials: [0] requests,
 	 * [1] tokens; limit < 0 = no such limit applied. reset in milliseconds. */
 	struct {
 		int64_t limit, remaining, reset_ms;
@@ -183,6 +190,10 @@ struct pl_ctx {
 	struct pl_request in;
 	struct pl_verdict out;
 	struct pl_policy policy;
+	/* The event loop of the worker running the decision, set by the caller after
+	 * pl_ctx_init: asynchronous stages (Redis limits, token introspection) attach their
+	 * I/O and wake-ups to it. NULL (tests): they decide without waiting. */
+	struct event_base *base;
 	enum pl_service service;
 	/* Filled by the identity and tenant stages. */
 	int64_t tenant_id;
@@ -201,6 +212,12 @@ struct pl_ctx {
 	int64_t role_ids[PL_ROLES_MAX];
 	/* Filled by the request stage from the JSON body. */
 	struct jscan_top json;
+	/* The in-flight slot the route stage took on a server (lb/lb.h): the pipeline owns
+	 * it and gives it back once, when the decision ends, unless the verdict sends the
+	 * request to that very server (finish() in pipeline.c). A stage that changes its mind
+	 * only changes the verdict (out.server, out.backend, out.allow). */
+	char slot_backend[ST_NAME_MAX];
+	char slot_server[64];
 	/* Runner state. */
 	const struct pl_stage *stages;
 	size_t nstages, next;
@@ -293,6 +310,10 @@ int pl_rbac_allows_model(const struct state *s, const struct pl_ctx *ctx, const 
 /* After route: decides whether the request detours through jairouter-adapter
  * (adapter.c) and writes its route into out.adapter. */
 enum pl_result pl_stage_adapter(struct pl_ctx *ctx);
+
+/* Frees what the stages keep per worker thread (the verified-token cache of identity.c).
+ * A worker-exit hook (net/server.h); arg unused. */
+void pl_worker_exit(void *arg);
 
 /* The spine's stages, in order (stages.c). */
 extern const struct pl_stage pl_default_stages[];

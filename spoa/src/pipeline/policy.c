@@ -110,10 +110,7 @@ enum pl_result pl_stage_access(struct pl_ctx *ctx)
 
 int pl_model_visible(const struct state *s, const struct pl_ctx *ctx, const struct st_model *m)
 {
-	const struct policy *p = state_policy(s);
-
-	return policy_model_access(p, ctx->tenant_id, m->id) &&
-	       policy_key_allows_model(policy_key(p, ctx->key_id), m->name);
+	return policy_model_usable(state_policy(s), ctx->tenant_id, ctx->key_id, m->id, m->name);
 }
 
 /* What the grants stage learns under the lock. */

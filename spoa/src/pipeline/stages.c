@@ -9,9 +9,10 @@
 #include "form/multipart.h"
 #include "jwt/jwt.h"
 #include "lb/lb.h"
-#include "limit/stage.h"
+#include "pipeline/limits.h"
 #include "state/policy.h"
 #include "util/json.h"
+#include "util/pct.h"
 
 #include <openssl/crypto.h>
 #include <stdio.h>
@@ -186,34 +187,15 @@ static enum pl_service service_of(const struct pl_request *in)
 	return PL_SVC_NONE;
 }
 
-static int hex_val(char c)
-{
-	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-	       : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
 /* The model id of GET /v1/models/{id}, percent-decoded (ids may hold '/'). Returns the
  * length, or -1 when malformed or too long. */
 static int model_id_from_path(const struct pl_str *path, char *out, size_t cap)
 {
-	const char *p = path->ptr, *end = path->ptr + path->len;
-	size_t n = 0;
+	const char *end = path->ptr + path->len;
+	const char *p = (const char *)memmem(path->ptr, path->len, MODELS_PREFIX, strlen(MODELS_PREFIX)) +
+			strlen(MODELS_PREFIX);
 
-	p = (const char *)memmem(p, path->len, MODELS_PREFIX, strlen(MODELS_PREFIX)) + strlen(MODELS_PREFIX);
-	while (p < end) {
-		int c = (unsigned char)*p++;
-		if (c == '%') {
-			if (end - p < 2 || hex_val(p[0]) < 0 || hex_val(p[1]) < 0)
-				return -1;
-			c = hex_val(p[0]) << 4 | hex_val(p[1]);
-			p += 2;
-		}
-		if (n + 1 >= cap || c == 0)
-			return -1;
-		out[n++] = (char)c;
-	}
-	out[n] = '\0';
-	return (int)n;
+	return pct_decode(p, (size_t)(end - p), out, cap);
 }
 
 static enum pl_result deny_body(struct pl_ctx *ctx, enum pl_reason r, const char *code,
@@ -608,28 +590,56 @@ static enum pl_result unfit(struct pl_ctx *ctx, const struct lb_route *r)
 		       r->need_caps & ST_CAP_STREAMING ? " streaming," : "", (long long)r->need_tokens);
 }
 
+/* What the router needs of this request (lb/lb.h). */
+static void route_request(const struct pl_ctx *ctx, struct lb_request *q)
+{
+	const char *svc = pl_service_name(ctx->service);
+
+	memset(q, 0, sizeof(*q));
+	q->model = ctx->out.model;
+	q->backend = ctx->out.backend;
+	q->service = (int)ctx->service;
+	q->service_bit = policy_service_bit(svc, strlen(svc));
+	q->stream = ctx->in.stream;
+	q->tenant_id = ctx->tenant_id;
+	q->key_id = ctx->key_id;
+	q->src_family = ctx->in.src_family;
+	q->src = ctx->in.src;
+	q->affinity = ctx->in.affinity.ptr;
+	q->affinity_len = ctx->in.affinity.len;
+	q->body = ctx->in.body.ptr;
+	q->body_len = ctx->in.body.len;
+	if (ctx->json.max_tokens_type == JSCAN_NUMBER && ctx->json.max_tokens > 0)
+		q->max_tokens = ctx->json.max_tokens;
+}
+
 /* The server (lb/): the model's own backend, or a fallback model, or 503. Later stages
- * (limits, ...) still run: PL_NEXT with the allow verdict set. */
+ * (limits, ...) still run: PL_NEXT with the allow verdict set. A named server's in-flight
+ * slot now belongs to the pipeline (ctx->slot_*), which settles it when the decision ends. */
 static enum pl_result stage_route(struct pl_ctx *ctx)
 {
+	struct lb_request q;
 	struct lb_route r;
 
 	if (!ctx->out.backend[0])
 		return pl_fail(ctx, PL_R_INTERNAL);
-	lb_route(ctx, &r);
+	route_request(ctx, &q);
+	lb_route(&q, &r);
+	if (r.server[0]) {
+		snprintf(ctx->slot_backend, sizeof(ctx->slot_backend), "%s",
+			 r.kind == LB_ROUTE_PRIMARY ? ctx->out.backend : r.backend);
+		snprintf(ctx->slot_server, sizeof(ctx->slot_server), "%s", r.server);
+	}
 	if (r.kind == LB_ROUTE_NONE)
 		return no_server(ctx, &r);
 	if (r.kind == LB_ROUTE_UNFIT)
 		return unfit(ctx, &r);
-	if ((r.kind == LB_ROUTE_FALLBACK || r.kind == LB_ROUTE_VIRTUAL) && switch_model(ctx, &r) != PL_NEXT) {
-		if (r.server[0])
-			lb_release(r.backend, r.server); /* refused: that server will not see it */
-		return PL_DONE;
-	}
+	if ((r.kind == LB_ROUTE_FALLBACK || r.kind == LB_ROUTE_VIRTUAL) && switch_model(ctx, &r) != PL_NEXT)
+		return PL_DONE; /* refused: the slot goes back when the decision ends */
 	snprintf(ctx->out.server, sizeof(ctx->out.server), "%s", r.server);
 	ctx->out.allow = 1;
 	ctx->out.reason = PL_R_OK;
-	return PL_NEXT; /* the limits stage may still refuse (limit/stage.c) */
+	return PL_NEXT; /* the limits stage may still refuse (pipeline/limits.c) */
 }
 
 const struct pl_stage pl_default_stages[] = {

@@ -1,7 +1,6 @@
 #include "redis/fleet.h"
 
 #include "redis/scripts.h"
-#include "net/server.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -356,9 +355,9 @@ static void op_reply(redisAsyncContext *ac, void *reply, void *priv)
 	free(o);
 }
 
-int fleet_admit(struct lim_item *items, size_t n, const char *request_id, fleet_done_fn done, void *arg)
+int fleet_admit(struct event_base *base, struct lim_item *items, size_t n, const char *request_id,
+		fleet_done_fn done, void *arg)
 {
-	struct event_base *base = server_current_base();
 	struct timeval tv;
 	unsigned tmo = atomic_load(&r_timeout_ms);
 	struct argv a;
@@ -511,7 +510,6 @@ int fleet_start(struct event_base *control)
 		return 0;
 	ctl_base = control;
 	ctl_conn.base = control;
-	server_on_worker_exit(fleet_worker_exit);
 	rconn_ensure(&ctl_conn);
 	ctl_tick = event_new(control, -1, EV_PERSIST, ctl_tick_cb, NULL);
 	event_add(ctl_tick, &tv);
@@ -520,8 +518,9 @@ int fleet_start(struct event_base *control)
 	return 0;
 }
 
-void fleet_worker_exit(void)
+void fleet_worker_exit(void *arg)
 {
+	(void)arg;
 	if (w_conn) {
 		rconn_close(w_conn);
 		free(w_conn);
@@ -558,3 +557,16 @@ void fleet_render_metrics(struct evbuffer *out)
 		(uint64_t)st.admits, (uint64_t)st.errors, (uint64_t)st.timeouts, (uint64_t)st.late,
 		(uint64_t)st.settles, (uint64_t)st.settle_lost, atomic_load(&conns_up));
 }
+
+const struct lim_remote fleet_remote = {
+	.configure = fleet_configure,
+	.start = fleet_start,
+	.stop = fleet_stop,
+	.configured = fleet_configured,
+	.usable = fleet_usable,
+	.algo_supported = fleet_algo_supported,
+	.admit = fleet_admit,
+	.settle = fleet_settle,
+	.worker_exit = fleet_worker_exit,
+	.render_metrics = fleet_render_metrics,
+};

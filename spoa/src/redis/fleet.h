@@ -31,14 +31,15 @@ int fleet_algo_supported(enum lim_algo a);
 /* admitted: 1 all admitted (and charged), 0 refused (nothing charged), -1 Redis failed or
  * was too slow (nothing known: the caller falls back). Each item's res is filled when
  * admitted >= 0. Runs on the worker loop that called fleet_admit. */
-typedef void (*fleet_done_fn)(void *arg, int admitted);
+typedef lim_done_fn fleet_done_fn;
 
-/* Starts an admission on the calling worker's loop. Returns 0 when started (done will be
- * called exactly once, possibly before a late Redis answer, which then only undoes its
- * charges), -1 when Redis is not usable now (fall back at once). items must stay valid
- * until done ran. */
-int fleet_admit(struct lim_item *items, size_t n, const char *request_id, fleet_done_fn done,
-		void *arg);
+/* Starts an admission on base, the calling worker's loop (its Redis connection is made
+ * there on first use and closed by fleet_worker_exit). Returns 0 when started (done will
+ * be called exactly once, possibly before a late Redis answer, which then only undoes its
+ * charges), -1 when Redis is not usable now or base is NULL (fall back at once). items
+ * must stay valid until done ran. */
+int fleet_admit(struct event_base *base, struct lim_item *items, size_t n, const char *request_id,
+		fleet_done_fn done, void *arg);
 
 /* Control thread: corrections of an admitted request's items (delta per item; a
  * concurrency item is released whatever its delta). */
@@ -50,8 +51,12 @@ int fleet_usable(void);
 
 void fleet_configure(const char *addr, unsigned timeout_ms, unsigned lease_ms);
 int fleet_start(struct event_base *control);
-void fleet_worker_exit(void); /* on each worker thread (server_on_worker_exit) */
+/* Closes the calling worker's Redis connection: a worker-exit hook (net/server.h). */
+void fleet_worker_exit(void *arg);
 void fleet_stop(void);
 void fleet_render_metrics(struct evbuffer *out);
+
+/* All of the above as the limits stage's remote store (limit/limiter.h). */
+extern const struct lim_remote fleet_remote;
 
 #endif /* JR_REDIS_FLEET_H */

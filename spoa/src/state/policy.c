@@ -376,6 +376,13 @@ int policy_key_allows_model(const struct pol_key *k, const char *name)
 	return 0;
 }
 
+int policy_model_usable(const struct policy *p, int64_t tenant_id, int64_t key_id, int64_t model_id,
+			const char *name)
+{
+	return policy_model_access(p, tenant_id, model_id) &&
+	       policy_key_allows_model(policy_key(p, key_id), name);
+}
+
 /* ---- visibility, groups, grants ---------------------------------------------------- */
 
 void policy_put_private_model(struct policy *p, int64_t model_id)

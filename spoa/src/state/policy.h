@@ -120,6 +120,11 @@ int policy_model_private(const struct policy *p, int64_t model_id);
 int policy_model_access(const struct policy *p, int64_t tenant_id, int64_t model_id);
 /* 1 when the key has no model list or lists name. */
 int policy_key_allows_model(const struct pol_key *k, const char *name);
+/* Whether a caller (tenant, API key; 0 when none) may use a model (id, name): the access
+ * rule and the key's model list. The one rule behind listings, the grants stage and the
+ * router's fallback and virtual-model choices. */
+int policy_model_usable(const struct policy *p, int64_t tenant_id, int64_t key_id, int64_t model_id,
+			const char *name);
 /* The credential for a model (model scope first, then its backend), or NULL. */
 const struct pol_cred *policy_credential(const struct policy *p, int64_t model_id,
 					 const char *backend);

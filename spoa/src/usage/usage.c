@@ -1,6 +1,5 @@
 #include "usage/usage.h"
 
-#include "limit/limiter.h"
 #include "util/hmap.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -63,10 +62,10 @@ static size_t max_rows = 100000;
 static struct batch inflight; /* sent or to be re-sent; rows == NULL when none */
 static int64_t next_seq = 1;
 static char agent_id[96];
-static void (*seed_fn)(const struct lim_seed_row *rows, size_t n);
+static void (*seed_fn)(const struct usage_seed_row *rows, size_t n);
 static int seed_tries;
 
-void usage_set_seed(void (*fn)(const struct lim_seed_row *rows, size_t n))
+void usage_set_seed(void (*fn)(const struct usage_seed_row *rows, size_t n))
 {
 	seed_fn = fn;
 }
@@ -84,7 +83,7 @@ static struct {
 	PGconn *conn;
 	int connecting, busy, failed;
 	int seeding;                 /* the query in flight is the seed query */
-	struct lim_seed_row *seed;   /* rows collected so far */
+	struct usage_seed_row *seed; /* rows collected so far */
 	size_t nseed, seed_cap;
 	time_t busy_since;
 	struct event *io, *flush_timer;
@@ -322,7 +321,7 @@ static void seed_rows(const PGresult *r)
 		w.seed = xrealloc(w.seed, w.seed_cap * sizeof(*w.seed));
 	}
 	for (int i = 0; i < n; i++) {
-		struct lim_seed_row *s = &w.seed[w.nseed++];
+		struct usage_seed_row *s = &w.seed[w.nseed++];
 		s->day = strtoll(PQgetvalue(r, i, 0), NULL, 10);
 		s->tenant_id = strtoll(PQgetvalue(r, i, 1), NULL, 10);
 		s->key_id = strtoll(PQgetvalue(r, i, 2), NULL, 10);

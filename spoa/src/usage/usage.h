@@ -35,8 +35,11 @@ void usage_add(const struct usage_rec *r);
  * batch, so this process' own usage is not in it) is to read this month's usage rows and
  * hand them to fn (limit/limiter.h, lim_local_seed), once. Three failed attempts give up
  * (logged); batches wait meanwhile. */
-struct lim_seed_row;
-void usage_set_seed(void (*fn)(const struct lim_seed_row *rows, size_t n));
+struct usage_seed_row {
+	int64_t day; /* Unix seconds of the UTC day */
+	int64_t tenant_id, key_id, model_id, tokens, cost_micro;
+};
+void usage_set_seed(void (*fn)(const struct usage_seed_row *rows, size_t n));
 
 /* conninfo empty: aggregation only (nothing is written; counted as dropped at stop). */
 int usage_start(struct event_base *base, const char *conninfo, unsigned flush_ms, size_t max_rows);

@@ -1,10 +1,8 @@
-#include "limit/stage.h"
+#include "pipeline/limits.h"
 
 #include "config/config.h"
-#include "lb/lb.h"
 #include "limit/defs.h"
 #include "limit/limiter.h"
-#include "redis/fleet.h"
 #include "report/report.h"
 #include "state/state.h"
 #include "usage/usage.h"
@@ -53,6 +51,23 @@ static void bump(_Atomic uint64_t *c)
 	atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
 }
 
+static const struct lim_remote *remote; /* the fleet's store; NULL: local only */
+
+void limits_set_remote(const struct lim_remote *r)
+{
+	remote = r;
+}
+
+static int remote_on(void)
+{
+	return remote && remote->configured();
+}
+
+static int remote_algo(enum lim_algo a)
+{
+	return remote && remote->algo_supported(a);
+}
+
 void limits_configure(const struct jr_config *cfg)
 {
 	atomic_store(&s_fleet_size, cfg->fleet_size ? cfg->fleet_size : 1);
@@ -60,19 +75,20 @@ void limits_configure(const struct jr_config *cfg)
 	atomic_store(&s_default_max_tokens, cfg->limits_default_max_tokens);
 	atomic_store(&s_bytes_per_token, cfg->limits_bytes_per_token ? cfg->limits_bytes_per_token : 4);
 	atomic_store(&s_usage_wait_ms, cfg->usage_wait_ms);
-	fleet_configure(cfg->redis, cfg->redis_timeout_ms, cfg->limits_lease_ms);
+	if (remote)
+		remote->configure(cfg->redis, cfg->redis_timeout_ms, cfg->limits_lease_ms);
 }
 
 const char *limits_mode(void)
 {
-	return !fleet_configured() ? "local" : fleet_usable() ? "fleet" : "fleet-fallback";
+	return !remote_on() ? "local" : remote->usable() ? "fleet" : "fleet-fallback";
 }
 
 /* Amounts are divided by the fleet size whenever Redis is configured but a limit is
  * enforced here (the fallback, and the per-node algorithms). */
 static int64_t local_divisor(void)
 {
-	return fleet_configured() ? (int64_t)atomic_load(&s_fleet_size) : 1;
+	return remote_on() ? (int64_t)atomic_load(&s_fleet_size) : 1;
 }
 
 /* ---- reservations --------------------------------------------------------------------- */
@@ -369,9 +385,7 @@ static enum pl_result refuse(struct lim_req *q)
 		if (it->res.retry_us > retry)
 			retry = it->res.retry_us;
 	}
-	/* The router counted this request on its server: it will never get there. */
-	if (ctx->out.server[0])
-		lb_release(ctx->out.backend, ctx->out.server);
+	/* The router's slot on the chosen server goes back when the decision ends. */
 	ctx->out.backend[0] = ctx->out.upstream_model[0] = ctx->out.server[0] = '\0';
 	if (!why) /* the fleet refused without saying which: cannot happen with our script */
 		why = &q->items[0];
@@ -482,10 +496,7 @@ static void fleet_done(void *arg, int admitted)
 		admitted = 0;
 	}
 	if (ctx->abandoned) {
-		/* The deadline's verdict went out; unless it let the request through (on_error
-		 * allow), the router's count for the chosen server is given back. */
-		if (!ctx->out.allow && ctx->out.server[0])
-			lb_release(ctx->out.backend, ctx->out.server);
+		/* The deadline's verdict went out (and settled the router's slot). */
 		free(q);
 		pl_resume(ctx, PL_DONE);
 		return;
@@ -495,8 +506,8 @@ static void fleet_done(void *arg, int admitted)
 
 static int remote_first(const void *a, const void *b)
 {
-	int ra = fleet_algo_supported(((const struct lim_item *)a)->def.p.algo);
-	int rb = fleet_algo_supported(((const struct lim_item *)b)->def.p.algo);
+	int ra = remote_algo(((const struct lim_item *)a)->def.p.algo);
+	int rb = remote_algo(((const struct lim_item *)b)->def.p.algo);
 
 	return rb - ra;
 }
@@ -553,18 +564,16 @@ enum pl_result pl_stage_limits(struct pl_ctx *ctx)
 			"The gateway is starting and has not loaded the usage its quotas and budgets "
 			"count from. Please retry.");
 		ctx->out.retry_after = 1;
-		if (ctx->out.server[0])
-			lb_release(ctx->out.backend, ctx->out.server);
 		ctx->out.backend[0] = ctx->out.server[0] = '\0';
 		return PL_DONE;
 	}
-	if (n == 0 || !fleet_configured()) {
+	if (n == 0 || !remote_on()) {
 		bump(&st.local_decisions);
 		return conclude(q, n == 0 || admit_local(q->items, n, local_divisor()));
 	}
 	/* Fleet: Redis' items first; warm-up and adaptive limits are per node. */
 	qsort(q->items, n, sizeof(q->items[0]), remote_first);
-	while ((size_t)q->remote_n < n && fleet_algo_supported(q->items[q->remote_n].def.p.algo))
+	while ((size_t)q->remote_n < n && remote_algo(q->items[q->remote_n].def.p.algo))
 		q->remote_n++;
 	nlocal = n - (size_t)q->remote_n;
 	if (nlocal) {
@@ -578,7 +587,7 @@ enum pl_result pl_stage_limits(struct pl_ctx *ctx)
 		bump(&st.local_decisions);
 		return conclude(q, 1);
 	}
-	if (fleet_admit(q->items, (size_t)q->remote_n, q->id, fleet_done, q) < 0) {
+	if (remote->admit(ctx->base, q->items, (size_t)q->remote_n, q->id, fleet_done, q) < 0) {
 		int ok;
 		bump(&st.fallback_decisions);
 		ok = admit_local(q->items, (size_t)q->remote_n, local_divisor());
@@ -596,45 +605,103 @@ static int64_t utc_day(int64_t t_us)
 	return lim_period_start(LIM_PERIOD_DAY, t_us) / LIM_US_PER_S;
 }
 
+/* ---- the two stores -------------------------------------------------------------------- */
+
+/* Where an admitted item's counter lives: this process (limit/local.c) or Redis for the
+ * fleet (redis/fleet.c); lim_item.remote indexes `stores`. Each entry settles a batch of
+ * its own items, in their order. */
+struct lim_store {
+	/* The request ended with these token deltas: rate and quota items are reconciled;
+	 * concurrency items give their slot back unless `released` already did (then only a
+	 * token part is left). */
+	void (*settle)(struct lim_item *items, const int64_t *delta, size_t n, int released, int ok,
+		       const char *id, int64_t now);
+	/* The response ended: concurrency items (only) give their slot back now. */
+	void (*release)(struct lim_item *items, size_t n, int ok, const char *id);
+};
+
+static void local_settle(struct lim_item *items, const int64_t *delta, size_t n, int released, int ok,
+			 const char *id, int64_t now)
+{
+	(void)id;
+	for (size_t i = 0; i < n; i++) {
+		if (!lim_is_concurrency(items[i].def.p.algo))
+			lim_local_adjust(&items[i], now, delta[i], local_divisor());
+		else if (!released)
+			lim_local_release(&items[i], ok, local_divisor());
+	}
+}
+
+static void local_release(struct lim_item *items, size_t n, int ok, const char *id)
+{
+	(void)id;
+	for (size_t i = 0; i < n; i++)
+		lim_local_release(&items[i], ok, local_divisor());
+}
+
+static void fleet_settle_items(struct lim_item *items, const int64_t *delta, size_t n, int released,
+			       int ok, const char *id, int64_t now)
+{
+	(void)ok;
+	(void)now;
+	for (size_t i = 0; released && i < n; i++)
+		if (lim_is_concurrency(items[i].def.p.algo))
+			items[i].def.dim = LD_REQUESTS; /* the slot went back already */
+	remote->settle(items, delta, n, id);
+}
+
+static void fleet_release_items(struct lim_item *items, size_t n, int ok, const char *id)
+{
+	int64_t zero[LIM_MAX_PER_REQ] = { 0 };
+
+	(void)ok;
+	remote->settle(items, zero, n, id);
+}
+
+static const struct lim_store local_store = { local_settle, local_release };
+static const struct lim_store fleet_store = { fleet_settle_items, fleet_release_items };
+static const struct lim_store *const stores[2] = { &local_store, &fleet_store };
+
+typedef int (*item_filter)(const struct lim_item *it);
+
+/* Hands r's items that `keep` selects (NULL: all) to their store, one batch per store in
+ * their order: settled with their deltas, or released when delta is NULL. */
+static void each_store(const struct resv *r, const int64_t *delta, item_filter keep, int ok, int64_t now)
+{
+	struct lim_item part[LIM_MAX_PER_REQ];
+	int64_t pd[LIM_MAX_PER_REQ];
+
+	for (int k = 0; k < 2; k++) {
+		size_t n = 0;
+		for (size_t i = 0; i < r->n && i < LIM_MAX_PER_REQ; i++)
+			if ((r->items[i].remote != 0) == k && (!keep || keep(&r->items[i]))) {
+				part[n] = r->items[i];
+				pd[n++] = delta ? delta[i] : 0;
+			}
+		if (n && delta)
+			stores[k]->settle(part, pd, n, r->released, ok, r->id, now);
+		else if (n)
+			stores[k]->release(part, n, ok, r->id);
+	}
+}
+
+static int is_concurrency_item(const struct lim_item *it)
+{
+	return lim_is_concurrency(it->def.p.algo);
+}
+
 static void settle(struct resv *r, int64_t pt, int64_t ct, int estimated, int ok, int64_t now)
 {
 	int64_t delta[LIM_MAX_PER_REQ];
 	int64_t actual = pt + ct, money = money_micro(pt, ct, r->price_in, r->price_out);
 	struct usage_rec u;
-	size_t nremote = 0;
 
 	for (size_t i = 0; i < r->n && i < LIM_MAX_PER_REQ; i++) {
-		struct lim_item *it = &r->items[i];
+		const struct lim_item *it = &r->items[i];
 		delta[i] = it->def.dim == LD_BUDGET ? money - it->cost
 			   : it->def.dim == LD_TOKENS || it->def.dim == LD_QUOTA ? actual - it->cost : 0;
-		if (it->remote) {
-			nremote++;
-			continue;
-		}
-		if (lim_is_concurrency(it->def.p.algo)) {
-			if (!r->released)
-				lim_local_release(it, ok, local_divisor());
-		} else {
-			lim_local_adjust(it, now, delta[i], local_divisor());
-		}
 	}
-	if (nremote) {
-		/* Remote items keep their order among r->items; pass them with their deltas. */
-		struct lim_item *ri = xcalloc(nremote, sizeof(*ri));
-		int64_t *rd = xcalloc(nremote, sizeof(*rd));
-		size_t k = 0;
-		for (size_t i = 0; i < r->n && i < LIM_MAX_PER_REQ; i++)
-			if (r->items[i].remote) {
-				ri[k] = r->items[i];
-				/* released already: only the token part is left */
-				if (r->released && lim_is_concurrency(ri[k].def.p.algo))
-					ri[k].def.dim = LD_REQUESTS;
-				rd[k++] = delta[i];
-			}
-		fleet_settle(ri, rd, nremote, r->id);
-		free(ri);
-		free(rd);
-	}
+	each_store(r, delta, NULL, ok, now);
 	memset(&u, 0, sizeof(u));
 	u.day = utc_day(now);
 	u.tenant_id = r->tenant_id;
@@ -653,20 +720,7 @@ static void settle(struct resv *r, int64_t pt, int64_t ct, int estimated, int ok
 /* Returns the concurrency slots at once (the response has ended), tokens later. */
 static void release_slots(struct resv *r, int ok)
 {
-	struct lim_item rel[LIM_MAX_PER_REQ];
-	int64_t zero[LIM_MAX_PER_REQ] = { 0 };
-	size_t k = 0;
-
-	for (size_t i = 0; i < r->n && i < LIM_MAX_PER_REQ; i++) {
-		if (!lim_is_concurrency(r->items[i].def.p.algo))
-			continue;
-		if (r->items[i].remote)
-			rel[k++] = r->items[i];
-		else
-			lim_local_release(&r->items[i], ok, local_divisor());
-	}
-	if (k)
-		fleet_settle(rel, zero, k, r->id);
+	each_store(r, NULL, is_concurrency_item, ok, 0);
 	r->released = 1;
 }
 
@@ -804,7 +858,7 @@ int limits_start(struct event_base *control, const struct jr_config *cfg)
 	limits_configure(cfg);
 	/* Without Redis, quota and budget counters live here: they start from what
 	 * PostgreSQL recorded this month, so a restart does not reset them. */
-	if (!fleet_configured() && cfg->database[0]) {
+	if (!remote_on() && cfg->database[0]) {
 		lim_local_seed_expect();
 		usage_set_seed(lim_local_seed);
 	}
@@ -815,7 +869,13 @@ int limits_start(struct event_base *control, const struct jr_config *cfg)
 	if (!cfg->report_listen[0])
 		log_warn("limits: no report_listen: concurrency slots and token reservations are "
 			 "settled only when their lease expires (limits_lease_ms)");
-	return fleet_start(control);
+	return remote ? remote->start(control) : 0;
+}
+
+void limits_worker_exit(void *arg)
+{
+	if (remote)
+		remote->worker_exit(arg);
 }
 
 void limits_stop(void)
@@ -838,7 +898,8 @@ void limits_stop(void)
 			break;
 		settle_estimated(r, now);
 	}
-	fleet_stop();
+	if (remote)
+		remote->stop();
 	pthread_mutex_lock(&rv_mu);
 	if (rv_init) {
 		hmap_clear(&rv_map);
@@ -891,8 +952,9 @@ void limits_render_metrics(struct evbuffer *out, void *arg)
 	G("limit_local_counters", "Local limit counters.", ls.states);
 	C("limit_overflow_total", "Counters shared because the local table was full.", ls.overflow);
 	G("limit_fleet_fallback", "1 while Redis is configured but unusable (local limits / fleet_size).",
-	  fleet_configured() && !fleet_usable());
+	  remote_on() && !remote->usable());
 #undef C
 #undef G
-	fleet_render_metrics(out);
+	if (remote)
+		remote->render_metrics(out);
 }
