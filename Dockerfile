@@ -3,7 +3,7 @@
 #   build stage    compilers and -dev packages; `make` builds the release agent and adapter
 #   runtime stage  only what runs: jairouter-spoa, jairouter-adapter, HAProxy with every file
 #                  the gateway's configuration loads (/etc/jairouter/haproxy), jairouterctl and
-#                  jairouter-migrate with the PostgreSQL client and the migrations, curl for the
+#                  jairouter-migrate with psql and the migrations, curl for the
 #                  health check. User "jairouter" (uid 10001), never root.
 #
 # One image, not one per component: the three share every library, are released together and
@@ -36,6 +36,7 @@ ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
     && apt-get install -y --no-install-recommends make gcc libc6-dev pkg-config \
        libevent-dev libpq-dev libssl-dev libjansson-dev libhiredis-dev libcurl4-openssl-dev \
+       postgresql-client-15 \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -49,16 +50,19 @@ FROM debian:12
 
 ARG DEBIAN_FRONTEND=noninteractive
 # The shared libraries of the two binaries (the run-time halves of the build stage's -dev
-# packages), HAProxy, psql for the migrations and jairouterctl, curl for HEALTHCHECK.
+# packages) and of psql, HAProxy, curl for HEALTHCHECK. psql itself comes from the build
+# stage: Debian's postgresql-client package would add 46 MB of Perl for its version wrapper.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends haproxy postgresql-client curl ca-certificates \
+    && apt-get install -y --no-install-recommends haproxy curl ca-certificates \
        libevent-2.1-7 libevent-pthreads-2.1-7 libpq5 libssl3 libjansson4 libhiredis0.14 libcurl4 \
+       libreadline8 liblz4-1 libzstd1 zlib1g \
     && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log \
     && useradd --system --uid 10001 --user-group --home-dir /nonexistent --no-create-home \
        --shell /usr/sbin/nologin jairouter \
     && install -d -o jairouter -g jairouter -m 0750 /run/jairouter
 
-COPY --from=build /src/build/release/jairouter-spoa /src/build/release/jairouter-adapter /usr/local/bin/
+COPY --from=build /src/build/release/jairouter-spoa /src/build/release/jairouter-adapter \
+     /usr/lib/postgresql/15/bin/psql /usr/local/bin/
 COPY --chmod=0755 scripts/jairouterctl /usr/local/bin/jairouterctl
 COPY --chmod=0755 scripts/migrate /usr/local/bin/jairouter-migrate
 COPY --chmod=0755 deploy/container/jairouter-healthcheck /usr/local/bin/jairouter-healthcheck
