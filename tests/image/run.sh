@@ -42,7 +42,6 @@ dir=$(mktemp -d /tmp/jr-image.XXXXXX)
 chmod 755 "$dir"
 passed=0
 failed=0
-containers=()
 
 # bah ARGS...: buildah with this suite's own storage (build/image), never the host's.
 bah() {
@@ -127,7 +126,8 @@ build_image() {
 
 # ---- running things in the image -------------------------------------------------------
 
-# new_ctr NAME: a working container of the image (its name printed).
+# new_ctr NAME: a working container of the image, jr-image-NAME-PID (printed; cleanup
+# removes it by that name).
 new_ctr() {
 	local name=jr-image-$1-$$ nofile
 	# The caller's hard file limit (buildah's default, 1024, is below what HAProxy's maxconn
@@ -135,7 +135,6 @@ new_ctr() {
 	nofile=$(ulimit -Hn)
 	[[ $nofile == unlimited ]] && nofile=65536
 	bah from --pull=never --ulimit "nofile=$nofile:$nofile" --name "$name" "$image" >/dev/null || return 1
-	containers+=("$name")
 	echo "$name"
 }
 
@@ -204,8 +203,8 @@ cleanup() {
 	done
 	jr_stop_pid "$dir" mock-mock1 TERM
 	pg_stop "$dir/pg" >/dev/null 2>&1 || true
-	for c in "${containers[@]}"; do
-		bah rm "$c" >/dev/null 2>&1 || true
+	for c in tools agent adapter haproxy; do
+		bah rm "jr-image-$c-$$" >/dev/null 2>&1 || true
 	done
 	if [[ -n ${JR_IMAGE_KEEP:-} ]]; then
 		echo "# kept $dir"
@@ -215,6 +214,10 @@ cleanup() {
 }
 declare -A progs=([agent]=jairouter-spoa [adapter]=jairouter-adapt [haproxy]=haproxy)
 trap cleanup EXIT
+# `timeout` (scripts/test) sends TERM: stop everything on the way out all the same.
+trap 'exit 143' TERM INT
+# Working containers left by a run that was killed (this suite's own storage only).
+bah rm --all >/dev/null 2>&1 || true
 
 # ---- the checks ------------------------------------------------------------------------
 
