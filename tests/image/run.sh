@@ -293,6 +293,11 @@ step agent_config_check_refuses_bad_file agent_config_bad
 # the demo's model backends, as the Dockerfile documents.
 haproxy_files=(-f /etc/jairouter/haproxy/haproxy.cfg -f /etc/jairouter/haproxy/jairouter.cfg
 	-f /etc/jairouter/haproxy/models.cfg)
+# A tree from before the gateway's rules moved to jairouter.cfg has one file.
+if ! in_image "$tools" test -f /etc/jairouter/haproxy/jairouter.cfg; then
+	echo "# haproxy/ holds a single haproxy.cfg: HAProxy runs with it alone"
+	haproxy_files=(-f /etc/jairouter/haproxy/haproxy.cfg)
+fi
 haproxy_env=(env JR_LISTEN="127.0.0.1:$http_port" JR_STATS_LISTEN="127.0.0.1:$stats_port"
 	JR_SPOA_ADDR="127.0.0.1:$spoa_port" JR_REPORT_ADDR="127.0.0.1:$report_port"
 	JR_ADAPTER_ADDR="127.0.0.1:$adapter_port" JR_INSTANCE="jr-image-$http_port")
