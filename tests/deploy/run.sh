@@ -12,7 +12,7 @@
 #               files), each rendered object validated offline by tests/deploy/validate.mjs
 #               (Kubernetes and Prometheus Operator schemas, references between objects);
 #               a broken render must be refused; the agent configurations pass
-#               `jairouter-spoa -t`.
+#               `jairouter-spoa -t`, the HAProxy files `haproxy -c`.
 # Prints "ok NAME" / "not ok NAME" per check and "N passed, N failed" last.
 # kubectl: the one on PATH, else Debian's kubernetes-client is installed (root).
 set -euo pipefail
@@ -170,6 +170,20 @@ agent_conf_production() {
 		deploy/kubernetes/overlays/production/jairouter-spoa.conf >"$conf"
 	grep -q "^master_key_file = $dir/master.keys" "$conf" && agent_conf_ok "$conf"
 }
+# HAProxy accepts the pod's files: the operator file and model backends of the ConfigMap
+# around the gateway's own jairouter.cfg, as the container's command loads them.
+haproxy_conf_kubernetes() {
+	JR_HAPROXY_DIR=$root/haproxy haproxy -c -q -f deploy/kubernetes/base/config/haproxy.cfg \
+		-f haproxy/jairouter.cfg -f deploy/kubernetes/base/config/models.cfg >"$dir/haproxy-c.out" 2>&1 || {
+		sed 's/^/# /' "$dir/haproxy-c.out"
+		return 1
+	}
+}
+if [[ -f haproxy/jairouter.cfg ]]; then
+	step haproxy_config_kubernetes haproxy_conf_kubernetes
+else
+	echo "# haproxy_config_kubernetes not run: haproxy/jairouter.cfg (the split configuration) is not in this tree"
+fi
 step agent_config_kubernetes_base agent_conf_ok deploy/kubernetes/base/config/jairouter-spoa.conf
 step agent_config_kubernetes_production agent_conf_production
 
