@@ -2,6 +2,7 @@
 # Helpers shared by scripts/demo, scripts/test, the bats suites and the benchmark.
 # Source it; it sets no shell options of its own.
 #
+#   jr_step NAME CMD...           one counted check: "ok NAME" / "not ok NAME"
 #   jr_free_port                  a free TCP port on 127.0.0.1 (below the ephemeral range)
 #   jr_free_ports N               N distinct free ports, one per line
 #   jr_wait_http URL SECONDS      until URL answers 2xx
@@ -27,6 +28,20 @@
 
 JR_ROOT=${JR_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 export JR_ROOT
+
+# jr_step NAME CMD...: one check of a suite that counts its own results: prints
+# "ok NAME" or "not ok NAME" and adds one to the caller's $passed or $failed.
+jr_step() {
+	local name=$1
+	shift
+	if "$@"; then
+		echo "ok $name"
+		passed=$((passed + 1))
+	else
+		echo "not ok $name"
+		failed=$((failed + 1))
+	fi
+}
 
 jr_log() {
 	printf '%s %s\n' "[$(date +%H:%M:%S)]" "$*" >&2

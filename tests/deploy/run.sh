@@ -19,23 +19,13 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
+# shellcheck source=scripts/lib/common.sh
+source scripts/lib/common.sh
 
 dir=$(mktemp -d /tmp/jr-deploy.XXXXXX)
 trap 'rm -rf "$dir"' EXIT
 passed=0
 failed=0
-
-step() {
-	local name=$1
-	shift
-	if "$@"; then
-		echo "ok $name"
-		passed=$((passed + 1))
-	else
-		echo "not ok $name"
-		failed=$((failed + 1))
-	fi
-}
 
 # The release binaries: the units name them, the agent checks the manifests' configurations.
 if [[ ! -x build/release/jairouter-spoa || ! -x build/release/jairouter-adapter ]]; then
@@ -96,11 +86,11 @@ exposure() {
 if ((EUID == 0)) && command -v systemd-analyze >/dev/null; then
 	mkdir -p "$dir/bin"
 	cp build/release/jairouter-spoa build/release/jairouter-adapter "$dir/bin/"
-	step systemd_units_verify_clean units_verify_clean
-	step systemd_verify_reports_bad_unit verify_reports jairouter-adapter.service
-	step systemd_verify_reads_drop_ins verify_reports jairouter-spoa@.service.d/credentials.conf
-	step systemd_agent_exposure exposure jairouter-spoa@a.service
-	step systemd_adapter_exposure exposure jairouter-adapter.service
+	jr_step systemd_units_verify_clean units_verify_clean
+	jr_step systemd_verify_reports_bad_unit verify_reports jairouter-adapter.service
+	jr_step systemd_verify_reads_drop_ins verify_reports jairouter-spoa@.service.d/credentials.conf
+	jr_step systemd_agent_exposure exposure jairouter-spoa@a.service
+	jr_step systemd_adapter_exposure exposure jairouter-adapter.service
 else
 	echo "not ok systemd_units: needs root (a private mount namespace) and systemd-analyze"
 	failed=$((failed + 1))
@@ -179,20 +169,20 @@ haproxy_conf_kubernetes() {
 		return 1
 	}
 }
-step haproxy_config_kubernetes haproxy_conf_kubernetes
-step agent_config_kubernetes_base agent_conf_ok deploy/kubernetes/base/config/jairouter-spoa.conf
-step agent_config_kubernetes_production agent_conf_production
+jr_step haproxy_config_kubernetes haproxy_conf_kubernetes
+jr_step agent_config_kubernetes_base agent_conf_ok deploy/kubernetes/base/config/jairouter-spoa.conf
+jr_step agent_config_kubernetes_production agent_conf_production
 
-step kubectl_available kubectl_ready
-step validator_installed validator_ready
+jr_step kubectl_available kubectl_ready
+jr_step validator_installed validator_ready
 echo "# $(kubectl version --client 2>/dev/null | head -n 2 | tr '\n' ' ')"
 for overlay in dev production; do
 	if [[ -f deploy/kubernetes/overlays/$overlay/kustomization.yaml ]]; then
-		step "kustomize_$overlay" render "$overlay" "$dir/$overlay.yaml"
-		step "manifests_valid_$overlay" validate "$dir/$overlay.yaml" "$overlay"
+		jr_step "kustomize_$overlay" render "$overlay" "$dir/$overlay.yaml"
+		jr_step "manifests_valid_$overlay" validate "$dir/$overlay.yaml" "$overlay"
 	fi
 done
-step validator_refuses_broken_render validator_refuses
+jr_step validator_refuses_broken_render validator_refuses
 
 echo "$passed passed, $failed failed"
 ((failed == 0))

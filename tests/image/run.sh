@@ -48,19 +48,6 @@ bah() {
 	buildah --root "$cache/storage" --runroot "$cache/runroot" --storage-driver overlay "$@"
 }
 
-# step NAME CMD...: one check.
-step() {
-	local name=$1
-	shift
-	if "$@"; then
-		echo "ok $name"
-		passed=$((passed + 1))
-	else
-		echo "not ok $name"
-		failed=$((failed + 1))
-	fi
-}
-
 # ---- the base image --------------------------------------------------------------------
 
 # make_base_tar TAR: a Debian 12 minbase root file system, trimmed like Debian's own
@@ -221,8 +208,8 @@ bah rm --all >/dev/null 2>&1 || true
 
 # ---- the checks ------------------------------------------------------------------------
 
-step base_image base_image
-step build_image build_image
+jr_step base_image base_image
+jr_step build_image build_image
 if ((failed > 0)); then
 	echo "$passed passed, $failed failed"
 	exit 1
@@ -234,7 +221,7 @@ echo "# image $image: $size"
 size_small() {
 	awk -v s="$size" 'BEGIN { split(s, a, " "); exit !((a[2] == "MB" && a[1] + 0 < 150) || a[2] == "kB") }'
 }
-step image_under_150_MB size_small
+jr_step image_under_150_MB size_small
 
 tools=$(new_ctr tools)
 
@@ -250,8 +237,8 @@ no_compiler() {
 		return 1
 	}
 }
-step runs_as_non_root runs_as_jairouter
-step no_build_tools_in_runtime no_compiler
+jr_step runs_as_non_root runs_as_jairouter
+jr_step no_build_tools_in_runtime no_compiler
 
 mapfile -t p < <(jr_free_ports 7)
 pg_port=${p[0]} spoa_port=${p[1]} metrics_port=${p[2]} report_port=${p[3]}
@@ -286,8 +273,8 @@ agent_config_bad() {
 	in_image "$tools" jairouter-spoa -t -c /jrtest/bad.conf >"$dir/bad-conf.out" 2>&1 || rc=$?
 	((rc != 0)) && grep -q workers "$dir/bad-conf.out"
 }
-step agent_config_check agent_config_ok
-step agent_config_check_refuses_bad_file agent_config_bad
+jr_step agent_config_check agent_config_ok
+jr_step agent_config_check_refuses_bad_file agent_config_bad
 
 # The HAProxy of the image, on this test's ports: the demo's operator file, the gateway and
 # the demo's model backends, as the Dockerfile documents.
@@ -299,14 +286,14 @@ haproxy_env=(env JR_LISTEN="127.0.0.1:$http_port" JR_STATS_LISTEN="127.0.0.1:$st
 haproxy_check() {
 	in_image "$tools" "${haproxy_env[@]}" JR_MOCK_ADDR=127.0.0.1:1 haproxy -c -q "${haproxy_files[@]}"
 }
-step haproxy_config_check haproxy_check
+jr_step haproxy_config_check haproxy_check
 
 echo "# PostgreSQL on 127.0.0.1:$pg_port"
 db=
 if pg_start "$dir/pg" "$pg_port" >"$dir/pg-start.log" 2>&1; then
 	db=$(pg_create_db "$pg_port" jairouter 2>>"$dir/pg-start.log") || db=
 fi
-step postgres_started test -n "$db"
+jr_step postgres_started test -n "$db"
 
 migrate_twice() {
 	in_image "$tools" env JAIROUTER_DATABASE=service=jairouter jairouter-migrate >"$dir/migrate.log" 2>&1 &&
@@ -314,7 +301,7 @@ migrate_twice() {
 		grep -q '^applying 001' "$dir/migrate.log" &&
 		grep -q '^already applied: 001' "$dir/migrate.log"
 }
-step migrations_from_image migrate_twice
+jr_step migrations_from_image migrate_twice
 
 key=
 catalogue() {
@@ -324,11 +311,11 @@ catalogue() {
 		key=$("${ctl[@]}" key issue imgtest | grep -Eo 'jr-[0-9a-f]{64}' | tail -n 1) &&
 		[[ -n $key ]]
 }
-step jairouterctl_from_image catalogue
+jr_step jairouterctl_from_image catalogue
 
 mock_port=
 mock_port=$(jr_mock_start "$dir" mock1) || true
-step mock_model_server test -n "$mock_port"
+jr_step mock_model_server test -n "$mock_port"
 
 agent_ctr=$(new_ctr agent)
 adapter_ctr=$(new_ctr adapter)
@@ -351,9 +338,9 @@ start_haproxy() {
 		jr_haproxy_server_up spoa-agents agent1 60 &&
 		jr_haproxy_server_up be_mock mock1 60
 }
-step agent_ready_from_image start_agent
-step adapter_ready_from_image start_adapter
-step haproxy_ready_from_image start_haproxy
+jr_step agent_ready_from_image start_agent
+jr_step adapter_ready_from_image start_adapter
+jr_step haproxy_ready_from_image start_haproxy
 
 chat() {
 	local code
@@ -385,14 +372,14 @@ healthcheck() {
 	in_image "$tools" env JR_HEALTH_URL="http://127.0.0.1:$metrics_port/healthz" jairouter-healthcheck &&
 		in_image "$tools" env JR_HEALTH_URL="http://127.0.0.1:$adapter_port/health" jairouter-healthcheck
 }
-step chat_completion_through_image chat
-step bad_key_refused bad_key
-step image_healthcheck healthcheck
+jr_step chat_completion_through_image chat
+jr_step bad_key_refused bad_key
+jr_step image_healthcheck healthcheck
 
 # HAProxy's graceful stop is SIGUSR1 (requests in flight finish); SIGTERM is its hard stop.
-step haproxy_stops stop_in_image haproxy haproxy USR1
-step adapter_stops stop_in_image adapter "${progs[adapter]}"
-step agent_stops stop_in_image agent jairouter-spoa
+jr_step haproxy_stops stop_in_image haproxy haproxy USR1
+jr_step adapter_stops stop_in_image adapter "${progs[adapter]}"
+jr_step agent_stops stop_in_image agent jairouter-spoa
 
 if ((failed > 0)); then
 	jr_dump_logs "$dir"

@@ -49,19 +49,6 @@ tally() {
 	failed=$((failed + f))
 }
 
-# step NAME CMD...: one check of the runner itself.
-step() {
-	local name=$1
-	shift
-	if "$@"; then
-		echo "ok $name"
-		passed=$((passed + 1))
-	else
-		echo "not ok $name"
-		failed=$((failed + 1))
-	fi
-}
-
 # build_test NAME: tests/pg/NAME.c against the ASan library, into $dir/NAME.
 build_test() {
 	local cflags libs
@@ -113,15 +100,15 @@ identity_db=$(pg_create_db "$port" jr_identity)
 writers_db=$(pg_create_db "$port" jr_writers)
 dbwriter_db=$(pg_create_db "$port" jr_dbwriter)
 
-step migrate_sql_db migrate_twice "$sql_db"
-step migrate_pgsync_db migrate_twice "$sync_db"
-step migrate_policy_db migrate_twice "$policy_db"
-step migrate_routing_db migrate_twice "$routing_db"
-step migrate_identity_db migrate_twice "$identity_db"
-step migrate_writers_db migrate_twice "$writers_db"
-step build_test_pgsync build_test test_pgsync
-step build_test_writers build_test test_writers
-step build_test_dbwriter build_test test_dbwriter
+jr_step migrate_sql_db migrate_twice "$sql_db"
+jr_step migrate_pgsync_db migrate_twice "$sync_db"
+jr_step migrate_policy_db migrate_twice "$policy_db"
+jr_step migrate_routing_db migrate_twice "$routing_db"
+jr_step migrate_identity_db migrate_twice "$identity_db"
+jr_step migrate_writers_db migrate_twice "$writers_db"
+jr_step build_test_pgsync build_test test_pgsync
+jr_step build_test_writers build_test test_writers
+jr_step build_test_dbwriter build_test test_dbwriter
 
 echo "# test_sql.sh"
 JAIROUTER_DATABASE=$sql_db bash tests/pg/test_sql.sh 2>&1 | tee "$dir/test_sql.log" || true
