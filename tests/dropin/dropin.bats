@@ -195,6 +195,12 @@ workers_at_least() {
 	(($(tail -n +"$(($1 + 1))" "$STACK/haproxy.log" | grep -c 'New worker .* forked') >= $2))
 }
 
+# former_workers_exited LINE N: HAProxy's log after LINE says N old workers exited
+# (kept hop connections must not hold a reloaded worker alive).
+former_workers_exited() {
+	(($(tail -n +"$(($1 + 1))" "$STACK/haproxy.log" | grep -c 'Former worker .* exited') >= $2))
+}
+
 report_lines() {
 	curl -fsS --max-time 5 "$JR_AGENT_METRICS/metrics" | awk '$1 == "jairouter_report_lines_total" { print $2 }'
 }
@@ -236,6 +242,8 @@ reloads_under_load() {
 	tail -n +"$((n + 1))" "$STACK/haproxy.log" | grep -v '^id=' >"$BATS_TEST_TMPDIR/master.log"
 	[[ $(grep -c 'New worker .* forked' "$BATS_TEST_TMPDIR/master.log") -ge 4 ]]
 	run ! grep -q 'ALERT' "$BATS_TEST_TMPDIR/master.log"
+	# Every old worker finishes once its requests are answered.
+	eventually 60 former_workers_exited "$n" 3
 	eventually 10 lines_at_least $((before + 800)) || true
 	sleep 0.5
 	LINES=$(($(report_lines) - before))

@@ -104,8 +104,9 @@ SQL
 	billed=$(fault_usage_settles fleet-kill "$ok" 20)
 	echo "200s: $ok, refused: $(fault_get codes), usage rows: $billed, agents that fell back: $fb"
 	# Never above the limit (plus the documented local share of an agent that fell back);
-	# below it only by requests admitted in Redis by the killed agent whose answer never
-	# reached HAProxy.
+	# below it only by requests that got a 503: a request the killed agent admitted in
+	# Redis without its answer reaching HAProxy is decided again by the other agent, which
+	# finds that admission (same request id) and charges no second slot.
 	[ "$ok" -le $((500 + fb * 250)) ]
 	[ "$ok" -ge $((500 - failed)) ]
 	[ "$billed" -le "$ok" ]

@@ -72,16 +72,26 @@ static void on_done(void *arg, int admitted)
 	last_admitted = admitted;
 }
 
-/* One admission, run to its answer on the loop: 1, 0, or -1 (fell back). */
-static int admit(struct lim_item *items, size_t n)
+/* One admission of request ID, run to its answer on the loop: 1, 0, or -1 (fell back). */
+static int admit_as(struct lim_item *items, size_t n, const char *id)
 {
 	int before = done_calls;
 
-	if (fleet_admit(base, items, n, "req-1", on_done, NULL) < 0)
+	if (fleet_admit(base, items, n, id, on_done, NULL) < 0)
 		return -1;
 	while (done_calls == before)
 		event_base_loop(base, EVLOOP_ONCE);
 	return last_admitted;
+}
+
+/* One admission of a new request. */
+static int admit(struct lim_item *items, size_t n)
+{
+	static int seq;
+	char id[32];
+
+	snprintf(id, sizeof(id), "req-%d", ++seq);
+	return admit_as(items, n, id);
 }
 
 static void item(struct lim_item *it, int64_t id, enum lim_dim dim, enum lim_algo a, int64_t amount,
@@ -131,6 +141,31 @@ static void test_several_items_all_or_nothing(void)
 	CHECK_EQ_INT(it[0].res.remaining, 8); /* 10 - the first and this one: the refusal took none */
 }
 
+/* A decision retried for the same request (HAProxy asks another agent when the first
+ * died before answering) returns the first admission's answer and charges nothing more;
+ * another request, or the same id with other limits, is charged as usual. */
+static void test_retried_request_charged_once(void)
+{
+	struct lim_item it, other;
+
+	item(&it, 5, LD_REQUESTS, LIM_SLIDING_WINDOW, 3, "t5");
+	CHECK_EQ_INT(admit_as(&it, 1, "retried-1"), 1);
+	CHECK_EQ_INT(it.res.remaining, 2);
+	CHECK_EQ_INT(admit_as(&it, 1, "retried-1"), 1);
+	CHECK_EQ_INT(it.res.remaining, 2); /* the same answer: no second slot */
+	CHECK_EQ_INT(admit(&it, 1), 1);
+	CHECK_EQ_INT(it.res.remaining, 1);
+	item(&other, 6, LD_REQUESTS, LIM_SLIDING_WINDOW, 3, "t6");
+	CHECK_EQ_INT(admit_as(&other, 1, "retried-1"), 1);
+	CHECK_EQ_INT(other.res.remaining, 2);
+	CHECK_EQ_INT(admit(&it, 1), 1);
+	CHECK_EQ_INT(it.res.remaining, 0);
+	CHECK_EQ_INT(admit(&it, 1), 0);
+	/* A refusal is not remembered: the same id is decided afresh. */
+	CHECK_EQ_INT(admit_as(&it, 1, "refused-1"), 0);
+	CHECK_EQ_INT(admit_as(&it, 1, "refused-1"), 0);
+}
+
 /* A concurrency slot: taken, full, given back by a settle (on the control connection,
  * which Redis orders independently: retried until it has arrived). */
 static void test_concurrency_slot_comes_back(void)
@@ -140,10 +175,10 @@ static void test_concurrency_slot_comes_back(void)
 	int ok = 0;
 
 	item(&it, 4, LD_CONCURRENT, LIM_CONCURRENCY, 1, "k9");
-	CHECK_EQ_INT(admit(&it, 1), 1);
+	CHECK_EQ_INT(admit_as(&it, 1, "conc-1"), 1);
 	CHECK_EQ_INT(admit(&it, 1), 0);
 	it.slot = 1;
-	fleet_settle(&it, &zero, 1, "req-1");
+	fleet_settle(&it, &zero, 1, "conc-1");
 	for (int i = 0; i < 200 && !ok; i++) {
 		event_base_loop(base, EVLOOP_NONBLOCK);
 		ok = admit(&it, 1) == 1;
@@ -200,6 +235,7 @@ int main(void)
 	CHECK_EQ_INT(fleet_start(base), 0);
 	RUN(test_window_admits_then_refuses);
 	RUN(test_several_items_all_or_nothing);
+	RUN(test_retried_request_charged_once);
 	RUN(test_concurrency_slot_comes_back);
 	RUN(test_metrics);
 	RUN(test_redis_gone_falls_back);

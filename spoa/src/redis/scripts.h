@@ -9,16 +9,32 @@
  *        algorithm (enum lim_algo), amount, window us, burst, cost, period end (Unix s),
  *        key TTL ms. Checks every limit, charges all only if all admit. Returns
  *        {admitted, then per limit: admit, limit, remaining, reset ms, retry ms}.
+ *        Idempotent per request id: an admission leaves "jr:adm:<id>" holding its answer
+ *        for ADMIT_MEMO_MS, and a second ADMIT of that id with the same keys (HAProxy
+ *        retries a decision on another agent when the first one died before answering)
+ *        returns that answer without charging again: a retried request holds one slot.
  * SETTLE KEYS = one per limit; ARGV = request id, n, then 7 per limit: algorithm,
  *        amount, window us, burst, delta, slot (its position in ADMIT), release (0/1).
  */
 #ifndef JR_REDIS_SCRIPTS_H
 #define JR_REDIS_SCRIPTS_H
 
+/* How long an admission's answer is remembered for a retry of the same request: far
+ * longer than a decision lasts (spoe.conf "timeout processing"), short enough that the
+ * memo keys of a busy fleet stay small (30 s at 1,000 admissions/s: ~30,000 keys, a few
+ * MB). */
+#define ADMIT_MEMO_MS "30000"
+
 #define FLEET_ADMIT_LUA \
 "local t = redis.call('TIME')\n" \
 "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n" \
 "local id, lease, n = ARGV[1], tonumber(ARGV[2]) * 1000, tonumber(ARGV[3])\n" \
+"local memo = id ~= '-' and ('jr:adm:' .. id) or nil\n" \
+"local keyset = table.concat(KEYS, ' ')\n" \
+"if memo then\n" \
+"  local prev = redis.call('GET', memo)\n" \
+"  if prev then prev = cjson.decode(prev); if prev.k == keyset then return prev.o end end\n" \
+"end\n" \
 "local out, ok, st = {0}, 1, {}\n" \
 "local function a(i, j) return tonumber(ARGV[3 + (i - 1) * 7 + j]) end\n" \
 "local function expire_log(k, win)\n" \
@@ -106,6 +122,7 @@
 "    elseif kind == 6 or kind == 7 then redis.call('INCRBY', k, cost); redis.call('PEXPIREAT', k, a(i, 6) * 1000 + 86400000)\n" \
 "    end\n" \
 "  end\n" \
+"  if memo then redis.call('SET', memo, cjson.encode({k = keyset, o = out}), 'PX', " ADMIT_MEMO_MS ") end\n" \
 "end\n" \
 "return out\n"
 
