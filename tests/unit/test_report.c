@@ -154,6 +154,34 @@ static void sub_loop(const struct jr_report *r, void *arg)
 	}
 }
 
+/* A report listener on a free loopback port, its address in *sin; NULL if none was found.
+ * The listener needs the same port free for UDP and TCP: take a free UDP port, free it,
+ * and try; the TCP port of that number may be busy (other suites run servers), so try
+ * again with another, a bounded number of times. */
+static struct report_listener *listen_on_free_port(struct event_base *base, struct sockaddr_in *sin)
+{
+	struct report_listener *l = NULL;
+	char addr[64], err[256];
+
+	for (int attempt = 0; attempt < 50 && !l; attempt++) {
+		int fd = socket(AF_INET, SOCK_DGRAM, 0);
+		socklen_t sl = sizeof(*sin);
+
+		memset(sin, 0, sizeof(*sin));
+		sin->sin_family = AF_INET;
+		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		if (bind(fd, (struct sockaddr *)sin, sizeof(*sin)) < 0 ||
+		    getsockname(fd, (struct sockaddr *)sin, &sl) < 0) {
+			close(fd);
+			continue;
+		}
+		close(fd);
+		snprintf(addr, sizeof(addr), "127.0.0.1:%d", ntohs(sin->sin_port));
+		l = report_listen(base, addr, err, sizeof(err));
+	}
+	return l;
+}
+
 static void test_listener(void)
 {
 	struct event_base *base = event_base_new();
@@ -161,35 +189,14 @@ static void test_listener(void)
 	struct report_stats st;
 	struct report_listener *l;
 	struct sockaddr_in sin;
-	socklen_t sl = sizeof(sin);
 	char err[256];
-	int fd, port = 0;
 
 	memset(&s, 0, sizeof(s));
 	report_unsubscribe_all();
 	report_subscribe(sub_loop, &s);
 	CHECK(report_listen(base, "nonsense", err, sizeof(err)) == NULL);
 	CHECK(strstr(err, "cannot parse") != NULL);
-	/* The listener needs the same port free for UDP and TCP: take a free UDP port, free
-	 * it, and try; the TCP port of that number may be busy (other suites run servers), so
-	 * try again with another, a bounded number of times. */
-	l = NULL;
-	for (int attempt = 0; attempt < 50 && !l; attempt++) {
-		fd = socket(AF_INET, SOCK_DGRAM, 0);
-		memset(&sin, 0, sizeof(sin));
-		sin.sin_family = AF_INET;
-		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		sl = sizeof(sin);
-		if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
-		    getsockname(fd, (struct sockaddr *)&sin, &sl) < 0) {
-			close(fd);
-			continue;
-		}
-		port = ntohs(sin.sin_port);
-		close(fd);
-		snprintf(err, sizeof(err), "127.0.0.1:%d", port);
-		l = report_listen(base, err, err, sizeof(err));
-	}
+	l = listen_on_free_port(base, &sin);
 	CHECK(l != NULL);
 	if (l) {
 		int out = socket(AF_INET, SOCK_DGRAM, 0);
@@ -283,30 +290,14 @@ static void test_identity_and_handover(void)
 	struct report_stats st;
 	struct report_listener *l = NULL;
 	struct sockaddr_in sin;
-	socklen_t sl;
-	char addr[64], err[256], buf[512];
-	int one = 1, port, out, succ, tcp;
+	char buf[512];
+	int one = 1, out, succ, tcp;
 
 	memset(&s, 0, sizeof(s));
 	report_unsubscribe_all();
 	report_subscribe(sub_other, &s);
 	report_set_identity("agent-a", "aaaaaaaa");
-	for (int attempt = 0; attempt < 50 && !l; attempt++) {
-		int fd = socket(AF_INET, SOCK_DGRAM, 0);
-		memset(&sin, 0, sizeof(sin));
-		sin.sin_family = AF_INET;
-		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		sl = sizeof(sin);
-		if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
-		    getsockname(fd, (struct sockaddr *)&sin, &sl) < 0) {
-			close(fd);
-			continue;
-		}
-		port = ntohs(sin.sin_port);
-		close(fd);
-		snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
-		l = report_listen(base, addr, err, sizeof(err));
-	}
+	l = listen_on_free_port(base, &sin);
 	CHECK(l != NULL);
 	if (!l) {
 		event_base_free(base);
