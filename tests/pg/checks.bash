@@ -37,3 +37,20 @@ equals() {
 		return 1
 	}
 }
+
+# refused SQL: the statement fails.
+refused() {
+	if q -c "$1" >"$tmp/r" 2>&1; then
+		echo "accepted: $1"
+		return 1
+	fi
+}
+
+# accepted SQL: the statement succeeds.
+accepted() {
+	q -c "$1" >/dev/null
+}
+
+# One-line checks run q in a child bash (check NAME bash -c "q ...").
+export pg_bin
+export -f q

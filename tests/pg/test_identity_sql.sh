@@ -7,21 +7,6 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 # shellcheck source=tests/pg/checks.bash
 source tests/pg/checks.bash
-# The one-line checks below run q in a child bash.
-export pg_bin
-export -f q
-
-# refused SQL: the statement fails.
-refused() {
-	if q -c "$1" >"$tmp/r" 2>&1; then
-		echo "accepted: $1"
-		return 1
-	fi
-}
-
-accepted() {
-	q -c "$1" >/dev/null
-}
 
 ctl tenant add acme >/dev/null
 TID=$(q -c "SELECT id FROM jairouter.tenants WHERE name = 'acme'")

@@ -6,17 +6,6 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 # shellcheck source=tests/pg/checks.bash
 source tests/pg/checks.bash
-# The one-line checks below run q in a child bash.
-export pg_bin
-export -f q
-
-# refused SQL: the statement fails.
-refused() {
-	if q -c "$1" >"$tmp/r" 2>&1; then
-		echo "accepted: $1"
-		return 1
-	fi
-}
 
 ctl model add m-a be_a >/dev/null
 ctl model add m-b be_b >/dev/null

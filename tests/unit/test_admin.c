@@ -7,6 +7,7 @@
 #include "admin/admin.h"
 #include "metrics/metrics.h"
 
+#include "evtext.h"
 #include "ports.h"
 #include "testlib.h"
 
@@ -34,16 +35,9 @@ static void extra(struct evbuffer *out, void *arg)
 static char *render(const struct metrics_gauges *g)
 {
 	struct evbuffer *b = evbuffer_new();
-	size_t n;
-	char *s;
 
 	metrics_render(b, g);
-	n = evbuffer_get_length(b);
-	s = malloc(n + 1);
-	evbuffer_remove(b, s, n);
-	s[n] = '\0';
-	evbuffer_free(b);
-	return s;
+	return evbuffer_text(b);
 }
 
 static void test_shards_sum_and_render(void)

@@ -8,6 +8,7 @@
 #include "report/report.h"
 #include "state/state.h"
 
+#include "evtext.h"
 #include "testlib.h"
 
 #include <event2/buffer.h>
@@ -18,16 +19,9 @@
 static char *render(void)
 {
 	struct evbuffer *b = evbuffer_new();
-	size_t n;
-	char *s;
 
 	traffic_render_metrics(b, NULL);
-	n = evbuffer_get_length(b);
-	s = malloc(n + 1);
-	evbuffer_remove(b, s, n);
-	s[n] = '\0';
-	evbuffer_free(b);
-	return s;
+	return evbuffer_text(b);
 }
 
 static int has_line(const char *text, const char *line)
