@@ -63,5 +63,23 @@ t_purge() {
 }
 check purge_identity t_purge
 
+# Security audit batches are recorded once: a batch the agent sends again after a lost
+# connection (same id) adds no row.
+BATCH='[{"at":1700000000.5,"node":"n1","event":"auth_failure","reason":"unknown_key","client":"192.0.2.7","key_prefix":"jr-abcd","tenant_id":0,"status":401},{"at":1700000001,"node":"n1","event":"auth_failure","reason":"expired_key","client":null,"tenant_id":0,"status":401}]'
+record_batch() {
+	q -v b="$BATCH" -v id="$1" <<<"SELECT jairouter.record_security_audit(:'id', :'b');"
+}
+t_audit_batch_once() {
+	local before
+	before=$(q -c "SELECT count(*) FROM jairouter.security_audit")
+	equals "$(record_batch 'n1:42:1700000000:1')" 2
+	equals "$(record_batch 'n1:42:1700000000:1')" 0
+	equals "$(q -c "SELECT count(*) - $before FROM jairouter.security_audit")" 2
+	equals "$(q -c "SELECT client || '/' || key_prefix || '/' || coalesce(tenant_id::text, 'none') FROM jairouter.security_audit WHERE reason = 'unknown_key'")" "192.0.2.7/jr-abcd/none"
+	equals "$(record_batch 'n1:42:1700000000:2')" 2
+}
+check audit_batch_recorded_once t_audit_batch_once
+check audit_batch_needs_id refused "SELECT jairouter.record_security_audit('', '[]')"
+
 echo "$passed passed, $failed failed"
 ((failed == 0))

@@ -20,15 +20,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
-#define INSERT_SQL                                                                           \
-	"INSERT INTO jairouter.security_audit (at, node, event, reason, client, key_prefix, "  \
-	"issuer, subject, jti, tenant_id, request_id, status) "                                \
-	"SELECT to_timestamp(at), node, event, reason, client::inet, key_prefix, issuer, "      \
-	"subject, jti, nullif(tenant_id, 0), request_id, status FROM json_to_recordset($1::json) " \
-	"AS x(at double precision, node text, event text, reason text, client text, "           \
-	"key_prefix text, issuer text, subject text, jti text, tenant_id bigint, "              \
-	"request_id text, status integer)"
+/* One batch, inserted once however often it is sent (sql/015_audit_batches.sql): $1 the
+ * batch id, $2 the rows as a JSON array. */
+#define INSERT_SQL "SELECT jairouter.record_security_audit($1, $2::json)"
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static char *queue[AUDIT_QUEUE_MAX]; /* ring of JSON objects (one row each) */
@@ -59,6 +55,7 @@ static void fields(struct jbuf *b, const struct audit_event *e, const char *clie
 }
 
 static const char *node_name = "";
+static int64_t started_at; /* with the pid, tells this process' batch ids from earlier ones' */
 
 static void emit_full(const struct audit_event *e, const char *client, const struct timespec *tsp);
 
@@ -277,23 +274,33 @@ static struct {
 	struct dbw *pg;
 	char *batch; /* the JSON sent (kept until its INSERT succeeded) */
 	size_t batch_n;
-	const char *params[1];
+	char batch_id[160]; /* node, process, sequence: a resend of the batch keeps it */
+	unsigned long long seq;
+	const char *params[2];
 } w;
+
+/* Takes the next batch of queued rows, with a new batch id; 0 when none is queued. */
+static size_t take_batch(void)
+{
+	w.batch_n = audit_take_batch(&w.batch, AUDIT_BATCH);
+	if (w.batch_n)
+		snprintf(w.batch_id, sizeof(w.batch_id), "%s:%ld:%lld:%llu", node_name,
+			 (long)getpid(), (long long)started_at, ++w.seq);
+	w.params[0] = w.batch_id;
+	w.params[1] = w.batch;
+	return w.batch_n;
+}
 
 static int next_query(void *arg, struct dbw_query *q)
 {
 	(void)arg;
-	if (!w.batch) {
-		w.batch_n = audit_take_batch(&w.batch, AUDIT_BATCH);
-		if (!w.batch_n) {
-			free(w.batch);
-			w.batch = NULL;
-			return 0;
-		}
+	if (!w.batch && !take_batch()) {
+		free(w.batch);
+		w.batch = NULL;
+		return 0;
 	}
-	w.params[0] = w.batch;
 	q->sql = INSERT_SQL;
-	q->nparams = 1;
+	q->nparams = 2;
 	q->params = w.params;
 	return 1;
 }
@@ -338,6 +345,7 @@ static const struct dbw_ops writer_ops = {
 int audit_start(struct event_base *base, const char *conninfo, const char *node)
 {
 	node_name = xstrdup(node ? node : "");
+	started_at = (int64_t)time(NULL);
 	w.pg = dbw_start(base, conninfo ? conninfo : "", AUDIT_FLUSH_MS, &writer_ops, NULL);
 	return w.pg ? 0 : -1;
 }
@@ -345,7 +353,7 @@ int audit_start(struct event_base *base, const char *conninfo, const char *node)
 void audit_stop(void)
 {
 	struct timespec start, now;
-	struct dbw_query q = { INSERT_SQL, 1, w.params };
+	struct dbw_query q = { INSERT_SQL, 2, w.params };
 	int rc;
 
 	audit_sample_flush((int64_t)time(NULL), 1);
@@ -360,10 +368,9 @@ void audit_stop(void)
 		if (now.tv_sec - start.tv_sec >= 1)
 			break;
 		if (!w.batch)
-			w.batch_n = audit_take_batch(&w.batch, AUDIT_BATCH);
+			take_batch();
 		if (!w.batch_n)
 			break;
-		w.params[0] = w.batch;
 		rc = dbw_exec_sync(w.pg, &q);
 		if (rc == -2)
 			break;
