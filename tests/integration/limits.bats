@@ -292,6 +292,25 @@ status_is_lim() {
 	[[ $got == "$pt $ct 0" ]]
 }
 
+@test "usage per hour and end user: the user header and no user, never the key; jairouterctl usage reports it" {
+	local k got
+	k=$(new_tenant euh)
+	lchat "$k" -H 'x-jairouter-user: alice@example.com'
+	expect_status 200
+	lchat "$k" -H 'x-jairouter-user: alice@example.com'
+	lchat "$k"
+	eventually 5 bash -c "[[ \$(psql -X -t -A -d '$JR_DATABASE' -c \"SELECT sum(requests) FROM jairouter.usage_hourly_report WHERE tenant = 'euh'\") == 3 ]]"
+	got=$(sql "SELECT string_agg(\"user\" || '=' || requests, ',' ORDER BY \"user\") FROM jairouter.usage_hourly_report WHERE tenant = 'euh'")
+	echo "users: $got"
+	[[ $got == "=1,alice@example.com=2" ]]
+	[[ $(sql "SELECT count(*) FROM jairouter.usage_hourly_report WHERE tenant = 'euh' AND key = '$(prefix_of "$k")'") == 2 ]]
+	[[ $(sql "SELECT count(*) FROM jairouter.usage_hourly WHERE end_user LIKE '%$k%'") == 0 ]]
+	got=$(jr_ctl usage --by user --tenant euh --format csv)
+	echo "$got"
+	grep -q '^alice@example.com,2,' <<<"$got"
+	grep -q '^total,3,' <<<"$got"
+}
+
 @test "streamed responses without usage are billed as estimated, never zero" {
 	local k got
 	k=$(new_tenant str)

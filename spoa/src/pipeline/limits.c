@@ -109,6 +109,8 @@ struct resv {
 	int have_usage;          /* the adapter's line came first */
 	int64_t pt, ct;
 	int usage_estimated;
+	int failed;              /* HAProxy's line: a status >= 500 or none (usage_rec.failed) */
+	char user[USAGE_USER_MAX + 1]; /* the end user usage is recorded under ("": none) */
 	size_t n;
 	struct lim_item *items;  /* the charges that need settling (not plain request counts) */
 	struct resv *prev, *next; /* age order, oldest first */
@@ -456,6 +458,10 @@ static void reserve(struct lim_req *q)
 	r->stream = q->ctx->in.stream;
 	snprintf(r->tenant, sizeof(r->tenant), "%s", q->ctx->out.tenant);
 	snprintf(r->model, sizeof(r->model), "%s", q->ctx->out.model);
+	if (q->ctx->end_user[0]) /* a verified token's subject wins over a request header */
+		usage_user_clean(r->user, q->ctx->end_user, strlen(q->ctx->end_user));
+	else
+		usage_user_clean(r->user, q->ctx->in.user.ptr, q->ctx->in.user.ptr ? q->ctx->in.user.len : 0);
 	r->expires_us = now_us() + (int64_t)atomic_load(&s_lease_ms) * 1000;
 	for (size_t i = 0; i < q->n; i++)
 		if (q->items[i].def.dim != LD_REQUESTS)
@@ -621,6 +627,13 @@ static int64_t utc_day(int64_t t_us)
 	return lim_period_start(LIM_PERIOD_DAY, t_us) / LIM_US_PER_S;
 }
 
+static int64_t utc_hour(int64_t t_us)
+{
+	int64_t s = t_us / LIM_US_PER_S;
+
+	return s - s % 3600;
+}
+
 /* ---- the two stores -------------------------------------------------------------------- */
 
 /* Where an admitted item's counter lives: this process (limit/local.c) or Redis for the
@@ -720,6 +733,10 @@ static void settle(struct resv *r, int64_t pt, int64_t ct, int estimated, int ok
 	each_store(r, delta, NULL, ok, now);
 	memset(&u, 0, sizeof(u));
 	u.day = utc_day(now);
+	u.hour = utc_hour(now);
+	u.user = r->user;
+	u.user_len = strlen(r->user);
+	u.failed = r->failed;
 	u.tenant_id = r->tenant_id;
 	u.key_id = r->key_id;
 	u.model_id = r->model_id;
@@ -820,6 +837,8 @@ static void bill_from_line(const struct jr_report *rep, int64_t now)
 	}
 	store_read_end();
 	u.day = utc_day(now);
+	u.hour = utc_hour(now);
+	u.failed = rep->status >= 500 || rep->status < 0;
 	u.tenant_id = tid;
 	u.key_id = kid;
 	u.model_id = mid;
@@ -888,6 +907,7 @@ static void on_report(const struct jr_report *rep, void *arg)
 		bill_from_line(rep, now);
 		return;
 	}
+	r->failed = rep->status >= 500 || rep->status < 0;
 	if (pt >= 0)
 		settle(r, pt, ct >= 0 ? ct : 0, report_get_int(rep, "est", 0) != 0, outcome_ok(rep, r), now);
 	else if (r->have_usage)
