@@ -231,15 +231,21 @@ RETURNS TABLE (day date, used numeric) LANGUAGE sql STABLE AS $$
 	GROUP BY u.day
 $$;
 
--- What a limit row is, in words: "budget of 50 per month for tenant search".
+-- A number as the advice prints it: at most 6 decimals, no trailing zeros.
+CREATE OR REPLACE FUNCTION jairouter.advice_num(v numeric) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT trim_scale(round(v, 6))::text
+$$;
+
+-- What a limit row is, in words: "limit 7 (budget 50 per month, tenant search)".
 CREATE OR REPLACE FUNCTION jairouter.advice_limit_name(p_limit jairouter.limits) RETURNS text
 LANGUAGE sql STABLE AS $$
 	SELECT 'limit ' || p_limit.id || ' (' || p_limit.dimension || ' '
-		|| trim(to_char(p_limit.amount, 'FM999999999999990.######'), '.') || ' per '
-		|| p_limit.algorithm || concat_ws(', ', NULL,
-			' tenant ' || (SELECT name FROM jairouter.tenants WHERE id = p_limit.tenant_id),
-			' key ' || (SELECT prefix FROM jairouter.api_keys WHERE id = p_limit.key_id),
-			' model ' || (SELECT name FROM jairouter.models WHERE id = p_limit.model_id)) || ')'
+		|| jairouter.advice_num(p_limit.amount) || ' per ' || p_limit.algorithm
+		|| coalesce(', tenant ' || (SELECT name FROM jairouter.tenants WHERE id = p_limit.tenant_id), '')
+		|| coalesce(', key ' || (SELECT prefix FROM jairouter.api_keys WHERE id = p_limit.key_id), '')
+		|| coalesce(', model ' || (SELECT name FROM jairouter.models WHERE id = p_limit.model_id), '')
+		|| ')'
 $$;
 
 -- limit_unused: a quota or budget whose busiest period (day or month) in the last p_days
@@ -267,10 +273,11 @@ RETURNS TABLE (rule text, subject text, why text, suggestion text) LANGUAGE sql 
 	SELECT 'limit_unused', jairouter.advice_limit_name(l),
 		format('the busiest %s of the last %s days used %s, %s%% of the limit (under %s%%)',
 			CASE (l).algorithm WHEN 'month' THEN 'month' ELSE 'day' END, p_days,
-			round(peak, 6)::text, round(100 * peak / (l).amount, 2), round(100 * p_share)),
+			jairouter.advice_num(peak), jairouter.advice_num(round(100 * peak / (l).amount, 2)),
+			round(100 * p_share)),
 		CASE WHEN peak = 0 THEN 'remove it, or check that the traffic it was meant for still exists'
 			ELSE format('lower it towards twice the peak (%s) so that it still catches a runaway client',
-				round(2 * peak, 6)) END
+				jairouter.advice_num(2 * peak)) END
 	FROM per WHERE peak < p_share * (l).amount
 $$;
 
@@ -346,8 +353,8 @@ RETURNS TABLE (rule text, subject text, why text, suggestion text) LANGUAGE sql 
 	)
 	SELECT 'cheaper_model', 'tenant ' || t.name || ' on model ' || best.a_name,
 		format('%s requests (%s prompt + %s completion tokens) cost %s in the last %s days; %s covers the services, context length and capabilities of %s and would have cost %s (%s%% less)',
-			best.r, best.pt, best.ct, round(best.cost, 6), p_days, best.b_name, best.a_name,
-			round(best.b_cost, 6), round(100 * (1 - best.b_cost / best.cost))),
+			best.r, best.pt, best.ct, jairouter.advice_num(best.cost), p_days, best.b_name,
+			best.a_name, jairouter.advice_num(best.b_cost), round(100 * (1 - best.b_cost / best.cost))),
 		format('try %s for this tenant''s traffic (compare quality first, e.g. a virtual model with a share of it, docs/routing.md)',
 			best.b_name)
 	FROM best JOIN jairouter.tenants t ON t.id = best.tenant_id
@@ -375,10 +382,11 @@ RETURNS TABLE (rule text, subject text, why text, suggestion text) LANGUAGE sql 
 	)
 	SELECT 'budget_forecast', jairouter.advice_limit_name(l),
 		CASE WHEN used >= (l).amount THEN
-			format('used %s of %s already, with %s%% of the %s left', round(used, 6),
-				(l).amount, round(100 * (1 - elapsed)), (l).algorithm)
+			format('used %s of %s already, with %s%% of the %s left', jairouter.advice_num(used),
+				jairouter.advice_num((l).amount), round(100 * (1 - elapsed)), (l).algorithm)
 		ELSE format('used %s of %s in %s%% of the %s: at this pace it runs out around %s UTC',
-			round(used, 6), (l).amount, round(100 * elapsed), (l).algorithm,
+			jairouter.advice_num(used), jairouter.advice_num((l).amount), round(100 * elapsed),
+			(l).algorithm,
 			to_char(start + (stop - start) * (elapsed * (l).amount / used), 'YYYY-MM-DD HH24:MI')) END,
 		'raise it, or tell the tenant: requests will be refused with 429 insufficient_quota until '
 			|| to_char(stop, 'YYYY-MM-DD HH24:MI') || ' UTC'

@@ -225,3 +225,95 @@ SELECT $(printf '"%s"::text, ' "${cols[@]}")requests, prompt_tokens, completion_
 ) x ORDER BY x.o NULLS LAST;
 SQL
 }
+
+# ---- advise ------------------------------------------------------------------------------
+
+advise_usage() {
+	cat <<'USAGE'
+usage: jairouterctl advise [--days N] [--at TIMESTAMP] [--prometheus URL]
+                           [--format table|csv|json]
+
+  Rules over the last N days (default 30) as of TIMESTAMP (default now), from the usage,
+  limits and catalogue in PostgreSQL: limit_unused, key_unused, model_errors,
+  cheaper_model, budget_forecast. With --prometheus (or $JAIROUTER_PROMETHEUS), a
+  Prometheus that scrapes the agents, also: limit_refusals, breaker_trips.
+  Each row: rule, subject, why (the numbers that made it fire), suggestion.
+  docs/reports.md describes every rule and its thresholds.
+USAGE
+}
+
+# prom_query URL PROMQL AT: Prometheus' JSON answer to an instant query at AT (Unix
+# seconds); fails with a message when Prometheus does not answer.
+prom_query() {
+	curl -fsS --max-time 10 -G --data-urlencode "query=$2" --data-urlencode "time=$3" \
+		"${1%/}/api/v1/query" || die "advise: Prometheus at $1 did not answer the query: $2"
+}
+
+advise_cmd() {
+	local days=30 at='' prom=${JAIROUTER_PROMETHEUS:-} format=table refusals='' trips='' ts w=""
+	while (($#)); do
+		[[ $1 == -h || $1 == --help || $1 == help ]] && advise_usage && return 0
+		(($# >= 2)) || usage_error "advise: $1 needs a value ('advise --help')"
+		case $1 in
+		--days)
+			[[ $2 =~ ^[1-9][0-9]{0,3}$ ]] || usage_error "advise: --days takes 1 to 9999 (got '$2')"
+			days=$2
+			;;
+		--at) at=$2 ;;
+		--prometheus) prom=$2 ;;
+		--format)
+			[[ $2 =~ ^(table|csv|json)$ ]] || usage_error "advise: --format table|csv|json (got '$2')"
+			format=$2
+			;;
+		*) usage_error "advise: unknown option '$1' ('advise --help')" ;;
+		esac
+		shift 2
+	done
+	[[ -n $at ]] || at=$(date -u '+%Y-%m-%d %H:%M:%SZ')
+	if [[ -n $prom ]]; then
+		ts=$(sql -At -v at="$at" <<<"SELECT extract(epoch FROM :'at'::timestamptz)::bigint;")
+		w=$((days < 7 ? days : 7))d
+		refusals=$(prom_query "$prom" "(sum by (tenant, scope, dimension) (increase(jairouter_tenant_limit_refusals_total[$w])) >= 10) / on (tenant) group_left sum by (tenant) (increase(jairouter_tenant_requests_total[$w])) >= 0.1" "$ts")
+		trips=$(prom_query "$prom" "sum by (backend, server) (increase(jairouter_lb_breaker_opened_total[$w])) >= 3" "$ts")
+	fi
+	advise_report "$format" -v at="$at" -v days="$days" -v refusals="$refusals" -v trips="$trips" -v w="$w"
+}
+
+# advise_report FORMAT PSQL_VARS...: the PostgreSQL rules and the Prometheus answers
+# (JSON, parsed here by PostgreSQL) as one list.
+advise_report() {
+	local format=$1 q
+	shift
+	q=$(
+		cat <<'SQL'
+WITH a AS (
+	SELECT 1 AS o, * FROM jairouter.advice(:'at'::timestamptz, :'days'::integer)
+	UNION ALL
+	SELECT 2, 'limit_refusals', 'tenant ' || (r -> 'metric' ->> 'tenant') || ', ' || (r -> 'metric' ->> 'scope')
+			|| ' ' || (r -> 'metric' ->> 'dimension') || ' limits',
+		format('limit refusals were %s%% of the tenant''s requests over the last %s (Prometheus)',
+			round(100 * (r -> 'value' ->> 1)::numeric, 1), :'w'),
+		'raise the limit if the traffic is legitimate (jairouterctl usage --tenant ' || (r -> 'metric' ->> 'tenant')
+			|| ' --by key,user shows who), else ask the tenant to spread it'
+	FROM json_array_elements(coalesce(NULLIF(:'refusals', '')::json -> 'data' -> 'result', '[]')) r
+	UNION ALL
+	SELECT 3, 'breaker_trips', 'server ' || (r -> 'metric' ->> 'backend') || '/' || (r -> 'metric' ->> 'server'),
+		format('its circuit breaker opened %s times in the last %s (Prometheus)',
+			round((r -> 'value' ->> 1)::numeric), :'w'),
+		'check the server (docs/observability.md, JairouterBreakerOpen); take it out of the backend or give its models a fallback'
+	FROM json_array_elements(coalesce(NULLIF(:'trips', '')::json -> 'data' -> 'result', '[]')) r
+)
+SQL
+	)
+	case $format in
+	json)
+		sql -At "$@" <<<"$q SELECT coalesce(json_agg(x), '[]') FROM (SELECT rule, subject, why, suggestion FROM a ORDER BY o, rule, subject) x;"
+		;;
+	csv)
+		sql --csv "$@" <<<"$q SELECT rule, subject, why, suggestion FROM a ORDER BY o, rule, subject;"
+		;;
+	*)
+		sql -At "$@" <<<"$q SELECT coalesce(string_agg(format(E'%s: %s\n  why: %s\n  do:  %s', rule, subject, why, suggestion), E'\n' ORDER BY o, rule, subject), 'no advice') FROM a;"
+		;;
+	esac
+}
