@@ -7,6 +7,7 @@
  * PostgreSQL synchroniser, the SPOP server, the admin HTTP endpoint, and signals
  * (SIGTERM/SIGINT drain and exit, SIGHUP reloads the configuration file).
  */
+#include "accesslog/accesslog.h"
 #include "admin/admin.h"
 #include "config/config.h"
 #include "pipeline/limits.h"
@@ -298,6 +299,8 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	struct lb_opts lo;
 	char err[512], restart[256];
 
+	alog_reopen(); /* a rotated access log file */
+
 	(void)sig;
 	(void)what;
 	if (config_load(app->config_path, &fresh, err, sizeof(err)) < 0) {
@@ -353,6 +356,31 @@ static int parse_args(int argc, char **argv, struct app *app, int *check_only)
 
 /* Refusals and settled usage per tenant and model on /metrics (metrics/traffic.h). */
 static const struct limits_observer traffic_observer = { traffic_refused, traffic_settled, traffic_seed };
+
+/* HAProxy's line and the settled usage, as the access log writes them. */
+static void access_ended(const struct jr_report *rep, const struct limits_ended *e)
+{
+	struct alog_usage u = { e->billed, e->prompt_tokens, e->completion_tokens, e->cost_micro,
+				e->estimated, e->end_user, e->issuer };
+
+	alog_request(rep, &u);
+}
+
+/* The access log (access_log = PATH, "-" or "stderr"; off when empty). */
+static int start_access_log(const struct jr_config *cfg)
+{
+	char err[600];
+
+	if (!cfg->access_log[0])
+		return 0;
+	if (alog_open(cfg->access_log, (size_t)cfg->access_log_max_kb * 1024, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		return -1;
+	}
+	limits_set_ended(access_ended);
+	metrics_add_renderer(alog_render_metrics, NULL);
+	return 0;
+}
 
 /* The report listener's counters on /metrics (report/report.h). */
 static void render_report(struct evbuffer *out, void *arg)
@@ -432,6 +460,8 @@ static int start(struct app *app)
 	limits_set_remote(&fleet_remote);
 	traffic_configure(app->cfg.metrics_max_tenants, app->cfg.metrics_max_models);
 	limits_set_observer(&traffic_observer);
+	if (start_access_log(&app->cfg) < 0)
+		return -1;
 	if (limits_start(app->base, &app->cfg) < 0 ||
 	    usage_start(app->base, app->cfg.database, app->cfg.usage_flush_ms, app->cfg.usage_max_rows) < 0) {
 		log_error("limits: could not start");
@@ -492,6 +522,7 @@ static void stop(struct app *app)
 	lb_stop();
 	limits_stop(app->handed_over); /* settles what is still reserved (see pipeline/limits.h) */
 	usage_stop();  /* and writes the usage to PostgreSQL */
+	alog_close();  /* after the last settlement: the access log lines are all queued */
 	pgsync_stop(app->pg);
 	audit_stop();
 	oidc_stop();
