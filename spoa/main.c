@@ -152,7 +152,8 @@ static void listen_when_ready(struct app *app)
 		app->report = report_listen(app->base, app->cfg.report_listen, err, sizeof(err));
 		if (!app->report)
 			goto fail;
-		log_info("end-of-request reports on %s", app->cfg.report_listen);
+		log_event(LOG_INFO, "report_listening", LOG_FIELDS(LOG_S("addr", app->cfg.report_listen)),
+			  "end-of-request reports on %s", app->cfg.report_listen);
 	}
 	return;
 fail:
@@ -174,9 +175,10 @@ static void status_tick_cb(evutil_socket_t fd, short what, void *arg)
 	online = ps.status == PGSYNC_UP;
 	if (online != store_db_online()) {
 		if (online)
-			log_info("database is up");
+			log_event(LOG_INFO, "database_up", LOG_NO_FIELDS, "database is up");
 		else
-			log_warn("database is unreachable: serving from the in-memory catalogue");
+			log_event(LOG_WARN, "database_down", LOG_NO_FIELDS,
+				  "database is unreachable: serving from the in-memory catalogue");
 	}
 	store_set_db_online(online);
 	if (!app->draining && store_ready() && limits_ready())
@@ -244,7 +246,9 @@ static void on_terminate(evutil_socket_t sig, short what, void *arg)
 	app->draining = 1;
 	notify_systemd("STOPPING=1");
 	app->drain_deadline_ms = mono_ms() + app->cfg.drain_timeout_ms;
-	log_info("signal %d: draining (deadline %u ms)", (int)sig, app->cfg.drain_timeout_ms);
+	log_event(LOG_INFO, "drain_started",
+		  LOG_FIELDS(LOG_I("signal", sig), LOG_I("deadline_ms", app->cfg.drain_timeout_ms)),
+		  "signal %d: draining (deadline %u ms)", (int)sig, app->cfg.drain_timeout_ms);
 	admin_stop(app->admin); /* the next process answers health checks and scrapes */
 	app->admin = NULL;
 	report_listener_drain(app->report);
@@ -331,7 +335,8 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 		log_error("reload: %s (routing keeps its previous stats socket)", err);
 	load_master_keys(&fresh, 1);
 	pgsync_reload(app->pg); /* open the provider credentials with the keys as they are now */
-	log_info("configuration reloaded from %s", app->config_path);
+	log_event(LOG_INFO, "config_reloaded", LOG_FIELDS(LOG_S("path", app->config_path)),
+		  "configuration reloaded from %s", app->config_path);
 }
 
 static int parse_args(int argc, char **argv, struct app *app, int *check_only)
@@ -486,7 +491,9 @@ static int start(struct app *app)
 		return -1;
 	}
 	report_set_identity(app->cfg.agent_id, limits_process_tag());
-	log_info("agent id %s (process %s)", app->cfg.agent_id, limits_process_tag());
+	log_event(LOG_INFO, "agent_identity",
+		  LOG_FIELDS(LOG_S("agent_id", app->cfg.agent_id), LOG_S("process", limits_process_tag())),
+		  "agent id %s (process %s)", app->cfg.agent_id, limits_process_tag());
 	metrics_add_renderer(render_report, app);
 	lb_options(&app->cfg, &lo);
 	if (lb_start(app->base, &lo, err, sizeof(err)) < 0) {
@@ -566,13 +573,14 @@ int main(int argc, char **argv)
 			stop(&app);
 		return 1;
 	}
-	log_info("jairouter-spoa %s started", JR_VERSION);
+	log_event(LOG_INFO, "agent_started", LOG_FIELDS(LOG_S("version", JR_VERSION)),
+		  "jairouter-spoa %s started", JR_VERSION);
 	if (!app.listen_deferred)
 		notify_systemd("READY=1\nSTATUS=serving");
 	event_base_dispatch(app.base);
 	if (!app.draining) /* loop ended without a drain: still stop the workers cleanly */
 		log_warn("event loop ended unexpectedly");
 	stop(&app);
-	log_info("stopped");
+	log_event(LOG_INFO, "agent_stopped", LOG_NO_FIELDS, "stopped");
 	return 0;
 }
