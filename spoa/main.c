@@ -432,6 +432,23 @@ static const struct server_exit_hooks *worker_exit_hooks(void)
 	return &hooks;
 }
 
+/* Limits, usage and the access log, before the workers start (the fleet connections hook
+ * into them). */
+static int start_accounting(struct app *app)
+{
+	limits_set_remote(&fleet_remote);
+	traffic_configure(app->cfg.metrics_max_tenants, app->cfg.metrics_max_models);
+	limits_set_observer(&traffic_observer);
+	if (start_access_log(&app->cfg) < 0)
+		return -1;
+	if (limits_start(app->base, &app->cfg) < 0 ||
+	    usage_start(app->base, app->cfg.database, app->cfg.usage_flush_ms, app->cfg.usage_max_rows) < 0) {
+		log_error("limits: could not start");
+		return -1;
+	}
+	return 0;
+}
+
 static int start(struct app *app)
 {
 	struct lb_opts lo;
@@ -461,17 +478,8 @@ static int start(struct app *app)
 			return -1;
 		}
 	}
-	/* Limits and usage before the workers start (the fleet connections hook into them). */
-	limits_set_remote(&fleet_remote);
-	traffic_configure(app->cfg.metrics_max_tenants, app->cfg.metrics_max_models);
-	limits_set_observer(&traffic_observer);
-	if (start_access_log(&app->cfg) < 0)
+	if (start_accounting(app) < 0)
 		return -1;
-	if (limits_start(app->base, &app->cfg) < 0 ||
-	    usage_start(app->base, app->cfg.database, app->cfg.usage_flush_ms, app->cfg.usage_max_rows) < 0) {
-		log_error("limits: could not start");
-		return -1;
-	}
 	metrics_add_renderer(limits_render_metrics, NULL);
 	metrics_add_renderer(usage_render_metrics, NULL);
 	metrics_add_renderer(identity_render_metrics, NULL);
