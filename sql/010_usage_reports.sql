@@ -26,7 +26,7 @@ INSERT INTO jairouter.usage_settings (id) VALUES (true) ON CONFLICT DO NOTHING;
 -- (JR_USER_HEADER), else '' (no end user). End-user ids are stored as the tenant gave
 -- them (at most 128 bytes, control characters and invalid UTF-8 replaced by '?'); never
 -- an API key. failed_requests: requests that ended with a status of 500 or more, or
--- without a response.
+-- without a response, except when the client went away first.
 CREATE TABLE IF NOT EXISTS jairouter.usage_hourly (
 	hour              timestamptz NOT NULL,
 	tenant_id         bigint NOT NULL,

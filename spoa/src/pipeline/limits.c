@@ -109,7 +109,7 @@ struct resv {
 	int have_usage;          /* the adapter's line came first */
 	int64_t pt, ct;
 	int usage_estimated;
-	int failed;              /* HAProxy's line: a status >= 500 or none (usage_rec.failed) */
+	int failed;              /* HAProxy's line: request_failed (usage_rec.failed) */
 	char user[USAGE_USER_MAX + 1]; /* the end user usage is recorded under ("": none) */
 	char issuer[PL_END_USER_MAX];  /* a token's issuer ("": an API key), for the access log */
 	const struct jr_report *rep;   /* HAProxy's line being handled now, else NULL */
@@ -640,6 +640,13 @@ static int64_t utc_day(int64_t t_us)
 	return lim_period_start(LIM_PERIOD_DAY, t_us) / LIM_US_PER_S;
 }
 
+/* A failure of the model server or the path to it: a status of 500 or more, or no
+ * response, unless the client went away first. */
+static int request_failed(const struct jr_report *rep)
+{
+	return (rep->status >= 500 || rep->status < 0) && !report_client_aborted(rep);
+}
+
 static int64_t utc_hour(int64_t t_us)
 {
 	int64_t s = t_us / LIM_US_PER_S;
@@ -870,7 +877,7 @@ static int bill_from_line(const struct jr_report *rep, int64_t now, struct usage
 	store_read_end();
 	u.day = utc_day(now);
 	u.hour = utc_hour(now);
-	u.failed = rep->status >= 500 || rep->status < 0;
+	u.failed = request_failed(rep);
 	u.tenant_id = tid;
 	u.key_id = kid;
 	u.model_id = mid;
@@ -964,7 +971,7 @@ static void on_report(const struct jr_report *rep, void *arg)
 		tell_unreserved(rep, now);
 		return;
 	}
-	r->failed = rep->status >= 500 || rep->status < 0;
+	r->failed = request_failed(rep);
 	r->rep = rep;
 	if (pt >= 0)
 		settle(r, pt, ct >= 0 ? ct : 0, report_get_int(rep, "est", 0) != 0, outcome_ok(rep, r), now);

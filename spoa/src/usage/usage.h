@@ -35,7 +35,7 @@ struct usage_rec {
 	int64_t prompt_tokens, completion_tokens;
 	int64_t cost_micro; /* micro-units of the catalogue's currency */
 	int estimated;      /* the usage was estimated, not reported by the upstream */
-	int failed;         /* ended with a status >= 500 or without a response */
+	int failed;         /* ended with a status >= 500 or without a response (not a client abort) */
 	int64_t hour;       /* Unix seconds of the UTC hour's start; 0: the day's start */
 	const char *user;   /* the end user (user_len bytes, copied); NULL or empty: none */
 	size_t user_len;
