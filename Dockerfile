@@ -64,6 +64,9 @@ RUN apt-get update \
 COPY --from=build /src/build/release/jairouter-spoa /src/build/release/jairouter-adapter \
      /usr/lib/postgresql/15/bin/psql /usr/local/bin/
 COPY --chmod=0755 scripts/jairouterctl /usr/local/bin/jairouterctl
+# jairouterctl's command files (scripts/lib/ctl-*.sh), where it looks for them when
+# they are not next to it in lib/.
+COPY scripts/lib/ctl-*.sh /usr/local/lib/jairouter/
 COPY --chmod=0755 scripts/migrate /usr/local/bin/jairouter-migrate
 COPY --chmod=0755 deploy/container/jairouter-healthcheck /usr/local/bin/jairouter-healthcheck
 COPY sql /usr/share/jairouter/sql

@@ -36,8 +36,10 @@ static int run(const struct ad_config *cfg)
 		return 2;
 	}
 	if (srv_init(&s, cfg) == 0) {
-		log_info("jairouter-adapter listening on %s%s%s", cfg->listen, cfg->report[0] ? ", reports to " : "",
-			 cfg->report);
+		log_event(LOG_INFO, "adapter_listening",
+			  LOG_FIELDS(LOG_S("addr", cfg->listen), LOG_S("report", cfg->report[0] ? cfg->report : NULL)),
+			  "jairouter-adapter listening on %s%s%s", cfg->listen,
+			  cfg->report[0] ? ", reports to " : "", cfg->report);
 		srv_run(&s);
 		rc = 0;
 	}

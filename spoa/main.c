@@ -7,6 +7,7 @@
  * PostgreSQL synchroniser, the SPOP server, the admin HTTP endpoint, and signals
  * (SIGTERM/SIGINT drain and exit, SIGHUP reloads the configuration file).
  */
+#include "accesslog/accesslog.h"
 #include "admin/admin.h"
 #include "config/config.h"
 #include "pipeline/limits.h"
@@ -151,7 +152,8 @@ static void listen_when_ready(struct app *app)
 		app->report = report_listen(app->base, app->cfg.report_listen, err, sizeof(err));
 		if (!app->report)
 			goto fail;
-		log_info("end-of-request reports on %s", app->cfg.report_listen);
+		log_event(LOG_INFO, "report_listening", LOG_FIELDS(LOG_S("addr", app->cfg.report_listen)),
+			  "end-of-request reports on %s", app->cfg.report_listen);
 	}
 	return;
 fail:
@@ -173,9 +175,10 @@ static void status_tick_cb(evutil_socket_t fd, short what, void *arg)
 	online = ps.status == PGSYNC_UP;
 	if (online != store_db_online()) {
 		if (online)
-			log_info("database is up");
+			log_event(LOG_INFO, "database_up", LOG_NO_FIELDS, "database is up");
 		else
-			log_warn("database is unreachable: serving from the in-memory catalogue");
+			log_event(LOG_WARN, "database_down", LOG_NO_FIELDS,
+				  "database is unreachable: serving from the in-memory catalogue");
 	}
 	store_set_db_online(online);
 	if (!app->draining && store_ready() && limits_ready())
@@ -243,7 +246,9 @@ static void on_terminate(evutil_socket_t sig, short what, void *arg)
 	app->draining = 1;
 	notify_systemd("STOPPING=1");
 	app->drain_deadline_ms = mono_ms() + app->cfg.drain_timeout_ms;
-	log_info("signal %d: draining (deadline %u ms)", (int)sig, app->cfg.drain_timeout_ms);
+	log_event(LOG_INFO, "drain_started",
+		  LOG_FIELDS(LOG_I("signal", sig), LOG_I("deadline_ms", app->cfg.drain_timeout_ms)),
+		  "signal %d: draining (deadline %u ms)", (int)sig, app->cfg.drain_timeout_ms);
 	admin_stop(app->admin); /* the next process answers health checks and scrapes */
 	app->admin = NULL;
 	report_listener_drain(app->report);
@@ -298,6 +303,8 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	struct lb_opts lo;
 	char err[512], restart[256];
 
+	alog_reopen(); /* a rotated access log file */
+
 	(void)sig;
 	(void)what;
 	if (config_load(app->config_path, &fresh, err, sizeof(err)) < 0) {
@@ -328,7 +335,8 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 		log_error("reload: %s (routing keeps its previous stats socket)", err);
 	load_master_keys(&fresh, 1);
 	pgsync_reload(app->pg); /* open the provider credentials with the keys as they are now */
-	log_info("configuration reloaded from %s", app->config_path);
+	log_event(LOG_INFO, "config_reloaded", LOG_FIELDS(LOG_S("path", app->config_path)),
+		  "configuration reloaded from %s", app->config_path);
 }
 
 static int parse_args(int argc, char **argv, struct app *app, int *check_only)
@@ -353,6 +361,31 @@ static int parse_args(int argc, char **argv, struct app *app, int *check_only)
 
 /* Refusals and settled usage per tenant and model on /metrics (metrics/traffic.h). */
 static const struct limits_observer traffic_observer = { traffic_refused, traffic_settled, traffic_seed };
+
+/* HAProxy's line and the settled usage, as the access log writes them. */
+static void access_ended(const struct jr_report *rep, const struct limits_ended *e)
+{
+	struct alog_usage u = { e->billed, e->prompt_tokens, e->completion_tokens, e->cost_micro,
+				e->estimated, e->end_user, e->issuer };
+
+	alog_request(rep, &u);
+}
+
+/* The access log (access_log = PATH, "-" or "stderr"; off when empty). */
+static int start_access_log(const struct jr_config *cfg)
+{
+	char err[600];
+
+	if (!cfg->access_log[0])
+		return 0;
+	if (alog_open(cfg->access_log, (size_t)cfg->access_log_max_kb * 1024, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		return -1;
+	}
+	limits_set_ended(access_ended);
+	metrics_add_renderer(alog_render_metrics, NULL);
+	return 0;
+}
 
 /* The report listener's counters on /metrics (report/report.h). */
 static void render_report(struct evbuffer *out, void *arg)
@@ -399,6 +432,23 @@ static const struct server_exit_hooks *worker_exit_hooks(void)
 	return &hooks;
 }
 
+/* Limits, usage and the access log, before the workers start (the fleet connections hook
+ * into them). */
+static int start_accounting(struct app *app)
+{
+	limits_set_remote(&fleet_remote);
+	traffic_configure(app->cfg.metrics_max_tenants, app->cfg.metrics_max_models);
+	limits_set_observer(&traffic_observer);
+	if (start_access_log(&app->cfg) < 0)
+		return -1;
+	if (limits_start(app->base, &app->cfg) < 0 ||
+	    usage_start(app->base, app->cfg.database, app->cfg.usage_flush_ms, app->cfg.usage_max_rows) < 0) {
+		log_error("limits: could not start");
+		return -1;
+	}
+	return 0;
+}
+
 static int start(struct app *app)
 {
 	struct lb_opts lo;
@@ -428,15 +478,8 @@ static int start(struct app *app)
 			return -1;
 		}
 	}
-	/* Limits and usage before the workers start (the fleet connections hook into them). */
-	limits_set_remote(&fleet_remote);
-	traffic_configure(app->cfg.metrics_max_tenants, app->cfg.metrics_max_models);
-	limits_set_observer(&traffic_observer);
-	if (limits_start(app->base, &app->cfg) < 0 ||
-	    usage_start(app->base, app->cfg.database, app->cfg.usage_flush_ms, app->cfg.usage_max_rows) < 0) {
-		log_error("limits: could not start");
+	if (start_accounting(app) < 0)
 		return -1;
-	}
 	metrics_add_renderer(limits_render_metrics, NULL);
 	metrics_add_renderer(usage_render_metrics, NULL);
 	metrics_add_renderer(identity_render_metrics, NULL);
@@ -456,7 +499,9 @@ static int start(struct app *app)
 		return -1;
 	}
 	report_set_identity(app->cfg.agent_id, limits_process_tag());
-	log_info("agent id %s (process %s)", app->cfg.agent_id, limits_process_tag());
+	log_event(LOG_INFO, "agent_identity",
+		  LOG_FIELDS(LOG_S("agent_id", app->cfg.agent_id), LOG_S("process", limits_process_tag())),
+		  "agent id %s (process %s)", app->cfg.agent_id, limits_process_tag());
 	metrics_add_renderer(render_report, app);
 	lb_options(&app->cfg, &lo);
 	if (lb_start(app->base, &lo, err, sizeof(err)) < 0) {
@@ -492,6 +537,7 @@ static void stop(struct app *app)
 	lb_stop();
 	limits_stop(app->handed_over); /* settles what is still reserved (see pipeline/limits.h) */
 	usage_stop();  /* and writes the usage to PostgreSQL */
+	alog_close();  /* after the last settlement: the access log lines are all queued */
 	pgsync_stop(app->pg);
 	audit_stop();
 	oidc_stop();
@@ -535,13 +581,14 @@ int main(int argc, char **argv)
 			stop(&app);
 		return 1;
 	}
-	log_info("jairouter-spoa %s started", JR_VERSION);
+	log_event(LOG_INFO, "agent_started", LOG_FIELDS(LOG_S("version", JR_VERSION)),
+		  "jairouter-spoa %s started", JR_VERSION);
 	if (!app.listen_deferred)
 		notify_systemd("READY=1\nSTATUS=serving");
 	event_base_dispatch(app.base);
 	if (!app.draining) /* loop ended without a drain: still stop the workers cleanly */
 		log_warn("event loop ended unexpectedly");
 	stop(&app);
-	log_info("stopped");
+	log_event(LOG_INFO, "agent_stopped", LOG_NO_FIELDS, "stopped");
 	return 0;
 }

@@ -232,7 +232,9 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	s->draining = 1;
-	log_info("signal %d: draining %ld request(s)", (int)sig, s->m.inflight);
+	log_event(LOG_INFO, "drain_started",
+		  LOG_FIELDS(LOG_I("signal", sig), LOG_I("inflight", s->m.inflight)),
+		  "signal %d: draining %ld request(s)", (int)sig, s->m.inflight);
 	if (s->bound) {
 		evhttp_del_accept_socket(s->http, s->bound);
 		s->bound = NULL;

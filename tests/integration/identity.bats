@@ -265,3 +265,17 @@ SQL
 		"$BATS_TEST_TMPDIR/audit.txt"
 	absent "${tok:0:40}" "$STACK/agent.log"
 }
+
+@test "usage of a token request is recorded under its subject (not a user header), as key (token)" {
+	local t tok
+	t=$(now)
+	tok=$(mint sign "$KEYS" RS256 rsa-1 "{\"iss\":\"https://idp.test\",\"aud\":\"jairouter\",\"sub\":\"usage-sub-1\",\"exp\":$((t + 600)),\"roles\":[\"user\"]}")
+	token_status "$tok" 200 10.0.0.61
+	req -X POST -H 'content-type: application/json' -H "authorization: Bearer $tok" \
+		-H 'x-forwarded-for: 10.0.0.61' -H 'x-jairouter-user: someone-else' \
+		--data-binary "$(chat_body test-model)" "$CHAT_PATH"
+	expect_status 200
+	eventually 5 bash -c "[[ \$(psql -X -At -d '$JR_DATABASE' -c \"SELECT sum(requests) FROM jairouter.usage_hourly_report WHERE \\\"user\\\" = 'usage-sub-1'\") == 2 ]]"
+	[[ $(sql -c "SELECT DISTINCT tenant || ' ' || key FROM jairouter.usage_hourly_report WHERE \"user\" = 'usage-sub-1'") == "acme (token)" ]]
+	[[ $(sql -c "SELECT count(*) FROM jairouter.usage_hourly WHERE end_user = 'someone-else'") == 0 ]]
+}

@@ -10,8 +10,8 @@ setup_file() {
 	export STACK=$BATS_FILE_TMPDIR/stack
 	mkdir -p "$STACK"
 	jr_stack_start "$STACK"
-	# Usage is written every 200 ms here (restart-only setting).
-	printf 'usage_flush_ms = 200\nusage_wait_ms = 300\n' >>"$STACK/agent.conf"
+	# Usage is written every 200 ms here (restart-only setting); the access log on.
+	printf 'usage_flush_ms = 200\nusage_wait_ms = 300\naccess_log = %s\n' "$STACK/access.log" >>"$STACK/agent.conf"
 	jr_agent_stop "$STACK"
 	jr_agent_start "$STACK"
 	jr_ctl model add lim-model be_mock >/dev/null
@@ -290,6 +290,71 @@ status_is_lim() {
 	eventually 5 bash -c "[[ \$(psql -X -t -A -d '$JR_DATABASE' -c \"SELECT requests FROM jairouter.usage_by_tenant_model_day WHERE tenant = 'use'\") == 5 ]]"
 	got=$(sql "SELECT prompt_tokens || ' ' || completion_tokens || ' ' || estimated_requests FROM jairouter.usage_by_tenant_model_day WHERE tenant = 'use' AND model = 'lim-model'")
 	[[ $got == "$pt $ct 0" ]]
+}
+
+@test "usage per hour and end user: the user header and no user, never the key; jairouterctl usage reports it" {
+	local k got
+	k=$(new_tenant euh)
+	lchat "$k" -H 'x-jairouter-user: alice@example.com'
+	expect_status 200
+	lchat "$k" -H 'x-jairouter-user: alice@example.com'
+	lchat "$k"
+	eventually 5 bash -c "[[ \$(psql -X -t -A -d '$JR_DATABASE' -c \"SELECT sum(requests) FROM jairouter.usage_hourly_report WHERE tenant = 'euh'\") == 3 ]]"
+	got=$(sql "SELECT string_agg(\"user\" || '=' || requests, ',' ORDER BY \"user\") FROM jairouter.usage_hourly_report WHERE tenant = 'euh'")
+	echo "users: $got"
+	[[ $got == "=1,alice@example.com=2" ]]
+	[[ $(sql "SELECT count(*) FROM jairouter.usage_hourly_report WHERE tenant = 'euh' AND key = '$(prefix_of "$k")'") == 2 ]]
+	[[ $(sql "SELECT count(*) FROM jairouter.usage_hourly WHERE end_user LIKE '%$k%'") == 0 ]]
+	got=$(jr_ctl usage --by user --tenant euh --format csv)
+	echo "$got"
+	grep -q '^alice@example.com,2,' <<<"$got"
+	grep -q '^total,3,' <<<"$got"
+}
+
+# access_line ID: the access log's line of request ID (jq -c), once written.
+access_line() {
+	eventually 5 bash -c "grep -q '\"request_id\":\"$1\"' '$STACK/access.log'"
+	jq -c --arg id "$1" 'select(.request_id == $id)' "$STACK/access.log"
+}
+
+@test "access log: one JSON line per request, with usage and cost from the agent, and refusals with their code" {
+	local k id1 id2 id3 line
+	k=$(new_tenant alg)
+	jr_ctl model add alog-model be_mock --price-in 2 --price-out 4 >/dev/null
+	sql "SELECT jairouter.set_limit('key', 'requests', 'sliding_window', 2, 60000, 'alg')" >/dev/null
+	sleep 0.5
+	BODY=$(chat_body alog-model) lchat "$k" -H 'x-jairouter-user: carol'
+	expect_status 200
+	id1=$(hdr x-request-id)
+	BODY=$(chat_body alog-model ',"stream":true') lchat "$k"
+	expect_status 200
+	id2=$(hdr x-request-id)
+	BODY=$(chat_body alog-model) lchat "$k"
+	expect_status 429
+	id3=$(hdr x-request-id)
+	line=$(access_line "$id1")
+	echo "$line"
+	jq -e --arg p "$(prefix_of "$k")" '.tenant == "alg" and .key_prefix == $p and .end_user == "carol"
+		and .model == "alog-model" and .status == 200 and .verdict == "allow" and .error_code == null
+		and .prompt_tokens > 0 and .completion_tokens > 0
+		and .total_tokens == .prompt_tokens + .completion_tokens and .usage_estimated == false
+		and (.cost - (.prompt_tokens * 2 + .completion_tokens * 4) / 1000000 | fabs) < 0.000002
+		and .time_total_ms >= 0 and .time_decision_ms >= 0 and .method == "POST"
+		and .path == "/v1/chat/completions" and .backend == "be_mock" and .truncated == false
+		and (.ts | test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z$"))' <<<"$line"
+	line=$(access_line "$id2")
+	echo "$line"
+	jq -e '.status == 200 and .total_tokens > 0 and .end_user == null' <<<"$line"
+	line=$(access_line "$id3")
+	echo "$line"
+	jq -e --arg p "$(prefix_of "$k")" '.status == 429 and .verdict == "deny"
+		and .error_code == "rate_limit_exceeded" and .retry_after_s >= 1 and .prompt_tokens == null
+		and .tenant == "alg" and .key_prefix == $p' <<<"$line"
+	# Every line is one JSON object; no key in it.
+	jq -e -s 'length >= 3' "$STACK/access.log"
+	run grep -cF -- "$k" "$STACK/access.log"
+	[[ $output == 0 ]]
+	curl -fsS "$JR_AGENT_METRICS/metrics" | grep -q '^jairouter_access_log_dropped_total 0'
 }
 
 @test "streamed responses without usage are billed as estimated, never zero" {

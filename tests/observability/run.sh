@@ -58,6 +58,7 @@ check every_alert_has_a_unit_test python3 $here/exprs.py alerts-tested
 check prometheus_config_valid promtool check config deploy/prometheus/prometheus.yml
 check alertmanager_config_valid amtool check-config deploy/alertmanager/alertmanager.yml
 check alertmanager_routes alert_routing
+check access_log_shipping_recipe python3 $here/logging.py deploy/logging/vector.toml
 check dashboards_generated python3 deploy/grafana/generate.py --check
 check dashboards_schema python3 $here/exprs.py dashboards-schema
 if [[ -n ${JR_OBS_STATIC:-} ]]; then

@@ -1,7 +1,8 @@
 /*
  * The agent's two PostgreSQL writers against a real, migrated database (tests/pg/run.sh
- * passes its connection string): usage/ aggregates usage per day, tenant, key and model
- * and writes it in batches, writes what is left when it stops, and reads this month's
+ * passes its connection string): usage/ aggregates usage per hour, tenant, key, model and
+ * end user and writes it in batches (usage_daily and usage_hourly), folds end users beyond
+ * the tenant's daily cap or the buffer's share into "(other)", writes what is left when it stops, and reads this month's
  * usage back for the local quotas (the seed); audit/ writes security-audit events in
  * batches. Results are read back with libpq and compared by count.
  *
@@ -50,7 +51,14 @@ static int64_t today(void)
 
 static void rec(int64_t tenant, int64_t pt, int64_t ct, int64_t cost, int estimated)
 {
-	struct usage_rec u = { today(), tenant, 10 * tenant, 100, pt, ct, cost, estimated };
+	struct usage_rec u = { today(), tenant, 10 * tenant, 100, pt, ct, cost, estimated, 0, 0, NULL, 0 };
+
+	usage_add(&u);
+}
+
+static void rec_user(int64_t tenant, const char *user, size_t len, int failed)
+{
+	struct usage_rec u = { today(), tenant, 10 * tenant, 100, 5, 1, 2, 0, failed, 0, user, len };
 
 	usage_add(&u);
 }
@@ -95,6 +103,81 @@ static void test_usage_stop_writes_the_rest(void)
 	rec(3, 7, 0, 0, 0);
 	usage_stop();
 	CHECK_EQ_INT(sql_int("SELECT requests FROM jairouter.usage_daily WHERE tenant_id = 3"), 1);
+}
+
+static void exec_sql(const char *q)
+{
+	PGconn *c = PQconnectdb(conninfo);
+	PGresult *r = PQexec(c, q);
+
+	CHECK_EQ_INT(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+	PQfinish(c);
+}
+
+/* End users reach usage_hourly as given, quotes and backslashes included; control
+ * characters and invalid UTF-8 become '?', UTF-8 is kept; failures are counted. */
+static void test_usage_end_users(void)
+{
+	usage_start(base, conninfo, 600000, 1000);
+	rec_user(4, "alice@example.com", 17, 0);
+	rec_user(4, "alice@example.com", 17, 1);
+	rec_user(4, "o\"b\\x", 5, 0);
+	rec_user(4, "a\tb\xff\xc3\xa9", 6, 0);
+	rec_user(4, NULL, 0, 0);
+	usage_stop();
+	CHECK_EQ_INT(sql_int("SELECT requests FROM jairouter.usage_hourly WHERE tenant_id = 4 "
+			     "AND end_user = 'alice@example.com' AND hour = date_trunc('day', now())"), 2);
+	CHECK_EQ_INT(sql_int("SELECT failed_requests FROM jairouter.usage_hourly WHERE tenant_id = 4 "
+			     "AND end_user = 'alice@example.com'"), 1);
+	CHECK_EQ_INT(sql_int("SELECT requests FROM jairouter.usage_hourly WHERE tenant_id = 4 "
+			     "AND end_user = 'o\"b\\x'"), 1);
+	CHECK_EQ_INT(sql_int("SELECT requests FROM jairouter.usage_hourly WHERE tenant_id = 4 "
+			     "AND end_user = U&'a?b?\\00e9'"), 1);
+	CHECK_EQ_INT(sql_int("SELECT requests FROM jairouter.usage_hourly WHERE tenant_id = 4 "
+			     "AND end_user = ''"), 1);
+	CHECK_EQ_INT(sql_int("SELECT requests FROM jairouter.usage_daily WHERE tenant_id = 4"), 5);
+	CHECK_EQ_INT(sql_int("SELECT failed_requests FROM jairouter.usage_daily WHERE tenant_id = 4"), 1);
+}
+
+/* With a cap of 2 users per tenant and day, the third and fourth users of tenant 5 are
+ * recorded as "(other)"; the day's totals keep all four. */
+static void test_usage_user_cap(void)
+{
+	exec_sql("UPDATE jairouter.usage_settings SET users_per_tenant_day = 2");
+	usage_start(base, conninfo, 600000, 1000);
+	rec_user(5, "u1", 2, 0);
+	rec_user(5, "u2", 2, 0);
+	rec_user(5, "u3", 2, 0);
+	rec_user(5, "u4", 2, 0);
+	usage_stop();
+	exec_sql("UPDATE jairouter.usage_settings SET users_per_tenant_day = 1000");
+	CHECK_EQ_INT(sql_int("SELECT count(*) FROM jairouter.usage_hourly WHERE tenant_id = 5 "
+			     "AND end_user IN ('u1', 'u2')"), 2);
+	CHECK_EQ_INT(sql_int("SELECT requests FROM jairouter.usage_hourly WHERE tenant_id = 5 "
+			     "AND end_user = '(other)'"), 2);
+	CHECK_EQ_INT(sql_int("SELECT count(*) FROM jairouter.usage_users WHERE tenant_id = 5"), 2);
+	CHECK_EQ_INT(sql_int("SELECT requests FROM jairouter.usage_daily WHERE tenant_id = 5"), 4);
+}
+
+/* A buffer of 4 rows takes 3 named users; the next users fold into "(other)". */
+static void test_usage_buffer_folds_users(void)
+{
+	struct usage_stats s;
+
+	usage_start(base, conninfo, 600000, 4);
+	rec_user(6, "a", 1, 0);
+	rec_user(6, "b", 1, 0);
+	rec_user(6, "c", 1, 0);
+	rec_user(6, "d", 1, 0);
+	rec_user(6, "e", 1, 0);
+	usage_stats(&s);
+	CHECK_EQ_INT(s.rows_pending, 4);
+	CHECK_EQ_INT(s.users_folded, 2);
+	usage_stop();
+	CHECK_EQ_INT(sql_int("SELECT requests FROM jairouter.usage_hourly WHERE tenant_id = 6 "
+			     "AND end_user = '(other)'"), 2);
+	CHECK_EQ_INT(sql_int("SELECT requests FROM jairouter.usage_daily WHERE tenant_id = 6"), 5);
 }
 
 static void seed(const struct usage_seed_row *rows, size_t n)
@@ -162,6 +245,9 @@ int main(int argc, char **argv)
 	RUN(test_usage_batches);
 	RUN(test_usage_stop_writes_the_rest);
 	RUN(test_usage_seed);
+	RUN(test_usage_end_users);
+	RUN(test_usage_user_cap);
+	RUN(test_usage_buffer_folds_users);
 	RUN(test_audit_rows);
 	event_base_free(base);
 	TEST_END();

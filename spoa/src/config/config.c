@@ -60,6 +60,8 @@ static const struct opt opts[] = {
 	{ "usage_flush_ms", OPT_UINT, F(usage_flush_ms), 100, 3600000, 1 },
 	{ "usage_max_rows", OPT_UINT, F(usage_max_rows), 16, 10000000, 1 },
 	{ "usage_wait_ms", OPT_UINT, F(usage_wait_ms), 0, 600000, 0 },
+	{ "access_log", OPT_STR, F(access_log), 0, 0, 1 },
+	{ "access_log_max_kb", OPT_UINT, F(access_log_max_kb), 64, 1048576, 1 },
 	{ "metrics_max_tenants", OPT_UINT, F(metrics_max_tenants), 0, 10000, 1 },
 	{ "metrics_max_models", OPT_UINT, F(metrics_max_models), 0, 10000, 1 },
 };
@@ -98,6 +100,7 @@ void config_defaults(struct jr_config *c)
 	c->usage_flush_ms = 1000;
 	c->usage_max_rows = 100000;
 	c->usage_wait_ms = 5000;
+	c->access_log_max_kb = 4096;
 	c->metrics_max_tenants = 100;
 	c->metrics_max_models = 50;
 }

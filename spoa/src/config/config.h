@@ -49,6 +49,8 @@ struct jr_config {
 	unsigned limits_bytes_per_token; /* prompt estimate: body bytes per token */
 	unsigned usage_flush_ms;         /* usage written to PostgreSQL this often */
 	unsigned usage_max_rows;         /* aggregated rows held while PostgreSQL is down */
+	char access_log[CONFIG_PATH_MAX]; /* access log target (accesslog/accesslog.h); empty: off */
+	unsigned access_log_max_kb;       /* its queue's bound */
 	unsigned usage_wait_ms;          /* a streamed request waits this long for the adapter's usage */
 	unsigned metrics_max_tenants;    /* tenants with series of their own (metrics/traffic.h) */
 	unsigned metrics_max_models;     /* models with series of their own */

@@ -198,8 +198,10 @@ static void ps_fail_detail(struct pgsync *ps, const char *what, const char *deta
 	char buf[256];
 
 	ps->st.errors++;
-	log_warn("database: %s: %s; retrying in %u ms", what,
-		 detail ? detail : ps_errmsg(ps, buf, sizeof(buf)), ps->backoff_ms);
+	detail = detail ? detail : ps_errmsg(ps, buf, sizeof(buf));
+	log_event(LOG_WARN, "db_failed", LOG_FIELDS(LOG_S("what", what), LOG_S("error", detail),
+						    LOG_I("retry_ms", ps->backoff_ms)),
+		  "database: %s: %s; retrying in %u ms", what, detail, ps->backoff_ms);
 	ps_drop(ps);
 	ps->st.status = PGSYNC_DOWN;
 	ps_schedule_retry(ps);
@@ -274,8 +276,9 @@ static void ps_connected(struct pgsync *ps)
 {
 	const char *host = PQhost(ps->conn), *port = PQport(ps->conn), *db = PQdb(ps->conn);
 
-	log_info("database: connected to %s:%s/%s", host ? host : "", port ? port : "",
-		 db ? db : "");
+	log_event(LOG_INFO, "db_connected",
+		  LOG_FIELDS(LOG_S("host", host), LOG_S("port", port), LOG_S("database", db)),
+		  "database: connected to %s:%s/%s", host ? host : "", port ? port : "", db ? db : "");
 	if (PQsetnonblocking(ps->conn, 1) != 0) {
 		ps_fail(ps, "cannot make the connection non-blocking");
 		return;
@@ -330,8 +333,11 @@ static void ps_load_finish(struct pgsync *ps)
 	ps->st.full_loads++;
 	ps->st.last_load_unix = (int64_t)time(NULL);
 	if (ps->st.status != PGSYNC_UP)
-		log_info("database: catalogue loaded (%zu tenants, %zu keys, %zu models) in %.1f ms",
-			 nt, nk, nm, ms_since(&ps->load_start));
+		log_event(LOG_INFO, "catalogue_loaded",
+			  LOG_FIELDS(LOG_I("tenants", nt), LOG_I("keys", nk), LOG_I("models", nm),
+				     LOG_I("ms", ms_since(&ps->load_start))),
+			  "database: catalogue loaded (%zu tenants, %zu keys, %zu models) in %.1f ms",
+			  nt, nk, nm, ms_since(&ps->load_start));
 	else
 		log_debug("database: resync (%zu tenants, %zu keys, %zu models) in %.1f ms", nt, nk,
 			  nm, ms_since(&ps->load_start));

@@ -60,8 +60,11 @@ static void close_conn(struct dbw *w, const char *why, enum dbw_status status)
 {
 	if (w->conn) {
 		if (why && atomic_load(&w->up))
-			log_warn("%s: PostgreSQL writer %s: %s; %s", w->ops.name, why,
-				 PQerrorMessage(w->conn), w->ops.down_msg);
+			log_event(LOG_WARN, "db_writer_down",
+				  LOG_FIELDS(LOG_S("writer", w->ops.name), LOG_S("why", why),
+					     LOG_S("error", PQerrorMessage(w->conn))),
+				  "%s: PostgreSQL writer %s: %s; %s", w->ops.name, why,
+				  PQerrorMessage(w->conn), w->ops.down_msg);
 		PQfinish(w->conn);
 	}
 	if (w->io)

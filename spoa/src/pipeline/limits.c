@@ -109,16 +109,28 @@ struct resv {
 	int have_usage;          /* the adapter's line came first */
 	int64_t pt, ct;
 	int usage_estimated;
+	int failed;              /* HAProxy's line: request_failed (usage_rec.failed) */
+	char user[USAGE_USER_MAX + 1]; /* the end user usage is recorded under ("": none) */
+	char issuer[PL_END_USER_MAX];  /* a token's issuer ("": an API key), for the access log */
+	const struct jr_report *rep;   /* HAProxy's line being handled now, else NULL */
+	char *line;              /* a copy of HAProxy's line while settling waits for the adapter */
+	size_t line_len;
 	size_t n;
 	struct lim_item *items;  /* the charges that need settling (not plain request counts) */
 	struct resv *prev, *next; /* age order, oldest first */
 };
 
 static const struct limits_observer *observer;
+static limits_ended_fn ended_fn;
 
 void limits_set_observer(const struct limits_observer *o)
 {
 	observer = o;
+}
+
+void limits_set_ended(limits_ended_fn fn)
+{
+	ended_fn = fn;
 }
 
 static pthread_mutex_t rv_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -156,6 +168,7 @@ static void rv_unlink(struct resv *r)
 static void rv_free(struct resv *r)
 {
 	free(r->items);
+	free(r->line);
 	free(r);
 }
 
@@ -456,6 +469,12 @@ static void reserve(struct lim_req *q)
 	r->stream = q->ctx->in.stream;
 	snprintf(r->tenant, sizeof(r->tenant), "%s", q->ctx->out.tenant);
 	snprintf(r->model, sizeof(r->model), "%s", q->ctx->out.model);
+	if (q->ctx->end_user[0]) /* a verified token's subject wins over a request header */
+		usage_user_clean(r->user, q->ctx->end_user, strlen(q->ctx->end_user));
+	else
+		usage_user_clean(r->user, q->ctx->in.user.ptr, q->ctx->in.user.ptr ? q->ctx->in.user.len : 0);
+	if (q->ctx->end_user[0])
+		snprintf(r->issuer, sizeof(r->issuer), "%s", q->ctx->issuer);
 	r->expires_us = now_us() + (int64_t)atomic_load(&s_lease_ms) * 1000;
 	for (size_t i = 0; i < q->n; i++)
 		if (q->items[i].def.dim != LD_REQUESTS)
@@ -621,6 +640,20 @@ static int64_t utc_day(int64_t t_us)
 	return lim_period_start(LIM_PERIOD_DAY, t_us) / LIM_US_PER_S;
 }
 
+/* A failure of the model server or the path to it: a status of 500 or more, or no
+ * response, unless the client went away first. */
+static int request_failed(const struct jr_report *rep)
+{
+	return (rep->status >= 500 || rep->status < 0) && !report_client_aborted(rep);
+}
+
+static int64_t utc_hour(int64_t t_us)
+{
+	int64_t s = t_us / LIM_US_PER_S;
+
+	return s - s % 3600;
+}
+
 /* ---- the two stores -------------------------------------------------------------------- */
 
 /* Where an admitted item's counter lives: this process (limit/local.c) or Redis for the
@@ -706,6 +739,24 @@ static int is_concurrency_item(const struct lim_item *it)
 	return lim_is_concurrency(it->def.p.algo);
 }
 
+/* Tells the access log, with HAProxy's line: the one being handled, or the copy kept
+ * while waiting for the adapter. Without a line (a lease that expired, a reservation
+ * pushed out, a stop) there is nothing to log. */
+static void emit_ended(const struct resv *r, const struct usage_rec *u)
+{
+	struct jr_report copy;
+	const struct jr_report *rep = r->rep;
+	struct limits_ended e = { 1, u->prompt_tokens, u->completion_tokens, u->cost_micro,
+				  u->estimated, r->user, r->issuer };
+
+	if (!ended_fn)
+		return;
+	if (!rep && r->line && report_parse(r->line, r->line_len, &copy) == 0)
+		rep = &copy;
+	if (rep)
+		ended_fn(rep, &e);
+}
+
 static void settle(struct resv *r, int64_t pt, int64_t ct, int estimated, int ok, int64_t now)
 {
 	int64_t delta[LIM_MAX_PER_REQ];
@@ -720,6 +771,10 @@ static void settle(struct resv *r, int64_t pt, int64_t ct, int estimated, int ok
 	each_store(r, delta, NULL, ok, now);
 	memset(&u, 0, sizeof(u));
 	u.day = utc_day(now);
+	u.hour = utc_hour(now);
+	u.user = r->user;
+	u.user_len = strlen(r->user);
+	u.failed = r->failed;
 	u.tenant_id = r->tenant_id;
 	u.key_id = r->key_id;
 	u.model_id = r->model_id;
@@ -728,6 +783,7 @@ static void settle(struct resv *r, int64_t pt, int64_t ct, int estimated, int ok
 	u.cost_micro = money;
 	u.estimated = estimated;
 	usage_add(&u);
+	emit_ended(r, &u);
 	if (observer && observer->settled)
 		observer->settled(r->tenant, r->model, pt, ct, money, r->stream, estimated);
 	if (estimated)
@@ -786,7 +842,7 @@ int limits_acct(const struct pl_ctx *ctx, char *buf, size_t cap)
  * this agent (the one before a restart): its acct field bills it, as settle() would
  * have, at the model's current prices. Lines decided by this process whose reservation
  * is gone (expired, pushed out) were billed then and are not billed again. */
-static void bill_from_line(const struct jr_report *rep, int64_t now)
+static int bill_from_line(const struct jr_report *rep, int64_t now, struct usage_rec *out)
 {
 	size_t len = 0;
 	const char *a = report_get(rep, "acct", &len);
@@ -798,12 +854,12 @@ static void bill_from_line(const struct jr_report *rep, int64_t now)
 	struct usage_rec u;
 
 	if (!a || len >= sizeof(buf))
-		return;
+		return 0;
 	memcpy(buf, a, len);
 	buf[len] = '\0';
 	if (sscanf(buf, "%8[0-9a-f].%lld.%lld.%lld.%lld.%lld", tag, &tid, &kid, &mid, &ep, &ec) != 6 ||
 	    strcmp(tag, process_tag) == 0)
-		return;
+		return 0;
 	memset(&u, 0, sizeof(u));
 	if (pt >= 0) {
 		u.prompt_tokens = pt;
@@ -820,6 +876,8 @@ static void bill_from_line(const struct jr_report *rep, int64_t now)
 	}
 	store_read_end();
 	u.day = utc_day(now);
+	u.hour = utc_hour(now);
+	u.failed = request_failed(rep);
 	u.tenant_id = tid;
 	u.key_id = kid;
 	u.model_id = mid;
@@ -828,6 +886,26 @@ static void bill_from_line(const struct jr_report *rep, int64_t now)
 	if (u.estimated)
 		bump(&st.estimated);
 	bump(&st.billed_from_line);
+	*out = u;
+	return 1;
+}
+
+/* A line without a reservation here: billed from its acct field when another process of
+ * this agent decided it, and told to the access log either way. */
+static void tell_unreserved(const struct jr_report *rep, int64_t now)
+{
+	struct usage_rec u;
+	struct limits_ended e = { 0, 0, 0, 0, 0, "", "" };
+
+	if (bill_from_line(rep, now, &u)) {
+		e.billed = 1;
+		e.prompt_tokens = u.prompt_tokens;
+		e.completion_tokens = u.completion_tokens;
+		e.cost_micro = u.cost_micro;
+		e.estimated = u.estimated;
+	}
+	if (ended_fn)
+		ended_fn(rep, &e);
 }
 
 static void on_report(const struct jr_report *rep, void *arg)
@@ -876,6 +954,11 @@ static void on_report(const struct jr_report *rep, void *arg)
 		 * The slots go back now; the tokens are settled by the adapter's line or, at
 		 * the deadline, as estimated. */
 		r->wait_until_us = now + (int64_t)atomic_load(&s_usage_wait_ms) * 1000;
+		if (ended_fn) { /* the access log needs the line when the usage comes */
+			r->line = xmalloc(rep->len ? rep->len : 1);
+			memcpy(r->line, rep->line, rep->len);
+			r->line_len = rep->len;
+		}
 		release_slots(r, outcome_ok(rep, r)); /* under the lock: r stays in the table */
 		pthread_mutex_unlock(&rv_mu);
 		return;
@@ -885,9 +968,11 @@ static void on_report(const struct jr_report *rep, void *arg)
 	pthread_mutex_unlock(&rv_mu);
 	if (!r) {
 		/* refused, answered by the gateway (no acct), or decided by another process */
-		bill_from_line(rep, now);
+		tell_unreserved(rep, now);
 		return;
 	}
+	r->failed = request_failed(rep);
+	r->rep = rep;
 	if (pt >= 0)
 		settle(r, pt, ct >= 0 ? ct : 0, report_get_int(rep, "est", 0) != 0, outcome_ok(rep, r), now);
 	else if (r->have_usage)

@@ -49,6 +49,20 @@ struct limits_observer {
 	void (*seeded)(const struct usage_seed_row *rows, size_t n);
 };
 void limits_set_observer(const struct limits_observer *o);
+/* The end of a request for the access log (accesslog/accesslog.h): called on the control
+ * thread once per HAProxy end-of-request line, when the request's usage is final (a
+ * stream waiting for the adapter's usage: when it comes, or at usage_wait_ms). billed: the
+ * request's usage was recorded (admitted requests); refused ones come with billed = 0. */
+struct jr_report;
+struct limits_ended {
+	int billed;
+	int64_t prompt_tokens, completion_tokens, cost_micro;
+	int estimated;
+	const char *end_user, *issuer; /* "" when none */
+};
+typedef void (*limits_ended_fn)(const struct jr_report *rep, const struct limits_ended *e);
+/* Before limits_start; NULL: none. */
+void limits_set_ended(limits_ended_fn fn);
 /* Applies the settings (start-up and SIGHUP). */
 void limits_configure(const struct jr_config *cfg);
 /* Subscribes to the report channel and starts the timers on the control loop. */

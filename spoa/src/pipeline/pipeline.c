@@ -480,6 +480,12 @@ static int encode(const struct pl_verdict *v, uint64_t sid, uint64_t fid, uint8_
 			set_str_var(&w, "model", v->model);
 		if (v->retry_after > 0)
 			set_int_var(&w, "retry_after", v->retry_after);
+		/* For the access log: the refusal's error code and key (report line ec=,
+		 * key=); left out with the body when the frame is too small for them. */
+		if (with_body && v->err_code)
+			set_str_var(&w, "code", v->err_code);
+		if (with_body && v->key_prefix[0])
+			set_str_var(&w, "key_prefix", v->key_prefix);
 		if (with_body && pl_error_json(v, body, sizeof(body)) > 0)
 			set_str_var(&w, "error", body);
 	}

@@ -116,15 +116,17 @@ static void mark_failure(const char *why)
 {
 	atomic_store(&fail_until_us, now_us() + RETRY_US);
 	if (!atomic_exchange(&in_fallback, 1))
-		log_warn("limits: Redis %s: enforcing limits locally (each amount divided by "
-			 "fleet_size) until it answers again", why);
+		log_event(LOG_WARN, "redis_down", LOG_FIELDS(LOG_S("why", why)),
+			  "limits: Redis %s: enforcing limits locally (each amount divided by "
+			  "fleet_size) until it answers again", why);
 }
 
 static void mark_success(void)
 {
 	if (atomic_load(&in_fallback) && now_us() >= atomic_load(&fail_until_us) &&
 	    atomic_exchange(&in_fallback, 0))
-		log_info("limits: Redis answers again: fleet-wide limits restored");
+		log_event(LOG_INFO, "redis_up", LOG_NO_FIELDS,
+			  "limits: Redis answers again: fleet-wide limits restored");
 }
 
 /* ---- connections --------------------------------------------------------------------- */

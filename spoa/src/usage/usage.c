@@ -17,22 +17,13 @@
 #include <time.h>
 #include <unistd.h>
 
-/* One statement per batch: applied once per (agent, seq) thanks to usage_batches. */
+/* One statement per batch, applied once per (agent, seq) (sql/010, usage_record). */
 #define FLUSH_SQL                                                                                  \
-	"WITH b AS (INSERT INTO jairouter.usage_batches (agent, seq) VALUES ($1, $2) "             \
-	"ON CONFLICT DO NOTHING RETURNING 1) "                                                     \
-	"INSERT INTO jairouter.usage_daily AS u (day, tenant_id, key_id, model_id, requests, "     \
-	"prompt_tokens, completion_tokens, estimated_requests, cost) "                             \
-	"SELECT x.d, x.t, x.k, x.m, x.r, x.pt, x.ct, x.e, x.c::numeric / 1000000 FROM "            \
-	"unnest($3::date[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], " \
-	"$9::bigint[], $10::bigint[], $11::bigint[]) AS x(d, t, k, m, r, pt, ct, e, c) "            \
-	"WHERE EXISTS (SELECT 1 FROM b) "                                                          \
-	"ON CONFLICT (day, tenant_id, key_id, model_id) DO UPDATE SET "                            \
-	"requests = u.requests + EXCLUDED.requests, "                                              \
-	"prompt_tokens = u.prompt_tokens + EXCLUDED.prompt_tokens, "                               \
-	"completion_tokens = u.completion_tokens + EXCLUDED.completion_tokens, "                   \
-	"estimated_requests = u.estimated_requests + EXCLUDED.estimated_requests, "                \
-	"cost = u.cost + EXCLUDED.cost, updated_at = now()"
+	"SELECT jairouter.usage_record($1, $2, $3::bigint[], $4::bigint[], $5::bigint[], "         \
+	"$6::bigint[], $7::text[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], "     \
+	"$12::bigint[], $13::bigint[])"
+#define FLUSH_ARRAYS 11
+#define FLUSH_PARAMS (FLUSH_ARRAYS + 2)
 
 /* This month's usage (UTC), for the local quota and budget counters. */
 #define SEED_SQL                                                                                   \
@@ -42,8 +33,9 @@
 #define SEED_TRIES 3
 
 struct row {
-	int64_t day, tenant_id, key_id, model_id;
-	int64_t requests, pt, ct, estimated, cost_micro;
+	int64_t hour, tenant_id, key_id, model_id;
+	int64_t requests, pt, ct, estimated, failed, cost_micro;
+	char user[USAGE_USER_MAX + 1];
 };
 
 struct batch {
@@ -53,7 +45,7 @@ struct batch {
 };
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static struct hmap agg;     /* struct row, keyed by (day, tenant, key, model) */
+static struct hmap agg;     /* struct row, keyed by (hour, tenant, key, model, user) */
 static int agg_init;
 static size_t max_rows = 100000;
 static struct batch inflight; /* sent or to be re-sent; rows == NULL when none */
@@ -69,6 +61,7 @@ void usage_set_seed(void (*fn)(const struct usage_seed_row *rows, size_t n))
 
 static struct {
 	_Atomic uint64_t requests, estimated, batches, batch_errors, rows_written, rows_dropped;
+	_Atomic uint64_t users_folded;
 	_Atomic int64_t last_flush_unix;
 } st;
 
@@ -85,15 +78,15 @@ static int row_eq(const void *item, const void *key)
 {
 	const struct row *a = item, *b = key;
 
-	return a->day == b->day && a->tenant_id == b->tenant_id && a->key_id == b->key_id &&
-	       a->model_id == b->model_id;
+	return a->hour == b->hour && a->tenant_id == b->tenant_id && a->key_id == b->key_id &&
+	       a->model_id == b->model_id && strcmp(a->user, b->user) == 0;
 }
 
 static uint64_t row_hash(const struct row *r)
 {
-	int64_t k[4] = { r->day, r->tenant_id, r->key_id, r->model_id };
+	int64_t k[4] = { r->hour, r->tenant_id, r->key_id, r->model_id };
 
-	return hmap_hash_bytes(k, sizeof(k));
+	return hmap_hash_bytes(k, sizeof(k)) ^ hmap_hash_bytes(r->user, strlen(r->user));
 }
 
 static void merge(struct row *dst, const struct row *src)
@@ -102,20 +95,26 @@ static void merge(struct row *dst, const struct row *src)
 	dst->pt += src->pt;
 	dst->ct += src->ct;
 	dst->estimated += src->estimated;
+	dst->failed += src->failed;
 	dst->cost_micro += src->cost_micro;
 }
 
-/* Adds under mu. Returns 0, or -1 when the row is new and the buffer is full. */
+/* Adds under mu. Returns 0, or -1 when the row is new and the buffer is full. A row
+ * naming an end user may take only three quarters of the buffer: the last quarter is kept
+ * for rows without one and for the "(other)" rows that named users fold into. */
 static int add_row_locked(const struct row *r)
 {
 	uint64_t h = row_hash(r);
 	struct row *e = hmap_find(&agg, h, row_eq, r);
+	size_t cap = max_rows;
 
 	if (e) {
 		merge(e, r);
 		return 0;
 	}
-	if (agg.count + inflight.n >= max_rows)
+	if (r->user[0] && strcmp(r->user, USAGE_USER_OTHER) != 0)
+		cap -= max_rows / 4;
+	if (agg.count + inflight.n >= cap)
 		return -1;
 	e = xmalloc(sizeof(*e));
 	*e = *r;
@@ -123,10 +122,52 @@ static int add_row_locked(const struct row *r)
 	return 0;
 }
 
+/* The length of the valid UTF-8 sequence at s (n bytes left), 0 when invalid. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+	size_t need = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
+
+	if (s[0] >= 0xf5 || need == 0 || need > n)
+		return 0;
+	for (size_t i = 1; i < need; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f) ||
+	    (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] > 0x8f))
+		return 0; /* overlong, surrogate or beyond U+10FFFF */
+	return need;
+}
+
+size_t usage_user_clean(char *dst, const char *src, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)src;
+	size_t i = 0, o = 0;
+
+	while (src && i < len) {
+		size_t n = s[i] < 0x80 ? 1 : utf8_len(s + i, len - i);
+		if (o + (n ? n : 1) > USAGE_USER_MAX)
+			break;
+		if (n <= 1) {
+			dst[o++] = n == 1 && s[i] >= 0x20 && s[i] != 0x7f ? (char)s[i] : '?';
+			i++;
+			continue;
+		}
+		memcpy(dst + o, s + i, n);
+		o += n;
+		i += n;
+	}
+	dst[o] = '\0';
+	return o;
+}
+
 void usage_add(const struct usage_rec *u)
 {
-	struct row r = { u->day, u->tenant_id, u->key_id, u->model_id, 1, u->prompt_tokens,
-			 u->completion_tokens, u->estimated ? 1 : 0, u->cost_micro };
+	struct row r = { u->hour ? u->hour : u->day, u->tenant_id, u->key_id, u->model_id, 1,
+			 u->prompt_tokens, u->completion_tokens, u->estimated ? 1 : 0,
+			 u->failed ? 1 : 0, u->cost_micro, "" };
+	int rc;
+
+	usage_user_clean(r.user, u->user, u->user ? u->user_len : 0);
 
 	atomic_fetch_add(&st.requests, 1);
 	if (u->estimated)
@@ -136,7 +177,14 @@ void usage_add(const struct usage_rec *u)
 		hmap_init(&agg);
 		agg_init = 1;
 	}
-	if (add_row_locked(&r) < 0)
+	rc = add_row_locked(&r);
+	if (rc < 0 && r.user[0]) { /* full: the tenant's "(other)" row keeps the usage */
+		snprintf(r.user, sizeof(r.user), "%s", USAGE_USER_OTHER);
+		rc = add_row_locked(&r);
+		if (rc == 0)
+			atomic_fetch_add(&st.users_folded, 1);
+	}
+	if (rc < 0)
 		atomic_fetch_add(&st.rows_dropped, 1);
 	pthread_mutex_unlock(&mu);
 }
@@ -178,33 +226,45 @@ static void take_batch(void)
 /* Text arrays for the statement's parameters. */
 struct params {
 	char seq[32];
-	struct evbuffer *arr[9];
-	char *val[11];
+	struct evbuffer *arr[FLUSH_ARRAYS];
+	char *val[FLUSH_PARAMS];
 };
+
+/* An array element in double quotes ("...", with \ and " escaped): end users are text. */
+static void add_quoted(struct evbuffer *b, const char *s)
+{
+	evbuffer_add(b, "\"", 1);
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			evbuffer_add(b, "\\", 1);
+		evbuffer_add(b, s, 1);
+	}
+	evbuffer_add(b, "\"", 1);
+}
 
 static void params_build(struct params *p, const struct batch *b)
 {
 	snprintf(p->seq, sizeof(p->seq), "%lld", (long long)b->seq);
-	for (int i = 0; i < 9; i++) {
+	for (int i = 0; i < FLUSH_ARRAYS; i++) {
 		p->arr[i] = evbuffer_new();
 		evbuffer_add(p->arr[i], "{", 1);
 	}
 	for (size_t i = 0; i < b->n; i++) {
 		const struct row *r = &b->rows[i];
-		time_t d = (time_t)r->day;
-		struct tm tm;
-		char day[16];
-		int64_t v[8] = { r->tenant_id, r->key_id, r->model_id, r->requests, r->pt, r->ct,
-				 r->estimated, r->cost_micro };
-		gmtime_r(&d, &tm);
-		strftime(day, sizeof(day), "%Y-%m-%d", &tm);
-		evbuffer_add_printf(p->arr[0], "%s%s", i ? "," : "", day);
-		for (int k = 0; k < 8; k++)
-			evbuffer_add_printf(p->arr[k + 1], "%s%lld", i ? "," : "", (long long)v[k]);
+		int64_t v[FLUSH_ARRAYS] = { r->hour, r->tenant_id, r->key_id, r->model_id, 0, r->requests,
+					    r->pt, r->ct, r->estimated, r->failed, r->cost_micro };
+		for (int k = 0; k < FLUSH_ARRAYS; k++) {
+			if (i)
+				evbuffer_add(p->arr[k], ",", 1);
+			if (k == 4)
+				add_quoted(p->arr[k], r->user);
+			else
+				evbuffer_add_printf(p->arr[k], "%lld", (long long)v[k]);
+		}
 	}
 	p->val[0] = agent_id;
 	p->val[1] = p->seq;
-	for (int i = 0; i < 9; i++) {
+	for (int i = 0; i < FLUSH_ARRAYS; i++) {
 		evbuffer_add(p->arr[i], "}", 2); /* with the NUL */
 		p->val[i + 2] = (char *)evbuffer_pullup(p->arr[i], -1);
 	}
@@ -212,7 +272,7 @@ static void params_build(struct params *p, const struct batch *b)
 
 static void params_free(struct params *p)
 {
-	for (int i = 0; i < 9; i++)
+	for (int i = 0; i < FLUSH_ARRAYS; i++)
 		evbuffer_free(p->arr[i]);
 }
 
@@ -286,7 +346,7 @@ static int next_query(void *arg, struct dbw_query *q)
 	w.sent = xmalloc(sizeof(*w.sent));
 	params_build(w.sent, &inflight);
 	q->sql = FLUSH_SQL;
-	q->nparams = 11;
+	q->nparams = FLUSH_PARAMS;
 	q->params = (const char *const *)w.sent->val;
 	return 1;
 }
@@ -366,7 +426,7 @@ static void free_row(void *item, void *arg)
 static int write_sync(const struct batch *b)
 {
 	struct params p;
-	struct dbw_query q = { FLUSH_SQL, 11, NULL };
+	struct dbw_query q = { FLUSH_SQL, FLUSH_PARAMS, NULL };
 	int rc;
 
 	params_build(&p, b);
@@ -424,6 +484,7 @@ void usage_stats(struct usage_stats *o)
 	o->batch_errors = atomic_load(&st.batch_errors);
 	o->rows_written = atomic_load(&st.rows_written);
 	o->rows_dropped = atomic_load(&st.rows_dropped);
+	o->users_folded = atomic_load(&st.users_folded);
 	o->last_flush_unix = atomic_load(&st.last_flush_unix);
 	o->db_up = dbw_up(w.pg);
 }
@@ -445,11 +506,15 @@ void usage_render_metrics(struct evbuffer *out, void *arg)
 		"# TYPE jairouter_usage_batch_errors_total counter\njairouter_usage_batch_errors_total %" PRIu64 "\n"
 		"# HELP jairouter_usage_rows_dropped_total Usage rows lost (buffer full, or unwritable at stop).\n"
 		"# TYPE jairouter_usage_rows_dropped_total counter\njairouter_usage_rows_dropped_total %" PRIu64 "\n"
+		"# HELP jairouter_usage_users_folded_total Requests recorded under the end user "
+		"\"(other)\" because the usage buffer was full.\n"
+		"# TYPE jairouter_usage_users_folded_total counter\njairouter_usage_users_folded_total %" PRIu64 "\n"
 		"# HELP jairouter_usage_rows_pending Aggregated usage rows not yet written.\n"
 		"# TYPE jairouter_usage_rows_pending gauge\njairouter_usage_rows_pending %zu\n"
 		"# HELP jairouter_usage_last_flush_timestamp_seconds Last successful usage write.\n"
 		"# TYPE jairouter_usage_last_flush_timestamp_seconds gauge\n"
 		"jairouter_usage_last_flush_timestamp_seconds %" PRId64 "\n",
-		s.requests, s.estimated, s.batches, s.batch_errors, s.rows_dropped, s.rows_pending,
+		s.requests, s.estimated, s.batches, s.batch_errors, s.rows_dropped, s.users_folded,
+		s.rows_pending,
 		s.last_flush_unix);
 }
