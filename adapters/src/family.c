@@ -13,6 +13,7 @@ static const struct {
 	{ "dashscope", XL_OPENAI },  { "hunyuan", XL_OPENAI },     { "huggingface", XL_OPENAI },
 	{ "azure_openai", XL_AZURE }, { "anthropic", XL_ANTHROPIC }, { "gemini", XL_GEMINI },
 	{ "bedrock", XL_BEDROCK },   { "cohere", XL_COHERE },
+	{ "vertex_gemini", XL_VERTEX_GEMINI }, { "vertex_anthropic", XL_VERTEX_ANTHROPIC },
 };
 
 int fam_of_kind(const char *kind, const char *api_version)
@@ -33,7 +34,8 @@ const char *xl_provider_name(enum xl_provider p)
 	static const char *const names[XL__COUNT] = {
 		[XL_OPENAI] = "openai", [XL_AZURE] = "azure_openai", [XL_ANTHROPIC] = "anthropic",
 		[XL_GEMINI] = "gemini", [XL_BEDROCK] = "bedrock",    [XL_COHERE] = "cohere",
-		[XL_OLLAMA] = "ollama",
+		[XL_OLLAMA] = "ollama", [XL_VERTEX_GEMINI] = "vertex_gemini",
+		[XL_VERTEX_ANTHROPIC] = "vertex_anthropic",
 	};
 
 	return (unsigned)p < XL__COUNT ? names[p] : "unknown";

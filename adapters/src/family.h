@@ -15,6 +15,8 @@ enum xl_provider {
 	XL_BEDROCK,
 	XL_COHERE,
 	XL_OLLAMA,     /* Ollama's native API (/api/chat, /api/embed); kind "ollama" + api-version "native" */
+	XL_VERTEX_GEMINI,    /* Gemini on Google Cloud Vertex AI */
+	XL_VERTEX_ANTHROPIC, /* Anthropic's models on Vertex AI */
 	XL__COUNT
 };
 

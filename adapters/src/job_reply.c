@@ -8,6 +8,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -60,6 +61,11 @@ static void reply_raw(struct job *j)
 
 void reply_error(struct job *j, const struct xl_error *e)
 {
+	if (e->retry_after > 0) {
+		char v[16];
+		snprintf(v, sizeof(v), "%d", e->retry_after);
+		evhttp_add_header(evhttp_request_get_output_headers(j->req), "Retry-After", v);
+	}
 	reply_json(j, e->status, j->client == CLIENT_ANTHROPIC ? xl_error_to_msg(e) : xl_error_json(e));
 }
 

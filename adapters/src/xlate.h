@@ -23,6 +23,7 @@ struct xl_error {
 	const char *type;
 	const char *code;
 	char message[256];
+	int retry_after; /* seconds for a Retry-After header; 0: none (xl_fail clears it) */
 };
 
 void xl_fail(struct xl_error *e, int status, const char *type, const char *code,

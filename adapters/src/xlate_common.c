@@ -16,6 +16,7 @@ void xl_fail(struct xl_error *e, int status, const char *type, const char *code,
 	e->status = status;
 	e->type = type;
 	e->code = code;
+	e->retry_after = 0;
 	va_start(ap, fmt);
 	vsnprintf(e->message, sizeof(e->message), fmt, ap);
 	va_end(ap);

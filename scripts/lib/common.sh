@@ -23,7 +23,9 @@
 #   JR_URL JR_STATS_URL JR_STATS_SOCK JR_AGENT_ADDR JR_AGENT_METRICS JR_DATABASE
 #   JR_PG_PORT JR_MOCK_URL JR_MOCK2_URL JR_STACK_DIR
 #   JR_ADAPTER_ADDR JR_ADAPTER_URL JR_PROVIDERS_URL (tests/mock/mock-providers.js, whose
-#   credentials are JR_PROVIDERS_KEY, and JR_PROVIDERS_AWS for Bedrock)
+#   credentials are JR_PROVIDERS_KEY, JR_PROVIDERS_AWS for Bedrock, JR_PROVIDERS_ENTRA
+#   (CLIENT_ID:SECRET) for Entra ID, JR_PROVIDERS_GOOGLE_KEY (PEM) and
+#   JR_PROVIDERS_GOOGLE_EMAIL for a Google service account)
 # Every process logs into DIR/<name>.log and has its pid in DIR/<name>.pid.
 
 JR_ROOT=${JR_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
@@ -348,7 +350,7 @@ jr_write_env() {
 	for v in JR_URL JR_STATS_URL JR_STATS_SOCK JR_AGENT_ADDR JR_AGENT_METRICS JR_DATABASE \
 		JR_PG_PORT JR_MOCK_URL JR_MOCK2_URL JR_STACK_DIR JR_LISTEN JR_SPOA_ADDR JR_MOCK_ADDR \
 		JR_MOCK2_ADDR JR_HAPROXY_DIR JR_STATS_LISTEN JR_ADAPTER_ADDR JR_ADAPTER_URL JR_PROVIDERS_URL \
-		JR_PROVIDERS_KEY JR_PROVIDERS_AWS JR_REPORT_ADDR JR_STACK_LAYOUT JR_OPERATOR_DIR \
+		JR_PROVIDERS_KEY JR_PROVIDERS_AWS JR_PROVIDERS_ENTRA JR_PROVIDERS_GOOGLE_KEY JR_PROVIDERS_GOOGLE_EMAIL JR_REPORT_ADDR JR_STACK_LAYOUT JR_OPERATOR_DIR \
 		CURL_CA_BUNDLE NODE_EXTRA_CA_CERTS OP_HTTPS_BIND OP_HTTP_BIND OP_HTTP_URL OP_WEB_ADDR \
 		OP_API_ADDR OP_STATS_BIND OP_STATS_SOCK OP_LOG OP_CERT; do
 		printf 'export %s=%q\n' "$v" "${!v:-}" >>"$dir/env"
@@ -518,9 +520,17 @@ jr_adapter_bin() {
 jr_adapter_start() {
 	local dir=$1 bin port report=${JR_ADAPTER_REPORT_ADDR:-${JR_REPORT_ADDR:-}}
 	export JR_PROVIDERS_KEY=provider-test-key JR_PROVIDERS_AWS=AKIDJRTEST:jr-test-aws-secret
+	# Token-issuing credentials: an Entra ID application and a Google service account
+	# whose key is made here (the mock checks the assertions' signatures with it).
+	export JR_PROVIDERS_ENTRA=jr-test-client:jr-test-entra-secret
+	export JR_PROVIDERS_GOOGLE_KEY=$dir/google-sa.pem JR_PROVIDERS_GOOGLE_EMAIL=jr-test@jr-test.iam.gserviceaccount.com
+	[[ -s $JR_PROVIDERS_GOOGLE_KEY ]] ||
+		(umask 077 && openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$JR_PROVIDERS_GOOGLE_KEY" 2>/dev/null) ||
+		return 1
 	jr_spawn "$dir" mock-providers node "$JR_ROOT/tests/mock/mock-providers.js" --port 0 \
 		--key "$JR_PROVIDERS_KEY" --aws-access-key "${JR_PROVIDERS_AWS%%:*}" \
-		--aws-secret "${JR_PROVIDERS_AWS#*:}"
+		--aws-secret "${JR_PROVIDERS_AWS#*:}" --entra-client "$JR_PROVIDERS_ENTRA" \
+		--google-key "$JR_PROVIDERS_GOOGLE_KEY" --google-email "$JR_PROVIDERS_GOOGLE_EMAIL"
 	port=$(jr_listening_port "$dir" mock-providers) || return 1
 	export JR_PROVIDERS_URL=http://127.0.0.1:$port
 	bin=$(jr_adapter_bin)

@@ -15,6 +15,21 @@
 //   Cohere chat v2       POST /v2/chat                      (Authorization: Bearer)
 //   Ollama native        POST /api/chat (NDJSON stream unless "stream": false), POST /api/embed
 //                                                           (Authorization: Bearer)
+//   Azure OpenAI         POST /openai/deployments/D/chat/completions?api-version=V
+//                        (api-key: KEY, or Authorization: Bearer <a token issued below>)
+//   Vertex AI            POST /v1/projects/P/locations/L/publishers/google/models/M:generateContent
+//                        | :streamGenerateContent?alt=sse (Gemini's wire format), and
+//                        .../publishers/anthropic/models/M:rawPredict | :streamRawPredict
+//                        (Anthropic's, "anthropic_version": "vertex-2023-10-16", no "model")
+//                        (Authorization: Bearer <a token issued below>)
+//   Entra ID tokens      POST /TENANT/oauth2/v2.0/token (client_credentials, form body;
+//                        --entra-client ID:SECRET) -> {"access_token","expires_in",...}
+//   Google tokens        POST /token (grant_type jwt-bearer; the assertion's RS256 signature
+//                        checked with --google-key PEM and its iss with --google-email,
+//                        aud must be this URL) -> {"access_token","expires_in",...}
+//   Token answers take 200 ms (so concurrent requests overlap a fetch); tokens are valid
+//   3600 s, or 8 s for Entra client ids starting "short-". Issued tokens are counted:
+//   GET /_tokens -> {"entra": N, "google": N}.
 //   GET /health
 //
 // --port 0 lets the kernel choose; once listening, "LISTENING <port>" is printed.
@@ -38,7 +53,8 @@
 const http = require('node:http');
 const crypto = require('node:crypto');
 
-const opts = { port: 0, host: '127.0.0.1', key: null, ak: null, secret: null, delay: 0 };
+const opts = { port: 0, host: '127.0.0.1', key: null, ak: null, secret: null, delay: 0,
+	entraId: null, entraSecret: null, googleKey: null, googleEmail: null };
 for (let i = 2; i < process.argv.length; i += 2) {
 	const a = process.argv[i], v = process.argv[i + 1];
 	if (v === undefined) { process.stderr.write(`mock-providers: ${a} needs a value\n`); process.exit(2); }
@@ -48,10 +64,15 @@ for (let i = 2; i < process.argv.length; i += 2) {
 	else if (a === '--aws-access-key') opts.ak = v;
 	else if (a === '--aws-secret') opts.secret = v;
 	else if (a === '--chunk-delay-ms') opts.delay = Number(v);
+	else if (a === '--entra-client') [opts.entraId, opts.entraSecret] = [v.split(':')[0], v.split(':').slice(1).join(':')];
+	else if (a === '--google-key') opts.googleKey = crypto.createPublicKey(require('node:fs').readFileSync(v));
+	else if (a === '--google-email') opts.googleEmail = v;
 	else { process.stderr.write(`mock-providers: unknown option ${a}\n`); process.exit(2); }
 }
 
 const MAX_BODY = 8 * 1024 * 1024;
+const issued = new Map(); // access token -> expiry (ms)
+const tokenCounts = { entra: 0, google: 0 };
 let last = null;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -106,11 +127,17 @@ function anthropicTexts(body) {
 	return out;
 }
 
-async function anthropic(req, res, body) {
-	if (req.headers['anthropic-version'] !== '2023-06-01')
+async function anthropic(req, res, body, vertexModel) {
+	if (vertexModel) {
+		if (!bearerValid(req)) return anthropicError(res, 401, 'authentication_error', 'invalid access token');
+		if (body.anthropic_version !== 'vertex-2023-10-16' || body.model !== undefined)
+			return anthropicError(res, 400, 'invalid_request_error', 'anthropic_version must be vertex-2023-10-16 and model absent');
+		body.model = vertexModel;
+	} else if (req.headers['anthropic-version'] !== '2023-06-01') {
 		return anthropicError(res, 400, 'invalid_request_error', 'anthropic-version header is required');
-	if (opts.key && req.headers['x-api-key'] !== opts.key)
+	} else if (opts.key && req.headers['x-api-key'] !== opts.key) {
 		return anthropicError(res, 401, 'authentication_error', 'invalid x-api-key');
+	}
 	if (typeof body.max_tokens !== 'number')
 		return anthropicError(res, 400, 'invalid_request_error', 'max_tokens: Field required');
 	const p = plan('anthropic', body.model, lastUserText(anthropicTexts(body)));
@@ -159,8 +186,10 @@ function geminiError(res, status, message) {
 	json(res, status, { error: { code: status, message, status: st[status] || 'UNKNOWN' } });
 }
 
-async function gemini(req, res, body, model, method, url) {
-	if (opts.key && req.headers['x-goog-api-key'] !== opts.key)
+async function gemini(req, res, body, model, method, url, vertex) {
+	if (vertex && !bearerValid(req))
+		return geminiError(res, 401, 'Request had invalid authentication credentials. Expected OAuth 2 access token.');
+	if (!vertex && opts.key && req.headers['x-goog-api-key'] !== opts.key)
 		return geminiError(res, 403, 'API key not valid. Please pass a valid API key.');
 	if (method === 'embedContent' || method === 'batchEmbedContents') {
 		const reqs = method === 'embedContent' ? [body] : body.requests || [];
@@ -199,6 +228,87 @@ async function gemini(req, res, body, model, method, url) {
 		res.write(`data: ${JSON.stringify({ candidates: [cand], usageMetadata: usage(i + 1), modelVersion: model })}\r\n\r\n`);
 		if (p.slow) await sleep(p.slow);
 	}
+	res.end();
+}
+
+// ---- access tokens: Entra ID and Google service accounts --------------------------------
+
+function bearerValid(req) {
+	const m = /^Bearer (\S+)$/.exec(req.headers.authorization || '');
+	return !!m && issued.has(m[1]) && issued.get(m[1]) > Date.now();
+}
+
+function issue(kind, ttl) {
+	tokenCounts[kind]++;
+	const token = `${kind}-${tokenCounts[kind]}-${crypto.randomBytes(12).toString('hex')}`;
+	issued.set(token, Date.now() + ttl * 1000);
+	return { token_type: 'Bearer', expires_in: ttl, access_token: token };
+}
+
+async function entraToken(res, raw) {
+	const f = new URLSearchParams(raw.toString('utf8'));
+	await sleep(200);
+	if (f.get('grant_type') !== 'client_credentials' || !f.get('scope'))
+		return json(res, 400, { error: 'unsupported_grant_type', error_description: 'AADSTS70003: grant_type and scope are required.' });
+	const id = f.get('client_id') || '', ok = opts.entraId && (id === opts.entraId || id === `short-${opts.entraId}`);
+	if (!ok || f.get('client_secret') !== opts.entraSecret)
+		return json(res, 401, { error: 'invalid_client', error_description: 'AADSTS7000215: Invalid client secret provided.' });
+	json(res, 200, { ...issue('entra', id.startsWith('short-') ? 8 : 3600), ext_expires_in: 3600 });
+}
+
+function b64urlJson(s) {
+	return JSON.parse(Buffer.from(s, 'base64url').toString('utf8'));
+}
+
+async function googleToken(req, res, raw) {
+	const f = new URLSearchParams(raw.toString('utf8'));
+	await sleep(200);
+	const bad = (d) => json(res, 400, { error: 'invalid_grant', error_description: d });
+	if (f.get('grant_type') !== 'urn:ietf:params:oauth:grant-type:jwt-bearer') return bad('Invalid grant_type.');
+	const parts = (f.get('assertion') || '').split('.');
+	if (parts.length !== 3 || !opts.googleKey) return bad('Invalid JWT.');
+	let head, claims;
+	try {
+		[head, claims] = [b64urlJson(parts[0]), b64urlJson(parts[1])];
+	} catch {
+		return bad('Invalid JWT.');
+	}
+	const signed = crypto.verify('RSA-SHA256', Buffer.from(`${parts[0]}.${parts[1]}`), opts.googleKey, Buffer.from(parts[2], 'base64url'));
+	const now = Math.floor(Date.now() / 1000);
+	if (head.alg !== 'RS256' || !signed) return bad('Invalid JWT Signature.');
+	if (claims.iss !== opts.googleEmail) return bad('Invalid issuer.');
+	if (claims.aud !== `http://${req.headers.host}/token`) return bad('Invalid JWT audience.');
+	if (!/cloud-platform/.test(claims.scope || '')) return bad('Invalid scope.');
+	if (!(claims.iat <= now + 60 && claims.exp > now && claims.exp - claims.iat <= 3600))
+		return bad('Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe.');
+	json(res, 200, issue('google', 3600));
+}
+
+// ---- Azure OpenAI (OpenAI's chat format) ------------------------------------------------
+
+async function azure(req, res, body, deployment, url) {
+	const err = (status, code, message) => json(res, status, { error: { code, message } });
+	if (!url.searchParams.get('api-version')) return err(404, 'NotFound', 'api-version is required');
+	if (!bearerValid(req) && !(opts.key && req.headers['api-key'] === opts.key))
+		return err(401, '401', 'Access denied due to invalid subscription key or wrong API endpoint.');
+	const texts = (body.messages || []).filter((m) => m.role === 'user').map((m) => (typeof m.content === 'string' ? m.content : ''));
+	const p = plan('azure', deployment, lastUserText(texts));
+	if (p.status) return err(p.status, String(p.status), `status ${p.status} requested`);
+	const id = 'chatcmpl-' + crypto.randomBytes(8).toString('hex'), created = Math.floor(Date.now() / 1000);
+	const usage = { prompt_tokens: promptTokens(body.messages), completion_tokens: p.pieces.length, total_tokens: 0 };
+	usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
+	if (!body.stream)
+		return json(res, 200, { id, object: 'chat.completion', created, model: deployment, usage,
+			choices: [{ index: 0, message: { role: 'assistant', content: p.pieces.join('') }, finish_reason: 'stop' }] });
+	res.writeHead(200, { 'content-type': 'text/event-stream' });
+	const chunk = (delta, finish) => res.write(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created,
+		model: deployment, choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`);
+	chunk({ role: 'assistant', content: '' }, null);
+	for (const piece of p.pieces) chunk({ content: piece }, null);
+	chunk({}, 'stop');
+	if ((body.stream_options || {}).include_usage)
+		res.write(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model: deployment, choices: [], usage })}\n\n`);
+	res.write('data: [DONE]\n\n');
 	res.end();
 }
 
@@ -380,6 +490,9 @@ const server = http.createServer((req, res) => {
 		const url = new URL(req.url, 'http://mock');
 		if (req.method === 'GET' && url.pathname === '/health') return json(res, 200, { status: 'ok' });
 		if (req.method === 'GET' && url.pathname === '/_last') return json(res, 200, last);
+		if (req.method === 'GET' && url.pathname === '/_tokens') return json(res, 200, tokenCounts);
+		if (req.method === 'POST' && /^\/[^/]+\/oauth2\/v2\.0\/token$/.test(url.pathname)) return entraToken(res, raw);
+		if (req.method === 'POST' && url.pathname === '/token') return googleToken(req, res, raw);
 		let body;
 		try {
 			body = raw.length ? JSON.parse(raw.toString('utf8')) : {};
@@ -397,6 +510,15 @@ const server = http.createServer((req, res) => {
 			if (req.method === 'POST' && (m = /^\/model\/([^/]+)\/(converse|converse-stream)$/.exec(url.pathname)))
 				return await bedrock(req, res, body, raw, decodeURIComponent(m[1]), m[2]);
 			if (req.method === 'POST' && url.pathname === '/v2/chat') return await cohere(req, res, body);
+			if (req.method === 'POST' && (m = /^\/openai\/deployments\/([^/]+)\/chat\/completions$/.exec(url.pathname)))
+				return await azure(req, res, body, decodeURIComponent(m[1]), url);
+			if (req.method === 'POST' && (m = /^\/v1\/projects\/[^/]+\/locations\/[^/]+\/publishers\/google\/models\/([^/:]+):(\w+)$/.exec(url.pathname)))
+				return await gemini(req, res, body, decodeURIComponent(m[1]), m[2], url, true);
+			if (req.method === 'POST' && (m = /^\/v1\/projects\/[^/]+\/locations\/[^/]+\/publishers\/anthropic\/models\/([^/:]+):(rawPredict|streamRawPredict)$/.exec(url.pathname))) {
+				if ((m[2] === 'streamRawPredict') !== (body.stream === true))
+					return json(res, 400, { error: { code: 400, message: 'streamRawPredict takes "stream": true, rawPredict not', status: 'INVALID_ARGUMENT' } });
+				return await anthropic(req, res, body, decodeURIComponent(m[1]));
+			}
 			if (req.method === 'POST' && url.pathname === '/api/chat') return await ollama(req, res, body, 'chat');
 			if (req.method === 'POST' && url.pathname === '/api/embed') return await ollama(req, res, body, 'embed');
 			json(res, 404, { error: { message: `no route ${req.method} ${url.pathname}` } });

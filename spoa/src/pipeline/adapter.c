@@ -34,7 +34,8 @@
  * translated. */
 static int needs_translation(const char *kind, enum pl_service svc)
 {
-	static const char *const kinds[] = { "anthropic", "gemini", "bedrock", "azure_openai" };
+	static const char *const kinds[] = { "anthropic", "gemini", "bedrock", "azure_openai",
+					     "vertex_gemini", "vertex_anthropic" };
 
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
 		if (strcmp(kind, kinds[i]) == 0)
