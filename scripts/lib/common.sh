@@ -552,7 +552,8 @@ jr_adapter_start() {
 # gemini-model, bedrock-model (their provider kinds), endpoints for be_prov,
 # be_bedrock and be_mock (the OpenAI mock, for /v1/messages clients and metering), the
 # provider credentials (a master key file is written and the agent reloaded), and a
-# grant-free public visibility. Prints "anthropic=...,gemini=...,bedrock=...".
+# grant-free public visibility; azure-model (Entra ID), vertex-gemini-model and
+# vertex-claude-model (a service account). Prints "anthropic=...,gemini=...,...".
 jr_adapter_models() {
 	local dir=$JR_STACK_DIR n
 	(umask 077 && printf 'k1:%s\n' "$(openssl rand -hex 32)" >"$dir/master.keys")
@@ -575,5 +576,32 @@ jr_adapter_models() {
 		jr_ctl endpoint set be_prov "$JR_PROVIDERS_URL" >/dev/null &&
 		jr_ctl endpoint set be_bedrock "$JR_PROVIDERS_URL" --region eu-west-1 >/dev/null &&
 		jr_ctl endpoint set be_mock "$JR_MOCK_URL/v1" >/dev/null || return 1
-	echo "anthropic=anthropic-model,gemini=gemini-model,bedrock=bedrock-model"
+	# Access-token credentials (docs/adapter.md): Azure OpenAI with Entra ID, Gemini and
+	# Anthropic on Vertex AI with a service account; the mock issues the tokens.
+	jr_ctl model add azure-model be_azure_entra --provider azure_openai --upstream gpt-4o-dep >/dev/null &&
+		jr_ctl model add vertex-gemini-model be_vertex --provider vertex_gemini --upstream gemini-2.0-flash >/dev/null &&
+		jr_ctl model add vertex-claude-model be_vertex --provider vertex_anthropic \
+			--upstream 'claude-3-5-haiku@20241022' >/dev/null &&
+		jr_entra_credential | jr_ctl credential set be_azure_entra --header api-key --scheme raw >/dev/null &&
+		jr_google_credential | jr_ctl credential set be_vertex --header authorization --scheme bearer >/dev/null &&
+		jr_ctl endpoint set be_azure_entra "$JR_PROVIDERS_URL" >/dev/null &&
+		jr_ctl endpoint set be_vertex "$JR_PROVIDERS_URL/v1/projects/jr-test/locations/us-east5" >/dev/null || return 1
+	echo "anthropic=anthropic-model,gemini=gemini-model,bedrock=bedrock-model,azure=azure-model,vertex_gemini=vertex-gemini-model,vertex_anthropic=vertex-claude-model"
+}
+
+# jr_entra_credential: the Entra ID credential of the provider mock's test application
+# (JSON, the mock as the authority host).
+jr_entra_credential() {
+	node -e 'process.stdout.write(JSON.stringify({tenant_id: "jr-tenant", client_id: process.argv[1],
+		client_secret: process.argv[2], authority_host: process.argv[3]}))' \
+		"${JR_PROVIDERS_ENTRA%%:*}" "${JR_PROVIDERS_ENTRA#*:}" "$JR_PROVIDERS_URL"
+}
+
+# jr_google_credential: a service account key file (one line) for the provider mock's
+# test account, the mock as token_uri.
+jr_google_credential() {
+	node -e 'process.stdout.write(JSON.stringify({type: "service_account", project_id: "jr-test",
+		private_key_id: "k1", private_key: require("fs").readFileSync(process.argv[1], "utf8"),
+		client_email: process.argv[2], token_uri: process.argv[3] + "/token"}))' \
+		"$JR_PROVIDERS_GOOGLE_KEY" "$JR_PROVIDERS_GOOGLE_EMAIL" "$JR_PROVIDERS_URL"
 }
