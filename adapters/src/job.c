@@ -302,7 +302,8 @@ static void on_token(void *arg, const char *token, const struct xl_error *e)
 	if (!token) {
 		j->srv->m.upstream_errors[j->route.family]++;
 		reply_error(j, e);
-	} else if (transfer(j, j->oreq, j->path, NULL, token) == 0) {
+	} else if (transfer(j, j->oreq, j->path, oa_grant_is_bearer(j->grant) ? NULL : token,
+			    oa_grant_is_bearer(j->grant) ? token : NULL) == 0) {
 		json_decref(j->oreq);
 		j->oreq = NULL;
 		return;
@@ -321,6 +322,7 @@ int job_start(struct job *j, const json_t *oreq, const char *path, const char *s
 
 	if (g == OA_NONE)
 		return transfer(j, oreq, path, secret, NULL);
+	j->grant = g;
 	snprintf(j->path, sizeof(j->path), "%s", path); /* the server's path buffer has this size */
 	j->tokw.ready = on_token;
 	j->tokw.arg = j;
@@ -331,7 +333,7 @@ int job_start(struct job *j, const json_t *oreq, const char *path, const char *s
 		return -1;
 	}
 	if (rc == 0)
-		return transfer(j, oreq, path, NULL, token);
+		return transfer(j, oreq, path, oa_grant_is_bearer(g) ? NULL : token, oa_grant_is_bearer(g) ? token : NULL);
 	/* Waiting for the token: the request is kept until it comes. */
 	j->oreq = json_deep_copy(oreq);
 	evhttp_connection_set_closecb(j->evcon, on_client_close, j);

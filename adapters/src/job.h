@@ -41,6 +41,7 @@ struct job {
 	struct ad_route route;
 	struct up_request up;
 	struct tok_waiter tokw;     /* waiting for the provider's access token */
+	int grant;                  /* enum oa_grant of the credential */
 	json_t *oreq;               /* the request, kept while waiting for the token */
 	char path[256];             /* its path, idem */
 	CURL *easy;

@@ -35,6 +35,11 @@ enum oa_grant oa_grant_of(const char *secret, enum oa_grant json_grant)
 	return secret && *secret == '{' ? json_grant : OA_NONE;
 }
 
+int oa_grant_is_bearer(enum oa_grant g)
+{
+	return g == OA_ENTRA || g == OA_GOOGLE;
+}
+
 void oa_request_free(struct oa_request *r)
 {
 	if (r->body) {
@@ -319,4 +324,103 @@ void oa_times(time_t now, long expires_in, time_t *refresh_at, time_t *stale_at)
 
 	*refresh_at = now + expires_in * 3 / 4;
 	*stale_at = now + expires_in - margin;
+}
+
+/* ---- AWS STS: AssumeRoleWithWebIdentity ---------------------------------------------- */
+
+#define STS_ENDPOINT "https://sts.amazonaws.com"
+
+char *oa_sts_token_file(const char *secret, char *err, size_t cap)
+{
+	json_t *j = load_secret(secret, err, cap);
+	const char *f = j ? member(j, "web_identity_token_file") : NULL;
+	char *out = NULL;
+
+	if (j && (!f || f[0] != '/' || !member(j, "role_arn")))
+		fail(err, cap, "the STS credential needs role_arn and web_identity_token_file (an absolute path)");
+	else if (f && !(out = strdup(f)))
+		fail(err, cap, "out of memory");
+	if (j)
+		wipe_decref(j);
+	return out;
+}
+
+int oa_sts_request(const char *secret, const char *web_token, struct oa_request *out, char *err, size_t cap)
+{
+	json_t *j = load_secret(secret, err, cap);
+	const char *ep, *name;
+	struct form *f;
+	int n, rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (!j)
+		return -1;
+	ep = member(j, "sts_endpoint");
+	name = member(j, "role_session_name");
+	ep = ep ? ep : STS_ENDPOINT;
+	n = snprintf(out->url, sizeof(out->url), "%s", ep);
+	f = calloc(1, sizeof(*f));
+	if (!member(j, "role_arn") || !url_ok(ep) || n < 0 || (size_t)n >= sizeof(out->url) || !f) {
+		fail(err, cap, "the STS credential needs role_arn (sts_endpoint: an http(s) URL)");
+	} else {
+		form_add(f, "Action", "AssumeRoleWithWebIdentity");
+		form_add(f, "Version", "2011-06-15");
+		form_add(f, "RoleArn", member(j, "role_arn"));
+		form_add(f, "RoleSessionName", name ? name : "jairouter");
+		form_add(f, "WebIdentityToken", web_token);
+		rc = form_take(f, out, err, cap);
+	}
+	free(f);
+	wipe_decref(j);
+	return rc;
+}
+
+/* The text of the first <tag>...</tag> in body, bounded; NULL when absent or too long. */
+static const char *xml_text(const char *body, size_t len, const char *tag, char *out, size_t cap)
+{
+	char open_tag[48], close_tag[48];
+	const char *a, *b, *end = body + len;
+	size_t n;
+
+	snprintf(open_tag, sizeof(open_tag), "<%s>", tag);
+	snprintf(close_tag, sizeof(close_tag), "</%s>", tag);
+	if (!(a = memmem(body, len, open_tag, strlen(open_tag))))
+		return NULL;
+	a += strlen(open_tag);
+	if (!(b = memmem(a, (size_t)(end - a), close_tag, strlen(close_tag))) || (n = (size_t)(b - a)) == 0 ||
+	    n >= cap)
+		return NULL;
+	memcpy(out, a, n);
+	out[n] = '\0';
+	return strpbrk(out, "<>&\r\n") ? NULL : out;
+}
+
+int oa_parse_sts(const char *body, size_t len, time_t now, char **creds, long *expires_in, char *err,
+		 size_t cap)
+{
+	char ak[128], sk[128], exp[40], *tok = malloc(OA_TOKEN_MAX + 1);
+	struct tm tm = { 0 };
+	const char *rest;
+	int rc = -1;
+
+	*creds = NULL;
+	if (!tok)
+		return fail(err, cap, "out of memory");
+	if (!xml_text(body, len, "AccessKeyId", ak, sizeof(ak)) || !xml_text(body, len, "SecretAccessKey", sk, sizeof(sk)) ||
+	    !xml_text(body, len, "SessionToken", tok, OA_TOKEN_MAX + 1) || !xml_text(body, len, "Expiration", exp, sizeof(exp)) ||
+	    strchr(ak, ':') || strchr(sk, ':') || strchr(tok, ':')) /* ':' separates them */
+		fail(err, cap, "the STS answer has no usable Credentials");
+	else if (!(rest = strptime(exp, "%Y-%m-%dT%H:%M:%S", &tm)) || (*rest && *rest != 'Z' && *rest != '.'))
+		fail(err, cap, "the STS answer's Expiration is not an ISO 8601 time");
+	else if (asprintf(creds, "%s:%s:%s", ak, sk, tok) >= 0)
+		rc = 0;
+	else
+		fail(err, cap, "out of memory");
+	if (rc < 0)
+		*creds = NULL;
+	*expires_in = rc == 0 && timegm(&tm) > now ? (long)(timegm(&tm) - now) : 1;
+	explicit_bzero(sk, sizeof(sk));
+	explicit_bzero(tok, OA_TOKEN_MAX + 1);
+	free(tok);
+	return rc;
 }

@@ -10,6 +10,12 @@
  *               ["authority_host": "https://login.microsoftonline.com"], ["scope": "..."]}
  *   Google:    the service account key file as downloaded ({"type": "service_account",
  *               "client_email", "private_key" (PEM), "token_uri", ...})
+ *   AWS STS:   {"role_arn": "arn:aws:iam::ACCOUNT:role/NAME", "web_identity_token_file":
+ *               "/var/run/secrets/eks.amazonaws.com/serviceaccount/token",
+ *               ["role_session_name": "jairouter"], ["sts_endpoint": "https://sts.amazonaws.com"]}
+ *               AssumeRoleWithWebIdentity with the token file's content (as on Kubernetes
+ *               with a projected service account token); the answer's temporary
+ *               credentials are "ACCESS_KEY_ID:SECRET_ACCESS_KEY:SESSION_TOKEN".
  */
 #ifndef JR_AD_OAUTH_H
 #define JR_AD_OAUTH_H
@@ -18,7 +24,11 @@
 #include <time.h>
 
 /* How a credential is exchanged for an access token; OA_NONE: it is used as it is. */
-enum oa_grant { OA_NONE = -1, OA_ENTRA, OA_GOOGLE };
+enum oa_grant { OA_NONE = -1, OA_ENTRA, OA_GOOGLE, OA_STS };
+
+/* The grant's result goes in "Authorization: Bearer" (Entra ID, Google); else it is the
+ * entry's secret (STS: the temporary credentials Bedrock signs with). */
+int oa_grant_is_bearer(enum oa_grant g);
 
 /* The grant of a secret for a provider that takes either: a JSON object (Entra ID client
  * credentials, a service account key) is exchanged, anything else (an API key, a token
@@ -50,6 +60,18 @@ int oa_google_request(const char *secret, const char *scope, time_t now, struct 
 /* The signed JWT alone ("header.claims.signature", base64url), new string or NULL with
  * err. For tests and the request above. */
 char *oa_google_assertion(const char *secret, const char *scope, time_t now, char *err, size_t cap);
+
+/* The web identity token file of an STS credential (a new string), or NULL with err. */
+char *oa_sts_token_file(const char *secret, char *err, size_t cap);
+
+/* The AssumeRoleWithWebIdentity request for secret with the web identity token's text.
+ * 0, or -1 with err. */
+int oa_sts_request(const char *secret, const char *web_token, struct oa_request *out, char *err, size_t cap);
+
+/* STS's XML answer: *creds "ACCESS_KEY_ID:SECRET_ACCESS_KEY:SESSION_TOKEN" (new string)
+ * and *expires_in from its Expiration (ISO 8601, UTC) against now. 0, or -1 with err. */
+int oa_parse_sts(const char *body, size_t len, time_t now, char **creds, long *expires_in, char *err,
+		 size_t cap);
 
 /* A token endpoint's JSON answer: *token (new string) and *expires_in (seconds; 3600
  * when the answer has none). 0, or -1 with err (no access_token, not JSON, too long). */

@@ -19,6 +19,7 @@
 #define GOOGLE_SCOPE "https://www.googleapis.com/auth/cloud-platform"
 #define RETRY_UNAVAILABLE 5  /* seconds: the token endpoint failed or could not be reached */
 #define RETRY_REJECTED 30    /* seconds: the credential itself was refused */
+#define WEB_TOKEN_MAX 16384  /* a web identity token file's largest accepted size */
 
 struct tok_fetch;
 
@@ -36,6 +37,7 @@ struct tok_fetch {
 	struct drv_xfer xfer;           /* first: the driver's callback */
 	struct tok_cache *c;
 	struct tok_entry *e;
+	enum oa_grant grant;
 	CURL *easy;
 	struct curl_slist *hdrs;
 	struct oa_request req;
@@ -216,7 +218,9 @@ static void on_fetch_done(struct drv_xfer *x, CURLcode rc)
 
 	curl_easy_getinfo(f->easy, CURLINFO_RESPONSE_CODE, &status);
 	fetch_failed(f, rc, status, &err);
-	if (!err.status && oa_parse_token(f->answer, f->len, &token, &expires_in, why, sizeof(why)) < 0) {
+	if (!err.status && (f->grant == OA_STS
+				    ? oa_parse_sts(f->answer, f->len, time(NULL), &token, &expires_in, why, sizeof(why))
+				    : oa_parse_token(f->answer, f->len, &token, &expires_in, why, sizeof(why))) < 0) {
 		xl_fail(&err, 502, "server_error", "upstream_token_unavailable",
 			"The provider's token endpoint gave an unusable answer (%s).", why);
 		err.retry_after = RETRY_UNAVAILABLE;
@@ -270,17 +274,61 @@ static void set_options(struct tok_fetch *f, CURL *h)
 	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
 }
 
+/* The file's content (a web identity token) without its trailing newline; NULL with why. */
+static char *read_token_file(const char *path, char *why, size_t cap)
+{
+	FILE *fp = fopen(path, "re");
+	char *buf = xcalloc(1, WEB_TOKEN_MAX + 1);
+	size_t n = fp ? fread(buf, 1, WEB_TOKEN_MAX + 1, fp) : 0;
+
+	if (fp)
+		fclose(fp);
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+		buf[--n] = '\0';
+	if (n == 0 || n > WEB_TOKEN_MAX) {
+		snprintf(why, cap, "the web identity token file %.80s is %s", path,
+			 !fp ? "unreadable" : n ? "too large" : "empty");
+		explicit_bzero(buf, WEB_TOKEN_MAX + 1);
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+/* The token request of grant g: 0, or -1 with why. */
+static int build_request(enum oa_grant g, const char *secret, time_t now, struct oa_request *r, char *why,
+			 size_t cap)
+{
+	char *path, *web;
+	int rc;
+
+	if (g == OA_ENTRA)
+		return oa_entra_request(secret, r, why, cap);
+	if (g == OA_GOOGLE)
+		return oa_google_request(secret, GOOGLE_SCOPE, now, r, why, cap);
+	if (!(path = oa_sts_token_file(secret, why, cap)))
+		return -1;
+	web = read_token_file(path, why, cap);
+	free(path);
+	if (!web)
+		return -1;
+	rc = oa_sts_request(secret, web, r, why, cap);
+	explicit_bzero(web, strlen(web));
+	free(web);
+	return rc;
+}
+
 static int start_fetch(struct tok_cache *c, struct tok_entry *e, enum oa_grant g, const char *secret,
 		       time_t now, struct xl_error *err)
 {
 	struct tok_fetch *f = xcalloc(1, sizeof(*f));
 	char why[160];
-	int rc = g == OA_ENTRA ? oa_entra_request(secret, &f->req, why, sizeof(why))
-				: oa_google_request(secret, GOOGLE_SCOPE, now, &f->req, why, sizeof(why));
+	int rc = build_request(g, secret, now, &f->req, why, sizeof(why));
 
 	f->xfer.done = on_fetch_done;
 	f->c = c;
 	f->e = e;
+	f->grant = g;
 	if (rc < 0) {
 		xl_fail(err, 502, "server_error", "upstream_credential_invalid",
 			"The gateway's credential for this provider cannot be used: %s.", why);
@@ -289,7 +337,7 @@ static int start_fetch(struct tok_cache *c, struct tok_entry *e, enum oa_grant g
 		return -1;
 	}
 	f->hdrs = curl_slist_append(NULL, "Content-Type: application/x-www-form-urlencoded");
-	f->hdrs = curl_slist_append(f->hdrs, "Accept: application/json");
+	f->hdrs = curl_slist_append(f->hdrs, g == OA_STS ? "Accept: text/xml" : "Accept: application/json");
 	f->hdrs = curl_slist_append(f->hdrs, "Expect:");
 	if (!(f->easy = curl_easy_init()) || (set_options(f, f->easy), drv_add(c->drv, f->easy) < 0)) {
 		xl_fail(err, 503, "server_error", "upstream_token_unavailable",

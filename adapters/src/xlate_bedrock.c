@@ -420,10 +420,17 @@ static int bedrock_event(struct xl_stream *s, const struct prov_event *ev)
 				 ev->len);
 }
 
+/* A JSON credential assumes a role with a web identity token (STS); else it is the keys. */
+static enum oa_grant bedrock_grant(const char *secret)
+{
+	return oa_grant_of(secret, OA_STS);
+}
+
 const struct provider prov_bedrock = {
 	.default_url = "https://bedrock-runtime.{region}.amazonaws.com",
 	.framing = PROV_EVENTSTREAM,
 	.ops = PROV_OP(UP_CHAT),
+	.grant = bedrock_grant,
 	.request = bedrock_build,
 	.sign = bedrock_sign,
 	.response = bedrock_answer,

@@ -25,7 +25,8 @@
 #   JR_ADAPTER_ADDR JR_ADAPTER_URL JR_PROVIDERS_URL (tests/mock/mock-providers.js, whose
 #   credentials are JR_PROVIDERS_KEY, JR_PROVIDERS_AWS for Bedrock, JR_PROVIDERS_ENTRA
 #   (CLIENT_ID:SECRET) for Entra ID, JR_PROVIDERS_GOOGLE_KEY (PEM) and
-#   JR_PROVIDERS_GOOGLE_EMAIL for a Google service account)
+#   JR_PROVIDERS_GOOGLE_EMAIL for a Google service account, JR_PROVIDERS_WEB_TOKEN_FILE for
+#   AWS STS AssumeRoleWithWebIdentity)
 # Every process logs into DIR/<name>.log and has its pid in DIR/<name>.pid.
 
 JR_ROOT=${JR_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
@@ -350,7 +351,7 @@ jr_write_env() {
 	for v in JR_URL JR_STATS_URL JR_STATS_SOCK JR_AGENT_ADDR JR_AGENT_METRICS JR_DATABASE \
 		JR_PG_PORT JR_MOCK_URL JR_MOCK2_URL JR_STACK_DIR JR_LISTEN JR_SPOA_ADDR JR_MOCK_ADDR \
 		JR_MOCK2_ADDR JR_HAPROXY_DIR JR_STATS_LISTEN JR_ADAPTER_ADDR JR_ADAPTER_URL JR_PROVIDERS_URL \
-		JR_PROVIDERS_KEY JR_PROVIDERS_AWS JR_PROVIDERS_ENTRA JR_PROVIDERS_GOOGLE_KEY JR_PROVIDERS_GOOGLE_EMAIL JR_REPORT_ADDR JR_STACK_LAYOUT JR_OPERATOR_DIR \
+		JR_PROVIDERS_KEY JR_PROVIDERS_AWS JR_PROVIDERS_ENTRA JR_PROVIDERS_GOOGLE_KEY JR_PROVIDERS_GOOGLE_EMAIL JR_PROVIDERS_WEB_TOKEN_FILE JR_REPORT_ADDR JR_STACK_LAYOUT JR_OPERATOR_DIR \
 		CURL_CA_BUNDLE NODE_EXTRA_CA_CERTS OP_HTTPS_BIND OP_HTTP_BIND OP_HTTP_URL OP_WEB_ADDR \
 		OP_API_ADDR OP_STATS_BIND OP_STATS_SOCK OP_LOG OP_CERT; do
 		printf 'export %s=%q\n' "$v" "${!v:-}" >>"$dir/env"
@@ -527,10 +528,16 @@ jr_adapter_start() {
 	[[ -s $JR_PROVIDERS_GOOGLE_KEY ]] ||
 		(umask 077 && openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$JR_PROVIDERS_GOOGLE_KEY" 2>/dev/null) ||
 		return 1
+	# A projected service account token, as Kubernetes mounts it, for STS.
+	export JR_PROVIDERS_WEB_TOKEN_FILE=$dir/web-identity-token
+	[[ -s $JR_PROVIDERS_WEB_TOKEN_FILE ]] ||
+		(umask 077 && printf 'eyJhbGciOiJSUzI1NiJ9.%s.sig\n' "$(openssl rand -hex 24)" >"$JR_PROVIDERS_WEB_TOKEN_FILE") ||
+		return 1
 	jr_spawn "$dir" mock-providers node "$JR_ROOT/tests/mock/mock-providers.js" --port 0 \
 		--key "$JR_PROVIDERS_KEY" --aws-access-key "${JR_PROVIDERS_AWS%%:*}" \
 		--aws-secret "${JR_PROVIDERS_AWS#*:}" --entra-client "$JR_PROVIDERS_ENTRA" \
-		--google-key "$JR_PROVIDERS_GOOGLE_KEY" --google-email "$JR_PROVIDERS_GOOGLE_EMAIL"
+		--google-key "$JR_PROVIDERS_GOOGLE_KEY" --google-email "$JR_PROVIDERS_GOOGLE_EMAIL" \
+		--web-identity-token "$(tr -d '\n' <"$JR_PROVIDERS_WEB_TOKEN_FILE")"
 	port=$(jr_listening_port "$dir" mock-providers) || return 1
 	export JR_PROVIDERS_URL=http://127.0.0.1:$port
 	bin=$(jr_adapter_bin)

@@ -19,10 +19,14 @@ setup_file() {
 	jr_ctl model add az-short be_az_short --provider azure_openai --upstream gpt-4o-dep >/dev/null
 	jr_ctl model add az-bad be_az_bad --provider azure_openai --upstream gpt-4o-dep >/dev/null
 	jr_ctl model add vx-gemini be_vertex --provider vertex_gemini --upstream gemini-2.0-flash --services chat,embeddings >/dev/null
+	jr_ctl model add bedrock-sts be_bedrock_sts --provider bedrock --upstream 'anthropic.claude-3-haiku-20240307-v1:0' >/dev/null
+	jr_ctl model add bedrock-sts-bad be_bedrock_sts_bad --provider bedrock --upstream 'anthropic.claude-3-haiku-20240307-v1:0' >/dev/null
 	jr_ctl model add vx-claude be_vertex --provider vertex_anthropic --upstream 'claude-3-5-haiku@20241022' >/dev/null
 	for be in be_az_entra be_az_short be_az_bad; do
 		jr_ctl endpoint set "$be" "$JR_PROVIDERS_URL" >/dev/null
 	done
+	jr_ctl endpoint set be_bedrock_sts "$JR_PROVIDERS_URL" --region eu-west-1 >/dev/null
+	jr_ctl endpoint set be_bedrock_sts_bad "$JR_PROVIDERS_URL" --region eu-west-1 >/dev/null
 	jr_ctl endpoint set be_vertex "$JR_PROVIDERS_URL/v1/projects/jr-test/locations/us-east5" >/dev/null
 	KEY=$(issue_key acme)
 	export KEY
@@ -37,6 +41,9 @@ setup_file() {
 	entra_cred "short-${JR_PROVIDERS_ENTRA%%:*}" "$ENTRA_SECRET" | jr_ctl credential set be_az_short --header api-key --scheme raw >/dev/null
 	entra_cred "${JR_PROVIDERS_ENTRA%%:*}" wrong-secret | jr_ctl credential set be_az_bad --header api-key --scheme raw >/dev/null
 	service_account | jr_ctl credential set be_vertex --header authorization --scheme bearer >/dev/null
+	sts_cred "$JR_PROVIDERS_WEB_TOKEN_FILE" | jr_ctl credential set be_bedrock_sts --header authorization --scheme bearer >/dev/null
+	printf 'not-the-token\n' >"$BATS_FILE_TMPDIR/wrong-token"
+	sts_cred "$BATS_FILE_TMPDIR/wrong-token" | jr_ctl credential set be_bedrock_sts_bad --header authorization --scheme bearer >/dev/null
 	jr_haproxy_server_up be_adapter adapter1 30
 }
 
@@ -67,6 +74,12 @@ service_account() {
 		private_key_id: "k1", private_key: require("fs").readFileSync(process.argv[1], "utf8"),
 		client_email: process.argv[2], token_uri: process.argv[3] + "/token"}))' \
 		"$JR_PROVIDERS_GOOGLE_KEY" "$JR_PROVIDERS_GOOGLE_EMAIL" "$JR_PROVIDERS_URL"
+}
+
+# sts_cred TOKEN_FILE: an STS web identity credential, the mock as the STS endpoint.
+sts_cred() {
+	node -e 'process.stdout.write(JSON.stringify({role_arn: "arn:aws:iam::123456789012:role/jairouter-bedrock",
+		web_identity_token_file: process.argv[1], sts_endpoint: process.argv[2] + "/"}))' "$1" "$JR_PROVIDERS_URL"
 }
 
 # tokens KIND: how many tokens of KIND (entra, google) the mock has issued.
@@ -187,4 +200,23 @@ parallel_chats() {
 	if grep -rqF "$ENTRA_SECRET" "$STACK"/*.log; then return 1; fi
 	if grep -rqF 'BEGIN PRIVATE KEY' "$STACK"/*.log; then return 1; fi
 	if grep -rqE '(entra|google)-[0-9]+-[0-9a-f]{24}|assertion=eyJ' "$STACK"/*.log; then return 1; fi
+}
+
+@test "Bedrock with STS AssumeRoleWithWebIdentity: temporary credentials sign the requests (session token signed), one assumption" {
+	local before
+	before=$(tokens sts)
+	parallel_chats bedrock-sts 4
+	[[ $(grep -c '^200$' "$BATS_TEST_TMPDIR/statuses") == 4 ]] || { cat "$BATS_TEST_TMPDIR"/body.*; return 1; }
+	grep -qF '[bedrock:anthropic.claude-3-haiku-20240307-v1:0] Say hi' "$BATS_TEST_TMPDIR/body.0"
+	req -N -X POST -H 'content-type: application/json' -H "authorization: Bearer $KEY" \
+		--data-binary '{"model":"bedrock-sts","stream":true,"messages":[{"role":"user","content":"one two"}]}' "$CHAT_PATH"
+	expect_status 200
+	grep -qF 'data: [DONE]' "$BATS_TEST_TMPDIR/body"
+	[[ $(tokens sts) == $((before + 1)) ]]
+	# A web identity token STS does not accept: 502, the STS error named, Retry-After.
+	BODY=$(chat_body bedrock-sts-bad) auth_chat "$KEY"
+	expect_openai_error 502 server_error upstream_credential_rejected
+	[[ $(hdr retry-after) == 30 ]]
+	run ! grep -qF not-the-token "$BATS_TEST_TMPDIR/body"
+	if grep -rqF "$(tr -d '\n' <"$JR_PROVIDERS_WEB_TOKEN_FILE")" "$STACK"/*.log; then return 1; fi
 }

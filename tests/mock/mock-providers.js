@@ -27,9 +27,12 @@
 //   Google tokens        POST /token (grant_type jwt-bearer; the assertion's RS256 signature
 //                        checked with --google-key PEM and its iss with --google-email,
 //                        aud must be this URL) -> {"access_token","expires_in",...}
+//   AWS STS              POST / Action=AssumeRoleWithWebIdentity (form; WebIdentityToken must
+//                        be --web-identity-token) -> XML with temporary credentials, which
+//                        Bedrock requests may then sign with (X-Amz-Security-Token signed)
 //   Token answers take 200 ms (so concurrent requests overlap a fetch); tokens are valid
 //   3600 s, or 8 s for Entra client ids starting "short-". Issued tokens are counted:
-//   GET /_tokens -> {"entra": N, "google": N}.
+//   GET /_tokens -> {"entra": N, "google": N, "sts": N}.
 //   GET /health
 //
 // --port 0 lets the kernel choose; once listening, "LISTENING <port>" is printed.
@@ -54,7 +57,7 @@ const http = require('node:http');
 const crypto = require('node:crypto');
 
 const opts = { port: 0, host: '127.0.0.1', key: null, ak: null, secret: null, delay: 0,
-	entraId: null, entraSecret: null, googleKey: null, googleEmail: null };
+	entraId: null, entraSecret: null, googleKey: null, googleEmail: null, webToken: null };
 for (let i = 2; i < process.argv.length; i += 2) {
 	const a = process.argv[i], v = process.argv[i + 1];
 	if (v === undefined) { process.stderr.write(`mock-providers: ${a} needs a value\n`); process.exit(2); }
@@ -67,12 +70,14 @@ for (let i = 2; i < process.argv.length; i += 2) {
 	else if (a === '--entra-client') [opts.entraId, opts.entraSecret] = [v.split(':')[0], v.split(':').slice(1).join(':')];
 	else if (a === '--google-key') opts.googleKey = crypto.createPublicKey(require('node:fs').readFileSync(v));
 	else if (a === '--google-email') opts.googleEmail = v;
+	else if (a === '--web-identity-token') opts.webToken = v;
 	else { process.stderr.write(`mock-providers: unknown option ${a}\n`); process.exit(2); }
 }
 
 const MAX_BODY = 8 * 1024 * 1024;
 const issued = new Map(); // access token -> expiry (ms)
-const tokenCounts = { entra: 0, google: 0 };
+const tokenCounts = { entra: 0, google: 0, sts: 0 };
+const tempCreds = new Map(); // STS access key id -> { secret, token, expires (ms) }
 let last = null;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -284,6 +289,48 @@ async function googleToken(req, res, raw) {
 	json(res, 200, issue('google', 3600));
 }
 
+async function stsAssume(res, raw) {
+	const f = new URLSearchParams(raw.toString('utf8'));
+	await sleep(200);
+	const xmlErr = (status, code, message) => {
+		const s = `<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>${code}</Code><Message>${message}</Message></Error><RequestId>${crypto.randomUUID()}</RequestId></ErrorResponse>`;
+		res.writeHead(status, { 'content-type': 'text/xml', 'content-length': Buffer.byteLength(s) });
+		res.end(s);
+	};
+	if (f.get('Action') !== 'AssumeRoleWithWebIdentity' || f.get('Version') !== '2011-06-15')
+		return xmlErr(400, 'InvalidAction', 'Could not find operation for this action.');
+	if (!/^arn:aws:iam::\d{12}:role\/.+/.test(f.get('RoleArn') || '') || !f.get('RoleSessionName'))
+		return xmlErr(400, 'ValidationError', 'RoleArn and RoleSessionName are required.');
+	if (!opts.webToken || f.get('WebIdentityToken') !== opts.webToken)
+		return xmlErr(400, 'InvalidIdentityToken', 'Couldn\'t retrieve verification key from your identity provider.');
+	tokenCounts.sts++;
+	const ak = 'ASIA' + crypto.randomBytes(8).toString('hex').toUpperCase();
+	const secret = crypto.randomBytes(20).toString('base64');
+	const token = 'IQoJb3JpZ2luX2Vj' + crypto.randomBytes(48).toString('base64');
+	const expires = Date.now() + 3600 * 1000;
+	tempCreds.set(ak, { secret, token, expires });
+	const s = `<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <AssumeRoleWithWebIdentityResult>
+    <SubjectFromWebIdentityToken>system:serviceaccount:jairouter:gateway</SubjectFromWebIdentityToken>
+    <Audience>sts.amazonaws.com</Audience>
+    <AssumedRoleUser>
+      <Arn>${f.get('RoleArn').replace(':iam::', ':sts::').replace(':role/', ':assumed-role/')}/${f.get('RoleSessionName')}</Arn>
+      <AssumedRoleId>AROA3XFRBF535PLBIFPI4:${f.get('RoleSessionName')}</AssumedRoleId>
+    </AssumedRoleUser>
+    <Credentials>
+      <SessionToken>${token}</SessionToken>
+      <SecretAccessKey>${secret}</SecretAccessKey>
+      <Expiration>${new Date(expires).toISOString().replace(/\.\d+Z$/, 'Z')}</Expiration>
+      <AccessKeyId>${ak}</AccessKeyId>
+    </Credentials>
+    <Provider>arn:aws:iam::123456789012:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/MOCK</Provider>
+  </AssumeRoleWithWebIdentityResult>
+  <ResponseMetadata><RequestId>${crypto.randomUUID()}</RequestId></ResponseMetadata>
+</AssumeRoleWithWebIdentityResponse>`;
+	res.writeHead(200, { 'content-type': 'text/xml', 'content-length': Buffer.byteLength(s) });
+	res.end(s);
+}
+
 // ---- Azure OpenAI (OpenAI's chat format) ------------------------------------------------
 
 async function azure(req, res, body, deployment, url) {
@@ -325,7 +372,17 @@ function sigv4Problem(req, raw) {
 	const m = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request, SignedHeaders=([^,]+), Signature=([0-9a-f]{64})$/.exec(auth);
 	if (!m) return 'missing or malformed SigV4 Authorization';
 	const [, ak, date, region, service, signed, sig] = m;
-	if (ak !== opts.ak) return 'unknown access key';
+	let secretKey = opts.secret;
+	if (tempCreds.has(ak)) {
+		// Temporary credentials: the session token must be sent, and signed.
+		const t = tempCreds.get(ak);
+		if (t.expires < Date.now()) return 'expired temporary credentials';
+		if (req.headers['x-amz-security-token'] !== t.token) return 'missing or wrong X-Amz-Security-Token';
+		if (!signed.split(';').includes('x-amz-security-token')) return 'X-Amz-Security-Token is not signed';
+		secretKey = t.secret;
+	} else if (ak !== opts.ak) {
+		return 'unknown access key';
+	}
 	const amzDate = req.headers['x-amz-date'] || '';
 	if (amzDate.slice(0, 8) !== date) return 'x-amz-date does not match the credential scope';
 	const path = req.url.split('?')[0].split('/').map((seg) => enc(seg)).join('/');
@@ -334,7 +391,7 @@ function sigv4Problem(req, raw) {
 	const creq = ['POST', path, '', canonHeaders, signed, sha256(raw)].join('\n');
 	const scope = `${date}/${region}/${service}/aws4_request`;
 	const sts = ['AWS4-HMAC-SHA256', amzDate, scope, sha256(creq)].join('\n');
-	const k = hmac(hmac(hmac(hmac('AWS4' + opts.secret, date), region), service), 'aws4_request');
+	const k = hmac(hmac(hmac(hmac('AWS4' + secretKey, date), region), service), 'aws4_request');
 	const want = hmac(k, sts).toString('hex');
 	return crypto.timingSafeEqual(Buffer.from(want), Buffer.from(sig)) ? null : 'signature mismatch';
 }
@@ -493,6 +550,8 @@ const server = http.createServer((req, res) => {
 		if (req.method === 'GET' && url.pathname === '/_tokens') return json(res, 200, tokenCounts);
 		if (req.method === 'POST' && /^\/[^/]+\/oauth2\/v2\.0\/token$/.test(url.pathname)) return entraToken(res, raw);
 		if (req.method === 'POST' && url.pathname === '/token') return googleToken(req, res, raw);
+		if (req.method === 'POST' && url.pathname === '/' && /Action=AssumeRoleWithWebIdentity/.test(raw.toString('utf8')))
+			return stsAssume(res, raw);
 		let body;
 		try {
 			body = raw.length ? JSON.parse(raw.toString('utf8')) : {};

@@ -264,6 +264,92 @@ static void token_providers(void)
 	json_decref(req);
 }
 
+
+/* AWS's documented AssumeRoleWithWebIdentity answer (the STS API reference's example). */
+static const char *STS_EXAMPLE =
+	"<AssumeRoleWithWebIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\n"
+	"  <AssumeRoleWithWebIdentityResult>\n"
+	"    <SubjectFromWebIdentityToken>amzn1.account.AF6RHO7KZU5XRVQJGXK6HB56KR2A</SubjectFromWebIdentityToken>\n"
+	"    <Audience>client.5498841531868486423.1548@apps.example.com</Audience>\n"
+	"    <AssumedRoleUser>\n"
+	"      <Arn>arn:aws:sts::123456789012:assumed-role/FederatedWebIdentityRole/app1</Arn>\n"
+	"      <AssumedRoleId>AROACLKWSDQRAOEXAMPLE:app1</AssumedRoleId>\n"
+	"    </AssumedRoleUser>\n"
+	"    <Credentials>\n"
+	"      <SessionToken>AQoDYXdzEE0a8ANXXXXXXXXNO1ewxE5TijQyp+IEXAMPLE</SessionToken>\n"
+	"      <SecretAccessKey>wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY</SecretAccessKey>\n"
+	"      <Expiration>2014-10-24T23:00:23Z</Expiration>\n"
+	"      <AccessKeyId>ASgeIAIOSFODNN7EXAMPLE</AccessKeyId>\n"
+	"    </Credentials>\n"
+	"    <SourceIdentity>SourceIdentityValue</SourceIdentity>\n"
+	"    <Provider>www.amazon.com</Provider>\n"
+	"  </AssumeRoleWithWebIdentityResult>\n"
+	"  <ResponseMetadata>\n"
+	"    <RequestId>ad4156e9-bce1-11e2-82e6-6b6efEXAMPLE</RequestId>\n"
+	"  </ResponseMetadata>\n"
+	"</AssumeRoleWithWebIdentityResponse>\n";
+
+static void sts_web_identity(void)
+{
+	const char *cred = "{\"role_arn\":\"arn:aws:iam::123456789012:role/FederatedWebIdentityRole\","
+			   "\"web_identity_token_file\":\"/var/run/secrets/eks.amazonaws.com/serviceaccount/token\"}";
+	struct oa_request r;
+	char *creds, *path, err[160];
+	long ttl;
+
+	path = oa_sts_token_file(cred, err, sizeof(err));
+	CHECK_EQ_STR(path ? path : "(null)", "/var/run/secrets/eks.amazonaws.com/serviceaccount/token");
+	free(path);
+	CHECK(oa_sts_token_file("{\"role_arn\":\"a\",\"web_identity_token_file\":\"relative\"}", err, sizeof(err)) == NULL);
+	CHECK(oa_sts_token_file("{\"web_identity_token_file\":\"/t\"}", err, sizeof(err)) == NULL);
+	CHECK_EQ_INT(oa_sts_request(cred, "eyJ.a+b.c", &r, err, sizeof(err)), 0);
+	CHECK_EQ_STR(r.url, "https://sts.amazonaws.com");
+	CHECK_EQ_STR(r.body, "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A"
+			     "123456789012%3Arole%2FFederatedWebIdentityRole&RoleSessionName=jairouter"
+			     "&WebIdentityToken=eyJ.a%2Bb.c");
+	oa_request_free(&r);
+
+	/* 2014-10-24T23:00:23Z is 1414191623: an hour before it, 3600 s left. */
+	CHECK_EQ_INT(oa_parse_sts(STS_EXAMPLE, strlen(STS_EXAMPLE), 1414191623 - 3600, &creds, &ttl, err, sizeof(err)), 0);
+	CHECK_EQ_STR(creds ? creds : err, "ASgeIAIOSFODNN7EXAMPLE:wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY:"
+					  "AQoDYXdzEE0a8ANXXXXXXXXNO1ewxE5TijQyp+IEXAMPLE");
+	CHECK_EQ_INT(ttl, 3600);
+	free(creds);
+	/* An error answer, a cut answer. */
+	CHECK_EQ_INT(oa_parse_sts("<ErrorResponse><Error><Code>InvalidIdentityToken</Code></Error></ErrorResponse>", 78,
+				  0, &creds, &ttl, err, sizeof(err)), -1);
+	CHECK(creds == NULL);
+	CHECK_EQ_INT(oa_parse_sts(STS_EXAMPLE, 700, 0, &creds, &ttl, err, sizeof(err)), -1);
+	CHECK_EQ_INT(oa_grant_is_bearer(OA_STS), 0);
+	CHECK_EQ_INT(oa_grant_is_bearer(OA_GOOGLE), 1);
+}
+
+/* Temporary credentials (STS, or given as they are): the session token is sent and signed. */
+static void bedrock_session_token(void)
+{
+	json_t *req = J("{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
+	const char *h = "p=bedrock&r=eu-west-1&m=anthropic.claude-3-haiku-20240307-v1%3A0";
+	struct ad_route r;
+	struct up_request u;
+	struct xl_error e;
+	char err[64];
+	int auth = 0, token = 0;
+
+	CHECK_EQ_INT(route_parse(h, strlen(h), &r, err, sizeof(err)), 0);
+	CHECK_EQ_INT(prov_grant(&r, "{\"role_arn\":\"x\"}"), OA_STS);
+	CHECK_EQ_INT(prov_grant(&r, "ASIAX:secret:FwoGZX"), OA_NONE);
+	CHECK_EQ_INT(up_build(&r, "/v1/chat/completions", req, "ASIAX:secret:FwoGZXIvYXdzEJr", 1440938160, &u, &e), 0);
+	for (size_t i = 0; i < u.nheaders; i++) {
+		auth += strstr(u.headers[i], "Credential=ASIAX/20150830/eu-west-1/bedrock/aws4_request, "
+					     "SignedHeaders=host;x-amz-date;x-amz-security-token, Signature=") != NULL;
+		token += strcmp(u.headers[i], "X-Amz-Security-Token: FwoGZXIvYXdzEJr") == 0;
+	}
+	CHECK_EQ_INT(auth, 1);
+	CHECK_EQ_INT(token, 1);
+	up_free(&u);
+	json_decref(req);
+}
+
 int main(void)
 {
 	RUN(entra_request);
@@ -271,5 +357,7 @@ int main(void)
 	RUN(token_answers);
 	RUN(token_times);
 	RUN(token_providers);
+	RUN(sts_web_identity);
+	RUN(bedrock_session_token);
 	TEST_END();
 }
