@@ -106,7 +106,7 @@ static int raw_passthrough(const struct job *j)
 static json_t *translate_answer(struct job *j, json_t *in, struct xl_error *e)
 {
 	struct xl_meta meta = { j->resp_id, j->route.public_model, (int64_t)time(NULL) };
-	struct prov_answer a = { &meta, j->up.op, j->up.embed_batch };
+	struct prov_answer a = { &meta, j->up.op, j->up.embed_batch, j->up.embed_base64 };
 	json_t *out = prov_response((enum xl_provider)j->route.family, in, &a, &j->usage, e);
 
 	if (!out)

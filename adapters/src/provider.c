@@ -90,6 +90,10 @@ static int build(const struct ad_route *r, const char *path, const json_t *req, 
 		up_free(u);
 		return -1;
 	}
+	/* Translated embeddings: OpenAI's base64 form is made here (the SDKs ask for it). */
+	u->embed_base64 = u->op == UP_EMBED && !p->openai_compatible &&
+			  json_is_string(json_object_get(req, "encoding_format")) &&
+			  strcmp(json_string_value(json_object_get(req, "encoding_format")), "base64") == 0;
 	u->eventstream = u->stream && p->framing == PROV_EVENTSTREAM;
 	u->ndjson = u->stream && p->framing == PROV_NDJSON;
 	rc = finish_request(p, body, secret, token, u);
@@ -133,7 +137,11 @@ json_t *prov_response(enum xl_provider p, json_t *resp, const struct prov_answer
 		xl_fail(e, 502, "server_error", "bad_upstream_response", "The model provider is unknown.");
 		return NULL;
 	}
-	return entry->response(resp, a, u, e);
+	json_t *out = entry->response(resp, a, u, e);
+
+	if (out && a->embed_base64)
+		xl_embed_base64(out);
+	return out;
 }
 
 /* The status a client gets for a provider status, and the OpenAI error type. */

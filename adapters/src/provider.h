@@ -48,6 +48,7 @@ struct prov_answer {
 	const struct xl_meta *meta;
 	enum up_op op;
 	int embed_batch;        /* Gemini: the request was a batchEmbedContents */
+	int embed_base64;       /* translated vectors are sent as base64 float32 (encoding_format) */
 };
 
 /* One event of a stream that is not SSE (NDJSON line, AWS event-stream message). */

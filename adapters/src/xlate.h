@@ -54,6 +54,14 @@ json_t *xl_ollama_embed_response(const json_t *resp, const char *model, struct x
 json_t *xl_openai_request(const json_t *req, const char *model, int meter, int *added,
 			  struct xl_error *e);
 /* Embeddings. */
+json_t *xl_cohere_embed_request(const json_t *req, const char *model, struct xl_error *e);
+json_t *xl_cohere_embed_response(const json_t *resp, const char *model, struct xl_usage *u,
+				 struct xl_error *e);
+/* Bedrock InvokeModel: Amazon Titan text embeddings (one text) or Cohere Embed on
+ * Bedrock (texts), chosen by the model id ("cohere." ...). */
+json_t *xl_bedrock_embed_request(const json_t *req, const char *model, struct xl_error *e);
+json_t *xl_bedrock_embed_response(const json_t *resp, const char *model, struct xl_usage *u,
+				  struct xl_error *e);
 json_t *xl_gemini_embed_request(const json_t *req, const char *model, int *batch,
 				struct xl_error *e);
 json_t *xl_gemini_embed_response(const json_t *resp, const char *model, int batch,

@@ -560,7 +560,8 @@ jr_adapter_start() {
 # be_bedrock and be_mock (the OpenAI mock, for /v1/messages clients and metering), the
 # provider credentials (a master key file is written and the agent reloaded), and a
 # grant-free public visibility; azure-model (Entra ID), vertex-gemini-model and
-# vertex-claude-model (a service account). Prints "anthropic=...,gemini=...,...".
+# vertex-claude-model (a service account); cohere-embed-model, titan-embed-model and
+# bedrock-cohere-embed-model. Prints "anthropic=...,gemini=...,...".
 jr_adapter_models() {
 	local dir=$JR_STACK_DIR n
 	(umask 077 && printf 'k1:%s\n' "$(openssl rand -hex 32)" >"$dir/master.keys")
@@ -593,7 +594,16 @@ jr_adapter_models() {
 		jr_google_credential | jr_ctl credential set be_vertex --header authorization --scheme bearer >/dev/null &&
 		jr_ctl endpoint set be_azure_entra "$JR_PROVIDERS_URL" >/dev/null &&
 		jr_ctl endpoint set be_vertex "$JR_PROVIDERS_URL/v1/projects/jr-test/locations/us-east5" >/dev/null || return 1
-	echo "anthropic=anthropic-model,gemini=gemini-model,bedrock=bedrock-model,azure=azure-model,vertex_gemini=vertex-gemini-model,vertex_anthropic=vertex-claude-model"
+	# Embeddings translated for Cohere and Bedrock (Amazon Titan, Cohere on Bedrock).
+	jr_ctl model add cohere-embed-model be_prov --provider cohere --upstream embed-v4.0 --services embeddings >/dev/null &&
+		jr_ctl model add titan-embed-model be_bedrock --provider bedrock --upstream amazon.titan-embed-text-v2:0 \
+			--services embeddings >/dev/null &&
+		jr_ctl model add bedrock-cohere-embed-model be_bedrock --provider bedrock --upstream cohere.embed-english-v3 \
+			--services embeddings >/dev/null || return 1
+	printf '%s' "anthropic=anthropic-model,gemini=gemini-model,bedrock=bedrock-model,azure=azure-model," \
+		"vertex_gemini=vertex-gemini-model,vertex_anthropic=vertex-claude-model,embed_cohere=cohere-embed-model," \
+		"embed_titan=titan-embed-model,embed_bedrock_cohere=bedrock-cohere-embed-model"
+	echo
 }
 
 # jr_entra_credential: the Entra ID credential of the provider mock's test application

@@ -6,7 +6,8 @@
 //     Anthropic model on Vertex AI, streamed and not.
 // Configuration (environment), besides JAIROUTER_URL and JAIROUTER_API_KEY:
 //   JAIROUTER_ADAPTER_MODELS  "anthropic=NAME,gemini=NAME,bedrock=NAME[,azure=NAME,
-//                             vertex_gemini=NAME,vertex_anthropic=NAME]": models of those
+//                             vertex_gemini=NAME,vertex_anthropic=NAME,embed_cohere=NAME,
+//                             embed_titan=NAME,embed_bedrock_cohere=NAME]": models of those
 //                             provider kinds (scripts/test's sdk suite creates them in
 //                             front of tests/mock/mock-providers.js)
 //   JAIROUTER_MODEL           an OpenAI-compatible model, for the Anthropic SDK
@@ -137,3 +138,19 @@ test('anthropic SDK: messages.create and messages.stream on Anthropic on Vertex 
 	assert.equal(final.content[0].text, text);
 	assert.equal(final.stop_reason, 'end_turn');
 });
+
+// Embeddings translated for Cohere (embed v2) and Bedrock (Titan, Cohere on Bedrock): the
+// mock's vector of a text starts with its length.
+for (const [kind, input] of [['embed_cohere', ['abc', 'defgh']], ['embed_titan', 'abcdefgh'],
+	['embed_bedrock_cohere', ['abc', 'defgh']]]) {
+	test(`openai SDK: embeddings.create on ${kind}`, { skip: skip || (!MODELS[kind] && `no ${kind} model`) }, async () => {
+		const r = await openai.embeddings.create({ model: MODELS[kind], input, encoding_format: 'float' });
+		assert.equal(r.object, 'list');
+		assert.equal(r.model, MODELS[kind]);
+		const texts = Array.isArray(input) ? input : [input];
+		assert.deepEqual(r.data.map((d) => [d.index, d.embedding[0]]), texts.map((t, i) => [i, t.length]));
+		// The SDK's default asks for base64 vectors and decodes them.
+		const b = await openai.embeddings.create({ model: MODELS[kind], input });
+		assert.deepEqual(b.data.map((d) => Array.from(d.embedding)), texts.map((t) => [t.length, 0.5, -0.5]));
+	});
+}

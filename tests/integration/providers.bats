@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
 # Providers whose credential is exchanged for an access token (docs/adapter.md, "Access
 # tokens"): Azure OpenAI with Entra ID client credentials, Gemini and Anthropic models on
-# Vertex AI with a Google service account key. Through HAProxy, the agent, the adapter
+# Vertex AI with a Google service account key, Bedrock with an STS web identity role;
+# and embeddings translated for Cohere and Bedrock (Titan, Cohere on Bedrock). Through HAProxy, the agent, the adapter
 # and tests/mock/mock-providers.js, which issues the tokens (checking the client secret,
 # or the service account's RS256 assertion with the key's public half) and accepts only
 # tokens it issued and that have not expired. Token fetches are counted by the mock
@@ -21,12 +22,16 @@ setup_file() {
 	jr_ctl model add vx-gemini be_vertex --provider vertex_gemini --upstream gemini-2.0-flash --services chat,embeddings >/dev/null
 	jr_ctl model add bedrock-sts be_bedrock_sts --provider bedrock --upstream 'anthropic.claude-3-haiku-20240307-v1:0' >/dev/null
 	jr_ctl model add bedrock-sts-bad be_bedrock_sts_bad --provider bedrock --upstream 'anthropic.claude-3-haiku-20240307-v1:0' >/dev/null
+	jr_ctl model add cohere-embed be_cohere --provider cohere --upstream embed-v4.0 --services embeddings >/dev/null
+	jr_ctl model add titan-embed be_bedrock_sts --provider bedrock --upstream amazon.titan-embed-text-v2:0 --services embeddings >/dev/null
+	jr_ctl model add br-cohere-embed be_bedrock_sts --provider bedrock --upstream cohere.embed-english-v3 --services embeddings >/dev/null
 	jr_ctl model add vx-claude be_vertex --provider vertex_anthropic --upstream 'claude-3-5-haiku@20241022' >/dev/null
 	for be in be_az_entra be_az_short be_az_bad; do
 		jr_ctl endpoint set "$be" "$JR_PROVIDERS_URL" >/dev/null
 	done
 	jr_ctl endpoint set be_bedrock_sts "$JR_PROVIDERS_URL" --region eu-west-1 >/dev/null
 	jr_ctl endpoint set be_bedrock_sts_bad "$JR_PROVIDERS_URL" --region eu-west-1 >/dev/null
+	jr_ctl endpoint set be_cohere "$JR_PROVIDERS_URL" >/dev/null
 	jr_ctl endpoint set be_vertex "$JR_PROVIDERS_URL/v1/projects/jr-test/locations/us-east5" >/dev/null
 	KEY=$(issue_key acme)
 	export KEY
@@ -40,6 +45,7 @@ setup_file() {
 	entra_cred "${JR_PROVIDERS_ENTRA%%:*}" "$ENTRA_SECRET" | jr_ctl credential set be_az_entra --header api-key --scheme raw >/dev/null
 	entra_cred "short-${JR_PROVIDERS_ENTRA%%:*}" "$ENTRA_SECRET" | jr_ctl credential set be_az_short --header api-key --scheme raw >/dev/null
 	entra_cred "${JR_PROVIDERS_ENTRA%%:*}" wrong-secret | jr_ctl credential set be_az_bad --header api-key --scheme raw >/dev/null
+	printf '%s' "$JR_PROVIDERS_KEY" | jr_ctl credential set be_cohere --header authorization --scheme bearer >/dev/null
 	service_account | jr_ctl credential set be_vertex --header authorization --scheme bearer >/dev/null
 	sts_cred "$JR_PROVIDERS_WEB_TOKEN_FILE" | jr_ctl credential set be_bedrock_sts --header authorization --scheme bearer >/dev/null
 	printf 'not-the-token\n' >"$BATS_FILE_TMPDIR/wrong-token"
@@ -219,4 +225,32 @@ parallel_chats() {
 	[[ $(hdr retry-after) == 30 ]]
 	run ! grep -qF not-the-token "$BATS_TEST_TMPDIR/body"
 	if grep -rqF "$(tr -d '\n' <"$JR_PROVIDERS_WEB_TOKEN_FILE")" "$STACK"/*.log; then return 1; fi
+}
+
+# embed MODEL INPUT_JSON: POST /v1/embeddings.
+embed() {
+	req -X POST -H 'content-type: application/json' -H "authorization: Bearer $KEY" \
+		--data-binary "{\"model\":\"$1\",\"input\":$2}" /v1/embeddings
+}
+
+@test "embeddings: Cohere (embed v2), Amazon Titan and Cohere on Bedrock (InvokeModel, STS credentials) answer OpenAI's list" {
+	local m
+	for m in cohere-embed br-cohere-embed; do
+		embed "$m" '["abc","defgh"]'
+		expect_status 200
+		[[ $(json 'b.object') == list && $(json 'b.model') == "$m" ]]
+		[[ $(json 'b.data.map(d => d.index + ":" + d.embedding[0]).join()') == '0:3,1:5' ]]
+	done
+	[[ $(json 'b.usage.prompt_tokens') -ge 0 ]]
+	embed cohere-embed '"abcdefgh"'
+	expect_status 200
+	[[ $(json 'b.usage.prompt_tokens') == 2 ]]
+	embed titan-embed '"abcdefgh"'
+	expect_status 200
+	[[ $(json 'b.data[0].embedding[0]') == 8 && $(json 'b.usage.prompt_tokens') == 2 ]]
+	# Titan takes one text per request; token arrays are refused before anything leaves.
+	embed titan-embed '["a","b"]'
+	expect_openai_error 400 invalid_request_error invalid_value
+	embed cohere-embed '[[1,2]]'
+	expect_openai_error 400 invalid_request_error invalid_value
 }

@@ -12,7 +12,10 @@
 //   Amazon Bedrock       POST /model/M/converse | /model/M/converse-stream
 //                        (SigV4 checked with --aws-access-key/--aws-secret; the stream in
 //                        the binary application/vnd.amazon.eventstream framing)
-//   Cohere chat v2       POST /v2/chat                      (Authorization: Bearer)
+//   Cohere chat v2       POST /v2/chat, embed v2 POST /v2/embed (Authorization: Bearer)
+//   Bedrock embeddings   POST /model/M/invoke (SigV4): Amazon Titan {"inputText"} ->
+//                        {"embedding","inputTextTokenCount"}; Cohere on Bedrock {"texts"}
+//                        -> {"embeddings": [[...]]}
 //   Ollama native        POST /api/chat (NDJSON stream unless "stream": false), POST /api/embed
 //                                                           (Authorization: Bearer)
 //   Azure OpenAI         POST /openai/deployments/D/chat/completions?api-version=V
@@ -477,6 +480,39 @@ async function bedrock(req, res, body, raw, model, op) {
 
 // ---- Cohere chat v2 --------------------------------------------------------------------
 
+// An embedding vector of a text: [its length, 0.5, -0.5] (tests see what was embedded).
+const vectorOf = (t) => [t.length, 0.5, -0.5];
+
+async function cohereEmbed(req, res, body) {
+	if (opts.key && req.headers.authorization !== `Bearer ${opts.key}`)
+		return json(res, 401, { message: 'invalid api token' });
+	if (!Array.isArray(body.texts) || !body.texts.length || body.texts.length > 96 || !body.model)
+		return json(res, 400, { message: 'invalid request: texts must be an array of 1 to 96 strings and model is required' });
+	if (!['search_document', 'search_query', 'classification', 'clustering'].includes(body.input_type))
+		return json(res, 400, { message: 'invalid request: input_type is required for embed models v3 and higher' });
+	const tokens = body.texts.reduce((n, t) => n + Math.ceil(t.length / 4), 0);
+	json(res, 200, { id: crypto.randomUUID(), embeddings: { float: body.texts.map(vectorOf) }, texts: body.texts,
+		meta: { api_version: { version: '2' }, billed_units: { input_tokens: tokens } } });
+}
+
+async function bedrockEmbed(req, res, body, raw, model) {
+	if (opts.ak) {
+		const problem = sigv4Problem(req, raw);
+		if (problem) return json(res, 403, { message: `The request signature we calculated does not match (${problem}).` },
+			{ 'x-amzn-errortype': 'UnrecognizedClientException' });
+	}
+	if (model.includes('cohere.')) {
+		if (!Array.isArray(body.texts) || !body.input_type)
+			return json(res, 400, { message: 'Malformed input request: texts and input_type are required' }, { 'x-amzn-errortype': 'ValidationException' });
+		const tokens = body.texts.reduce((n, t) => n + Math.ceil(t.length / 4), 0);
+		return json(res, 200, { embeddings: body.texts.map(vectorOf), id: crypto.randomUUID(), response_type: 'embeddings_floats', texts: body.texts },
+			{ 'x-amzn-bedrock-input-token-count': String(tokens) });
+	}
+	if (typeof body.inputText !== 'string')
+		return json(res, 400, { message: 'Malformed input request: required key [inputText] not found' }, { 'x-amzn-errortype': 'ValidationException' });
+	json(res, 200, { embedding: vectorOf(body.inputText), inputTextTokenCount: Math.ceil(body.inputText.length / 4) });
+}
+
 async function cohere(req, res, body) {
 	if (opts.key && req.headers.authorization !== `Bearer ${opts.key}`)
 		return json(res, 401, { message: 'invalid api token' });
@@ -569,6 +605,9 @@ const server = http.createServer((req, res) => {
 			if (req.method === 'POST' && (m = /^\/model\/([^/]+)\/(converse|converse-stream)$/.exec(url.pathname)))
 				return await bedrock(req, res, body, raw, decodeURIComponent(m[1]), m[2]);
 			if (req.method === 'POST' && url.pathname === '/v2/chat') return await cohere(req, res, body);
+			if (req.method === 'POST' && url.pathname === '/v2/embed') return await cohereEmbed(req, res, body);
+			if (req.method === 'POST' && (m = /^\/model\/([^/]+)\/invoke$/.exec(url.pathname)))
+				return await bedrockEmbed(req, res, body, raw, decodeURIComponent(m[1]));
 			if (req.method === 'POST' && (m = /^\/openai\/deployments\/([^/]+)\/chat\/completions$/.exec(url.pathname)))
 				return await azure(req, res, body, decodeURIComponent(m[1]), url);
 			if (req.method === 'POST' && (m = /^\/v1\/projects\/[^/]+\/locations\/[^/]+\/publishers\/google\/models\/([^/:]+):(\w+)$/.exec(url.pathname)))

@@ -5,7 +5,7 @@
  *
  *   - the client speaks Anthropic's API (POST /v1/messages);
  *   - the model's provider does not speak OpenAI's API (anthropic, gemini, bedrock,
- *     cohere's chat, ollama whose endpoint says api-version "native") or needs another
+ *     cohere's chat and embeddings, ollama whose endpoint says api-version "native") or needs another
  *     URL layout (azure_openai);
  *   - the tenant has masking on (settings.masking; its policy in masking_policy),
  *     for JSON bodies (multipart uploads go direct, unmasked);
@@ -40,7 +40,7 @@ static int needs_translation(const char *kind, enum pl_service svc)
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
 		if (strcmp(kind, kinds[i]) == 0)
 			return 1;
-	return strcmp(kind, "cohere") == 0 && svc == PL_SVC_CHAT;
+	return strcmp(kind, "cohere") == 0 && (svc == PL_SVC_CHAT || svc == PL_SVC_EMBEDDINGS);
 }
 
 /* Kinds with a public default base URL (the adapter knows it). An OpenAI-compatible
