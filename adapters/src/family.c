@@ -21,9 +21,12 @@ int fam_of_kind(const char *kind, const char *api_version)
 	for (size_t i = 0; kind && i < sizeof(kinds) / sizeof(kinds[0]); i++) {
 		if (strcmp(kind, kinds[i].kind) != 0)
 			continue;
-		/* Ollama serves OpenAI's API under /v1 and its own under /api. */
+		/* Ollama serves OpenAI's API under /v1 and its own under /api; Hunyuan an
+		 * OpenAI-compatible API and its native Tencent Cloud API. */
 		if (strcmp(kind, "ollama") == 0 && api_version && strcmp(api_version, "native") == 0)
 			return XL_OLLAMA;
+		if (strcmp(kind, "hunyuan") == 0 && api_version && strcmp(api_version, "native") == 0)
+			return XL_HUNYUAN;
 		return (int)kinds[i].family;
 	}
 	return -1;
@@ -35,7 +38,7 @@ const char *xl_provider_name(enum xl_provider p)
 		[XL_OPENAI] = "openai", [XL_AZURE] = "azure_openai", [XL_ANTHROPIC] = "anthropic",
 		[XL_GEMINI] = "gemini", [XL_BEDROCK] = "bedrock",    [XL_COHERE] = "cohere",
 		[XL_OLLAMA] = "ollama", [XL_VERTEX_GEMINI] = "vertex_gemini",
-		[XL_VERTEX_ANTHROPIC] = "vertex_anthropic",
+		[XL_VERTEX_ANTHROPIC] = "vertex_anthropic", [XL_HUNYUAN] = "hunyuan",
 	};
 
 	return (unsigned)p < XL__COUNT ? names[p] : "unknown";

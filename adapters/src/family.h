@@ -17,6 +17,7 @@ enum xl_provider {
 	XL_OLLAMA,     /* Ollama's native API (/api/chat, /api/embed); kind "ollama" + api-version "native" */
 	XL_VERTEX_GEMINI,    /* Gemini on Google Cloud Vertex AI */
 	XL_VERTEX_ANTHROPIC, /* Anthropic's models on Vertex AI */
+	XL_HUNYUAN,    /* Tencent Hunyuan's native API; kind "hunyuan" + api-version "native" */
 	XL__COUNT
 };
 

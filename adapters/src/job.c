@@ -151,6 +151,18 @@ static size_t client_backlog(struct job *j)
 	return bev ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
 }
 
+/* A streamed request of a json_on_failure provider answered with a JSON body. */
+static int json_failure(struct job *j)
+{
+	const struct provider *p = prov_get(j->route.family);
+	char *ct = NULL;
+
+	if (!p || !p->json_on_failure)
+		return 0;
+	curl_easy_getinfo(j->easy, CURLINFO_CONTENT_TYPE, &ct);
+	return ct && strncmp(ct, "application/json", 16) == 0;
+}
+
 /* The first bytes: the status decides between a stream and a buffered answer. */
 static void choose_mode(struct job *j)
 {
@@ -158,6 +170,8 @@ static void choose_mode(struct job *j)
 
 	curl_easy_getinfo(j->easy, CURLINFO_RESPONSE_CODE, &j->status);
 	ok = j->status >= 200 && j->status < 300;
+	if (ok && j->up.stream && json_failure(j))
+		j->up.stream = 0; /* the translator reads the failure from the JSON answer */
 	if (ok && j->up.stream) {
 		j->mode = MODE_STREAM;
 		reply_stream_start(j);

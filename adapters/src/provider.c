@@ -13,7 +13,7 @@ static const struct provider *const table[XL__COUNT] = {
 	[XL_OPENAI] = &prov_openai,       [XL_AZURE] = &prov_azure,   [XL_ANTHROPIC] = &prov_anthropic,
 	[XL_GEMINI] = &prov_gemini,       [XL_BEDROCK] = &prov_bedrock, [XL_COHERE] = &prov_cohere,
 	[XL_OLLAMA] = &prov_ollama,       [XL_VERTEX_GEMINI] = &prov_vertex_gemini,
-	[XL_VERTEX_ANTHROPIC] = &prov_vertex_anthropic,
+	[XL_VERTEX_ANTHROPIC] = &prov_vertex_anthropic, [XL_HUNYUAN] = &prov_hunyuan,
 };
 
 const struct provider *prov_get(int family)

@@ -67,6 +67,9 @@ struct provider {
 	/* Answers are OpenAI's already: passed through (non-JSON ones as they come), the
 	 * stream ends with the provider's [DONE], no final chunk of our own. */
 	int openai_compatible;
+	/* A streamed request may be answered 200 with a JSON body (a failure, as Hunyuan's
+	 * {"Response": {"Error": ...}}): such an answer goes to the response translator. */
+	int json_on_failure;
 	/* The credential as a header "<auth_header>: <auth_scheme><secret>"; NULL when the
 	 * entry signs the request instead (sign). */
 	const char *auth_header, *auth_scheme;
@@ -90,7 +93,7 @@ struct provider {
 };
 
 extern const struct provider prov_openai, prov_azure, prov_anthropic, prov_gemini, prov_bedrock,
-	prov_cohere, prov_ollama, prov_vertex_gemini, prov_vertex_anthropic;
+	prov_cohere, prov_ollama, prov_vertex_gemini, prov_vertex_anthropic, prov_hunyuan;
 
 /* The entry of a family; NULL when out of range. */
 const struct provider *prov_get(int family);

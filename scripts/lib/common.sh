@@ -26,7 +26,8 @@
 #   credentials are JR_PROVIDERS_KEY, JR_PROVIDERS_AWS for Bedrock, JR_PROVIDERS_ENTRA
 #   (CLIENT_ID:SECRET) for Entra ID, JR_PROVIDERS_GOOGLE_KEY (PEM) and
 #   JR_PROVIDERS_GOOGLE_EMAIL for a Google service account, JR_PROVIDERS_WEB_TOKEN_FILE for
-#   AWS STS AssumeRoleWithWebIdentity)
+#   AWS STS AssumeRoleWithWebIdentity, JR_PROVIDERS_TC (SECRET_ID:SECRET_KEY) for Tencent
+#   Cloud's signed API)
 # Every process logs into DIR/<name>.log and has its pid in DIR/<name>.pid.
 
 JR_ROOT=${JR_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
@@ -351,7 +352,7 @@ jr_write_env() {
 	for v in JR_URL JR_STATS_URL JR_STATS_SOCK JR_AGENT_ADDR JR_AGENT_METRICS JR_DATABASE \
 		JR_PG_PORT JR_MOCK_URL JR_MOCK2_URL JR_STACK_DIR JR_LISTEN JR_SPOA_ADDR JR_MOCK_ADDR \
 		JR_MOCK2_ADDR JR_HAPROXY_DIR JR_STATS_LISTEN JR_ADAPTER_ADDR JR_ADAPTER_URL JR_PROVIDERS_URL \
-		JR_PROVIDERS_KEY JR_PROVIDERS_AWS JR_PROVIDERS_ENTRA JR_PROVIDERS_GOOGLE_KEY JR_PROVIDERS_GOOGLE_EMAIL JR_PROVIDERS_WEB_TOKEN_FILE JR_REPORT_ADDR JR_STACK_LAYOUT JR_OPERATOR_DIR \
+		JR_PROVIDERS_KEY JR_PROVIDERS_AWS JR_PROVIDERS_ENTRA JR_PROVIDERS_GOOGLE_KEY JR_PROVIDERS_GOOGLE_EMAIL JR_PROVIDERS_WEB_TOKEN_FILE JR_PROVIDERS_TC JR_REPORT_ADDR JR_STACK_LAYOUT JR_OPERATOR_DIR \
 		CURL_CA_BUNDLE NODE_EXTRA_CA_CERTS OP_HTTPS_BIND OP_HTTP_BIND OP_HTTP_URL OP_WEB_ADDR \
 		OP_API_ADDR OP_STATS_BIND OP_STATS_SOCK OP_LOG OP_CERT; do
 		printf 'export %s=%q\n' "$v" "${!v:-}" >>"$dir/env"
@@ -523,7 +524,7 @@ jr_adapter_start() {
 	export JR_PROVIDERS_KEY=provider-test-key JR_PROVIDERS_AWS=AKIDJRTEST:jr-test-aws-secret
 	# Token-issuing credentials: an Entra ID application and a Google service account
 	# whose key is made here (the mock checks the assertions' signatures with it).
-	export JR_PROVIDERS_ENTRA=jr-test-client:jr-test-entra-secret
+	export JR_PROVIDERS_ENTRA=jr-test-client:jr-test-entra-secret JR_PROVIDERS_TC=AKIDjrtest:jr-test-tc-secret
 	export JR_PROVIDERS_GOOGLE_KEY=$dir/google-sa.pem JR_PROVIDERS_GOOGLE_EMAIL=jr-test@jr-test.iam.gserviceaccount.com
 	[[ -s $JR_PROVIDERS_GOOGLE_KEY ]] ||
 		(umask 077 && openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$JR_PROVIDERS_GOOGLE_KEY" 2>/dev/null) ||
@@ -537,7 +538,7 @@ jr_adapter_start() {
 		--key "$JR_PROVIDERS_KEY" --aws-access-key "${JR_PROVIDERS_AWS%%:*}" \
 		--aws-secret "${JR_PROVIDERS_AWS#*:}" --entra-client "$JR_PROVIDERS_ENTRA" \
 		--google-key "$JR_PROVIDERS_GOOGLE_KEY" --google-email "$JR_PROVIDERS_GOOGLE_EMAIL" \
-		--web-identity-token "$(tr -d '\n' <"$JR_PROVIDERS_WEB_TOKEN_FILE")"
+		--web-identity-token "$(tr -d '\n' <"$JR_PROVIDERS_WEB_TOKEN_FILE")" --tc-secret "$JR_PROVIDERS_TC"
 	port=$(jr_listening_port "$dir" mock-providers) || return 1
 	export JR_PROVIDERS_URL=http://127.0.0.1:$port
 	bin=$(jr_adapter_bin)
@@ -561,7 +562,7 @@ jr_adapter_start() {
 # provider credentials (a master key file is written and the agent reloaded), and a
 # grant-free public visibility; azure-model (Entra ID), vertex-gemini-model and
 # vertex-claude-model (a service account); cohere-embed-model, titan-embed-model and
-# bedrock-cohere-embed-model. Prints "anthropic=...,gemini=...,...".
+# bedrock-cohere-embed-model; hunyuan-model (Hunyuan's native API). Prints "anthropic=...,gemini=...,...".
 jr_adapter_models() {
 	local dir=$JR_STACK_DIR n
 	(umask 077 && printf 'k1:%s\n' "$(openssl rand -hex 32)" >"$dir/master.keys")
@@ -600,9 +601,14 @@ jr_adapter_models() {
 			--services embeddings >/dev/null &&
 		jr_ctl model add bedrock-cohere-embed-model be_bedrock --provider bedrock --upstream cohere.embed-english-v3 \
 			--services embeddings >/dev/null || return 1
+	# Tencent Hunyuan's native API (TC3-signed).
+	jr_ctl model add hunyuan-model be_hunyuan --provider hunyuan --upstream hunyuan-lite >/dev/null &&
+		jr_ctl endpoint set be_hunyuan "$JR_PROVIDERS_URL" --api-version native >/dev/null &&
+		printf '%s' "$JR_PROVIDERS_TC" | jr_ctl credential set be_hunyuan --header authorization --scheme bearer >/dev/null ||
+		return 1
 	printf '%s' "anthropic=anthropic-model,gemini=gemini-model,bedrock=bedrock-model,azure=azure-model," \
 		"vertex_gemini=vertex-gemini-model,vertex_anthropic=vertex-claude-model,embed_cohere=cohere-embed-model," \
-		"embed_titan=titan-embed-model,embed_bedrock_cohere=bedrock-cohere-embed-model"
+		"embed_titan=titan-embed-model,embed_bedrock_cohere=bedrock-cohere-embed-model,hunyuan=hunyuan-model"
 	echo
 }
 

@@ -2,7 +2,8 @@
 # Providers whose credential is exchanged for an access token (docs/adapter.md, "Access
 # tokens"): Azure OpenAI with Entra ID client credentials, Gemini and Anthropic models on
 # Vertex AI with a Google service account key, Bedrock with an STS web identity role;
-# and embeddings translated for Cohere and Bedrock (Titan, Cohere on Bedrock). Through HAProxy, the agent, the adapter
+# embeddings translated for Cohere and Bedrock (Titan, Cohere on Bedrock); Tencent
+# Hunyuan's native API (TC3-HMAC-SHA256, verified by the mock). Through HAProxy, the agent, the adapter
 # and tests/mock/mock-providers.js, which issues the tokens (checking the client secret,
 # or the service account's RS256 assertion with the key's public half) and accepts only
 # tokens it issued and that have not expired. Token fetches are counted by the mock
@@ -25,6 +26,8 @@ setup_file() {
 	jr_ctl model add cohere-embed be_cohere --provider cohere --upstream embed-v4.0 --services embeddings >/dev/null
 	jr_ctl model add titan-embed be_bedrock_sts --provider bedrock --upstream amazon.titan-embed-text-v2:0 --services embeddings >/dev/null
 	jr_ctl model add br-cohere-embed be_bedrock_sts --provider bedrock --upstream cohere.embed-english-v3 --services embeddings >/dev/null
+	jr_ctl model add hy-native be_hunyuan --provider hunyuan --upstream hunyuan-lite >/dev/null
+	jr_ctl model add hy-bad be_hunyuan_bad --provider hunyuan --upstream hunyuan-lite >/dev/null
 	jr_ctl model add vx-claude be_vertex --provider vertex_anthropic --upstream 'claude-3-5-haiku@20241022' >/dev/null
 	for be in be_az_entra be_az_short be_az_bad; do
 		jr_ctl endpoint set "$be" "$JR_PROVIDERS_URL" >/dev/null
@@ -32,6 +35,8 @@ setup_file() {
 	jr_ctl endpoint set be_bedrock_sts "$JR_PROVIDERS_URL" --region eu-west-1 >/dev/null
 	jr_ctl endpoint set be_bedrock_sts_bad "$JR_PROVIDERS_URL" --region eu-west-1 >/dev/null
 	jr_ctl endpoint set be_cohere "$JR_PROVIDERS_URL" >/dev/null
+	jr_ctl endpoint set be_hunyuan "$JR_PROVIDERS_URL" --region ap-guangzhou --api-version native >/dev/null
+	jr_ctl endpoint set be_hunyuan_bad "$JR_PROVIDERS_URL" --api-version native >/dev/null
 	jr_ctl endpoint set be_vertex "$JR_PROVIDERS_URL/v1/projects/jr-test/locations/us-east5" >/dev/null
 	KEY=$(issue_key acme)
 	export KEY
@@ -45,6 +50,8 @@ setup_file() {
 	entra_cred "${JR_PROVIDERS_ENTRA%%:*}" "$ENTRA_SECRET" | jr_ctl credential set be_az_entra --header api-key --scheme raw >/dev/null
 	entra_cred "short-${JR_PROVIDERS_ENTRA%%:*}" "$ENTRA_SECRET" | jr_ctl credential set be_az_short --header api-key --scheme raw >/dev/null
 	entra_cred "${JR_PROVIDERS_ENTRA%%:*}" wrong-secret | jr_ctl credential set be_az_bad --header api-key --scheme raw >/dev/null
+	printf '%s' "$JR_PROVIDERS_TC" | jr_ctl credential set be_hunyuan --header authorization --scheme bearer >/dev/null
+	printf '%s:wrong' "${JR_PROVIDERS_TC%%:*}" | jr_ctl credential set be_hunyuan_bad --header authorization --scheme bearer >/dev/null
 	printf '%s' "$JR_PROVIDERS_KEY" | jr_ctl credential set be_cohere --header authorization --scheme bearer >/dev/null
 	service_account | jr_ctl credential set be_vertex --header authorization --scheme bearer >/dev/null
 	sts_cred "$JR_PROVIDERS_WEB_TOKEN_FILE" | jr_ctl credential set be_bedrock_sts --header authorization --scheme bearer >/dev/null
@@ -253,4 +260,31 @@ embed() {
 	expect_openai_error 400 invalid_request_error invalid_value
 	embed cohere-embed '[[1,2]]'
 	expect_openai_error 400 invalid_request_error invalid_value
+}
+
+@test "Hunyuan's native API: TC3-signed chat and stream; its HTTP 200 errors keep their meaning" {
+	BODY=$(chat_body hy-native) auth_chat "$KEY"
+	expect_status 200
+	[[ $(json 'b.choices[0].message.content') == '[hunyuan:hunyuan-lite] Say hi' ]]
+	[[ $(json 'b.usage.completion_tokens') == 3 && $(json 'b.model') == hy-native ]]
+	req -N -X POST -H 'content-type: application/json' -H "authorization: Bearer $KEY" \
+		--data-binary '{"model":"hy-native","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"one two three"}]}' "$CHAT_PATH"
+	expect_status 200
+	[[ $(sse_text) == *'one two three' ]]
+	grep -qF '"finish_reason":"stop"' "$BATS_TEST_TMPDIR/body"
+	grep -qF '"completion_tokens":4' "$BATS_TEST_TMPDIR/body"
+	BODY='{"model":"hy-native","messages":[{"role":"user","content":"STATUS:429"}]}' auth_chat "$KEY"
+	expect_openai_error 429 rate_limit_error rate_limit_exceeded
+	# A wrong secret key: Tencent answers 200 with AuthFailure, streamed or not.
+	BODY=$(chat_body hy-bad) auth_chat "$KEY"
+	expect_openai_error 502 server_error upstream_authentication_failed
+	BODY=$(chat_body hy-bad ',"stream":true') auth_chat "$KEY"
+	expect_openai_error 502 server_error upstream_authentication_failed
+}
+
+# sse_text: the content deltas of the streamed answer in $BATS_TEST_TMPDIR/body, joined.
+sse_text() {
+	node -e 'const c = require("fs").readFileSync(process.argv[1], "utf8").split("\n")
+		.filter(l => l.startsWith("data: ") && l !== "data: [DONE]").map(l => JSON.parse(l.slice(6)));
+		process.stdout.write(c.map(x => x.choices[0]?.delta?.content || "").join(""))' "$BATS_TEST_TMPDIR/body"
 }

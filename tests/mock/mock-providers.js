@@ -30,6 +30,10 @@
 //   Google tokens        POST /token (grant_type jwt-bearer; the assertion's RS256 signature
 //                        checked with --google-key PEM and its iss with --google-email,
 //                        aud must be this URL) -> {"access_token","expires_in",...}
+//   Tencent Hunyuan      POST / with X-TC-Action: ChatCompletions, X-TC-Version: 2023-09-01
+//                        (TC3-HMAC-SHA256 checked with --tc-secret ID:KEY; failures are
+//                        HTTP 200 {"Response": {"Error": {"Code", "Message"}}}), "Stream": true
+//                        answers SSE events {"Choices": [{"Delta", "FinishReason"}], "Usage"}
 //   AWS STS              POST / Action=AssumeRoleWithWebIdentity (form; WebIdentityToken must
 //                        be --web-identity-token) -> XML with temporary credentials, which
 //                        Bedrock requests may then sign with (X-Amz-Security-Token signed)
@@ -60,7 +64,7 @@ const http = require('node:http');
 const crypto = require('node:crypto');
 
 const opts = { port: 0, host: '127.0.0.1', key: null, ak: null, secret: null, delay: 0,
-	entraId: null, entraSecret: null, googleKey: null, googleEmail: null, webToken: null };
+	entraId: null, entraSecret: null, googleKey: null, googleEmail: null, webToken: null, tcId: null, tcKey: null };
 for (let i = 2; i < process.argv.length; i += 2) {
 	const a = process.argv[i], v = process.argv[i + 1];
 	if (v === undefined) { process.stderr.write(`mock-providers: ${a} needs a value\n`); process.exit(2); }
@@ -74,6 +78,7 @@ for (let i = 2; i < process.argv.length; i += 2) {
 	else if (a === '--google-key') opts.googleKey = crypto.createPublicKey(require('node:fs').readFileSync(v));
 	else if (a === '--google-email') opts.googleEmail = v;
 	else if (a === '--web-identity-token') opts.webToken = v;
+	else if (a === '--tc-secret') [opts.tcId, opts.tcKey] = [v.split(':')[0], v.split(':').slice(1).join(':')];
 	else { process.stderr.write(`mock-providers: unknown option ${a}\n`); process.exit(2); }
 }
 
@@ -332,6 +337,53 @@ async function stsAssume(res, raw) {
 </AssumeRoleWithWebIdentityResponse>`;
 	res.writeHead(200, { 'content-type': 'text/xml', 'content-length': Buffer.byteLength(s) });
 	res.end(s);
+}
+
+// ---- Tencent Hunyuan (native API, TC3-HMAC-SHA256) ---------------------------------------
+
+// Recomputes the TC3 signature (Tencent Cloud's signature v3). Null when valid.
+function tc3Problem(req, raw) {
+	const m = /^TC3-HMAC-SHA256 Credential=([^/]+)\/(\d{4}-\d{2}-\d{2})\/([^/]+)\/tc3_request, SignedHeaders=([^,]+), Signature=([0-9a-f]{64})$/.exec(req.headers.authorization || '');
+	if (!m) return 'missing or malformed TC3 Authorization';
+	const [, id, date, service, signed, sig] = m;
+	const ts = Number(req.headers['x-tc-timestamp']);
+	if (id !== opts.tcId) return 'unknown SecretId';
+	if (!ts || Math.abs(Date.now() / 1000 - ts) > 300) return 'X-TC-Timestamp missing or too far from now';
+	if (new Date(ts * 1000).toISOString().slice(0, 10) !== date) return 'the credential date is not the timestamp\'s';
+	const headers = signed.split(';').map((n) => `${n}:${String(req.headers[n] || '').trim().toLowerCase()}\n`).join('');
+	const creq = ['POST', '/', '', headers, signed, sha256(raw)].join('\n');
+	const sts = ['TC3-HMAC-SHA256', String(ts), `${date}/${service}/tc3_request`, sha256(creq)].join('\n');
+	const k = hmac(hmac(hmac('TC3' + opts.tcKey, date), service), 'tc3_request');
+	return crypto.timingSafeEqual(Buffer.from(hmac(k, sts).toString('hex')), Buffer.from(sig)) ? null : 'signature mismatch';
+}
+
+async function hunyuan(req, res, body, raw) {
+	const rid = crypto.randomUUID();
+	const fail = (code, message) => json(res, 200, { Response: { Error: { Code: code, Message: message }, RequestId: rid } });
+	if (req.headers['x-tc-action'] !== 'ChatCompletions' || req.headers['x-tc-version'] !== '2023-09-01')
+		return fail('InvalidAction', 'X-TC-Action ChatCompletions with X-TC-Version 2023-09-01 expected');
+	const problem = opts.tcId ? tc3Problem(req, raw) : null;
+	if (problem) return fail('AuthFailure.SignatureFailure', `The provided credentials could not be validated (${problem}).`);
+	if (!body.Model || !Array.isArray(body.Messages) || !body.Messages.length)
+		return fail('MissingParameter', 'Model and Messages are required.');
+	const texts = body.Messages.filter((m) => m.Role === 'user').map((m) => m.Content || '');
+	const p = plan('hunyuan', body.Model, lastUserText(texts));
+	if (p.status === 429) return fail('LimitExceeded', 'Request frequency exceeds the limit.');
+	const prompt = promptTokens(body.Messages);
+	const usage = (n) => ({ PromptTokens: prompt, CompletionTokens: n, TotalTokens: prompt + n });
+	const created = Math.floor(Date.now() / 1000);
+	if (!body.Stream)
+		return json(res, 200, { Response: { RequestId: rid, Note: 'mock', Id: rid, Created: created, Usage: usage(p.pieces.length),
+			Choices: [{ FinishReason: 'stop', Message: { Role: 'assistant', Content: p.pieces.join('') } }] } });
+	res.writeHead(200, { 'content-type': 'text/event-stream' });
+	for (let i = 0; i < p.pieces.length; i++) {
+		if (res.destroyed) return;
+		const last = i === p.pieces.length - 1;
+		res.write(`data: ${JSON.stringify({ Note: 'mock', Choices: [{ Delta: { Role: 'assistant', Content: p.pieces[i] },
+			FinishReason: last ? 'stop' : '' }], Created: created, Id: rid, Usage: usage(i + 1) })}\n\n`);
+		if (p.slow) await sleep(p.slow);
+	}
+	res.end();
 }
 
 // ---- Azure OpenAI (OpenAI's chat format) ------------------------------------------------
@@ -606,6 +658,7 @@ const server = http.createServer((req, res) => {
 				return await bedrock(req, res, body, raw, decodeURIComponent(m[1]), m[2]);
 			if (req.method === 'POST' && url.pathname === '/v2/chat') return await cohere(req, res, body);
 			if (req.method === 'POST' && url.pathname === '/v2/embed') return await cohereEmbed(req, res, body);
+			if (req.method === 'POST' && url.pathname === '/' && req.headers['x-tc-action']) return await hunyuan(req, res, body, raw);
 			if (req.method === 'POST' && (m = /^\/model\/([^/]+)\/invoke$/.exec(url.pathname)))
 				return await bedrockEmbed(req, res, body, raw, decodeURIComponent(m[1]));
 			if (req.method === 'POST' && (m = /^\/openai\/deployments\/([^/]+)\/chat\/completions$/.exec(url.pathname)))

@@ -138,9 +138,10 @@ enum pl_result pl_stage_adapter(struct pl_ctx *ctx)
 	if (read_view(ctx, backend, &v) < 0)
 		return PL_NEXT; /* the model went away meanwhile: route decided already */
 	messages = is_messages_path(&ctx->in.path);
-	/* Ollama's native API (/api/chat) when its endpoint says api-version "native". */
+	/* Ollama's native API (/api/chat) and Hunyuan's (Tencent Cloud's signed API) when
+	 * their endpoint says api-version "native". */
 	translate = needs_translation(v.provider, ctx->service) ||
-		    (strcmp(v.provider, "ollama") == 0 && v.has_endpoint &&
+		    ((strcmp(v.provider, "ollama") == 0 || strcmp(v.provider, "hunyuan") == 0) && v.has_endpoint &&
 		     strcmp(v.ep.api_version, "native") == 0);
 	meter = ctx->in.stream && v.has_endpoint && v.ep.meter &&
 		(ctx->service == PL_SVC_CHAT || ctx->service == PL_SVC_COMPLETIONS);
