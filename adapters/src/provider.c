@@ -14,6 +14,7 @@ static const struct provider *const table[XL__COUNT] = {
 	[XL_GEMINI] = &prov_gemini,       [XL_BEDROCK] = &prov_bedrock, [XL_COHERE] = &prov_cohere,
 	[XL_OLLAMA] = &prov_ollama,       [XL_VERTEX_GEMINI] = &prov_vertex_gemini,
 	[XL_VERTEX_ANTHROPIC] = &prov_vertex_anthropic, [XL_HUNYUAN] = &prov_hunyuan,
+	[XL_DASHSCOPE] = &prov_dashscope,
 };
 
 const struct provider *prov_get(int family)

@@ -93,7 +93,7 @@ struct provider {
 };
 
 extern const struct provider prov_openai, prov_azure, prov_anthropic, prov_gemini, prov_bedrock,
-	prov_cohere, prov_ollama, prov_vertex_gemini, prov_vertex_anthropic, prov_hunyuan;
+	prov_cohere, prov_ollama, prov_vertex_gemini, prov_vertex_anthropic, prov_hunyuan, prov_dashscope;
 
 /* The entry of a family; NULL when out of range. */
 const struct provider *prov_get(int family);

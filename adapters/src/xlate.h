@@ -50,6 +50,7 @@ json_t *xl_ollama_request(const json_t *req, const char *model, struct xl_error 
 json_t *xl_ollama_embed_request(const json_t *req, const char *model, struct xl_error *e);
 json_t *xl_ollama_embed_response(const json_t *resp, const char *model, struct xl_error *e);
 json_t *xl_hunyuan_request(const json_t *req, const char *model, struct xl_error *e);
+json_t *xl_dashscope_request(const json_t *req, const char *model, struct xl_error *e);
 /* OpenAI-compatible: a copy with the upstream model; include_usage added when meter
  * and streaming (*added says whether the client had not asked for it itself). */
 json_t *xl_openai_request(const json_t *req, const char *model, int meter, int *added,
@@ -89,6 +90,8 @@ json_t *xl_ollama_response(const json_t *resp, const struct xl_meta *m, struct x
 			   struct xl_error *e);
 json_t *xl_hunyuan_response(const json_t *resp, const struct xl_meta *m, struct xl_usage *u,
 			    struct xl_error *e);
+json_t *xl_dashscope_response(const json_t *resp, const struct xl_meta *m, struct xl_usage *u,
+			      struct xl_error *e);
 /* OpenAI-compatible: reads usage, sets the public model name. */
 void xl_openai_response(json_t *resp, const struct xl_meta *m, struct xl_usage *u);
 

@@ -7,7 +7,8 @@
 // Configuration (environment), besides JAIROUTER_URL and JAIROUTER_API_KEY:
 //   JAIROUTER_ADAPTER_MODELS  "anthropic=NAME,gemini=NAME,bedrock=NAME[,azure=NAME,
 //                             vertex_gemini=NAME,vertex_anthropic=NAME,embed_cohere=NAME,
-//                             embed_titan=NAME,embed_bedrock_cohere=NAME,hunyuan=NAME]":
+//                             embed_titan=NAME,embed_bedrock_cohere=NAME,hunyuan=NAME,
+//                             dashscope=NAME]":
 //                             models of those
 //                             provider kinds (scripts/test's sdk suite creates them in
 //                             front of tests/mock/mock-providers.js)
@@ -33,7 +34,7 @@ const TOOLS = [{ type: 'function', function: { name: 'get_weather', description:
 
 // Provider kind -> the mock's label in its answers ("[label:model] text").
 const KINDS = { anthropic: 'anthropic', gemini: 'gemini', bedrock: 'bedrock', azure: 'azure',
-	vertex_gemini: 'gemini', vertex_anthropic: 'anthropic', hunyuan: 'hunyuan' };
+	vertex_gemini: 'gemini', vertex_anthropic: 'anthropic', hunyuan: 'hunyuan', dashscope: 'dashscope' };
 
 for (const [kind, label] of Object.entries(KINDS)) {
 	const skipKind = skip || (!MODELS[kind] && `no ${kind} model in JAIROUTER_ADAPTER_MODELS`);

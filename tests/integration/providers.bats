@@ -3,7 +3,7 @@
 # tokens"): Azure OpenAI with Entra ID client credentials, Gemini and Anthropic models on
 # Vertex AI with a Google service account key, Bedrock with an STS web identity role;
 # embeddings translated for Cohere and Bedrock (Titan, Cohere on Bedrock); Tencent
-# Hunyuan's native API (TC3-HMAC-SHA256, verified by the mock). Through HAProxy, the agent, the adapter
+# Hunyuan's native API (TC3-HMAC-SHA256, verified by the mock) and DashScope's. Through HAProxy, the agent, the adapter
 # and tests/mock/mock-providers.js, which issues the tokens (checking the client secret,
 # or the service account's RS256 assertion with the key's public half) and accepts only
 # tokens it issued and that have not expired. Token fetches are counted by the mock
@@ -28,6 +28,7 @@ setup_file() {
 	jr_ctl model add br-cohere-embed be_bedrock_sts --provider bedrock --upstream cohere.embed-english-v3 --services embeddings >/dev/null
 	jr_ctl model add hy-native be_hunyuan --provider hunyuan --upstream hunyuan-lite >/dev/null
 	jr_ctl model add hy-bad be_hunyuan_bad --provider hunyuan --upstream hunyuan-lite >/dev/null
+	jr_ctl model add ds-native be_dashscope --provider dashscope --upstream qwen-plus >/dev/null
 	jr_ctl model add vx-claude be_vertex --provider vertex_anthropic --upstream 'claude-3-5-haiku@20241022' >/dev/null
 	for be in be_az_entra be_az_short be_az_bad; do
 		jr_ctl endpoint set "$be" "$JR_PROVIDERS_URL" >/dev/null
@@ -35,6 +36,7 @@ setup_file() {
 	jr_ctl endpoint set be_bedrock_sts "$JR_PROVIDERS_URL" --region eu-west-1 >/dev/null
 	jr_ctl endpoint set be_bedrock_sts_bad "$JR_PROVIDERS_URL" --region eu-west-1 >/dev/null
 	jr_ctl endpoint set be_cohere "$JR_PROVIDERS_URL" >/dev/null
+	jr_ctl endpoint set be_dashscope "$JR_PROVIDERS_URL" --api-version native >/dev/null
 	jr_ctl endpoint set be_hunyuan "$JR_PROVIDERS_URL" --region ap-guangzhou --api-version native >/dev/null
 	jr_ctl endpoint set be_hunyuan_bad "$JR_PROVIDERS_URL" --api-version native >/dev/null
 	jr_ctl endpoint set be_vertex "$JR_PROVIDERS_URL/v1/projects/jr-test/locations/us-east5" >/dev/null
@@ -52,6 +54,7 @@ setup_file() {
 	entra_cred "${JR_PROVIDERS_ENTRA%%:*}" wrong-secret | jr_ctl credential set be_az_bad --header api-key --scheme raw >/dev/null
 	printf '%s' "$JR_PROVIDERS_TC" | jr_ctl credential set be_hunyuan --header authorization --scheme bearer >/dev/null
 	printf '%s:wrong' "${JR_PROVIDERS_TC%%:*}" | jr_ctl credential set be_hunyuan_bad --header authorization --scheme bearer >/dev/null
+	printf '%s' "$JR_PROVIDERS_KEY" | jr_ctl credential set be_dashscope --header authorization --scheme bearer >/dev/null
 	printf '%s' "$JR_PROVIDERS_KEY" | jr_ctl credential set be_cohere --header authorization --scheme bearer >/dev/null
 	service_account | jr_ctl credential set be_vertex --header authorization --scheme bearer >/dev/null
 	sts_cred "$JR_PROVIDERS_WEB_TOKEN_FILE" | jr_ctl credential set be_bedrock_sts --header authorization --scheme bearer >/dev/null
@@ -287,4 +290,24 @@ sse_text() {
 	node -e 'const c = require("fs").readFileSync(process.argv[1], "utf8").split("\n")
 		.filter(l => l.startsWith("data: ") && l !== "data: [DONE]").map(l => JSON.parse(l.slice(6)));
 		process.stdout.write(c.map(x => x.choices[0]?.delta?.content || "").join(""))' "$BATS_TEST_TMPDIR/body"
+}
+
+@test "DashScope's native API: chat, incremental stream with a tool call, errors in and out of a stream" {
+	BODY=$(chat_body ds-native) auth_chat "$KEY"
+	expect_status 200
+	[[ $(json 'b.choices[0].message.content') == '[dashscope:qwen-plus] Say hi' ]]
+	[[ $(json 'b.usage.completion_tokens') == 3 && $(json 'b.model') == ds-native ]]
+	req -N -X POST -H 'content-type: application/json' -H "authorization: Bearer $KEY" \
+		--data-binary '{"model":"ds-native","stream":true,"messages":[{"role":"user","content":"one two TOOL"}],"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}]}' "$CHAT_PATH"
+	expect_status 200
+	[[ $(sse_text) == *'one two TOOL' ]]
+	grep -qF '"finish_reason":"tool_calls"' "$BATS_TEST_TMPDIR/body"
+	grep -qF 'get_weather' "$BATS_TEST_TMPDIR/body"
+	req -N -X POST -H 'content-type: application/json' -H "authorization: Bearer $KEY" \
+		--data-binary '{"model":"ds-native","stream":true,"messages":[{"role":"user","content":"a b c d FAIL_MIDSTREAM"}]}' "$CHAT_PATH"
+	expect_status 200
+	grep -qF 'InternalError' "$BATS_TEST_TMPDIR/body"
+	grep -qF 'data: [DONE]' "$BATS_TEST_TMPDIR/body"
+	BODY='{"model":"ds-native","messages":[{"role":"user","content":"STATUS:429"}]}' auth_chat "$KEY"
+	expect_openai_error 429 rate_limit_error rate_limit_exceeded
 }

@@ -34,6 +34,10 @@
 //                        (TC3-HMAC-SHA256 checked with --tc-secret ID:KEY; failures are
 //                        HTTP 200 {"Response": {"Error": {"Code", "Message"}}}), "Stream": true
 //                        answers SSE events {"Choices": [{"Delta", "FinishReason"}], "Usage"}
+//   Alibaba DashScope    POST /api/v1/services/aigc/text-generation/generation (Authorization:
+//                        Bearer; {"model", "input": {"messages"}, "parameters": {"result_format":
+//                        "message", ...}}; X-DashScope-SSE: enable -> SSE "event:result"
+//                        events with incremental_output, errors {"code", "message"})
 //   AWS STS              POST / Action=AssumeRoleWithWebIdentity (form; WebIdentityToken must
 //                        be --web-identity-token) -> XML with temporary credentials, which
 //                        Bedrock requests may then sign with (X-Amz-Security-Token signed)
@@ -386,6 +390,47 @@ async function hunyuan(req, res, body, raw) {
 	res.end();
 }
 
+// ---- Alibaba DashScope (native text generation) -----------------------------------------
+
+async function dashscope(req, res, body) {
+	const rid = crypto.randomUUID();
+	const err = (status, code, message) => json(res, status, { code, message, request_id: rid });
+	if (opts.key && req.headers.authorization !== `Bearer ${opts.key}`)
+		return err(401, 'InvalidApiKey', 'Invalid API-key provided.');
+	const messages = (body.input || {}).messages, params = body.parameters || {};
+	if (!body.model || !Array.isArray(messages) || !messages.length)
+		return err(400, 'InvalidParameter', 'model and input.messages are required');
+	if (params.result_format !== 'message') return err(400, 'InvalidParameter', 'result_format must be message');
+	const texts = messages.filter((m) => m.role === 'user').map((m) => (typeof m.content === 'string' ? m.content : ''));
+	const p = plan('dashscope', body.model, lastUserText(texts));
+	if (p.status === 429) return err(429, 'Throttling.RateQuota', 'Requests rate limit exceeded, please try again later.');
+	const input = promptTokens(messages);
+	const usage = (n) => ({ total_tokens: input + n, input_tokens: input, output_tokens: n });
+	const call = { index: 0, id: 'call_mock1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } };
+	if (req.headers['x-dashscope-sse'] !== 'enable') {
+		const message = { role: 'assistant', content: p.pieces.join('') };
+		if (p.tool) message.tool_calls = [call];
+		return json(res, 200, { output: { choices: [{ finish_reason: p.tool ? 'tool_calls' : 'stop', message }] },
+			usage: usage(p.pieces.length), request_id: rid });
+	}
+	if (params.incremental_output !== true) return err(400, 'InvalidParameter', 'the mock streams with incremental_output only');
+	res.writeHead(200, { 'content-type': 'text/event-stream;charset=UTF-8' });
+	for (let i = 0; i < p.pieces.length; i++) {
+		if (res.destroyed) return;
+		if (p.fail && i === 2) {
+			res.write(`id:${i + 1}\nevent:error\n:HTTP_STATUS/500\ndata:${JSON.stringify({ code: 'InternalError', message: 'Internal server error.', request_id: rid })}\n\n`);
+			return res.end();
+		}
+		const last = i === p.pieces.length - 1;
+		const message = { content: p.pieces[i], role: 'assistant' };
+		if (last && p.tool) message.tool_calls = [call];
+		res.write(`id:${i + 1}\nevent:result\n:HTTP_STATUS/200\ndata:${JSON.stringify({ output: { choices: [{ message,
+			finish_reason: last ? (p.tool ? 'tool_calls' : 'stop') : 'null' }] }, usage: usage(i + 1), request_id: rid })}\n\n`);
+		if (p.slow) await sleep(p.slow);
+	}
+	res.end();
+}
+
 // ---- Azure OpenAI (OpenAI's chat format) ------------------------------------------------
 
 async function azure(req, res, body, deployment, url) {
@@ -658,6 +703,7 @@ const server = http.createServer((req, res) => {
 				return await bedrock(req, res, body, raw, decodeURIComponent(m[1]), m[2]);
 			if (req.method === 'POST' && url.pathname === '/v2/chat') return await cohere(req, res, body);
 			if (req.method === 'POST' && url.pathname === '/v2/embed') return await cohereEmbed(req, res, body);
+			if (req.method === 'POST' && url.pathname === '/api/v1/services/aigc/text-generation/generation') return await dashscope(req, res, body);
 			if (req.method === 'POST' && url.pathname === '/' && req.headers['x-tc-action']) return await hunyuan(req, res, body, raw);
 			if (req.method === 'POST' && (m = /^\/model\/([^/]+)\/invoke$/.exec(url.pathname)))
 				return await bedrockEmbed(req, res, body, raw, decodeURIComponent(m[1]));

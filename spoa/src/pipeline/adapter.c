@@ -43,6 +43,12 @@ static int needs_translation(const char *kind, enum pl_service svc)
 	return strcmp(kind, "cohere") == 0 && (svc == PL_SVC_CHAT || svc == PL_SVC_EMBEDDINGS);
 }
 
+/* Kinds that speak OpenAI's API and also a native one (api-version "native"). */
+static int has_native_api(const char *kind)
+{
+	return strcmp(kind, "ollama") == 0 || strcmp(kind, "hunyuan") == 0 || strcmp(kind, "dashscope") == 0;
+}
+
 /* Kinds with a public default base URL (the adapter knows it). An OpenAI-compatible
  * model is normally served by its HAProxy backend: its endpoint must be configured. */
 static int has_default_url(const char *kind)
@@ -138,11 +144,10 @@ enum pl_result pl_stage_adapter(struct pl_ctx *ctx)
 	if (read_view(ctx, backend, &v) < 0)
 		return PL_NEXT; /* the model went away meanwhile: route decided already */
 	messages = is_messages_path(&ctx->in.path);
-	/* Ollama's native API (/api/chat) and Hunyuan's (Tencent Cloud's signed API) when
-	 * their endpoint says api-version "native". */
+	/* Ollama's native API (/api/chat), Hunyuan's (Tencent Cloud's signed API) and
+	 * DashScope's when their endpoint says api-version "native". */
 	translate = needs_translation(v.provider, ctx->service) ||
-		    ((strcmp(v.provider, "ollama") == 0 || strcmp(v.provider, "hunyuan") == 0) && v.has_endpoint &&
-		     strcmp(v.ep.api_version, "native") == 0);
+		    (has_native_api(v.provider) && v.has_endpoint && strcmp(v.ep.api_version, "native") == 0);
 	meter = ctx->in.stream && v.has_endpoint && v.ep.meter &&
 		(ctx->service == PL_SVC_CHAT || ctx->service == PL_SVC_COMPLETIONS);
 	if (!messages && !translate && !v.masking && !meter)
