@@ -20,6 +20,7 @@ setup_file() {
 	jr_ctl model add az-entra be_az_entra --provider azure_openai --upstream gpt-4o-dep >/dev/null
 	jr_ctl model add az-short be_az_short --provider azure_openai --upstream gpt-4o-dep >/dev/null
 	jr_ctl model add az-bad be_az_bad --provider azure_openai --upstream gpt-4o-dep >/dev/null
+	jr_ctl model add az-cold be_az_cold --provider azure_openai --upstream gpt-4o-dep >/dev/null
 	jr_ctl model add vx-gemini be_vertex --provider vertex_gemini --upstream gemini-2.0-flash --services chat,embeddings >/dev/null
 	jr_ctl model add bedrock-sts be_bedrock_sts --provider bedrock --upstream 'anthropic.claude-3-haiku-20240307-v1:0' >/dev/null
 	jr_ctl model add bedrock-sts-bad be_bedrock_sts_bad --provider bedrock --upstream 'anthropic.claude-3-haiku-20240307-v1:0' >/dev/null
@@ -30,7 +31,7 @@ setup_file() {
 	jr_ctl model add hy-bad be_hunyuan_bad --provider hunyuan --upstream hunyuan-lite >/dev/null
 	jr_ctl model add ds-native be_dashscope --provider dashscope --upstream qwen-plus >/dev/null
 	jr_ctl model add vx-claude be_vertex --provider vertex_anthropic --upstream 'claude-3-5-haiku@20241022' >/dev/null
-	for be in be_az_entra be_az_short be_az_bad; do
+	for be in be_az_entra be_az_short be_az_bad be_az_cold; do
 		jr_ctl endpoint set "$be" "$JR_PROVIDERS_URL" >/dev/null
 	done
 	jr_ctl endpoint set be_bedrock_sts "$JR_PROVIDERS_URL" --region eu-west-1 >/dev/null
@@ -52,6 +53,9 @@ setup_file() {
 	entra_cred "${JR_PROVIDERS_ENTRA%%:*}" "$ENTRA_SECRET" | jr_ctl credential set be_az_entra --header api-key --scheme raw >/dev/null
 	entra_cred "short-${JR_PROVIDERS_ENTRA%%:*}" "$ENTRA_SECRET" | jr_ctl credential set be_az_short --header api-key --scheme raw >/dev/null
 	entra_cred "${JR_PROVIDERS_ENTRA%%:*}" wrong-secret | jr_ctl credential set be_az_bad --header api-key --scheme raw >/dev/null
+	# The same application with its scope spelled out: another credential, cold in the cache.
+	entra_cred "${JR_PROVIDERS_ENTRA%%:*}" "$ENTRA_SECRET" https://cognitiveservices.azure.com/.default |
+		jr_ctl credential set be_az_cold --header api-key --scheme raw >/dev/null
 	printf '%s' "$JR_PROVIDERS_TC" | jr_ctl credential set be_hunyuan --header authorization --scheme bearer >/dev/null
 	printf '%s:wrong' "${JR_PROVIDERS_TC%%:*}" | jr_ctl credential set be_hunyuan_bad --header authorization --scheme bearer >/dev/null
 	printf '%s' "$JR_PROVIDERS_KEY" | jr_ctl credential set be_dashscope --header authorization --scheme bearer >/dev/null
@@ -78,10 +82,11 @@ teardown() {
 	stack_teardown
 }
 
-# entra_cred CLIENT_ID SECRET: the Entra ID credential, the mock as the authority host.
+# entra_cred CLIENT_ID SECRET [SCOPE]: the Entra ID credential, the mock as the authority host.
 entra_cred() {
 	node -e 'process.stdout.write(JSON.stringify({tenant_id: "jr-tenant", client_id: process.argv[1],
-		client_secret: process.argv[2], authority_host: process.argv[3]}))' "$1" "$2" "$JR_PROVIDERS_URL"
+		client_secret: process.argv[2], authority_host: process.argv[3], scope: process.argv[4]}))' \
+		"$1" "$2" "$JR_PROVIDERS_URL" "${3:-}"
 }
 
 # service_account: a Google service account key file (one line), the mock as token_uri.
@@ -107,6 +112,11 @@ tokens() {
 # tokens_are KIND N: the mock has issued N tokens of KIND (evaluated at each call).
 tokens_are() {
 	[[ $(tokens "$1") == "$2" ]]
+}
+
+# metric_above NAME N: the adapter's metric NAME is above N (evaluated at each call).
+metric_above() {
+	(($(adapter_metric "$1") > $2))
 }
 
 adapter_metric() {
@@ -143,6 +153,27 @@ parallel_chats() {
 		--data-binary '{"model":"az-entra","stream":true,"messages":[{"role":"user","content":"one two"}]}' "$CHAT_PATH"
 	expect_status 200
 	grep -qF 'data: [DONE]' "$BATS_TEST_TMPDIR/body"
+	[[ $(tokens entra) == $((before + 1)) ]]
+}
+
+@test "a client that leaves while its request waits for a token: the fetch completes once and serves the next request" {
+	local ok before cred route
+	ok=$(adapter_metric 'jairouter_adapter_token_fetches_total{result="ok"}')
+	before=$(tokens entra)
+	# Straight to the adapter (HAProxy would wait for the answer of a request it has sent):
+	# a credential not yet cached, a token endpoint that answers in 200 ms, a client that
+	# gives up after 50.
+	cred=$(entra_cred "${JR_PROVIDERS_ENTRA%%:*}" "$ENTRA_SECRET" x/.default)
+	route="p=azure_openai&u=$(node -e 'process.stdout.write(encodeURIComponent(process.argv[1]))' "$JR_PROVIDERS_URL")&m=gpt-4o-dep&pm=az-cold"
+	run curl -sS --max-time 0.05 -o /dev/null -H "x-jairouter-adapter: $route" -H "api-key: $cred" \
+		-H 'content-type: application/json' --data-binary "$(chat_body az-cold)" "$JR_ADAPTER_URL$CHAT_PATH"
+	[[ $status == 28 ]]
+	eventually 5 metric_above 'jairouter_adapter_token_fetches_total{result="ok"}' "$ok"
+	[[ $(tokens entra) == $((before + 1)) ]]
+	# The token the abandoned request waited for serves the next one: no new fetch.
+	run curl -sS --max-time 10 -H "x-jairouter-adapter: $route" -H "api-key: $cred" \
+		-H 'content-type: application/json' --data-binary "$(chat_body az-cold)" "$JR_ADAPTER_URL$CHAT_PATH"
+	[[ $output == *'[azure:gpt-4o-dep] Say hi'* ]]
 	[[ $(tokens entra) == $((before + 1)) ]]
 }
 
