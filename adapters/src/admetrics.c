@@ -58,6 +58,9 @@ static const struct scalar {
 	S("jairouter_adapter_reports_total", "counter", "{result=\"sent\"}", reports_sent),
 	S("jairouter_adapter_reports_total", "counter", "{result=\"failed\"}", reports_failed),
 	S("jairouter_adapter_refused_busy_total", "counter", "", refused_busy),
+	S("jairouter_adapter_token_fetches_total", "counter", "{result=\"ok\"}", token_fetch_ok),
+	S("jairouter_adapter_token_fetches_total", "counter", "{result=\"failed\"}", token_fetch_failed),
+	S("jairouter_adapter_token_waits_total", "counter", "", token_waits),
 #undef S
 };
 

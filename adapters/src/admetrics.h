@@ -23,6 +23,7 @@ struct ad_metrics {
 	uint64_t masked[MD__COUNT], mask_rejects;
 	uint64_t tokens_prompt, tokens_completion, usage_estimated;
 	uint64_t reports_sent, reports_failed, refused_busy;
+	uint64_t token_fetch_ok, token_fetch_failed, token_waits; /* access tokens (tokens.h) */
 	long inflight;
 };
 

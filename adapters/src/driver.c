@@ -10,7 +10,6 @@ struct drv {
 	struct event_base *base;
 	CURLM *multi;
 	struct event *timer;
-	drv_done_fn done;
 };
 
 /* One socket curl watches: its libevent event. */
@@ -25,12 +24,12 @@ static void check_multi(struct drv *d)
 	int left;
 
 	while ((msg = curl_multi_info_read(d->multi, &left))) {
-		void *priv = NULL;
+		struct drv_xfer *x = NULL;
 		if (msg->msg != CURLMSG_DONE)
 			continue;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&priv);
-		if (priv)
-			d->done(priv, msg->data.result);
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+		if (x)
+			x->done(x, msg->data.result);
 	}
 }
 
@@ -91,12 +90,11 @@ static int timer_cb(CURLM *m, long ms, void *userp)
 	return 0;
 }
 
-struct drv *drv_new(struct event_base *base, drv_done_fn done)
+struct drv *drv_new(struct event_base *base)
 {
 	struct drv *d = xcalloc(1, sizeof(*d));
 
 	d->base = base;
-	d->done = done;
 	if (!(d->multi = curl_multi_init()) || !(d->timer = evtimer_new(base, on_timer, d))) {
 		drv_free(d);
 		return NULL;

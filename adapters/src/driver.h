@@ -1,7 +1,9 @@
 /*
  * driver: libcurl's multi interface driven by a libevent loop (its socket and timer
- * callbacks), the adapter's upstream transfers. A finished transfer is handed to the
- * done callback with its CURLOPT_PRIVATE pointer; the driver never touches a job.
+ * callbacks), the adapter's upstream transfers: the jobs' provider requests and the
+ * access-token fetches (tokens.c). A transfer's CURLOPT_PRIVATE points at its struct
+ * drv_xfer, whose callback the driver calls when it ends; the driver never touches what
+ * embeds it.
  */
 #ifndef JR_AD_DRIVER_H
 #define JR_AD_DRIVER_H
@@ -11,11 +13,14 @@
 struct event_base;
 struct drv;
 
-/* A transfer ended (rc: its result); priv is its CURLOPT_PRIVATE. */
-typedef void (*drv_done_fn)(void *priv, CURLcode rc);
+/* What a transfer's CURLOPT_PRIVATE points at, embedded in its owner: done is called
+ * once when the transfer ends (rc: its result). */
+struct drv_xfer {
+	void (*done)(struct drv_xfer *x, CURLcode rc);
+};
 
 /* NULL when libcurl's multi handle or the timer cannot be made. */
-struct drv *drv_new(struct event_base *base, drv_done_fn done);
+struct drv *drv_new(struct event_base *base);
 void drv_free(struct drv *d);
 
 /* Starts or cancels a transfer. drv_add: 0, or -1. */

@@ -15,6 +15,10 @@ enum xl_provider {
 	XL_BEDROCK,
 	XL_COHERE,
 	XL_OLLAMA,     /* Ollama's native API (/api/chat, /api/embed); kind "ollama" + api-version "native" */
+	XL_VERTEX_GEMINI,    /* Gemini on Google Cloud Vertex AI */
+	XL_VERTEX_ANTHROPIC, /* Anthropic's models on Vertex AI */
+	XL_HUNYUAN,    /* Tencent Hunyuan's native API; kind "hunyuan" + api-version "native" */
+	XL_DASHSCOPE,  /* Alibaba DashScope's native API; kind "dashscope" + api-version "native" */
 	XL__COUNT
 };
 

@@ -20,12 +20,14 @@
 #define ERROR_BODY_MAX (64 * 1024) /* a provider's error answer kept for its message */
 
 static void on_client_close(struct evhttp_connection *evcon, void *arg);
+static void job_done(struct drv_xfer *x, CURLcode rc);
 
 struct job *job_new(struct ad_server *s, struct evhttp_request *req, int client)
 {
 	struct job *j = xcalloc(1, sizeof(*j));
 	const char *rid = evhttp_find_header(evhttp_request_get_input_headers(req), "x-request-id");
 
+	j->xfer.done = job_done;
 	s->m.inflight++;
 	j->srv = s;
 	j->next = s->jobs;
@@ -60,6 +62,8 @@ static void unlink_job(struct job *j)
 void job_free(struct job *j)
 {
 	unlink_job(j);
+	tok_cancel(&j->tokw);
+	json_decref(j->oreq);
 	if (j->evcon)
 		evhttp_connection_set_closecb(j->evcon, NULL, NULL);
 	if (j->easy) {
@@ -147,6 +151,18 @@ static size_t client_backlog(struct job *j)
 	return bev ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
 }
 
+/* A streamed request of a json_on_failure provider answered with a JSON body. */
+static int json_failure(struct job *j)
+{
+	const struct provider *p = prov_get(j->route.family);
+	char *ct = NULL;
+
+	if (!p || !p->json_on_failure)
+		return 0;
+	curl_easy_getinfo(j->easy, CURLINFO_CONTENT_TYPE, &ct);
+	return ct && strncmp(ct, "application/json", 16) == 0;
+}
+
 /* The first bytes: the status decides between a stream and a buffered answer. */
 static void choose_mode(struct job *j)
 {
@@ -154,6 +170,8 @@ static void choose_mode(struct job *j)
 
 	curl_easy_getinfo(j->easy, CURLINFO_RESPONSE_CODE, &j->status);
 	ok = j->status >= 200 && j->status < 300;
+	if (ok && j->up.stream && json_failure(j))
+		j->up.stream = 0; /* the translator reads the failure from the JSON answer */
 	if (ok && j->up.stream) {
 		j->mode = MODE_STREAM;
 		reply_stream_start(j);
@@ -255,7 +273,7 @@ static void set_options(struct job *j, CURL *c)
 	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)j->up.body_len);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, j);
-	curl_easy_setopt(c, CURLOPT_PRIVATE, j);
+	curl_easy_setopt(c, CURLOPT_PRIVATE, &j->xfer);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, j->curl_err);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, cfg->connect_timeout_ms);
@@ -268,11 +286,14 @@ static void set_options(struct job *j, CURL *c)
 	curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
 }
 
-int job_start(struct job *j, const json_t *oreq, const char *path, const char *secret)
+/* The transfer, with the secret as it is or the access token it was exchanged for. */
+static int transfer(struct job *j, const json_t *oreq, const char *path, const char *secret, const char *token)
 {
 	struct xl_error e = { 0 };
+	int rc = token ? up_build_token(&j->route, path, oreq, token, time(NULL), &j->up, &e)
+		       : up_build(&j->route, path, oreq, secret, time(NULL), &j->up, &e);
 
-	if (up_build(&j->route, path, oreq, secret, time(NULL), &j->up, &e) < 0) {
+	if (rc < 0) {
 		reply_error(j, &e);
 		return -1;
 	}
@@ -285,6 +306,52 @@ int job_start(struct job *j, const json_t *oreq, const char *path, const char *s
 		return -1;
 	evhttp_connection_set_closecb(j->evcon, on_client_close, j);
 	return 0;
+}
+
+/* The access token came (or its fetch failed): the transfer starts, or the error goes out. */
+static void on_token(void *arg, const char *token, const struct xl_error *e)
+{
+	struct job *j = arg;
+
+	if (!token) {
+		j->srv->m.upstream_errors[j->route.family]++;
+		reply_error(j, e);
+	} else if (transfer(j, j->oreq, j->path, oa_grant_is_bearer(j->grant) ? NULL : token,
+			    oa_grant_is_bearer(j->grant) ? token : NULL) == 0) {
+		json_decref(j->oreq);
+		j->oreq = NULL;
+		return;
+	} else if (!j->reply_ended) {
+		reply_fail(j, 500, "server_error", "gateway_error", "The upstream transfer could not start.");
+	}
+	job_free(j);
+}
+
+int job_start(struct job *j, const json_t *oreq, const char *path, const char *secret)
+{
+	enum oa_grant g = prov_grant(&j->route, secret);
+	struct xl_error e = { 0 };
+	const char *token = NULL;
+	int rc;
+
+	if (g == OA_NONE)
+		return transfer(j, oreq, path, secret, NULL);
+	j->grant = g;
+	snprintf(j->path, sizeof(j->path), "%s", path); /* the server's path buffer has this size */
+	j->tokw.ready = on_token;
+	j->tokw.arg = j;
+	rc = tok_get(j->srv->tokens, g, secret, time(NULL), &j->tokw, &token, &e);
+	if (rc < 0) {
+		j->srv->m.upstream_errors[j->route.family]++;
+		reply_error(j, &e);
+		return -1;
+	}
+	if (rc == 0)
+		return transfer(j, oreq, path, oa_grant_is_bearer(g) ? NULL : token, oa_grant_is_bearer(g) ? token : NULL);
+	/* Waiting for the token: the request is kept until it comes. */
+	j->oreq = json_deep_copy(oreq);
+	evhttp_connection_set_closecb(j->evcon, on_client_close, j);
+	return j->oreq ? 0 : -1;
 }
 
 /* ---- the end of a job ----------------------------------------------------------------- */
@@ -327,9 +394,9 @@ static void stream_done(struct job *j)
 	reply_stream_end(j);
 }
 
-void job_done(void *arg, CURLcode rc)
+static void job_done(struct drv_xfer *x, CURLcode rc)
 {
-	struct job *j = arg;
+	struct job *j = (struct job *)x;
 
 	if (j->client_gone)
 		job_report(j, 1);
@@ -354,7 +421,7 @@ static void on_client_close(struct evhttp_connection *evcon, void *arg)
 	/* The client (HAProxy) went away: the provider transfer is cancelled at once. */
 	j->client_gone = 1;
 	j->srv->m.client_aborts++;
-	if (j->easy) {
+	if (j->easy || j->tokw.entry) {
 		job_report(j, 1);
 		job_free(j);
 	}

@@ -5,8 +5,9 @@
  * job_reply.c everything written to the client (JSON answers and errors, translated and
  * masked streams batched into one write per provider burst).
  *
- *   job_new -> job_start (up_build, curl) -> provider bytes (job.c: on_write)
- *     -> reply_* -> job_done (the driver: transfer ended) -> job_report, job_free
+ *   job_new -> job_start [-> an access token (tokens.h), waited for when not cached]
+ *     -> up_build, curl -> provider bytes (job.c: on_write)
+ *     -> reply_* -> the driver: transfer ended -> job_report, job_free
  */
 #ifndef JR_AD_JOB_H
 #define JR_AD_JOB_H
@@ -14,7 +15,9 @@
 #include "eventstream.h"
 #include "mask.h"
 #include "route.h"
+#include "driver.h"
 #include "sse.h"
+#include "tokens.h"
 #include "upstream.h"
 #include "xlate.h"
 
@@ -28,6 +31,7 @@ struct evbuffer;
 enum job_mode { MODE_NONE, MODE_BUFFER, MODE_STREAM };
 
 struct job {
+	struct drv_xfer xfer;       /* first: the driver's callback (CURLOPT_PRIVATE) */
 	struct job *prev, *next;    /* every job in flight (drain on SIGTERM) */
 	struct ad_server *srv;
 	struct evhttp_request *req;
@@ -36,6 +40,10 @@ struct job {
 	int client;                 /* enum ad_client */
 	struct ad_route route;
 	struct up_request up;
+	struct tok_waiter tokw;     /* waiting for the provider's access token */
+	int grant;                  /* enum oa_grant of the credential */
+	json_t *oreq;               /* the request, kept while waiting for the token */
+	char path[256];             /* its path, idem */
 	CURL *easy;
 	struct curl_slist *hdrs;
 	char curl_err[CURL_ERROR_SIZE];
@@ -73,12 +81,10 @@ struct job *job_new(struct ad_server *s, struct evhttp_request *req, int client)
 void job_free(struct job *j);
 
 /* Builds the provider request for oreq (the OpenAI-form request; path: what the client
- * asked, as OpenAI's path) and starts the transfer. 0, or -1 (an error answer may have
- * gone out: j->reply_ended). */
+ * asked, as OpenAI's path) and starts the transfer; when the credential is exchanged for
+ * an access token not yet cached, the transfer starts once the token is in (the job
+ * waits: j->tokw). 0, or -1 (an error answer may have gone out: j->reply_ended). */
 int job_start(struct job *j, const json_t *oreq, const char *path, const char *secret);
-
-/* The driver's callback: j's transfer ended with rc. Answers, reports, frees j. */
-void job_done(void *j, CURLcode rc);
 
 /* The drain deadline: every job still running is ended, reported and freed. */
 void job_end_all(struct ad_server *s);

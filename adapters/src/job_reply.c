@@ -8,6 +8,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -60,6 +61,11 @@ static void reply_raw(struct job *j)
 
 void reply_error(struct job *j, const struct xl_error *e)
 {
+	if (e->retry_after > 0) {
+		char v[16];
+		snprintf(v, sizeof(v), "%d", e->retry_after);
+		evhttp_add_header(evhttp_request_get_output_headers(j->req), "Retry-After", v);
+	}
 	reply_json(j, e->status, j->client == CLIENT_ANTHROPIC ? xl_error_to_msg(e) : xl_error_json(e));
 }
 
@@ -100,7 +106,7 @@ static int raw_passthrough(const struct job *j)
 static json_t *translate_answer(struct job *j, json_t *in, struct xl_error *e)
 {
 	struct xl_meta meta = { j->resp_id, j->route.public_model, (int64_t)time(NULL) };
-	struct prov_answer a = { &meta, j->up.op, j->up.embed_batch };
+	struct prov_answer a = { &meta, j->up.op, j->up.embed_batch, j->up.embed_base64 };
 	json_t *out = prov_response((enum xl_provider)j->route.family, in, &a, &j->usage, e);
 
 	if (!out)

@@ -12,7 +12,9 @@
 static const struct provider *const table[XL__COUNT] = {
 	[XL_OPENAI] = &prov_openai,       [XL_AZURE] = &prov_azure,   [XL_ANTHROPIC] = &prov_anthropic,
 	[XL_GEMINI] = &prov_gemini,       [XL_BEDROCK] = &prov_bedrock, [XL_COHERE] = &prov_cohere,
-	[XL_OLLAMA] = &prov_ollama,
+	[XL_OLLAMA] = &prov_ollama,       [XL_VERTEX_GEMINI] = &prov_vertex_gemini,
+	[XL_VERTEX_ANTHROPIC] = &prov_vertex_anthropic, [XL_HUNYUAN] = &prov_hunyuan,
+	[XL_DASHSCOPE] = &prov_dashscope,
 };
 
 const struct provider *prov_get(int family)
@@ -46,9 +48,11 @@ static int misconfigured(struct up_request *u, struct xl_error *e)
 
 /* The body, the credential and the content headers of a built request. */
 static int finish_request(const struct provider *p, json_t *body, const char *secret,
-			  struct up_request *u)
+			  const char *token, struct up_request *u)
 {
-	if (secret && p->auth_header &&
+	if (token && up_add_header(u, "Authorization: Bearer %s", token) < 0)
+		return -1;
+	if (!token && secret && p->auth_header &&
 	    up_add_header(u, "%s: %s%s", p->auth_header, p->auth_scheme ? p->auth_scheme : "", secret) < 0)
 		return -1;
 	u->body = json_dumps(body, JSON_COMPACT);
@@ -61,8 +65,8 @@ static int finish_request(const struct provider *p, json_t *body, const char *se
 							    : "application/json");
 }
 
-int up_build(const struct ad_route *r, const char *path, const json_t *req, const char *secret,
-	     time_t now, struct up_request *u, struct xl_error *e)
+static int build(const struct ad_route *r, const char *path, const json_t *req, const char *secret,
+		 const char *token, time_t now, struct up_request *u, struct xl_error *e)
 {
 	const struct provider *p = prov_get(r->family);
 	char base[RT_URL_MAX], enc[RT_NAME_MAX * 3];
@@ -87,9 +91,13 @@ int up_build(const struct ad_route *r, const char *path, const json_t *req, cons
 		up_free(u);
 		return -1;
 	}
+	/* Translated embeddings: OpenAI's base64 form is made here (the SDKs ask for it). */
+	u->embed_base64 = u->op == UP_EMBED && !p->openai_compatible &&
+			  json_is_string(json_object_get(req, "encoding_format")) &&
+			  strcmp(json_string_value(json_object_get(req, "encoding_format")), "base64") == 0;
 	u->eventstream = u->stream && p->framing == PROV_EVENTSTREAM;
 	u->ndjson = u->stream && p->framing == PROV_NDJSON;
-	rc = finish_request(p, body, secret, u);
+	rc = finish_request(p, body, secret, token, u);
 	json_decref(body);
 	if (rc < 0)
 		return misconfigured(u, e);
@@ -98,6 +106,25 @@ int up_build(const struct ad_route *r, const char *path, const json_t *req, cons
 		return -1;
 	}
 	return 0;
+}
+
+int up_build(const struct ad_route *r, const char *path, const json_t *req, const char *secret,
+	     time_t now, struct up_request *u, struct xl_error *e)
+{
+	return build(r, path, req, secret, NULL, now, u, e);
+}
+
+int up_build_token(const struct ad_route *r, const char *path, const json_t *req, const char *token,
+		   time_t now, struct up_request *u, struct xl_error *e)
+{
+	return build(r, path, req, NULL, token, now, u, e);
+}
+
+enum oa_grant prov_grant(const struct ad_route *r, const char *secret)
+{
+	const struct provider *p = prov_get(r->family);
+
+	return p && p->grant && secret ? p->grant(secret) : OA_NONE;
 }
 
 /* ---- answers ------------------------------------------------------------------------- */
@@ -111,7 +138,11 @@ json_t *prov_response(enum xl_provider p, json_t *resp, const struct prov_answer
 		xl_fail(e, 502, "server_error", "bad_upstream_response", "The model provider is unknown.");
 		return NULL;
 	}
-	return entry->response(resp, a, u, e);
+	json_t *out = entry->response(resp, a, u, e);
+
+	if (out && a->embed_base64)
+		xl_embed_base64(out);
+	return out;
 }
 
 /* The status a client gets for a provider status, and the OpenAI error type. */

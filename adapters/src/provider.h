@@ -18,6 +18,7 @@
 #define JR_AD_PROVIDER_H
 
 #include "family.h"
+#include "oauth.h"
 #include "upstream.h"
 #include "xlate.h"
 
@@ -47,6 +48,7 @@ struct prov_answer {
 	const struct xl_meta *meta;
 	enum up_op op;
 	int embed_batch;        /* Gemini: the request was a batchEmbedContents */
+	int embed_base64;       /* translated vectors are sent as base64 float32 (encoding_format) */
 };
 
 /* One event of a stream that is not SSE (NDJSON line, AWS event-stream message). */
@@ -65,9 +67,16 @@ struct provider {
 	/* Answers are OpenAI's already: passed through (non-JSON ones as they come), the
 	 * stream ends with the provider's [DONE], no final chunk of our own. */
 	int openai_compatible;
+	/* A streamed request may be answered 200 with a JSON body (a failure, as Hunyuan's
+	 * {"Response": {"Error": ...}}): such an answer goes to the response translator. */
+	int json_on_failure;
 	/* The credential as a header "<auth_header>: <auth_scheme><secret>"; NULL when the
 	 * entry signs the request instead (sign). */
 	const char *auth_header, *auth_scheme;
+	/* The credential's grant (oauth.h): a secret exchanged for an access token, which
+	 * then goes in "Authorization: Bearer" (tokens.h fetches it); NULL or OA_NONE: the
+	 * secret is used as it is. */
+	enum oa_grant (*grant)(const char *secret);
 	/* The provider body for c (URL in u->url, own headers added, u->stream cleared for
 	 * operations that do not stream). NULL with e set. */
 	json_t *(*request)(const struct prov_call *c, struct up_request *u, struct xl_error *e);
@@ -84,7 +93,7 @@ struct provider {
 };
 
 extern const struct provider prov_openai, prov_azure, prov_anthropic, prov_gemini, prov_bedrock,
-	prov_cohere, prov_ollama;
+	prov_cohere, prov_ollama, prov_vertex_gemini, prov_vertex_anthropic, prov_hunyuan, prov_dashscope;
 
 /* The entry of a family; NULL when out of range. */
 const struct provider *prov_get(int family);
@@ -94,6 +103,13 @@ const struct provider *prov_get(int family);
  * may be NULL. 0, or -1 with e set. */
 int up_build(const struct ad_route *r, const char *path, const json_t *req, const char *secret,
 	     time_t now, struct up_request *out, struct xl_error *e);
+/* The same with an access token the credential was exchanged for ("Authorization:
+ * Bearer <token>" instead of the entry's own credential header). */
+int up_build_token(const struct ad_route *r, const char *path, const json_t *req, const char *token,
+		   time_t now, struct up_request *out, struct xl_error *e);
+
+/* The grant of the route's credential: OA_NONE when the secret is used as it is. */
+enum oa_grant prov_grant(const struct ad_route *r, const char *secret);
 
 /* The non-streamed JSON answer of family p -> OpenAI's. NULL with e set. */
 json_t *prov_response(enum xl_provider p, json_t *resp, const struct prov_answer *a,

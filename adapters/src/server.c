@@ -291,12 +291,13 @@ static int make_http(struct ad_server *s)
 int srv_init(struct ad_server *s, const struct ad_config *cfg)
 {
 	s->cfg = cfg;
-	if (!(s->base = event_base_new()) || !(s->drv = drv_new(s->base, job_done)) || make_http(s) < 0) {
+	if (!(s->base = event_base_new()) || !(s->drv = drv_new(s->base)) || make_http(s) < 0) {
 		log_error("the event loop, libcurl or the HTTP server could not be set up");
 		return -1;
 	}
 	if (listen_on(s) < 0)
 		return -1;
+	s->tokens = tok_new(s->drv, &s->m, cfg->connect_timeout_ms);
 	s->sigs[0] = evsignal_new(s->base, SIGTERM, on_signal, s);
 	s->sigs[1] = evsignal_new(s->base, SIGINT, on_signal, s);
 	if (!s->sigs[0] || !s->sigs[1] || event_add(s->sigs[0], NULL) < 0 || event_add(s->sigs[1], NULL) < 0) {
@@ -320,6 +321,7 @@ void srv_free(struct ad_server *s)
 		event_free(s->drain_timer);
 	if (s->http)
 		evhttp_free(s->http);
+	tok_free(s->tokens);
 	drv_free(s->drv);
 	if (s->base)
 		event_base_free(s->base);

@@ -25,6 +25,7 @@ struct up_request {
 	int ndjson;                    /* ... as NDJSON lines (Ollama's native API) */
 	int added_usage;               /* we asked for the usage chunk, the client did not */
 	int embed_batch;               /* Gemini: batchEmbedContents */
+	int embed_base64;              /* the client asked for base64 vectors (encoding_format) */
 };
 
 /* The operation of a client path ("/v1/chat/completions" ...). */

@@ -23,6 +23,7 @@ struct xl_error {
 	const char *type;
 	const char *code;
 	char message[256];
+	int retry_after; /* seconds for a Retry-After header; 0: none (xl_fail clears it) */
 };
 
 void xl_fail(struct xl_error *e, int status, const char *type, const char *code,
@@ -48,11 +49,21 @@ json_t *xl_cohere_request(const json_t *req, const char *model, struct xl_error 
 json_t *xl_ollama_request(const json_t *req, const char *model, struct xl_error *e);
 json_t *xl_ollama_embed_request(const json_t *req, const char *model, struct xl_error *e);
 json_t *xl_ollama_embed_response(const json_t *resp, const char *model, struct xl_error *e);
+json_t *xl_hunyuan_request(const json_t *req, const char *model, struct xl_error *e);
+json_t *xl_dashscope_request(const json_t *req, const char *model, struct xl_error *e);
 /* OpenAI-compatible: a copy with the upstream model; include_usage added when meter
  * and streaming (*added says whether the client had not asked for it itself). */
 json_t *xl_openai_request(const json_t *req, const char *model, int meter, int *added,
 			  struct xl_error *e);
 /* Embeddings. */
+json_t *xl_cohere_embed_request(const json_t *req, const char *model, struct xl_error *e);
+json_t *xl_cohere_embed_response(const json_t *resp, const char *model, struct xl_usage *u,
+				 struct xl_error *e);
+/* Bedrock InvokeModel: Amazon Titan text embeddings (one text) or Cohere Embed on
+ * Bedrock (texts), chosen by the model id ("cohere." ...). */
+json_t *xl_bedrock_embed_request(const json_t *req, const char *model, struct xl_error *e);
+json_t *xl_bedrock_embed_response(const json_t *resp, const char *model, struct xl_usage *u,
+				  struct xl_error *e);
 json_t *xl_gemini_embed_request(const json_t *req, const char *model, int *batch,
 				struct xl_error *e);
 json_t *xl_gemini_embed_response(const json_t *resp, const char *model, int batch,
@@ -77,6 +88,10 @@ json_t *xl_cohere_response(const json_t *resp, const struct xl_meta *m, struct x
 			   struct xl_error *e);
 json_t *xl_ollama_response(const json_t *resp, const struct xl_meta *m, struct xl_usage *u,
 			   struct xl_error *e);
+json_t *xl_hunyuan_response(const json_t *resp, const struct xl_meta *m, struct xl_usage *u,
+			    struct xl_error *e);
+json_t *xl_dashscope_response(const json_t *resp, const struct xl_meta *m, struct xl_usage *u,
+			      struct xl_error *e);
 /* OpenAI-compatible: reads usage, sets the public model name. */
 void xl_openai_response(json_t *resp, const struct xl_meta *m, struct xl_usage *u);
 

@@ -364,3 +364,41 @@ const struct provider prov_anthropic = {
 	.response = anthropic_answer,
 	.sse = anthropic_sse,
 };
+
+/* ---- Anthropic's models on Vertex AI ------------------------------------------------- */
+
+#define VERTEX_ANTHROPIC_VERSION "vertex-2023-10-16"
+
+/* The Messages body without "model" (the path names it) and with anthropic_version;
+ * the base URL names the project and the location, as for Gemini on Vertex. */
+static json_t *vertex_build(const struct prov_call *c, struct up_request *u, struct xl_error *e)
+{
+	json_t *body;
+
+	if (!(body = xl_anthropic_request(c->req, c->route->model, e)))
+		return NULL;
+	json_object_del(body, "model");
+	json_object_set_new(body, "anthropic_version", json_string(VERTEX_ANTHROPIC_VERSION));
+	if (up_url(u, c->base, "/publishers/anthropic/models/%s:%s", c->model_enc,
+		   u->stream ? "streamRawPredict" : "rawPredict") < 0)
+		return xl_url_failed(body, e);
+	return body;
+}
+
+/* A JSON credential is a service account key; else an access token minted elsewhere. */
+static enum oa_grant google_grant(const char *secret)
+{
+	return oa_grant_of(secret, OA_GOOGLE);
+}
+
+const struct provider prov_vertex_anthropic = {
+	.default_url = "",
+	.framing = PROV_SSE,
+	.ops = PROV_OP(UP_CHAT),
+	.auth_header = "Authorization",
+	.auth_scheme = "Bearer ",
+	.grant = google_grant,
+	.request = vertex_build,
+	.response = anthropic_answer,
+	.sse = anthropic_sse,
+};

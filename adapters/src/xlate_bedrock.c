@@ -1,5 +1,6 @@
 /*
- * xlate_bedrock: OpenAI chat <-> Amazon Bedrock Converse / ConverseStream.
+ * xlate_bedrock: OpenAI chat <-> Amazon Bedrock Converse / ConverseStream, and OpenAI
+ * embeddings <-> InvokeModel (Amazon Titan text embeddings, Cohere Embed on Bedrock).
  *
  * ConverseStream answers in the binary event-stream framing (eventstream.h); each
  * message's :event-type names the event and its payload is that event's JSON:
@@ -299,10 +300,56 @@ static json_t *bedrock_build(const struct prov_call *c, struct up_request *u, st
 {
 	json_t *body;
 
+	if (u->op == UP_EMBED) {
+		u->stream = 0;
+		if ((body = xl_bedrock_embed_request(c->req, c->route->model, e)) &&
+		    up_url(u, c->base, "/model/%s/invoke", c->model_enc) < 0)
+			return xl_url_failed(body, e);
+		return body;
+	}
 	if ((body = xl_bedrock_request(c->req, e)) &&
 	    up_url(u, c->base, "/model/%s/%s", c->model_enc, u->stream ? "converse-stream" : "converse") < 0)
 		return xl_url_failed(body, e);
 	return body;
+}
+
+/* ---- embeddings: InvokeModel --------------------------------------------------------- */
+
+#define BEDROCK_COHERE_EMBED_MAX 96
+
+json_t *xl_bedrock_embed_request(const json_t *req, const char *model, struct xl_error *e)
+{
+	int cohere = strncmp(model, "cohere.", 7) == 0 || strstr(model, ".cohere.") != NULL;
+	json_t *texts = xl_embed_texts(req, cohere ? BEDROCK_COHERE_EMBED_MAX : 1, e), *out;
+
+	if (!texts) {
+		if (!cohere && e->status == 400)
+			xl_fail(e, 400, "invalid_request_error", "invalid_value",
+				"Amazon Titan embeds one text per request: 'input' must be a string.");
+		return NULL;
+	}
+	if (cohere)
+		return json_pack("{s:o,s:s}", "texts", texts, "input_type", "search_document");
+	out = json_pack("{s:O}", "inputText", json_array_get(texts, 0));
+	json_decref(texts);
+	xl_copy(out, "dimensions", req, "dimensions");
+	return out;
+}
+
+json_t *xl_bedrock_embed_response(const json_t *resp, const char *model, struct xl_usage *u,
+				  struct xl_error *e)
+{
+	const json_t *titan = json_object_get(resp, "embedding"), *count = json_object_get(resp, "inputTextTokenCount");
+	const json_t *emb = json_object_get(resp, "embeddings");
+
+	u->prompt = json_integer_value(count);
+	u->completion = 0;
+	u->have = json_is_integer(count);
+	if (titan)
+		return xl_embed_list(json_pack("[O]", titan), model, u->prompt, e);
+	/* Cohere on Bedrock: [[...]], or {"float": [[...]]} when embedding types were asked. */
+	return xl_embed_list(json_incref(json_is_object(emb) ? json_object_get(emb, "float") : (json_t *)emb), model,
+			     u->prompt, e);
 }
 
 struct bedrock_cred {
@@ -411,6 +458,8 @@ static int bedrock_sign(const struct ad_route *r, const char *secret, time_t now
 static json_t *bedrock_answer(json_t *resp, const struct prov_answer *a, struct xl_usage *u,
 			      struct xl_error *e)
 {
+	if (a->op == UP_EMBED)
+		return xl_bedrock_embed_response(resp, a->meta->model, u, e);
 	return xl_bedrock_response(resp, a->meta, u, e);
 }
 
@@ -420,10 +469,17 @@ static int bedrock_event(struct xl_stream *s, const struct prov_event *ev)
 				 ev->len);
 }
 
+/* A JSON credential assumes a role with a web identity token (STS); else it is the keys. */
+static enum oa_grant bedrock_grant(const char *secret)
+{
+	return oa_grant_of(secret, OA_STS);
+}
+
 const struct provider prov_bedrock = {
 	.default_url = "https://bedrock-runtime.{region}.amazonaws.com",
 	.framing = PROV_EVENTSTREAM,
-	.ops = PROV_OP(UP_CHAT),
+	.ops = PROV_OP(UP_CHAT) | PROV_OP(UP_EMBED),
+	.grant = bedrock_grant,
 	.request = bedrock_build,
 	.sign = bedrock_sign,
 	.response = bedrock_answer,

@@ -1,6 +1,7 @@
 /*
  * xlate_cohere: OpenAI chat <-> Cohere's chat v2 (POST /v2/chat), whose messages are
- * OpenAI's almost as they are: the entry prov_cohere.
+ * OpenAI's almost as they are, and OpenAI embeddings <-> Cohere's embed v2 (POST
+ * /v2/embed, float vectors, input_type "search_document"): the entry prov_cohere.
  */
 #include "provider.h"
 #include "route.h"
@@ -128,12 +129,49 @@ static int cohere_sse(struct xl_stream *s, const char *event, json_t *j)
 	return 0;
 }
 
+/* ---- Cohere embed v2 ----------------------------------------------------------------- */
+
+#define COHERE_EMBED_MAX 96 /* texts per request (Cohere's limit) */
+
+json_t *xl_cohere_embed_request(const json_t *req, const char *model, struct xl_error *e)
+{
+	json_t *texts = xl_embed_texts(req, COHERE_EMBED_MAX, e), *out;
+
+	if (!texts)
+		return NULL;
+	out = json_pack("{s:s,s:o,s:s,s:[s]}", "model", model, "texts", texts, "input_type", "search_document",
+			"embedding_types", "float");
+	xl_copy(out, "output_dimension", req, "dimensions");
+	return out;
+}
+
+json_t *xl_cohere_embed_response(const json_t *resp, const char *model, struct xl_usage *u,
+				 struct xl_error *e)
+{
+	const json_t *emb = json_object_get(resp, "embeddings");
+	const json_t *billed = json_object_get(json_object_get(resp, "meta"), "billed_units");
+	json_int_t tokens = json_integer_value(json_object_get(billed, "input_tokens"));
+
+	u->prompt = tokens;
+	u->completion = 0;
+	u->have = json_is_integer(json_object_get(billed, "input_tokens"));
+	/* v2 with embedding_types: {"float": [[...]]}; v1: [[...]] */
+	return xl_embed_list(json_incref(json_is_object(emb) ? json_object_get(emb, "float") : (json_t *)emb), model,
+			     tokens, e);
+}
+
 /* ---- the entry ----------------------------------------------------------------------- */
 
 static json_t *cohere_build(const struct prov_call *c, struct up_request *u, struct xl_error *e)
 {
 	json_t *body;
 
+	if (u->op == UP_EMBED) {
+		u->stream = 0;
+		if ((body = xl_cohere_embed_request(c->req, c->route->model, e)) && up_url(u, c->base, "/v2/embed") < 0)
+			return xl_url_failed(body, e);
+		return body;
+	}
 	if ((body = xl_cohere_request(c->req, c->route->model, e)) && up_url(u, c->base, "/v2/chat") < 0)
 		return xl_url_failed(body, e);
 	return body;
@@ -142,13 +180,15 @@ static json_t *cohere_build(const struct prov_call *c, struct up_request *u, str
 static json_t *cohere_answer(json_t *resp, const struct prov_answer *a, struct xl_usage *u,
 			     struct xl_error *e)
 {
+	if (a->op == UP_EMBED)
+		return xl_cohere_embed_response(resp, a->meta->model, u, e);
 	return xl_cohere_response(resp, a->meta, u, e);
 }
 
 const struct provider prov_cohere = {
 	.default_url = "https://api.cohere.com",
 	.framing = PROV_SSE,
-	.ops = PROV_OP(UP_CHAT),
+	.ops = PROV_OP(UP_CHAT) | PROV_OP(UP_EMBED),
 	.auth_header = "Authorization",
 	.auth_scheme = "Bearer ",
 	.request = cohere_build,

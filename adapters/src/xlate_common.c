@@ -16,6 +16,7 @@ void xl_fail(struct xl_error *e, int status, const char *type, const char *code,
 	e->status = status;
 	e->type = type;
 	e->code = code;
+	e->retry_after = 0;
 	va_start(ap, fmt);
 	vsnprintf(e->message, sizeof(e->message), fmt, ap);
 	va_end(ap);
@@ -433,4 +434,95 @@ json_t *xl_url_failed(json_t *body, struct xl_error *e)
 	xl_fail(e, 500, "server_error", "adapter_misconfigured",
 		"The upstream request could not be built (URL or headers too long).");
 	return NULL;
+}
+
+/* ---- embeddings ---------------------------------------------------------------------- */
+
+json_t *xl_embed_texts(const json_t *req, size_t max, struct xl_error *e)
+{
+	const json_t *input = json_object_get(req, "input"), *v;
+	json_t *out = json_array();
+	size_t i;
+
+	if (json_is_string(input))
+		json_array_append(out, (json_t *)input);
+	json_array_foreach(input, i, v) {
+		if (!json_is_string(v)) {
+			json_decref(out);
+			xl_fail(e, 400, "invalid_request_error", "invalid_value",
+				"This model embeds text: 'input' must hold strings (token arrays are not supported).");
+			return NULL;
+		}
+		json_array_append(out, (json_t *)v);
+	}
+	if (json_array_size(out) == 0 || json_array_size(out) > max) {
+		json_decref(out);
+		xl_fail(e, 400, "invalid_request_error", "invalid_value",
+			"This model embeds 1 to %zu texts per request: 'input' must be a string or an array of them.", max);
+		return NULL;
+	}
+	return out;
+}
+
+json_t *xl_embed_list(json_t *vectors, const char *model, int64_t prompt_tokens, struct xl_error *e)
+{
+	json_t *data = json_array(), *v;
+	size_t i;
+
+	json_array_foreach(vectors, i, v) {
+		if (!json_is_array(v)) {
+			json_decref(data);
+			json_decref(vectors);
+			xl_fail(e, 502, "server_error", "bad_upstream_response",
+				"The model provider's answer has no embedding values.");
+			return NULL;
+		}
+		json_array_append_new(data, json_pack("{s:s,s:I,s:O}", "object", "embedding", "index", (json_int_t)i,
+						      "embedding", v));
+	}
+	if (!json_is_array(vectors) || json_array_size(data) == 0) {
+		json_decref(data);
+		json_decref(vectors);
+		xl_fail(e, 502, "server_error", "bad_upstream_response", "The model provider's answer has no embeddings.");
+		return NULL;
+	}
+	json_decref(vectors);
+	return json_pack("{s:s,s:o,s:s,s:{s:I,s:I}}", "object", "list", "data", data, "model", model, "usage",
+			 "prompt_tokens", (json_int_t)prompt_tokens, "total_tokens", (json_int_t)prompt_tokens);
+}
+
+void xl_embed_base64(json_t *list)
+{
+	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	json_t *item, *v;
+	size_t i, k;
+
+	json_array_foreach(json_object_get(list, "data"), i, item) {
+		const json_t *vec = json_object_get(item, "embedding");
+		size_t n = json_array_size(vec), len = 4 * n, o = 0;
+		unsigned char *raw = malloc(len + 3);
+		char *text = malloc(4 * ((len + 2) / 3) + 1);
+
+		if (!raw || !text)
+			abort(); /* out of memory: as xalloc */
+		json_array_foreach(vec, k, v) {
+			float f = (float)json_number_value(v);
+			uint32_t bits;
+			memcpy(&bits, &f, 4);
+			for (int b = 0; b < 4; b++)
+				raw[4 * k + (size_t)b] = (unsigned char)(bits >> (8 * b));
+		}
+		for (size_t p = 0; p < len; p += 3) {
+			uint32_t w = (uint32_t)raw[p] << 16 | (p + 1 < len ? (uint32_t)raw[p + 1] << 8 : 0) |
+				     (p + 2 < len ? raw[p + 2] : 0);
+			text[o++] = b64[w >> 18 & 63];
+			text[o++] = b64[w >> 12 & 63];
+			text[o++] = p + 1 < len ? b64[w >> 6 & 63] : '=';
+			text[o++] = p + 2 < len ? b64[w & 63] : '=';
+		}
+		text[o] = '\0';
+		json_object_set_new(item, "embedding", json_string(text));
+		free(raw);
+		free(text);
+	}
 }

@@ -405,3 +405,41 @@ const struct provider prov_gemini = {
 	.response = gemini_answer,
 	.sse = gemini_sse,
 };
+
+/* ---- Gemini on Vertex AI ------------------------------------------------------------- */
+
+/* The base URL names the project and the location:
+ * https://LOCATION-aiplatform.googleapis.com/v1/projects/PROJECT/locations/LOCATION */
+static json_t *vertex_build(const struct prov_call *c, struct up_request *u, struct xl_error *e)
+{
+	json_t *body = xl_gemini_request(c->req, e);
+
+	if (body && up_url(u, c->base, "/publishers/google/models/%s:%s", c->model_enc,
+			   u->stream ? "streamGenerateContent?alt=sse" : "generateContent") < 0)
+		return xl_url_failed(body, e);
+	return body;
+}
+
+static json_t *vertex_answer(json_t *resp, const struct prov_answer *a, struct xl_usage *u,
+			     struct xl_error *e)
+{
+	return xl_gemini_response(resp, a->meta, u, e);
+}
+
+/* A JSON credential is a service account key; else an access token minted elsewhere. */
+static enum oa_grant google_grant(const char *secret)
+{
+	return oa_grant_of(secret, OA_GOOGLE);
+}
+
+const struct provider prov_vertex_gemini = {
+	.default_url = "",
+	.framing = PROV_SSE,
+	.ops = PROV_OP(UP_CHAT),
+	.auth_header = "Authorization",
+	.auth_scheme = "Bearer ",
+	.grant = google_grant,
+	.request = vertex_build,
+	.response = vertex_answer,
+	.sse = gemini_sse,
+};

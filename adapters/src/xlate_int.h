@@ -82,6 +82,16 @@ json_t *xl_assistant_message(const char *text, json_t *calls);
 /* A JSON value as compact text, "{}" when absent (new string, may be NULL). */
 char *xl_dump_object(const json_t *v);
 
+/* An OpenAI embeddings request's input (a string or an array of strings) as a new array
+ * of strings, at most max of them; NULL with a 400 (token arrays, empty or too many). */
+json_t *xl_embed_texts(const json_t *req, size_t max, struct xl_error *e);
+/* OpenAI's embeddings list: vectors (an array of number arrays, reference stolen), the
+ * public model, the prompt tokens (usage). NULL with a 502 when a vector is not an array. */
+json_t *xl_embed_list(json_t *vectors, const char *model, int64_t prompt_tokens, struct xl_error *e);
+
+/* An embeddings list's vectors as OpenAI's base64 form (little-endian float32), in place. */
+void xl_embed_base64(json_t *list);
+
 /* For the provider entries' request builders: a 500 "adapter_misconfigured" for a URL
  * that does not fit (body, when given, is released). Returns NULL. */
 json_t *xl_url_failed(json_t *body, struct xl_error *e);

@@ -138,12 +138,19 @@ const struct provider prov_openai = {
 	.sse = openai_sse,
 };
 
+/* A JSON credential is an Entra ID application's client credentials; else an API key. */
+static enum oa_grant azure_grant(const char *secret)
+{
+	return oa_grant_of(secret, OA_ENTRA);
+}
+
 const struct provider prov_azure = {
 	.default_url = "",
 	.framing = PROV_SSE,
 	.ops = PROV_ALL_OPS,
 	.openai_compatible = 1,
 	.auth_header = "api-key",
+	.grant = azure_grant,
 	.request = azure_build,
 	.response = openai_answer,
 	.sse = openai_sse,

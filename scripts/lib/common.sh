@@ -23,7 +23,11 @@
 #   JR_URL JR_STATS_URL JR_STATS_SOCK JR_AGENT_ADDR JR_AGENT_METRICS JR_DATABASE
 #   JR_PG_PORT JR_MOCK_URL JR_MOCK2_URL JR_STACK_DIR
 #   JR_ADAPTER_ADDR JR_ADAPTER_URL JR_PROVIDERS_URL (tests/mock/mock-providers.js, whose
-#   credentials are JR_PROVIDERS_KEY, and JR_PROVIDERS_AWS for Bedrock)
+#   credentials are JR_PROVIDERS_KEY, JR_PROVIDERS_AWS for Bedrock, JR_PROVIDERS_ENTRA
+#   (CLIENT_ID:SECRET) for Entra ID, JR_PROVIDERS_GOOGLE_KEY (PEM) and
+#   JR_PROVIDERS_GOOGLE_EMAIL for a Google service account, JR_PROVIDERS_WEB_TOKEN_FILE for
+#   AWS STS AssumeRoleWithWebIdentity, JR_PROVIDERS_TC (SECRET_ID:SECRET_KEY) for Tencent
+#   Cloud's signed API)
 # Every process logs into DIR/<name>.log and has its pid in DIR/<name>.pid.
 
 JR_ROOT=${JR_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
@@ -348,7 +352,7 @@ jr_write_env() {
 	for v in JR_URL JR_STATS_URL JR_STATS_SOCK JR_AGENT_ADDR JR_AGENT_METRICS JR_DATABASE \
 		JR_PG_PORT JR_MOCK_URL JR_MOCK2_URL JR_STACK_DIR JR_LISTEN JR_SPOA_ADDR JR_MOCK_ADDR \
 		JR_MOCK2_ADDR JR_HAPROXY_DIR JR_STATS_LISTEN JR_ADAPTER_ADDR JR_ADAPTER_URL JR_PROVIDERS_URL \
-		JR_PROVIDERS_KEY JR_PROVIDERS_AWS JR_REPORT_ADDR JR_STACK_LAYOUT JR_OPERATOR_DIR \
+		JR_PROVIDERS_KEY JR_PROVIDERS_AWS JR_PROVIDERS_ENTRA JR_PROVIDERS_GOOGLE_KEY JR_PROVIDERS_GOOGLE_EMAIL JR_PROVIDERS_WEB_TOKEN_FILE JR_PROVIDERS_TC JR_REPORT_ADDR JR_STACK_LAYOUT JR_OPERATOR_DIR \
 		CURL_CA_BUNDLE NODE_EXTRA_CA_CERTS OP_HTTPS_BIND OP_HTTP_BIND OP_HTTP_URL OP_WEB_ADDR \
 		OP_API_ADDR OP_STATS_BIND OP_STATS_SOCK OP_LOG OP_CERT; do
 		printf 'export %s=%q\n' "$v" "${!v:-}" >>"$dir/env"
@@ -518,9 +522,23 @@ jr_adapter_bin() {
 jr_adapter_start() {
 	local dir=$1 bin port report=${JR_ADAPTER_REPORT_ADDR:-${JR_REPORT_ADDR:-}}
 	export JR_PROVIDERS_KEY=provider-test-key JR_PROVIDERS_AWS=AKIDJRTEST:jr-test-aws-secret
+	# Token-issuing credentials: an Entra ID application and a Google service account
+	# whose key is made here (the mock checks the assertions' signatures with it).
+	export JR_PROVIDERS_ENTRA=jr-test-client:jr-test-entra-secret JR_PROVIDERS_TC=AKIDjrtest:jr-test-tc-secret
+	export JR_PROVIDERS_GOOGLE_KEY=$dir/google-sa.pem JR_PROVIDERS_GOOGLE_EMAIL=jr-test@jr-test.iam.gserviceaccount.com
+	[[ -s $JR_PROVIDERS_GOOGLE_KEY ]] ||
+		(umask 077 && openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$JR_PROVIDERS_GOOGLE_KEY" 2>/dev/null) ||
+		return 1
+	# A projected service account token, as Kubernetes mounts it, for STS.
+	export JR_PROVIDERS_WEB_TOKEN_FILE=$dir/web-identity-token
+	[[ -s $JR_PROVIDERS_WEB_TOKEN_FILE ]] ||
+		(umask 077 && printf 'eyJhbGciOiJSUzI1NiJ9.%s.sig\n' "$(openssl rand -hex 24)" >"$JR_PROVIDERS_WEB_TOKEN_FILE") ||
+		return 1
 	jr_spawn "$dir" mock-providers node "$JR_ROOT/tests/mock/mock-providers.js" --port 0 \
 		--key "$JR_PROVIDERS_KEY" --aws-access-key "${JR_PROVIDERS_AWS%%:*}" \
-		--aws-secret "${JR_PROVIDERS_AWS#*:}"
+		--aws-secret "${JR_PROVIDERS_AWS#*:}" --entra-client "$JR_PROVIDERS_ENTRA" \
+		--google-key "$JR_PROVIDERS_GOOGLE_KEY" --google-email "$JR_PROVIDERS_GOOGLE_EMAIL" \
+		--web-identity-token "$(tr -d '\n' <"$JR_PROVIDERS_WEB_TOKEN_FILE")" --tc-secret "$JR_PROVIDERS_TC"
 	port=$(jr_listening_port "$dir" mock-providers) || return 1
 	export JR_PROVIDERS_URL=http://127.0.0.1:$port
 	bin=$(jr_adapter_bin)
@@ -542,7 +560,9 @@ jr_adapter_start() {
 # gemini-model, bedrock-model (their provider kinds), endpoints for be_prov,
 # be_bedrock and be_mock (the OpenAI mock, for /v1/messages clients and metering), the
 # provider credentials (a master key file is written and the agent reloaded), and a
-# grant-free public visibility. Prints "anthropic=...,gemini=...,bedrock=...".
+# grant-free public visibility; azure-model (Entra ID), vertex-gemini-model and
+# vertex-claude-model (a service account); cohere-embed-model, titan-embed-model and
+# bedrock-cohere-embed-model; hunyuan-model and dashscope-model (native APIs). Prints "anthropic=...,gemini=...,...".
 jr_adapter_models() {
 	local dir=$JR_STACK_DIR n
 	(umask 077 && printf 'k1:%s\n' "$(openssl rand -hex 32)" >"$dir/master.keys")
@@ -565,5 +585,50 @@ jr_adapter_models() {
 		jr_ctl endpoint set be_prov "$JR_PROVIDERS_URL" >/dev/null &&
 		jr_ctl endpoint set be_bedrock "$JR_PROVIDERS_URL" --region eu-west-1 >/dev/null &&
 		jr_ctl endpoint set be_mock "$JR_MOCK_URL/v1" >/dev/null || return 1
-	echo "anthropic=anthropic-model,gemini=gemini-model,bedrock=bedrock-model"
+	# Access-token credentials (docs/adapter.md): Azure OpenAI with Entra ID, Gemini and
+	# Anthropic on Vertex AI with a service account; the mock issues the tokens.
+	jr_ctl model add azure-model be_azure_entra --provider azure_openai --upstream gpt-4o-dep >/dev/null &&
+		jr_ctl model add vertex-gemini-model be_vertex --provider vertex_gemini --upstream gemini-2.0-flash >/dev/null &&
+		jr_ctl model add vertex-claude-model be_vertex --provider vertex_anthropic \
+			--upstream 'claude-3-5-haiku@20241022' >/dev/null &&
+		jr_entra_credential | jr_ctl credential set be_azure_entra --header api-key --scheme raw >/dev/null &&
+		jr_google_credential | jr_ctl credential set be_vertex --header authorization --scheme bearer >/dev/null &&
+		jr_ctl endpoint set be_azure_entra "$JR_PROVIDERS_URL" >/dev/null &&
+		jr_ctl endpoint set be_vertex "$JR_PROVIDERS_URL/v1/projects/jr-test/locations/us-east5" >/dev/null || return 1
+	# Embeddings translated for Cohere and Bedrock (Amazon Titan, Cohere on Bedrock).
+	jr_ctl model add cohere-embed-model be_prov --provider cohere --upstream embed-v4.0 --services embeddings >/dev/null &&
+		jr_ctl model add titan-embed-model be_bedrock --provider bedrock --upstream amazon.titan-embed-text-v2:0 \
+			--services embeddings >/dev/null &&
+		jr_ctl model add bedrock-cohere-embed-model be_bedrock --provider bedrock --upstream cohere.embed-english-v3 \
+			--services embeddings >/dev/null || return 1
+	# The native APIs of Tencent Hunyuan (TC3-signed) and Alibaba DashScope.
+	jr_ctl model add hunyuan-model be_hunyuan --provider hunyuan --upstream hunyuan-lite >/dev/null &&
+		jr_ctl endpoint set be_hunyuan "$JR_PROVIDERS_URL" --api-version native >/dev/null &&
+		printf '%s' "$JR_PROVIDERS_TC" | jr_ctl credential set be_hunyuan --header authorization --scheme bearer >/dev/null &&
+		jr_ctl model add dashscope-model be_dashscope --provider dashscope --upstream qwen-plus >/dev/null &&
+		jr_ctl endpoint set be_dashscope "$JR_PROVIDERS_URL" --api-version native >/dev/null &&
+		printf '%s' "$JR_PROVIDERS_KEY" | jr_ctl credential set be_dashscope --header authorization --scheme bearer >/dev/null ||
+		return 1
+	printf '%s' "anthropic=anthropic-model,gemini=gemini-model,bedrock=bedrock-model,azure=azure-model," \
+		"vertex_gemini=vertex-gemini-model,vertex_anthropic=vertex-claude-model,embed_cohere=cohere-embed-model," \
+		"embed_titan=titan-embed-model,embed_bedrock_cohere=bedrock-cohere-embed-model,hunyuan=hunyuan-model," \
+		"dashscope=dashscope-model"
+	echo
+}
+
+# jr_entra_credential: the Entra ID credential of the provider mock's test application
+# (JSON, the mock as the authority host).
+jr_entra_credential() {
+	node -e 'process.stdout.write(JSON.stringify({tenant_id: "jr-tenant", client_id: process.argv[1],
+		client_secret: process.argv[2], authority_host: process.argv[3]}))' \
+		"${JR_PROVIDERS_ENTRA%%:*}" "${JR_PROVIDERS_ENTRA#*:}" "$JR_PROVIDERS_URL"
+}
+
+# jr_google_credential: a service account key file (one line) for the provider mock's
+# test account, the mock as token_uri.
+jr_google_credential() {
+	node -e 'process.stdout.write(JSON.stringify({type: "service_account", project_id: "jr-test",
+		private_key_id: "k1", private_key: require("fs").readFileSync(process.argv[1], "utf8"),
+		client_email: process.argv[2], token_uri: process.argv[3] + "/token"}))' \
+		"$JR_PROVIDERS_GOOGLE_KEY" "$JR_PROVIDERS_GOOGLE_EMAIL" "$JR_PROVIDERS_URL"
 }

@@ -1,10 +1,15 @@
 // The official SDKs against models behind jairouter-adapter (docs/adapter.md):
-//   - the `openai` SDK calls Anthropic-, Gemini- and Bedrock-backed models, streamed and
-//     not, with a tool call;
-//   - the `@anthropic-ai/sdk` (POST /v1/messages) calls an OpenAI-backed model, streamed
-//     and not.
+//   - the `openai` SDK calls Anthropic-, Gemini- and Bedrock-backed models, Azure OpenAI
+//     with an Entra ID credential, Gemini and Anthropic on Vertex AI with a service
+//     account (access tokens fetched by the adapter), streamed and not, with a tool call;
+//   - the `@anthropic-ai/sdk` (POST /v1/messages) calls an OpenAI-backed model and an
+//     Anthropic model on Vertex AI, streamed and not.
 // Configuration (environment), besides JAIROUTER_URL and JAIROUTER_API_KEY:
-//   JAIROUTER_ADAPTER_MODELS  "anthropic=NAME,gemini=NAME,bedrock=NAME": models of those
+//   JAIROUTER_ADAPTER_MODELS  "anthropic=NAME,gemini=NAME,bedrock=NAME[,azure=NAME,
+//                             vertex_gemini=NAME,vertex_anthropic=NAME,embed_cohere=NAME,
+//                             embed_titan=NAME,embed_bedrock_cohere=NAME,hunyuan=NAME,
+//                             dashscope=NAME]":
+//                             models of those
 //                             provider kinds (scripts/test's sdk suite creates them in
 //                             front of tests/mock/mock-providers.js)
 //   JAIROUTER_MODEL           an OpenAI-compatible model, for the Anthropic SDK
@@ -27,20 +32,25 @@ const anthropic = new Anthropic({ apiKey: KEY, baseURL: BASE, maxRetries: 0, tim
 const TOOLS = [{ type: 'function', function: { name: 'get_weather', description: 'Weather of a city',
 	parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } }];
 
-for (const kind of ['anthropic', 'gemini', 'bedrock']) {
-	test(`openai SDK: ${kind}-backed model, not streamed`, { skip }, async () => {
+// Provider kind -> the mock's label in its answers ("[label:model] text").
+const KINDS = { anthropic: 'anthropic', gemini: 'gemini', bedrock: 'bedrock', azure: 'azure',
+	vertex_gemini: 'gemini', vertex_anthropic: 'anthropic', hunyuan: 'hunyuan', dashscope: 'dashscope' };
+
+for (const [kind, label] of Object.entries(KINDS)) {
+	const skipKind = skip || (!MODELS[kind] && `no ${kind} model in JAIROUTER_ADAPTER_MODELS`);
+	test(`openai SDK: ${kind}-backed model, not streamed`, { skip: skipKind }, async () => {
 		const model = MODELS[kind];
 		const r = await openai.chat.completions.create({ model, max_tokens: 64,
 			messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Say hello' }] });
 		assert.equal(r.object, 'chat.completion');
 		assert.equal(r.model, model);
-		assert.match(r.choices[0].message.content, new RegExp(`^\\[${kind}:.*\\] Say hello$`));
+		assert.match(r.choices[0].message.content, new RegExp(`^\\[${label}:.*\\] Say hello$`));
 		assert.equal(r.choices[0].finish_reason, 'stop');
 		assert.ok(r.usage.prompt_tokens > 0 && r.usage.completion_tokens > 0);
 		assert.equal(r.usage.total_tokens, r.usage.prompt_tokens + r.usage.completion_tokens);
 	});
 
-	test(`openai SDK: ${kind}-backed model, streamed with usage`, { skip }, async () => {
+	test(`openai SDK: ${kind}-backed model, streamed with usage`, { skip: skipKind }, async () => {
 		const model = MODELS[kind];
 		const stream = await openai.chat.completions.create({ model, stream: true,
 			stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'one two three' }] });
@@ -58,7 +68,10 @@ for (const kind of ['anthropic', 'gemini', 'bedrock']) {
 		assert.ok(usage && usage.completion_tokens > 0, 'the usage chunk came last');
 	});
 
-	test(`openai SDK: ${kind}-backed model calls a tool (streamed, helper accumulates it)`, { skip }, async () => {
+	// Azure: an OpenAI-compatible answer, tool calls pass as they are; Hunyuan's native API
+	// takes no tools through the gateway.
+	if (kind === 'azure' || kind === 'hunyuan') continue;
+	test(`openai SDK: ${kind}-backed model calls a tool (streamed, helper accumulates it)`, { skip: skipKind }, async () => {
 		const runner = openai.chat.completions.stream({ model: MODELS[kind], tools: TOOLS,
 			messages: [{ role: 'user', content: 'Weather in Paris? TOOL' }] });
 		const final = await runner.finalChatCompletion();
@@ -109,3 +122,39 @@ test('anthropic SDK: errors are typed (unknown model is NotFoundError)', { skip 
 	await assert.rejects(anthropic.messages.create({ model: 'no-such-model', max_tokens: 8,
 		messages: [{ role: 'user', content: 'x' }] }), Anthropic.NotFoundError);
 });
+
+const skipVertex = skip || (!MODELS.vertex_anthropic && 'no vertex_anthropic model in JAIROUTER_ADAPTER_MODELS');
+
+test('anthropic SDK: messages.create and messages.stream on Anthropic on Vertex AI', { skip: skipVertex }, async () => {
+	const model = MODELS.vertex_anthropic;
+	const m = await anthropic.messages.create({ model, max_tokens: 64, system: 'Be brief.',
+		messages: [{ role: 'user', content: 'Say hello' }] });
+	assert.equal(m.type, 'message');
+	assert.match(m.content[0].text, /^\[anthropic:.*\] Say hello$/);
+	assert.equal(m.stop_reason, 'end_turn');
+	assert.ok(m.usage.input_tokens > 0 && m.usage.output_tokens > 0);
+	const stream = anthropic.messages.stream({ model, max_tokens: 64,
+		messages: [{ role: 'user', content: 'one two three' }] });
+	let text = '';
+	stream.on('text', (t) => { text += t; });
+	const final = await stream.finalMessage();
+	assert.match(text, /one two three$/);
+	assert.equal(final.content[0].text, text);
+	assert.equal(final.stop_reason, 'end_turn');
+});
+
+// Embeddings translated for Cohere (embed v2) and Bedrock (Titan, Cohere on Bedrock): the
+// mock's vector of a text starts with its length.
+for (const [kind, input] of [['embed_cohere', ['abc', 'defgh']], ['embed_titan', 'abcdefgh'],
+	['embed_bedrock_cohere', ['abc', 'defgh']]]) {
+	test(`openai SDK: embeddings.create on ${kind}`, { skip: skip || (!MODELS[kind] && `no ${kind} model`) }, async () => {
+		const r = await openai.embeddings.create({ model: MODELS[kind], input, encoding_format: 'float' });
+		assert.equal(r.object, 'list');
+		assert.equal(r.model, MODELS[kind]);
+		const texts = Array.isArray(input) ? input : [input];
+		assert.deepEqual(r.data.map((d) => [d.index, d.embedding[0]]), texts.map((t, i) => [i, t.length]));
+		// The SDK's default asks for base64 vectors and decodes them.
+		const b = await openai.embeddings.create({ model: MODELS[kind], input });
+		assert.deepEqual(b.data.map((d) => Array.from(d.embedding)), texts.map((t) => [t.length, 0.5, -0.5]));
+	});
+}

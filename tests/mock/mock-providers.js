@@ -12,9 +12,38 @@
 //   Amazon Bedrock       POST /model/M/converse | /model/M/converse-stream
 //                        (SigV4 checked with --aws-access-key/--aws-secret; the stream in
 //                        the binary application/vnd.amazon.eventstream framing)
-//   Cohere chat v2       POST /v2/chat                      (Authorization: Bearer)
+//   Cohere chat v2       POST /v2/chat, embed v2 POST /v2/embed (Authorization: Bearer)
+//   Bedrock embeddings   POST /model/M/invoke (SigV4): Amazon Titan {"inputText"} ->
+//                        {"embedding","inputTextTokenCount"}; Cohere on Bedrock {"texts"}
+//                        -> {"embeddings": [[...]]}
 //   Ollama native        POST /api/chat (NDJSON stream unless "stream": false), POST /api/embed
 //                                                           (Authorization: Bearer)
+//   Azure OpenAI         POST /openai/deployments/D/chat/completions?api-version=V
+//                        (api-key: KEY, or Authorization: Bearer <a token issued below>)
+//   Vertex AI            POST /v1/projects/P/locations/L/publishers/google/models/M:generateContent
+//                        | :streamGenerateContent?alt=sse (Gemini's wire format), and
+//                        .../publishers/anthropic/models/M:rawPredict | :streamRawPredict
+//                        (Anthropic's, "anthropic_version": "vertex-2023-10-16", no "model")
+//                        (Authorization: Bearer <a token issued below>)
+//   Entra ID tokens      POST /TENANT/oauth2/v2.0/token (client_credentials, form body;
+//                        --entra-client ID:SECRET) -> {"access_token","expires_in",...}
+//   Google tokens        POST /token (grant_type jwt-bearer; the assertion's RS256 signature
+//                        checked with --google-key PEM and its iss with --google-email,
+//                        aud must be this URL) -> {"access_token","expires_in",...}
+//   Tencent Hunyuan      POST / with X-TC-Action: ChatCompletions, X-TC-Version: 2023-09-01
+//                        (TC3-HMAC-SHA256 checked with --tc-secret ID:KEY; failures are
+//                        HTTP 200 {"Response": {"Error": {"Code", "Message"}}}), "Stream": true
+//                        answers SSE events {"Choices": [{"Delta", "FinishReason"}], "Usage"}
+//   Alibaba DashScope    POST /api/v1/services/aigc/text-generation/generation (Authorization:
+//                        Bearer; {"model", "input": {"messages"}, "parameters": {"result_format":
+//                        "message", ...}}; X-DashScope-SSE: enable -> SSE "event:result"
+//                        events with incremental_output, errors {"code", "message"})
+//   AWS STS              POST / Action=AssumeRoleWithWebIdentity (form; WebIdentityToken must
+//                        be --web-identity-token) -> XML with temporary credentials, which
+//                        Bedrock requests may then sign with (X-Amz-Security-Token signed)
+//   Token answers take 200 ms (so concurrent requests overlap a fetch); tokens are valid
+//   3600 s, or 8 s for Entra client ids starting "short-". Issued tokens are counted:
+//   GET /_tokens -> {"entra": N, "google": N, "sts": N}.
 //   GET /health
 //
 // --port 0 lets the kernel choose; once listening, "LISTENING <port>" is printed.
@@ -38,7 +67,8 @@
 const http = require('node:http');
 const crypto = require('node:crypto');
 
-const opts = { port: 0, host: '127.0.0.1', key: null, ak: null, secret: null, delay: 0 };
+const opts = { port: 0, host: '127.0.0.1', key: null, ak: null, secret: null, delay: 0,
+	entraId: null, entraSecret: null, googleKey: null, googleEmail: null, webToken: null, tcId: null, tcKey: null };
 for (let i = 2; i < process.argv.length; i += 2) {
 	const a = process.argv[i], v = process.argv[i + 1];
 	if (v === undefined) { process.stderr.write(`mock-providers: ${a} needs a value\n`); process.exit(2); }
@@ -48,10 +78,18 @@ for (let i = 2; i < process.argv.length; i += 2) {
 	else if (a === '--aws-access-key') opts.ak = v;
 	else if (a === '--aws-secret') opts.secret = v;
 	else if (a === '--chunk-delay-ms') opts.delay = Number(v);
+	else if (a === '--entra-client') [opts.entraId, opts.entraSecret] = [v.split(':')[0], v.split(':').slice(1).join(':')];
+	else if (a === '--google-key') opts.googleKey = crypto.createPublicKey(require('node:fs').readFileSync(v));
+	else if (a === '--google-email') opts.googleEmail = v;
+	else if (a === '--web-identity-token') opts.webToken = v;
+	else if (a === '--tc-secret') [opts.tcId, opts.tcKey] = [v.split(':')[0], v.split(':').slice(1).join(':')];
 	else { process.stderr.write(`mock-providers: unknown option ${a}\n`); process.exit(2); }
 }
 
 const MAX_BODY = 8 * 1024 * 1024;
+const issued = new Map(); // access token -> expiry (ms)
+const tokenCounts = { entra: 0, google: 0, sts: 0 };
+const tempCreds = new Map(); // STS access key id -> { secret, token, expires (ms) }
 let last = null;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -106,11 +144,17 @@ function anthropicTexts(body) {
 	return out;
 }
 
-async function anthropic(req, res, body) {
-	if (req.headers['anthropic-version'] !== '2023-06-01')
+async function anthropic(req, res, body, vertexModel) {
+	if (vertexModel) {
+		if (!bearerValid(req)) return anthropicError(res, 401, 'authentication_error', 'invalid access token');
+		if (body.anthropic_version !== 'vertex-2023-10-16' || body.model !== undefined)
+			return anthropicError(res, 400, 'invalid_request_error', 'anthropic_version must be vertex-2023-10-16 and model absent');
+		body.model = vertexModel;
+	} else if (req.headers['anthropic-version'] !== '2023-06-01') {
 		return anthropicError(res, 400, 'invalid_request_error', 'anthropic-version header is required');
-	if (opts.key && req.headers['x-api-key'] !== opts.key)
+	} else if (opts.key && req.headers['x-api-key'] !== opts.key) {
 		return anthropicError(res, 401, 'authentication_error', 'invalid x-api-key');
+	}
 	if (typeof body.max_tokens !== 'number')
 		return anthropicError(res, 400, 'invalid_request_error', 'max_tokens: Field required');
 	const p = plan('anthropic', body.model, lastUserText(anthropicTexts(body)));
@@ -159,8 +203,10 @@ function geminiError(res, status, message) {
 	json(res, status, { error: { code: status, message, status: st[status] || 'UNKNOWN' } });
 }
 
-async function gemini(req, res, body, model, method, url) {
-	if (opts.key && req.headers['x-goog-api-key'] !== opts.key)
+async function gemini(req, res, body, model, method, url, vertex) {
+	if (vertex && !bearerValid(req))
+		return geminiError(res, 401, 'Request had invalid authentication credentials. Expected OAuth 2 access token.');
+	if (!vertex && opts.key && req.headers['x-goog-api-key'] !== opts.key)
 		return geminiError(res, 403, 'API key not valid. Please pass a valid API key.');
 	if (method === 'embedContent' || method === 'batchEmbedContents') {
 		const reqs = method === 'embedContent' ? [body] : body.requests || [];
@@ -202,6 +248,217 @@ async function gemini(req, res, body, model, method, url) {
 	res.end();
 }
 
+// ---- access tokens: Entra ID and Google service accounts --------------------------------
+
+function bearerValid(req) {
+	const m = /^Bearer (\S+)$/.exec(req.headers.authorization || '');
+	return !!m && issued.has(m[1]) && issued.get(m[1]) > Date.now();
+}
+
+function issue(kind, ttl) {
+	tokenCounts[kind]++;
+	const token = `${kind}-${tokenCounts[kind]}-${crypto.randomBytes(12).toString('hex')}`;
+	issued.set(token, Date.now() + ttl * 1000);
+	return { token_type: 'Bearer', expires_in: ttl, access_token: token };
+}
+
+async function entraToken(res, raw) {
+	const f = new URLSearchParams(raw.toString('utf8'));
+	await sleep(200);
+	if (f.get('grant_type') !== 'client_credentials' || !f.get('scope'))
+		return json(res, 400, { error: 'unsupported_grant_type', error_description: 'AADSTS70003: grant_type and scope are required.' });
+	const id = f.get('client_id') || '', ok = opts.entraId && (id === opts.entraId || id === `short-${opts.entraId}`);
+	if (!ok || f.get('client_secret') !== opts.entraSecret)
+		return json(res, 401, { error: 'invalid_client', error_description: 'AADSTS7000215: Invalid client secret provided.' });
+	json(res, 200, { ...issue('entra', id.startsWith('short-') ? 8 : 3600), ext_expires_in: 3600 });
+}
+
+function b64urlJson(s) {
+	return JSON.parse(Buffer.from(s, 'base64url').toString('utf8'));
+}
+
+async function googleToken(req, res, raw) {
+	const f = new URLSearchParams(raw.toString('utf8'));
+	await sleep(200);
+	const bad = (d) => json(res, 400, { error: 'invalid_grant', error_description: d });
+	if (f.get('grant_type') !== 'urn:ietf:params:oauth:grant-type:jwt-bearer') return bad('Invalid grant_type.');
+	const parts = (f.get('assertion') || '').split('.');
+	if (parts.length !== 3 || !opts.googleKey) return bad('Invalid JWT.');
+	let head, claims;
+	try {
+		[head, claims] = [b64urlJson(parts[0]), b64urlJson(parts[1])];
+	} catch {
+		return bad('Invalid JWT.');
+	}
+	const signed = crypto.verify('RSA-SHA256', Buffer.from(`${parts[0]}.${parts[1]}`), opts.googleKey, Buffer.from(parts[2], 'base64url'));
+	const now = Math.floor(Date.now() / 1000);
+	if (head.alg !== 'RS256' || !signed) return bad('Invalid JWT Signature.');
+	if (claims.iss !== opts.googleEmail) return bad('Invalid issuer.');
+	if (claims.aud !== `http://${req.headers.host}/token`) return bad('Invalid JWT audience.');
+	if (!/cloud-platform/.test(claims.scope || '')) return bad('Invalid scope.');
+	if (!(claims.iat <= now + 60 && claims.exp > now && claims.exp - claims.iat <= 3600))
+		return bad('Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe.');
+	json(res, 200, issue('google', 3600));
+}
+
+async function stsAssume(res, raw) {
+	const f = new URLSearchParams(raw.toString('utf8'));
+	await sleep(200);
+	const xmlErr = (status, code, message) => {
+		const s = `<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>${code}</Code><Message>${message}</Message></Error><RequestId>${crypto.randomUUID()}</RequestId></ErrorResponse>`;
+		res.writeHead(status, { 'content-type': 'text/xml', 'content-length': Buffer.byteLength(s) });
+		res.end(s);
+	};
+	if (f.get('Action') !== 'AssumeRoleWithWebIdentity' || f.get('Version') !== '2011-06-15')
+		return xmlErr(400, 'InvalidAction', 'Could not find operation for this action.');
+	if (!/^arn:aws:iam::\d{12}:role\/.+/.test(f.get('RoleArn') || '') || !f.get('RoleSessionName'))
+		return xmlErr(400, 'ValidationError', 'RoleArn and RoleSessionName are required.');
+	if (!opts.webToken || f.get('WebIdentityToken') !== opts.webToken)
+		return xmlErr(400, 'InvalidIdentityToken', 'Couldn\'t retrieve verification key from your identity provider.');
+	tokenCounts.sts++;
+	const ak = 'ASIA' + crypto.randomBytes(8).toString('hex').toUpperCase();
+	const secret = crypto.randomBytes(20).toString('base64');
+	const token = 'IQoJb3JpZ2luX2Vj' + crypto.randomBytes(48).toString('base64');
+	const expires = Date.now() + 3600 * 1000;
+	tempCreds.set(ak, { secret, token, expires });
+	const s = `<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <AssumeRoleWithWebIdentityResult>
+    <SubjectFromWebIdentityToken>system:serviceaccount:jairouter:gateway</SubjectFromWebIdentityToken>
+    <Audience>sts.amazonaws.com</Audience>
+    <AssumedRoleUser>
+      <Arn>${f.get('RoleArn').replace(':iam::', ':sts::').replace(':role/', ':assumed-role/')}/${f.get('RoleSessionName')}</Arn>
+      <AssumedRoleId>AROA3XFRBF535PLBIFPI4:${f.get('RoleSessionName')}</AssumedRoleId>
+    </AssumedRoleUser>
+    <Credentials>
+      <SessionToken>${token}</SessionToken>
+      <SecretAccessKey>${secret}</SecretAccessKey>
+      <Expiration>${new Date(expires).toISOString().replace(/\.\d+Z$/, 'Z')}</Expiration>
+      <AccessKeyId>${ak}</AccessKeyId>
+    </Credentials>
+    <Provider>arn:aws:iam::123456789012:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/MOCK</Provider>
+  </AssumeRoleWithWebIdentityResult>
+  <ResponseMetadata><RequestId>${crypto.randomUUID()}</RequestId></ResponseMetadata>
+</AssumeRoleWithWebIdentityResponse>`;
+	res.writeHead(200, { 'content-type': 'text/xml', 'content-length': Buffer.byteLength(s) });
+	res.end(s);
+}
+
+// ---- Tencent Hunyuan (native API, TC3-HMAC-SHA256) ---------------------------------------
+
+// Recomputes the TC3 signature (Tencent Cloud's signature v3). Null when valid.
+function tc3Problem(req, raw) {
+	const m = /^TC3-HMAC-SHA256 Credential=([^/]+)\/(\d{4}-\d{2}-\d{2})\/([^/]+)\/tc3_request, SignedHeaders=([^,]+), Signature=([0-9a-f]{64})$/.exec(req.headers.authorization || '');
+	if (!m) return 'missing or malformed TC3 Authorization';
+	const [, id, date, service, signed, sig] = m;
+	const ts = Number(req.headers['x-tc-timestamp']);
+	if (id !== opts.tcId) return 'unknown SecretId';
+	if (!ts || Math.abs(Date.now() / 1000 - ts) > 300) return 'X-TC-Timestamp missing or too far from now';
+	if (new Date(ts * 1000).toISOString().slice(0, 10) !== date) return 'the credential date is not the timestamp\'s';
+	const headers = signed.split(';').map((n) => `${n}:${String(req.headers[n] || '').trim().toLowerCase()}\n`).join('');
+	const creq = ['POST', '/', '', headers, signed, sha256(raw)].join('\n');
+	const sts = ['TC3-HMAC-SHA256', String(ts), `${date}/${service}/tc3_request`, sha256(creq)].join('\n');
+	const k = hmac(hmac(hmac('TC3' + opts.tcKey, date), service), 'tc3_request');
+	return crypto.timingSafeEqual(Buffer.from(hmac(k, sts).toString('hex')), Buffer.from(sig)) ? null : 'signature mismatch';
+}
+
+async function hunyuan(req, res, body, raw) {
+	const rid = crypto.randomUUID();
+	const fail = (code, message) => json(res, 200, { Response: { Error: { Code: code, Message: message }, RequestId: rid } });
+	if (req.headers['x-tc-action'] !== 'ChatCompletions' || req.headers['x-tc-version'] !== '2023-09-01')
+		return fail('InvalidAction', 'X-TC-Action ChatCompletions with X-TC-Version 2023-09-01 expected');
+	const problem = opts.tcId ? tc3Problem(req, raw) : null;
+	if (problem) return fail('AuthFailure.SignatureFailure', `The provided credentials could not be validated (${problem}).`);
+	if (!body.Model || !Array.isArray(body.Messages) || !body.Messages.length)
+		return fail('MissingParameter', 'Model and Messages are required.');
+	const texts = body.Messages.filter((m) => m.Role === 'user').map((m) => m.Content || '');
+	const p = plan('hunyuan', body.Model, lastUserText(texts));
+	if (p.status === 429) return fail('LimitExceeded', 'Request frequency exceeds the limit.');
+	const prompt = promptTokens(body.Messages);
+	const usage = (n) => ({ PromptTokens: prompt, CompletionTokens: n, TotalTokens: prompt + n });
+	const created = Math.floor(Date.now() / 1000);
+	if (!body.Stream)
+		return json(res, 200, { Response: { RequestId: rid, Note: 'mock', Id: rid, Created: created, Usage: usage(p.pieces.length),
+			Choices: [{ FinishReason: 'stop', Message: { Role: 'assistant', Content: p.pieces.join('') } }] } });
+	res.writeHead(200, { 'content-type': 'text/event-stream' });
+	for (let i = 0; i < p.pieces.length; i++) {
+		if (res.destroyed) return;
+		const last = i === p.pieces.length - 1;
+		res.write(`data: ${JSON.stringify({ Note: 'mock', Choices: [{ Delta: { Role: 'assistant', Content: p.pieces[i] },
+			FinishReason: last ? 'stop' : '' }], Created: created, Id: rid, Usage: usage(i + 1) })}\n\n`);
+		if (p.slow) await sleep(p.slow);
+	}
+	res.end();
+}
+
+// ---- Alibaba DashScope (native text generation) -----------------------------------------
+
+async function dashscope(req, res, body) {
+	const rid = crypto.randomUUID();
+	const err = (status, code, message) => json(res, status, { code, message, request_id: rid });
+	if (opts.key && req.headers.authorization !== `Bearer ${opts.key}`)
+		return err(401, 'InvalidApiKey', 'Invalid API-key provided.');
+	const messages = (body.input || {}).messages, params = body.parameters || {};
+	if (!body.model || !Array.isArray(messages) || !messages.length)
+		return err(400, 'InvalidParameter', 'model and input.messages are required');
+	if (params.result_format !== 'message') return err(400, 'InvalidParameter', 'result_format must be message');
+	const texts = messages.filter((m) => m.role === 'user').map((m) => (typeof m.content === 'string' ? m.content : ''));
+	const p = plan('dashscope', body.model, lastUserText(texts));
+	if (p.status === 429) return err(429, 'Throttling.RateQuota', 'Requests rate limit exceeded, please try again later.');
+	const input = promptTokens(messages);
+	const usage = (n) => ({ total_tokens: input + n, input_tokens: input, output_tokens: n });
+	const call = { index: 0, id: 'call_mock1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } };
+	if (req.headers['x-dashscope-sse'] !== 'enable') {
+		const message = { role: 'assistant', content: p.pieces.join('') };
+		if (p.tool) message.tool_calls = [call];
+		return json(res, 200, { output: { choices: [{ finish_reason: p.tool ? 'tool_calls' : 'stop', message }] },
+			usage: usage(p.pieces.length), request_id: rid });
+	}
+	if (params.incremental_output !== true) return err(400, 'InvalidParameter', 'the mock streams with incremental_output only');
+	res.writeHead(200, { 'content-type': 'text/event-stream;charset=UTF-8' });
+	for (let i = 0; i < p.pieces.length; i++) {
+		if (res.destroyed) return;
+		if (p.fail && i === 2) {
+			res.write(`id:${i + 1}\nevent:error\n:HTTP_STATUS/500\ndata:${JSON.stringify({ code: 'InternalError', message: 'Internal server error.', request_id: rid })}\n\n`);
+			return res.end();
+		}
+		const last = i === p.pieces.length - 1;
+		const message = { content: p.pieces[i], role: 'assistant' };
+		if (last && p.tool) message.tool_calls = [call];
+		res.write(`id:${i + 1}\nevent:result\n:HTTP_STATUS/200\ndata:${JSON.stringify({ output: { choices: [{ message,
+			finish_reason: last ? (p.tool ? 'tool_calls' : 'stop') : 'null' }] }, usage: usage(i + 1), request_id: rid })}\n\n`);
+		if (p.slow) await sleep(p.slow);
+	}
+	res.end();
+}
+
+// ---- Azure OpenAI (OpenAI's chat format) ------------------------------------------------
+
+async function azure(req, res, body, deployment, url) {
+	const err = (status, code, message) => json(res, status, { error: { code, message } });
+	if (!url.searchParams.get('api-version')) return err(404, 'NotFound', 'api-version is required');
+	if (!bearerValid(req) && !(opts.key && req.headers['api-key'] === opts.key))
+		return err(401, '401', 'Access denied due to invalid subscription key or wrong API endpoint.');
+	const texts = (body.messages || []).filter((m) => m.role === 'user').map((m) => (typeof m.content === 'string' ? m.content : ''));
+	const p = plan('azure', deployment, lastUserText(texts));
+	if (p.status) return err(p.status, String(p.status), `status ${p.status} requested`);
+	const id = 'chatcmpl-' + crypto.randomBytes(8).toString('hex'), created = Math.floor(Date.now() / 1000);
+	const usage = { prompt_tokens: promptTokens(body.messages), completion_tokens: p.pieces.length, total_tokens: 0 };
+	usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
+	if (!body.stream)
+		return json(res, 200, { id, object: 'chat.completion', created, model: deployment, usage,
+			choices: [{ index: 0, message: { role: 'assistant', content: p.pieces.join('') }, finish_reason: 'stop' }] });
+	res.writeHead(200, { 'content-type': 'text/event-stream' });
+	const chunk = (delta, finish) => res.write(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created,
+		model: deployment, choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`);
+	chunk({ role: 'assistant', content: '' }, null);
+	for (const piece of p.pieces) chunk({ content: piece }, null);
+	chunk({}, 'stop');
+	if ((body.stream_options || {}).include_usage)
+		res.write(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model: deployment, choices: [], usage })}\n\n`);
+	res.write('data: [DONE]\n\n');
+	res.end();
+}
+
 // ---- Bedrock ---------------------------------------------------------------------------
 
 const hmac = (k, s) => crypto.createHmac('sha256', k).update(s).digest();
@@ -215,7 +472,17 @@ function sigv4Problem(req, raw) {
 	const m = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request, SignedHeaders=([^,]+), Signature=([0-9a-f]{64})$/.exec(auth);
 	if (!m) return 'missing or malformed SigV4 Authorization';
 	const [, ak, date, region, service, signed, sig] = m;
-	if (ak !== opts.ak) return 'unknown access key';
+	let secretKey = opts.secret;
+	if (tempCreds.has(ak)) {
+		// Temporary credentials: the session token must be sent, and signed.
+		const t = tempCreds.get(ak);
+		if (t.expires < Date.now()) return 'expired temporary credentials';
+		if (req.headers['x-amz-security-token'] !== t.token) return 'missing or wrong X-Amz-Security-Token';
+		if (!signed.split(';').includes('x-amz-security-token')) return 'X-Amz-Security-Token is not signed';
+		secretKey = t.secret;
+	} else if (ak !== opts.ak) {
+		return 'unknown access key';
+	}
 	const amzDate = req.headers['x-amz-date'] || '';
 	if (amzDate.slice(0, 8) !== date) return 'x-amz-date does not match the credential scope';
 	const path = req.url.split('?')[0].split('/').map((seg) => enc(seg)).join('/');
@@ -224,7 +491,7 @@ function sigv4Problem(req, raw) {
 	const creq = ['POST', path, '', canonHeaders, signed, sha256(raw)].join('\n');
 	const scope = `${date}/${region}/${service}/aws4_request`;
 	const sts = ['AWS4-HMAC-SHA256', amzDate, scope, sha256(creq)].join('\n');
-	const k = hmac(hmac(hmac(hmac('AWS4' + opts.secret, date), region), service), 'aws4_request');
+	const k = hmac(hmac(hmac(hmac('AWS4' + secretKey, date), region), service), 'aws4_request');
 	const want = hmac(k, sts).toString('hex');
 	return crypto.timingSafeEqual(Buffer.from(want), Buffer.from(sig)) ? null : 'signature mismatch';
 }
@@ -310,6 +577,39 @@ async function bedrock(req, res, body, raw, model, op) {
 
 // ---- Cohere chat v2 --------------------------------------------------------------------
 
+// An embedding vector of a text: [its length, 0.5, -0.5] (tests see what was embedded).
+const vectorOf = (t) => [t.length, 0.5, -0.5];
+
+async function cohereEmbed(req, res, body) {
+	if (opts.key && req.headers.authorization !== `Bearer ${opts.key}`)
+		return json(res, 401, { message: 'invalid api token' });
+	if (!Array.isArray(body.texts) || !body.texts.length || body.texts.length > 96 || !body.model)
+		return json(res, 400, { message: 'invalid request: texts must be an array of 1 to 96 strings and model is required' });
+	if (!['search_document', 'search_query', 'classification', 'clustering'].includes(body.input_type))
+		return json(res, 400, { message: 'invalid request: input_type is required for embed models v3 and higher' });
+	const tokens = body.texts.reduce((n, t) => n + Math.ceil(t.length / 4), 0);
+	json(res, 200, { id: crypto.randomUUID(), embeddings: { float: body.texts.map(vectorOf) }, texts: body.texts,
+		meta: { api_version: { version: '2' }, billed_units: { input_tokens: tokens } } });
+}
+
+async function bedrockEmbed(req, res, body, raw, model) {
+	if (opts.ak) {
+		const problem = sigv4Problem(req, raw);
+		if (problem) return json(res, 403, { message: `The request signature we calculated does not match (${problem}).` },
+			{ 'x-amzn-errortype': 'UnrecognizedClientException' });
+	}
+	if (model.includes('cohere.')) {
+		if (!Array.isArray(body.texts) || !body.input_type)
+			return json(res, 400, { message: 'Malformed input request: texts and input_type are required' }, { 'x-amzn-errortype': 'ValidationException' });
+		const tokens = body.texts.reduce((n, t) => n + Math.ceil(t.length / 4), 0);
+		return json(res, 200, { embeddings: body.texts.map(vectorOf), id: crypto.randomUUID(), response_type: 'embeddings_floats', texts: body.texts },
+			{ 'x-amzn-bedrock-input-token-count': String(tokens) });
+	}
+	if (typeof body.inputText !== 'string')
+		return json(res, 400, { message: 'Malformed input request: required key [inputText] not found' }, { 'x-amzn-errortype': 'ValidationException' });
+	json(res, 200, { embedding: vectorOf(body.inputText), inputTextTokenCount: Math.ceil(body.inputText.length / 4) });
+}
+
 async function cohere(req, res, body) {
 	if (opts.key && req.headers.authorization !== `Bearer ${opts.key}`)
 		return json(res, 401, { message: 'invalid api token' });
@@ -380,6 +680,11 @@ const server = http.createServer((req, res) => {
 		const url = new URL(req.url, 'http://mock');
 		if (req.method === 'GET' && url.pathname === '/health') return json(res, 200, { status: 'ok' });
 		if (req.method === 'GET' && url.pathname === '/_last') return json(res, 200, last);
+		if (req.method === 'GET' && url.pathname === '/_tokens') return json(res, 200, tokenCounts);
+		if (req.method === 'POST' && /^\/[^/]+\/oauth2\/v2\.0\/token$/.test(url.pathname)) return entraToken(res, raw);
+		if (req.method === 'POST' && url.pathname === '/token') return googleToken(req, res, raw);
+		if (req.method === 'POST' && url.pathname === '/' && /Action=AssumeRoleWithWebIdentity/.test(raw.toString('utf8')))
+			return stsAssume(res, raw);
 		let body;
 		try {
 			body = raw.length ? JSON.parse(raw.toString('utf8')) : {};
@@ -397,6 +702,20 @@ const server = http.createServer((req, res) => {
 			if (req.method === 'POST' && (m = /^\/model\/([^/]+)\/(converse|converse-stream)$/.exec(url.pathname)))
 				return await bedrock(req, res, body, raw, decodeURIComponent(m[1]), m[2]);
 			if (req.method === 'POST' && url.pathname === '/v2/chat') return await cohere(req, res, body);
+			if (req.method === 'POST' && url.pathname === '/v2/embed') return await cohereEmbed(req, res, body);
+			if (req.method === 'POST' && url.pathname === '/api/v1/services/aigc/text-generation/generation') return await dashscope(req, res, body);
+			if (req.method === 'POST' && url.pathname === '/' && req.headers['x-tc-action']) return await hunyuan(req, res, body, raw);
+			if (req.method === 'POST' && (m = /^\/model\/([^/]+)\/invoke$/.exec(url.pathname)))
+				return await bedrockEmbed(req, res, body, raw, decodeURIComponent(m[1]));
+			if (req.method === 'POST' && (m = /^\/openai\/deployments\/([^/]+)\/chat\/completions$/.exec(url.pathname)))
+				return await azure(req, res, body, decodeURIComponent(m[1]), url);
+			if (req.method === 'POST' && (m = /^\/v1\/projects\/[^/]+\/locations\/[^/]+\/publishers\/google\/models\/([^/:]+):(\w+)$/.exec(url.pathname)))
+				return await gemini(req, res, body, decodeURIComponent(m[1]), m[2], url, true);
+			if (req.method === 'POST' && (m = /^\/v1\/projects\/[^/]+\/locations\/[^/]+\/publishers\/anthropic\/models\/([^/:]+):(rawPredict|streamRawPredict)$/.exec(url.pathname))) {
+				if ((m[2] === 'streamRawPredict') !== (body.stream === true))
+					return json(res, 400, { error: { code: 400, message: 'streamRawPredict takes "stream": true, rawPredict not', status: 'INVALID_ARGUMENT' } });
+				return await anthropic(req, res, body, decodeURIComponent(m[1]));
+			}
 			if (req.method === 'POST' && url.pathname === '/api/chat') return await ollama(req, res, body, 'chat');
 			if (req.method === 'POST' && url.pathname === '/api/embed') return await ollama(req, res, body, 'embed');
 			json(res, 404, { error: { message: `no route ${req.method} ${url.pathname}` } });

@@ -160,6 +160,16 @@ t_literal_names() {
 }
 check injection_names_stored_literally t_literal_names
 
+# sql/014: the Vertex AI provider kinds are accepted; others still are not.
+t_vertex_kinds() {
+	ctl model add vx-gemini-sql be_vx_sql --provider vertex_gemini >/dev/null &&
+		ctl model add vx-claude-sql be_vx_sql --provider vertex_anthropic >/dev/null &&
+		equals "$(q -c "SELECT string_agg(provider, ',' ORDER BY name) FROM jairouter.models
+			WHERE name IN ('vx-gemini-sql', 'vx-claude-sql')")" vertex_anthropic,vertex_gemini &&
+		! ctl model add vx-bad-sql be_vx_sql --provider vertex_llama >/dev/null 2>&1
+}
+check vertex_provider_kinds t_vertex_kinds
+
 # ---- plumbing -------------------------------------------------------------------------
 
 t_notify() {

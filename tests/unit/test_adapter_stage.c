@@ -46,6 +46,9 @@ static void load(void)
 	struct st_tenant t1 = { 1, "acme", ST_ACTIVE, "" }, t2 = { 2, "masked", ST_ACTIVE, "" };
 	struct st_endpoint e1 = { .id = 1, .backend = "be_mock", .base_url = "http://10.0.0.1:8000/v1", .meter = 1 };
 	struct st_endpoint e2 = { .id = 2, .backend = "be_bedrock", .region = "eu-west-1", .meter = 1 };
+	struct st_endpoint e3 = { .id = 3, .backend = "be_vertex",
+				  .base_url = "https://us-east5-aiplatform.googleapis.com/v1/projects/p/locations/us-east5" };
+	struct st_endpoint e4 = { .id = 4, .backend = "be_hy", .api_version = "native" };
 	struct st_masking mk = { .tenant_id = 2, .enabled = 1, .policy = "{\"rules\":[{\"detector\":\"email\"}]}" };
 
 	state_put_tenant(s, &t1);
@@ -58,8 +61,14 @@ static void load(void)
 	put_model(s, 4, "br", "be_bedrock", "bedrock", "anthropic.claude-v2:1");
 	put_model(s, 5, "co", "be_prov", "cohere", "command-r");
 	put_model(s, 6, "az", "be_az", "azure_openai", "deploy");
+	put_model(s, 7, "vx", "be_vertex", "vertex_anthropic", "claude-3-5-haiku@20241022");
+	put_model(s, 8, "vx-none", "be_vertex_none", "vertex_gemini", "gemini-2.0-flash");
+	put_model(s, 9, "hy", "be_hy", "hunyuan", "hunyuan-lite");
+	put_model(s, 10, "hy-compat", "be_plain", "hunyuan", "hunyuan-lite");
 	adapter_put_endpoint(state_adapter(s), &e1);
 	adapter_put_endpoint(state_adapter(s), &e2);
+	adapter_put_endpoint(state_adapter(s), &e3);
+	adapter_put_endpoint(state_adapter(s), &e4);
 	adapter_put_masking(state_adapter(s), &mk);
 	store_replace(s);
 	store_set_db_online(1);
@@ -151,6 +160,27 @@ static void translated_providers(void)
 	CHECK_EQ_STR(v.err_code, "adapter_endpoint_missing");
 }
 
+/* Vertex AI kinds (16 characters: the kind's whole name reaches the route) and the native
+ * APIs of OpenAI-compatible kinds. */
+static void cloud_providers(void)
+{
+	chat(KEY, "vx", 0);
+	CHECK_EQ_STR(v.backend, "be_adapter");
+	CHECK_EQ_STR(v.adapter, "p=vertex_anthropic&u=https%3A%2F%2Fus-east5-aiplatform.googleapis.com%2Fv1%2Fprojects%2Fp"
+				"%2Flocations%2Fus-east5&m=claude-3-5-haiku%4020241022&pm=vx&t=acme&be=be_vertex");
+	/* Vertex AI has no public default URL: the project is in the endpoint's. */
+	chat(KEY, "vx-none", 0);
+	CHECK_EQ_INT(v.status, 503);
+	CHECK_EQ_STR(v.err_code, "adapter_endpoint_missing");
+	chat(KEY, "hy", 0);
+	CHECK_EQ_STR(v.backend, "be_adapter");
+	CHECK_EQ_STR(v.adapter, "p=hunyuan&m=hunyuan-lite&pm=hy&av=native&t=acme&be=be_hy");
+	/* Without "native", Hunyuan's OpenAI-compatible API is the model's own backend. */
+	chat(KEY, "hy-compat", 0);
+	CHECK_EQ_STR(v.backend, "be_plain");
+	CHECK_EQ_STR(v.adapter, "");
+}
+
 static void messages_clients(void)
 {
 	decide(KEY, "/v1/messages", "{\"model\":\"gpt\",\"max_tokens\":5,\"messages\":[]}", &v);
@@ -186,6 +216,7 @@ int main(void)
 	RUN(direct_requests_stay_direct);
 	RUN(metered_stream);
 	RUN(translated_providers);
+	RUN(cloud_providers);
 	RUN(messages_clients);
 	RUN(masking_tenant);
 	store_destroy();

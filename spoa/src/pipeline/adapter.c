@@ -5,7 +5,7 @@
  *
  *   - the client speaks Anthropic's API (POST /v1/messages);
  *   - the model's provider does not speak OpenAI's API (anthropic, gemini, bedrock,
- *     cohere's chat, ollama whose endpoint says api-version "native") or needs another
+ *     cohere's chat and embeddings, ollama whose endpoint says api-version "native") or needs another
  *     URL layout (azure_openai);
  *   - the tenant has masking on (settings.masking; its policy in masking_policy),
  *     for JSON bodies (multipart uploads go direct, unmasked);
@@ -34,12 +34,19 @@
  * translated. */
 static int needs_translation(const char *kind, enum pl_service svc)
 {
-	static const char *const kinds[] = { "anthropic", "gemini", "bedrock", "azure_openai" };
+	static const char *const kinds[] = { "anthropic", "gemini", "bedrock", "azure_openai",
+					     "vertex_gemini", "vertex_anthropic" };
 
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
 		if (strcmp(kind, kinds[i]) == 0)
 			return 1;
-	return strcmp(kind, "cohere") == 0 && svc == PL_SVC_CHAT;
+	return strcmp(kind, "cohere") == 0 && (svc == PL_SVC_CHAT || svc == PL_SVC_EMBEDDINGS);
+}
+
+/* Kinds that speak OpenAI's API and also a native one (api-version "native"). */
+static int has_native_api(const char *kind)
+{
+	return strcmp(kind, "ollama") == 0 || strcmp(kind, "hunyuan") == 0 || strcmp(kind, "dashscope") == 0;
 }
 
 /* Kinds with a public default base URL (the adapter knows it). An OpenAI-compatible
@@ -137,10 +144,10 @@ enum pl_result pl_stage_adapter(struct pl_ctx *ctx)
 	if (read_view(ctx, backend, &v) < 0)
 		return PL_NEXT; /* the model went away meanwhile: route decided already */
 	messages = is_messages_path(&ctx->in.path);
-	/* Ollama's native API (/api/chat) when its endpoint says api-version "native". */
+	/* Ollama's native API (/api/chat), Hunyuan's (Tencent Cloud's signed API) and
+	 * DashScope's when their endpoint says api-version "native". */
 	translate = needs_translation(v.provider, ctx->service) ||
-		    (strcmp(v.provider, "ollama") == 0 && v.has_endpoint &&
-		     strcmp(v.ep.api_version, "native") == 0);
+		    (has_native_api(v.provider) && v.has_endpoint && strcmp(v.ep.api_version, "native") == 0);
 	meter = ctx->in.stream && v.has_endpoint && v.ep.meter &&
 		(ctx->service == PL_SVC_CHAT || ctx->service == PL_SVC_COMPLETIONS);
 	if (!messages && !translate && !v.masking && !meter)

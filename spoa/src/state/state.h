@@ -46,7 +46,7 @@ struct st_key {
 #define ST_CAP_JSON_MODE 0x4u
 #define ST_CAP_STREAMING 0x8u
 
-#define ST_PROVIDER_MAX 16 /* provider kind, e.g. "azure_openai" */
+#define ST_PROVIDER_MAX 24 /* provider kind, e.g. "vertex_anthropic" */
 
 struct st_model {
 	int64_t id;

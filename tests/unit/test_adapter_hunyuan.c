@@ -1,0 +1,133 @@
+/* Tencent Hunyuan's native API: the TC3-HMAC-SHA256 signature against the published
+ * example of Tencent Cloud's signature v3 documentation (CVM DescribeInstances,
+ * timestamp 1551113065), and the translators on the API's documented shapes. */
+#include "testlib.h"
+
+#include "provider.h"
+#include "route.h"
+#include "tc3.h"
+#include "test_adapter_helpers.h"
+#include "xlate.h"
+
+static const struct xl_meta META = { "req-1", "public-model", 1700000000 };
+
+static void tc3_published_example(void)
+{
+	/* The documentation's request: its key (masked there as shown), payload and time. */
+	const char *payload = "{\"Limit\": 1, \"Filters\": [{\"Values\": [\"\\u672a\\u547d\\u540d\"], \"Name\": \"instance-name\"}]}";
+	struct tc3_request r = { "AKIDz8krbsJ5yKBZQpn74WFkmLPx3*******", "Gu5t9xGARNpq86cd98joQYCN3*******", "cvm",
+				 "cvm.tencentcloudapi.com", "application/json; charset=utf-8", payload, strlen(payload),
+				 1551113065 };
+	char auth[TC3_AUTH_MAX];
+
+	CHECK_EQ_INT(tc3_sign(&r, auth, sizeof(auth)), 0);
+	CHECK_EQ_STR(auth, "TC3-HMAC-SHA256 Credential=AKIDz8krbsJ5yKBZQpn74WFkmLPx3*******/2019-02-25/cvm/tc3_request, "
+			   "SignedHeaders=content-type;host, Signature=2230eefd229f582d8b1b891af7107b91597240707d778ab3738f756258d7652c");
+	/* One byte of the payload changes the signature; a missing field or no room fails. */
+	r.payload_len--;
+	CHECK_EQ_INT(tc3_sign(&r, auth, sizeof(auth)), 0);
+	CHECK(strstr(auth, "2230eefd229f") == NULL);
+	CHECK_EQ_INT(tc3_sign(&r, auth, 64), -1);
+	r.secret_key = NULL;
+	CHECK_EQ_INT(tc3_sign(&r, auth, sizeof(auth)), -1);
+}
+
+static void hunyuan_request_and_answer(void)
+{
+	json_t *req = J("{\"model\":\"pub\",\"stream\":true,\"temperature\":0.5,\"messages\":["
+			"{\"role\":\"system\",\"content\":\"Be brief.\"},{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Hi\"}]}]}");
+	json_t *out, *resp;
+	struct xl_usage u = { 0 };
+	struct xl_error e;
+
+	out = xl_hunyuan_request(req, "hunyuan-lite", &e);
+	CHECK(PEQ(out, "", "{\"Model\":\"hunyuan-lite\",\"Messages\":[{\"Role\":\"system\",\"Content\":\"Be brief.\"},"
+			   "{\"Role\":\"user\",\"Content\":\"Hi\"}],\"Stream\":true,\"Temperature\":0.5}"));
+	json_decref(out);
+	json_decref(req);
+	req = J("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[]}");
+	CHECK(xl_hunyuan_request(req, "m", &e) == NULL);
+	CHECK_EQ_STR(e.code, "unsupported_by_provider");
+	json_decref(req);
+	req = J("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":{\"url\":\"u\"}}]}]}");
+	CHECK(xl_hunyuan_request(req, "m", &e) == NULL);
+	json_decref(req);
+
+	/* The API's documented answer and error shapes. */
+	resp = J("{\"Response\":{\"RequestId\":\"a1\",\"Note\":\"n\",\"Choices\":[{\"FinishReason\":\"stop\",\"Message\":"
+		 "{\"Role\":\"assistant\",\"Content\":\"Hello!\"}}],\"Created\":1715330000,\"Id\":\"a1\","
+		 "\"Usage\":{\"PromptTokens\":3,\"CompletionTokens\":2,\"TotalTokens\":5}}}");
+	out = xl_hunyuan_response(resp, &META, &u, &e);
+	CHECK_EQ_STR(PS(out, "id"), "a1");
+	CHECK_EQ_STR(PS(out, "choices.0.message.content"), "Hello!");
+	CHECK_EQ_STR(PS(out, "choices.0.finish_reason"), "stop");
+	CHECK(PEQ(out, "usage", "{\"prompt_tokens\":3,\"completion_tokens\":2,\"total_tokens\":5}"));
+	json_decref(out);
+	json_decref(resp);
+	resp = J("{\"Response\":{\"Error\":{\"Code\":\"AuthFailure.SignatureFailure\",\"Message\":\"The provided credentials "
+		 "could not be validated.\"},\"RequestId\":\"r\"}}");
+	CHECK(xl_hunyuan_response(resp, &META, &u, &e) == NULL);
+	CHECK_EQ_INT(e.status, 502);
+	CHECK_EQ_STR(e.code, "upstream_authentication_failed");
+	json_decref(resp);
+	resp = J("{\"Response\":{\"Error\":{\"Code\":\"LimitExceeded\",\"Message\":\"slow down\"}}}");
+	CHECK(xl_hunyuan_response(resp, &META, &u, &e) == NULL);
+	CHECK_EQ_INT(e.status, 429);
+	json_decref(resp);
+}
+
+static void collect(void *arg, json_t *chunk)
+{
+	json_array_append(arg, chunk);
+}
+
+static void hunyuan_stream_and_signing(void)
+{
+	json_t *chunks = json_array(), *req = J("{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}");
+	struct xl_stream s;
+	struct ad_route r;
+	struct up_request u;
+	struct xl_error e;
+	char err[64];
+	const char *ev1 = "{\"Note\":\"n\",\"Choices\":[{\"Delta\":{\"Role\":\"assistant\",\"Content\":\"Hel\"},\"FinishReason\":\"\"}],"
+			  "\"Created\":1,\"Id\":\"x\",\"Usage\":{\"PromptTokens\":3,\"CompletionTokens\":1,\"TotalTokens\":4}}";
+	const char *ev2 = "{\"Choices\":[{\"Delta\":{\"Role\":\"assistant\",\"Content\":\"lo\"},\"FinishReason\":\"stop\"}],"
+			  "\"Usage\":{\"PromptTokens\":3,\"CompletionTokens\":2,\"TotalTokens\":5}}";
+	int found = 0;
+
+	xl_stream_init(&s, XL_HUNYUAN, &META, 1, collect, chunks);
+	CHECK_EQ_INT(xl_stream_sse(&s, NULL, ev1, strlen(ev1)), 0);
+	CHECK_EQ_INT(xl_stream_sse(&s, NULL, ev2, strlen(ev2)), 0);
+	xl_stream_end(&s);
+	CHECK_EQ_STR(PS(chunks, "1.choices.0.delta.content"), "Hel");
+	CHECK_EQ_STR(PS(chunks, "2.choices.0.delta.content"), "lo");
+	CHECK_EQ_STR(PS(chunks, "3.choices.0.finish_reason"), "stop");
+	CHECK_EQ_INT(PI(chunks, "4.usage.completion_tokens"), 2);
+	json_decref(chunks);
+
+	CHECK_EQ_INT(fam_of_kind("hunyuan", "native"), XL_HUNYUAN);
+	CHECK_EQ_INT(fam_of_kind("hunyuan", NULL), XL_OPENAI);
+	CHECK_EQ_INT(route_parse("p=hunyuan&av=native&r=ap-guangzhou&m=hunyuan-lite", 48, &r, err, sizeof(err)), 0);
+	CHECK_EQ_INT(up_build(&r, "/v1/chat/completions", req, "AKIDtest:secretkey", 1551113065, &u, &e), 0);
+	CHECK_EQ_STR(u.url, "https://hunyuan.tencentcloudapi.com/");
+	for (size_t i = 0; i < u.nheaders; i++)
+		found += strcmp(u.headers[i], "X-TC-Action: ChatCompletions") == 0 ||
+			 strcmp(u.headers[i], "X-TC-Version: 2023-09-01") == 0 ||
+			 strcmp(u.headers[i], "X-TC-Region: ap-guangzhou") == 0 ||
+			 strcmp(u.headers[i], "X-TC-Timestamp: 1551113065") == 0 ||
+			 strncmp(u.headers[i], "Authorization: TC3-HMAC-SHA256 Credential=AKIDtest/2019-02-25/hunyuan/tc3_request, "
+					       "SignedHeaders=content-type;host, Signature=", 110) == 0;
+	CHECK_EQ_INT(found, 5);
+	up_free(&u);
+	CHECK_EQ_INT(up_build(&r, "/v1/chat/completions", req, "no-colon", 0, &u, &e), -1);
+	CHECK_EQ_INT(e.status, 503);
+	json_decref(req);
+}
+
+int main(void)
+{
+	RUN(tc3_published_example);
+	RUN(hunyuan_request_and_answer);
+	RUN(hunyuan_stream_and_signing);
+	TEST_END();
+}
