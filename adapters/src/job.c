@@ -86,11 +86,12 @@ void job_report(struct job *j, int aborted)
 {
 	struct ad_metrics *m = &j->srv->m;
 	struct rep_line l = { j->id, j->route.public_model, j->route.tenant[0] ? j->route.tenant : "-",
-			      j->route.provider, 0, 0, !j->usage_known, aborted, j->final_status, j->stream };
+			      j->route.provider, 0, 0, !j->usage_known, aborted, j->final_status, j->stream, "" };
 
 	if (j->reported)
 		return;
 	j->reported = 1;
+	l.rid = j->xs.object_id;
 	l.prompt = j->usage_known ? j->usage.prompt : (j->prompt_chars + 3) / 4;
 	l.completion = j->usage_known ? j->usage.completion : (j->xs.completion_chars + 3) / 4;
 	m->tokens_prompt += (uint64_t)l.prompt;
@@ -277,6 +278,7 @@ int job_start(struct job *j, const json_t *oreq, const char *path, const char *s
 		return -1;
 	}
 	init_stream(j);
+	j->xs.responses = xl_is_responses(path);
 	if (!(j->easy = curl_easy_init()))
 		return -1;
 	add_headers(j);

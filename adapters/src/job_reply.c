@@ -185,9 +185,16 @@ void reply_flush(struct job *j)
 static void out_sse_json(struct job *j, const json_t *obj)
 {
 	char *s = json_dumps(obj, JSON_COMPACT);
+	const char *type;
 
 	if (!s)
 		return;
+	/* The Responses API names each event (OpenAI's wire format): event: <type>. */
+	if (j->xs.responses && (type = json_string_value(json_object_get(obj, "type")))) {
+		reply_bytes(j, "event: ", 7);
+		reply_bytes(j, type, strlen(type));
+		reply_bytes(j, "\n", 1);
+	}
 	reply_bytes(j, "data: ", 6);
 	reply_bytes(j, s, strlen(s));
 	reply_bytes(j, "\n\n", 2);
@@ -287,7 +294,8 @@ static void stream_tail(struct job *j)
 		out_sse_json(j, e);
 		json_decref(e);
 	}
-	reply_bytes(j, "data: [DONE]\n\n", 14);
+	if (!j->xs.responses) /* the Responses API ends with response.completed, no [DONE] */
+		reply_bytes(j, "data: [DONE]\n\n", 14);
 }
 
 void reply_stream_end(struct job *j)

@@ -77,7 +77,12 @@ json_t *xl_cohere_response(const json_t *resp, const struct xl_meta *m, struct x
 			   struct xl_error *e);
 json_t *xl_ollama_response(const json_t *resp, const struct xl_meta *m, struct xl_usage *u,
 			   struct xl_error *e);
-/* OpenAI-compatible: reads usage, sets the public model name. */
+/* Whether path is the Responses API's create (POST /v1/responses): passed through to
+ * OpenAI-compatible servers, never given stream_options. */
+int xl_is_responses(const char *path);
+
+/* OpenAI-compatible: reads usage (chat's or the Responses API's), sets the public model
+ * name. */
 void xl_openai_response(json_t *resp, const struct xl_meta *m, struct xl_usage *u);
 
 /* ---- streams: provider events -> OpenAI chunks --------------------------------- */
@@ -105,6 +110,11 @@ struct xl_stream {
 	void *arg;
 	int failed;
 	struct xl_error err;
+	/* The Responses API (POST /v1/responses) passed through: its typed events keep
+	 * their names, the usage comes in response.completed, and the stored response's id
+	 * (from response.created) is reported for its owner. */
+	int responses;
+	char object_id[128];
 };
 
 /* One line of Ollama's NDJSON stream. */

@@ -19,7 +19,9 @@
 // streamed), POST /v1/embeddings, POST /v1/rerank (Cohere/Jina style),
 // POST /v1/audio/speech (binary audio/mpeg), POST /v1/audio/transcriptions and
 // POST /v1/images/edits (multipart/form-data), POST /v1/images/generations,
-// GET /v1/models, GET /v1/models/{id}, GET /health.
+// GET /v1/models, GET /v1/models/{id}, GET /health; the Responses API (POST
+// /v1/responses, also streamed; GET and DELETE /v1/responses/{id}; GET
+// /v1/responses/{id}/input_items) in tests/mock/mock-responses.js.
 //
 // Test hooks (request headers):
 //   x-mock-status: N     answer with status N (400..599) and an OpenAI error body
@@ -713,6 +715,14 @@ const POST_ROUTES = {
 };
 
 // Routes whose request is multipart/form-data: handler(req, res, {fields, files}).
+// The Responses API (tests/mock/mock-responses.js): route(req, res, path, method, body).
+const responses = require('./mock-responses.js')({
+	newId, sendJson, sendError, checkModel, makeReply, sseHeaders,
+	name: NAME,
+	chunkDelayMs: () => opts.chunkDelayMs,
+});
+const isResponsesPath = (path) => path === '/v1/responses' || path.startsWith('/v1/responses/');
+
 const FORM_ROUTES = {
 	'/v1/audio/transcriptions': audioTranscriptions,
 	'/v1/images/edits': imagesEdits,
@@ -838,7 +848,16 @@ function handle(req, res, raw) {
 			get = (rq, rs) => getModel(rq, rs, id);
 		}
 	}
-	if (!post && !get) {
+	if (isResponsesPath(path) && method !== 'POST') {
+		const denied = authFailure(req);
+		if (denied) return sendError(res, 401, denied[0], 'authentication_error', null, denied[1]);
+		if (!responses(req, res, path, method, null))
+			sendError(res, 404, `Invalid URL (${method} ${path})`, 'invalid_request_error', null, null);
+		return;
+	}
+	const postResponses = path === '/v1/responses' && method === 'POST' ?
+		(rq, rs, b) => responses(rq, rs, path, method, b) : undefined;
+	if (!post && !get && !postResponses) {
 		sendError(res, 404, `Invalid URL (${method} ${path})`, 'invalid_request_error', null, null);
 		return;
 	}
@@ -880,7 +899,7 @@ function handle(req, res, raw) {
 		return;
 	}
 	if (typeof body.model === 'string') res.setHeader('x-mock-model', body.model);
-	post(req, res, body);
+	(post || postResponses)(req, res, body);
 }
 
 const server = http.createServer((req, res) => {

@@ -348,6 +348,42 @@ static void ollama_stream(void)
 	}
 }
 
+/* The Responses API passed through: every typed event goes out as it came (the model
+ * renamed), the id comes from response.created and the usage from response.completed. */
+static void test_responses_passthrough(void)
+{
+	static const char stream[] =
+		"event: response.created\n"
+		"data: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"resp_9\","
+		"\"model\":\"up\",\"status\":\"in_progress\",\"usage\":null}}\n\n"
+		"event: response.output_text.delta\n"
+		"data: {\"type\":\"response.output_text.delta\",\"sequence_number\":1,\"delta\":\"Hello\"}\n\n"
+		"event: response.completed\n"
+		"data: {\"type\":\"response.completed\",\"sequence_number\":2,\"response\":{\"id\":\"resp_9\","
+		"\"model\":\"up\",\"status\":\"completed\",\"usage\":{\"input_tokens\":11,\"output_tokens\":5}}}\n\n";
+	struct sink s = { 0 };
+	struct xl_stream xs;
+
+	xl_stream_init(&xs, XL_OPENAI, &META, 0, keep, &s);
+	xs.responses = 1;
+	run_sse(&xs, stream);
+	CHECK(!xs.failed);
+	CHECK_EQ_INT(s.n, 3);
+	CHECK_EQ_STR(json_string_value(P(s.c[0], "response.model")), "pub");
+	CHECK_EQ_STR(json_string_value(P(s.c[1], "delta")), "Hello");
+	CHECK_EQ_STR(json_string_value(P(s.c[2], "type")), "response.completed");
+	CHECK_EQ_STR(xs.object_id, "resp_9");
+	CHECK(xs.usage.have && xs.usage.prompt == 11 && xs.usage.completion == 5);
+	CHECK_EQ_INT(xs.completion_chars, 5);
+	sink_free(&s);
+	/* An event without a type is not the Responses API: the stream fails. */
+	xl_stream_init(&xs, XL_OPENAI, &META, 0, keep, &s);
+	xs.responses = 1;
+	run_sse(&xs, "data: {\"delta\":\"x\"}\n\n");
+	CHECK(xs.failed);
+	sink_free(&s);
+}
+
 int main(void)
 {
 	RUN(ollama_stream);
@@ -356,5 +392,6 @@ int main(void)
 	RUN(bedrock_stream);
 	RUN(openai_stream_strips_added_usage);
 	RUN(messages_stream_output);
+	RUN(test_responses_passthrough);
 	TEST_END();
 }

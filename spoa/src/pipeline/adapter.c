@@ -123,6 +123,16 @@ static int is_messages_path(const struct pl_str *path)
 			     (path->len == sizeof(p2) - 1 && memcmp(path->ptr, p2, path->len) == 0));
 }
 
+/* The Responses API is passed through to OpenAI-compatible servers only (docs/api.md). */
+static enum pl_result responses_unsupported(struct pl_ctx *ctx, const char *provider)
+{
+	ctx->out.allow = 0;
+	return pl_deny(ctx, 400, PL_R_MODEL_NOT_SUPPORTED, "invalid_request_error",
+		       "unsupported_by_provider", "model", "The model `%s` (provider %s) does not "
+		       "offer the Responses API through the gateway: use /v1/chat/completions.",
+		       ctx->out.model, provider);
+}
+
 enum pl_result pl_stage_adapter(struct pl_ctx *ctx)
 {
 	struct pl_verdict *out = &ctx->out;
@@ -141,7 +151,13 @@ enum pl_result pl_stage_adapter(struct pl_ctx *ctx)
 	translate = needs_translation(v.provider, ctx->service) ||
 		    (strcmp(v.provider, "ollama") == 0 && v.has_endpoint &&
 		     strcmp(v.ep.api_version, "native") == 0);
-	meter = ctx->in.stream && v.has_endpoint && v.ep.meter &&
+	if ((ctx->obj_create || ctx->obj_use) && translate)
+		return responses_unsupported(ctx, v.provider);
+	if (ctx->obj_use)
+		return PL_NEXT; /* a stored response is read or deleted as it is */
+	/* A streamed Responses API request detours whenever it can: the adapter reads the
+	 * response's id (recorded for its owner) and usage from the stream. */
+	meter = ctx->in.stream && v.has_endpoint && (v.ep.meter || ctx->obj_create) &&
 		(ctx->service == PL_SVC_CHAT || ctx->service == PL_SVC_COMPLETIONS);
 	if (!messages && !translate && !v.masking && !meter)
 		return PL_NEXT;

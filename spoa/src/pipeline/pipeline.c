@@ -23,6 +23,7 @@ static const char *const reason_names[PL_R__COUNT] = {
 	[PL_R_DISABLED_KEY] = "disabled_key",
 	[PL_R_TENANT_DISABLED] = "tenant_disabled",
 	[PL_R_UNKNOWN_URL] = "unknown_url",
+	[PL_R_UNKNOWN_OBJECT] = "unknown_object",
 	[PL_R_BODY_TOO_LARGE] = "body_too_large",
 	[PL_R_INVALID_JSON] = "invalid_json",
 	[PL_R_MISSING_MODEL] = "missing_model",

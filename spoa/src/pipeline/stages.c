@@ -342,14 +342,20 @@ static enum pl_result stage_request(struct pl_ctx *ctx)
 	const struct pl_request *in = &ctx->in;
 	int ml = in->method.ptr ? (int)(in->method.len > 16 ? 16 : in->method.len) : 0;
 	int pl = in->path.ptr ? (int)(in->path.len > 128 ? 128 : in->path.len) : 0;
+	struct pl_str api_path = in->path;
+
+	if (api_path.ptr && api_path.len > 4 && memcmp(api_path.ptr, "/api/", 5) == 0)
+		api_path.ptr += 4, api_path.len -= 4;
 
 	ctx->service = service_of(in);
-	if (ctx->service == PL_SVC_NONE)
+	if (ctx->service == PL_SVC_NONE && !pl_objects_match(ctx, &api_path))
 		return pl_deny(ctx, 404, PL_R_UNKNOWN_URL, "invalid_request_error", "unknown_url", NULL,
 			       "Invalid URL (%.*s %.*s)", ml, in->method.ptr ? in->method.ptr : "",
 			       pl, in->path.ptr ? in->path.ptr : "");
 	if (is_answered_here(ctx->service))
 		return PL_NEXT;
+	if (ctx->obj_use)
+		return pl_objects_check(ctx);
 	ctx->in.is_form = mp_is_form(in->content_type.ptr, in->content_type.len);
 	if (in->has_body && ctx->in.is_form)
 		return parse_form_body(ctx) == PL_DONE ? PL_DONE : check_model_arg(ctx);
@@ -359,7 +365,7 @@ static enum pl_result stage_request(struct pl_ctx *ctx)
 		return deny_too_large(ctx, "");
 	if (in->has_body && parse_json_body(ctx) == PL_DONE)
 		return PL_DONE;
-	return check_model_arg(ctx);
+	return check_model_arg(ctx) == PL_DONE ? PL_DONE : pl_objects_check(ctx);
 }
 
 static void model_json(struct jbuf *b, const struct st_model *m)
