@@ -37,6 +37,7 @@ struct job *job_new(struct ad_server *s, struct evhttp_request *req, int client)
 	j->client = client;
 	snprintf(j->id, sizeof(j->id), "%s", rid ? rid : "");
 	snprintf(j->resp_id, sizeof(j->resp_id), "chatcmpl-%s", rid ? rid : "jairouter");
+	snprintf(j->rsp_id, sizeof(j->rsp_id), "resp_%s", rid ? rid : "jairouter");
 	return j;
 }
 
@@ -68,6 +69,8 @@ void job_free(struct job *j)
 	}
 	curl_slist_free_all(j->hdrs);
 	up_free(&j->up);
+	xl_resp_stream_free(&j->rs);
+	json_decref(j->client_req);
 	sse_free(&j->sse);
 	nd_free(&j->nd);
 	es_free(&j->es);
@@ -228,6 +231,9 @@ static void init_stream(struct job *j)
 	j->xs.strip_usage = j->up.added_usage;
 	if (j->client == CLIENT_ANTHROPIC)
 		xl_msg_stream_init(&j->ms, j->route.public_model, reply_bytes, j);
+	if (j->client == CLIENT_RESPONSES)
+		xl_resp_stream_init(&j->rs, &(struct xl_resp_meta){ j->rsp_id, j->route.public_model, meta.created,
+								    j->client_req }, reply_bytes, j);
 	sse_init(&j->sse, on_sse, j);
 	nd_init(&j->nd, on_nd, j);
 	es_init(&j->es, on_es, j);

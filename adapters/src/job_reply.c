@@ -139,8 +139,8 @@ void reply_buffered(struct job *j)
 		reply_error(j, &e);
 		return;
 	}
-	if (j->client == CLIENT_ANTHROPIC) {
-		json_t *m = xl_openai_to_msg(out);
+	if (j->client == CLIENT_ANTHROPIC || j->client == CLIENT_RESPONSES) {
+		json_t *m = j->client == CLIENT_ANTHROPIC ? xl_openai_to_msg(out) : xl_openai_to_resp(out, &j->rs.meta);
 		json_decref(out);
 		out = m;
 	}
@@ -219,6 +219,8 @@ static void deliver_chunk(struct job *j, json_t *chunk)
 {
 	if (j->client == CLIENT_ANTHROPIC)
 		xl_msg_stream_chunk(&j->ms, chunk);
+	else if (j->client == CLIENT_RESPONSES)
+		xl_resp_stream_chunk(&j->rs, chunk);
 	else
 		out_sse_json(j, chunk);
 }
@@ -287,6 +289,13 @@ static void stream_tail(struct job *j)
 			xl_msg_stream_error(&j->ms, &j->xs.err);
 		else
 			xl_msg_stream_end(&j->ms);
+		return;
+	}
+	if (j->client == CLIENT_RESPONSES) {
+		if (j->xs.failed)
+			xl_resp_stream_error(&j->rs, &j->xs.err);
+		else
+			xl_resp_stream_end(&j->rs);
 		return;
 	}
 	if (j->xs.failed) {

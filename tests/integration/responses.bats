@@ -3,7 +3,9 @@
 # the mock model server's /v1/responses. A response is billed from its usage
 # (input_tokens/output_tokens, streamed or not); the tenant that created it, and only
 # that tenant, can retrieve it, list its input items, delete it and continue from it
-# (previous_response_id); the owners are kept in PostgreSQL across agent restarts.
+# (previous_response_id); the owners are kept in PostgreSQL across agent restarts. A
+# model whose provider has no Responses API (Anthropic, through the provider mock) gets
+# the request translated to chat by the adapter, streamed and not.
 
 bats_require_minimum_version 1.5.0
 
@@ -21,6 +23,15 @@ setup_file() {
 	KEY=$(issue_key acme)
 	OTHER=$(issue_key globex)
 	export KEY OTHER
+	# The Anthropic-backed model: provider credential (master keys) and endpoint.
+	export JAIROUTER_MASTER_KEY_FILE=$BATS_FILE_TMPDIR/master.keys JAIROUTER_SPOA
+	JAIROUTER_SPOA=$(jr_agent_bin)
+	(umask 077 && printf 'k1:%s\n' "$(openssl rand -hex 32)" >"$JAIROUTER_MASTER_KEY_FILE")
+	printf 'master_key_file = "%s"\n' "$JAIROUTER_MASTER_KEY_FILE" >>"$STACK/agent.conf"
+	kill -HUP "$(jr_pid_of "$STACK/agent.pid")"
+	BATS_TEST_TMPDIR=$BATS_FILE_TMPDIR eventually 10 grep -q 'master keys:' "$STACK/agent.log"
+	printf '%s' "$JR_PROVIDERS_KEY" | jr_ctl credential set be_prov --header x-api-key --scheme raw >/dev/null
+	jr_ctl endpoint set be_prov "$JR_PROVIDERS_URL" >/dev/null
 	jr_haproxy_server_up be_adapter adapter1 30
 	BATS_TEST_TMPDIR=$BATS_FILE_TMPDIR eventually 10 created_with "$KEY" resp-model
 }
@@ -54,7 +65,7 @@ create() {
 }
 
 created_with() {
-	create "$1" "$2"
+	create "$1" "$2" "${3:-}"
 	[[ $STATUS == 200 ]]
 }
 
@@ -169,9 +180,56 @@ usage_of() {
 	expect_openai_error 404 invalid_request_error not_found
 }
 
-@test "a provider without the Responses API is refused before anything is sent" {
-	create "$KEY" claude-resp
+@test "an Anthropic-backed model answers the Responses API, translated from chat and billed from its usage" {
+	local k id
+	k=$(new_tenant rxlate)
+	eventually 10 created_with "$k" claude-resp ',"instructions":"Be brief.","max_output_tokens":64'
+	id=$(json b.id)
+	[[ $id == resp_* ]]
+	[[ $(json b.object) == response ]]
+	[[ $(json b.model) == claude-resp ]]
+	[[ $(json b.status) == completed ]]
+	[[ $(json b.store) == false ]]
+	[[ $(json b.instructions) == "Be brief." ]]
+	[[ $(json b.output[0].type) == message ]]
+	[[ $(json b.output[0].content[0].text) == '[anthropic:'*'Tell me about gateways' ]]
+	want="$(json b.usage.input_tokens) $(json b.usage.output_tokens) 0 1"
+	[[ $(json 'b.usage.total_tokens === b.usage.input_tokens + b.usage.output_tokens') == true ]]
+	eventually 5 bash -c "[[ \$(psql -X -t -A -d '$JR_DATABASE' -c \"SELECT requests FROM jairouter.usage_by_tenant_model_day WHERE tenant = 'rxlate'\") == 1 ]]"
+	[[ $(usage_of rxlate claude-resp) == "$want" ]]
+	# Not stored: nothing to retrieve, nothing to continue from.
+	get "$k" "/v1/responses/$id"
+	expect_openai_error 404 invalid_request_error not_found
+	create "$k" claude-resp ',"tools":[{"type":"web_search"}]'
 	expect_openai_error 400 invalid_request_error unsupported_by_provider
+}
+
+@test "a streamed Responses API request to an Anthropic-backed model gets the typed event sequence" {
+	req -X POST -H "authorization: Bearer $KEY" -H 'content-type: application/json' \
+		--data-binary '{"model":"claude-resp","input":[{"role":"user","content":[{"type":"input_text","text":"Stream please"}]}],"stream":true}' \
+		/v1/responses
+	expect_status 200
+	[[ $(hdr content-type) == text/event-stream* ]]
+	node -e '
+		const raw = require("fs").readFileSync(process.argv[1], "utf8");
+		const evs = raw.split("\n\n").filter((b) => b.trim()).map((b) => {
+			const ev = /^event: (.+)$/m.exec(b)[1], data = JSON.parse(/^data: (.+)$/m.exec(b)[1]);
+			if (data.type !== ev) throw new Error("event " + ev + " carries " + data.type);
+			return data;
+		});
+		evs.forEach((e, i) => { if (e.sequence_number !== i) throw new Error("sequence " + i); });
+		const t = evs.map((e) => e.type);
+		const head = ["response.created", "response.in_progress", "response.output_item.added", "response.content_part.added"];
+		const tail = ["response.output_text.done", "response.content_part.done", "response.output_item.done", "response.completed"];
+		if (JSON.stringify(t.slice(0, 4)) !== JSON.stringify(head)) throw new Error(t.join(","));
+		if (JSON.stringify(t.slice(-4)) !== JSON.stringify(tail)) throw new Error(t.join(","));
+		const text = evs.filter((e) => e.type === "response.output_text.delta").map((e) => e.delta).join("");
+		const fin = evs[evs.length - 1].response;
+		if (!text.startsWith("[anthropic:") || fin.output[0].content[0].text !== text) throw new Error("text " + text);
+		if (!(fin.usage.input_tokens > 0 && fin.usage.output_tokens > 0)) throw new Error("usage");
+		if (fin.model !== "claude-resp" || fin.status !== "completed") throw new Error("final");
+	' "$BATS_TEST_TMPDIR/body"
+	run ! grep -q '\[DONE\]' "$BATS_TEST_TMPDIR/body"
 }
 
 @test "unknown and malformed response paths get OpenAI errors" {

@@ -123,14 +123,13 @@ static int is_messages_path(const struct pl_str *path)
 			     (path->len == sizeof(p2) - 1 && memcmp(path->ptr, p2, path->len) == 0));
 }
 
-/* The Responses API is passed through to OpenAI-compatible servers only (docs/api.md). */
-static enum pl_result responses_unsupported(struct pl_ctx *ctx, const char *provider)
+/* A Responses API request to a translating provider is answered by the adapter from
+ * chat and never stored (docs/api.md): there is nothing to retrieve or delete. */
+static enum pl_result not_stored(struct pl_ctx *ctx)
 {
 	ctx->out.allow = 0;
-	return pl_deny(ctx, 400, PL_R_MODEL_NOT_SUPPORTED, "invalid_request_error",
-		       "unsupported_by_provider", "model", "The model `%s` (provider %s) does not "
-		       "offer the Responses API through the gateway: use /v1/chat/completions.",
-		       ctx->out.model, provider);
+	return pl_deny(ctx, 404, PL_R_UNKNOWN_OBJECT, "invalid_request_error", "not_found", NULL,
+		       "No response found: responses of the model `%s` are not stored.", ctx->out.model);
 }
 
 enum pl_result pl_stage_adapter(struct pl_ctx *ctx)
@@ -151,8 +150,8 @@ enum pl_result pl_stage_adapter(struct pl_ctx *ctx)
 	translate = needs_translation(v.provider, ctx->service) ||
 		    (strcmp(v.provider, "ollama") == 0 && v.has_endpoint &&
 		     strcmp(v.ep.api_version, "native") == 0);
-	if ((ctx->obj_create || ctx->obj_use) && translate)
-		return responses_unsupported(ctx, v.provider);
+	if (ctx->obj_use && translate)
+		return not_stored(ctx);
 	if (ctx->obj_use)
 		return PL_NEXT; /* a stored response is read or deleted as it is */
 	/* A streamed Responses API request detours whenever it can: the adapter reads the

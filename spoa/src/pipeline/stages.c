@@ -490,6 +490,8 @@ static enum pl_result check_catalogue(struct pl_ctx *ctx, const struct model_vie
 			       "stream_not_supported", "stream", "The model `%s` does not support "
 			       "streaming: send the request without \"stream\": true.", ctx->out.model);
 	}
+	if (ctx->obj_use) /* no body: the path names a stored response, not a model */
+		ctx->out.upstream_model[0] = '\0';
 	return ctx->out.upstream_model[0] ? plan_rewrite(ctx) : PL_NEXT;
 }
 
