@@ -1,5 +1,6 @@
 -- 012_api_objects: the objects a model server keeps between requests on a tenant's
--- behalf (a Responses API response; later files and batches), and who owns them.
+-- behalf (a Responses API response; later files and batches), and who owns them; the
+-- service type `moderations`.
 --
 --   jairouter.api_objects   one row per object id the gateway saw created: its kind,
 --                           the id the model server gave it, the owning tenant and the
@@ -27,6 +28,20 @@ CREATE TABLE IF NOT EXISTS jairouter.api_objects (
 CREATE INDEX IF NOT EXISTS api_objects_created_idx ON jairouter.api_objects (created_at);
 
 SELECT jairouter.install_notify('api_objects');
+
+-- A service type for POST /v1/moderations (routed and billed like embeddings): the
+-- lists of sql/003 and sql/004 with it appended (the agent's bit order).
+CREATE OR REPLACE FUNCTION jairouter.service_types() RETURNS text[]
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT ARRAY['chat', 'completions', 'embeddings', 'rerank', 'audio_speech',
+		'audio_transcriptions', 'images_generations', 'images_edits', 'moderations']
+$$;
+
+CREATE OR REPLACE FUNCTION jairouter.service_names() RETURNS text[]
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT ARRAY['chat', 'completions', 'embeddings', 'rerank', 'audio_speech',
+		'audio_transcriptions', 'images_generations', 'images_edits', 'models', 'moderations']
+$$;
 
 -- Removes rows older than p_age; returns how many went.
 CREATE OR REPLACE FUNCTION jairouter.purge_api_objects(p_age interval DEFAULT '30 days')

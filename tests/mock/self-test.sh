@@ -260,6 +260,12 @@ check "image edits: body sha256" test "$(hdr x-mock-body-sha256)" != ""
 req POST /v1/images/edits 'not a form'
 check "image edits: not multipart -> 400" test "$status" = 400
 
+# --- moderations
+req POST /v1/moderations '{"model":"omni-moderation-latest","input":["fine text","mock-flag text"]}'
+check "moderations: one result per input, the marked one flagged" j '(.id | startswith("modr-")) and .model == "omni-moderation-latest" and (.results | length) == 2 and .results[0].flagged == false and .results[1].flagged == true and .results[1].categories.violence == true'
+req POST /v1/moderations '{"input":42}'
+check "moderations: bad input -> 400" test "$status" = 400
+
 # --- the Responses API (tests/mock/mock-responses.js)
 req POST /v1/responses '{"model":"demo-model","input":"Hello, mock!","max_output_tokens":50}'
 check "responses: response object, completed" j '.object == "response" and (.id | startswith("resp_")) and .status == "completed" and .model == "demo-model"'

@@ -64,6 +64,7 @@ const char *pl_service_name(enum pl_service s)
 	static const char *const names[PL_SVC__COUNT] = {
 		"none", "chat", "completions", "embeddings", "models", "model", "rerank",
 		"audio_speech", "audio_transcriptions", "images_generations", "images_edits",
+		"moderations",
 	};
 
 	return (unsigned)s < PL_SVC__COUNT ? names[s] : "unknown";

@@ -86,6 +86,7 @@ enum pl_service {
 	PL_SVC_AUDIO_TRANSCRIPTIONS, /* multipart/form-data */
 	PL_SVC_IMAGES_GENERATIONS,
 	PL_SVC_IMAGES_EDITS,         /* multipart/form-data */
+	PL_SVC_MODERATIONS,
 	PL_SVC__COUNT
 };
 

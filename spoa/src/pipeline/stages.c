@@ -154,6 +154,7 @@ static const struct route_entry routes[] = {
 	{ "POST", "/v1/audio/transcriptions", PL_SVC_AUDIO_TRANSCRIPTIONS },
 	{ "POST", "/v1/images/generations", PL_SVC_IMAGES_GENERATIONS },
 	{ "POST", "/v1/images/edits", PL_SVC_IMAGES_EDITS },
+	{ "POST", "/v1/moderations", PL_SVC_MODERATIONS },
 	/* Anthropic-style clients: a chat request, translated by jairouter-adapter. */
 	{ "POST", "/v1/messages", PL_SVC_CHAT },
 	{ "GET", "/v1/models", PL_SVC_MODELS },
