@@ -245,7 +245,7 @@ json_t *xl_resp_to_openai(const json_t *req, struct xl_error *e)
 
 	if (unsupported(req, e) < 0 || !(messages = messages_of(req, e)))
 		return NULL;
-	out = json_pack("{s:O,s:o}", "model", json_object_get(req, "model"), "messages", messages);
+	out = json_pack("{s:O*,s:o}", "model", json_object_get(req, "model"), "messages", messages);
 	if (tools_of(out, req, e) < 0) {
 		json_decref(out);
 		return NULL;
