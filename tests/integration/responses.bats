@@ -125,8 +125,9 @@ usage_of() {
 	# The model server no longer has it; the gateway still knows whose it was.
 	get "$KEY" "/v1/responses/$id"
 	expect_openai_error 404 invalid_request_error
-	[[ $(sql "SELECT t.name FROM jairouter.api_objects o JOIN jairouter.tenants t ON t.id = o.tenant_id
-	          WHERE o.kind = 'response' AND o.object_id = '$id'") == acme ]]
+	# The row is written at the next flush of the owners' writer.
+	eventually 5 bash -c "[[ \$(psql -X -t -A -d '$JR_DATABASE' -c \"SELECT t.name FROM jairouter.api_objects o
+	    JOIN jairouter.tenants t ON t.id = o.tenant_id WHERE o.kind = 'response' AND o.object_id = '$id'\") == acme ]]"
 }
 
 @test "previous_response_id must name one of the tenant's own responses" {
