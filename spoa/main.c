@@ -26,6 +26,7 @@
 #include "report/report.h"
 #include "state/state.h"
 #include "usage/usage.h"
+#include "objects/objects.h"
 #include "util/log.h"
 
 #include <event2/buffer.h>
@@ -359,6 +360,16 @@ static int parse_args(int argc, char **argv, struct app *app, int *check_only)
 	return 0;
 }
 
+/* Owners of stored API objects (objects/objects.h): recorded from report lines. */
+static int start_objects(struct app *app)
+{
+	if (objects_start(app->base, app->cfg.database, app->cfg.usage_flush_ms) < 0 ||
+	    report_subscribe(objects_on_report, NULL) < 0)
+		return -1;
+	metrics_add_renderer(objects_render_metrics, NULL);
+	return 0;
+}
+
 /* Refusals and settled usage per tenant and model on /metrics (metrics/traffic.h). */
 static const struct limits_observer traffic_observer = { traffic_refused, traffic_settled, traffic_seed };
 
@@ -484,8 +495,8 @@ static int start(struct app *app)
 	metrics_add_renderer(usage_render_metrics, NULL);
 	metrics_add_renderer(identity_render_metrics, NULL);
 	metrics_add_renderer(traffic_render_metrics, NULL);
-	if (report_subscribe(traffic_on_report, NULL) < 0) {
-		log_error("report: too many subscribers");
+	if (report_subscribe(traffic_on_report, NULL) < 0 || start_objects(app) < 0) {
+		log_error("report: too many subscribers, or the object owners' writer failed");
 		return -1;
 	}
 	app->listen_deferred = server_address_in_use(app->cfg.listen);
@@ -537,6 +548,7 @@ static void stop(struct app *app)
 	lb_stop();
 	limits_stop(app->handed_over); /* settles what is still reserved (see pipeline/limits.h) */
 	usage_stop();  /* and writes the usage to PostgreSQL */
+	objects_stop(); /* and writes the object owners still queued */
 	alog_close();  /* after the last settlement: the access log lines are all queued */
 	pgsync_stop(app->pg);
 	audit_stop();

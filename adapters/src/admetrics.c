@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <string.h>
 
-static const char *const client_names[CLIENT__COUNT] = { "openai", "anthropic" };
+static const char *const client_names[CLIENT__COUNT] = { "openai", "anthropic", "responses" };
 
 void adm_status(struct ad_metrics *m, int st)
 {

@@ -13,7 +13,8 @@
 struct evbuffer;
 
 /* The API a client speaks. */
-enum ad_client { CLIENT_OPENAI, CLIENT_ANTHROPIC, CLIENT__COUNT };
+/* CLIENT_RESPONSES: a Responses API request translated to chat (xlate_responses.c). */
+enum ad_client { CLIENT_OPENAI, CLIENT_ANTHROPIC, CLIENT_RESPONSES, CLIENT__COUNT };
 
 struct ad_metrics {
 	uint64_t requests[XL__COUNT][CLIENT__COUNT];

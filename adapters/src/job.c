@@ -39,6 +39,7 @@ struct job *job_new(struct ad_server *s, struct evhttp_request *req, int client)
 	j->client = client;
 	snprintf(j->id, sizeof(j->id), "%s", rid ? rid : "");
 	snprintf(j->resp_id, sizeof(j->resp_id), "chatcmpl-%s", rid ? rid : "jairouter");
+	snprintf(j->rsp_id, sizeof(j->rsp_id), "resp_%s", rid ? rid : "jairouter");
 	return j;
 }
 
@@ -72,6 +73,8 @@ void job_free(struct job *j)
 	}
 	curl_slist_free_all(j->hdrs);
 	up_free(&j->up);
+	xl_resp_stream_free(&j->rs);
+	json_decref(j->client_req);
 	sse_free(&j->sse);
 	nd_free(&j->nd);
 	es_free(&j->es);
@@ -90,11 +93,12 @@ void job_report(struct job *j, int aborted)
 {
 	struct ad_metrics *m = &j->srv->m;
 	struct rep_line l = { j->id, j->route.public_model, j->route.tenant[0] ? j->route.tenant : "-",
-			      j->route.provider, 0, 0, !j->usage_known, aborted, j->final_status, j->stream };
+			      j->route.provider, 0, 0, !j->usage_known, aborted, j->final_status, j->stream, "" };
 
 	if (j->reported)
 		return;
 	j->reported = 1;
+	l.rid = j->xs.object_id;
 	l.prompt = j->usage_known ? j->usage.prompt : (j->prompt_chars + 3) / 4;
 	l.completion = j->usage_known ? j->usage.completion : (j->xs.completion_chars + 3) / 4;
 	m->tokens_prompt += (uint64_t)l.prompt;
@@ -245,6 +249,9 @@ static void init_stream(struct job *j)
 	j->xs.strip_usage = j->up.added_usage;
 	if (j->client == CLIENT_ANTHROPIC)
 		xl_msg_stream_init(&j->ms, j->route.public_model, reply_bytes, j);
+	if (j->client == CLIENT_RESPONSES)
+		xl_resp_stream_init(&j->rs, &(struct xl_resp_meta){ j->rsp_id, j->route.public_model, meta.created,
+								    j->client_req }, reply_bytes, j);
 	sse_init(&j->sse, on_sse, j);
 	nd_init(&j->nd, on_nd, j);
 	es_init(&j->es, on_es, j);
@@ -298,6 +305,7 @@ static int transfer(struct job *j, const json_t *oreq, const char *path, const c
 		return -1;
 	}
 	init_stream(j);
+	j->xs.responses = xl_is_responses(path);
 	if (!(j->easy = curl_easy_init()))
 		return -1;
 	add_headers(j);

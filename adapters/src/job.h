@@ -59,6 +59,9 @@ struct job {
 	struct es_decoder es;
 	struct xl_stream xs;
 	struct xl_msg_stream ms;
+	struct xl_resp_stream rs;   /* CLIENT_RESPONSES */
+	json_t *client_req;         /* CLIENT_RESPONSES: the client's request (echoed) */
+	char rsp_id[160];           /* CLIENT_RESPONSES: "resp_<request id>" */
 	int masking;
 	struct mask_policy mask;
 	struct mask_stream mstream;

@@ -145,8 +145,8 @@ void reply_buffered(struct job *j)
 		reply_error(j, &e);
 		return;
 	}
-	if (j->client == CLIENT_ANTHROPIC) {
-		json_t *m = xl_openai_to_msg(out);
+	if (j->client == CLIENT_ANTHROPIC || j->client == CLIENT_RESPONSES) {
+		json_t *m = j->client == CLIENT_ANTHROPIC ? xl_openai_to_msg(out) : xl_openai_to_resp(out, &j->rs.meta);
 		json_decref(out);
 		out = m;
 	}
@@ -191,9 +191,16 @@ void reply_flush(struct job *j)
 static void out_sse_json(struct job *j, const json_t *obj)
 {
 	char *s = json_dumps(obj, JSON_COMPACT);
+	const char *type;
 
 	if (!s)
 		return;
+	/* The Responses API names each event (OpenAI's wire format): event: <type>. */
+	if (j->xs.responses && (type = json_string_value(json_object_get(obj, "type")))) {
+		reply_bytes(j, "event: ", 7);
+		reply_bytes(j, type, strlen(type));
+		reply_bytes(j, "\n", 1);
+	}
 	reply_bytes(j, "data: ", 6);
 	reply_bytes(j, s, strlen(s));
 	reply_bytes(j, "\n\n", 2);
@@ -218,6 +225,8 @@ static void deliver_chunk(struct job *j, json_t *chunk)
 {
 	if (j->client == CLIENT_ANTHROPIC)
 		xl_msg_stream_chunk(&j->ms, chunk);
+	else if (j->client == CLIENT_RESPONSES)
+		xl_resp_stream_chunk(&j->rs, chunk);
 	else
 		out_sse_json(j, chunk);
 }
@@ -288,12 +297,20 @@ static void stream_tail(struct job *j)
 			xl_msg_stream_end(&j->ms);
 		return;
 	}
+	if (j->client == CLIENT_RESPONSES) {
+		if (j->xs.failed)
+			xl_resp_stream_error(&j->rs, &j->xs.err);
+		else
+			xl_resp_stream_end(&j->rs);
+		return;
+	}
 	if (j->xs.failed) {
 		json_t *e = xl_error_json(&j->xs.err);
 		out_sse_json(j, e);
 		json_decref(e);
 	}
-	reply_bytes(j, "data: [DONE]\n\n", 14);
+	if (!j->xs.responses) /* the Responses API ends with response.completed, no [DONE] */
+		reply_bytes(j, "data: [DONE]\n\n", 14);
 }
 
 void reply_stream_end(struct job *j)

@@ -67,16 +67,17 @@ static const char *value(const char *v, char *out, size_t cap)
 
 int rep_send(const struct ad_reporter *r, const struct rep_line *l)
 {
-	char line[768], id[384], model[RT_NAME_MAX * 3], tenant[RT_NAME_MAX * 3];
+	char line[1024], id[384], model[RT_NAME_MAX * 3], tenant[RT_NAME_MAX * 3], rid[400];
 	int n;
 
 	if (r->fd < 0)
 		return -1;
 	n = snprintf(line, sizeof(line),
-		     "src=adapter id=%s pt=%lld ct=%lld%s%s st=%d stream=%d model=%s tenant=%s provider=%s",
+		     "src=adapter id=%s pt=%lld ct=%lld%s%s st=%d stream=%d model=%s tenant=%s provider=%s rid=%s",
 		     value(l->id, id, sizeof(id)), (long long)l->prompt, (long long)l->completion,
 		     l->estimated ? " est=1" : "", l->aborted ? " abort=1" : "", l->status, l->stream,
-		     value(l->model, model, sizeof(model)), value(l->tenant, tenant, sizeof(tenant)), l->provider);
+		     value(l->model, model, sizeof(model)), value(l->tenant, tenant, sizeof(tenant)), l->provider,
+		     l->rid && l->rid[0] ? value(l->rid, rid, sizeof(rid)) : "-");
 	if (n < 0)
 		return -1;
 	if ((size_t)n >= sizeof(line))

@@ -19,6 +19,7 @@ struct rep_line {
 	const char *id, *model, *tenant, *provider;
 	int64_t prompt, completion;
 	int estimated, aborted, status, stream;
+	const char *rid; /* the stored object the request created (a response id), or "" */
 };
 
 /* Opens the socket for a numeric "HOST:PORT" ("" = reports off: fd -1). 0, or -1 with

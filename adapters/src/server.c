@@ -82,10 +82,15 @@ static json_t *openai_request(struct job *j, char *path, size_t cap)
 		reply_fail(j, 400, "invalid_request_error", "invalid_json", "The request body must be a JSON object.");
 		return NULL;
 	}
-	if (j->client != CLIENT_ANTHROPIC)
+	if (j->client == CLIENT_OPENAI)
 		return body;
-	oreq = xl_msg_to_openai(body, &e);
-	json_decref(body);
+	if (j->client == CLIENT_RESPONSES) {
+		oreq = xl_resp_to_openai(body, &e);
+		j->client_req = body; /* its settings are echoed in the answer */
+	} else {
+		oreq = xl_msg_to_openai(body, &e);
+		json_decref(body);
+	}
 	snprintf(path, cap, "/v1/chat/completions");
 	if (!oreq)
 		reply_error(j, &e);
@@ -145,6 +150,10 @@ static int prepare(struct job *j, const char *route, char *path, size_t cap)
 			     "The gateway's route for this request is invalid.");
 		return -1;
 	}
+	/* The Responses API passes through to OpenAI's own family; every other family
+	 * (Azure deployments included) gets it translated to chat. */
+	if (xl_is_responses(path) && j->route.family != XL_OPENAI)
+		j->client = CLIENT_RESPONSES;
 	j->srv->m.requests[j->route.family][j->client]++;
 	if (!(oreq = openai_request(j, path, cap)))
 		return -1;

@@ -92,7 +92,12 @@ json_t *xl_hunyuan_response(const json_t *resp, const struct xl_meta *m, struct 
 			    struct xl_error *e);
 json_t *xl_dashscope_response(const json_t *resp, const struct xl_meta *m, struct xl_usage *u,
 			      struct xl_error *e);
-/* OpenAI-compatible: reads usage, sets the public model name. */
+/* Whether path is the Responses API's create (POST /v1/responses): passed through to
+ * OpenAI-compatible servers, never given stream_options. */
+int xl_is_responses(const char *path);
+
+/* OpenAI-compatible: reads usage (chat's or the Responses API's), sets the public model
+ * name. */
 void xl_openai_response(json_t *resp, const struct xl_meta *m, struct xl_usage *u);
 
 /* ---- streams: provider events -> OpenAI chunks --------------------------------- */
@@ -120,6 +125,11 @@ struct xl_stream {
 	void *arg;
 	int failed;
 	struct xl_error err;
+	/* The Responses API (POST /v1/responses) passed through: its typed events keep
+	 * their names, the usage comes in response.completed, and the stored response's id
+	 * (from response.created) is reported for its owner. */
+	int responses;
+	char object_id[128];
 };
 
 /* One line of Ollama's NDJSON stream. */
@@ -165,6 +175,52 @@ void xl_msg_stream_chunk(struct xl_msg_stream *m, const json_t *chunk);
 void xl_msg_stream_end(struct xl_msg_stream *m);
 /* An error in the middle of a stream: Anthropic's "event: error". */
 void xl_msg_stream_error(struct xl_msg_stream *m, const struct xl_error *e);
+
+/* ---- the Responses API client (POST /v1/responses, translated) ------------------- */
+
+/* The answer's identity and the client's request, whose settings the answer echoes. */
+struct xl_resp_meta {
+	const char *id;      /* "resp_..." (the output items' ids derive from it) */
+	const char *model;   /* the public model name */
+	int64_t created;
+	const json_t *req;   /* the client's Responses request (borrowed) */
+};
+
+/* Responses request -> OpenAI chat request (stream_options.include_usage set when
+ * streaming). NULL with e set: 400 for what the provider cannot take (xlate_responses.c
+ * lists what survives). */
+json_t *xl_resp_to_openai(const json_t *req, struct xl_error *e);
+/* OpenAI chat.completion -> response object (not stored: "store": false). */
+json_t *xl_openai_to_resp(const json_t *chat, const struct xl_resp_meta *m);
+
+#define XL_RESP_ITEMS_MAX 32
+
+struct xl_resp_item {
+	int is_call;
+	char id[200], call_id[128], name[128];
+	char *text; /* the text or the arguments so far (allocated) */
+	size_t len;
+};
+
+/* OpenAI chunks -> the Responses API's typed events, written through out(arg, ...). */
+struct xl_resp_stream {
+	struct xl_resp_meta meta;
+	int64_t seq;
+	int started, ended, open, nitems; /* open: the item receiving deltas, -1 none */
+	struct xl_resp_item items[XL_RESP_ITEMS_MAX];
+	char finish[24];
+	struct xl_usage usage;
+	xl_bytes_fn out;
+	void *arg;
+};
+
+void xl_resp_stream_init(struct xl_resp_stream *s, const struct xl_resp_meta *m, xl_bytes_fn out, void *arg);
+void xl_resp_stream_chunk(struct xl_resp_stream *s, const json_t *chunk);
+/* The closing events and response.completed (or .incomplete) with the usage. */
+void xl_resp_stream_end(struct xl_resp_stream *s);
+/* An error in the middle of a stream: the Responses API's "error" event. */
+void xl_resp_stream_error(struct xl_resp_stream *s, const struct xl_error *e);
+void xl_resp_stream_free(struct xl_resp_stream *s);
 
 /* Maps between finish reasons. */
 const char *xl_finish_from_anthropic(const char *stop_reason);

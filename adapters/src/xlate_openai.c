@@ -15,6 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+int xl_is_responses(const char *path)
+{
+	return strcmp(path, "/v1/responses") == 0;
+}
+
 json_t *xl_openai_request(const json_t *req, const char *model, int meter, int *added,
 			  struct xl_error *e)
 {
@@ -44,13 +49,51 @@ void xl_openai_response(json_t *resp, const struct xl_meta *m, struct xl_usage *
 {
 	const json_t *usage = json_object_get(resp, "usage");
 
-	if (json_is_object(usage)) {
+	if (json_is_object(usage) && json_object_get(usage, "input_tokens")) {
+		/* A Responses API answer. */
+		u->prompt = json_integer_value(json_object_get(usage, "input_tokens"));
+		u->completion = json_integer_value(json_object_get(usage, "output_tokens"));
+		u->have = 1;
+	} else if (json_is_object(usage)) {
 		u->prompt = json_integer_value(json_object_get(usage, "prompt_tokens"));
 		u->completion = json_integer_value(json_object_get(usage, "completion_tokens"));
 		u->have = 1;
 	}
 	if (m->model && json_is_string(json_object_get(resp, "model")))
 		json_object_set_new(resp, "model", json_string(m->model));
+}
+
+/* An event of the Responses API (OpenAI's "Streaming responses" reference): the
+ * response object of response.created, .in_progress, .completed, .incomplete and
+ * .failed carries the id and, at the end, the usage; its model becomes the public
+ * name. Everything passes through as it came. */
+static int responses_sse(struct xl_stream *s, json_t *j)
+{
+	json_t *r = json_object_get(j, "response");
+	const json_t *usage = json_object_get(r, "usage");
+	const char *type = json_string_value(json_object_get(j, "type")), *id;
+
+	if (!type) {
+		xl_fail(&s->err, 502, "server_error", "bad_upstream_stream",
+			"The model provider sent a Responses API event without a type.");
+		return -1;
+	}
+	if (json_is_object(r)) {
+		if ((id = json_string_value(json_object_get(r, "id"))) && !s->object_id[0])
+			snprintf(s->object_id, sizeof(s->object_id), "%s", id);
+		if (json_is_string(json_object_get(r, "model")))
+			json_object_set_new(r, "model", json_string(s->model));
+	}
+	if (json_is_object(usage)) {
+		s->usage.prompt = json_integer_value(json_object_get(usage, "input_tokens"));
+		s->usage.completion = json_integer_value(json_object_get(usage, "output_tokens"));
+		s->usage.have = 1;
+	}
+	if (strcmp(type, "response.output_text.delta") == 0 &&
+	    json_is_string(json_object_get(j, "delta")))
+		s->completion_chars += (int64_t)json_string_length(json_object_get(j, "delta"));
+	s->emit(s->arg, j);
+	return 0;
 }
 
 /* A chunk from an OpenAI-compatible server: usage read, the public model name set,
@@ -62,6 +105,8 @@ static int openai_sse(struct xl_stream *s, const char *event, json_t *j)
 	size_t i;
 
 	(void)event;
+	if (s->responses)
+		return responses_sse(s, j);
 	if (json_is_object(err)) {
 		xl_fail(&s->err, 502, "server_error", "upstream_error",
 			"The model provider failed during the stream: %.180s",
@@ -98,7 +143,8 @@ static int openai_sse(struct xl_stream *s, const char *event, json_t *j)
 static json_t *openai_build(const struct prov_call *c, struct up_request *u, struct xl_error *e)
 {
 	const char *sub = strncmp(c->path, "/v1/", 4) == 0 ? c->path + 3 : c->path;
-	json_t *body = xl_openai_request(c->req, c->route->model, c->route->meter, &u->added_usage, e);
+	json_t *body = xl_openai_request(c->req, c->route->model, c->route->meter && !xl_is_responses(c->path),
+					 &u->added_usage, e);
 
 	if (body && up_url(u, c->base, "%s", sub) < 0)
 		return xl_url_failed(body, e);
@@ -110,7 +156,8 @@ static json_t *azure_build(const struct prov_call *c, struct up_request *u, stru
 {
 	const struct ad_route *r = c->route;
 	const char *sub = strncmp(c->path, "/v1/", 4) == 0 ? c->path + 4 : c->path;
-	json_t *body = xl_openai_request(c->req, r->model, r->meter, &u->added_usage, e);
+	json_t *body = xl_openai_request(c->req, r->model, r->meter && !xl_is_responses(c->path),
+					 &u->added_usage, e);
 
 	if (body && up_url(u, c->base, "/openai/deployments/%s/%s?api-version=%s", c->model_enc, sub,
 			   r->api_version[0] ? r->api_version : AZURE_API_VERSION) < 0)

@@ -2,7 +2,8 @@
  * Fuzz target: the provider table's request builders and response translators on
  * arbitrary JSON. Byte 0 picks the provider family, byte 1 the client's path (chat,
  * embeddings, another /v1 path, or an Anthropic-style /v1/messages request converted
- * first), streaming and metering; the rest is the body. The same JSON is then taken as
+ * first; with bit 7, a Responses API request converted first), streaming and metering;
+ * the rest is the body. The same JSON is then taken as
  * the provider's answer (response translators, the Anthropic-client conversion) and as
  * a provider's error body. Properties besides memory safety: a built request has a URL,
  * a JSON body and at most UP_HEADERS_MAX headers; every refusal carries a 4xx/5xx
@@ -74,6 +75,12 @@ static void answer(int family, int op, json_t *resp, const uint8_t *raw, size_t 
 			__builtin_trap();
 		if (op == UP_CHAT && (msg = xl_openai_to_msg(out)))
 			json_decref(msg);
+		if (op == UP_CHAT) {
+			struct xl_resp_meta rm = { "resp_x", "public", 1, resp };
+			if (!(msg = xl_openai_to_resp(out, &rm)) || !json_is_object(msg))
+				__builtin_trap();
+			json_decref(msg);
+		}
 		json_decref(out);
 	}
 	xl_upstream_error((enum xl_provider)family, 400 + (long)(size % 200), (const char *)raw, size, &e);
@@ -94,7 +101,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	flags = data[1];
 	if (!(req = json_loadb((const char *)data + 2, size - 2, 0, NULL)))
 		return 0;
-	if ((flags & 3) == 3) {
+	if (flags & 128) {
+		if ((oreq = xl_resp_to_openai(req, &e))) {
+			build(family, flags, paths[0], oreq);
+			json_decref(oreq);
+		} else {
+			check_error(&e);
+		}
+	} else if ((flags & 3) == 3) {
 		if ((oreq = xl_msg_to_openai(req, &e))) {
 			build(family, flags, paths[0], oreq);
 			json_decref(oreq);

@@ -1,11 +1,12 @@
 /*
  * Fuzz target: the stream translators behind the provider table (SSE families, Ollama's
- * NDJSON lines, Bedrock's event-stream messages) and the Anthropic-client stream after
- * them, on arbitrary events. Byte 0 picks the family; then records of [kind][length]
+ * NDJSON lines, Bedrock's event-stream messages) and the Anthropic-client and Responses
+ * API client streams after them, on arbitrary events; with bit 6 of byte 0, the OpenAI
+ * family's Responses API passthrough. Byte 0 picks the family; then records of [kind][length]
  * [bytes]: kind picks the event name (SSE) or the message and event type (Bedrock).
  * Properties besides memory safety: every chunk the adapter makes itself is a
- * chat.completion.chunk with a choices array; the Anthropic-style output is a sequence
- * of "event: <name>\ndata: <JSON object>\n\n".
+ * chat.completion.chunk with a choices array; the Anthropic-style and Responses API
+ * outputs are sequences of "event: <name>\ndata: <JSON object>\n\n".
  */
 #include "provider.h"
 #include "xlate.h"
@@ -16,25 +17,38 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-struct acc {
-	struct xl_stream xs;
-	struct xl_msg_stream ms;
+struct text {
 	char *out;
 	size_t len, cap;
 };
 
-static void on_bytes(void *arg, const char *p, size_t n)
-{
-	struct acc *a = arg;
+struct acc {
+	struct xl_stream xs;
+	struct xl_msg_stream ms;
+	struct xl_resp_stream rs;
+	struct text msg, resp;
+};
 
-	if (a->len + n + 1 > a->cap) {
-		a->cap = (a->len + n + 1) * 2;
-		if (!(a->out = realloc(a->out, a->cap)))
+static void append(struct text *t, const char *p, size_t n)
+{
+	if (t->len + n + 1 > t->cap) {
+		t->cap = (t->len + n + 1) * 2;
+		if (!(t->out = realloc(t->out, t->cap)))
 			abort();
 	}
-	memcpy(a->out + a->len, p, n);
-	a->len += n;
-	a->out[a->len] = '\0';
+	memcpy(t->out + t->len, p, n);
+	t->len += n;
+	t->out[t->len] = '\0';
+}
+
+static void on_bytes(void *arg, const char *p, size_t n)
+{
+	append(&((struct acc *)arg)->msg, p, n);
+}
+
+static void on_resp_bytes(void *arg, const char *p, size_t n)
+{
+	append(&((struct acc *)arg)->resp, p, n);
 }
 
 static void on_chunk(void *arg, json_t *chunk)
@@ -46,6 +60,7 @@ static void on_chunk(void *arg, json_t *chunk)
 	    (!object || strcmp(object, "chat.completion.chunk") != 0 || !json_is_array(json_object_get(chunk, "choices"))))
 		__builtin_trap();
 	xl_msg_stream_chunk(&a->ms, chunk);
+	xl_resp_stream_chunk(&a->rs, chunk);
 }
 
 /* "event: <name>\ndata: <JSON object>\n\n", again and again. */
@@ -83,7 +98,7 @@ static void feed(struct acc *a, const struct provider *p, int kind, const char *
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const struct xl_meta meta = { "chatcmpl-x", "public", 1 };
-	struct acc a = { 0 };
+	static struct acc a;
 	const struct provider *p;
 	int family;
 	size_t i = 1;
@@ -92,8 +107,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	family = data[0] % XL__COUNT;
 	p = prov_get(family);
+	memset(&a, 0, sizeof(a));
 	xl_stream_init(&a.xs, (enum xl_provider)family, &meta, data[0] & 0x80, on_chunk, &a);
 	xl_msg_stream_init(&a.ms, "public", on_bytes, &a);
+	xl_resp_stream_init(&a.rs, &(struct xl_resp_meta){ "resp_x", "public", 1, NULL }, on_resp_bytes, &a);
+	a.xs.responses = family == XL_OPENAI && (data[0] & 0x40);
 	while (i + 2 <= size) {
 		size_t n = data[i + 1] < size - i - 2 ? data[i + 1] : size - i - 2;
 		char *d = malloc(n + 1);
@@ -107,11 +125,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (!a.xs.failed)
 		xl_stream_end(&a.xs);
-	if (a.xs.failed)
+	if (a.xs.failed) {
 		xl_msg_stream_error(&a.ms, &a.xs.err);
-	else
+		xl_resp_stream_error(&a.rs, &a.xs.err);
+	} else {
 		xl_msg_stream_end(&a.ms);
-	check_events(a.out ? a.out : "");
-	free(a.out);
+		xl_resp_stream_end(&a.rs);
+	}
+	check_events(a.msg.out ? a.msg.out : "");
+	check_events(a.resp.out ? a.resp.out : "");
+	free(a.msg.out);
+	free(a.resp.out);
+	xl_resp_stream_free(&a.rs);
 	return 0;
 }

@@ -19,7 +19,9 @@
 // streamed), POST /v1/embeddings, POST /v1/rerank (Cohere/Jina style),
 // POST /v1/audio/speech (binary audio/mpeg), POST /v1/audio/transcriptions and
 // POST /v1/images/edits (multipart/form-data), POST /v1/images/generations,
-// GET /v1/models, GET /v1/models/{id}, GET /health.
+// POST /v1/moderations, GET /v1/models, GET /v1/models/{id}, GET /health; the Responses API (POST
+// /v1/responses, also streamed; GET and DELETE /v1/responses/{id}; GET
+// /v1/responses/{id}/input_items) in tests/mock/mock-responses.js.
 //
 // Test hooks (request headers):
 //   x-mock-status: N     answer with status N (400..599) and an OpenAI error body
@@ -703,6 +705,33 @@ function imagesEdits(req, res, form) {
 	imagesAnswer(res, model, form.fields.prompt, Number(form.fields.n || 1), form.fields.response_format);
 }
 
+// POST /v1/moderations (OpenAI's moderation object): input is a string or an array of
+// strings; an input containing "mock-flag" is flagged for violence. No usage, as OpenAI.
+const MOD_CATEGORIES = ['harassment', 'harassment/threatening', 'hate', 'hate/threatening', 'illicit',
+	'illicit/violent', 'self-harm', 'self-harm/instructions', 'self-harm/intent', 'sexual', 'sexual/minors',
+	'violence', 'violence/graphic'];
+
+function moderations(req, res, body) {
+	const model = body.model === undefined ? 'omni-moderation-latest' : checkModel(res, body);
+	if (model === null) return;
+	const input = typeof body.input === 'string' ? [body.input] : body.input;
+	if (!Array.isArray(input) || input.length === 0 || !input.every((s) => typeof s === 'string')) {
+		sendError(res, 400, "Invalid 'input': expected a string or an array of strings.", 'invalid_request_error', 'input', 'invalid_value');
+		return;
+	}
+	const results = input.map((text) => {
+		const flagged = text.includes('mock-flag');
+		const categories = {}, scores = {}, applied = {};
+		for (const c of MOD_CATEGORIES) {
+			categories[c] = flagged && c === 'violence';
+			scores[c] = categories[c] ? 0.97 : 0.0001;
+			applied[c] = ['text'];
+		}
+		return { flagged, categories, category_scores: scores, category_applied_input_types: applied };
+	});
+	sendJson(res, 200, JSON.stringify({ id: newId('modr-'), model, results }));
+}
+
 const POST_ROUTES = {
 	'/v1/chat/completions': chatCompletions,
 	'/v1/completions': completions,
@@ -710,9 +739,18 @@ const POST_ROUTES = {
 	'/v1/rerank': rerank,
 	'/v1/audio/speech': audioSpeech,
 	'/v1/images/generations': imagesGenerations,
+	'/v1/moderations': moderations,
 };
 
 // Routes whose request is multipart/form-data: handler(req, res, {fields, files}).
+// The Responses API (tests/mock/mock-responses.js): route(req, res, path, method, body).
+const responses = require('./mock-responses.js')({
+	newId, sendJson, sendError, checkModel, makeReply, sseHeaders,
+	name: NAME,
+	chunkDelayMs: () => opts.chunkDelayMs,
+});
+const isResponsesPath = (path) => path === '/v1/responses' || path.startsWith('/v1/responses/');
+
 const FORM_ROUTES = {
 	'/v1/audio/transcriptions': audioTranscriptions,
 	'/v1/images/edits': imagesEdits,
@@ -838,7 +876,16 @@ function handle(req, res, raw) {
 			get = (rq, rs) => getModel(rq, rs, id);
 		}
 	}
-	if (!post && !get) {
+	if (isResponsesPath(path) && method !== 'POST') {
+		const denied = authFailure(req);
+		if (denied) return sendError(res, 401, denied[0], 'authentication_error', null, denied[1]);
+		if (!responses(req, res, path, method, null))
+			sendError(res, 404, `Invalid URL (${method} ${path})`, 'invalid_request_error', null, null);
+		return;
+	}
+	const postResponses = path === '/v1/responses' && method === 'POST' ?
+		(rq, rs, b) => responses(rq, rs, path, method, b) : undefined;
+	if (!post && !get && !postResponses) {
 		sendError(res, 404, `Invalid URL (${method} ${path})`, 'invalid_request_error', null, null);
 		return;
 	}
@@ -880,7 +927,7 @@ function handle(req, res, raw) {
 		return;
 	}
 	if (typeof body.model === 'string') res.setHeader('x-mock-model', body.model);
-	post(req, res, body);
+	(post || postResponses)(req, res, body);
 }
 
 const server = http.createServer((req, res) => {

@@ -260,6 +260,52 @@ check "image edits: body sha256" test "$(hdr x-mock-body-sha256)" != ""
 req POST /v1/images/edits 'not a form'
 check "image edits: not multipart -> 400" test "$status" = 400
 
+# --- moderations
+req POST /v1/moderations '{"model":"omni-moderation-latest","input":["fine text","mock-flag text"]}'
+check "moderations: one result per input, the marked one flagged" j '(.id | startswith("modr-")) and .model == "omni-moderation-latest" and (.results | length) == 2 and .results[0].flagged == false and .results[1].flagged == true and .results[1].categories.violence == true'
+req POST /v1/moderations '{"input":42}'
+check "moderations: bad input -> 400" test "$status" = 400
+
+# --- the Responses API (tests/mock/mock-responses.js)
+req POST /v1/responses '{"model":"demo-model","input":"Hello, mock!","max_output_tokens":50}'
+check "responses: response object, completed" j '.object == "response" and (.id | startswith("resp_")) and .status == "completed" and .model == "demo-model"'
+check "responses: output_text part" j '.output[0].type == "message" and .output[0].content[0].type == "output_text" and (.output[0].content[0].text | contains("Hello from m1"))'
+check "responses: usage input/output/total" j '.usage.input_tokens == 3 and .usage.output_tokens > 0 and .usage.total_tokens == .usage.input_tokens + .usage.output_tokens'
+rid=$(jq -r .id "$tmp/body")
+req GET "/v1/responses/$rid"
+check "responses: retrieve" j ".id == \"$rid\""
+req GET "/v1/responses/$rid/input_items"
+check "responses: input items" j '.object == "list" and .data[0].content[0].text == "Hello, mock!" and .has_more == false'
+req POST /v1/responses "{\"model\":\"m\",\"input\":[{\"role\":\"user\",\"content\":\"Next\"}],\"previous_response_id\":\"$rid\"}"
+check "responses: previous_response_id accepted" j ".previous_response_id == \"$rid\""
+req DELETE "/v1/responses/$rid"
+check "responses: delete" j ".deleted == true and .object == \"response.deleted\""
+req GET "/v1/responses/$rid"
+check "responses: deleted -> 404" bash -c "[[ $status == 404 ]] && jq -e '$error_shape' '$tmp/body' >/dev/null"
+req POST /v1/responses '{"model":"m","input":"x","previous_response_id":"resp_nope"}'
+check "responses: unknown previous_response_id -> 400" bash -c "[[ $status == 400 ]] && jq -e '.error.param == \"previous_response_id\"' '$tmp/body' >/dev/null"
+req POST /v1/responses '{"model":"m","input":"x","store":false}'
+rid=$(jq -r .id "$tmp/body")
+req GET "/v1/responses/$rid"
+check "responses: store false is not kept" test "$status" = 404
+req POST /v1/responses '{"model":"m","input":"Stream it","stream":true,"max_output_tokens":2}'
+check "responses stream: event and data lines agree, numbered, no [DONE]" node -e '
+	const raw = require("fs").readFileSync(process.argv[1], "utf8");
+	if (raw.includes("[DONE]")) process.exit(1);
+	const evs = raw.split("\n\n").filter((b) => b.trim()).map((b) => {
+		const d = JSON.parse(/^data: (.*)$/m.exec(b)[1]);
+		if (/^event: (.*)$/m.exec(b)[1] !== d.type) process.exit(1);
+		return d;
+	});
+	evs.forEach((e, i) => { if (e.sequence_number !== i) process.exit(1); });
+	const t = evs.map((e) => e.type);
+	const want = ["response.created", "response.in_progress", "response.output_item.added", "response.content_part.added",
+		"response.output_text.delta", "response.output_text.delta", "response.output_text.done", "response.content_part.done",
+		"response.output_item.done", "response.incomplete"];
+	if (JSON.stringify(t) !== JSON.stringify(want)) process.exit(1);
+	if (evs[9].response.usage.output_tokens !== 2) process.exit(1);
+' "$tmp/body"
+
 start strict --require-key sk-good --models alpha,beta || not_ok "start with --require-key"
 base=http://127.0.0.1:$port
 req POST /v1/chat/completions '{"model":"alpha","messages":[{"role":"user","content":"hi"}]}' -H 'Authorization: Bearer sk-good'

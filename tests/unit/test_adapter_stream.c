@@ -348,6 +348,108 @@ static void ollama_stream(void)
 	}
 }
 
+/* The Responses API passed through: every typed event goes out as it came (the model
+ * renamed), the id comes from response.created and the usage from response.completed. */
+static void test_responses_passthrough(void)
+{
+	static const char stream[] =
+		"event: response.created\n"
+		"data: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"resp_9\","
+		"\"model\":\"up\",\"status\":\"in_progress\",\"usage\":null}}\n\n"
+		"event: response.output_text.delta\n"
+		"data: {\"type\":\"response.output_text.delta\",\"sequence_number\":1,\"delta\":\"Hello\"}\n\n"
+		"event: response.completed\n"
+		"data: {\"type\":\"response.completed\",\"sequence_number\":2,\"response\":{\"id\":\"resp_9\","
+		"\"model\":\"up\",\"status\":\"completed\",\"usage\":{\"input_tokens\":11,\"output_tokens\":5}}}\n\n";
+	struct sink s = { 0 };
+	struct xl_stream xs;
+
+	xl_stream_init(&xs, XL_OPENAI, &META, 0, keep, &s);
+	xs.responses = 1;
+	run_sse(&xs, stream);
+	CHECK(!xs.failed);
+	CHECK_EQ_INT(s.n, 3);
+	CHECK_EQ_STR(json_string_value(P(s.c[0], "response.model")), "pub");
+	CHECK_EQ_STR(json_string_value(P(s.c[1], "delta")), "Hello");
+	CHECK_EQ_STR(json_string_value(P(s.c[2], "type")), "response.completed");
+	CHECK_EQ_STR(xs.object_id, "resp_9");
+	CHECK(xs.usage.have && xs.usage.prompt == 11 && xs.usage.completion == 5);
+	CHECK_EQ_INT(xs.completion_chars, 5);
+	sink_free(&s);
+	/* An event without a type is not the Responses API: the stream fails. */
+	xl_stream_init(&xs, XL_OPENAI, &META, 0, keep, &s);
+	xs.responses = 1;
+	run_sse(&xs, "data: {\"delta\":\"x\"}\n\n");
+	CHECK(xs.failed);
+	sink_free(&s);
+}
+
+static void collect(void *arg, const char *p, size_t n)
+{
+	strncat(arg, p, n);
+}
+
+/* Chat chunks (text, then a tool call, then usage) become the Responses API's events:
+ * each item opened, filled and closed in order, numbered, and response.completed with
+ * the whole output and the usage. */
+static void test_responses_translated_stream(void)
+{
+	static char out[16384];
+	json_t *req = J("{\"model\":\"pub\",\"input\":\"x\"}");
+	struct xl_resp_meta m = { "resp_r1", "pub", 1700000000, req };
+	static struct xl_resp_stream rs;
+	static const char *const chunks[] = {
+		"{\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}",
+		"{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"}}]}",
+		"{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"lo\"}}]}",
+		"{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"call_1\",\"type\":\"function\","
+		"\"function\":{\"name\":\"f\",\"arguments\":\"\"}}]}}]}",
+		"{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{}\"}}]}}]}",
+		"{\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}",
+		"{\"choices\":[],\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":6}}",
+	};
+	static const char *const want[] = {
+		"response.created", "response.in_progress", "response.output_item.added",
+		"response.content_part.added", "response.output_text.delta", "response.output_text.delta",
+		"response.output_text.done", "response.content_part.done", "response.output_item.done",
+		"response.output_item.added", "response.function_call_arguments.delta",
+		"response.function_call_arguments.done", "response.output_item.done", "response.completed",
+	};
+	const char *p = out;
+	json_t *last = NULL;
+	int n = 0;
+
+	out[0] = '\0';
+	xl_resp_stream_init(&rs, &m, collect, out);
+	for (size_t i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++) {
+		json_t *c = J(chunks[i]);
+		xl_resp_stream_chunk(&rs, c);
+		json_decref(c);
+	}
+	xl_resp_stream_end(&rs);
+	while ((p = strstr(p, "event: "))) {
+		const char *nl = strchr(p, '\n'), *data = nl + 7, *end = strstr(data, "\n\n");
+		json_t *ev = json_loadb(data, (size_t)(end - data), 0, NULL);
+
+		CHECK(n < (int)(sizeof(want) / sizeof(want[0])) && strncmp(p + 7, want[n], (size_t)(nl - p - 7)) == 0);
+		CHECK_EQ_INT(json_integer_value(P(ev, "sequence_number")), n);
+		json_decref(last);
+		last = ev;
+		n++;
+		p = end;
+	}
+	CHECK_EQ_INT(n, (int)(sizeof(want) / sizeof(want[0])));
+	CHECK_EQ_STR(json_string_value(P(last, "response.output.0.content.0.text")), "Hello");
+	CHECK_EQ_STR(json_string_value(P(last, "response.output.1.call_id")), "call_1");
+	CHECK_EQ_STR(json_string_value(P(last, "response.output.1.arguments")), "{}");
+	CHECK_EQ_INT(json_integer_value(P(last, "response.usage.input_tokens")), 4);
+	CHECK_EQ_INT(json_integer_value(P(last, "response.usage.output_tokens")), 6);
+	CHECK_EQ_STR(json_string_value(P(last, "response.status")), "completed");
+	json_decref(last);
+	xl_resp_stream_free(&rs);
+	json_decref(req);
+}
+
 int main(void)
 {
 	RUN(ollama_stream);
@@ -356,5 +458,7 @@ int main(void)
 	RUN(bedrock_stream);
 	RUN(openai_stream_strips_added_usage);
 	RUN(messages_stream_output);
+	RUN(test_responses_passthrough);
+	RUN(test_responses_translated_stream);
 	TEST_END();
 }

@@ -433,6 +433,93 @@ static void ollama_native(void)
 	json_decref(resp);
 }
 
+/* The Responses API translated to chat: instructions, message and function items,
+ * function tools, text.format and max_output_tokens; what cannot survive is refused. */
+static void responses_request(void)
+{
+	json_t *req = J("{\"model\":\"m\",\"instructions\":\"Be brief.\",\"max_output_tokens\":50,"
+			"\"temperature\":0.5,\"stream\":true,\"input\":["
+			"{\"role\":\"developer\",\"content\":\"Rules.\"},"
+			"{\"type\":\"message\",\"role\":\"user\",\"content\":[{\"type\":\"input_text\",\"text\":\"Hi\"},"
+			" {\"type\":\"input_image\",\"image_url\":\"data:image/png;base64,AAAA\"}]},"
+			"{\"type\":\"function_call\",\"call_id\":\"c1\",\"name\":\"f\",\"arguments\":\"{}\"},"
+			"{\"type\":\"function_call_output\",\"call_id\":\"c1\",\"output\":\"42\"}],"
+			"\"tools\":[{\"type\":\"function\",\"name\":\"f\",\"parameters\":{\"type\":\"object\"}}],"
+			"\"tool_choice\":{\"type\":\"function\",\"name\":\"f\"},"
+			"\"text\":{\"format\":{\"type\":\"json_schema\",\"name\":\"s\",\"schema\":{}}}}");
+	struct xl_error e = { 0 };
+	json_t *out = xl_resp_to_openai(req, &e);
+
+	CHECK(out != NULL);
+	CHECK_EQ_STR(PS(out, "messages.0.role"), "system");
+	CHECK_EQ_STR(PS(out, "messages.0.content"), "Be brief.");
+	CHECK_EQ_STR(PS(out, "messages.1.role"), "system");
+	CHECK_EQ_STR(PS(out, "messages.2.content.0.text"), "Hi");
+	CHECK_EQ_STR(PS(out, "messages.2.content.1.image_url.url"), "data:image/png;base64,AAAA");
+	CHECK_EQ_STR(PS(out, "messages.3.role"), "assistant");
+	CHECK_EQ_STR(PS(out, "messages.3.tool_calls.0.id"), "c1");
+	CHECK_EQ_STR(PS(out, "messages.3.tool_calls.0.function.name"), "f");
+	CHECK_EQ_STR(PS(out, "messages.4.role"), "tool");
+	CHECK_EQ_STR(PS(out, "messages.4.content"), "42");
+	CHECK_EQ_STR(PS(out, "tools.0.function.name"), "f");
+	CHECK_EQ_STR(PS(out, "tool_choice.function.name"), "f");
+	CHECK_EQ_STR(PS(out, "response_format.json_schema.name"), "s");
+	CHECK_EQ_INT(json_integer_value(P(out, "max_tokens")), 50);
+	CHECK(json_is_true(P(out, "stream_options.include_usage")));
+	json_decref(out);
+	json_decref(req);
+	static const char *const refused[] = {
+		"{\"model\":\"m\",\"input\":\"x\",\"tools\":[{\"type\":\"web_search\"}]}",
+		"{\"model\":\"m\",\"input\":\"x\",\"previous_response_id\":\"resp_1\"}",
+		"{\"model\":\"m\",\"input\":\"x\",\"background\":true}",
+		"{\"model\":\"m\",\"input\":[{\"type\":\"reasoning\",\"summary\":[]}]}",
+		"{\"model\":\"m\",\"input\":[]}",
+		"{\"model\":\"m\",\"input\":[{\"type\":\"function_call\",\"name\":\"f\"}]}",
+	};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		req = J(refused[i]);
+		out = xl_resp_to_openai(req, &e);
+		CHECK(out == NULL);
+		CHECK_EQ_INT(e.status, 400);
+		json_decref(out);
+		json_decref(req);
+	}
+}
+
+/* A chat.completion with text and a tool call becomes a response object echoing the
+ * request's settings; "length" makes it incomplete. */
+static void responses_answer(void)
+{
+	json_t *req = J("{\"model\":\"pub\",\"input\":\"x\",\"instructions\":\"I\",\"metadata\":{\"k\":\"v\"}}");
+	json_t *chat = J("{\"id\":\"c\",\"object\":\"chat.completion\",\"created\":1,\"model\":\"up\","
+			 "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"Hello\","
+			 "\"tool_calls\":[{\"id\":\"call_9\",\"type\":\"function\",\"function\":{\"name\":\"f\","
+			 "\"arguments\":\"{\\\"a\\\":1}\"}}]},\"finish_reason\":\"length\"}],"
+			 "\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3,\"total_tokens\":10}}");
+	struct xl_resp_meta m = { "resp_abc", "pub", 1700000000, req };
+	json_t *r = xl_openai_to_resp(chat, &m);
+
+	CHECK(r != NULL);
+	CHECK_EQ_STR(PS(r, "id"), "resp_abc");
+	CHECK_EQ_STR(PS(r, "object"), "response");
+	CHECK_EQ_STR(PS(r, "status"), "incomplete");
+	CHECK_EQ_STR(PS(r, "incomplete_details.reason"), "max_output_tokens");
+	CHECK_EQ_STR(PS(r, "instructions"), "I");
+	CHECK_EQ_STR(PS(r, "metadata.k"), "v");
+	CHECK(json_is_false(P(r, "store")));
+	CHECK_EQ_STR(PS(r, "output.0.type"), "message");
+	CHECK_EQ_STR(PS(r, "output.0.content.0.text"), "Hello");
+	CHECK_EQ_STR(PS(r, "output.1.type"), "function_call");
+	CHECK_EQ_STR(PS(r, "output.1.call_id"), "call_9");
+	CHECK_EQ_STR(PS(r, "output.1.arguments"), "{\"a\":1}");
+	CHECK_EQ_INT(json_integer_value(P(r, "usage.input_tokens")), 7);
+	CHECK_EQ_INT(json_integer_value(P(r, "usage.output_tokens")), 3);
+	CHECK_EQ_INT(json_integer_value(P(r, "usage.total_tokens")), 10);
+	json_decref(r);
+	json_decref(chat);
+	json_decref(req);
+}
+
 int main(void)
 {
 	RUN(ollama_native);
@@ -447,5 +534,7 @@ int main(void)
 	RUN(messages_client_request);
 	RUN(messages_client_response);
 	RUN(upstream_requests);
+	RUN(responses_request);
+	RUN(responses_answer);
 	TEST_END();
 }

@@ -118,6 +118,31 @@ static void test_no_overread(void)
 	}
 }
 
+/* The Responses API's fields: previous_response_id (decoded, counted, typed) and
+ * max_output_tokens, read as max_tokens. */
+static void test_responses_fields(void)
+{
+	struct jscan_top t;
+
+	CHECK_EQ_INT(scan("{\"model\":\"m\",\"previous_\\u0072esponse_id\":\"resp_1\",\"max_output_tokens\":77}", &t),
+		     JSCAN_OK);
+	CHECK_EQ_INT(t.prev_count, 1);
+	CHECK_EQ_INT(t.prev_type, JSCAN_STRING);
+	CHECK_EQ_STR(t.prev, "resp_1");
+	CHECK_EQ_INT(t.prev_len, 6);
+	CHECK_EQ_INT(t.max_tokens_type, JSCAN_NUMBER);
+	CHECK_EQ_INT(t.max_tokens, 77);
+	CHECK_EQ_INT(scan("{\"previous_response_id\":\"a\",\"previous_response_id\":\"b\"}", &t), JSCAN_OK);
+	CHECK_EQ_INT(t.prev_count, 2);
+	CHECK_EQ_STR(t.prev, "a");
+	CHECK_EQ_INT(scan("{\"previous_response_id\":null}", &t), JSCAN_OK);
+	CHECK_EQ_INT(t.prev_type, JSCAN_NULL);
+	CHECK_EQ_INT(scan("{\"previous_response_id\":[1]}", &t), JSCAN_OK);
+	CHECK_EQ_INT(t.prev_type, JSCAN_ARRAY);
+	CHECK_EQ_INT(scan("{\"x\":{\"previous_response_id\":\"nested\"}}", &t), JSCAN_OK);
+	CHECK_EQ_INT(t.prev_count, 0);
+}
+
 int main(void)
 {
 	RUN(test_valid_documents);
@@ -127,5 +152,6 @@ int main(void)
 	RUN(test_duplicates_and_escapes);
 	RUN(test_long_model);
 	RUN(test_no_overread);
+	RUN(test_responses_fields);
 	TEST_END();
 }

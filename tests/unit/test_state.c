@@ -1,4 +1,5 @@
 #include "state/state.h"
+#include "state/objects.h"
 #include "state/routing.h"
 
 #include "testlib.h"
@@ -155,6 +156,37 @@ static void test_routing_policy_chain(void)
 	state_free(s);
 }
 
+/* Stored objects: a local entry (id 0) is replaced by its PostgreSQL row, found by kind
+ * and id, and removed by the row's id; ids are checked as sql/012 checks them. */
+static void test_objects(void)
+{
+	struct state *s = state_new();
+	struct objects *o = state_objects(s);
+	struct st_object a = { 0, OBJ_RESPONSE, "resp_1", 7, 3 };
+	const struct st_object *f;
+
+	objects_put(o, &a);
+	CHECK_EQ_INT(objects_count(o), 1);
+	CHECK(objects_find(o, OBJ_FILE, "resp_1", 6) == NULL);
+	a.id = 42;
+	a.tenant_id = 8;
+	objects_put(o, &a);
+	CHECK_EQ_INT(objects_count(o), 1);
+	f = objects_find(o, OBJ_RESPONSE, "resp_1", 6);
+	CHECK(f && f->id == 42 && f->tenant_id == 8 && f->model_id == 3);
+	CHECK(objects_find(o, OBJ_RESPONSE, "resp_", 5) == NULL);
+	objects_del(o, 41);
+	CHECK_EQ_INT(objects_count(o), 1);
+	objects_del(o, 42);
+	CHECK_EQ_INT(objects_count(o), 0);
+	CHECK(obj_id_valid("resp_AZaz09.-", 13));
+	CHECK(!obj_id_valid("resp 1", 6));
+	CHECK(!obj_id_valid("", 0));
+	CHECK_EQ_INT(obj_kind_of("batch"), OBJ_BATCH);
+	CHECK_EQ_INT(obj_kind_of("nope"), -1);
+	state_free(s);
+}
+
 int main(void)
 {
 	RUN(test_keys);
@@ -162,5 +194,6 @@ int main(void)
 	RUN(test_many_keys);
 	RUN(test_store);
 	RUN(test_routing_policy_chain);
+	RUN(test_objects);
 	TEST_END();
 }

@@ -299,6 +299,24 @@ static int scan_model(struct scan *s, struct jscan_top *top)
 	return 0;
 }
 
+/* previous_response_id: the first string value kept, decoded. */
+static int scan_prev(struct scan *s, struct jscan_top *top)
+{
+	enum jscan_type t;
+
+	skip_ws(s);
+	top->prev_count++;
+	if (top->prev_count > 1 || s->p >= s->end || *s->p != '"') {
+		if (scan_value(s, &t) < 0)
+			return -1;
+		if (top->prev_count == 1)
+			top->prev_type = t;
+		return 0;
+	}
+	top->prev_type = JSCAN_STRING;
+	return scan_string(s, top->prev, sizeof(top->prev), &top->prev_len, &top->prev_too_long);
+}
+
 static int scan_stream(struct scan *s, struct jscan_top *top)
 {
 	skip_ws(s);
@@ -332,15 +350,18 @@ static int member_value(struct scan *s, struct jscan_top *top, const char *key, 
 			return scan_model(s, top);
 		if (klen == 6 && memcmp(key, "stream", 6) == 0)
 			return scan_stream(s, top);
-		if (klen == 10 && memcmp(key, "max_tokens", 10) == 0)
+		if ((klen == 10 && memcmp(key, "max_tokens", 10) == 0) ||
+		    (klen == 17 && memcmp(key, "max_output_tokens", 17) == 0))
 			return scan_max_tokens(s, top);
+		if (klen == 20 && memcmp(key, "previous_response_id", 20) == 0)
+			return scan_prev(s, top);
 	}
 	return scan_value(s, &t);
 }
 
 static int scan_members(struct scan *s, struct jscan_top *top)
 {
-	char key[16];
+	char key[24];
 	size_t klen;
 	int koverflow;
 

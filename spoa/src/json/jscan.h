@@ -1,6 +1,7 @@
 /*
  * jscan: a strict, non-allocating JSON validator that also picks out the few top-level
- * members a routing decision needs (model, stream, max_tokens).
+ * members a routing decision needs (model, stream, max_tokens or max_output_tokens,
+ * previous_response_id).
  *
  * Why the agent reads the body itself instead of trusting HAProxy's json_query: a body
  * such as {"model":"cheap","model":"premium"} is routed by json_query on the first key
@@ -47,6 +48,12 @@ struct jscan_top {
 	size_t model_raw_len;       /* ... and its length, both quotes included */
 	enum jscan_type stream_type;
 	int stream;                 /* when stream_type == JSCAN_BOOL */
+	unsigned prev_count;        /* top-level "previous_response_id" members (Responses API) */
+	enum jscan_type prev_type;  /* type of the (first) one */
+	char prev[JSCAN_MODEL_MAX]; /* decoded string value, NUL-terminated */
+	size_t prev_len;
+	int prev_too_long;          /* decoded value does not fit prev[] */
+	/* max_tokens, or the Responses API's max_output_tokens (the last one written). */
 	enum jscan_type max_tokens_type;
 	int64_t max_tokens;         /* when an integer that fits; else max_tokens_type is NUMBER and max_tokens = -1 */
 	size_t error_offset;        /* where a syntax error was found */

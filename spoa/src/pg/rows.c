@@ -13,6 +13,7 @@
 #include "limit/defs.h"
 #include "pipeline/pipeline.h"
 #include "state/endpoints.h"
+#include "state/objects.h"
 #include "state/policy.h"
 #include "state/routing.h"
 #include "util/log.h"
@@ -392,6 +393,40 @@ static void del_masking(struct state *s, int64_t id)
 	adapter_del_masking(state_adapter(s), id);
 }
 
+/* ---- stored API objects (state/objects.h; sql/012_api_objects.sql) ---------------- */
+
+#define OBJECTS_SQL                                                                        \
+	"SELECT id, kind, object_id, tenant_id, coalesce(model_id, 0) FROM jairouter.api_objects"
+
+static void conv_kind(const char *v, void *field)
+{
+	*(int *)field = obj_kind_of(v);
+}
+
+static const struct row_field object_fields[] = {
+	ROW_FIELD(RK_I64, struct st_object, id),
+	ROW_CUSTOM(conv_kind, struct st_object, kind),
+	ROW_FIELD(RK_STR, struct st_object, object_id),
+	ROW_FIELD(RK_I64, struct st_object, tenant_id),
+	ROW_FIELD(RK_I64, struct st_object, model_id),
+};
+
+static int put_object(struct state *s, const struct row *r, int64_t *id)
+{
+	struct st_object o;
+
+	*id = row_i64(r, 0);
+	if (row_read(r, object_fields, NFIELDS(object_fields), &o, sizeof(o)) < 0 || (int)o.kind < 0)
+		return -1;
+	objects_put(state_objects(s), &o);
+	return 0;
+}
+
+static void del_object(struct state *s, int64_t id)
+{
+	objects_del(state_objects(s), id);
+}
+
 /* ---- routing rows (lb/conf.h; sql/005_routing.sql) --------------------------------- */
 
 #define ROUTING_SQL                                                                        \
@@ -596,6 +631,8 @@ const struct ps_table ps_tables[] = {
 	{ "model_fallbacks", FALLBACKS_SQL, FALLBACKS_SQL BY_IDS, 5, put_fallback, del_fallback },
 	{ "virtual_models", VIRTUAL_SQL, VIRTUAL_SQL BY_IDS, 3, put_virtual, del_virtual },
 	{ "virtual_model_members", MEMBERS_VM_SQL, MEMBERS_VM_SQL BY_IDS, 4, put_vmember, del_vmember },
+	/* owners of stored API objects */
+	{ "api_objects", OBJECTS_SQL, OBJECTS_SQL BY_IDS, 5, put_object, del_object },
 	/* limits */
 	{ "limits", LIMITS_SQL, LIMITS_SQL AND_IDS, LIMDEFS_ROW_COLS, put_limit, del_limit },
 };

@@ -130,6 +130,15 @@ static int is_messages_path(const struct pl_str *path)
 			     (path->len == sizeof(p2) - 1 && memcmp(path->ptr, p2, path->len) == 0));
 }
 
+/* A Responses API request to a translating provider is answered by the adapter from
+ * chat and never stored (docs/api.md): there is nothing to retrieve or delete. */
+static enum pl_result not_stored(struct pl_ctx *ctx)
+{
+	ctx->out.allow = 0;
+	return pl_deny(ctx, 404, PL_R_UNKNOWN_OBJECT, "invalid_request_error", "not_found", NULL,
+		       "No response found: responses of the model `%s` are not stored.", ctx->out.model);
+}
+
 enum pl_result pl_stage_adapter(struct pl_ctx *ctx)
 {
 	struct pl_verdict *out = &ctx->out;
@@ -148,7 +157,13 @@ enum pl_result pl_stage_adapter(struct pl_ctx *ctx)
 	 * DashScope's when their endpoint says api-version "native". */
 	translate = needs_translation(v.provider, ctx->service) ||
 		    (has_native_api(v.provider) && v.has_endpoint && strcmp(v.ep.api_version, "native") == 0);
-	meter = ctx->in.stream && v.has_endpoint && v.ep.meter &&
+	if (ctx->obj_use && translate)
+		return not_stored(ctx);
+	if (ctx->obj_use)
+		return PL_NEXT; /* a stored response is read or deleted as it is */
+	/* A streamed Responses API request detours whenever it can: the adapter reads the
+	 * response's id (recorded for its owner) and usage from the stream. */
+	meter = ctx->in.stream && v.has_endpoint && (v.ep.meter || ctx->obj_create) &&
 		(ctx->service == PL_SVC_CHAT || ctx->service == PL_SVC_COMPLETIONS);
 	if (!messages && !translate && !v.masking && !meter)
 		return PL_NEXT;

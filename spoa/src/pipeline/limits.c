@@ -230,6 +230,10 @@ void limits_estimate(const struct pl_ctx *ctx, int64_t *prompt, int64_t *complet
 	if (*prompt < 1)
 		*prompt = 1;
 	*completion = 0;
+	if (ctx->obj_use) {
+		*prompt = 0; /* retrieving a stored response generates nothing */
+		return;
+	}
 	if (produces_completion(ctx->service)) {
 		if (ctx->json.max_tokens_type == JSCAN_NUMBER && ctx->json.max_tokens > 0)
 			*completion = ctx->json.max_tokens;

@@ -23,6 +23,7 @@ static const char *const reason_names[PL_R__COUNT] = {
 	[PL_R_DISABLED_KEY] = "disabled_key",
 	[PL_R_TENANT_DISABLED] = "tenant_disabled",
 	[PL_R_UNKNOWN_URL] = "unknown_url",
+	[PL_R_UNKNOWN_OBJECT] = "unknown_object",
 	[PL_R_BODY_TOO_LARGE] = "body_too_large",
 	[PL_R_INVALID_JSON] = "invalid_json",
 	[PL_R_MISSING_MODEL] = "missing_model",
@@ -63,6 +64,7 @@ const char *pl_service_name(enum pl_service s)
 	static const char *const names[PL_SVC__COUNT] = {
 		"none", "chat", "completions", "embeddings", "models", "model", "rerank",
 		"audio_speech", "audio_transcriptions", "images_generations", "images_edits",
+		"moderations",
 	};
 
 	return (unsigned)s < PL_SVC__COUNT ? names[s] : "unknown";

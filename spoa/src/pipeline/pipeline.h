@@ -68,6 +68,7 @@ enum pl_reason {
 	PL_R_NO_UPSTREAM,          /* no server of the model or its fallbacks can serve (503; lb/) */
 	PL_R_RATE_LIMITED,         /* a rate or concurrency limit (429, pipeline/limits.c) */
 	PL_R_QUOTA_EXCEEDED,       /* a token quota or money budget (429 insufficient_quota) */
+	PL_R_UNKNOWN_OBJECT,       /* a stored response the tenant did not create (pipeline/objects.c) */
 	PL_R__COUNT
 };
 
@@ -85,6 +86,7 @@ enum pl_service {
 	PL_SVC_AUDIO_TRANSCRIPTIONS, /* multipart/form-data */
 	PL_SVC_IMAGES_GENERATIONS,
 	PL_SVC_IMAGES_EDITS,         /* multipart/form-data */
+	PL_SVC_MODERATIONS,
 	PL_SVC__COUNT
 };
 
@@ -212,6 +214,11 @@ struct pl_ctx {
 	int64_t role_ids[PL_ROLES_MAX];
 	/* Filled by the request stage from the JSON body. */
 	struct jscan_top json;
+	/* Stored objects (pipeline/objects.c, docs/api.md): POST /v1/responses creates one
+	 * (obj_create); GET|DELETE /v1/responses/{id}[/input_items] uses one (obj_use), and
+	 * is routed as a chat request of the owner's model, copied into obj_model. */
+	int obj_create, obj_use;
+	char obj_model[ST_MODEL_MAX];
 	/* The in-flight slot the route stage took on a server (lb/lb.h): the pipeline owns
 	 * it and gives it back once, when the decision ends, unless the verdict sends the
 	 * request to that very server (finish() in pipeline.c). A stage that changes its mind
@@ -237,6 +244,14 @@ enum pl_decode_result {
 	PL_DECODE_NO_MESSAGE = -1, /* well-formed, but no `jairouter-request` message */
 	PL_DECODE_MALFORMED = -2,  /* not a valid LIST-OF-MESSAGES: a protocol error */
 };
+
+/* Stored objects (pipeline/objects.c). pl_objects_match: 1 when the request is one of
+ * the Responses API's (it sets ctx->service and the obj_* flags), else 0.
+ * pl_objects_check: for obj_use, the owner's model becomes the request's model (404 for
+ * an id the tenant did not create); for obj_create, a previous_response_id must be the
+ * tenant's own (400). PL_NEXT or PL_DONE. */
+int pl_objects_match(struct pl_ctx *ctx, const struct pl_str *path);
+enum pl_result pl_objects_check(struct pl_ctx *ctx);
 
 /* Decodes a NOTIFY payload: copies it into the context (ctx->payload, allocated; freed by
  * pl_ctx_clear) and fills ctx->in from the `jairouter-request` message. Other messages

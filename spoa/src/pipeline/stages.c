@@ -154,6 +154,7 @@ static const struct route_entry routes[] = {
 	{ "POST", "/v1/audio/transcriptions", PL_SVC_AUDIO_TRANSCRIPTIONS },
 	{ "POST", "/v1/images/generations", PL_SVC_IMAGES_GENERATIONS },
 	{ "POST", "/v1/images/edits", PL_SVC_IMAGES_EDITS },
+	{ "POST", "/v1/moderations", PL_SVC_MODERATIONS },
 	/* Anthropic-style clients: a chat request, translated by jairouter-adapter. */
 	{ "POST", "/v1/messages", PL_SVC_CHAT },
 	{ "GET", "/v1/models", PL_SVC_MODELS },
@@ -342,14 +343,20 @@ static enum pl_result stage_request(struct pl_ctx *ctx)
 	const struct pl_request *in = &ctx->in;
 	int ml = in->method.ptr ? (int)(in->method.len > 16 ? 16 : in->method.len) : 0;
 	int pl = in->path.ptr ? (int)(in->path.len > 128 ? 128 : in->path.len) : 0;
+	struct pl_str api_path = in->path;
+
+	if (api_path.ptr && api_path.len > 4 && memcmp(api_path.ptr, "/api/", 5) == 0)
+		api_path.ptr += 4, api_path.len -= 4;
 
 	ctx->service = service_of(in);
-	if (ctx->service == PL_SVC_NONE)
+	if (ctx->service == PL_SVC_NONE && !pl_objects_match(ctx, &api_path))
 		return pl_deny(ctx, 404, PL_R_UNKNOWN_URL, "invalid_request_error", "unknown_url", NULL,
 			       "Invalid URL (%.*s %.*s)", ml, in->method.ptr ? in->method.ptr : "",
 			       pl, in->path.ptr ? in->path.ptr : "");
 	if (is_answered_here(ctx->service))
 		return PL_NEXT;
+	if (ctx->obj_use)
+		return pl_objects_check(ctx);
 	ctx->in.is_form = mp_is_form(in->content_type.ptr, in->content_type.len);
 	if (in->has_body && ctx->in.is_form)
 		return parse_form_body(ctx) == PL_DONE ? PL_DONE : check_model_arg(ctx);
@@ -359,7 +366,7 @@ static enum pl_result stage_request(struct pl_ctx *ctx)
 		return deny_too_large(ctx, "");
 	if (in->has_body && parse_json_body(ctx) == PL_DONE)
 		return PL_DONE;
-	return check_model_arg(ctx);
+	return check_model_arg(ctx) == PL_DONE ? PL_DONE : pl_objects_check(ctx);
 }
 
 static void model_json(struct jbuf *b, const struct st_model *m)
@@ -484,6 +491,8 @@ static enum pl_result check_catalogue(struct pl_ctx *ctx, const struct model_vie
 			       "stream_not_supported", "stream", "The model `%s` does not support "
 			       "streaming: send the request without \"stream\": true.", ctx->out.model);
 	}
+	if (ctx->obj_use) /* no body: the path names a stored response, not a model */
+		ctx->out.upstream_model[0] = '\0';
 	return ctx->out.upstream_model[0] ? plan_rewrite(ctx) : PL_NEXT;
 }
 

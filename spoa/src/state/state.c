@@ -3,6 +3,7 @@
 #include "authz/ident.h"
 #include "state/policy.h"
 #include "state/endpoints.h"
+#include "state/objects.h"
 #include "state/routing.h"
 #include "limit/defs.h"
 #include "util/hmap.h"
@@ -25,6 +26,7 @@ struct state {
 	struct policy *policy; /* tenant policy (state/policy.h) */
 	struct ident *ident;   /* issuers, revocations, roles (authz/ident.h) */
 	struct adapter_data *adapter; /* endpoints and masking (state/endpoints.h) */
+	struct objects *objects; /* owners of stored API objects (state/objects.h) */
 	struct lb_conf *lb;    /* routing (lb/conf.h) */
 	struct limdefs *limits; /* limit definitions (limit/defs.h) */
 };
@@ -99,6 +101,7 @@ struct state *state_new(void)
 	s->policy = policy_new();
 	s->ident = ident_new();
 	s->adapter = adapter_data_new();
+	s->objects = objects_new();
 	s->lb = lb_conf_new();
 	s->limits = limdefs_new();
 	return s;
@@ -129,6 +132,7 @@ void state_free(struct state *s)
 	policy_free(s->policy);
 	ident_free(s->ident);
 	adapter_data_free(s->adapter);
+	objects_free(s->objects);
 	lb_conf_free(s->lb);
 	limdefs_free(s->limits);
 	free(s);
@@ -257,6 +261,11 @@ struct ident *state_ident(const struct state *s)
 struct adapter_data *state_adapter(const struct state *s)
 {
 	return s->adapter;
+}
+
+struct objects *state_objects(const struct state *s)
+{
+	return s->objects;
 }
 
 struct lb_conf *state_lb(const struct state *s)

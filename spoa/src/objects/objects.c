@@ -1,0 +1,274 @@
+/* objects: see objects.h. */
+#include "objects/objects.h"
+
+#include "report/report.h"
+#include "state/objects.h"
+#include "state/state.h"
+#include "util/dbwriter.h"
+#include "util/log.h"
+
+#include <event2/buffer.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define REQ_ID_MAX 64
+
+/* Statement: rows whose tenant (and model, when given) still exist; an id seen twice
+ * (two agents read every line) is inserted once. */
+#define INSERT_SQL                                                                         \
+	"INSERT INTO jairouter.api_objects (kind, object_id, tenant_id, model_id) "          \
+	"SELECT u.k, u.o, u.t, nullif(u.m, 0) FROM unnest($1::text[], $2::text[], "          \
+	"$3::bigint[], $4::bigint[]) AS u(k, o, t, m) "                                      \
+	"WHERE EXISTS (SELECT 1 FROM jairouter.tenants x WHERE x.id = u.t) "                \
+	"AND (u.m = 0 OR EXISTS (SELECT 1 FROM jairouter.models x WHERE x.id = u.m)) "     \
+	"ON CONFLICT (kind, object_id) DO NOTHING"
+
+struct pending {
+	char req[REQ_ID_MAX];
+	char rid[OBJ_ID_MAX];
+};
+
+/* Control thread only. */
+static struct {
+	struct dbw *pg;
+	struct st_object *queue; /* ring of OBJ_QUEUE_MAX */
+	size_t head, n, sent;    /* sent: rows of the statement in flight, from head */
+	struct evbuffer *arr[4];
+	const char *params[4];
+	struct pending pend[OBJ_PENDING_MAX];
+	size_t pend_next;
+} o;
+
+static struct {
+	_Atomic uint64_t recorded, written, dropped, errors;
+} st;
+
+static int copy_field(const struct jr_report *r, const char *key, char *out, size_t cap)
+{
+	size_t n;
+	const char *v = report_get(r, key, &n);
+
+	if (!v || n >= cap)
+		return -1;
+	memcpy(out, v, n);
+	out[n] = '\0';
+	return (int)n;
+}
+
+/* acct=<process>.<tenant id>.<key id>.<model id>.<prompt>.<completion> */
+static int parse_acct(const struct jr_report *r, int64_t *tenant, int64_t *model)
+{
+	char buf[160], *f[6], *save = NULL, *p = buf;
+	int i;
+
+	if (copy_field(r, "acct", buf, sizeof(buf)) < 0)
+		return -1;
+	for (i = 0; i < 6 && (f[i] = strtok_r(p, ".", &save)); i++)
+		p = NULL;
+	if (i < 4)
+		return -1;
+	*tenant = strtoll(f[1], NULL, 10);
+	*model = strtoll(f[3], NULL, 10);
+	return *tenant > 0 ? 0 : -1;
+}
+
+static void remember_adapter_id(const struct jr_report *r)
+{
+	struct pending *p = &o.pend[o.pend_next];
+
+	if (copy_field(r, "id", p->req, sizeof(p->req)) < 0 || copy_field(r, "rid", p->rid, sizeof(p->rid)) < 0 ||
+	    !obj_id_valid(p->rid, strlen(p->rid))) {
+		p->req[0] = '\0';
+		return;
+	}
+	o.pend_next = (o.pend_next + 1) % OBJ_PENDING_MAX;
+}
+
+/* The id the adapter saw for this request, taken (NULL when none). */
+static const char *take_adapter_id(const struct jr_report *r, char *out)
+{
+	size_t n;
+	const char *id = report_get(r, "id", &n);
+
+	for (size_t i = 0; id && i < OBJ_PENDING_MAX; i++) {
+		struct pending *p = &o.pend[i];
+
+		if (p->req[0] && strlen(p->req) == n && memcmp(p->req, id, n) == 0) {
+			memcpy(out, p->rid, OBJ_ID_MAX);
+			p->req[0] = '\0';
+			return out;
+		}
+	}
+	return NULL;
+}
+
+static void record(const struct st_object *obj)
+{
+	objects_put(state_objects(store_write_begin()), obj);
+	store_write_end();
+	atomic_fetch_add(&st.recorded, 1);
+	if (o.n == OBJ_QUEUE_MAX || !o.queue) {
+		atomic_fetch_add(&st.dropped, 1);
+		return;
+	}
+	o.queue[(o.head + o.n++) % OBJ_QUEUE_MAX] = *obj;
+}
+
+void objects_on_report(const struct jr_report *r, void *arg)
+{
+	struct st_object obj = { 0 };
+	char kind[16], adapter_rid[OBJ_ID_MAX];
+	const char *rid;
+	int k;
+
+	(void)arg;
+	if (r->adapter) {
+		if (report_get(r, "rid", NULL))
+			remember_adapter_id(r);
+		return;
+	}
+	if (copy_field(r, "ok", kind, sizeof(kind)) < 0 || (k = obj_kind_of(kind)) < 0)
+		return;
+	rid = take_adapter_id(r, adapter_rid);
+	if (r->status != 200 || !report_is(r, "v", "allow") || parse_acct(r, &obj.tenant_id, &obj.model_id) < 0)
+		return;
+	if (!rid && copy_field(r, "rid", obj.object_id, sizeof(obj.object_id)) < 0)
+		return;
+	if (rid)
+		memcpy(obj.object_id, rid, OBJ_ID_MAX);
+	if (!obj_id_valid(obj.object_id, strlen(obj.object_id)))
+		return;
+	obj.kind = (enum obj_kind)k;
+	record(&obj);
+}
+
+/* ---- the writer (util/dbwriter.h) ---------------------------------------------------- */
+
+static void build_params(size_t n)
+{
+	for (int i = 0; i < 4; i++) {
+		evbuffer_drain(o.arr[i], evbuffer_get_length(o.arr[i]));
+		evbuffer_add(o.arr[i], "{", 1);
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct st_object *e = &o.queue[(o.head + i) % OBJ_QUEUE_MAX];
+		const char *sep = i ? "," : "";
+
+		evbuffer_add_printf(o.arr[0], "%s%s", sep, obj_kind_name(e->kind));
+		evbuffer_add_printf(o.arr[1], "%s%s", sep, e->object_id); /* [A-Za-z0-9_.-] only */
+		evbuffer_add_printf(o.arr[2], "%s%" PRId64, sep, e->tenant_id);
+		evbuffer_add_printf(o.arr[3], "%s%" PRId64, sep, e->model_id);
+	}
+	for (int i = 0; i < 4; i++) {
+		evbuffer_add(o.arr[i], "}", 2); /* with the NUL */
+		o.params[i] = (const char *)evbuffer_pullup(o.arr[i], -1);
+	}
+}
+
+static int writer_next(void *arg, struct dbw_query *q)
+{
+	(void)arg;
+	if (!o.n)
+		return 0;
+	o.sent = o.n < OBJ_BATCH_MAX ? o.n : OBJ_BATCH_MAX;
+	build_params(o.sent);
+	q->sql = INSERT_SQL;
+	q->nparams = 4;
+	q->params = o.params;
+	return 1;
+}
+
+static void drop_sent(void)
+{
+	o.head = (o.head + o.sent) % OBJ_QUEUE_MAX;
+	o.n -= o.sent;
+	o.sent = 0;
+}
+
+static void writer_done(void *arg, enum dbw_status status, const char *err)
+{
+	(void)arg;
+	if (status == DBW_OK) {
+		atomic_fetch_add(&st.written, o.sent);
+		drop_sent();
+	} else if (status == DBW_ERROR) {
+		/* A rejected batch would be rejected again: dropped (the store keeps it). */
+		log_error("objects: PostgreSQL refused %zu object rows: %s", o.sent, err ? err : "");
+		atomic_fetch_add(&st.errors, 1);
+		atomic_fetch_add(&st.dropped, o.sent);
+		drop_sent();
+	} else {
+		o.sent = 0; /* lost or stopped: sent again */
+	}
+}
+
+static const struct dbw_ops writer_ops = {
+	.name = "objects",
+	.appname = "jairouter-spoa-objects",
+	.down_msg = "object owners wait in memory",
+	.next = writer_next,
+	.row = NULL,
+	.done = writer_done,
+	.tick = NULL,
+};
+
+int objects_start(struct event_base *base, const char *conninfo, unsigned flush_ms)
+{
+	o.queue = calloc(OBJ_QUEUE_MAX, sizeof(*o.queue));
+	if (!o.queue)
+		abort();
+	for (int i = 0; i < 4; i++)
+		if (!(o.arr[i] = evbuffer_new()))
+			abort();
+	if (!conninfo || !conninfo[0])
+		return 0;
+	o.pg = dbw_start(base, conninfo, flush_ms, &writer_ops, NULL);
+	return o.pg ? 0 : -1;
+}
+
+void objects_stop(void)
+{
+	struct dbw_query q;
+
+	if (o.pg) {
+		dbw_halt(o.pg);
+		o.sent = 0;
+		while (o.n && writer_next(NULL, &q)) {
+			if (dbw_exec_sync(o.pg, &q) == -2)
+				break;
+			atomic_fetch_add(&st.written, o.sent);
+			drop_sent();
+		}
+		dbw_free(o.pg);
+		o.pg = NULL;
+	}
+	for (int i = 0; i < 4; i++) {
+		if (o.arr[i])
+			evbuffer_free(o.arr[i]);
+		o.arr[i] = NULL;
+	}
+	free(o.queue);
+	o.queue = NULL;
+	o.n = o.head = 0;
+}
+
+void objects_render_metrics(struct evbuffer *out, void *arg)
+{
+	size_t known = objects_count(state_objects(store_read_begin()));
+
+	store_read_end();
+	(void)arg;
+	evbuffer_add_printf(out,
+		"# HELP jairouter_objects_recorded_total Stored API objects (responses) recorded with their owner.\n"
+		"# TYPE jairouter_objects_recorded_total counter\njairouter_objects_recorded_total %" PRIu64 "\n"
+		"# HELP jairouter_objects_written_total Object owners written to PostgreSQL.\n"
+		"# TYPE jairouter_objects_written_total counter\njairouter_objects_written_total %" PRIu64 "\n"
+		"# HELP jairouter_objects_dropped_total Object owners not written to PostgreSQL (queue full or refused).\n"
+		"# TYPE jairouter_objects_dropped_total counter\njairouter_objects_dropped_total %" PRIu64 "\n"
+		"# HELP jairouter_objects_known Object owners this agent holds.\n"
+		"# TYPE jairouter_objects_known gauge\njairouter_objects_known %zu\n",
+		atomic_load(&st.recorded), atomic_load(&st.written), atomic_load(&st.dropped), known);
+}
