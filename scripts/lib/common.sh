@@ -295,19 +295,35 @@ jr_haproxy_files() {
 # hooks (x-mock-*) and the affinity header reach the model servers.
 jr_haproxy_env() {
 	export JR_INSTANCE=${JR_INSTANCE_OVERRIDE:-jr-${JR_LISTEN:-default}}
+	# JR_REPORT_LOG=none: the report lines go to the agents only, as in production
+	# (scripts/bench: a line written to a file per request is a cost of the suites);
+	# jr_report_env removes it from HAProxy's environment.
 	export JR_REPORT_LOG=${JR_REPORT_LOG:-stderr}
 	export JR_UPSTREAM_HEADERS_EXTRA=${JR_UPSTREAM_HEADERS_EXTRA:-x-mock-[a-z0-9-]+}
+}
+
+# jr_report_env CMD...: runs CMD, without JR_REPORT_LOG in its environment when that
+# is "none" (jr_haproxy_env).
+jr_report_env() {
+	if [[ ${JR_REPORT_LOG:-} == none ]]; then
+		(
+			unset JR_REPORT_LOG
+			"$@"
+		)
+	else
+		"$@"
+	fi
 }
 
 jr_haproxy_start() {
 	local dir=$1 files
 	mapfile -t files < <(jr_haproxy_files)
 	jr_haproxy_env
-	haproxy -c -q "${files[@]}" >>"$dir/haproxy.log" 2>&1 || {
+	jr_report_env haproxy -c -q "${files[@]}" >>"$dir/haproxy.log" 2>&1 || {
 		jr_die "haproxy -c failed"
 		return 1
 	}
-	jr_spawn "$dir" haproxy haproxy -db "${files[@]}"
+	jr_report_env jr_spawn "$dir" haproxy haproxy -db "${files[@]}"
 	jr_wait_http "$JR_STATS_URL/stats" 30 &&
 		jr_haproxy_server_up spoa-agents agent1 30 &&
 		jr_haproxy_server_up be_mock mock1 30
