@@ -322,6 +322,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	app->cfg = fresh;
 	log_set_level((enum log_level)fresh.log_level);
 	configure_abuse(&fresh);
+	api_set_rate(app->api, fresh.admin_api_rate);
 	server_reconfigure(app->server, &fresh);
 	limits_configure(&fresh);
 	pg_opts(&app->cfg, &po);
@@ -417,7 +418,8 @@ static int start_http(struct app *app)
 		log_info("metrics and health on http://%s/", app->cfg.metrics_listen);
 	}
 	if (app->cfg.admin_api_listen[0]) {
-		app->api = api_start(app->cfg.admin_api_listen, app->cfg.database, err, sizeof(err));
+		app->api = api_start(app->cfg.admin_api_listen, app->cfg.database, app->cfg.admin_api_rate,
+				     err, sizeof(err));
 		if (!app->api) {
 			log_error("%s", err);
 			return -1;

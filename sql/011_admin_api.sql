@@ -298,7 +298,8 @@ BEGIN
 	IF EXISTS (SELECT 1 FROM jairouter.tenants WHERE name = n) THEN
 		PERFORM jairouter.admin_fail(409, 'tenant_exists', format('Tenant ''%s'' already exists.', n));
 	END IF;
-	SELECT * INTO t FROM jairouter.tenants WHERE id = jairouter.add_tenant(n);
+	t.id := jairouter.add_tenant(n); -- once: a volatile call in WHERE would run per row
+	SELECT * INTO t FROM jairouter.tenants WHERE id = t.id;
 	RETURN jairouter.admin_tenant_doc(t);
 END;
 $$;
@@ -678,11 +679,12 @@ CREATE OR REPLACE FUNCTION jairouter.admin_key_role_remove(p_caller jsonb, p_arg
 LANGUAGE plpgsql AS $$
 DECLARE
 	k jairouter.api_keys;
+	r_id bigint;
 BEGIN
 	PERFORM jairouter.admin_require(p_caller, 'admin');
 	k := jairouter.admin_key_ref(p_caller, p_args ->> 'id');
-	DELETE FROM jairouter.api_key_roles
-	WHERE key_id = k.id AND role_id = jairouter.admin_role_for_key(k, p_args ->> 'role');
+	r_id := jairouter.admin_role_for_key(k, p_args ->> 'role');
+	DELETE FROM jairouter.api_key_roles WHERE key_id = k.id AND role_id = r_id;
 	RETURN jairouter.admin_key_doc(k);
 END;
 $$;

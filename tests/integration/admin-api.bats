@@ -429,6 +429,53 @@ tenant_id() {
 	[[ $status == 0 && $output == *jwt_issuers* ]]
 }
 
+# burst KEY N: N requests of GET /me with KEY; prints how many got 429.
+burst() {
+	local key=$1 n=$2 i limited=0
+	for ((i = 0; i < n; i++)); do
+		adm "$key" GET /me
+		[[ $STATUS == 429 ]] && limited=$((limited + 1))
+	done
+	echo "$limited"
+}
+
+@test "the per-caller rate (admin_api_rate, reloaded by SIGHUP) answers 429 with retry-after" {
+	local key pid
+	key=$(issue_key acme)
+	eventually 10 admin_status "$key" GET /me 200
+	pid=$(jr_pid_of "$STACK/agent.pid")
+	printf 'admin_api_rate = 30\n' >>"$STACK/agent.conf"
+	kill -HUP "$pid"
+	# 30 a minute: a burst of 5, then one every 2 s.
+	eventually 10 [ "$(burst "$key" 8)" -ge 1 ]
+	adm "$key" GET /me
+	expect_openai_error 429 rate_limit_error rate_limit_exceeded
+	[[ $(hdr retry-after) =~ ^[1-9][0-9]*$ ]]
+	# Another caller has its own bucket.
+	adm "$PLAT" GET /me
+	expect_status 200
+	sed -i '/^admin_api_rate/d' "$STACK/agent.conf"
+	kill -HUP "$pid"
+	eventually 10 admin_status "$key" GET /me 200
+	# At the default rate (600 a minute) a new caller's bucket holds 100.
+	key=$(issue_key acme)
+	eventually 10 admin_status "$key" GET /me 200
+	[[ $(burst "$key" 50) == 0 ]]
+}
+
+@test "docs/admin-api.openapi.yaml: valid OpenAPI 3.1, the route table's operations, each answering as documented" {
+	[[ -d $JR_ROOT/tests/openapi/node_modules ]] || {
+		echo "tests/openapi/node_modules is missing: run scripts/setup"
+		return 1
+	}
+	jr_ctl model add routing-model be_mock >/dev/null
+	run env OA_PLATFORM_KEY="$PLAT" OA_PLAIN_KEY="$PLAIN" OA_MODEL=routing-model \
+		node "$JR_ROOT/tests/openapi/check.mjs"
+	echo "$output"
+	[[ $status == 0 ]]
+	[[ $output == *'every documented operation was exercised'* && $output == *' 0 failed' ]]
+}
+
 @test "the address lock-out covers the administration API (runs last)" {
 	local i
 	for i in $(seq 1 12); do

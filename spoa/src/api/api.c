@@ -29,6 +29,8 @@
 #include <event2/listener.h>
 #include <event2/util.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +59,12 @@ struct call {
 	struct call *next;
 };
 
+struct rate_slot {
+	uint64_t who; /* 0: free */
+	double tokens;
+	int64_t last_ms;
+};
+
 struct api {
 	pthread_t thread;
 	struct event_base *base;
@@ -65,6 +73,8 @@ struct api {
 	struct event *stop_ev;
 	struct call *head, *tail, *inflight;
 	unsigned calls, queued;
+	_Atomic unsigned rate_per_min;
+	struct rate_slot rates[API_RATE_SLOTS];
 };
 
 /* ---- answers ----------------------------------------------------------------------- */
@@ -340,6 +350,63 @@ static void args_header(struct call *c, const char *header, const char *name)
 		args_put(&c->args, name, v, strlen(v));
 }
 
+/* ---- the caller's rate ------------------------------------------------------------------ */
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* FNV-1a of the caller's identity: its key id, or its token's issuer and subject. */
+static uint64_t caller_hash(const struct pl_ctx *ctx)
+{
+	uint64_t h = 14695981039346656037ULL;
+	char id[2 * PL_END_USER_MAX + 32];
+	int n = ctx->auth_kind == PL_AUTH_KEY ? snprintf(id, sizeof(id), "k%lld", (long long)ctx->key_id)
+					      : snprintf(id, sizeof(id), "t%s\n%s", ctx->issuer, ctx->end_user);
+
+	for (int i = 0; i < n && i < (int)sizeof(id); i++)
+		h = (h ^ (uint8_t)id[i]) * 1099511628211ULL;
+	return h ? h : 1;
+}
+
+/* 0 admitted, else the seconds until one more request would be. */
+static int rate_take(struct api *a, const struct pl_ctx *ctx, int64_t now)
+{
+	unsigned per_min = atomic_load(&a->rate_per_min);
+	double cap = per_min / 6.0 < 1 ? 1 : per_min / 6.0, per_ms = per_min / 60000.0;
+	uint64_t who;
+	struct rate_slot *s;
+
+	if (!per_min)
+		return 0;
+	who = caller_hash(ctx);
+	s = &a->rates[who % API_RATE_SLOTS];
+	if (s->who != who) {
+		s->who = who;
+		s->tokens = cap;
+	} else {
+		s->tokens += (double)(now - s->last_ms) * per_ms;
+		if (s->tokens > cap)
+			s->tokens = cap;
+	}
+	s->last_ms = now;
+	if (s->tokens >= 1) {
+		s->tokens -= 1;
+		return 0;
+	}
+	return (int)((1 - s->tokens) / per_ms / 1000) + 1;
+}
+
+void api_set_rate(struct api *a, unsigned rate_per_min)
+{
+	if (a)
+		atomic_store(&a->rate_per_min, rate_per_min);
+}
+
 /* ---- the identity phase ---------------------------------------------------------------- */
 
 static void identity_error(struct call *c)
@@ -365,9 +432,17 @@ static void on_identity(struct pl_ctx *ctx, void *arg)
 	char bad[80];
 	const char *unknown;
 
+	int wait;
+
 	(void)ctx;
 	if (!c->ctx.out.allow) {
 		identity_error(c);
+		return;
+	}
+	if ((wait = rate_take(c->api, &c->ctx, now_ms())) > 0) {
+		send_error(c->req, 429, "rate_limit_error", "rate_limit_exceeded", wait,
+			   "Too many administration requests from this caller. Retry later.");
+		c->answered = 1;
 		return;
 	}
 	caller_json(c);
@@ -610,10 +685,12 @@ static void api_free(struct api *a)
 	free(a);
 }
 
-struct api *api_start(const char *addr, const char *database, char *err, size_t errlen)
+struct api *api_start(const char *addr, const char *database, unsigned rate_per_min, char *err,
+		      size_t errlen)
 {
 	struct api *a = xcalloc(1, sizeof(*a));
 
+	atomic_init(&a->rate_per_min, rate_per_min);
 	a->base = event_base_new();
 	a->http = a->base ? evhttp_new(a->base) : NULL;
 	if (!a->http || bind_addr(a, addr) < 0) {

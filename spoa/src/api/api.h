@@ -23,12 +23,19 @@
 #define API_BODY_MAX 65536
 #define API_CALLS_MAX 256
 #define API_QUEUE_MAX 64
+#define API_RATE_SLOTS 1024 /* callers whose request rate is tracked (direct-mapped) */
 
 struct api;
 
 /* Binds addr ("host:port") and starts the thread; database is the libpq connection
- * string. NULL with a message in err. */
-struct api *api_start(const char *addr, const char *database, char *err, size_t errlen);
+ * string; rate_per_min as in api_set_rate. NULL with a message in err. */
+struct api *api_start(const char *addr, const char *database, unsigned rate_per_min, char *err,
+		      size_t errlen);
+/* Requests per minute one caller (an API key, a token's issuer and subject) may make, as a
+ * token bucket holding ten seconds' worth (at least one); beyond it 429 rate_limit_exceeded
+ * with retry-after. 0: no limit. Callers that fall into the same one of API_RATE_SLOTS
+ * slots take it over with a full bucket. Any thread (SIGHUP). */
+void api_set_rate(struct api *a, unsigned rate_per_min);
 /* Answers what is still waiting with 503, stops the thread and frees everything. */
 void api_stop(struct api *a);
 
