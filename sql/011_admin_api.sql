@@ -1018,6 +1018,127 @@ BEGIN
 END;
 $$;
 
+-- ---- adapter endpoints (platform) and masking (a tenant's own) -------------------------------
+
+CREATE OR REPLACE FUNCTION jairouter.admin_endpoint_doc(e jairouter.endpoints) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+	SELECT jsonb_build_object('backend', e.backend, 'base_url', e.base_url, 'region', e.region,
+		'api_version', e.api_version, 'meter_streams', e.meter_streams, 'created_at', e.created_at)
+$$;
+
+CREATE OR REPLACE FUNCTION jairouter.admin_endpoints_list(p_caller jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	PERFORM jairouter.admin_require(p_caller, 'admin');
+	PERFORM jairouter.admin_require_platform(p_caller);
+	RETURN jsonb_build_object('data', coalesce((SELECT jsonb_agg(jairouter.admin_endpoint_doc(e) ORDER BY e.backend)
+		FROM jairouter.endpoints e), '[]'::jsonb), 'next_cursor', NULL);
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION jairouter.admin_endpoint_get(p_caller jsonb, p_args jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	e jairouter.endpoints;
+BEGIN
+	PERFORM jairouter.admin_require(p_caller, 'admin');
+	PERFORM jairouter.admin_require_platform(p_caller);
+	SELECT * INTO e FROM jairouter.endpoints WHERE backend = p_args ->> 'backend';
+	IF e.id IS NULL THEN
+		PERFORM jairouter.admin_fail(404, 'endpoint_not_found',
+			format('No endpoint for backend ''%s''.', p_args ->> 'backend'));
+	END IF;
+	RETURN jairouter.admin_endpoint_doc(e);
+END;
+$$;
+
+-- PUT: creates or replaces; If-Match is required once the endpoint exists.
+CREATE OR REPLACE FUNCTION jairouter.admin_endpoint_put(p_caller jsonb, p_args jsonb, p_body jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	e jairouter.endpoints;
+	be text := p_args ->> 'backend';
+BEGIN
+	PERFORM jairouter.admin_require(p_caller, 'admin');
+	PERFORM jairouter.admin_require_platform(p_caller);
+	SELECT * INTO e FROM jairouter.endpoints WHERE backend = be FOR UPDATE;
+	IF e.id IS NOT NULL THEN
+		PERFORM jairouter.admin_check_match(p_args, jairouter.admin_endpoint_doc(e));
+	END IF;
+	IF p_body - 'backend' - 'base_url' - 'region' - 'api_version' - 'meter_streams' - 'created_at' <> '{}'::jsonb THEN
+		PERFORM jairouter.admin_fail(400, 'unknown_field', 'An endpoint takes base_url, region, api_version and meter_streams.');
+	END IF;
+	IF p_body ? 'meter_streams' AND jsonb_typeof(p_body -> 'meter_streams') <> 'boolean' THEN
+		PERFORM jairouter.admin_fail(400, 'invalid_meter_streams', 'meter_streams must be true or false.');
+	END IF;
+	PERFORM jairouter.set_endpoint(be, jairouter.admin_body_text(p_body, 'base_url', false),
+		jairouter.admin_body_text(p_body, 'region', false), jairouter.admin_body_text(p_body, 'api_version', false),
+		coalesce((p_body ->> 'meter_streams')::boolean, true));
+	SELECT * INTO e FROM jairouter.endpoints WHERE backend = be;
+	RETURN jairouter.admin_endpoint_doc(e);
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION jairouter.admin_endpoint_delete(p_caller jsonb, p_args jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+	e jairouter.endpoints;
+BEGIN
+	PERFORM jairouter.admin_require(p_caller, 'admin');
+	PERFORM jairouter.admin_require_platform(p_caller);
+	DELETE FROM jairouter.endpoints WHERE backend = p_args ->> 'backend' RETURNING * INTO e;
+	IF e.id IS NULL THEN
+		PERFORM jairouter.admin_fail(404, 'endpoint_not_found',
+			format('No endpoint for backend ''%s''.', p_args ->> 'backend'));
+	END IF;
+	RETURN jsonb_build_object('id', e.id, 'name', e.backend, 'deleted', true);
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION jairouter.admin_masking_doc(p_tenant_id bigint) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+	SELECT jsonb_build_object('tenant', t.name,
+		'enabled', coalesce((t.settings ->> 'masking')::boolean, false), 'policy', t.masking_policy)
+	FROM jairouter.tenants t WHERE t.id = p_tenant_id
+$$;
+
+CREATE OR REPLACE FUNCTION jairouter.admin_masking_get(p_caller jsonb, p_args jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	PERFORM jairouter.admin_require(p_caller, 'admin');
+	RETURN jairouter.admin_masking_doc(jairouter.admin_tenant(p_caller, p_args ->> 'tenant'));
+END;
+$$;
+
+-- PUT {"enabled": bool, "policy": {...} | null}: null (or absent) policy = the built-in
+-- defaults (docs/adapter.md).
+CREATE OR REPLACE FUNCTION jairouter.admin_masking_put(p_caller jsonb, p_args jsonb, p_body jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	t_id bigint;
+	n text;
+BEGIN
+	PERFORM jairouter.admin_require(p_caller, 'admin');
+	t_id := jairouter.admin_tenant(p_caller, p_args ->> 'tenant');
+	PERFORM jairouter.admin_check_match(p_args, jairouter.admin_masking_doc(t_id));
+	IF p_body - 'enabled' - 'policy' - 'tenant' <> '{}'::jsonb THEN
+		PERFORM jairouter.admin_fail(400, 'unknown_field', 'Masking takes enabled and policy.');
+	END IF;
+	IF jsonb_typeof(p_body -> 'enabled') IS DISTINCT FROM 'boolean' THEN
+		PERFORM jairouter.admin_fail(400, 'invalid_enabled', 'enabled must be true or false.');
+	END IF;
+	IF p_body ? 'policy' AND jsonb_typeof(p_body -> 'policy') NOT IN ('object', 'null') THEN
+		PERFORM jairouter.admin_fail(400, 'invalid_policy', 'policy must be an object or null.');
+	END IF;
+	SELECT name INTO n FROM jairouter.tenants WHERE id = t_id;
+	PERFORM jairouter.set_tenant_masking(n, nullif(p_body -> 'policy', 'null'::jsonb));
+	IF NOT (p_body ->> 'enabled')::boolean THEN
+		PERFORM jairouter.set_tenant_settings(n, '{"masking": false}');
+	END IF;
+	RETURN jairouter.admin_masking_doc(t_id);
+END;
+$$;
+
 -- ---- jairouterctl -------------------------------------------------------------------------------
 
 -- The same operations for scripts/jairouterctl (a local caller, see admin_is_platform):
@@ -1104,6 +1225,12 @@ BEGIN
 			WHEN 'issuers.keys.delete' THEN jairouter.admin_issuer_key_delete(p_caller, p_args)
 			WHEN 'routing.get' THEN jairouter.admin_routing_get(p_caller, p_args)
 			WHEN 'routing.put' THEN jairouter.admin_routing_put(p_caller, p_args, p_body)
+			WHEN 'endpoints.list' THEN jairouter.admin_endpoints_list(p_caller)
+			WHEN 'endpoints.get' THEN jairouter.admin_endpoint_get(p_caller, p_args)
+			WHEN 'endpoints.put' THEN jairouter.admin_endpoint_put(p_caller, p_args, p_body)
+			WHEN 'endpoints.delete' THEN jairouter.admin_endpoint_delete(p_caller, p_args)
+			WHEN 'masking.get' THEN jairouter.admin_masking_get(p_caller, p_args)
+			WHEN 'masking.put' THEN jairouter.admin_masking_put(p_caller, p_args, p_body)
 			ELSE NULL END;
 		IF r IS NULL THEN
 			PERFORM jairouter.admin_fail(404, 'unknown_url', format('Unknown operation %s.', p_route));
@@ -1112,7 +1239,8 @@ BEGIN
 			r := jsonb_build_object('status', 200, 'body', r);
 		END IF;
 		IF p_route IN ('tenants.get', 'tenants.patch', 'tenants.create', 'issuers.get', 'issuers.patch',
-				'issuers.create', 'routing.get', 'routing.put') THEN
+				'issuers.create', 'routing.get', 'routing.put', 'endpoints.get', 'endpoints.put',
+				'masking.get', 'masking.put') THEN
 			r := r || jsonb_build_object('etag', jairouter.admin_etag(r -> 'body'));
 		END IF;
 		RETURN r;

@@ -431,6 +431,53 @@ tenant_id() {
 	[[ $status == 0 && $output == *jwt_issuers* ]]
 }
 
+@test "masking: a tenant administrator sets its own tenant's, with If-Match" {
+	adm "$ACME" GET /tenants/acme/masking
+	expect_status 200
+	expect_json "b.tenant === 'acme' && b.enabled === false && b.policy === null"
+	etag=$(hdr etag)
+	adm "$ACME" PUT /tenants/acme/masking -H "If-Match: $etag" \
+		--data-binary '{"enabled":true,"policy":{"rules":[{"detector":"email","action":"mask"}]}}'
+	expect_status 200
+	expect_json "b.enabled === true && b.policy.rules[0].detector === 'email'"
+	run psql -X -q -At -d "$JR_DATABASE" -c "SELECT settings ->> 'masking' FROM jairouter.tenants WHERE name = 'acme'"
+	[[ $output == true ]]
+	adm "$ACME" PUT /tenants/acme/masking -H 'If-Match: *' --data-binary '{"enabled":true,"policy":{"rules":"all"}}'
+	expect_openai_error 400 invalid_request_error
+	adm "$ACME" PUT /tenants/globex/masking -H 'If-Match: *' --data-binary '{"enabled":true}'
+	expect_openai_error 404 invalid_request_error tenant_not_found
+	adm "$ACME" PUT /tenants/acme/masking -H 'If-Match: *' --data-binary '{"enabled":false}'
+	expect_status 200
+	expect_json "b.enabled === false"
+	adm "$ACME" GET /endpoints
+	expect_openai_error 403 permission_error permission_denied
+}
+
+@test "a JWT caller: the same identity code, its roles from the token, its subject as actor" {
+	local keys=$BATS_TEST_TMPDIR/keys token exp
+	node "$BATS_TEST_DIRNAME/jwt-mint.mjs" keygen "$keys" >/dev/null
+	jr_ctl issuer add sso https://sso.test --algorithms RS256 --tenant acme >/dev/null
+	jr_ctl issuer key add sso rsa-1 "$keys/rsa.jwk" >/dev/null
+	exp=$(($(date +%s) + 300))
+	token=$(node "$BATS_TEST_DIRNAME/jwt-mint.mjs" sign "$keys" RS256 rsa-1 \
+		"{\"iss\":\"https://sso.test\",\"sub\":\"alice\",\"exp\":$exp,\"roles\":[\"acme-admin\"]}")
+	eventually 10 admin_status "$token" GET /me 200
+	expect_json "b.actor === 'user:alice@https://sso.test' && b.tenant === 'acme' && JSON.stringify(b.permissions) === '[\"admin\"]'"
+	adm "$token" POST /tenants/acme/keys --data-binary '{"name":"from-sso"}'
+	expect_status 201
+	adm "$AUDITOR" GET '/audit?limit=5'
+	expect_json "b.data.some(a => a.actor === 'user:alice@https://sso.test' && a.new && a.new.name === 'from-sso')"
+	adm "$token" GET /tenants/globex/keys
+	expect_openai_error 404 invalid_request_error tenant_not_found
+	token=$(node "$BATS_TEST_DIRNAME/jwt-mint.mjs" sign "$keys" RS256 rsa-1 \
+		"{\"iss\":\"https://sso.test\",\"sub\":\"bob\",\"exp\":$exp,\"roles\":[]}")
+	adm "$token" GET /tenants/acme/keys
+	expect_openai_error 403 permission_error permission_denied
+	adm "${token%?}x" GET /me
+	expect_openai_error 401 authentication_error invalid_token
+	jr_ctl issuer remove sso >/dev/null
+}
+
 # burst KEY N: N requests of GET /me with KEY; prints how many got 429.
 burst() {
 	local key=$1 n=$2 i limited=0

@@ -38,6 +38,12 @@ static const struct route routes[] = {
 	{ "DELETE", "issuers/{issuer}", "issuers.delete" },
 	{ "POST", "issuers/{issuer}/keys", "issuers.keys.add" },
 	{ "DELETE", "issuers/{issuer}/keys/{kid}", "issuers.keys.delete" },
+	{ "GET", "endpoints", "endpoints.list" },
+	{ "GET", "endpoints/{backend}", "endpoints.get" },
+	{ "PUT", "endpoints/{backend}", "endpoints.put" },
+	{ "DELETE", "endpoints/{backend}", "endpoints.delete" },
+	{ "GET", "tenants/{tenant}/masking", "masking.get" },
+	{ "PUT", "tenants/{tenant}/masking", "masking.put" },
 	{ "GET", "usage", "usage" },
 	{ "GET", "audit", "audit" },
 };
