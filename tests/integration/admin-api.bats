@@ -278,6 +278,8 @@ tenant_id() {
 	adm "$ACME" DELETE /tenants/acme/keys
 	expect_openai_error 405 invalid_request_error method_not_allowed
 	[[ $(hdr allow) == 'GET, POST' ]]
+	adm "$ACME" OPTIONS /me
+	expect_openai_error 405 invalid_request_error method_not_allowed
 }
 
 @test "roles: a tenant administrator manages its own roles and its keys' roles" {

@@ -700,8 +700,10 @@ struct api *api_start(const char *addr, const char *database, unsigned rate_per_
 	evhttp_set_max_headers_size(a->http, 16384);
 	evhttp_set_max_body_size(a->http, 4 * API_BODY_MAX); /* beyond API_BODY_MAX: our 413 */
 	evhttp_set_timeout(a->http, 30);
+	/* Every method reaches handle(), so that any refusal is a JSON error of ours. */
 	evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PATCH |
-						    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
+						    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD |
+						    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT);
 	evhttp_set_gencb(a->http, handle, a);
 	a->stop_ev = event_new(a->base, -1, 0, on_stop, a);
 	a->db = dbw_start(a->base, database, TICK_MS, &db_ops, a);
