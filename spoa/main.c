@@ -424,6 +424,7 @@ static int start_http(struct app *app)
 			log_error("%s", err);
 			return -1;
 		}
+		metrics_add_renderer(api_render_metrics, app->api);
 		log_info("administration API on http://%s/jairouter/admin/v1/", app->cfg.admin_api_listen);
 	}
 	return 0;

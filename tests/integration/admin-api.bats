@@ -98,6 +98,18 @@ expect_json() {
 	expect_openai_error 403 permission_error permission_denied
 	adm "$READER" GET /tenants/acme/keys
 	expect_openai_error 403 permission_error permission_denied
+	# A security event, as an RBAC refusal of a model request is; and a metric.
+	eventually 10 security_audit_has "admin:tenants.list" "${PLAIN:0:11}"
+	curl -fsS "$JR_AGENT_METRICS/metrics" >"$BATS_TEST_TMPDIR/metrics"
+	grep -qE '^jairouter_admin_api_responses_total\{status="403"\} [1-9]' "$BATS_TEST_TMPDIR/metrics"
+	grep -qE '^jairouter_admin_api_responses_total\{status="200"\} [1-9]' "$BATS_TEST_TMPDIR/metrics"
+	grep -qx 'jairouter_admin_api_database_up 1' "$BATS_TEST_TMPDIR/metrics"
+}
+
+# security_audit_has REASON KEY_PREFIX: a permission_denied row for that key.
+security_audit_has() {
+	[[ $(psql -X -q -At -d "$JR_DATABASE" -c "SELECT count(*) FROM jairouter.security_audit
+		WHERE event = 'permission_denied' AND reason = '$1' AND key_prefix = '$2' AND status = 403") -ge 1 ]]
 }
 
 @test "tenants: a platform administrator sees all, a tenant administrator its own" {

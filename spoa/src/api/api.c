@@ -79,6 +79,37 @@ struct api {
 
 /* ---- answers ----------------------------------------------------------------------- */
 
+/* The statuses this API answers with, for jairouter_admin_api_responses_total. */
+static const int STATUSES[] = { 200, 201, 400, 401, 403, 404, 405, 409, 412, 413, 428, 429, 500, 503 };
+#define NSTATUS (sizeof(STATUSES) / sizeof(STATUSES[0]))
+static _Atomic uint64_t answered_by_status[NSTATUS + 1]; /* [NSTATUS]: any other */
+
+static void count_status(int status)
+{
+	size_t i = 0;
+
+	while (i < NSTATUS && STATUSES[i] != status)
+		i++;
+	atomic_fetch_add_explicit(&answered_by_status[i], 1, memory_order_relaxed);
+}
+
+void api_render_metrics(struct evbuffer *out, void *arg)
+{
+	const struct api *a = arg;
+
+	evbuffer_add_printf(out, "# HELP jairouter_admin_api_responses_total Answers of the administration API, by HTTP status.\n"
+				 "# TYPE jairouter_admin_api_responses_total counter\n");
+	for (size_t i = 0; i <= NSTATUS; i++) {
+		char st[8];
+		snprintf(st, sizeof(st), i < NSTATUS ? "%d" : "other", i < NSTATUS ? STATUSES[i] : 0);
+		evbuffer_add_printf(out, "jairouter_admin_api_responses_total{status=\"%s\"} %llu\n", st,
+				    (unsigned long long)atomic_load(&answered_by_status[i]));
+	}
+	evbuffer_add_printf(out, "# HELP jairouter_admin_api_database_up Whether the administration API's PostgreSQL connection is up.\n"
+				 "# TYPE jairouter_admin_api_database_up gauge\njairouter_admin_api_database_up %d\n",
+			    a && a->db && dbw_up(a->db) ? 1 : 0);
+}
+
 static void call_free_if_done(struct call *c)
 {
 	if (!c->released || !c->answered)
@@ -117,6 +148,7 @@ static void send_json(struct evhttp_request *req, int status, const char *body, 
 	struct evbuffer *b = evbuffer_new();
 	char id[136];
 
+	count_status(status);
 	request_id(req, id, sizeof(id));
 	evhttp_add_header(h, "x-request-id", id);
 	evhttp_add_header(h, "Content-Type", "application/json");
@@ -197,6 +229,11 @@ static void answer(struct call *c)
 		call_error(c, 500, "server_error", "database_error", 0,
 			   "The administration API received no answer from the database.");
 		return;
+	}
+	if (status == 403) { /* the roles lack the permission: a security event, as for a model */
+		char reason[64];
+		snprintf(reason, sizeof(reason), "admin:%s", c->match.op);
+		pl_audit(&c->ctx, "permission_denied", reason, 403);
 	}
 	if (c->etag)
 		evhttp_add_header(evhttp_request_get_output_headers(c->req), "ETag", c->etag);

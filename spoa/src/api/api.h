@@ -26,6 +26,7 @@
 #define API_RATE_SLOTS 1024 /* callers whose request rate is tracked (direct-mapped) */
 
 struct api;
+struct evbuffer;
 
 /* Binds addr ("host:port") and starts the thread; database is the libpq connection
  * string; rate_per_min as in api_set_rate. NULL with a message in err. */
@@ -36,6 +37,9 @@ struct api *api_start(const char *addr, const char *database, unsigned rate_per_
  * with retry-after. 0: no limit. Callers that fall into the same one of API_RATE_SLOTS
  * slots take it over with a full bucket. Any thread (SIGHUP). */
 void api_set_rate(struct api *a, unsigned rate_per_min);
+/* Prometheus text: jairouter_admin_api_responses_total{status} (every answer, by HTTP
+ * status) and jairouter_admin_api_database_up. arg: the struct api (metrics renderer). */
+void api_render_metrics(struct evbuffer *out, void *arg);
 /* Answers what is still waiting with 503, stops the thread and frees everything. */
 void api_stop(struct api *a);
 
