@@ -22,6 +22,9 @@ CREATE TABLE IF NOT EXISTS jairouter.admin_idempotency (
 	PRIMARY KEY (tenant_id, idem_key)
 );
 
+-- A key's last use (admin_key_doc) without reading the whole usage table.
+CREATE INDEX IF NOT EXISTS usage_daily_key_idx ON jairouter.usage_daily (key_id, day);
+
 -- The catalogue's currency (prices, costs, budgets): the setting jairouter.currency
 -- (ALTER DATABASE ... SET jairouter.currency = 'EUR'), USD when unset.
 CREATE OR REPLACE FUNCTION jairouter.currency() RETURNS text
@@ -244,7 +247,8 @@ LANGUAGE sql STABLE AS $$
 	SELECT jsonb_build_object('id', k.id, 'tenant', (SELECT name FROM jairouter.tenants WHERE id = k.tenant_id),
 		'prefix', k.prefix, 'name', k.name, 'status', k.status, 'created_at', k.created_at,
 		'expires_at', k.expires_at, 'revoked_at', k.revoked_at,
-		'last_used_at', (SELECT max(u.updated_at) FROM jairouter.usage_daily u WHERE u.key_id = k.id),
+		'last_used_at', (SELECT max(u.updated_at) FROM jairouter.usage_daily u WHERE u.key_id = k.id
+			AND u.day = (SELECT max(d.day) FROM jairouter.usage_daily d WHERE d.key_id = k.id)),
 		'models', k.models,
 		'roles', coalesce((SELECT jsonb_agg(r.name ORDER BY r.name) FROM jairouter.api_key_roles kr
 			JOIN jairouter.roles r ON r.id = kr.role_id WHERE kr.key_id = k.id), '[]'::jsonb))
