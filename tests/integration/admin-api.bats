@@ -280,6 +280,11 @@ tenant_id() {
 	expect_openai_error 400 invalid_request_error invalid_json
 	adm "$ACME" POST /tenants/acme/keys --data-binary '["a"]'
 	expect_openai_error 400 invalid_request_error invalid_json
+	printf '{"name":"\xff\xfe"}' >"$BATS_TEST_TMPDIR/latin.json"
+	adm "$ACME" POST /tenants/acme/keys --data-binary "@$BATS_TEST_TMPDIR/latin.json"
+	expect_openai_error 400 invalid_request_error invalid_json
+	adm "$ACME" POST /tenants/acme/keys --data-binary '{"name":"a\u0000b"}'
+	expect_openai_error 400 invalid_request_error invalid_json
 	adm "$ACME" POST /tenants/acme/keys --data-binary '{"name":"x","scope":"all"}'
 	expect_openai_error 400 invalid_request_error unknown_field
 	head -c 70000 /dev/zero | tr '\0' 'a' | sed 's/^/{"name":"/; s/$/"}/' >"$BATS_TEST_TMPDIR/big.json"

@@ -600,7 +600,30 @@ static int route(struct evhttp_request *req, struct api_match *m)
 	}
 }
 
-/* The body as text (NULL when empty); -1 when too large (answered). */
+/* Whether s[0..n) is UTF-8 without NUL (PostgreSQL's text refuses anything else). */
+static int text_valid(const unsigned char *s, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		unsigned char c = s[i];
+		size_t len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+		uint32_t cp = len == 1 ? c : len == 2 ? c & 0x1f : len == 3 ? c & 0x0f : c & 0x07;
+
+		if (c == 0 || len == 0 || i + len > n)
+			return 0;
+		for (size_t k = 1; k < len; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return 0;
+			cp = cp << 6 | (s[i + k] & 0x3f);
+		}
+		if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;
+		i += len;
+	}
+	return 1;
+}
+
+/* The body as text (NULL when empty); -1 when too large or not text (answered). */
 static int read_body(struct evhttp_request *req, char **out)
 {
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
@@ -617,6 +640,13 @@ static int read_body(struct evhttp_request *req, char **out)
 	*out = xmalloc(n + 1);
 	evbuffer_remove(in, *out, n);
 	(*out)[n] = '\0';
+	if (!text_valid((const unsigned char *)*out, n)) {
+		free(*out);
+		*out = NULL;
+		send_error(req, 400, "invalid_request_error", "invalid_json",
+			   0, "The request body is not valid JSON (UTF-8 text).");
+		return -1;
+	}
 	return 0;
 }
 
