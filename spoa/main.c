@@ -323,6 +323,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	log_set_level((enum log_level)fresh.log_level);
 	configure_abuse(&fresh);
 	api_set_rate(app->api, fresh.admin_api_rate);
+	api_set_master_keys(app->api, fresh.master_key_file);
 	server_reconfigure(app->server, &fresh);
 	limits_configure(&fresh);
 	pg_opts(&app->cfg, &po);
@@ -420,8 +421,8 @@ static int start_http(struct app *app)
 	if (app->cfg.admin_api_listen[0]) {
 		app->api = api_start(app->cfg.admin_api_listen, app->cfg.database, app->cfg.admin_api_rate,
 				     err, sizeof(err));
-		if (!app->api) {
-			log_error("%s", err);
+		if (!app->api || api_set_master_keys(app->api, app->cfg.master_key_file) < 0) {
+			log_error("%s", app->api ? "admin API: cannot load the master keys" : err);
 			return -1;
 		}
 		metrics_add_renderer(api_render_metrics, app->api);

@@ -1143,6 +1143,109 @@ BEGIN
 END;
 $$;
 
+-- ---- provider credentials (platform; write-only) ---------------------------------------------
+
+-- What the API shows of a credential: never the secret, sealed or not.
+CREATE OR REPLACE FUNCTION jairouter.admin_credential_doc(c jairouter.provider_credentials) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+	SELECT jsonb_build_object('id', c.id, 'scope', c.scope,
+		'target', coalesce(c.backend, (SELECT name FROM jairouter.models WHERE id = c.model_id)),
+		'header', c.header, 'scheme', c.scheme, 'master_key_id', c.key_id,
+		'created_at', c.created_at, 'updated_at', c.updated_at)
+$$;
+
+CREATE OR REPLACE FUNCTION jairouter.admin_credential_row(p_scope text, p_target text)
+RETURNS jairouter.provider_credentials LANGUAGE sql STABLE AS $$
+	SELECT * FROM jairouter.provider_credentials c
+	WHERE (p_scope = 'backend' AND c.scope = 'backend' AND c.backend = p_target)
+		OR (p_scope = 'model' AND c.scope = 'model'
+			AND c.model_id = (SELECT id FROM jairouter.models WHERE name = p_target))
+$$;
+
+CREATE OR REPLACE FUNCTION jairouter.admin_credentials_list(p_caller jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	PERFORM jairouter.admin_require(p_caller, 'admin');
+	PERFORM jairouter.admin_require_platform(p_caller);
+	RETURN jsonb_build_object('data', coalesce((SELECT jsonb_agg(jairouter.admin_credential_doc(c) ORDER BY c.id)
+		FROM jairouter.provider_credentials c), '[]'::jsonb), 'next_cursor', NULL);
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION jairouter.admin_credential_get(p_caller jsonb, p_args jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	c jairouter.provider_credentials := jairouter.admin_credential_row(p_args ->> 'scope', p_args ->> 'target');
+BEGIN
+	PERFORM jairouter.admin_require(p_caller, 'admin');
+	PERFORM jairouter.admin_require_platform(p_caller);
+	IF c.id IS NULL THEN
+		PERFORM jairouter.admin_fail(404, 'credential_not_found',
+			format('No credential for %s ''%s''.', p_args ->> 'scope', p_args ->> 'target'));
+	END IF;
+	RETURN jairouter.admin_credential_doc(c);
+END;
+$$;
+
+-- PUT, first step: checks the caller, the target, If-Match (once the credential exists),
+-- header and scheme, and returns the row id and the additional data the agent seals the
+-- secret with (the secret itself never reaches the database in clear).
+CREATE OR REPLACE FUNCTION jairouter.admin_credential_prepare(p_caller jsonb, p_args jsonb, p_body jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	sc text := p_args ->> 'scope';
+	tg text := p_args ->> 'target';
+	c jairouter.provider_credentials := jairouter.admin_credential_row(sc, tg);
+	c_id bigint;
+BEGIN
+	PERFORM jairouter.admin_require(p_caller, 'admin');
+	PERFORM jairouter.admin_require_platform(p_caller);
+	IF p_body - 'header' - 'scheme' <> '{}'::jsonb THEN
+		PERFORM jairouter.admin_fail(400, 'unknown_field', 'A credential takes header, scheme and secret.');
+	END IF;
+	IF c.id IS NOT NULL THEN
+		PERFORM jairouter.admin_check_match(p_args, jairouter.admin_credential_doc(c));
+	END IF;
+	c_id := jairouter.credential_slot(sc, tg);
+	RETURN jsonb_build_object('id', c_id, 'aad', jairouter.credential_aad(c_id, sc, tg,
+		coalesce(jairouter.admin_body_text(p_body, 'header', false), 'authorization'),
+		coalesce(jairouter.admin_body_text(p_body, 'scheme', false), 'bearer')));
+END;
+$$;
+
+-- PUT, second step: stores what the agent sealed ({"id", "sealed", "header", "scheme"}).
+CREATE OR REPLACE FUNCTION jairouter.admin_credential_store(p_caller jsonb, p_args jsonb, p_body jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	sc text := p_args ->> 'scope';
+	tg text := p_args ->> 'target';
+	c jairouter.provider_credentials;
+BEGIN
+	PERFORM jairouter.admin_require(p_caller, 'admin');
+	PERFORM jairouter.admin_require_platform(p_caller);
+	PERFORM jairouter.set_credential((p_body ->> 'id')::bigint, sc, tg,
+		coalesce(p_body ->> 'header', 'authorization'), coalesce(p_body ->> 'scheme', 'bearer'),
+		p_body ->> 'sealed');
+	c := jairouter.admin_credential_row(sc, tg);
+	RETURN jairouter.admin_credential_doc(c);
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION jairouter.admin_credential_delete(p_caller jsonb, p_args jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+	c_id bigint;
+BEGIN
+	PERFORM jairouter.admin_require(p_caller, 'admin');
+	PERFORM jairouter.admin_require_platform(p_caller);
+	IF p_args ->> 'scope' NOT IN ('backend', 'model') THEN
+		PERFORM jairouter.admin_fail(400, 'invalid_scope', 'The scope is backend or model.');
+	END IF;
+	c_id := jairouter.delete_credential(p_args ->> 'scope', p_args ->> 'target');
+	RETURN jsonb_build_object('id', c_id, 'name', p_args ->> 'target', 'deleted', true);
+END;
+$$;
+
 -- ---- jairouterctl -------------------------------------------------------------------------------
 
 -- The same operations for scripts/jairouterctl (a local caller, see admin_is_platform):
@@ -1235,6 +1338,11 @@ BEGIN
 			WHEN 'endpoints.delete' THEN jairouter.admin_endpoint_delete(p_caller, p_args)
 			WHEN 'masking.get' THEN jairouter.admin_masking_get(p_caller, p_args)
 			WHEN 'masking.put' THEN jairouter.admin_masking_put(p_caller, p_args, p_body)
+			WHEN 'credentials.list' THEN jairouter.admin_credentials_list(p_caller)
+			WHEN 'credentials.get' THEN jairouter.admin_credential_get(p_caller, p_args)
+			WHEN 'credentials.prepare' THEN jairouter.admin_credential_prepare(p_caller, p_args, p_body)
+			WHEN 'credentials.put' THEN jairouter.admin_credential_store(p_caller, p_args, p_body)
+			WHEN 'credentials.delete' THEN jairouter.admin_credential_delete(p_caller, p_args)
 			ELSE NULL END;
 		IF r IS NULL THEN
 			PERFORM jairouter.admin_fail(404, 'unknown_url', format('Unknown operation %s.', p_route));
@@ -1244,7 +1352,7 @@ BEGIN
 		END IF;
 		IF p_route IN ('tenants.get', 'tenants.patch', 'tenants.create', 'issuers.get', 'issuers.patch',
 				'issuers.create', 'routing.get', 'routing.put', 'endpoints.get', 'endpoints.put',
-				'masking.get', 'masking.put') THEN
+				'masking.get', 'masking.put', 'credentials.get', 'credentials.put') THEN
 			r := r || jsonb_build_object('etag', jairouter.admin_etag(r -> 'body'));
 		END IF;
 		RETURN r;

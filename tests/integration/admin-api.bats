@@ -15,7 +15,9 @@ setup_file() {
 	export JR_ABUSE_MAX_FAILURES=8
 	# The platform key makes a few hundred calls in this file: 6,000 a minute (a bucket of
 	# 1,000) until the rate test lowers it.
-	export JR_AGENT_EXTRA_CONF=$'abuse_slow_after = 0\nabuse_block_s = 30\nadmin_api_rate = 6000'
+	# Master keys, so that the API can seal provider credentials.
+	(umask 077 && printf 'k1:%s\n' "$(openssl rand -hex 32)" >"$BATS_FILE_TMPDIR/master.keys")
+	export JR_AGENT_EXTRA_CONF=$'abuse_slow_after = 0\nabuse_block_s = 30\nadmin_api_rate = 6000\n'"master_key_file = \"$BATS_FILE_TMPDIR/master.keys\""
 	jr_stack_start "$STACK"
 	jr_ctl tenant add ops >/dev/null
 	jr_ctl tenant add acme >/dev/null
@@ -495,6 +497,35 @@ tenant_id() {
 	adm "${token%?}x" GET /me
 	expect_openai_error 401 authentication_error invalid_token
 	jr_ctl issuer remove sso >/dev/null
+}
+
+@test "credentials: sealed by the agent, injected upstream, never shown or stored in clear" {
+	local secret=sk-admin-api-$RANDOM$RANDOM want
+	adm "$ACME" PUT /credentials/backend/be_mock --data-binary "{\"secret\":\"$secret\"}"
+	expect_openai_error 403 permission_error permission_denied
+	adm "$PLAT" PUT /credentials/backend/be_mock \
+		--data-binary "{\"secret\":\"$secret\",\"header\":\"x-api-key\",\"scheme\":\"raw\"}"
+	expect_status 200
+	expect_json "b.scope === 'backend' && b.target === 'be_mock' && b.header === 'x-api-key' && b.master_key_id === 'k1' && !('secret' in b)"
+	run ! grep -F "$secret" "$BATS_TEST_TMPDIR/body"
+	want=$(printf '%s' "$secret" | sha256sum | cut -d' ' -f1)
+	eventually 10 upstream_key_is "$want"
+	run psql -X -q -At -d "$JR_DATABASE" -c "SELECT count(*) FROM jairouter.provider_credentials WHERE ciphertext LIKE '%$secret%'"
+	[[ $output == 0 ]]
+	run ! grep -rF "$secret" "$STACK"/*.log
+	adm "$PLAT" GET /credentials
+	expect_status 200
+	expect_json "b.data.length === 1 && !JSON.stringify(b).includes('$secret')"
+	adm "$PLAT" DELETE /credentials/backend/be_mock
+	expect_status 200
+	eventually 10 upstream_key_is ""
+}
+
+# upstream_key_is SHA256: the mock saw an x-api-key with that SHA-256 ("" none) on a chat
+# request of PLAIN's.
+upstream_key_is() {
+	auth_chat "$PLAIN"
+	[[ $STATUS == 200 && $(hdr x-mock-x-api-key-sha256) == "$1" ]]
 }
 
 # burst KEY N: N requests of GET /me with KEY; prints how many got 429.

@@ -176,6 +176,16 @@ async function live(ops) {
 	await c("masking.put", "PUT", `/tenants/${t}/masking`, { key: P, body: { enabled: true, policy: null }, headers: { "if-match": mk.etag ?? "" }, want: 200 });
 	await c("masking.put", "PUT", `/tenants/${t}/masking`, { key: P, body: { enabled: false }, headers: { "if-match": mk.etag ?? "" }, want: 412 });
 	await c("masking.put", "PUT", `/tenants/${t}/masking`, { key: P, body: { enabled: "yes" }, headers: { "if-match": "*" }, want: 400 });
+	await c("credentials.put", "PUT", `/credentials/backend/${be}`, { key: P, body: { header: "x-api-key" }, want: 400 });
+	await c("credentials.put", "PUT", `/credentials/backend/${be}`, { key: P, body: { secret: "sk-openapi-check", header: "x-api-key", scheme: "raw" }, want: 200 });
+	const cr = await c("credentials.get", "GET", `/credentials/backend/${be}`, { key: P, want: 200 });
+	await c("credentials.put", "PUT", `/credentials/backend/${be}`, { key: P, body: { secret: "sk-2" }, want: 428 });
+	await c("credentials.put", "PUT", `/credentials/backend/${be}`, { key: P, body: { secret: "sk-2" }, headers: { "if-match": cr.etag ?? "" }, want: 200 });
+	await c("credentials.put", "PUT", `/credentials/backend/${be}`, { key: P, body: { secret: "sk-3" }, headers: { "if-match": cr.etag ?? "" }, want: 412 });
+	await c("credentials.list", "GET", "/credentials", { key: P, want: 200 });
+	await c("credentials.delete", "DELETE", `/credentials/backend/${be}`, { key: P, want: 200 });
+	await c("credentials.delete", "DELETE", `/credentials/backend/${be}`, { key: P, want: 404 });
+	await c("credentials.get", "GET", `/credentials/backend/${be}`, { key: P, want: 404 });
 	await c("usage", "GET", "/usage?group_by=model", { key: P, want: 200 });
 	await c("usage", "GET", "/usage?group_by=week", { key: P, want: 400 });
 	await c("usage", "GET", "/usage", { key: N, want: 403 });

@@ -14,6 +14,7 @@
 #include "api/api.h"
 
 #include "api/route.h"
+#include "cred/cred.h"
 #include "pipeline/pipeline.h"
 #include "util/addr.h"
 #include "util/dbwriter.h"
@@ -28,6 +29,8 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 #include <event2/util.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -56,6 +59,11 @@ struct call {
 	char *body;
 	char *status, *etag, *result; /* the row, copied */
 	int released, answered;
+	/* PUT /credentials: the secret taken out of the body (wiped when freed), and the
+	 * step: 0 prepare (the row id and the sealing's additional data), 1 store. */
+	char *secret;
+	size_t secret_len;
+	int phase;
 	struct call *next;
 };
 
@@ -75,6 +83,8 @@ struct api {
 	unsigned calls, queued;
 	_Atomic unsigned rate_per_min;
 	struct rate_slot rates[API_RATE_SLOTS];
+	pthread_mutex_t keys_lock; /* guards keys: SIGHUP replaces them from another thread */
+	struct cred_keyring *keys;
 };
 
 /* ---- answers ----------------------------------------------------------------------- */
@@ -115,6 +125,9 @@ static void call_free_if_done(struct call *c)
 	if (!c->released || !c->answered)
 		return;
 	c->api->calls--;
+	if (c->secret)
+		OPENSSL_cleanse(c->secret, c->secret_len);
+	free(c->secret);
 	free(c->caller.p);
 	free(c->args.p);
 	free(c->body);
@@ -221,9 +234,18 @@ static void db_row(void *arg, int ncols, const char *const *vals)
 	c->result = dup_or_null(vals[2]);
 }
 
+static void enqueue(struct api *a, struct call *c);
+static int credential_seal(struct call *c);
+
 static void answer(struct call *c)
 {
 	int status = c->status ? atoi(c->status) : 0;
+
+	if (c->secret && c->phase == 0 && status == 200) {
+		if (credential_seal(c) == 0)
+			enqueue(c->api, c);
+		return;
+	}
 
 	if (status < 200 || status > 599 || !c->result) {
 		call_error(c, 500, "server_error", "database_error", 0,
@@ -280,6 +302,93 @@ static void enqueue(struct api *a, struct call *c)
 	a->tail = c;
 	a->queued++;
 	dbw_kick(a->db);
+}
+
+/* ---- provider credentials (write-only) ------------------------------------------------- */
+
+/* PUT /credentials/...: takes "secret" out of the body, which goes on without it. 0, or -1
+ * answered. */
+static int credential_take_secret(struct evhttp_request *req, struct call *c)
+{
+	json_t *doc = c->body ? json_loads(c->body, 0, NULL) : NULL;
+	json_t *sec = doc ? json_object_get(doc, "secret") : NULL;
+	const char *v = sec ? json_string_value(sec) : NULL;
+	size_t n = v ? json_string_length(sec) : 0;
+	int rc = -1;
+
+	if (!json_is_object(doc) || !v || n == 0 || n > CRED_SECRET_MAX || memchr(v, '\0', n)) {
+		send_error(req, 400, "invalid_request_error", "invalid_secret", 0,
+			   "A credential needs \"secret\": a string of 1 to 4096 bytes.");
+		goto out;
+	}
+	c->secret = xstrndup(v, n);
+	c->secret_len = n;
+	OPENSSL_cleanse((char *)v, n);
+	json_object_del(doc, "secret");
+	OPENSSL_cleanse(c->body, strlen(c->body));
+	free(c->body);
+	c->body = json_dumps(doc, JSON_COMPACT);
+	rc = c->body ? 0 : -1;
+out:
+	json_decref(doc);
+	return rc;
+}
+
+/* After the prepare step (its answer: {"id", "aad"}): seals the secret and turns the call
+ * into the store step. 0 to send it; -1 answered. */
+static int credential_seal(struct call *c)
+{
+	json_t *res = json_loads(c->result, 0, NULL), *body = c->body ? json_loads(c->body, 0, NULL) : json_object();
+	const char *aad = json_string_value(json_object_get(res, "aad"));
+	json_int_t id = json_integer_value(json_object_get(res, "id"));
+	char *sealed = NULL;
+
+	pthread_mutex_lock(&c->api->keys_lock);
+	if (c->api->keys && aad && id > 0)
+		sealed = cred_seal(c->api->keys, (const uint8_t *)c->secret, c->secret_len, aad, strlen(aad));
+	pthread_mutex_unlock(&c->api->keys_lock);
+	if (!sealed || !json_is_object(body)) {
+		call_error(c, 503, "server_error", "credentials_unavailable", 0,
+			   "The agent holds no master keys (master_key_file): credentials cannot be sealed.");
+		json_decref(res);
+		json_decref(body);
+		return -1;
+	}
+	json_object_set_new(body, "id", json_integer(id));
+	json_object_set_new(body, "sealed", json_string(sealed));
+	free(c->body);
+	c->body = json_dumps(body, JSON_COMPACT);
+	OPENSSL_cleanse(c->secret, c->secret_len);
+	free(sealed);
+	json_decref(res);
+	json_decref(body);
+	free(c->status);
+	free(c->etag);
+	free(c->result);
+	c->status = c->etag = c->result = NULL;
+	c->phase = 1;
+	c->params[0] = c->match.op;
+	c->params[3] = c->body;
+	return 0;
+}
+
+int api_set_master_keys(struct api *a, const char *path)
+{
+	struct cred_keyring *kr = NULL, *old;
+	char err[512];
+
+	if (!a)
+		return 0;
+	if (path && path[0] && !(kr = cred_keyring_load(path, err, sizeof(err)))) {
+		log_error("admin API: %s", err);
+		return -1;
+	}
+	pthread_mutex_lock(&a->keys_lock);
+	old = a->keys;
+	a->keys = kr;
+	pthread_mutex_unlock(&a->keys_lock);
+	cred_keyring_free(old);
+	return 0;
 }
 
 /* ---- the call's documents -------------------------------------------------------------- */
@@ -500,7 +609,7 @@ static void on_identity(struct pl_ctx *ctx, void *arg)
 	args_header(c, "If-Match", "if_match");
 	args_header(c, "Idempotency-Key", "idempotency_key");
 	jbuf_puts(&c->args, "}");
-	c->params[0] = c->match.op;
+	c->params[0] = c->secret ? "credentials.prepare" : c->match.op;
 	c->params[1] = c->caller.p;
 	c->params[2] = c->args.p;
 	c->params[3] = c->body;
@@ -671,6 +780,11 @@ static void handle(struct evhttp_request *req, void *arg)
 	c->match = m;
 	c->body = body;
 	a->calls++;
+	if (strcmp(m.op, "credentials.put") == 0 && credential_take_secret(req, c) < 0) {
+		c->answered = c->released = 1;
+		call_free_if_done(c);
+		return;
+	}
 	identity_start(c);
 }
 
@@ -749,6 +863,8 @@ static void api_free(struct api *a)
 		event_free(a->stop_ev);
 	if (a->base)
 		event_base_free(a->base);
+	cred_keyring_free(a->keys);
+	pthread_mutex_destroy(&a->keys_lock);
 	free(a);
 }
 
@@ -758,6 +874,7 @@ struct api *api_start(const char *addr, const char *database, unsigned rate_per_
 	struct api *a = xcalloc(1, sizeof(*a));
 
 	atomic_init(&a->rate_per_min, rate_per_min);
+	pthread_mutex_init(&a->keys_lock, NULL);
 	a->base = event_base_new();
 	a->http = a->base ? evhttp_new(a->base) : NULL;
 	if (!a->http || bind_addr(a, addr) < 0) {

@@ -37,6 +37,10 @@ struct api *api_start(const char *addr, const char *database, unsigned rate_per_
  * with retry-after. 0: no limit. Callers that fall into the same one of API_RATE_SLOTS
  * slots take it over with a full bucket. Any thread (SIGHUP). */
 void api_set_rate(struct api *a, unsigned rate_per_min);
+/* The master keys PUT /credentials seals secrets with (cred/cred.h): the file is read
+ * again here (path "" or NULL: none, and credentials are refused with 503). 0, or -1 with
+ * the old keys kept and the reason logged. Any thread (start, SIGHUP). */
+int api_set_master_keys(struct api *a, const char *path);
 /* Prometheus text: jairouter_admin_api_responses_total{status} (every answer, by HTTP
  * status) and jairouter_admin_api_database_up. arg: the struct api (metrics renderer). */
 void api_render_metrics(struct evbuffer *out, void *arg);

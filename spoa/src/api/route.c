@@ -44,6 +44,10 @@ static const struct route routes[] = {
 	{ "DELETE", "endpoints/{backend}", "endpoints.delete" },
 	{ "GET", "tenants/{tenant}/masking", "masking.get" },
 	{ "PUT", "tenants/{tenant}/masking", "masking.put" },
+	{ "GET", "credentials", "credentials.list" },
+	{ "GET", "credentials/{scope}/{target}", "credentials.get" },
+	{ "PUT", "credentials/{scope}/{target}", "credentials.put" },
+	{ "DELETE", "credentials/{scope}/{target}", "credentials.delete" },
 	{ "GET", "usage", "usage" },
 	{ "GET", "audit", "audit" },
 };
