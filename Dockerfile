@@ -13,7 +13,7 @@
 #   agent (default)  the default command, jairouter-spoa -c /etc/jairouter/jairouter-spoa.conf:
 #                    mount that file. The three processes sharing one network namespace
 #                    (a pod, --network host) keep its 127.0.0.1 addresses; in separate ones
-#                    set listen, metrics_listen and report_listen to 0.0.0.0
+#                    set listen, metrics_listen, report_listen and admin_api_listen to 0.0.0.0
 #   adapter          jairouter-adapter --listen 0.0.0.0:8090 --report AGENT:12346
 #   HAProxy          haproxy -W -db -f /etc/jairouter/haproxy/haproxy.cfg
 #                         -f /etc/jairouter/haproxy/jairouter.cfg -f /etc/jairouter/haproxy/models.cfg

@@ -9,6 +9,7 @@
 #include "authz/ident.h"
 #include "pipeline/pipeline.h"
 #include "state/state.h"
+#include "util/json.h"
 
 #include "fixtures.h"
 #include "jwt_fixtures.h"
@@ -520,6 +521,71 @@ static void test_lockout(void)
 	abuse_configure(&c);
 }
 
+/* The administration surface (api/): its permissions from roles, deny winning, `*` holding
+ * all; and its identity stages, which accept an authenticated caller whatever its roles. */
+static unsigned actions_of(int rbac, int64_t role, char *names, size_t cap)
+{
+	struct pl_policy pol = { 0, NOW };
+	struct pl_ctx ctx;
+	struct jbuf roles = { 0 };
+	unsigned a;
+
+	pl_ctx_init(&ctx, &pol);
+	ctx.rbac = rbac;
+	ctx.nroles = 1;
+	ctx.role_ids[0] = role;
+	a = pl_rbac_actions(&ctx, &roles);
+	snprintf(names, cap, "%s", roles.p ? roles.p : "");
+	free(roles.p);
+	return a;
+}
+
+static void admin_done(struct pl_ctx *ctx, void *arg)
+{
+	(void)ctx;
+	(void)arg;
+}
+
+static void test_admin_surface(void)
+{
+	struct state *s = store_write_begin();
+	struct pl_policy pol = { 0, NOW };
+	struct pl_ctx ctx;
+	char names[128];
+
+	add_role(state_ident(s), 105, 0, "auditor", "audit:read", NULL);
+	add_role(state_ident(s), 106, 1, "ops", "admin,usage:read", "audit:read");
+	store_write_end();
+	CHECK_EQ_INT(actions_of(1, 101, names, sizeof(names)), PL_ACT_ADMIN | PL_ACT_USAGE_READ | PL_ACT_AUDIT_READ);
+	CHECK_EQ_STR(names, "\"admin\"");
+	CHECK_EQ_INT(actions_of(1, 105, names, sizeof(names)), PL_ACT_AUDIT_READ);
+	CHECK_EQ_INT(actions_of(1, 106, names, sizeof(names)), PL_ACT_ADMIN | PL_ACT_USAGE_READ);
+	CHECK_EQ_STR(names, "\"ops\"");
+	CHECK_EQ_INT(actions_of(1, 100, names, sizeof(names)), 0); /* service and model rights only */
+	CHECK_EQ_INT(actions_of(0, 101, names, sizeof(names)), 0); /* no roles: not an administrator */
+
+	pl_ctx_init(&ctx, &pol);
+	ctx.in.authorization.ptr = "Bearer " KEY_PLAIN;
+	ctx.in.authorization.len = strlen(ctx.in.authorization.ptr);
+	ctx.in.cred_count = 1;
+	CHECK_EQ_INT(pl_start(&ctx, pl_admin_stages, pl_admin_nstages, admin_done, admin_done, NULL), 1);
+	CHECK_EQ_INT(ctx.out.allow, 1);
+	CHECK_EQ_INT(ctx.tenant_id, 1);
+	CHECK_EQ_INT(ctx.auth_kind, PL_AUTH_KEY);
+	CHECK_EQ_STR(ctx.out.tenant, "acme");
+	pl_ctx_clear(&ctx);
+
+	pl_ctx_init(&ctx, &pol);
+	ctx.in.authorization.ptr = "Bearer jr-0000000000000000000000000000000000000000000000000000000000000000";
+	ctx.in.authorization.len = strlen(ctx.in.authorization.ptr);
+	ctx.in.cred_count = 1;
+	pl_start(&ctx, pl_admin_stages, pl_admin_nstages, admin_done, admin_done, NULL);
+	CHECK_EQ_INT(ctx.out.allow, 0);
+	CHECK_EQ_INT(ctx.out.status, 401);
+	pl_ctx_clear(&ctx);
+	load();
+}
+
 int main(void)
 {
 	rsa = fxj_keygen("RSA", NULL);
@@ -530,6 +596,7 @@ int main(void)
 	RUN(test_attacks);
 	RUN(test_tenant_claim_and_roles);
 	RUN(test_rbac_matrix);
+	RUN(test_admin_surface);
 	RUN(test_revocation_beats_cache);
 	RUN(test_opaque_failure_policy);
 	RUN(test_lockout);

@@ -26,6 +26,8 @@ static const struct opt opts[] = {
 	{ "listen", OPT_STR, F(listen), 0, 0, 1 },
 	{ "agent_id", OPT_STR, F(agent_id), 0, 0, 1 },
 	{ "metrics_listen", OPT_STR, F(metrics_listen), 0, 0, 1 },
+	{ "admin_api_listen", OPT_STR, F(admin_api_listen), 0, 0, 1 },
+	{ "admin_api_rate", OPT_UINT, F(admin_api_rate), 0, 1000000, 0 },
 	{ "workers", OPT_UINT, F(workers), 0, 256, 1 },
 	{ "database", OPT_STR, F(database), 0, 0, 0 },
 	{ "deadline_ms", OPT_UINT, F(deadline_ms), 1, 60000, 0 },
@@ -75,6 +77,7 @@ void config_defaults(struct jr_config *c)
 	snprintf(c->metrics_listen, sizeof(c->metrics_listen), "127.0.0.1:9180");
 	snprintf(c->report_listen, sizeof(c->report_listen), "127.0.0.1:12346");
 	c->deadline_ms = 150;
+	c->admin_api_rate = 600;
 	c->resync_interval_ms = 60000;
 	c->max_connections = 4096;
 	c->max_inflight_per_conn = 64;

@@ -20,6 +20,8 @@ struct jr_config {
 	 * that it stays the same across restarts of the same instance. */
 	char agent_id[CONFIG_AGENT_ID_MAX];
 	char metrics_listen[CONFIG_ADDR_MAX];
+	char admin_api_listen[CONFIG_ADDR_MAX]; /* the administration API (api/api.h); empty: off */
+	unsigned admin_api_rate;                /* its requests per minute per caller; 0: no limit */
 	unsigned workers;
 	char database[CONFIG_DSN_MAX];
 	unsigned deadline_ms;
