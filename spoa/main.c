@@ -8,6 +8,7 @@
  * (SIGTERM/SIGINT drain and exit, SIGHUP reloads the configuration file).
  */
 #include "admin/admin.h"
+#include "api/api.h"
 #include "config/config.h"
 #include "pipeline/limits.h"
 #include "cred/cred.h"
@@ -52,6 +53,7 @@ struct app {
 	struct server *server;
 	struct pgsync *pg;
 	struct admin *admin;
+	struct api *api; /* the administration API, on its own thread */
 	struct report_listener *report;
 	struct event *sig_term, *sig_int, *sig_hup, *status_tick;
 	struct event *handover_tick;
@@ -314,6 +316,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	/* Keep the restart-only settings as they run now. */
 	memcpy(fresh.listen, app->cfg.listen, sizeof(fresh.listen));
 	memcpy(fresh.metrics_listen, app->cfg.metrics_listen, sizeof(fresh.metrics_listen));
+	memcpy(fresh.admin_api_listen, app->cfg.admin_api_listen, sizeof(fresh.admin_api_listen));
 	memcpy(fresh.agent_id, app->cfg.agent_id, sizeof(fresh.agent_id));
 	fresh.workers = app->cfg.workers;
 	app->cfg = fresh;
@@ -399,6 +402,31 @@ static const struct server_exit_hooks *worker_exit_hooks(void)
 	return &hooks;
 }
 
+/* The HTTP listeners: metrics and health on the control loop, the administration API on
+ * its own thread (api/api.h). */
+static int start_http(struct app *app)
+{
+	char err[512];
+
+	if (app->cfg.metrics_listen[0]) {
+		app->admin = admin_start(app->base, app->cfg.metrics_listen, gauges, app, err, sizeof(err));
+		if (!app->admin) {
+			log_error("%s", err);
+			return -1;
+		}
+		log_info("metrics and health on http://%s/", app->cfg.metrics_listen);
+	}
+	if (app->cfg.admin_api_listen[0]) {
+		app->api = api_start(app->cfg.admin_api_listen, app->cfg.database, err, sizeof(err));
+		if (!app->api) {
+			log_error("%s", err);
+			return -1;
+		}
+		log_info("administration API on http://%s/jairouter/admin/v1/", app->cfg.admin_api_listen);
+	}
+	return 0;
+}
+
 static int start(struct app *app)
 {
 	struct lb_opts lo;
@@ -464,14 +492,8 @@ static int start(struct app *app)
 		return -1;
 	}
 	metrics_add_renderer(lb_render_metrics, NULL);
-	if (app->cfg.metrics_listen[0]) {
-		app->admin = admin_start(app->base, app->cfg.metrics_listen, gauges, app, err, sizeof(err));
-		if (!app->admin) {
-			log_error("%s", err);
-			return -1;
-		}
-		log_info("metrics and health on http://%s/", app->cfg.metrics_listen);
-	}
+	if (start_http(app) < 0)
+		return -1;
 	app->sig_term = add_signal(app, SIGTERM, on_terminate);
 	app->sig_int = add_signal(app, SIGINT, on_terminate);
 	app->sig_hup = add_signal(app, SIGHUP, on_reload);
@@ -486,6 +508,7 @@ static void stop(struct app *app)
 				app->handover_tick };
 
 	server_free(app->server);
+	api_stop(app->api);
 	admin_stop(app->admin);
 	report_listener_free(app->report);
 	report_unsubscribe_all();

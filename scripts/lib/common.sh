@@ -206,15 +206,17 @@ jr_agent_bin() {
 	fi
 }
 
-# jr_agent_config DIR SPOA_PORT METRICS_PORT DATABASE [REPORT_PORT]: writes
-# DIR/agent.conf (no report listener without REPORT_PORT; HAProxy's stats socket
-# $JR_STATS_SOCK, polled for routing, when set).
+# jr_agent_config DIR SPOA_PORT METRICS_PORT DATABASE [REPORT_PORT [ADMIN_PORT]]:
+# writes DIR/agent.conf (no report listener without REPORT_PORT, no administration
+# API without ADMIN_PORT; HAProxy's stats socket $JR_STATS_SOCK, polled for routing,
+# when set).
 jr_agent_config() {
 	cat >"$1/agent.conf" <<EOF
 # Written by scripts/lib/common.sh for a throwaway stack.
 listen = 127.0.0.1:$2
 metrics_listen = 127.0.0.1:$3
 report_listen = ${5:+127.0.0.1:$5}
+admin_api_listen = ${6:+127.0.0.1:$6}
 haproxy_stats_socket = ${JR_STATS_SOCK:-}
 workers = 2
 database = "$4"
@@ -348,7 +350,7 @@ jr_write_env() {
 	for v in JR_URL JR_STATS_URL JR_STATS_SOCK JR_AGENT_ADDR JR_AGENT_METRICS JR_DATABASE \
 		JR_PG_PORT JR_MOCK_URL JR_MOCK2_URL JR_STACK_DIR JR_LISTEN JR_SPOA_ADDR JR_MOCK_ADDR \
 		JR_MOCK2_ADDR JR_HAPROXY_DIR JR_STATS_LISTEN JR_ADAPTER_ADDR JR_ADAPTER_URL JR_PROVIDERS_URL \
-		JR_PROVIDERS_KEY JR_PROVIDERS_AWS JR_REPORT_ADDR JR_STACK_LAYOUT JR_OPERATOR_DIR \
+		JR_PROVIDERS_KEY JR_PROVIDERS_AWS JR_REPORT_ADDR JR_ADMIN_ADDR JR_STACK_LAYOUT JR_OPERATOR_DIR \
 		CURL_CA_BUNDLE NODE_EXTRA_CA_CERTS OP_HTTPS_BIND OP_HTTP_BIND OP_HTTP_URL OP_WEB_ADDR \
 		OP_API_ADDR OP_STATS_BIND OP_STATS_SOCK OP_LOG OP_CERT; do
 		printf 'export %s=%q\n' "$v" "${!v:-}" >>"$dir/env"
@@ -371,12 +373,13 @@ jr_stack_start() {
 
 _jr_stack_start() {
 	local dir=$1 ports pg_port spoa_port metrics_port http_port stats_port mock_port mock2_port
-	local report_port
+	local report_port admin_port
 	# shellcheck source=scripts/lib/pg.sh
 	source "$JR_ROOT/scripts/lib/pg.sh"
-	mapfile -t ports < <(jr_free_ports 6)
+	mapfile -t ports < <(jr_free_ports 7)
 	pg_port=${ports[0]} spoa_port=${ports[1]} metrics_port=${ports[2]}
 	http_port=${JR_HTTP_PORT:-${ports[3]}} stats_port=${ports[4]} report_port=${ports[5]}
+	admin_port=${ports[6]}
 	export JR_STACK_DIR=$dir JR_PG_PORT=$pg_port
 
 	jr_log "PostgreSQL on 127.0.0.1:$pg_port"
@@ -394,7 +397,7 @@ _jr_stack_start() {
 	jr_log "mocks on $mock_port and $mock2_port"
 
 	export JR_AGENT_ADDR=127.0.0.1:$spoa_port JR_AGENT_METRICS=http://127.0.0.1:$metrics_port
-	export JR_REPORT_ADDR=127.0.0.1:$report_port
+	export JR_REPORT_ADDR=127.0.0.1:$report_port JR_ADMIN_ADDR=127.0.0.1:$admin_port
 	# The agent polls HAProxy's stats socket (routing): known before either starts.
 	export JR_STATS_SOCK=$dir/haproxy.sock
 	# A unix socket path must fit in 108 bytes.
@@ -402,7 +405,7 @@ _jr_stack_start() {
 		JR_STATS_SOCK=$(mktemp -u /tmp/jr-haproxy.XXXXXX.sock)
 	fi
 	jr_adapter_start "$dir" || return 1
-	jr_agent_config "$dir" "$spoa_port" "$metrics_port" "$JR_DATABASE" "$report_port"
+	jr_agent_config "$dir" "$spoa_port" "$metrics_port" "$JR_DATABASE" "$report_port" "$admin_port"
 	jr_log "agent $(jr_agent_bin) on $JR_AGENT_ADDR"
 	jr_agent_start "$dir" || return 1
 

@@ -38,7 +38,7 @@ teardown() {
 }
 
 FIXTURE=$BATS_TEST_DIRNAME/../../../shared/fixtures/operator-haproxy
-DOC_LINE='    use_backend jairouter if { path_beg /v1/ /api/v1/ }'
+DOC_LINE='    use_backend jairouter if { path_beg /v1/ /api/v1/ /jairouter/ }'
 
 # alone_start: the fixture as it is, alone, on its own ports and log receiver, in
 # front of the composition's website and API servers. Exports ALONE_URL,

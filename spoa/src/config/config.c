@@ -26,6 +26,7 @@ static const struct opt opts[] = {
 	{ "listen", OPT_STR, F(listen), 0, 0, 1 },
 	{ "agent_id", OPT_STR, F(agent_id), 0, 0, 1 },
 	{ "metrics_listen", OPT_STR, F(metrics_listen), 0, 0, 1 },
+	{ "admin_api_listen", OPT_STR, F(admin_api_listen), 0, 0, 1 },
 	{ "workers", OPT_UINT, F(workers), 0, 256, 1 },
 	{ "database", OPT_STR, F(database), 0, 0, 0 },
 	{ "deadline_ms", OPT_UINT, F(deadline_ms), 1, 60000, 0 },

@@ -20,6 +20,7 @@ struct jr_config {
 	 * that it stays the same across restarts of the same instance. */
 	char agent_id[CONFIG_AGENT_ID_MAX];
 	char metrics_listen[CONFIG_ADDR_MAX];
+	char admin_api_listen[CONFIG_ADDR_MAX]; /* the administration API (api/api.h); empty: off */
 	unsigned workers;
 	char database[CONFIG_DSN_MAX];
 	unsigned deadline_ms;

@@ -256,6 +256,11 @@ struct dbw *dbw_start(struct event_base *base, const char *conninfo, unsigned ti
 	return w;
 }
 
+void dbw_kick(struct dbw *w)
+{
+	send_next(w);
+}
+
 int dbw_up(const struct dbw *w)
 {
 	return w && atomic_load(&w->up);

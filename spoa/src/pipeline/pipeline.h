@@ -28,6 +28,7 @@
 #include "json/jscan.h"
 #include "state/state.h"
 
+struct jbuf;
 struct event_base;
 
 /* Why a decision came out as it did; also the metrics label. */
@@ -318,5 +319,18 @@ void pl_worker_exit(void *arg);
 /* The spine's stages, in order (stages.c). */
 extern const struct pl_stage pl_default_stages[];
 extern const size_t pl_default_nstages;
+
+/* The administration API's identity check (api/): the same identity, tenant and client
+ * address stages as a model request, then an allow naming the caller. Permissions are
+ * the API's to check, with pl_rbac_actions(). */
+extern const struct pl_stage pl_admin_stages[];
+extern const size_t pl_admin_nstages;
+
+/* Actions of the administration surface (roles' `admin`, `usage:read`, `audit:read`). */
+enum pl_action { PL_ACT_ADMIN = 1, PL_ACT_USAGE_READ = 2, PL_ACT_AUDIT_READ = 4 };
+/* The actions the caller's roles grant (bits of enum pl_action; a deny wins, `*` grants
+ * all); a caller without roles holds none. The names of its roles are appended to roles
+ * as JSON strings separated by commas. Takes the store's read lock. */
+unsigned pl_rbac_actions(const struct pl_ctx *ctx, struct jbuf *roles);
 
 #endif /* JR_PIPELINE_H */

@@ -14,6 +14,7 @@
 
 #include "audit/audit.h"
 #include "authz/ident.h"
+#include "util/json.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -109,4 +110,31 @@ enum pl_result pl_stage_rbac_model(struct pl_ctx *ctx)
 	w.model_id = m ? m->id : 0;
 	store_read_end();
 	return check(ctx, &w);
+}
+
+unsigned pl_rbac_actions(const struct pl_ctx *ctx, struct jbuf *roles)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} actions[] = { { "admin", PL_ACT_ADMIN }, { "usage:read", PL_ACT_USAGE_READ },
+			{ "audit:read", PL_ACT_AUDIT_READ } };
+	const struct ident *id = state_ident(store_read_begin());
+	char denied_by[IDENT_NAME_MAX];
+	unsigned held = 0;
+
+	for (int i = 0; i < ctx->nroles; i++) {
+		const struct id_role *r = ident_role_by_id(id, ctx->role_ids[i]);
+		if (!r)
+			continue;
+		jbuf_puts(roles, roles->len ? "," : "");
+		jbuf_put_string(roles, r->name, strlen(r->name));
+	}
+	for (size_t i = 0; ctx->rbac && i < sizeof(actions) / sizeof(actions[0]); i++) {
+		struct want w = { IDP_ACTION, actions[i].name, 0 };
+		if (evaluate(id, ctx, &w, denied_by, sizeof(denied_by)) > 0)
+			held |= actions[i].bit;
+	}
+	store_read_end();
+	return held;
 }

@@ -658,3 +658,20 @@ const struct pl_stage pl_default_stages[] = {
 };
 
 const size_t pl_default_nstages = sizeof(pl_default_stages) / sizeof(pl_default_stages[0]);
+
+/* The administration API's caller is known: what it may do is its roles' business
+ * (pl_rbac_actions) and the API's, not a model request's. */
+static enum pl_result stage_admin_caller(struct pl_ctx *ctx)
+{
+	ctx->out.allow = 1;
+	return PL_DONE;
+}
+
+const struct pl_stage pl_admin_stages[] = {
+	{ "identity", stage_identity },
+	{ "tenant", stage_tenant },
+	{ "client_ip", pl_stage_client_ip },
+	{ "admin_caller", stage_admin_caller },
+};
+
+const size_t pl_admin_nstages = sizeof(pl_admin_stages) / sizeof(pl_admin_stages[0]);

@@ -52,6 +52,9 @@ struct dbw_ops {
 /* conninfo NULL: no database (the ticks still run). NULL on failure. */
 struct dbw *dbw_start(struct event_base *base, const char *conninfo, unsigned tick_ms,
 		      const struct dbw_ops *ops, void *arg);
+/* Sends the next statement now (ops.next) when connected and idle, instead of at the next
+ * tick. Safe inside ops.done. */
+void dbw_kick(struct dbw *w);
 /* Whether the asynchronous connection is up (thread-safe). */
 int dbw_up(const struct dbw *w);
 void dbw_halt(struct dbw *w);
