@@ -104,7 +104,11 @@ export function show(view) {
 	for (const s of document.querySelectorAll('.view')) s.hidden = s.id !== `view-${view}`;
 	$(`${view}-h`).focus();
 	say('');
-	Promise.resolve(loaders[view]()).catch((e) => failed(view, e));
+	// aria-busy while the view's data loads (assistive technology waits for it).
+	const section = $(`view-${view}`);
+	section.setAttribute('aria-busy', 'true');
+	Promise.resolve(loaders[view]()).catch((e) => failed(view, e))
+		.finally(() => section.setAttribute('aria-busy', 'false'));
 }
 
 const tenant = () => $('tenant').value;
