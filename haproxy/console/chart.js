@@ -12,7 +12,7 @@ function svg(tag, attrs = {}, text) {
 
 function fmt(v) {
 	if (Number.isInteger(v)) return String(v);
-	return v < 0.01 ? v.toPrecision(2) : v.toFixed(4);
+	return v < 0.01 ? v.toExponential(1) : v.toFixed(4);
 }
 
 // points: [{label, a, b}]; names: {a, b, title}.
@@ -21,8 +21,8 @@ export function barChart(container, points, names) {
 	if (!points.length) return;
 	const n = Math.min(points.length, 60);
 	const pts = points.slice(0, n);
-	const slot = 44, h = 200, top = 20, bottom = 46, left = 10;
-	const w = left + n * slot + 10;
+	const slot = 90, bar = 30, h = 200, top = 20, bottom = 46, left = 10;
+	const w = Math.max(left + n * slot + 10, 280);
 	const maxA = Math.max(...pts.map((p) => p.a), 1e-12);
 	const maxB = Math.max(...pts.map((p) => p.b), 1e-12);
 	const plot = h - top - bottom;
@@ -32,14 +32,14 @@ export function barChart(container, points, names) {
 	root.append(svg('desc', { id: 'chart-desc' }, pts.map((p) => `${p.label}: ${fmt(p.a)} ${names.a}, ${fmt(p.b)} ${names.b}`).join('; ')));
 	root.append(svg('line', { class: 'axis', x1: left, y1: top + plot, x2: w - 10, y2: top + plot }));
 	pts.forEach((p, i) => {
-		const x = left + i * slot + 4;
+		const x = left + i * slot + 12;
 		const ha = (p.a / maxA) * plot, hb = (p.b / maxB) * plot;
-		root.append(svg('rect', { class: 'bar', x, y: top + plot - ha, width: 16, height: ha }));
-		root.append(svg('rect', { class: 'bar2', x: x + 18, y: top + plot - hb, width: 16, height: hb }));
-		root.append(svg('text', { x: x + 8, y: top + plot - ha - 3, 'text-anchor': 'middle' }, fmt(p.a)));
-		root.append(svg('text', { x: x + 26, y: top + plot - hb - 3, 'text-anchor': 'middle' }, fmt(p.b)));
-		const label = p.label.length > 10 ? `${p.label.slice(0, 9)}…` : p.label;
-		root.append(svg('text', { x: x + 17, y: top + plot + 14, 'text-anchor': 'middle' }, label));
+		root.append(svg('rect', { class: 'bar', x, y: top + plot - ha, width: bar, height: ha }));
+		root.append(svg('rect', { class: 'bar2', x: x + bar + 4, y: top + plot - hb, width: bar, height: hb }));
+		root.append(svg('text', { x: x + bar / 2, y: top + plot - ha - 3, 'text-anchor': 'middle' }, fmt(p.a)));
+		root.append(svg('text', { x: x + bar * 1.5 + 4, y: top + plot - hb - 3, 'text-anchor': 'middle' }, fmt(p.b)));
+		const label = p.label.length > 14 ? `${p.label.slice(0, 13)}…` : p.label;
+		root.append(svg('text', { x: x + bar + 2, y: top + plot + 14, 'text-anchor': 'middle' }, label));
 	});
 	const ly = h + 12;
 	root.append(svg('rect', { class: 'bar', x: left, y: ly - 9, width: 10, height: 10 }));

@@ -59,9 +59,15 @@ const admin = (path, opts) => call(API + path, opts);
 const NUMERIC = new Set(['requests', 'prompt_tokens', 'completion_tokens', 'cost', 'price_in', 'price_out',
 	'limit', 'value', 'window_s', 'burst']);
 
+const TIMESTAMP = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d/;
+
 function cellText(v) {
 	if (v === null || v === undefined) return '—';
 	if (typeof v === 'object') return JSON.stringify(v);
+	// Timestamps to the second, in UTC.
+	if (typeof v === 'string' && TIMESTAMP.test(v) && !Number.isNaN(Date.parse(v))) {
+		return `${new Date(v).toISOString().slice(0, 19).replace('T', ' ')}Z`;
+	}
 	return String(v);
 }
 
@@ -81,8 +87,8 @@ function table(container, rows, { caption, columns, actions, empty = 'Nothing to
 		if (actions) tr.append(el('td', {}, ...actions(r)));
 		return tr;
 	});
-	container.append(el('table', {}, el('caption', { text: caption || '' }), el('thead', {}, head),
-		el('tbody', {}, ...body)));
+	container.append(el('div', { class: 'scroll' }, el('table', {}, el('caption', { text: caption || '' }),
+		el('thead', {}, head), el('tbody', {}, ...body))));
 }
 
 function failed(where, e) {
@@ -135,8 +141,11 @@ async function loadKeys() {
 	table($('keys-table'), r.data, {
 		caption: `Keys of tenant ${t} (prefixes only: a key is never stored)`,
 		columns: ['prefix', 'name', 'created_at', 'expires_at', 'last_used_at', 'revoked_at'],
-		actions: (k) => (k.revoked_at ? [] : [el('button', { type: 'button', class: 'secondary',
-			'aria-label': `Revoke key ${k.prefix} (${k.name})`, text: 'Revoke', onclick: () => revokeKey(k) })]),
+		// The key this session signed in with is not offered for revocation (no self lock-out).
+		actions: (k) => (k.revoked_at ? [] : session.me && session.me.actor === `key:${k.prefix}`
+			? [el('span', { text: 'signed in with it' })]
+			: [el('button', { type: 'button', class: 'secondary', 'aria-label': `Revoke key ${k.prefix} (${k.name})`,
+				text: 'Revoke', onclick: () => revokeKey(k) })]),
 	});
 }
 

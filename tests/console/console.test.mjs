@@ -224,6 +224,48 @@ test('console: the audit log shows the key changes', async (t) => {
 	await shot('audit');
 });
 
+// In a browser context of its own (no session of the tests above): the console's button,
+// the provider's login and consent pages, back to the console with the code in the URL's
+// fragment, exchanged (PKCE) for an access token that signs in to the admin API.
+let oidcToken = null;
+test('console: sign in through OpenID Connect (authorisation code with PKCE)', async () => {
+	const issuer = process.env.JR_CONSOLE_OIDC;
+	assert.ok(issuer, 'JR_CONSOLE_OIDC names the provider');
+	const ctx = await browser.createBrowserContext();
+	try {
+		const p = await ctx.newPage();
+		const seen = [];
+		p.on('request', (r) => seen.push(r.url()));
+		await p.goto(CONSOLE, { waitUntil: 'networkidle0' });
+		await p.waitForSelector('#oidc:not([hidden])');
+		assert.equal(await p.$eval('#oidc-name', (e) => e.textContent), 'Test SSO');
+		await Promise.all([p.waitForNavigation(), p.click('#oidc-signin')]);
+		assert.ok(p.url().startsWith(`${issuer}/`), `at the provider: ${p.url()}`);
+		const auth = new URL(seen.find((u) => u.includes('/auth?')));
+		assert.equal(auth.searchParams.get('code_challenge_method'), 'S256');
+		assert.equal(auth.searchParams.get('response_mode'), 'fragment');
+		await p.type('input[name="login"]', 'alice');
+		await p.type('input[name="password"]', 'any');
+		await Promise.all([p.waitForNavigation(), p.click('button[type="submit"]')]);
+		// The consent page, then back to the console.
+		await Promise.all([p.waitForNavigation(), p.click('button[type="submit"]')]);
+		await p.waitForSelector('#app:not([hidden])', { timeout: 20000 });
+		assert.equal(p.url(), CONSOLE, 'the code is gone from the address bar');
+		assert.match(await p.$eval('#who', (e) => e.textContent), /alice/);
+		assert.equal(await p.$eval('#admin-missing', (e) => e.hidden), true, 'the admin API accepts the token');
+		oidcToken = await p.evaluate(() => sessionStorage.getItem('jairouter.console.token'));
+		assert.match(oidcToken, /^ey[\w-]+\.[\w-]+\.[\w-]+$/, 'a JWT');
+		assert.equal(await p.evaluate(() => sessionStorage.getItem('jairouter.console.oidc')), null);
+		// No request to the gateway carried the code or the token in its URL.
+		for (const u of seen.filter((x) => x.startsWith(`${ORIGIN}/`))) {
+			assert.ok(!/[?&]code=/.test(u) && !u.includes(oidcToken), u);
+		}
+		await p.screenshot({ path: path.join(SHOTS, 'console-oidc.png'), fullPage: true });
+	} finally {
+		await ctx.close();
+	}
+});
+
 test('console: nothing loaded from elsewhere, no error, no credential in a URL or cookie', async () => {
 	assert.ok(requests.length > 0);
 	// data: URLs are the browser's own (the date field's calendar icon), not network loads.
@@ -246,7 +288,7 @@ test('console: no credential in any log of the gateway', async () => {
 	assert.ok(dir, 'JR_CONSOLE_LOGS names the stack directory');
 	const logs = fs.readdirSync(dir).filter((f) => f.endsWith('.log'));
 	assert.ok(logs.includes('haproxy.log') && logs.includes('agent.log'));
-	const secrets = [ADMIN_KEY, process.env.JAIROUTER_API_KEY, issued && issued.key].filter(Boolean);
+	const secrets = [ADMIN_KEY, process.env.JAIROUTER_API_KEY, issued && issued.key, oidcToken].filter(Boolean);
 	for (const f of logs) {
 		const body = fs.readFileSync(path.join(dir, f), 'utf8');
 		for (const k of secrets) assert.ok(!body.includes(k), `${k.slice(0, 11)}... appears in ${f}`);

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# The console suite: scripts/demo started for real (its own directory, a free port),
-# then the web console driven in Debian's chromium by puppeteer-core
+# The console suite: a real OpenID provider (tests/oidc/provider.mjs --console: the
+# console's public client, login and consent pages) and scripts/demo started for real
+# (its own directory, a free port, the console's OpenID sign-in pointed at that
+# provider; the provider's tokens accepted for tenant demo, scope gw.admin mapped to
+# the role admin), then the web console driven in Debian's chromium by puppeteer-core
 # (tests/console/console.test.mjs; it also searches the stack's logs for the keys it
 # used: a credential must never be logged).
 #
@@ -23,6 +26,7 @@ finish() {
 		wait "$demo_pid" 2>/dev/null || true
 	fi
 	jr_stack_stop "$dir/demo" 2>/dev/null || true
+	jr_stop_pid "$dir" op TERM 2>/dev/null || true
 	rm -rf "$dir"
 }
 trap finish EXIT
@@ -37,8 +41,16 @@ if [[ ! -d tests/console/node_modules/puppeteer-core ]]; then
 	(cd tests/console && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund) >&2
 fi
 
-port=$(jr_free_port)
+mapfile -t ports < <(jr_free_ports 2)
+port=${ports[0]} op_port=${ports[1]}
+issuer=http://127.0.0.1:$op_port
+(cd tests/oidc && node provider.mjs keygen "$dir/opkeys" k1 &&
+	jr_spawn "$dir" op node provider.mjs serve "$op_port" "$dir/opkeys" k1 \
+		--console "http://127.0.0.1:$port/jairouter/console/")
+jr_wait_tcp 127.0.0.1 "$op_port" 20
+
 JR_SKIP_SETUP=1 JAIROUTER_PORT=$port JAIROUTER_DEMO_DIR=$dir/demo \
+	JR_CONSOLE_OIDC_ISSUER=$issuer JR_CONSOLE_OIDC_SCOPE="openid gw.admin" JR_CONSOLE_OIDC_NAME="Test SSO" \
 	setsid scripts/demo >"$dir/demo.out" 2>&1 </dev/null &
 demo_pid=$!
 deadline=$((SECONDS + 120))
@@ -53,9 +65,37 @@ done
 # shellcheck disable=SC1091 # written by scripts/demo
 source "$dir/demo/env"
 
+# The provider's tokens: tenant demo, the scope gw.admin is the role admin.
+psql -X -q -v ON_ERROR_STOP=1 -d "$JAIROUTER_DATABASE" -v url="$issuer" <<'SQL'
+INSERT INTO jairouter.jwt_issuers (name, issuer, discovery_url, algorithms, audience, tenant_id,
+		role_claim, role_map)
+	SELECT 'console-sso', :'url', :'url' || '/.well-known/openid-configuration', '{RS256}',
+		'jairouter', id, 'scope', '{"gw.admin": "admin"}'
+	FROM jairouter.tenants WHERE name = 'demo';
+SQL
+# The agents know the issuer once a client-credentials token of it is no longer refused
+# as unknown (401): it has no mapped role, so then 403.
+issuer_known() {
+	local token code
+	token=$(curl -fsS --max-time 5 -u gw-test:gw-test-secret-0123456789abcdef -d grant_type=client_credentials \
+		-d scope=gw.chat -d resource=urn:jairouter "$issuer/token" | jq -r .access_token) || return 1
+	code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$JAIROUTER_URL/v1/models" \
+		-H "Authorization: Bearer $token")
+	[[ $code != 401 ]]
+}
+deadline=$((SECONDS + 20))
+until issuer_known; do
+	if ((SECONDS > deadline)); then
+		echo "# the gateway did not accept the provider's tokens within 20 s"
+		echo "0 passed, 1 failed"
+		exit 1
+	fi
+	sleep 0.5
+done
+
 out=$dir/tap.out
 rc=0
-(cd tests/console && JR_CHROMIUM=$chromium JR_CONSOLE_LOGS=$dir/demo node --test --test-reporter=tap --test-concurrency=1 \
+(cd tests/console && JR_CHROMIUM=$chromium JR_CONSOLE_LOGS=$dir/demo JR_CONSOLE_OIDC=$issuer node --test --test-reporter=tap --test-concurrency=1 \
 	--test-timeout=120000 console.test.mjs) 2>&1 | tee "$out" || rc=$?
 
 pass=$(sed -n 's/^# pass \([0-9][0-9]*\)$/\1/p' "$out" | tail -n 1)
