@@ -2,7 +2,8 @@
 # The demo suite: scripts/demo started for real (its own directory and a free port,
 # JR_SKIP_SETUP=1), then checked as a user would use it: its env file names the
 # gateway, a key, the model, the database, the console and an administrator's key;
-# the database answers; the administrator's key holds the global role "admin"; the
+# the database answers; the administrator's key holds the global role "admin" and opens
+# the admin API (GET /jairouter/admin/v1/me); the
 # official @anthropic-ai/sdk and openai SDKs call the demo model (tests/clients/
 # demo-anthropic.mjs); the web console is served; SIGTERM (as Ctrl-C) stops everything.
 # Prints "ok NAME" / "not ok NAME" per check and "N passed, N failed" last.
@@ -91,6 +92,25 @@ sdk() {
 	((rc == 0)) && [[ $(tail -n 1 "$dir/sdk.out") == "4 passed, 0 failed" ]]
 }
 jr_step official_sdks_on_the_demo_model sdk
+
+console_served() {
+	local headers
+	headers=$(curl -fsS -D - -o /dev/null --max-time 5 "$JAIROUTER_CONSOLE_URL") || return 1
+	grep -qi "^content-security-policy: default-src 'none'" <<<"$headers"
+}
+jr_step console_served console_served
+
+# The administrator's key opens the admin API (the console's sign-in call).
+admin_api() {
+	local me
+	me=$(curl -fsS --max-time 5 "$JAIROUTER_URL/jairouter/admin/v1/me" \
+		-H "Authorization: Bearer $JAIROUTER_ADMIN_KEY") || return 1
+	jq -e '(.roles | index("admin")) != null and .tenant == "demo"' <<<"$me" >/dev/null || {
+		echo "# /me answered $me"
+		return 1
+	}
+}
+jr_step admin_key_opens_the_admin_api admin_api
 
 stops() {
 	local pidfile
