@@ -64,6 +64,8 @@ RUN apt-get update \
 COPY --from=build /src/build/release/jairouter-spoa /src/build/release/jairouter-adapter \
      /usr/lib/postgresql/15/bin/psql /usr/local/bin/
 COPY --chmod=0755 scripts/jairouterctl /usr/local/bin/jairouterctl
+# jairouterctl sources its command families from lib/ next to it.
+COPY --chmod=0644 scripts/lib/ctl-admin.sh /usr/local/bin/lib/ctl-admin.sh
 COPY --chmod=0755 scripts/migrate /usr/local/bin/jairouter-migrate
 COPY --chmod=0755 deploy/container/jairouter-healthcheck /usr/local/bin/jairouter-healthcheck
 COPY sql /usr/share/jairouter/sql

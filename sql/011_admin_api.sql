@@ -55,15 +55,21 @@ BEGIN
 END;
 $$;
 
+-- A caller is {actor, tenant_id, key_id, roles, permissions} from the agent, or
+-- {actor, local: true} from scripts/jairouterctl (admin_cli below): whoever may call these
+-- functions in the database may change the tables anyway, so a local caller is a platform
+-- administrator. The agent never sends "local".
 CREATE OR REPLACE FUNCTION jairouter.admin_is_platform(p_caller jsonb) RETURNS boolean
 LANGUAGE sql STABLE AS $$
-	SELECT coalesce((SELECT platform FROM jairouter.tenants
-		WHERE id = (p_caller ->> 'tenant_id')::bigint), false)
+	SELECT coalesce((p_caller ->> 'local')::boolean, false)
+		OR coalesce((SELECT platform FROM jairouter.tenants
+			WHERE id = (p_caller ->> 'tenant_id')::bigint), false)
 $$;
 
 CREATE OR REPLACE FUNCTION jairouter.admin_has(p_caller jsonb, p_perm text) RETURNS boolean
 LANGUAGE sql IMMUTABLE AS $$
-	SELECT coalesce(p_caller -> 'permissions' ? p_perm, false)
+	SELECT coalesce((p_caller ->> 'local')::boolean, false)
+		OR coalesce(p_caller -> 'permissions' ? p_perm, false)
 		OR coalesce(p_caller -> 'permissions' ? 'admin', false)
 $$;
 
@@ -516,6 +522,521 @@ BEGIN
 END;
 $$;
 
+-- ---- roles and their assignment to keys ---------------------------------------------------
+
+CREATE OR REPLACE FUNCTION jairouter.admin_role_doc(r jairouter.roles) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+	SELECT jsonb_build_object('id', r.id, 'name', r.name,
+		'tenant', (SELECT name FROM jairouter.tenants WHERE id = r.tenant_id),
+		'allow', to_jsonb(r.allow), 'deny', to_jsonb(r.deny), 'created_at', r.created_at)
+$$;
+
+CREATE OR REPLACE FUNCTION jairouter.admin_text_array(p_body jsonb, p_field text) RETURNS text[]
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+	IF p_body IS NULL OR NOT p_body ? p_field OR p_body -> p_field = 'null'::jsonb THEN
+		RETURN NULL;
+	END IF;
+	IF jsonb_typeof(p_body -> p_field) <> 'array' OR EXISTS (SELECT 1
+			FROM jsonb_array_elements(p_body -> p_field) e WHERE jsonb_typeof(e) <> 'string') THEN
+		PERFORM jairouter.admin_fail(400, 'invalid_' || p_field,
+			format('The field ''%s'' must be an array of strings.', p_field));
+	END IF;
+	RETURN ARRAY(SELECT jsonb_array_elements_text(p_body -> p_field));
+END;
+$$;
+
+-- Global roles and the roles of the tenants the caller manages.
+CREATE OR REPLACE FUNCTION jairouter.admin_roles_list(p_caller jsonb, p_args jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	t_id bigint := jairouter.admin_tenant(p_caller, p_args ->> 'tenant', true);
+BEGIN
+	PERFORM jairouter.admin_require(p_caller, 'admin');
+	RETURN jsonb_build_object('data', coalesce((SELECT jsonb_agg(jairouter.admin_role_doc(r)
+			ORDER BY r.tenant_id NULLS FIRST, r.name)
+		FROM jairouter.roles r WHERE t_id IS NULL OR r.tenant_id = t_id OR r.tenant_id IS NULL),
+		'[]'::jsonb), 'next_cursor', NULL);
+END;
+$$;
+
+-- A role of the body's tenant; without one, a global role (platform) or a role of the
+-- caller's own tenant.
+CREATE OR REPLACE FUNCTION jairouter.admin_role_create(p_caller jsonb, p_body jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+	n text := jairouter.admin_body_text(p_body, 'name', true);
+	t_ref text := jairouter.admin_body_text(p_body, 'tenant', false);
+	t_id bigint;
+	r jairouter.roles;
+BEGIN
+	PERFORM jairouter.admin_require(p_caller, 'admin');
+	IF p_body - 'name' - 'tenant' - 'allow' - 'deny' <> '{}'::jsonb THEN
+		PERFORM jairouter.admin_fail(400, 'unknown_field', 'A role takes name, tenant, allow and deny.');
+	END IF;
+	IF t_ref IS NULL AND NOT jairouter.admin_is_platform(p_caller) THEN
+		t_id := (p_caller ->> 'tenant_id')::bigint;
+	ELSIF t_ref IS NOT NULL THEN
+		t_id := jairouter.admin_tenant(p_caller, t_ref);
+	END IF;
+	IF EXISTS (SELECT 1 FROM jairouter.roles WHERE name = n AND tenant_id IS NOT DISTINCT FROM t_id) THEN
+		PERFORM jairouter.admin_fail(409, 'role_exists', format('Role ''%s'' already exists.', n));
+	END IF;
+	INSERT INTO jairouter.roles (tenant_id, name, allow, deny)
+	VALUES (t_id, n, coalesce(jairouter.admin_text_array(p_body, 'allow'), '{}'),
+		coalesce(jairouter.admin_text_array(p_body, 'deny'), '{}'))
+	RETURNING * INTO r;
+	RETURN jairouter.admin_role_doc(r);
+EXCEPTION WHEN check_violation THEN
+	PERFORM jairouter.admin_fail(400, 'invalid_role',
+		'Invalid role: a name of 1 to 63 of A-Z a-z 0-9 _ . : / -, and permissions such as '
+		'admin, usage:read, audit:read, service:chat, model:NAME, group:NAME or *.');
+	RETURN NULL;
+END;
+$$;
+
+-- The role the request names (id), if the caller may change it: global roles belong to
+-- platform administrators.
+CREATE OR REPLACE FUNCTION jairouter.admin_role_ref(p_caller jsonb, p_ref text) RETURNS jairouter.roles
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	r jairouter.roles;
+BEGIN
+	IF p_ref ~ '^[0-9]{1,18}$' THEN
+		SELECT * INTO r FROM jairouter.roles WHERE id = p_ref::bigint;
+	END IF;
+	IF r.id IS NULL OR (NOT jairouter.admin_is_platform(p_caller)
+			AND r.tenant_id IS DISTINCT FROM (p_caller ->> 'tenant_id')::bigint) THEN
+		PERFORM jairouter.admin_fail(404, 'role_not_found', format('Role %s not found.', p_ref));
+	END IF;
+	RETURN r;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION jairouter.admin_role_delete(p_caller jsonb, p_args jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+	r jairouter.roles;
+BEGIN
+	PERFORM jairouter.admin_require(p_caller, 'admin');
+	r := jairouter.admin_role_ref(p_caller, p_args ->> 'id');
+	DELETE FROM jairouter.roles WHERE id = r.id;
+	RETURN jsonb_build_object('id', r.id, 'name', r.name, 'deleted', true);
+END;
+$$;
+
+-- The key the request names (id), if the caller manages its tenant.
+CREATE OR REPLACE FUNCTION jairouter.admin_key_ref(p_caller jsonb, p_ref text) RETURNS jairouter.api_keys
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	k jairouter.api_keys;
+BEGIN
+	IF p_ref IS NULL OR p_ref !~ '^[0-9]{1,18}$' THEN
+		PERFORM jairouter.admin_fail(400, 'invalid_key_id', 'A key is named by its numeric id.');
+	END IF;
+	SELECT * INTO k FROM jairouter.api_keys WHERE id = p_ref::bigint;
+	IF k.id IS NULL OR (k.tenant_id <> (p_caller ->> 'tenant_id')::bigint
+			AND NOT jairouter.admin_is_platform(p_caller)) THEN
+		PERFORM jairouter.admin_fail(404, 'key_not_found', format('Key %s not found.', p_ref));
+	END IF;
+	RETURN k;
+END;
+$$;
+
+-- A role name for a key: its tenant's role of that name, else the global one.
+CREATE OR REPLACE FUNCTION jairouter.admin_role_for_key(k jairouter.api_keys, p_name text) RETURNS bigint
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	r_id bigint;
+BEGIN
+	SELECT id INTO r_id FROM jairouter.roles WHERE name = p_name
+		AND (tenant_id = k.tenant_id OR tenant_id IS NULL)
+	ORDER BY tenant_id NULLS LAST LIMIT 1;
+	IF r_id IS NULL THEN
+		PERFORM jairouter.admin_fail(404, 'role_not_found',
+			format('No role ''%s'' for the key''s tenant (its own or a global one).', p_name));
+	END IF;
+	RETURN r_id;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION jairouter.admin_key_role_add(p_caller jsonb, p_args jsonb, p_body jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	k jairouter.api_keys;
+BEGIN
+	PERFORM jairouter.admin_require(p_caller, 'admin');
+	k := jairouter.admin_key_ref(p_caller, p_args ->> 'id');
+	INSERT INTO jairouter.api_key_roles (key_id, role_id)
+	VALUES (k.id, jairouter.admin_role_for_key(k, jairouter.admin_body_text(p_body, 'role', true)))
+	ON CONFLICT DO NOTHING;
+	RETURN jairouter.admin_key_doc(k);
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION jairouter.admin_key_role_remove(p_caller jsonb, p_args jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+	k jairouter.api_keys;
+BEGIN
+	PERFORM jairouter.admin_require(p_caller, 'admin');
+	k := jairouter.admin_key_ref(p_caller, p_args ->> 'id');
+	DELETE FROM jairouter.api_key_roles
+	WHERE key_id = k.id AND role_id = jairouter.admin_role_for_key(k, p_args ->> 'role');
+	RETURN jairouter.admin_key_doc(k);
+END;
+$$;
+
+-- ---- limits (changed by platform administrators) ---------------------------------------------
+
+CREATE OR REPLACE FUNCTION jairouter.admin_body_int(p_body jsonb, p_field text) RETURNS bigint
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+	IF p_body IS NULL OR NOT p_body ? p_field OR p_body -> p_field = 'null'::jsonb THEN
+		RETURN NULL;
+	END IF;
+	IF jsonb_typeof(p_body -> p_field) <> 'number' OR (p_body ->> p_field) !~ '^-?[0-9]{1,18}$' THEN
+		PERFORM jairouter.admin_fail(400, 'invalid_' || p_field, format('The field ''%s'' must be an integer.', p_field));
+	END IF;
+	RETURN (p_body ->> p_field)::bigint;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION jairouter.admin_limit_create(p_caller jsonb, p_body jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+	l jairouter.limits;
+	l_id bigint;
+BEGIN
+	PERFORM jairouter.admin_require(p_caller, 'admin');
+	PERFORM jairouter.admin_require_platform(p_caller);
+	IF p_body - 'scope' - 'dimension' - 'algorithm' - 'amount' - 'window_ms' - 'tenant' - 'key'
+			- 'model' - 'burst' - 'warmup_ms' <> '{}'::jsonb THEN
+		PERFORM jairouter.admin_fail(400, 'unknown_field', 'A limit takes scope, dimension, algorithm, '
+			'amount, window_ms, tenant, key (a prefix), model, burst and warmup_ms.');
+	END IF;
+	IF jsonb_typeof(p_body -> 'amount') IS DISTINCT FROM 'number' THEN
+		PERFORM jairouter.admin_fail(400, 'invalid_amount', 'amount must be a number.');
+	END IF;
+	l_id := jairouter.set_limit(jairouter.admin_body_text(p_body, 'scope', true),
+		jairouter.admin_body_text(p_body, 'dimension', true),
+		jairouter.admin_body_text(p_body, 'algorithm', true), (p_body ->> 'amount')::numeric,
+		jairouter.admin_body_int(p_body, 'window_ms'), jairouter.admin_body_text(p_body, 'tenant', false),
+		jairouter.admin_body_text(p_body, 'key', false), jairouter.admin_body_text(p_body, 'model', false),
+		jairouter.admin_body_int(p_body, 'burst'), jairouter.admin_body_int(p_body, 'warmup_ms'));
+	SELECT * INTO l FROM jairouter.limits WHERE id = l_id;
+	RETURN jairouter.admin_limit_doc(l);
+EXCEPTION WHEN check_violation THEN
+	PERFORM jairouter.admin_fail(400, 'invalid_limit', 'Invalid limit: ' || SQLERRM || ' (docs/limits.md).');
+	RETURN NULL;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION jairouter.admin_limit_delete(p_caller jsonb, p_args jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+	ref text := p_args ->> 'id';
+	l jairouter.limits;
+BEGIN
+	PERFORM jairouter.admin_require(p_caller, 'admin');
+	PERFORM jairouter.admin_require_platform(p_caller);
+	IF ref ~ '^[0-9]{1,18}$' THEN
+		DELETE FROM jairouter.limits WHERE id = ref::bigint RETURNING * INTO l;
+	END IF;
+	IF l.id IS NULL THEN
+		PERFORM jairouter.admin_fail(404, 'limit_not_found', format('Limit %s not found.', ref));
+	END IF;
+	RETURN jsonb_build_object('id', l.id, 'deleted', true);
+END;
+$$;
+
+-- ---- token issuers and their keys ------------------------------------------------------------
+
+-- Secrets stay write-only: the introspection client secret and the keys' JWKs (an `oct`
+-- JWK is a shared secret) are never shown, only whether they are set.
+CREATE OR REPLACE FUNCTION jairouter.admin_issuer_doc(i jairouter.jwt_issuers) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+	SELECT to_jsonb(i) - 'introspection_client_secret' - 'tenant_id'
+		|| jsonb_build_object('tenant', (SELECT name FROM jairouter.tenants WHERE id = i.tenant_id),
+			'introspection_client_secret_set', i.introspection_client_secret IS NOT NULL,
+			'keys', coalesce((SELECT jsonb_agg(jsonb_build_object('id', k.id, 'kid', k.kid,
+				'kty', CASE WHEN k.jwk ~ '^\s*\{' THEN k.jwk::jsonb ->> 'kty' ELSE 'PEM' END,
+				'status', k.status, 'created_at', k.created_at) ORDER BY k.id)
+				FROM jairouter.jwt_issuer_keys k WHERE k.issuer_id = i.id), '[]'::jsonb))
+$$;
+
+CREATE OR REPLACE FUNCTION jairouter.admin_issuer_ref(p_caller jsonb, p_ref text) RETURNS jairouter.jwt_issuers
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	i jairouter.jwt_issuers;
+BEGIN
+	SELECT * INTO i FROM jairouter.jwt_issuers
+	WHERE name = p_ref OR (p_ref ~ '^[0-9]{1,18}$' AND id = p_ref::bigint) LIMIT 1;
+	IF i.id IS NULL OR (NOT jairouter.admin_is_platform(p_caller)
+			AND i.tenant_id IS DISTINCT FROM (p_caller ->> 'tenant_id')::bigint) THEN
+		PERFORM jairouter.admin_fail(404, 'issuer_not_found', format('Issuer ''%s'' not found.', p_ref));
+	END IF;
+	RETURN i;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION jairouter.admin_issuers_list(p_caller jsonb, p_args jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	plat boolean := jairouter.admin_is_platform(p_caller);
+BEGIN
+	PERFORM jairouter.admin_require(p_caller, 'admin');
+	RETURN jsonb_build_object('data', coalesce((SELECT jsonb_agg(jairouter.admin_issuer_doc(i) ORDER BY i.name)
+		FROM jairouter.jwt_issuers i WHERE plat OR i.tenant_id = (p_caller ->> 'tenant_id')::bigint),
+		'[]'::jsonb), 'next_cursor', NULL);
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION jairouter.admin_issuer_get(p_caller jsonb, p_args jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	PERFORM jairouter.admin_require(p_caller, 'admin');
+	RETURN jairouter.admin_issuer_doc(jairouter.admin_issuer_ref(p_caller, p_args ->> 'issuer'));
+END;
+$$;
+
+-- The fields of an issuer the API writes (docs/identity.md explains each); "tenant" is a
+-- tenant's name.
+CREATE OR REPLACE FUNCTION jairouter.admin_issuer_fields() RETURNS text[]
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT ARRAY['name', 'issuer', 'discovery_url', 'algorithms', 'audience', 'leeway_s', 'require_exp',
+		'tenant', 'tenant_claim', 'role_claim', 'role_map', 'default_roles', 'status',
+		'introspection_url', 'introspection_client_id', 'introspection_client_secret',
+		'introspection_failure']
+$$;
+
+-- The row i with the body's fields applied.
+CREATE OR REPLACE FUNCTION jairouter.admin_issuer_apply(p_caller jsonb, i jairouter.jwt_issuers, p_body jsonb)
+RETURNS jairouter.jwt_issuers LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	extra text;
+	b jsonb := p_body;
+BEGIN
+	SELECT k INTO extra FROM jsonb_object_keys(p_body) k WHERE k <> ALL (jairouter.admin_issuer_fields()) LIMIT 1;
+	IF extra IS NOT NULL THEN
+		PERFORM jairouter.admin_fail(400, 'unknown_field', format('An issuer has no field ''%s''.', extra));
+	END IF;
+	IF b ? 'tenant' THEN
+		b := b - 'tenant' || jsonb_build_object('tenant_id', CASE WHEN b -> 'tenant' = 'null'::jsonb THEN NULL
+			ELSE jairouter.admin_tenant(p_caller, b ->> 'tenant') END);
+	END IF;
+	BEGIN
+		RETURN jsonb_populate_record(i, b);
+	EXCEPTION WHEN OTHERS THEN
+		PERFORM jairouter.admin_fail(400, 'invalid_issuer', 'Invalid issuer field: ' || SQLERRM);
+		RETURN NULL;
+	END;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION jairouter.admin_issuer_create(p_caller jsonb, p_body jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+	i jairouter.jwt_issuers;
+BEGIN
+	PERFORM jairouter.admin_require(p_caller, 'admin');
+	PERFORM jairouter.admin_require_platform(p_caller);
+	i := jairouter.admin_issuer_apply(p_caller, i, p_body);
+	INSERT INTO jairouter.jwt_issuers (name, issuer, discovery_url, algorithms, audience, leeway_s,
+		require_exp, tenant_id, tenant_claim, role_claim, role_map, default_roles, status,
+		introspection_url, introspection_client_id, introspection_client_secret, introspection_failure)
+	VALUES (i.name, i.issuer, i.discovery_url, i.algorithms, i.audience, coalesce(i.leeway_s, 60),
+		coalesce(i.require_exp, true), i.tenant_id, i.tenant_claim,
+		CASE WHEN p_body ? 'role_claim' THEN i.role_claim ELSE 'roles' END, coalesce(i.role_map, '{}'),
+		i.default_roles, coalesce(i.status, 'active'), i.introspection_url, i.introspection_client_id,
+		i.introspection_client_secret, coalesce(i.introspection_failure, 'unavailable'))
+	RETURNING * INTO i;
+	RETURN jairouter.admin_issuer_doc(i);
+EXCEPTION WHEN check_violation OR not_null_violation THEN
+	PERFORM jairouter.admin_fail(400, 'invalid_issuer', 'Invalid issuer: ' || SQLERRM || ' (docs/identity.md).');
+	RETURN NULL;
+WHEN unique_violation THEN
+	PERFORM jairouter.admin_fail(409, 'issuer_exists', 'An issuer with this name or iss already exists.');
+	RETURN NULL;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION jairouter.admin_issuer_patch(p_caller jsonb, p_args jsonb, p_body jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	i jairouter.jwt_issuers;
+BEGIN
+	PERFORM jairouter.admin_require(p_caller, 'admin');
+	PERFORM jairouter.admin_require_platform(p_caller);
+	i := jairouter.admin_issuer_ref(p_caller, p_args ->> 'issuer');
+	PERFORM jairouter.admin_check_match(p_args, jairouter.admin_issuer_doc(i));
+	i := jairouter.admin_issuer_apply(p_caller, i, p_body);
+	UPDATE jairouter.jwt_issuers SET name = i.name, issuer = i.issuer, discovery_url = i.discovery_url,
+		algorithms = i.algorithms, audience = i.audience, leeway_s = i.leeway_s, require_exp = i.require_exp,
+		tenant_id = i.tenant_id, tenant_claim = i.tenant_claim, role_claim = i.role_claim,
+		role_map = i.role_map, default_roles = i.default_roles, status = i.status,
+		introspection_url = i.introspection_url, introspection_client_id = i.introspection_client_id,
+		introspection_client_secret = i.introspection_client_secret,
+		introspection_failure = i.introspection_failure
+	WHERE id = i.id RETURNING * INTO i;
+	RETURN jairouter.admin_issuer_doc(i);
+EXCEPTION WHEN check_violation OR not_null_violation THEN
+	PERFORM jairouter.admin_fail(400, 'invalid_issuer', 'Invalid issuer: ' || SQLERRM || ' (docs/identity.md).');
+	RETURN NULL;
+WHEN unique_violation THEN
+	PERFORM jairouter.admin_fail(409, 'issuer_exists', 'An issuer with this name or iss already exists.');
+	RETURN NULL;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION jairouter.admin_issuer_delete(p_caller jsonb, p_args jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+	i jairouter.jwt_issuers;
+BEGIN
+	PERFORM jairouter.admin_require(p_caller, 'admin');
+	PERFORM jairouter.admin_require_platform(p_caller);
+	i := jairouter.admin_issuer_ref(p_caller, p_args ->> 'issuer');
+	DELETE FROM jairouter.jwt_issuers WHERE id = i.id;
+	RETURN jsonb_build_object('id', i.id, 'name', i.name, 'deleted', true);
+END;
+$$;
+
+-- A verification key: {"kid": ..., "jwk": a JWK object, or a PEM public key as a string}.
+CREATE OR REPLACE FUNCTION jairouter.admin_issuer_key_add(p_caller jsonb, p_args jsonb, p_body jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	i jairouter.jwt_issuers;
+	material text;
+BEGIN
+	PERFORM jairouter.admin_require(p_caller, 'admin');
+	PERFORM jairouter.admin_require_platform(p_caller);
+	i := jairouter.admin_issuer_ref(p_caller, p_args ->> 'issuer');
+	IF p_body - 'kid' - 'jwk' <> '{}'::jsonb THEN
+		PERFORM jairouter.admin_fail(400, 'unknown_field', 'A key takes kid and jwk.');
+	END IF;
+	material := CASE jsonb_typeof(p_body -> 'jwk') WHEN 'object' THEN (p_body -> 'jwk')::text
+		WHEN 'string' THEN p_body ->> 'jwk' END;
+	IF material IS NULL THEN
+		PERFORM jairouter.admin_fail(400, 'invalid_jwk', 'jwk must be a JWK object or a PEM public key.');
+	END IF;
+	INSERT INTO jairouter.jwt_issuer_keys (issuer_id, kid, jwk)
+	VALUES (i.id, jairouter.admin_body_text(p_body, 'kid', false), material);
+	SELECT * INTO i FROM jairouter.jwt_issuers WHERE id = i.id;
+	RETURN jairouter.admin_issuer_doc(i);
+EXCEPTION WHEN check_violation THEN
+	PERFORM jairouter.admin_fail(400, 'invalid_jwk', 'Invalid key: ' || SQLERRM);
+	RETURN NULL;
+WHEN unique_violation THEN
+	PERFORM jairouter.admin_fail(409, 'kid_exists', 'The issuer already has a key with this kid.');
+	RETURN NULL;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION jairouter.admin_issuer_key_delete(p_caller jsonb, p_args jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+	i jairouter.jwt_issuers;
+BEGIN
+	PERFORM jairouter.admin_require(p_caller, 'admin');
+	PERFORM jairouter.admin_require_platform(p_caller);
+	i := jairouter.admin_issuer_ref(p_caller, p_args ->> 'issuer');
+	DELETE FROM jairouter.jwt_issuer_keys WHERE issuer_id = i.id AND kid = p_args ->> 'kid';
+	IF NOT FOUND THEN
+		PERFORM jairouter.admin_fail(404, 'kid_not_found', format('The issuer has no key ''%s''.', p_args ->> 'kid'));
+	END IF;
+	RETURN jairouter.admin_issuer_doc(i);
+END;
+$$;
+
+-- ---- routing of a model: strategy, fallback chain, virtual members --------------------------
+
+CREATE OR REPLACE FUNCTION jairouter.admin_routing_doc(p_model_id bigint) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+	SELECT jsonb_build_object('model', m.name,
+		'strategy', p.strategy, 'hash_key', p.hash_key,
+		'fallbacks', coalesce((SELECT jsonb_agg(fm.name ORDER BY f.position) FROM jairouter.model_fallbacks f
+			JOIN jairouter.models fm ON fm.id = f.fallback_model_id WHERE f.model_id = m.id), '[]'::jsonb),
+		'fallback_reasons', (SELECT to_jsonb(f.reasons) FROM jairouter.model_fallbacks f
+			WHERE f.model_id = m.id ORDER BY f.position LIMIT 1),
+		'virtual_members', coalesce((SELECT jsonb_agg(vm.name ORDER BY mm.position)
+			FROM jairouter.virtual_models v JOIN jairouter.virtual_model_members mm ON mm.virtual_model_id = v.id
+			JOIN jairouter.models vm ON vm.id = mm.model_id WHERE v.model_id = m.id), '[]'::jsonb),
+		'latency_budget_ms', (SELECT v.latency_budget_ms FROM jairouter.virtual_models v WHERE v.model_id = m.id))
+	FROM jairouter.models m LEFT JOIN jairouter.routing_policies p ON p.model_id = m.id
+	WHERE m.id = p_model_id
+$$;
+
+CREATE OR REPLACE FUNCTION jairouter.admin_model_ref(p_caller jsonb, p_name text) RETURNS bigint
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	m_id bigint;
+BEGIN
+	SELECT id INTO m_id FROM jairouter.models WHERE name = p_name;
+	IF m_id IS NULL OR NOT (jairouter.admin_is_platform(p_caller)
+			OR jairouter.tenant_may_use((p_caller ->> 'tenant_id')::bigint, m_id)) THEN
+		PERFORM jairouter.admin_fail(404, 'model_not_found', format('Model ''%s'' not found.', p_name));
+	END IF;
+	RETURN m_id;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION jairouter.admin_routing_get(p_caller jsonb, p_args jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	PERFORM jairouter.admin_require(p_caller, 'admin');
+	RETURN jairouter.admin_routing_doc(jairouter.admin_model_ref(p_caller, p_args ->> 'model'));
+END;
+$$;
+
+-- PUT: the whole routing of a model; an absent field is reset (no strategy of its own, no
+-- fallbacks, not virtual).
+CREATE OR REPLACE FUNCTION jairouter.admin_routing_put(p_caller jsonb, p_args jsonb, p_body jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	m_id bigint;
+	m text := p_args ->> 'model';
+BEGIN
+	PERFORM jairouter.admin_require(p_caller, 'admin');
+	PERFORM jairouter.admin_require_platform(p_caller);
+	m_id := jairouter.admin_model_ref(p_caller, m);
+	PERFORM jairouter.admin_check_match(p_args, jairouter.admin_routing_doc(m_id));
+	IF p_body - 'strategy' - 'hash_key' - 'fallbacks' - 'fallback_reasons' - 'virtual_members'
+			- 'latency_budget_ms' - 'model' <> '{}'::jsonb THEN
+		PERFORM jairouter.admin_fail(400, 'unknown_field', 'Routing takes strategy, hash_key, fallbacks, '
+			'fallback_reasons, virtual_members and latency_budget_ms.');
+	END IF;
+	PERFORM jairouter.set_model_strategy(m, jairouter.admin_body_text(p_body, 'strategy', false),
+		jairouter.admin_body_text(p_body, 'hash_key', false));
+	PERFORM jairouter.set_model_fallbacks(m, coalesce(jairouter.admin_text_array(p_body, 'fallbacks'), '{}'),
+		jairouter.admin_text_array(p_body, 'fallback_reasons'));
+	PERFORM jairouter.set_virtual_model(m, coalesce(jairouter.admin_text_array(p_body, 'virtual_members'), '{}'),
+		jairouter.admin_body_int(p_body, 'latency_budget_ms')::integer);
+	RETURN jairouter.admin_routing_doc(m_id);
+END;
+$$;
+
+-- ---- jairouterctl -------------------------------------------------------------------------------
+
+-- The same operations for scripts/jairouterctl (a local caller, see admin_is_platform):
+-- the answer's body, or an exception carrying the API's message (SQLSTATE P0002 for 404,
+-- 23505 for 409, 22023 otherwise, so that jairouterctl's exit codes hold).
+CREATE OR REPLACE FUNCTION jairouter.admin_cli(p_route text, p_args jsonb, p_body jsonb DEFAULT NULL)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	r jsonb := jairouter.admin_api(p_route, jsonb_build_object('actor',
+		coalesce(nullif(current_setting('jairouter.actor', true), ''), current_user), 'local', true),
+		p_args, p_body::text);
+	st int := (r ->> 'status')::int;
+BEGIN
+	IF st >= 400 THEN
+		RAISE EXCEPTION '%', r -> 'body' -> 'error' ->> 'message'
+			USING ERRCODE = CASE st WHEN 404 THEN 'P0002' WHEN 409 THEN '23505' ELSE '22023' END;
+	END IF;
+	RETURN r -> 'body';
+END;
+$$;
+
 -- ---- the dispatcher -----------------------------------------------------------------------
 
 -- One API call: p_route names the operation (the agent's route table, docs/admin-api.md),
@@ -561,6 +1082,26 @@ BEGIN
 			WHEN 'limits.list' THEN jairouter.admin_limits_list(p_caller, p_args)
 			WHEN 'usage' THEN jairouter.admin_usage(p_caller, p_args)
 			WHEN 'audit' THEN jairouter.admin_audit(p_caller, p_args)
+			WHEN 'limits.create' THEN jsonb_build_object('status', 201, 'body',
+				jairouter.admin_limit_create(p_caller, p_body))
+			WHEN 'limits.delete' THEN jairouter.admin_limit_delete(p_caller, p_args)
+			WHEN 'roles.list' THEN jairouter.admin_roles_list(p_caller, p_args)
+			WHEN 'roles.create' THEN jsonb_build_object('status', 201, 'body',
+				jairouter.admin_role_create(p_caller, p_body))
+			WHEN 'roles.delete' THEN jairouter.admin_role_delete(p_caller, p_args)
+			WHEN 'keys.roles.add' THEN jairouter.admin_key_role_add(p_caller, p_args, p_body)
+			WHEN 'keys.roles.remove' THEN jairouter.admin_key_role_remove(p_caller, p_args)
+			WHEN 'issuers.list' THEN jairouter.admin_issuers_list(p_caller, p_args)
+			WHEN 'issuers.create' THEN jsonb_build_object('status', 201, 'body',
+				jairouter.admin_issuer_create(p_caller, p_body))
+			WHEN 'issuers.get' THEN jairouter.admin_issuer_get(p_caller, p_args)
+			WHEN 'issuers.patch' THEN jairouter.admin_issuer_patch(p_caller, p_args, p_body)
+			WHEN 'issuers.delete' THEN jairouter.admin_issuer_delete(p_caller, p_args)
+			WHEN 'issuers.keys.add' THEN jsonb_build_object('status', 201, 'body',
+				jairouter.admin_issuer_key_add(p_caller, p_args, p_body))
+			WHEN 'issuers.keys.delete' THEN jairouter.admin_issuer_key_delete(p_caller, p_args)
+			WHEN 'routing.get' THEN jairouter.admin_routing_get(p_caller, p_args)
+			WHEN 'routing.put' THEN jairouter.admin_routing_put(p_caller, p_args, p_body)
 			ELSE NULL END;
 		IF r IS NULL THEN
 			PERFORM jairouter.admin_fail(404, 'unknown_url', format('Unknown operation %s.', p_route));
@@ -568,7 +1109,8 @@ BEGIN
 		IF NOT (r ? 'status' AND r ? 'body') THEN
 			r := jsonb_build_object('status', 200, 'body', r);
 		END IF;
-		IF p_route IN ('tenants.get', 'tenants.patch', 'tenants.create') THEN
+		IF p_route IN ('tenants.get', 'tenants.patch', 'tenants.create', 'issuers.get', 'issuers.patch',
+				'issuers.create', 'routing.get', 'routing.put') THEN
 			r := r || jsonb_build_object('etag', jairouter.admin_etag(r -> 'body'));
 		END IF;
 		RETURN r;

@@ -27,6 +27,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
+#include <event2/util.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,11 +83,32 @@ static void call_free_if_done(struct call *c)
 	free(c);
 }
 
+/* The client's x-request-id when it is a short printable token, else a new one. */
+static void request_id(struct evhttp_request *req, char *out, size_t cap)
+{
+	const char *v = evhttp_find_header(evhttp_request_get_input_headers(req), "x-request-id");
+	size_t n = v ? strlen(v) : 0, i = 0;
+	unsigned char rnd[16];
+
+	while (i < n && v[i] > 0x20 && v[i] < 0x7f)
+		i++;
+	if (n > 0 && n < cap && n <= 128 && i == n) {
+		memcpy(out, v, n + 1);
+		return;
+	}
+	evutil_secure_rng_get_bytes(rnd, sizeof(rnd));
+	for (i = 0; i < sizeof(rnd) && 2 * i + 2 < cap; i++)
+		snprintf(out + 2 * i, 3, "%02x", rnd[i]);
+}
+
 static void send_json(struct evhttp_request *req, int status, const char *body, size_t len)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	struct evbuffer *b = evbuffer_new();
+	char id[136];
 
+	request_id(req, id, sizeof(id));
+	evhttp_add_header(h, "x-request-id", id);
 	evhttp_add_header(h, "Content-Type", "application/json");
 	evhttp_add_header(h, "Cache-Control", "no-store");
 	evbuffer_add(b, body, len);

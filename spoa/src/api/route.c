@@ -20,8 +20,24 @@ static const struct route routes[] = {
 	{ "GET", "tenants/{tenant}/keys", "keys.list" },
 	{ "POST", "tenants/{tenant}/keys", "keys.create" },
 	{ "DELETE", "keys/{id}", "keys.revoke" },
+	{ "POST", "keys/{id}/roles", "keys.roles.add" },
+	{ "DELETE", "keys/{id}/roles/{role}", "keys.roles.remove" },
 	{ "GET", "models", "models.list" },
+	{ "GET", "models/{model}/routing", "routing.get" },
+	{ "PUT", "models/{model}/routing", "routing.put" },
 	{ "GET", "limits", "limits.list" },
+	{ "POST", "limits", "limits.create" },
+	{ "DELETE", "limits/{id}", "limits.delete" },
+	{ "GET", "roles", "roles.list" },
+	{ "POST", "roles", "roles.create" },
+	{ "DELETE", "roles/{id}", "roles.delete" },
+	{ "GET", "issuers", "issuers.list" },
+	{ "POST", "issuers", "issuers.create" },
+	{ "GET", "issuers/{issuer}", "issuers.get" },
+	{ "PATCH", "issuers/{issuer}", "issuers.patch" },
+	{ "DELETE", "issuers/{issuer}", "issuers.delete" },
+	{ "POST", "issuers/{issuer}/keys", "issuers.keys.add" },
+	{ "DELETE", "issuers/{issuer}/keys/{kid}", "issuers.keys.delete" },
 	{ "GET", "usage", "usage" },
 	{ "GET", "audit", "audit" },
 };
@@ -106,8 +122,10 @@ void api_route_allowed(const char *path, char *buf, size_t cap)
 		if (!path_matches(routes[i].pattern, rel, &try))
 			continue;
 		n = snprintf(buf + used, cap - used, "%s%s", used ? ", " : "", routes[i].method);
-		if (n < 0 || (size_t)n >= cap - used)
+		if (n < 0 || (size_t)n >= cap - used) {
+			buf[used] = '\0'; /* whole method names only */
 			return;
+		}
 		used += (size_t)n;
 	}
 }
