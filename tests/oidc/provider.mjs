@@ -3,7 +3,12 @@
 // ones with resource=urn:opaque), and RFC 7662 introspection. Test use only (http issuer, fixed client secret).
 //
 //   node provider.mjs keygen DIR NAME          writes DIR/NAME.jwk (private RSA JWK, kid NAME)
-//   node provider.mjs serve PORT DIR K1[,K2..]  serves with those keys; K1 signs new tokens
+//   node provider.mjs serve PORT DIR K1[,K2..] [--console REDIRECT_URI]
+//                                              serves with those keys; K1 signs new tokens;
+//                                              --console adds the web console's public client
+//                                              "jairouter-console" (authorisation code with
+//                                              PKCE, tests/console) and the provider's own
+//                                              login and consent pages (any login, any password)
 //
 // Prints "LISTENING <port>" once it accepts connections.
 import crypto from "node:crypto";
@@ -26,7 +31,8 @@ if (cmd !== "serve") {
 	process.exit(2);
 }
 
-const [port, dir, names] = args;
+const [port, dir, names, ...rest] = args;
+const consoleRedirect = rest[0] === "--console" ? rest[1] : null;
 const keys = names.split(",").map((n) => JSON.parse(fs.readFileSync(path.join(dir, `${n}.jwk`), "utf8")));
 const issuer = `http://127.0.0.1:${port}`;
 const provider = new Provider(issuer, {
@@ -37,12 +43,19 @@ const provider = new Provider(issuer, {
 		redirect_uris: [],
 		response_types: [],
 		scope: "gw.chat gw.admin",
-	}],
+	}, ...(consoleRedirect ? [{
+		client_id: "jairouter-console",
+		token_endpoint_auth_method: "none",
+		grant_types: ["authorization_code"],
+		response_types: ["code"],
+		redirect_uris: [consoleRedirect],
+		scope: "openid gw.chat gw.admin",
+	}] : [])],
 	jwks: { keys },
 	scopes: ["gw.chat", "gw.admin"],
 	cookies: { keys: ["test-only-cookie-key"] },
 	features: {
-		devInteractions: { enabled: false },
+		devInteractions: { enabled: !!consoleRedirect },
 		clientCredentials: { enabled: true },
 		introspection: { enabled: true },
 		resourceIndicators: {
