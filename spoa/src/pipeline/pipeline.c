@@ -405,6 +405,19 @@ static void set_rewrite_vars(struct spop_writer *w, const struct pl_verdict *v)
 	set_str_var(w, "model_rewrite", v->model_rewrite);
 }
 
+/* How HAProxy reads a direct stream's usage (haproxy/jairouter.lua, "usage"). */
+static void set_meter_vars(struct spop_writer *w, const struct pl_verdict *v)
+{
+	if (v->meter == PL_METER_NONE)
+		return;
+	set_str_var(w, "meter", v->meter == PL_METER_STRIP ? "strip" : "keep");
+	if (v->meter == PL_METER_STRIP) {
+		set_int_var(w, "meter_off", v->meter_off);
+		set_int_var(w, "meter_len", v->meter_len);
+	}
+	set_int_var(w, "body_delta", v->body_delta);
+}
+
 /* "6m0s", "1.5s", "20ms": the duration format of OpenAI's x-ratelimit-reset-* headers. */
 static void fmt_reset(char *buf, size_t cap, int64_t ms)
 {
@@ -462,6 +475,7 @@ static int encode(const struct pl_verdict *v, uint64_t sid, uint64_t fid, uint8_
 		if (v->key_prefix[0])
 			set_str_var(&w, "key_prefix", v->key_prefix);
 		set_rewrite_vars(&w, v);
+		set_meter_vars(&w, v);
 		set_upstream_var(&w, v);
 		if (v->adapter[0])
 			set_str_var(&w, "adapter", v->adapter);

@@ -157,12 +157,26 @@ struct pl_verdict {
 	/* allow, when the request detours through jairouter-adapter (pipeline/adapter.c):
 	 * its route, "k=v&..." (var `adapter`, header x-jairouter-adapter); "" = direct. */
 	char adapter[PL_ADAPTER_MAX];
+	/* allow, a direct stream (no detour) of chat or completions: how its usage is read
+	 * (pipeline/adapter.c, haproxy/jairouter.lua). meter: PL_METER_KEEP the client asked
+	 * for the usage chunk, PL_METER_STRIP the gateway asks for it (the body splice
+	 * meter_off/meter_len) and removes it from the answer. body_delta: the body's change
+	 * of length from every splice (model rewrite included), for Content-Length. */
+	int meter;
+	int64_t meter_off, meter_len, body_delta;
 	/* The x-ratelimit-* headers (pipeline/limits.c), on allows and denials: [0] requests,
 	 * [1] tokens; limit < 0 = no such limit applied. reset in milliseconds. */
 	struct {
 		int64_t limit, remaining, reset_ms;
 	} rl[2];
 };
+
+enum pl_meter { PL_METER_NONE = 0, PL_METER_KEEP, PL_METER_STRIP };
+/* What the splice of PL_METER_STRIP writes: inserted before the root's closing brace when
+ * the body has no stream_options (meter_len 0), or in place of its value. jairouter.lua
+ * has the same two strings. */
+#define PL_METER_INSERT ",\"stream_options\":{\"include_usage\":true}"
+#define PL_METER_REPLACE "{\"include_usage\":true}"
 
 enum pl_result { PL_NEXT = 0, PL_DONE = 1, PL_PENDING = 2 };
 
