@@ -24,6 +24,7 @@
 #include "pipeline/pipeline.h"
 #include "report/report.h"
 #include "state/state.h"
+#include "trace/trace.h"
 #include "usage/usage.h"
 #include "util/log.h"
 
@@ -399,6 +400,24 @@ static const struct server_exit_hooks *worker_exit_hooks(void)
 	return &hooks;
 }
 
+/* The span exporter (trace/trace.h): its thread, its metrics, its report subscriber. */
+static int start_tracing(const struct jr_config *cfg)
+{
+	struct trace_opts to = { cfg->trace_otlp_url, cfg->trace_service, cfg->trace_queue_max,
+				 cfg->trace_batch_max, cfg->trace_flush_ms };
+
+	if (trace_start(&to) < 0) {
+		log_error("trace: the exporter thread could not start");
+		return -1;
+	}
+	metrics_add_renderer(trace_render_metrics, NULL);
+	if (report_subscribe(trace_on_report, NULL) < 0) {
+		log_error("report: too many subscribers");
+		return -1;
+	}
+	return 0;
+}
+
 static int start(struct app *app)
 {
 	struct lb_opts lo;
@@ -441,6 +460,8 @@ static int start(struct app *app)
 	metrics_add_renderer(usage_render_metrics, NULL);
 	metrics_add_renderer(identity_render_metrics, NULL);
 	metrics_add_renderer(traffic_render_metrics, NULL);
+	if (start_tracing(&app->cfg) < 0)
+		return -1;
 	if (report_subscribe(traffic_on_report, NULL) < 0) {
 		log_error("report: too many subscribers");
 		return -1;
@@ -492,6 +513,7 @@ static void stop(struct app *app)
 	lb_stop();
 	limits_stop(app->handed_over); /* settles what is still reserved (see pipeline/limits.h) */
 	usage_stop();  /* and writes the usage to PostgreSQL */
+	trace_stop();  /* sends one last batch */
 	pgsync_stop(app->pg);
 	audit_stop();
 	oidc_stop();

@@ -36,6 +36,11 @@ struct job *job_new(struct ad_server *s, struct evhttp_request *req, int client)
 	j->evcon = evhttp_request_get_connection(req);
 	j->client = client;
 	snprintf(j->id, sizeof(j->id), "%s", rid ? rid : "");
+	/* Tracing: the provider's request continues the gateway's trace (only a value of the
+	 * W3C form, 55 bytes of [0-9a-f-], is passed on). */
+	rid = evhttp_find_header(evhttp_request_get_input_headers(req), "traceparent");
+	if (rid && strlen(rid) == 55 && strspn(rid, "0123456789abcdef-") == 55)
+		snprintf(j->traceparent, sizeof(j->traceparent), "%s", rid);
 	snprintf(j->resp_id, sizeof(j->resp_id), "chatcmpl-%s", rid ? rid : "jairouter");
 	return j;
 }
@@ -240,6 +245,11 @@ static void add_headers(struct job *j)
 	if (j->id[0]) {
 		char h[160];
 		snprintf(h, sizeof(h), "X-Request-Id: %s", j->id);
+		j->hdrs = curl_slist_append(j->hdrs, h);
+	}
+	if (j->traceparent[0]) {
+		char h[96];
+		snprintf(h, sizeof(h), "traceparent: %s", j->traceparent);
 		j->hdrs = curl_slist_append(j->hdrs, h);
 	}
 }

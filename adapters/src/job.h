@@ -33,6 +33,7 @@ struct job {
 	struct evhttp_request *req;
 	struct evhttp_connection *evcon;
 	char id[128];
+	char traceparent[64];       /* the W3C trace context HAProxy sent, passed on upstream */
 	int client;                 /* enum ad_client */
 	struct ad_route route;
 	struct up_request up;

@@ -102,6 +102,7 @@ struct pl_request {
 	struct pl_str method, path, authorization, api_key, content_type, request_id;
 	struct pl_str affinity; /* the affinity header's value (hash routing; lb/) */
 	struct pl_str user;    /* end user for limits (arg `user`: a header or a JWT subject) */
+	struct pl_str trace;   /* the W3C trace context of the gateway's span (arg `trace`) */
 	struct pl_str body;    /* the buffered request body (arg `body`), when sent */
 	int has_body;          /* the `body` argument was present (even if empty) */
 	struct pl_str model;   /* from the body (or the legacy `model` argument): a string */
@@ -171,6 +172,8 @@ struct pl_verdict {
 	} rl[2];
 };
 
+#define PL_TRACE_STAGES 24
+
 enum pl_meter { PL_METER_NONE = 0, PL_METER_KEEP, PL_METER_STRIP };
 /* What the splice of PL_METER_STRIP writes: inserted before the root's closing brace when
  * the body has no stream_options (meter_len 0), or in place of its value. jairouter.lua
@@ -235,6 +238,11 @@ struct pl_ctx {
 	/* Runner state. */
 	const struct pl_stage *stages;
 	size_t nstages, next;
+	/* A sampled trace (trace/trace.h): the wall clock at the start and at the end of each
+	 * stage that ran, for the decision's spans. */
+	int traced;
+	int64_t trace_start_ns;
+	int64_t stage_end_ns[PL_TRACE_STAGES];
 	int finished;   /* the verdict is final and done() was called */
 	int pending;    /* a stage is waiting for asynchronous work */
 	int abandoned;  /* the deadline fired first */
