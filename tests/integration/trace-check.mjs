@@ -19,7 +19,7 @@ const attrs = (s) => Object.fromEntries((s.attributes || []).map((a) =>
 	[a.key, a.value.stringValue !== undefined ? a.value.stringValue : Number(a.value.intValue)]));
 const byId = new Map(spans.map((s) => [s.spanId, s]));
 const errors = [];
-const gateway = spans.filter((s) => s.kind === 2);
+const gateway = spans.filter((s) => s.kind === 2 && s.name !== 'jairouter.adapter');
 const decision = spans.filter((s) => s.name === 'jairouter.decision');
 if (gateway.length !== 1) errors.push(`${gateway.length} gateway spans`);
 if (decision.length !== 1) errors.push(`${decision.length} decision spans`);
@@ -40,7 +40,8 @@ const out = {
 	gateway: g ? { spanId: g.spanId, parent: g.parentSpanId || '', attrs: attrs(g) } : null,
 	decision_parent: decision.length ? decision[0].parentSpanId : '',
 	stages: stages.map((s) => s.name),
-	model_server: spans.filter((s) => s.kind === 3).map((s) => ({ parent: s.parentSpanId, attrs: attrs(s) })),
+	model_server: spans.filter((s) => s.kind === 3).map((s) => ({ name: s.name, parent: s.parentSpanId, attrs: attrs(s) })),
+	adapter: spans.filter((s) => s.name === 'jairouter.adapter').map((s) => ({ spanId: s.spanId, parent: s.parentSpanId })),
 	errors,
 };
 console.log(JSON.stringify(out));

@@ -26,6 +26,9 @@ setup_file() {
 	jr_agent_stop "$STACK"
 	jr_agent_start "$STACK"
 	jr_ctl model add trace-model be_mock >/dev/null
+	jr_adapter_models >/dev/null
+	# trace-model's streams go direct (the rewrite detour), not through the adapter.
+	jr_ctl endpoint remove be_mock >/dev/null 2>&1 || true
 	jr_ctl tenant add tr >/dev/null
 	export TKEY
 	TKEY=$(issue_key tr)
@@ -132,6 +135,23 @@ complete() {
 	[[ $(jq_ 'o.model_server.length' "$out") == 1 ]]
 	[[ $(jq_ 'o.model_server[0].parent' "$out") == "${tp:36:16}" ]]
 	[[ $(jq_ 'o.model_server[0].attrs["gen_ai.usage.output_tokens"]' "$out") == 4 ]]
+}
+
+@test "through the adapter: its span, its translation and the provider call, linked under the gateway's span" {
+	local tid=6bf92f3577b34da6a3ce929d0e0e4736 tp out
+	BODY=$(chat_body anthropic-model ',"max_tokens":5') auth_chat "$TKEY" -H "traceparent: 00-$tid-00f067aa0ba902b7-01"
+	expect_status 200
+	tp=$(hdr traceparent)
+	eventually 10 complete "$tid"
+	out=$(spans_of "$tid")
+	echo "$out"
+	[[ $(jq_ 'o.errors.length' "$out") == 0 ]]
+	[[ $(jq_ 'o.adapter.length' "$out") == 1 ]]
+	[[ $(jq_ 'o.adapter[0].parent' "$out") == "${tp:36:16}" ]]
+	[[ $(jq_ 'o.model_server.length' "$out") == 1 ]]
+	[[ $(jq_ 'o.model_server[0].parent' "$out") == "$(jq_ 'o.adapter[0].spanId' "$out")" ]]
+	[[ $(jq_ 'o.model_server[0].attrs["gen_ai.system"]' "$out") == anthropic ]]
+	[[ $(jq_ 'o.model_server[0].attrs["gen_ai.usage.output_tokens"]' "$out") == "$(json b.usage.completion_tokens)" ]]
 }
 
 @test "the exporter's counters: spans exported, none dropped or failed" {

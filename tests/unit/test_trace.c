@@ -78,6 +78,29 @@ static void test_spans_from_report(void)
 	CHECK_EQ_STR(sp[0].parent_id, "1111111111111111");
 }
 
+/* The adapter's line: its span, the translation and the provider call (the span id the
+ * provider received), within it. */
+static void test_adapter_spans(void)
+{
+	struct trace_span sp[4];
+	size_t n = spans("src=adapter id=r5 pt=3 ct=4 st=200 stream=0 model=claude tenant=t provider=anthropic "
+			 "trace=4bf92f3577b34da6a3ce929d0e0e4736 span=3333333333333333 pspan=1111111111111111 "
+			 "sampled=1 t0us=1700000000000000 xl_us=200 fb_us=1200 tt_us=5000", sp, 4);
+
+	CHECK_EQ_INT(n, 3);
+	CHECK_EQ_STR(sp[0].name, "jairouter.adapter");
+	CHECK_EQ_STR(sp[0].parent_id, "1111111111111111");
+	CHECK_EQ_INT(sp[0].end_ns - sp[0].start_ns, 5000LL * 1000);
+	CHECK_EQ_STR(sp[1].parent_id, sp[0].span_id);
+	CHECK_EQ_INT(sp[1].end_ns - sp[1].start_ns, 200LL * 1000);
+	CHECK_EQ_STR(sp[2].span_id, "3333333333333333");
+	CHECK_EQ_STR(sp[2].parent_id, sp[0].span_id);
+	CHECK_EQ_INT(sp[2].kind, TRACE_CLIENT);
+	CHECK_EQ_STR(sp[2].name, "provider anthropic");
+	/* no trace fields: no span */
+	CHECK_EQ_INT(spans("src=adapter id=r6 pt=3 ct=4 st=200", sp, 4), 0);
+}
+
 static void test_otlp_json(void)
 {
 	struct trace_span sp;
@@ -128,6 +151,7 @@ int main(void)
 {
 	RUN(test_parse_context);
 	RUN(test_spans_from_report);
+	RUN(test_adapter_spans);
 	RUN(test_otlp_json);
 	RUN(test_bounded_queue);
 	TEST_END();

@@ -195,6 +195,44 @@ static size_t upstream_spans(const struct jr_report *r, const struct trace_span 
 	return n + 1;
 }
 
+/* The adapter's line (microsecond times from the request's arrival at the adapter): the
+ * adapter's span, its translation, and the provider call, whose span id is the one the
+ * adapter sent upstream (span=). */
+static size_t adapter_spans(const struct jr_report *r, struct trace_span *out, size_t cap)
+{
+	struct trace_span *a = &out[0];
+	int64_t t0 = report_get_int(r, "t0us", -1), xl = report_get_int(r, "xl_us", 0),
+		tt = report_get_int(r, "tt_us", -1), fb = report_get_int(r, "fb_us", -1);
+	size_t len = 0;
+	const char *prov = report_get(r, "provider", &len);
+	char call[17];
+
+	memset(a, 0, sizeof(*a));
+	if (cap < 3 || report_get_int(r, "sampled", 0) != 1 || t0 < 0 || tt < 0 ||
+	    copy_hex(r, "trace", a->trace_id, 32) < 0 || copy_hex(r, "pspan", a->parent_id, 16) < 0 ||
+	    copy_hex(r, "span", call, 16) < 0)
+		return 0;
+	trace_new_span_id(a->span_id);
+	snprintf(a->name, sizeof(a->name), "jairouter.adapter");
+	a->kind = TRACE_SERVER;
+	a->start_ns = t0 * 1000;
+	a->end_ns = (t0 + tt) * 1000;
+	a->error = r->status >= 500 || r->status < 0;
+	field_attr(a, r, "provider", "gen_ai.system");
+	child(&out[1], a, "adapter.translate", TRACE_INTERNAL, a->start_ns, (t0 + xl) * 1000);
+	child(&out[2], a, "", TRACE_CLIENT, (t0 + xl) * 1000, a->end_ns);
+	memcpy(out[2].span_id, call, sizeof(call));
+	snprintf(out[2].name, sizeof(out[2].name), "provider %.*s", (int)(len < 32 ? len : 32), prov ? prov : "");
+	field_attr(&out[2], r, "provider", "gen_ai.system");
+	field_attr(&out[2], r, "model", "gen_ai.request.model");
+	if (fb >= 0)
+		trace_attr_int(&out[2], "jairouter.time_to_first_byte_ms", (fb - xl) / 1000);
+	trace_attr_int(&out[2], "http.response.status_code", r->status);
+	usage_attrs(&out[2], r);
+	out[2].error = a->error;
+	return 3;
+}
+
 size_t trace_spans_from_report(const struct jr_report *r, struct trace_span *out, size_t cap)
 {
 	struct trace_span *g = &out[0];
@@ -202,7 +240,9 @@ size_t trace_spans_from_report(const struct jr_report *r, struct trace_span *out
 	size_t len = 0;
 	const char *m;
 
-	if (cap < 1 || r->adapter || line_span(r, g) < 0)
+	if (r->adapter)
+		return adapter_spans(r, out, cap);
+	if (cap < 1 || line_span(r, g) < 0)
 		return 0;
 	if (report_get(r, "hop", NULL)) {
 		/* The rewrite detour: this line is the model server's call itself. Its own
@@ -518,15 +558,16 @@ void trace_render_metrics(struct evbuffer *out, void *arg)
 void trace_decision(const struct trace_decision_info *d)
 {
 	struct trace_span sp, st;
-	char parent[17];
+	char trace_id[33], parent[17];
 	int sampled = 0;
 	int64_t prev;
 
-	if (!ex.running || trace_parse_context(d->ctx, d->ctx_len, sp.trace_id, parent, &sampled) < 0 ||
+	if (!ex.running || trace_parse_context(d->ctx, d->ctx_len, trace_id, parent, &sampled) < 0 ||
 	    !sampled)
 		return;
 	memset(&sp, 0, sizeof(sp));
-	trace_parse_context(d->ctx, d->ctx_len, sp.trace_id, sp.parent_id, &sampled);
+	memcpy(sp.trace_id, trace_id, sizeof(trace_id));
+	memcpy(sp.parent_id, parent, sizeof(parent));
 	trace_new_span_id(sp.span_id);
 	snprintf(sp.name, sizeof(sp.name), "jairouter.decision");
 	sp.kind = TRACE_INTERNAL;

@@ -9,7 +9,10 @@
  *   - the gateway's span (HAProxy's line: accept to end, kind SERVER), with children for
  *     the queue, the connection and the model server's call (kind CLIENT; from the
  *     rewrite detour's own line when the request took it);
- *   - the decision's span and one child per pipeline stage (trace_decision).
+ *   - the decision's span and one child per pipeline stage (trace_decision);
+ *   - for a request the adapter served, from the adapter's line (trace=, span= the call's,
+ *     pspan=, t0us=, xl_us=, fb_us=, tt_us=): the adapter's span, its translation and the
+ *     provider call (kind CLIENT, the span id the provider received as its parent).
  *
  * Never on the request path: spans go into a bounded queue (trace_queue_max); a full
  * queue drops the span and counts it (jairouter_trace_spans_dropped_total). A dedicated
