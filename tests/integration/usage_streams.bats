@@ -44,6 +44,7 @@ requests_of() {
 
 # mock_usage: "answers prompt completion" the mock reported since its last reset.
 mock_usage() {
+	# shellcheck disable=SC2016 # JavaScript
 	curl -fsS "$JR_MOCK_URL/_mock/usage" |
 		node -e 'const u = JSON.parse(require("fs").readFileSync(0, "utf8")); console.log(`${u.answers} ${u.prompt_tokens} ${u.completion_tokens}`)'
 }
@@ -116,6 +117,7 @@ usage_chunks() {
 	curl -fsS -X DELETE "$JR_MOCK_URL/_mock/usage" >/dev/null
 	res=$(node "$BATS_TEST_DIRNAME/stream-soak.mjs" "$JR_URL" "$k" stream-model 2000 16)
 	echo "clients: $res"
+	# shellcheck disable=SC2016 # JavaScript
 	[[ $(node -e 'const r = JSON.parse(process.argv[1]); console.log(`${r.ok} ${r.failed} ${r.usage_chunks_seen} ${r.usage_chunks_expected}`)' "$res") == "2000 0 500 500" ]]
 	eventually 20 bash -c "[[ \$(psql -X -t -A -d '$JR_DATABASE' -c \"SELECT sum(requests) FROM jairouter.usage_by_tenant_model_day WHERE tenant = 'soak'\") == 2000 ]]"
 	mock=$(mock_usage)
