@@ -1,5 +1,8 @@
--- jairouter.lua: the model-name rewrite for models whose upstream name differs from
--- the name clients use (docs/catalogue.md, "The upstream name").
+-- jairouter.lua: the body splices of requests that detour through fe_jairouter_rewrite:
+-- the model-name rewrite for models whose upstream name differs from the name clients use
+-- (docs/catalogue.md, "The upstream name"), and the usage of direct streams (the request
+-- for it, stream_options.include_usage, and its reading from the answer; docs/limits.md,
+-- "The end of a request").
 --
 -- The agent parses the request body itself; when the catalogue's upstream name differs
 -- it answers with where the model value is and what to put there (model_off, model_len,
@@ -28,11 +31,19 @@ Rewrite.id = "jairouter model rewrite"
 Rewrite.flags = filter.FLT_CFG_FL_HTX
 Rewrite.__index = Rewrite
 
+-- The usage request of a direct stream (spoa/src/pipeline/pipeline.h has the same strings):
+-- inserted before the body's closing brace, or in place of a stream_options value.
+local METER_INSERT = ',"stream_options":{"include_usage":true}'
+local METER_REPLACE = '{"include_usage":true}'
+-- An SSE event longer than this is forwarded without waiting for its end: the usage
+-- chunk is a few hundred bytes, so such an event is not it.
+local EVENT_MAX = 65536
+
 function Rewrite:new()
 	local f = {}
 	setmetatable(f, Rewrite)
-	f.seen = 0 -- body bytes that went past this filter
-	f.done = true
+	f.seen = 0 -- request body bytes that went past this filter
+	f.splices = nil -- { {off, len, bytes}, ... } in body order
 	return f
 end
 
@@ -40,43 +51,150 @@ local function var(txn, name)
 	return txn:get_var("txn.jr." .. name)
 end
 
--- Runs once the agent has answered and the http-request rules are done: plans the rewrite.
+-- The splices the plan asks for, in body order: the model value and the usage request.
+local function plan(txn)
+	local splices = {}
+	local hex, off, len = var(txn, "model_rewrite_hex"), var(txn, "model_off"), var(txn, "model_len")
+	if hex ~= nil and off ~= nil and len ~= nil then
+		if #hex == 0 or #hex % 2 ~= 0 or hex:find("[^0-9A-Fa-f]") then
+			error("jairouter: malformed rewrite plan") -- never forward the client's model name
+		end
+		local bytes = hex:gsub("..", function(h) return string.char(tonumber(h, 16)) end)
+		splices[#splices + 1] = { tonumber(off), tonumber(len), bytes }
+	end
+	if var(txn, "meter") == "strip" then
+		local moff, mlen = tonumber(var(txn, "meter_off")), tonumber(var(txn, "meter_len"))
+		if moff == nil or mlen == nil then
+			error("jairouter: malformed usage plan")
+		end
+		splices[#splices + 1] = { moff, mlen, mlen == 0 and METER_INSERT or METER_REPLACE }
+	end
+	table.sort(splices, function(a, b) return a[1] < b[1] end)
+	return splices
+end
+
+-- Request: plans the splices once the http-request rules are done. Response: reads the
+-- usage of a metered stream (below).
 function Rewrite:http_headers(txn, http_msg)
 	if http_msg.channel:is_resp() then
+		return self:usage_headers(txn, http_msg)
+	end
+	local splices = plan(txn)
+	if #splices == 0 then
 		return filter.CONTINUE
 	end
-	local hex, off, len = var(txn, "model_rewrite_hex"), var(txn, "model_off"), var(txn, "model_len")
-	if hex == nil or off == nil or len == nil then
-		return filter.CONTINUE
-	end
-	if #hex % 2 ~= 0 or hex:find("[^0-9A-Fa-f]") then
-		error("jairouter: malformed rewrite plan") -- never forward the client's model name
-	end
-	self.rewrite = hex:gsub("..", function(h) return string.char(tonumber(h, 16)) end)
-	self.off, self.len = tonumber(off), tonumber(len)
-	self.done = false
+	self.splices = splices
+	self.next = 1
 	filter.register_data_filter(self, http_msg.channel)
 	return filter.CONTINUE
 end
 
-function Rewrite:http_payload(txn, http_msg)
-	if http_msg.channel:is_resp() or self.done then
-		return
-	end
+-- Applies the splices whose place is in this window of the body. Offsets are the body's
+-- as sent; shift counts what earlier splices in this window added.
+function Rewrite:request_payload(http_msg)
 	local avail = http_msg:input()
-	local rel = self.off - self.seen
-	if rel + self.len <= avail then
-		if http_msg:set(self.rewrite, rel, self.len) < 0 then
-			error("jairouter: model rewrite failed") -- never forward the client's model name
+	local shift = 0
+	while self.next <= #self.splices do
+		local sp = self.splices[self.next]
+		local rel = sp[1] - self.seen
+		if rel + sp[2] > avail then
+			if rel < avail then
+				error("jairouter: body splice across buffers") -- refuse rather than guess
+			end
+			break
 		end
-		self.done = true
-		filter.unregister_data_filter(self, http_msg.channel)
-		return
-	end
-	if rel < avail then
-		error("jairouter: model value not in the buffered body") -- refuse rather than guess
+		if http_msg:set(sp[3], rel + shift, sp[2]) < 0 then
+			error("jairouter: body rewrite failed") -- never forward the client's model name
+		end
+		shift = shift + #sp[3] - sp[2]
+		self.next = self.next + 1
 	end
 	self.seen = self.seen + avail
+	if self.next > #self.splices then
+		filter.unregister_data_filter(self, http_msg.channel)
+	end
+end
+
+function Rewrite:http_payload(txn, http_msg)
+	if http_msg.channel:is_resp() then
+		return self:usage_payload(txn, http_msg)
+	end
+	if self.splices then
+		self:request_payload(http_msg)
+	end
+end
+
+-- ---- usage of a direct stream ----------------------------------------------------------
+-- A stream whose usage the gateway reads (txn.jr.meter "keep": the client asked for the
+-- usage chunk; "strip": the gateway asked and removes it). The final usage chunk
+-- (OpenAI's format: "choices":[] and a "usage" object) gives txn.jr_pt and txn.jr_ct,
+-- which this hop's report line carries to the agent (pt=, ct=). Events are forwarded
+-- whole: an incomplete one waits for its end, up to EVENT_MAX bytes.
+
+function Rewrite:usage_headers(txn, http_msg)
+	local mode = var(txn, "meter")
+	if mode ~= "keep" and mode ~= "strip" then
+		return filter.CONTINUE
+	end
+	local st = http_msg:get_stline()
+	local ctype = http_msg:get_headers()["content-type"]
+	if tonumber(st.code) ~= 200 or ctype == nil or not ctype[0]:lower():find("^text/event%-stream") then
+		return filter.CONTINUE
+	end
+	self.strip = mode == "strip"
+	self.skip = false -- inside an event longer than EVENT_MAX
+	filter.register_data_filter(self, http_msg.channel)
+	return filter.CONTINUE
+end
+
+-- One complete event (its text up to and including the blank line): its usage, if it
+-- is the usage chunk, and whether it goes to the client.
+function Rewrite:usage_event(txn, ev)
+	if not ev:find('"usage":{', 1, true) then
+		return true
+	end
+	local pt = ev:match('"prompt_tokens":(%d+)')
+	local ct = ev:match('"completion_tokens":(%d+)')
+	if pt then
+		txn:set_var("txn.jr_pt", tonumber(pt))
+		txn:set_var("txn.jr_ct", tonumber(ct or "0"))
+	end
+	return not (self.strip and ev:find('"choices":[]', 1, true))
+end
+
+-- Returns the bytes forwarded now: whole events only (the rest waits for more data).
+function Rewrite:usage_payload(txn, http_msg)
+	local avail = http_msg:input()
+	if avail == 0 then
+		return
+	end
+	local data = http_msg:body(0, avail) or ""
+	local pos, out = 1, 0
+	while true do
+		local _, last = data:find("\n\r?\n", pos)
+		if not last then
+			break
+		end
+		local len = last - pos + 1
+		if self.skip then
+			self.skip = false
+			out = out + len
+		elseif self:usage_event(txn, data:sub(pos, last)) then
+			out = out + len
+		else
+			http_msg:remove(out, len)
+		end
+		pos = last + 1
+	end
+	if http_msg:eom() then
+		return -- the end: everything left goes (HAProxy counts the message's end as input)
+	end
+	local rest = #data - pos + 1
+	if rest > EVENT_MAX then
+		self.skip = true
+		out = out + rest
+	end
+	return out
 end
 
 core.register_filter("jairouter-rewrite", Rewrite, function(f, args)

@@ -26,6 +26,7 @@
 #include "pipeline/pipeline.h"
 #include "report/report.h"
 #include "state/state.h"
+#include "trace/trace.h"
 #include "usage/usage.h"
 #include "objects/objects.h"
 #include "util/log.h"
@@ -465,6 +466,24 @@ static int start_accounting(struct app *app)
 	return 0;
 }
 
+/* The span exporter (trace/trace.h): its thread, its metrics, its report subscriber. */
+static int start_tracing(const struct jr_config *cfg)
+{
+	struct trace_opts to = { cfg->trace_otlp_url, cfg->trace_service, cfg->trace_queue_max,
+				 cfg->trace_batch_max, cfg->trace_flush_ms };
+
+	if (trace_start(&to) < 0) {
+		log_error("trace: the exporter thread could not start");
+		return -1;
+	}
+	metrics_add_renderer(trace_render_metrics, NULL);
+	if (report_subscribe(trace_on_report, NULL) < 0) {
+		log_error("report: too many subscribers");
+		return -1;
+	}
+	return 0;
+}
+
 /* The HTTP listeners: metrics and health on the control loop, the administration API on
  * its own thread (api/api.h). */
 static int start_http(struct app *app)
@@ -527,6 +546,8 @@ static int start(struct app *app)
 	metrics_add_renderer(usage_render_metrics, NULL);
 	metrics_add_renderer(identity_render_metrics, NULL);
 	metrics_add_renderer(traffic_render_metrics, NULL);
+	if (start_tracing(&app->cfg) < 0)
+		return -1;
 	if (report_subscribe(traffic_on_report, NULL) < 0 || start_objects(app) < 0) {
 		log_error("report: too many subscribers, or the object owners' writer failed");
 		return -1;
@@ -577,6 +598,7 @@ static void stop(struct app *app)
 	usage_stop();  /* and writes the usage to PostgreSQL */
 	objects_stop(); /* and writes the object owners still queued */
 	alog_close();  /* after the last settlement: the access log lines are all queued */
+	trace_stop();  /* sends one last batch */
 	pgsync_stop(app->pg);
 	audit_stop();
 	oidc_stop();

@@ -15,12 +15,33 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #define ERROR_BODY_MAX (64 * 1024) /* a provider's error answer kept for its message */
 
 static void on_client_close(struct evhttp_connection *evcon, void *arg);
 static void job_done(struct drv_xfer *x, CURLcode rc);
+
+static int64_t now_us(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_REALTIME, &t);
+	return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
+}
+
+/* 16 hex digits, not all zero (W3C span id). */
+static void new_span_id(char out[17])
+{
+	uint8_t b[8] = { 0 };
+
+	while (!(b[0] | b[1] | b[2] | b[3] | b[4] | b[5] | b[6] | b[7]))
+		if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b))
+			abort();
+	for (size_t i = 0; i < sizeof(b); i++)
+		snprintf(out + 2 * i, 3, "%02x", b[i]);
+}
 
 struct job *job_new(struct ad_server *s, struct evhttp_request *req, int client)
 {
@@ -38,6 +59,15 @@ struct job *job_new(struct ad_server *s, struct evhttp_request *req, int client)
 	j->evcon = evhttp_request_get_connection(req);
 	j->client = client;
 	snprintf(j->id, sizeof(j->id), "%s", rid ? rid : "");
+	/* Tracing: the provider's request continues the gateway's trace (only a value of the
+	 * W3C form, 55 bytes of [0-9a-f-], is passed on). */
+	rid = evhttp_find_header(evhttp_request_get_input_headers(req), "traceparent");
+	if (rid && strlen(rid) == 55 && strspn(rid, "0123456789abcdef-") == 55 && rid[2] == '-' &&
+	    rid[35] == '-' && rid[52] == '-') {
+		snprintf(j->traceparent, sizeof(j->traceparent), "%s", rid);
+		new_span_id(j->call_span);
+	}
+	j->t_start_us = now_us();
 	snprintf(j->resp_id, sizeof(j->resp_id), "chatcmpl-%s", rid ? rid : "jairouter");
 	snprintf(j->rsp_id, sizeof(j->rsp_id), "resp_%s", rid ? rid : "jairouter");
 	return j;
@@ -93,7 +123,8 @@ void job_report(struct job *j, int aborted)
 {
 	struct ad_metrics *m = &j->srv->m;
 	struct rep_line l = { j->id, j->route.public_model, j->route.tenant[0] ? j->route.tenant : "-",
-			      j->route.provider, 0, 0, !j->usage_known, aborted, j->final_status, j->stream, "" };
+			      j->route.provider, 0, 0, !j->usage_known, aborted, j->final_status, j->stream, "",
+			      NULL, NULL, 0, 0, 0, 0 };
 
 	if (j->reported)
 		return;
@@ -107,6 +138,14 @@ void job_report(struct job *j, int aborted)
 		m->usage_estimated++;
 	if (j->srv->rep.fd < 0 || !j->id[0])
 		return;
+	if (j->traceparent[0] && j->t_built_us) {
+		l.traceparent = j->traceparent;
+		l.call_span = j->call_span;
+		l.t_start_us = j->t_start_us;
+		l.translate_us = j->t_built_us - j->t_start_us;
+		l.first_byte_us = j->t_first_us ? j->t_first_us - j->t_start_us : -1;
+		l.total_us = now_us() - j->t_start_us;
+	}
 	if (rep_send(&j->srv->rep, &l) == 0)
 		m->reports_sent++;
 	else
@@ -173,6 +212,7 @@ static void choose_mode(struct job *j)
 	int ok;
 
 	curl_easy_getinfo(j->easy, CURLINFO_RESPONSE_CODE, &j->status);
+	j->t_first_us = now_us();
 	ok = j->status >= 200 && j->status < 300;
 	if (ok && j->up.stream && json_failure(j))
 		j->up.stream = 0; /* the translator reads the failure from the JSON answer */
@@ -267,6 +307,13 @@ static void add_headers(struct job *j)
 		snprintf(h, sizeof(h), "X-Request-Id: %s", j->id);
 		j->hdrs = curl_slist_append(j->hdrs, h);
 	}
+	if (j->traceparent[0]) {
+		/* The provider's parent: this call's span (same trace, same flags). */
+		char h[96];
+		snprintf(h, sizeof(h), "traceparent: 00-%.32s-%s-%.2s", j->traceparent + 3, j->call_span,
+			 j->traceparent + 53);
+		j->hdrs = curl_slist_append(j->hdrs, h);
+	}
 }
 
 static void set_options(struct job *j, CURL *c)
@@ -304,6 +351,7 @@ static int transfer(struct job *j, const json_t *oreq, const char *path, const c
 		reply_error(j, &e);
 		return -1;
 	}
+	j->t_built_us = now_us();
 	init_stream(j);
 	j->xs.responses = xl_is_responses(path);
 	if (!(j->easy = curl_easy_init()))

@@ -37,6 +37,13 @@ struct job {
 	struct evhttp_request *req;
 	struct evhttp_connection *evcon;
 	char id[128];
+	/* Tracing (docs/observability.md): the gateway's trace context as HAProxy sent it
+	 * ("" when absent or malformed), the span of the provider call (its id goes upstream),
+	 * and the wall clock in microseconds at the request, after the translation, at the
+	 * provider's first byte. The report line carries them to the agent, which exports. */
+	char traceparent[64];
+	char call_span[17];
+	int64_t t_start_us, t_built_us, t_first_us;
 	int client;                 /* enum ad_client */
 	struct ad_route route;
 	struct up_request up;

@@ -65,9 +65,15 @@ static const char *value(const char *v, char *out, size_t cap)
 	return pct_encode(v, strlen(v), PCT_PRINTABLE, out, cap) < 0 ? "-" : out;
 }
 
+/* The sampled bit of the trace flags' last hex digit. */
+static int sampled_flag(char c)
+{
+	return (c >= 'a' ? c - 'a' + 10 : c - '0') & 1;
+}
+
 int rep_send(const struct ad_reporter *r, const struct rep_line *l)
 {
-	char line[1024], id[384], model[RT_NAME_MAX * 3], tenant[RT_NAME_MAX * 3], rid[400];
+	char line[2048], id[384], model[RT_NAME_MAX * 3], tenant[RT_NAME_MAX * 3], rid[400];
 	int n;
 
 	if (r->fd < 0)
@@ -78,6 +84,12 @@ int rep_send(const struct ad_reporter *r, const struct rep_line *l)
 		     l->estimated ? " est=1" : "", l->aborted ? " abort=1" : "", l->status, l->stream,
 		     value(l->model, model, sizeof(model)), value(l->tenant, tenant, sizeof(tenant)), l->provider,
 		     l->rid && l->rid[0] ? value(l->rid, rid, sizeof(rid)) : "-");
+	if (n > 0 && (size_t)n < sizeof(line) && l->traceparent)
+		n += snprintf(line + n, sizeof(line) - (size_t)n,
+			      " trace=%.32s span=%s pspan=%.16s sampled=%d t0us=%lld xl_us=%lld fb_us=%lld tt_us=%lld",
+			      l->traceparent + 3, l->call_span, l->traceparent + 36, sampled_flag(l->traceparent[54]),
+			      (long long)l->t_start_us, (long long)l->translate_us, (long long)l->first_byte_us,
+			      (long long)l->total_us);
 	if (n < 0)
 		return -1;
 	if ((size_t)n >= sizeof(line))

@@ -20,6 +20,10 @@ struct rep_line {
 	int64_t prompt, completion;
 	int estimated, aborted, status, stream;
 	const char *rid; /* the stored object the request created (a response id), or "" */
+	/* Tracing, when HAProxy sent a trace context (NULL: none): the gateway's context, the
+	 * provider call's span id, and microsecond times from the request's arrival. */
+	const char *traceparent, *call_span;
+	int64_t t_start_us, translate_us, first_byte_us, total_us;
 };
 
 /* Opens the socket for a numeric "HOST:PORT" ("" = reports off: fd -1). 0, or -1 with

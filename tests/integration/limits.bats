@@ -360,7 +360,8 @@ access_line() {
 @test "streamed responses without usage are billed as estimated, never zero" {
 	local k got
 	k=$(new_tenant str)
-	BODY=$(chat_body lim-model ',"stream":true,"max_tokens":50') lchat "$k"
+	# x-mock-no-usage: a model server that never sends usage in streams.
+	BODY=$(chat_body lim-model ',"stream":true,"max_tokens":50') lchat "$k" -H 'x-mock-no-usage: 1'
 	expect_status 200
 	eventually 5 bash -c "[[ \$(psql -X -t -A -d '$JR_DATABASE' -c \"SELECT estimated_requests FROM jairouter.usage_by_tenant_model_day WHERE tenant = 'str'\") == 1 ]]"
 	got=$(sql "SELECT completion_tokens FROM jairouter.usage_by_tenant_model_day WHERE tenant = 'str'")

@@ -28,6 +28,12 @@
 //   x-mock-delay-ms: N   wait N ms (at most 600000) before answering
 //   x-mock-garbage: any  answer bytes that are not HTTP, then close
 //   "CHUNKS:N" in the last message (chat): a reply of N one-word tokens (benchmarks)
+//   x-mock-no-usage: any a stream never carries a usage chunk, even when asked for
+//                        (a provider that sends no usage in streams)
+// Usage reported (accounting tests): GET /_mock/usage returns
+//   {"answers": N, "prompt_tokens": N, "completion_tokens": N}, the sums of every usage
+//   object this server sent (JSON answers and streams' usage chunks) of chat and
+//   completions; DELETE /_mock/usage sets them to zero.
 // Server-wide behaviour (load-balancing tests), set at run time by
 //   PUT /_mock/behaviour {"status": N|null, "delay_ms": N}
 // applies to every API request (not /health) until set again; the request headers
@@ -330,8 +336,18 @@ function streamEvents(res, events) {
 	step();
 }
 
-function wantsUsage(body) {
-	return !!(body.stream_options && typeof body.stream_options === 'object' && body.stream_options.include_usage === true);
+function wantsUsage(req, body) {
+	return req.headers['x-mock-no-usage'] === undefined &&
+		!!(body.stream_options && typeof body.stream_options === 'object' && body.stream_options.include_usage === true);
+}
+
+// The sums of the usage objects sent (GET /_mock/usage).
+const reported = { answers: 0, prompt_tokens: 0, completion_tokens: 0 };
+
+function tally(u) {
+	reported.answers++;
+	reported.prompt_tokens += u.prompt_tokens;
+	reported.completion_tokens += u.completion_tokens;
 }
 
 function chatCompletions(req, res, body) {
@@ -373,6 +389,7 @@ function chatCompletions(req, res, body) {
 	const usage = usageObj(promptTokens, reply.tokens.length);
 
 	if (body.stream !== true) {
+		tally(usage);
 		sendJson(
 			res,
 			200,
@@ -397,7 +414,8 @@ function chatCompletions(req, res, body) {
 		return;
 	}
 
-	const withUsage = wantsUsage(body);
+	const withUsage = wantsUsage(req, body);
+	if (withUsage) tally(usage);
 	const chunk = (delta, finish) => {
 		const o = {
 			id,
@@ -473,6 +491,7 @@ function completions(req, res, body) {
 	};
 
 	if (body.stream !== true) {
+		tally(u);
 		sendJson(
 			res,
 			200,
@@ -489,7 +508,8 @@ function completions(req, res, body) {
 		return;
 	}
 
-	const withUsage = wantsUsage(body);
+	const withUsage = wantsUsage(req, body);
+	if (withUsage) tally(u);
 	const chunk = (text, finish) => {
 		const o = {
 			id,
@@ -840,6 +860,11 @@ function handle(req, res, raw) {
 		res.end(method === 'HEAD' ? undefined : 'ok');
 		return;
 	}
+	if (path === '/_mock/usage') {
+		if (method === 'DELETE') Object.assign(reported, { answers: 0, prompt_tokens: 0, completion_tokens: 0 });
+		sendJson(res, 200, JSON.stringify(reported));
+		return;
+	}
 	if (path === '/_mock/behaviour') {
 		if (method === 'PUT') setBehaviour(res, raw);
 		else sendJson(res, 200, JSON.stringify(behaviour));
@@ -978,7 +1003,7 @@ const server = http.createServer((req, res) => {
 		};
 		const d = req.headers['x-mock-delay-ms'];
 		const path = req.url.split('?', 1)[0];
-		const dflt = path === '/health' || path === '/_mock/behaviour' ? 0 : behaviour.delay_ms;
+		const dflt = path === '/health' || path === '/_mock/behaviour' || path === '/_mock/usage' ? 0 : behaviour.delay_ms;
 		const ms = d === undefined ? dflt : Math.min(Math.max(Number(d) || 0, 0), MAX_DELAY_MS);
 		if (ms > 0) setTimeout(answer, ms);
 		else answer();

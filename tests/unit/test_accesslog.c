@@ -19,7 +19,7 @@
 	"id=5f0c ts=1796659200 ci=192.0.2.7 cp=40512 be=be_mock srv=s1 tq=0 tw=0 tc=1 tr=120 ta=125 " \
 	"st=200 bytes=812 tsc=---- v=allow tenant=acme key=jr-1a2b3c4d model=gpt-4o spoe_ms=2 "      \
 	"spoe_err=- m=POST p=/v1/chat/completions lb=be_mock ls=s1 fb=- ra=- pt=12 ct=30 "          \
-	"acct=- ag=a1 ec=- traceparent=00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01 end=1"
+	"acct=- ag=a1 ec=- trace=4bf92f3577b34da6a3ce929d0e0e4736 span=00f067aa0ba902b7 end=1"
 
 #define LINE_REFUSED                                                                                \
 	"id=77aa ts=1796659201 ci=2001:db8::1 cp=5000 be=fe_jairouter srv=<NOSRV> tq=0 tw=-1 tc=-1 "  \
@@ -127,11 +127,11 @@ static void test_refused_line(void)
 }
 
 /* A cut line (no end=1) is still logged, flagged; values needing escapes stay valid JSON;
- * a trace_id field wins over traceparent; a malformed traceparent gives null. */
+ * the trace field gives trace_id; a malformed one gives null. */
 static void test_truncated_and_escaped(void)
 {
 	struct alog_usage u = { 1, 1, 0, 0, 1, "o\"b\\x", NULL };
-	json_t *j = format("id=1 p=/v1/x\"y trace_id=0af7651916cd43dd8448eb211c80319c st=200", &u);
+	json_t *j = format("id=1 p=/v1/x\"y trace=0af7651916cd43dd8448eb211c80319c st=200", &u);
 
 	CHECK(j != NULL);
 	if (!j)
@@ -142,7 +142,7 @@ static void test_truncated_and_escaped(void)
 	CHECK_EQ_STR(s(j, "trace_id"), "0af7651916cd43dd8448eb211c80319c");
 	CHECK(json_is_true(json_object_get(j, "usage_estimated")));
 	json_decref(j);
-	j = format("id=2 traceparent=00-XYZ-1-01 end=1", NULL);
+	j = format("id=2 trace=XYZ end=1", NULL);
 	CHECK(j && is_null(j, "trace_id") && is_null(j, "tenant") && is_null(j, "end_user"));
 	json_decref(j);
 }

@@ -49,6 +49,7 @@ static void load(void)
 	struct st_endpoint e3 = { .id = 3, .backend = "be_vertex",
 				  .base_url = "https://us-east5-aiplatform.googleapis.com/v1/projects/p/locations/us-east5" };
 	struct st_endpoint e4 = { .id = 4, .backend = "be_hy", .api_version = "native" };
+	struct st_endpoint e5 = { .id = 5, .backend = "be_nometer", .base_url = "http://10.0.0.2/v1", .meter = 0 };
 	struct st_masking mk = { .tenant_id = 2, .enabled = 1, .policy = "{\"rules\":[{\"detector\":\"email\"}]}" };
 
 	state_put_tenant(s, &t1);
@@ -65,10 +66,13 @@ static void load(void)
 	put_model(s, 8, "vx-none", "be_vertex_none", "vertex_gemini", "gemini-2.0-flash");
 	put_model(s, 9, "hy", "be_hy", "hunyuan", "hunyuan-lite");
 	put_model(s, 10, "hy-compat", "be_plain", "hunyuan", "hunyuan-lite");
+	put_model(s, 11, "renamed", "be_plain", "openai", "up-name");
+	put_model(s, 12, "nometer", "be_nometer", "openai", NULL);
 	adapter_put_endpoint(state_adapter(s), &e1);
 	adapter_put_endpoint(state_adapter(s), &e2);
 	adapter_put_endpoint(state_adapter(s), &e3);
 	adapter_put_endpoint(state_adapter(s), &e4);
+	adapter_put_endpoint(state_adapter(s), &e5);
 	adapter_put_masking(state_adapter(s), &mk);
 	store_replace(s);
 	store_set_db_online(1);
@@ -144,6 +148,59 @@ static void metered_stream(void)
 	CHECK_EQ_STR(v.model_rewrite, "");
 }
 
+/* A direct stream: the usage plan HAProxy's Lua filter carries out (jairouter.lua). */
+static void direct_stream_usage_plan(void)
+{
+	static const char ins[] = PL_METER_INSERT, rep[] = PL_METER_REPLACE;
+	const char *b1 = "{\"model\":\"plain\",\"stream\":true,\"messages\":[]}";
+	const char *b3 = "{\"model\":\"plain\",\"stream_options\":{\"include_usage\":false},\"stream\":true}";
+	uint8_t ack[16384];
+	int n;
+
+	/* no stream_options: inserted before the closing brace, the chunk removed */
+	decide(KEY, "/v1/chat/completions", b1, &v);
+	CHECK_EQ_STR(v.backend, "be_plain");
+	CHECK_EQ_INT(v.meter, PL_METER_STRIP);
+	CHECK_EQ_INT(v.meter_off, (int64_t)strlen(b1) - 1);
+	CHECK_EQ_INT(v.meter_len, 0);
+	CHECK_EQ_INT(v.body_delta, (int64_t)sizeof(ins) - 1);
+	n = pl_ack_encode(&v, 1, 1, ack, sizeof(ack), sizeof(ack));
+	CHECK(n > 0 && fx_contains(ack, (size_t)n, "meter_off") && fx_contains(ack, (size_t)n, "strip"));
+	/* the client asked: nothing spliced, the chunk kept */
+	decide(KEY, "/v1/chat/completions",
+	       "{\"model\":\"plain\",\"stream\":true,\"stream_options\":{\"include_usage\":true}}", &v);
+	CHECK_EQ_INT(v.meter, PL_METER_KEEP);
+	CHECK_EQ_INT(v.body_delta, 0);
+	/* include_usage false: the value replaced */
+	decide(KEY, "/v1/chat/completions", b3, &v);
+	CHECK_EQ_INT(v.meter, PL_METER_STRIP);
+	CHECK_EQ_INT(v.meter_off, (int64_t)(strstr(b3, "{\"include") - b3));
+	CHECK_EQ_INT(v.meter_len, (int64_t)strlen("{\"include_usage\":false}"));
+	CHECK_EQ_INT(v.body_delta, (int64_t)sizeof(rep) - 1 - v.meter_len);
+	/* two stream_options: which one the server reads is unknown, so no plan */
+	decide(KEY, "/v1/chat/completions",
+	       "{\"model\":\"plain\",\"stream\":true,\"stream_options\":{},\"stream_options\":{}}", &v);
+	CHECK_EQ_INT(v.allow, 1);
+	CHECK_EQ_INT(v.meter, PL_METER_NONE);
+	/* not a stream, or a stream through the adapter (which meters it itself) */
+	chat(KEY, "plain", 0);
+	CHECK_EQ_INT(v.meter, PL_METER_NONE);
+	chat(KEY, "gpt", 1);
+	CHECK_EQ_STR(v.backend, "be_adapter");
+	CHECK_EQ_INT(v.meter, PL_METER_NONE);
+	/* an endpoint with meter_streams off: direct, billed at the estimate */
+	chat(KEY, "nometer", 1);
+	CHECK_EQ_STR(v.backend, "be_nometer");
+	CHECK_EQ_STR(v.adapter, "");
+	CHECK_EQ_INT(v.meter, PL_METER_NONE);
+	/* a renamed model: the body delta counts both splices */
+	decide(KEY, "/v1/chat/completions", "{\"model\":\"renamed\",\"stream\":true}", &v);
+	CHECK_EQ_INT(v.meter, PL_METER_STRIP);
+	CHECK_EQ_STR(v.model_rewrite, "\"up-name\"");
+	CHECK_EQ_INT(v.body_delta, (int64_t)sizeof(ins) - 1 + (int64_t)strlen("\"up-name\"") -
+				   (int64_t)strlen("\"renamed\""));
+}
+
 static void translated_providers(void)
 {
 	chat(KEY, "claude", 0);
@@ -215,6 +272,7 @@ int main(void)
 	load();
 	RUN(direct_requests_stay_direct);
 	RUN(metered_stream);
+	RUN(direct_stream_usage_plan);
 	RUN(translated_providers);
 	RUN(cloud_providers);
 	RUN(messages_clients);

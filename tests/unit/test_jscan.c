@@ -102,11 +102,41 @@ static void test_long_model(void)
 	CHECK(strlen(t.model) < JSCAN_MODEL_MAX);
 }
 
+static void test_stream_options(void)
+{
+	struct jscan_top t;
+	const char *d1 = "{\"model\":\"m\",\"stream_options\": {\"x\":[1],\"include_usage\":true} }";
+
+	CHECK_EQ_INT(scan(d1, &t), JSCAN_OK);
+	CHECK_EQ_INT(t.stream_options_count, 1);
+	CHECK_EQ_INT(t.stream_options_type, JSCAN_OBJECT);
+	CHECK_EQ_INT(t.include_usage, 1);
+	CHECK_EQ_INT(t.stream_options_offset, strchr(d1 + 20, '{') - d1);
+	CHECK_EQ_INT(t.stream_options_raw_len, strlen("{\"x\":[1],\"include_usage\":true}"));
+	CHECK_EQ_INT(t.root_close_offset, strlen(d1) - 1);
+	/* the last occurrence wins, as in upstream parsers; nested keys do not count */
+	CHECK_EQ_INT(scan("{\"stream_options\":{\"include_usage\":true,\"include_usage\":false}}", &t), JSCAN_OK);
+	CHECK_EQ_INT(t.include_usage, 0);
+	CHECK_EQ_INT(scan("{\"stream_options\":{\"a\":{\"include_usage\":true}}}", &t), JSCAN_OK);
+	CHECK_EQ_INT(t.include_usage, 0);
+	CHECK_EQ_INT(scan("{\"a\":{\"stream_options\":{\"include_usage\":true}}}", &t), JSCAN_OK);
+	CHECK_EQ_INT(t.stream_options_count, 0);
+	CHECK_EQ_INT(t.include_usage, 0);
+	/* not an object, or twice */
+	CHECK_EQ_INT(scan("{\"stream_options\":null}", &t), JSCAN_OK);
+	CHECK_EQ_INT(t.stream_options_type, JSCAN_NULL);
+	CHECK_EQ_INT(t.stream_options_raw_len, 4);
+	CHECK_EQ_INT(scan("{\"stream_options\":{},\"stream_options\":{\"include_usage\":true}}", &t), JSCAN_OK);
+	CHECK_EQ_INT(t.stream_options_count, 2);
+	CHECK_EQ_INT(scan("{\"stream_options\":{\"include_usage\":tru}}", &t), JSCAN_SYNTAX);
+}
+
 static void test_no_overread(void)
 {
 	/* Every prefix of a valid document is scanned without reading past its end
 	 * (ASan checks the heap copy). */
-	const char *doc = "{\"model\":\"m\\u00e9\",\"a\":[1.5e3,true,null,{\"b\":\"\\ud83d\\ude00\"}]}";
+	const char *doc = "{\"model\":\"m\\u00e9\",\"a\":[1.5e3,true,null,{\"b\":\"\\ud83d\\ude00\"}],"
+			  "\"stream_options\":{\"include_usage\":true}}";
 	size_t n = strlen(doc);
 	struct jscan_top t;
 
@@ -151,6 +181,7 @@ int main(void)
 	RUN(test_fields);
 	RUN(test_duplicates_and_escapes);
 	RUN(test_long_model);
+	RUN(test_stream_options);
 	RUN(test_no_overread);
 	RUN(test_responses_fields);
 	TEST_END();

@@ -242,13 +242,21 @@ static uint64_t usage_requests(void)
 	return u.requests;
 }
 
+static uint64_t usage_estimated(void)
+{
+	struct usage_stats u;
+
+	usage_stats(&u);
+	return u.estimated;
+}
+
 static void test_acct_and_reports(void)
 {
 	struct event_base *base = event_base_new();
 	struct jr_config cfg;
 	struct pl_ctx ctx;
 	char acct[LIMITS_ACCT_MAX], line[512], want[64];
-	uint64_t before;
+	uint64_t before, est_before;
 
 	config_defaults(&cfg);
 	cfg.database[0] = '\0';
@@ -277,11 +285,36 @@ static void test_acct_and_reports(void)
 	/* No acct (a refusal, an older HAProxy configuration): nothing to bill. */
 	publish("id=req-3 st=401 end=1");
 	CHECK_EQ_INT(usage_requests(), before + 2);
+	est_before = usage_estimated();
+	/* A stream: the rewrite detour's line brings the usage its Lua filter read, before
+	 * or after HAProxy's own line; the detour's line without usage is not a settlement. */
+	ctx.in.stream = 1;
+	ctx.in.request_id.ptr = "req-5";
+	CHECK_EQ_INT(pl_stage_limits(&ctx), PL_NEXT);
+	publish("id=req-5 hop=rewrite st=200 pt=- ct=- end=1");
+	CHECK_EQ_INT((int)limits_reservations(), 1);
+	publish("id=req-5 hop=rewrite st=200 pt=11 ct=3 end=1");
+	CHECK_EQ_INT((int)limits_reservations(), 1);
+	snprintf(line, sizeof(line), "id=req-5 st=200 acct=%s end=1", acct);
+	publish(line);
+	CHECK_EQ_INT((int)limits_reservations(), 0);
+	CHECK_EQ_INT(usage_requests(), before + 3);
+	CHECK_EQ_INT(usage_estimated(), est_before);
+	ctx.in.request_id.ptr = "req-6";
+	CHECK_EQ_INT(pl_stage_limits(&ctx), PL_NEXT);
+	snprintf(line, sizeof(line), "id=req-6 st=200 acct=%s end=1", acct);
+	publish(line); /* HAProxy's line first: the usage is waited for */
+	CHECK_EQ_INT((int)limits_reservations(), 1);
+	publish("id=req-6 hop=rewrite st=200 pt=4 ct=9 end=1");
+	CHECK_EQ_INT((int)limits_reservations(), 0);
+	CHECK_EQ_INT(usage_requests(), before + 4);
+	CHECK_EQ_INT(usage_estimated(), est_before);
+	ctx.in.stream = 0;
 	/* A graceful hand-over: the request in flight is left to its line. */
 	ctx.in.request_id.ptr = "req-4";
 	CHECK_EQ_INT(pl_stage_limits(&ctx), PL_NEXT);
 	limits_stop(1);
-	CHECK_EQ_INT(usage_requests(), before + 2);
+	CHECK_EQ_INT(usage_requests(), before + 4);
 	pl_ctx_clear(&ctx);
 	report_unsubscribe_all();
 	lim_local_init(1000);

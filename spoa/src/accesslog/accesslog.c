@@ -81,21 +81,16 @@ static int is_hex(const char *s, size_t n)
 	return 1;
 }
 
-/* The W3C trace id: a `trace_id` field (32 lower-case hex digits), else the second part
- * of a `traceparent` field ("00-<trace id>-<span id>-<flags>"). */
+/* The W3C trace id: the report line's `trace` field (32 lower-case hex digits, written by
+ * HAProxy's "Tracing" block; docs/observability.md), else null. */
 static void trace_field(struct jbuf *b, const struct jr_report *rep)
 {
 	size_t len = 0;
-	const char *v = report_get(rep, "trace_id", &len);
+	const char *v = report_get(rep, "trace", &len);
 
 	key(b, "trace_id");
-	if (v && len == 32 && is_hex(v, 32)) {
+	if (v && len == 32 && is_hex(v, 32))
 		jbuf_put_string(b, v, 32);
-		return;
-	}
-	v = report_get(rep, "traceparent", &len);
-	if (v && len >= 55 && v[2] == '-' && v[35] == '-' && is_hex(v + 3, 32))
-		jbuf_put_string(b, v + 3, 32);
 	else
 		jbuf_puts(b, "null");
 }

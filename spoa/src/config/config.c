@@ -66,6 +66,11 @@ static const struct opt opts[] = {
 	{ "access_log_max_kb", OPT_UINT, F(access_log_max_kb), 64, 1048576, 1 },
 	{ "metrics_max_tenants", OPT_UINT, F(metrics_max_tenants), 0, 10000, 1 },
 	{ "metrics_max_models", OPT_UINT, F(metrics_max_models), 0, 10000, 1 },
+	{ "trace_otlp_url", OPT_STR, F(trace_otlp_url), 0, 0, 1 },
+	{ "trace_service", OPT_STR, F(trace_service), 0, 0, 1 },
+	{ "trace_queue_max", OPT_UINT, F(trace_queue_max), 16, 1000000, 1 },
+	{ "trace_batch_max", OPT_UINT, F(trace_batch_max), 1, 10000, 1 },
+	{ "trace_flush_ms", OPT_UINT, F(trace_flush_ms), 10, 60000, 1 },
 };
 
 #undef F
@@ -106,6 +111,10 @@ void config_defaults(struct jr_config *c)
 	c->access_log_max_kb = 4096;
 	c->metrics_max_tenants = 100;
 	c->metrics_max_models = 50;
+	snprintf(c->trace_service, sizeof(c->trace_service), "jairouter");
+	c->trace_queue_max = 8192;
+	c->trace_batch_max = 512;
+	c->trace_flush_ms = 1000;
 }
 
 static const struct opt *opt_find(const char *name)

@@ -56,6 +56,12 @@ struct jr_config {
 	unsigned usage_wait_ms;          /* a streamed request waits this long for the adapter's usage */
 	unsigned metrics_max_tenants;    /* tenants with series of their own (metrics/traffic.h) */
 	unsigned metrics_max_models;     /* models with series of their own */
+	/* Tracing (trace/trace.h, docs/observability.md "Tracing"). */
+	char trace_otlp_url[512];        /* OTLP/HTTP traces endpoint; empty: no export */
+	char trace_service[64];          /* service.name of the spans */
+	unsigned trace_queue_max;        /* spans waiting for export; beyond: dropped, counted */
+	unsigned trace_batch_max;        /* spans per export request */
+	unsigned trace_flush_ms;         /* a partial batch is sent after this */
 };
 
 void config_defaults(struct jr_config *c);

@@ -325,6 +325,70 @@ static int scan_stream(struct scan *s, struct jscan_top *top)
 	return scan_value(s, &top->stream_type);
 }
 
+/* The members of stream_options: include_usage is true when its last occurrence is the
+ * literal true (what upstream parsers, which keep the last duplicate, will read). */
+static int scan_stream_options_members(struct scan *s, struct jscan_top *top)
+{
+	char key[16];
+	size_t klen;
+	int koverflow;
+	enum jscan_type t;
+
+	s->p++;
+	skip_ws(s);
+	if (s->p < s->end && *s->p == '}')
+		return s->p++, 0;
+	for (;;) {
+		if (s->p >= s->end || *s->p != '"')
+			return fail(s, JSCAN_SYNTAX);
+		koverflow = 0;
+		if (scan_string(s, key, sizeof(key), &klen, &koverflow) < 0)
+			return -1;
+		skip_ws(s);
+		if (s->p >= s->end || *s->p++ != ':')
+			return fail(s, JSCAN_SYNTAX);
+		skip_ws(s);
+		if (!koverflow && klen == 13 && memcmp(key, "include_usage", 13) == 0)
+			top->include_usage = s->p < s->end && *s->p == 't';
+		if (scan_value(s, &t) < 0)
+			return -1;
+		skip_ws(s);
+		if (s->p >= s->end)
+			return fail(s, JSCAN_SYNTAX);
+		if (*s->p == '}')
+			return s->p++, 0;
+		if (*s->p++ != ',')
+			return fail(s, JSCAN_SYNTAX);
+		skip_ws(s);
+	}
+}
+
+static int scan_stream_options(struct scan *s, struct jscan_top *top)
+{
+	enum jscan_type t;
+	size_t start;
+	int rc;
+
+	skip_ws(s);
+	start = (size_t)(s->p - s->start);
+	if (++top->stream_options_count > 1 || s->p >= s->end || *s->p != '{') {
+		rc = scan_value(s, &t);
+		if (top->stream_options_count == 1)
+			top->stream_options_type = t;
+	} else {
+		top->stream_options_type = JSCAN_OBJECT;
+		if (++s->depth > s->max_depth)
+			return fail(s, JSCAN_TOO_DEEP);
+		rc = scan_stream_options_members(s, top);
+		s->depth--;
+	}
+	if (rc == 0 && top->stream_options_count == 1) {
+		top->stream_options_offset = start;
+		top->stream_options_raw_len = (size_t)(s->p - s->start) - start;
+	}
+	return rc;
+}
+
 static int scan_max_tokens(struct scan *s, struct jscan_top *top)
 {
 	int integer = 0;
@@ -355,6 +419,8 @@ static int member_value(struct scan *s, struct jscan_top *top, const char *key, 
 			return scan_max_tokens(s, top);
 		if (klen == 20 && memcmp(key, "previous_response_id", 20) == 0)
 			return scan_prev(s, top);
+		if (klen == 14 && memcmp(key, "stream_options", 14) == 0)
+			return scan_stream_options(s, top);
 	}
 	return scan_value(s, &t);
 }
@@ -384,8 +450,11 @@ static int scan_members(struct scan *s, struct jscan_top *top)
 		skip_ws(s);
 		if (s->p >= s->end)
 			return fail(s, JSCAN_SYNTAX);
-		if (*s->p == '}')
+		if (*s->p == '}') {
+			if (top)
+				top->root_close_offset = (size_t)(s->p - s->start);
 			return s->p++, 0;
+		}
 		if (*s->p++ != ',')
 			return fail(s, JSCAN_SYNTAX);
 		skip_ws(s);

@@ -1,7 +1,8 @@
 /*
  * jscan: a strict, non-allocating JSON validator that also picks out the few top-level
  * members a routing decision needs (model, stream, max_tokens or max_output_tokens,
- * previous_response_id).
+ * previous_response_id) and the ones the usage plan of a direct stream needs
+ * (stream_options and its include_usage, the root's closing brace).
  *
  * Why the agent reads the body itself instead of trusting HAProxy's json_query: a body
  * such as {"model":"cheap","model":"premium"} is routed by json_query on the first key
@@ -56,6 +57,12 @@ struct jscan_top {
 	/* max_tokens, or the Responses API's max_output_tokens (the last one written). */
 	enum jscan_type max_tokens_type;
 	int64_t max_tokens;         /* when an integer that fits; else max_tokens_type is NUMBER and max_tokens = -1 */
+	unsigned stream_options_count;      /* top-level "stream_options" members */
+	enum jscan_type stream_options_type; /* type of the (first) one */
+	size_t stream_options_offset;       /* its value as written: first byte ... */
+	size_t stream_options_raw_len;      /* ... and length */
+	int include_usage;          /* stream_options.include_usage is true (its last occurrence) */
+	size_t root_close_offset;   /* the root object's closing '}' */
 	size_t error_offset;        /* where a syntax error was found */
 };
 

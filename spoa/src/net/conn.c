@@ -19,6 +19,7 @@
 #include "pipeline/limits.h"
 #include "pipeline/pipeline.h"
 #include "spop/spop.h"
+#include "trace/trace.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -289,6 +290,31 @@ static int ack_append_identity(const struct conn *c, const struct pl_ctx *ctx, u
 	return m > 0 ? m : n;
 }
 
+/* The decision's spans, when the request is traced (trace/trace.h). */
+static void trace_req(const struct pl_ctx *ctx)
+{
+	const char *names[PL_TRACE_STAGES];
+	struct trace_decision_info d;
+	size_t n = ctx->next < PL_TRACE_STAGES ? ctx->next : PL_TRACE_STAGES;
+
+	if (!ctx->traced)
+		return;
+	for (size_t i = 0; i < n; i++)
+		names[i] = ctx->stages[i].name;
+	memset(&d, 0, sizeof(d));
+	d.ctx = ctx->in.trace.ptr;
+	d.ctx_len = ctx->in.trace.len;
+	d.start_ns = ctx->trace_start_ns;
+	d.end_ns = trace_now_ns();
+	d.stage_names = names;
+	d.stage_end_ns = ctx->stage_end_ns;
+	d.nstages = n;
+	d.verdict = ctx->out.allow ? "allow" : ctx->out.respond ? "respond" : "deny";
+	d.reason = pl_reason_name(ctx->out.reason);
+	d.model = ctx->out.model[0] ? ctx->out.model : NULL;
+	trace_decision(&d);
+}
+
 static void req_done(struct pl_ctx *ctx, void *arg)
 {
 	struct req *r = arg;
@@ -303,6 +329,7 @@ static void req_done(struct pl_ctx *ctx, void *arg)
 		traffic_denied(ctx->out.tenant, ctx->out.model, (int)ctx->out.reason,
 			       pl_reason_name(ctx->out.reason));
 	log_decision(r, ns);
+	trace_req(ctx);
 	if (!c->bev || c->state == CS_CLOSING)
 		return; /* HAProxy went away; nobody waits for this ACK */
 	if (cap > (size_t)c->max_frame + 4)

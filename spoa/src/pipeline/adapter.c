@@ -17,6 +17,11 @@
  * metering flag, the tenant and its masking policy. The provider credential travels as
  * for direct requests (the up_* variables). The model-name rewrite of direct requests
  * is not planned for a detour: the adapter writes the upstream name itself.
+ *
+ * A stream that does not detour has its usage read by HAProxy (jairouter.cfg sends it
+ * through fe_jairouter_rewrite, whose Lua filter reads the final usage chunk): when the
+ * client did not ask for it with stream_options.include_usage, the plan asks for it
+ * (one splice in the body) and the filter removes that chunk from the answer.
  */
 #include "pipeline/pipeline.h"
 
@@ -139,6 +144,39 @@ static enum pl_result not_stored(struct pl_ctx *ctx)
 		       "No response found: responses of the model `%s` are not stored.", ctx->out.model);
 }
 
+/* The usage plan of a direct stream (out->meter). A body with several stream_options
+ * members gets none: which one the server reads is its parser's choice, so such a stream
+ * is billed at the estimate. The splice replaces a stream_options that does not ask for
+ * usage (its other members go: include_usage is the one OpenAI's servers document with
+ * it). */
+static void plan_meter(struct pl_ctx *ctx)
+{
+	const struct jscan_top *j = &ctx->json;
+	struct pl_verdict *out = &ctx->out;
+	int64_t rewrite = out->model_rewrite[0] ? (int64_t)strlen(out->model_rewrite) - out->model_len : 0;
+
+	out->meter = PL_METER_NONE;
+	if (!ctx->in.stream || ctx->in.is_form || j->root != JSCAN_OBJECT ||
+	    (ctx->service != PL_SVC_CHAT && ctx->service != PL_SVC_COMPLETIONS) ||
+	    j->stream_options_count > 1)
+		return;
+	out->body_delta = rewrite;
+	if (j->include_usage) {
+		out->meter = PL_METER_KEEP;
+		return;
+	}
+	out->meter = PL_METER_STRIP;
+	if (j->stream_options_count == 0) {
+		out->meter_off = (int64_t)j->root_close_offset;
+		out->meter_len = 0;
+		out->body_delta += (int64_t)sizeof(PL_METER_INSERT) - 1;
+	} else {
+		out->meter_off = (int64_t)j->stream_options_offset;
+		out->meter_len = (int64_t)j->stream_options_raw_len;
+		out->body_delta += (int64_t)sizeof(PL_METER_REPLACE) - 1 - out->meter_len;
+	}
+}
+
 enum pl_result pl_stage_adapter(struct pl_ctx *ctx)
 {
 	struct pl_verdict *out = &ctx->out;
@@ -165,8 +203,13 @@ enum pl_result pl_stage_adapter(struct pl_ctx *ctx)
 	 * response's id (recorded for its owner) and usage from the stream. */
 	meter = ctx->in.stream && v.has_endpoint && (v.ep.meter || ctx->obj_create) &&
 		(ctx->service == PL_SVC_CHAT || ctx->service == PL_SVC_COMPLETIONS);
-	if (!messages && !translate && !v.masking && !meter)
+	if (!messages && !translate && !v.masking && !meter) {
+		/* An endpoint row with meter_streams off: its streams are billed at the
+		 * estimate (no usage requested, no detour). */
+		if (!v.has_endpoint || v.ep.meter)
+			plan_meter(ctx);
 		return PL_NEXT;
+	}
 	if (ctx->in.is_form) {
 		/* Multipart uploads (transcriptions, image edits) are not JSON: the adapter
 		 * neither masks nor translates them. */

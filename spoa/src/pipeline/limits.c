@@ -921,15 +921,19 @@ static void on_report(const struct jr_report *rep, void *arg)
 	int64_t now = now_us(), pt, ct;
 
 	(void)arg;
-	if (!v || len == 0 || len >= sizeof(id) || report_get(rep, "hop", NULL))
-		return; /* the rewrite detour's line: the main frontend reports the request */
+	if (!v || len == 0 || len >= sizeof(id))
+		return;
 	memcpy(id, v, len);
 	id[len] = '\0';
 	pt = report_get_int(rep, "pt", -1);
 	ct = report_get_int(rep, "ct", -1);
-	if (rep->adapter) {
-		/* The adapter's usage of a streamed response: may come before or after
-		 * HAProxy's line. */
+	/* The rewrite detour's line: the main frontend reports the request; this one only
+	 * carries the usage its Lua filter read from a direct stream, if any. */
+	if (report_get(rep, "hop", NULL) && pt < 0)
+		return;
+	if (rep->adapter || report_get(rep, "hop", NULL)) {
+		/* The usage of a streamed response (the adapter's line, or the detour's):
+		 * may come before or after HAProxy's line. */
 		pthread_mutex_lock(&rv_mu);
 		r = hmap_find(&rv_map, rv_hash(id), rv_eq, id);
 		if (r && pt >= 0) {

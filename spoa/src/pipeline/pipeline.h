@@ -105,6 +105,7 @@ struct pl_request {
 	struct pl_str method, path, authorization, api_key, content_type, request_id;
 	struct pl_str affinity; /* the affinity header's value (hash routing; lb/) */
 	struct pl_str user;    /* end user for limits (arg `user`: a header or a JWT subject) */
+	struct pl_str trace;   /* the W3C trace context of the gateway's span (arg `trace`) */
 	struct pl_str body;    /* the buffered request body (arg `body`), when sent */
 	int has_body;          /* the `body` argument was present (even if empty) */
 	struct pl_str model;   /* from the body (or the legacy `model` argument): a string */
@@ -160,12 +161,28 @@ struct pl_verdict {
 	/* allow, when the request detours through jairouter-adapter (pipeline/adapter.c):
 	 * its route, "k=v&..." (var `adapter`, header x-jairouter-adapter); "" = direct. */
 	char adapter[PL_ADAPTER_MAX];
+	/* allow, a direct stream (no detour) of chat or completions: how its usage is read
+	 * (pipeline/adapter.c, haproxy/jairouter.lua). meter: PL_METER_KEEP the client asked
+	 * for the usage chunk, PL_METER_STRIP the gateway asks for it (the body splice
+	 * meter_off/meter_len) and removes it from the answer. body_delta: the body's change
+	 * of length from every splice (model rewrite included), for Content-Length. */
+	int meter;
+	int64_t meter_off, meter_len, body_delta;
 	/* The x-ratelimit-* headers (pipeline/limits.c), on allows and denials: [0] requests,
 	 * [1] tokens; limit < 0 = no such limit applied. reset in milliseconds. */
 	struct {
 		int64_t limit, remaining, reset_ms;
 	} rl[2];
 };
+
+#define PL_TRACE_STAGES 24
+
+enum pl_meter { PL_METER_NONE = 0, PL_METER_KEEP, PL_METER_STRIP };
+/* What the splice of PL_METER_STRIP writes: inserted before the root's closing brace when
+ * the body has no stream_options (meter_len 0), or in place of its value. jairouter.lua
+ * has the same two strings. */
+#define PL_METER_INSERT ",\"stream_options\":{\"include_usage\":true}"
+#define PL_METER_REPLACE "{\"include_usage\":true}"
 
 enum pl_result { PL_NEXT = 0, PL_DONE = 1, PL_PENDING = 2 };
 
@@ -229,6 +246,11 @@ struct pl_ctx {
 	/* Runner state. */
 	const struct pl_stage *stages;
 	size_t nstages, next;
+	/* A sampled trace (trace/trace.h): the wall clock at the start and at the end of each
+	 * stage that ran, for the decision's spans. */
+	int traced;
+	int64_t trace_start_ns;
+	int64_t stage_end_ns[PL_TRACE_STAGES];
 	int finished;   /* the verdict is final and done() was called */
 	int pending;    /* a stage is waiting for asynchronous work */
 	int abandoned;  /* the deadline fired first */
