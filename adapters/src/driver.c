@@ -119,6 +119,23 @@ void drv_free(struct drv *d)
 	free(d);
 }
 
+void drv_post_options(CURL *easy, const struct drv_post *p)
+{
+	curl_easy_setopt(easy, CURLOPT_URL, p->url);
+	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, p->headers);
+	curl_easy_setopt(easy, CURLOPT_POST, 1L);
+	curl_easy_setopt(easy, CURLOPT_POSTFIELDS, p->body);
+	curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, (long)p->body_len);
+	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, p->write);
+	curl_easy_setopt(easy, CURLOPT_WRITEDATA, p->write_arg);
+	curl_easy_setopt(easy, CURLOPT_PRIVATE, p->xfer);
+	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, p->err);
+	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, p->connect_timeout_ms);
+	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+}
+
 int drv_add(struct drv *d, CURL *easy)
 {
 	return curl_multi_add_handle(d->multi, easy) == CURLM_OK ? 0 : -1;

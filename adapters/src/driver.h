@@ -27,4 +27,21 @@ void drv_free(struct drv *d);
 int drv_add(struct drv *d, CURL *easy);
 void drv_remove(struct drv *d, CURL *easy);
 
+/* A POST transfer as the adapter sends it upstream (a provider request, a token fetch). */
+struct drv_post {
+	const char *url;
+	struct curl_slist *headers;
+	const char *body;
+	size_t body_len;
+	curl_write_callback write;  /* gets the answer's bytes, with write_arg */
+	void *write_arg;
+	struct drv_xfer *xfer;      /* CURLOPT_PRIVATE */
+	char *err;                  /* CURL_ERROR_SIZE bytes: libcurl's reason */
+	long connect_timeout_ms;
+};
+
+/* Sets p on easy, with what every upstream transfer has besides: no signals, http and
+ * https only, no redirects (a credential is never sent on to a Location). */
+void drv_post_options(CURL *easy, const struct drv_post *p);
+
 #endif

@@ -319,24 +319,14 @@ static void add_headers(struct job *j)
 static void set_options(struct job *j, CURL *c)
 {
 	const struct ad_config *cfg = j->srv->cfg;
+	const struct drv_post p = { j->up.url, j->hdrs, j->up.body, j->up.body_len, on_write, j,
+				    &j->xfer, j->curl_err, cfg->connect_timeout_ms };
 
-	curl_easy_setopt(c, CURLOPT_URL, j->up.url);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, j->hdrs);
-	curl_easy_setopt(c, CURLOPT_POST, 1L);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, j->up.body);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)j->up.body_len);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, j);
-	curl_easy_setopt(c, CURLOPT_PRIVATE, &j->xfer);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, j->curl_err);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, cfg->connect_timeout_ms);
+	drv_post_options(c, &p);
 	/* A provider silent for idle_timeout_s (no byte at all) is given up. */
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, cfg->idle_timeout_s);
 	curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
 }
 

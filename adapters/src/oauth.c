@@ -35,6 +35,11 @@ enum oa_grant oa_grant_of(const char *secret, enum oa_grant json_grant)
 	return secret && *secret == '{' ? json_grant : OA_NONE;
 }
 
+enum oa_grant oa_google_grant(const char *secret)
+{
+	return oa_grant_of(secret, OA_GOOGLE);
+}
+
 int oa_grant_is_bearer(enum oa_grant g)
 {
 	return g == OA_ENTRA || g == OA_GOOGLE;

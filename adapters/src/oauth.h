@@ -34,6 +34,9 @@ int oa_grant_is_bearer(enum oa_grant g);
  * credentials, a service account key) is exchanged, anything else (an API key, a token
  * minted elsewhere) is not. */
 enum oa_grant oa_grant_of(const char *secret, enum oa_grant json_grant);
+/* The grant of a Google Cloud credential (Gemini and Anthropic on Vertex AI): a JSON
+ * service account key is exchanged, an access token minted elsewhere is not. */
+enum oa_grant oa_google_grant(const char *secret);
 
 #define OA_URL_MAX 512
 #define OA_TOKEN_MAX 8192   /* longest access token accepted */

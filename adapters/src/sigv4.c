@@ -1,44 +1,14 @@
 /* sigv4: see sigv4.h. */
 #include "sigv4.h"
 
+#include "digest.h"
 #include "util/pct.h"
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void hex(const unsigned char *p, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[p[i] >> 4];
-		out[2 * i + 1] = digits[p[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
-static void sha256_hex(const void *p, size_t n, char out[65])
-{
-	unsigned char md[32];
-	unsigned int len = 0;
-
-	EVP_Digest(p, n, md, &len, EVP_sha256(), NULL);
-	hex(md, 32, out);
-}
-
-static int hmac(const void *key, size_t klen, const void *data, size_t dlen, unsigned char out[32])
-{
-	size_t olen = 0;
-
-	return EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key, klen, data, dlen, out, 32, &olen) &&
-			       olen == 32
-		       ? 0
-		       : -1;
-}
 
 void sigv4_amz_date(time_t t, char out[17])
 {
@@ -86,7 +56,7 @@ static int canonical_hash(const struct sigv4_request *r, char names[256], char h
 	names[0] = '\0';
 	if (pct_encode(r->path, strlen(r->path), PCT_UNRESERVED_SLASH, path, sizeof(path)) < 0)
 		return -1;
-	sha256_hex(r->body ? r->body : "", r->body_len, body_hash);
+	dg_sha256_hex(r->body ? r->body : "", r->body_len, body_hash);
 	put(canon, sizeof(canon), &used, &bad, "%s\n%s\n%s\n", r->method, path, r->query ? r->query : "");
 	for (size_t i = 0; i < r->nheaders; i++) {
 		put(canon, sizeof(canon), &used, &bad, "%s:%s\n", hs[i].name, hs[i].value);
@@ -95,7 +65,7 @@ static int canonical_hash(const struct sigv4_request *r, char names[256], char h
 	put(canon, sizeof(canon), &used, &bad, "\n%s\n%s", names, body_hash);
 	if (bad)
 		return -1;
-	sha256_hex(canon, used, hash);
+	dg_sha256_hex(canon, used, hash);
 	return 0;
 }
 
@@ -111,15 +81,15 @@ static int signature(const struct sigv4_request *r, const char *date, const char
 		OPENSSL_cleanse(secret, sizeof(secret));
 		return -1;
 	}
-	rc = hmac(secret, strlen(secret), date, 8, k) < 0 || hmac(k, 32, r->region, strlen(r->region), k2) < 0 ||
-		     hmac(k2, 32, r->service, strlen(r->service), k) < 0 || hmac(k, 32, "aws4_request", 12, k2) < 0 ||
-		     hmac(k2, 32, sts, strlen(sts), k) < 0
+	rc = dg_hmac_sha256(secret, strlen(secret), date, k) < 0 || dg_hmac_sha256(k, 32, r->region, k2) < 0 ||
+		     dg_hmac_sha256(k2, 32, r->service, k) < 0 || dg_hmac_sha256(k, 32, "aws4_request", k2) < 0 ||
+		     dg_hmac_sha256(k2, 32, sts, k) < 0
 		     ? -1
 		     : 0;
 	OPENSSL_cleanse(secret, sizeof(secret));
 	OPENSSL_cleanse(k2, sizeof(k2));
 	if (rc == 0)
-		hex(k, 32, sig);
+		dg_hex(k, 32, sig);
 	OPENSSL_cleanse(k, sizeof(k));
 	return rc;
 }

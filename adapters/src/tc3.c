@@ -1,38 +1,10 @@
 /* tc3: see tc3.h. */
 #include "tc3.h"
 
-#include <openssl/evp.h>
+#include "digest.h"
+
 #include <stdio.h>
 #include <string.h>
-
-static void hex(const unsigned char *p, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[p[i] >> 4];
-		out[2 * i + 1] = digits[p[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
-static void sha256_hex(const void *p, size_t n, char out[65])
-{
-	unsigned char md[32];
-	unsigned int len = 0;
-
-	EVP_Digest(p, n, md, &len, EVP_sha256(), NULL);
-	hex(md, 32, out);
-}
-
-static int hmac(const void *key, size_t klen, const char *data, unsigned char out[32])
-{
-	size_t olen = 0;
-	int ok = EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key, klen, (const unsigned char *)data, strlen(data),
-			   out, 32, &olen) != NULL;
-
-	return ok && olen == 32 ? 0 : -1;
-}
 
 int tc3_sign(const struct tc3_request *r, char *out, size_t cap)
 {
@@ -45,25 +17,25 @@ int tc3_sign(const struct tc3_request *r, char *out, size_t cap)
 	    strlen(r->secret_key) + 4 > sizeof(kdate_key) || !gmtime_r(&r->timestamp, &tm))
 		return -1;
 	strftime(date, sizeof(date), "%Y-%m-%d", &tm);
-	sha256_hex(r->payload, r->payload_len, payload_hash);
+	dg_sha256_hex(r->payload, r->payload_len, payload_hash);
 	n = snprintf(creq, sizeof(creq), "POST\n/\n\ncontent-type:%s\nhost:%s\n\ncontent-type;host\n%s",
 		     r->content_type, r->host, payload_hash);
 	if (n < 0 || (size_t)n >= sizeof(creq))
 		return -1;
-	sha256_hex(creq, (size_t)n, creq_hash);
+	dg_sha256_hex(creq, (size_t)n, creq_hash);
 	n = snprintf(sts, sizeof(sts), "TC3-HMAC-SHA256\n%lld\n%s/%s/tc3_request\n%s", (long long)r->timestamp, date,
 		     r->service, creq_hash);
 	if (n < 0 || (size_t)n >= sizeof(sts))
 		return -1;
 	snprintf(kdate_key, sizeof(kdate_key), "TC3%s", r->secret_key);
-	if (hmac(kdate_key, strlen(kdate_key), date, k1) < 0 || hmac(k1, 32, r->service, k2) < 0 ||
-	    hmac(k2, 32, "tc3_request", k3) < 0 || hmac(k3, 32, sts, s) < 0) {
+	if (dg_hmac_sha256(kdate_key, strlen(kdate_key), date, k1) < 0 || dg_hmac_sha256(k1, 32, r->service, k2) < 0 ||
+	    dg_hmac_sha256(k2, 32, "tc3_request", k3) < 0 || dg_hmac_sha256(k3, 32, sts, s) < 0) {
 		explicit_bzero(kdate_key, sizeof(kdate_key));
 		return -1;
 	}
 	explicit_bzero(kdate_key, sizeof(kdate_key));
 	explicit_bzero(k3, sizeof(k3));
-	hex(s, 32, sig);
+	dg_hex(s, 32, sig);
 	n = snprintf(out, cap, "TC3-HMAC-SHA256 Credential=%s/%s/%s/tc3_request, SignedHeaders=content-type;host, "
 			       "Signature=%s", r->secret_id, date, r->service, sig);
 	return n < 0 || (size_t)n >= cap ? -1 : 0;

@@ -258,20 +258,11 @@ static size_t on_answer(char *p, size_t size, size_t nmemb, void *arg)
 
 static void set_options(struct tok_fetch *f, CURL *h)
 {
-	curl_easy_setopt(h, CURLOPT_URL, f->req.url);
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, f->hdrs);
-	curl_easy_setopt(h, CURLOPT_POST, 1L);
-	curl_easy_setopt(h, CURLOPT_POSTFIELDS, f->req.body);
-	curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)f->req.body_len);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_answer);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, f);
-	curl_easy_setopt(h, CURLOPT_PRIVATE, &f->xfer);
-	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, f->curl_err);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, f->c->connect_timeout_ms);
+	const struct drv_post p = { f->req.url, f->hdrs, f->req.body, f->req.body_len, on_answer, f,
+				    &f->xfer, f->curl_err, f->c->connect_timeout_ms };
+
+	drv_post_options(h, &p);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
 }
 
 /* The file's content (a web identity token) without its trailing newline; NULL with why. */

@@ -41,33 +41,11 @@ static json_t *image_block(const char *url, struct xl_error *e)
 
 static const struct xl_blocks blocks = { "content", text_block, image_block };
 
-/* Anthropic messages and system blocks being built (xl_walk_messages callbacks). */
-struct conv {
-	json_t *msgs, *system;
-};
-
-static int on_system(void *arg, const char *text, struct xl_error *e)
-{
-	(void)e;
-	json_array_append_new(((struct conv *)arg)->system, json_pack("{s:s,s:s}", "type", "text", "text", text));
-	return 0;
-}
-
-static int on_user(void *arg, const json_t *content, struct xl_error *e)
-{
-	return xl_push_content(((struct conv *)arg)->msgs, "user", content, &blocks, e);
-}
-
-static int on_assistant(void *arg, const json_t *content, struct xl_error *e)
-{
-	return xl_push_content(((struct conv *)arg)->msgs, "assistant", content, &blocks, e);
-}
-
 static int on_tool_call(void *arg, const json_t *call, const json_t *fn, json_t *args,
 			struct xl_error *e)
 {
 	(void)e;
-	xl_push_grouped(((struct conv *)arg)->msgs, "assistant", "content",
+	xl_push_grouped(((struct xl_turns *)arg)->msgs, "assistant", "content",
 			json_pack("{s:s,s:O,s:O,s:o}", "type", "tool_use", "id", json_object_get(call, "id"),
 				  "name", json_object_get(fn, "name"), "input", args));
 	return 0;
@@ -76,13 +54,14 @@ static int on_tool_call(void *arg, const json_t *call, const json_t *fn, json_t 
 static int on_tool_result(void *arg, const json_t *msg, const char *text, struct xl_error *e)
 {
 	(void)e;
-	xl_push_grouped(((struct conv *)arg)->msgs, "user", "content",
+	xl_push_grouped(((struct xl_turns *)arg)->msgs, "user", "content",
 			json_pack("{s:s,s:O,s:s}", "type", "tool_result", "tool_use_id",
 				  json_object_get(msg, "tool_call_id"), "content", text));
 	return 0;
 }
 
-static const struct xl_walk walk = { on_system, on_user, on_assistant, on_tool_call, on_tool_result };
+static const struct xl_walk walk = { xl_turns_system, xl_turns_user, xl_turns_assistant, on_tool_call,
+				     on_tool_result };
 
 static json_t *tools_of(const json_t *tools)
 {
@@ -132,7 +111,7 @@ json_t *xl_anthropic_request(const json_t *req, const char *model, struct xl_err
 	json_t *out, *msgs = json_array(), *system = json_array(), *v;
 	json_int_t max = xl_max_tokens(req);
 
-	struct conv c = { msgs, system };
+	struct xl_turns c = { msgs, system, &blocks, "assistant", messages };
 
 	if (json_is_integer(n) && json_integer_value(n) != 1) {
 		xl_fail(e, 400, "invalid_request_error", "unsupported_parameter",
@@ -385,19 +364,13 @@ static json_t *vertex_build(const struct prov_call *c, struct up_request *u, str
 	return body;
 }
 
-/* A JSON credential is a service account key; else an access token minted elsewhere. */
-static enum oa_grant google_grant(const char *secret)
-{
-	return oa_grant_of(secret, OA_GOOGLE);
-}
-
 const struct provider prov_vertex_anthropic = {
 	.default_url = "",
 	.framing = PROV_SSE,
 	.ops = PROV_OP(UP_CHAT),
 	.auth_header = "Authorization",
 	.auth_scheme = "Bearer ",
-	.grant = google_grant,
+	.grant = oa_google_grant,
 	.request = vertex_build,
 	.response = anthropic_answer,
 	.sse = anthropic_sse,

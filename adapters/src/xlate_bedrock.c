@@ -41,34 +41,11 @@ static json_t *image_block(const char *url, struct xl_error *e)
 
 static const struct xl_blocks blocks = { "content", text_block, image_block };
 
-/* Converse messages and system blocks being built (xl_walk_messages callbacks). */
-struct conv {
-	json_t *msgs, *sys;
-};
-
-static int on_system(void *arg, const char *text, struct xl_error *e)
-{
-	struct conv *c = arg;
-	(void)e;
-	json_array_append_new(c->sys, json_pack("{s:s}", "text", text));
-	return 0;
-}
-
-static int on_user(void *arg, const json_t *content, struct xl_error *e)
-{
-	return xl_push_content(((struct conv *)arg)->msgs, "user", content, &blocks, e);
-}
-
-static int on_assistant(void *arg, const json_t *content, struct xl_error *e)
-{
-	return xl_push_content(((struct conv *)arg)->msgs, "assistant", content, &blocks, e);
-}
-
 static int on_tool_call(void *arg, const json_t *call, const json_t *fn, json_t *args,
 			struct xl_error *e)
 {
 	(void)e;
-	xl_push_grouped(((struct conv *)arg)->msgs, "assistant", "content",
+	xl_push_grouped(((struct xl_turns *)arg)->msgs, "assistant", "content",
 			json_pack("{s:{s:O,s:O,s:o}}", "toolUse", "toolUseId", json_object_get(call, "id"),
 				  "name", json_object_get(fn, "name"), "input", args));
 	return 0;
@@ -77,13 +54,14 @@ static int on_tool_call(void *arg, const json_t *call, const json_t *fn, json_t 
 static int on_tool_result(void *arg, const json_t *msg, const char *text, struct xl_error *e)
 {
 	(void)e;
-	xl_push_grouped(((struct conv *)arg)->msgs, "user", "content",
+	xl_push_grouped(((struct xl_turns *)arg)->msgs, "user", "content",
 			json_pack("{s:{s:O,s:[{s:s}]}}", "toolResult", "toolUseId",
 				  json_object_get(msg, "tool_call_id"), "content", "text", text));
 	return 0;
 }
 
-static const struct xl_walk walk = { on_system, on_user, on_assistant, on_tool_call, on_tool_result };
+static const struct xl_walk walk = { xl_turns_system, xl_turns_user, xl_turns_assistant, on_tool_call,
+				     on_tool_result };
 
 /* tools -> Converse toolSpecs. */
 static json_t *tool_specs(const json_t *tools)
@@ -146,10 +124,11 @@ static json_t *inference_config(const json_t *req)
 
 json_t *xl_bedrock_request(const json_t *req, struct xl_error *e)
 {
-	struct conv c = { json_array(), json_array() };
+	const json_t *messages = json_object_get(req, "messages");
+	struct xl_turns c = { json_array(), json_array(), &blocks, "assistant", messages };
 	json_t *out, *v;
 
-	if (xl_walk_messages(json_object_get(req, "messages"), &walk, &c, e) < 0) {
+	if (xl_walk_messages(messages, &walk, &c, e) < 0) {
 		json_decref(c.msgs);
 		json_decref(c.sys);
 		return NULL;

@@ -428,6 +428,31 @@ int xl_push_content(json_t *list, const char *role, const json_t *content,
 	return 0;
 }
 
+int xl_turns_system(void *arg, const char *text, struct xl_error *e)
+{
+	struct xl_turns *t = arg;
+	json_t *s = json_string(text);
+
+	(void)e;
+	json_array_append_new(t->sys, t->b->text(s));
+	json_decref(s);
+	return 0;
+}
+
+int xl_turns_user(void *arg, const json_t *content, struct xl_error *e)
+{
+	struct xl_turns *t = arg;
+
+	return xl_push_content(t->msgs, "user", content, t->b, e);
+}
+
+int xl_turns_assistant(void *arg, const json_t *content, struct xl_error *e)
+{
+	struct xl_turns *t = arg;
+
+	return xl_push_content(t->msgs, t->assistant, content, t->b, e);
+}
+
 json_t *xl_url_failed(json_t *body, struct xl_error *e)
 {
 	json_decref(body);

@@ -75,36 +75,12 @@ static json_t *gen_config(const json_t *req)
 	return g;
 }
 
-/* Gemini contents and system parts being built (xl_walk_messages callbacks). */
-struct conv {
-	json_t *contents, *sys;
-	const json_t *messages; /* to name a tool result after its call */
-};
-
-static int on_system(void *arg, const char *text, struct xl_error *e)
-{
-	struct conv *c = arg;
-	(void)e;
-	json_array_append_new(c->sys, json_pack("{s:s}", "text", text));
-	return 0;
-}
-
-static int on_user(void *arg, const json_t *content, struct xl_error *e)
-{
-	return xl_push_content(((struct conv *)arg)->contents, "user", content, &blocks, e);
-}
-
-static int on_assistant(void *arg, const json_t *content, struct xl_error *e)
-{
-	return xl_push_content(((struct conv *)arg)->contents, "model", content, &blocks, e);
-}
-
 static int on_tool_call(void *arg, const json_t *call, const json_t *fn, json_t *args,
 			struct xl_error *e)
 {
 	(void)call;
 	(void)e;
-	xl_push_grouped(((struct conv *)arg)->contents, "model", "parts",
+	xl_push_grouped(((struct xl_turns *)arg)->msgs, "model", "parts",
 			json_pack("{s:{s:O,s:o}}", "functionCall", "name", json_object_get(fn, "name"),
 				  "args", args));
 	return 0;
@@ -112,7 +88,7 @@ static int on_tool_call(void *arg, const json_t *call, const json_t *fn, json_t 
 
 static int on_tool_result(void *arg, const json_t *msg, const char *text, struct xl_error *e)
 {
-	struct conv *c = arg;
+	struct xl_turns *c = arg;
 	const char *name = call_name(c->messages, json_string_value(json_object_get(msg, "tool_call_id")));
 	json_t *resp = json_loads(text, 0, NULL);
 	(void)e;
@@ -121,12 +97,13 @@ static int on_tool_result(void *arg, const json_t *msg, const char *text, struct
 		json_decref(resp);
 		resp = json_pack("{s:s}", "content", text);
 	}
-	xl_push_grouped(c->contents, "user", "parts",
+	xl_push_grouped(c->msgs, "user", "parts",
 			json_pack("{s:{s:s,s:o}}", "functionResponse", "name", name ? name : "tool", "response", resp));
 	return 0;
 }
 
-static const struct xl_walk walk = { on_system, on_user, on_assistant, on_tool_call, on_tool_result };
+static const struct xl_walk walk = { xl_turns_system, xl_turns_user, xl_turns_assistant, on_tool_call,
+				     on_tool_result };
 
 json_t *xl_gemini_request(const json_t *req, struct xl_error *e)
 {
@@ -135,7 +112,7 @@ json_t *xl_gemini_request(const json_t *req, struct xl_error *e)
 	const char *tc = json_string_value(json_object_get(req, "tool_choice"));
 	size_t i;
 
-	struct conv c = { contents, sys, messages };
+	struct xl_turns c = { contents, sys, &blocks, "model", messages };
 
 	if (xl_walk_messages(messages, &walk, &c, e) < 0)
 		goto fail;
@@ -426,19 +403,13 @@ static json_t *vertex_answer(json_t *resp, const struct prov_answer *a, struct x
 	return xl_gemini_response(resp, a->meta, u, e);
 }
 
-/* A JSON credential is a service account key; else an access token minted elsewhere. */
-static enum oa_grant google_grant(const char *secret)
-{
-	return oa_grant_of(secret, OA_GOOGLE);
-}
-
 const struct provider prov_vertex_gemini = {
 	.default_url = "",
 	.framing = PROV_SSE,
 	.ops = PROV_OP(UP_CHAT),
 	.auth_header = "Authorization",
 	.auth_scheme = "Bearer ",
-	.grant = google_grant,
+	.grant = oa_google_grant,
 	.request = vertex_build,
 	.response = vertex_answer,
 	.sse = gemini_sse,

@@ -69,6 +69,19 @@ struct xl_walk {
 };
 int xl_walk_messages(const json_t *messages, const struct xl_walk *w, void *arg,
 		     struct xl_error *e);
+/* The turns and system blocks a provider that groups blocks by role builds from the
+ * conversation (Anthropic, Bedrock, Gemini). Its walk takes xl_turns_system, _user and
+ * _assistant with arg a struct xl_turns, and its own tool call and result callbacks. */
+struct xl_turns {
+	json_t *msgs;                    /* the turns: the provider's messages or contents */
+	json_t *sys;                     /* a b->text block for each system message */
+	const struct xl_blocks *b;
+	const char *assistant;           /* the assistant's role: "assistant", "model" */
+	const json_t *messages;          /* the request's messages, for callbacks that look back */
+};
+int xl_turns_system(void *arg, const char *text, struct xl_error *e);
+int xl_turns_user(void *arg, const json_t *content, struct xl_error *e);
+int xl_turns_assistant(void *arg, const json_t *content, struct xl_error *e);
 
 /* Appends t to the growing string *text of *len bytes (allocated as needed; aborts on
  * out-of-memory). */

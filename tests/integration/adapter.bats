@@ -40,13 +40,7 @@ setup_file() {
 	KEY=$(issue_key acme)
 	KEY_M=$(issue_key masked)
 	export KEY KEY_M
-	# Provider credentials need the agent's master keys.
-	export JAIROUTER_MASTER_KEY_FILE=$BATS_FILE_TMPDIR/master.keys JAIROUTER_SPOA
-	JAIROUTER_SPOA=$(jr_agent_bin)
-	(umask 077 && printf 'k1:%s\n' "$(openssl rand -hex 32)" >"$JAIROUTER_MASTER_KEY_FILE")
-	printf 'master_key_file = "%s"\n' "$JAIROUTER_MASTER_KEY_FILE" >>"$STACK/agent.conf"
-	kill -HUP "$(jr_pid_of "$STACK/agent.pid")"
-	BATS_TEST_TMPDIR=$BATS_FILE_TMPDIR eventually 10 grep -q 'master keys:' "$STACK/agent.log"
+	stack_master_keys
 	printf '%s' "$JR_PROVIDERS_KEY" | jr_ctl credential set be_prov --header x-api-key --scheme raw >/dev/null
 	printf '%s' "$JR_PROVIDERS_AWS" | jr_ctl credential set be_bedrock --header authorization --scheme bearer >/dev/null
 	printf '%s' "$JR_PROVIDERS_KEY" | jr_ctl credential set be_ollama --header authorization --scheme bearer >/dev/null
@@ -58,9 +52,6 @@ setup_file() {
 teardown_file() {
 	stack_teardown_file
 	jr_stop_pid "$STACK" reports TERM
-	if grep -qE 'Sanitizer|runtime error' "$STACK/adapter.log" 2>/dev/null; then
-		jr_dump_logs "$STACK" >&3
-	fi
 }
 
 setup() {

@@ -155,14 +155,40 @@ issue_key() {
 }
 
 # stack_teardown_file: stops the file's stack ($STACK). bats has no "did a test fail"
-# flag here: the logs are dumped when asked (JR_DUMP_LOGS) or when the agent log holds
-# a sanitizer report.
+# flag here: the logs are dumped when asked (JR_DUMP_LOGS) or when the agent's or the
+# adapter's log holds a sanitizer report.
 stack_teardown_file() {
 	[[ -n ${STACK:-} ]] || return 0
 	jr_stack_stop "$STACK"
-	if [[ -n ${JR_DUMP_LOGS:-} ]] || grep -qE 'Sanitizer|runtime error' "$STACK/agent.log" 2>/dev/null; then
+	if [[ -n ${JR_DUMP_LOGS:-} ]] ||
+		grep -qE 'Sanitizer|runtime error' "$STACK/agent.log" "$STACK/adapter.log" 2>/dev/null; then
 		jr_dump_logs "$STACK" >&3
 	fi
+}
+
+# agent_reload_keys: SIGHUP to the stack's agent, then waits until it has loaded its
+# master keys once more.
+agent_reload_keys() {
+	local n
+	n=$(grep -c 'master keys:' "$STACK/agent.log" || true)
+	kill -HUP "$(jr_pid_of "$STACK/agent.pid")"
+	eventually 10 keys_loaded_more_than "$n"
+}
+
+keys_loaded_more_than() {
+	(($(grep -c 'master keys:' "$STACK/agent.log") > $1))
+}
+
+# stack_master_keys (setup_file): provider credentials need the agent's master keys. A
+# fresh key file, named in the agent's configuration and loaded (agent_reload_keys);
+# exports JAIROUTER_MASTER_KEY_FILE and JAIROUTER_SPOA, with which `jr_ctl credential`
+# seals the credentials.
+stack_master_keys() {
+	export JAIROUTER_MASTER_KEY_FILE=$BATS_FILE_TMPDIR/master.keys JAIROUTER_SPOA
+	JAIROUTER_SPOA=$(jr_agent_bin)
+	(umask 077 && printf 'k1:%s\n' "$(openssl rand -hex 32)" >"$JAIROUTER_MASTER_KEY_FILE")
+	printf 'master_key_file = "%s"\n' "$JAIROUTER_MASTER_KEY_FILE" >>"$STACK/agent.conf"
+	agent_reload_keys
 }
 
 # stack_teardown: a failed test shows the logs of the whole stack.

@@ -43,12 +43,7 @@ setup_file() {
 	jr_ctl endpoint set be_vertex "$JR_PROVIDERS_URL/v1/projects/jr-test/locations/us-east5" >/dev/null
 	KEY=$(issue_key acme)
 	export KEY
-	export JAIROUTER_MASTER_KEY_FILE=$BATS_FILE_TMPDIR/master.keys JAIROUTER_SPOA
-	JAIROUTER_SPOA=$(jr_agent_bin)
-	(umask 077 && printf 'k1:%s\n' "$(openssl rand -hex 32)" >"$JAIROUTER_MASTER_KEY_FILE")
-	printf 'master_key_file = "%s"\n' "$JAIROUTER_MASTER_KEY_FILE" >>"$STACK/agent.conf"
-	kill -HUP "$(jr_pid_of "$STACK/agent.pid")"
-	BATS_TEST_TMPDIR=$BATS_FILE_TMPDIR eventually 10 grep -q 'master keys:' "$STACK/agent.log"
+	stack_master_keys
 	export ENTRA_SECRET=${JR_PROVIDERS_ENTRA#*:}
 	entra_cred "${JR_PROVIDERS_ENTRA%%:*}" "$ENTRA_SECRET" | jr_ctl credential set be_az_entra --header api-key --scheme raw >/dev/null
 	entra_cred "short-${JR_PROVIDERS_ENTRA%%:*}" "$ENTRA_SECRET" | jr_ctl credential set be_az_short --header api-key --scheme raw >/dev/null
@@ -69,9 +64,6 @@ setup_file() {
 
 teardown_file() {
 	stack_teardown_file
-	if grep -qE 'Sanitizer|runtime error' "$STACK/adapter.log" 2>/dev/null; then
-		jr_dump_logs "$STACK" >&3
-	fi
 }
 
 setup() {

@@ -23,13 +23,7 @@ setup_file() {
 	KEY_A=$(issue_key acme)
 	KEY_G=$(issue_key globex)
 	export KEY_A KEY_G
-	# Provider credentials need the agent's master keys: write them and reload.
-	export JAIROUTER_MASTER_KEY_FILE=$BATS_FILE_TMPDIR/master.keys
-	export JAIROUTER_SPOA
-	JAIROUTER_SPOA=$(jr_agent_bin)
-	(umask 077 && printf 'k1:%s\n' "$(openssl rand -hex 32)" >"$JAIROUTER_MASTER_KEY_FILE")
-	printf 'master_key_file = "%s"\n' "$JAIROUTER_MASTER_KEY_FILE" >>"$STACK/agent.conf"
-	reload_agent
+	stack_master_keys
 	BATS_TEST_TMPDIR=$BATS_FILE_TMPDIR eventually 10 status_is "$KEY_A" 200
 	BATS_TEST_TMPDIR=$BATS_FILE_TMPDIR eventually 10 status_is "$KEY_G" 200
 }
@@ -62,18 +56,6 @@ listed() {
 
 jr_psql() {
 	"${JR_PG_BIN:-/usr/lib/postgresql/15/bin}/psql" -X -v ON_ERROR_STOP=1 -d "$JR_DATABASE" "$@"
-}
-
-# reload_agent: SIGHUP, then waits until the agent has loaded the master keys again.
-reload_agent() {
-	local n
-	n=$(grep -c 'master keys:' "$STACK/agent.log" || true)
-	kill -HUP "$(jr_pid_of "$STACK/agent.pid")"
-	eventually 10 keys_loaded_more_than "$n"
-}
-
-keys_loaded_more_than() {
-	(($(grep -c 'master keys:' "$STACK/agent.log") > $1))
 }
 
 # injected HEADER MODEL SHA: a request for MODEL reaches the model server carrying
@@ -218,12 +200,12 @@ sha() {
 
 @test "master key rotation: add a key, reseal, drop the old key; injection never stops" {
 	printf 'k2:%s\n' "$(openssl rand -hex 32)" >>"$JAIROUTER_MASTER_KEY_FILE"
-	reload_agent
+	agent_reload_keys
 	grep -q 'master keys: 2 loaded' "$STACK/agent.log"
 	jr_ctl credential reseal | grep -q '2 credential(s) resealed'
 	[[ $(jr_psql -At -c "SELECT string_agg(DISTINCT key_id, ',') FROM jairouter.provider_credentials") == k2 ]]
 	sed -i '/^k1:/d' "$JAIROUTER_MASTER_KEY_FILE"
-	reload_agent
+	agent_reload_keys
 	model_status "$KEY_A" vault-model 200
 	[[ $(hdr x-mock-authorization-sha256) == "$(sha 'Bearer sk-provider-test')" ]]
 	model_status "$KEY_A" keyed-model 200

@@ -38,6 +38,15 @@ equals() {
 	}
 }
 
+# fails_with TEXT CMD...: CMD must exit non-zero and say TEXT on stderr, nothing on stdout.
+fails_with() {
+	local text=$1 rc=0
+	shift
+	"$@" >"$tmp/f.out" 2>"$tmp/f.err" || rc=$?
+	cat "$tmp/f.out" "$tmp/f.err"
+	((rc != 0)) && grep -qF -- "$text" "$tmp/f.err" && [[ ! -s $tmp/f.out ]]
+}
+
 # refused SQL: the statement fails.
 refused() {
 	if q -c "$1" >"$tmp/r" 2>&1; then

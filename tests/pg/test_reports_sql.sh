@@ -35,15 +35,6 @@ SELECT jairouter.usage_record(:'agent', :'seq', ARRAY[extract(epoch FROM :'hour'
 SQL
 }
 
-# fails_with TEXT CMD...: CMD must exit non-zero and say TEXT on stderr, nothing on stdout.
-fails_with() {
-	local text=$1 rc=0
-	shift
-	"$@" >"$tmp/f.out" 2>"$tmp/f.err" || rc=$?
-	cat "$tmp/f.out" "$tmp/f.err"
-	((rc != 0)) && grep -qF -- "$text" "$tmp/f.err" && [[ ! -s $tmp/f.out ]]
-}
-
 key_id() { q -c "SELECT id FROM jairouter.api_keys WHERE prefix = '$1'"; }
 
 # ---- constructed usage ------------------------------------------------------------------

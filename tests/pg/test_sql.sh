@@ -9,15 +9,6 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 # shellcheck source=tests/pg/checks.bash
 source tests/pg/checks.bash
 
-# fails_with TEXT CMD...: CMD must exit non-zero and say TEXT on stderr, nothing on stdout.
-fails_with() {
-	local text=$1 rc=0
-	shift
-	"$@" >"$tmp/f.out" 2>"$tmp/f.err" || rc=$?
-	cat "$tmp/f.out" "$tmp/f.err"
-	((rc != 0)) && grep -qF -- "$text" "$tmp/f.err" && [[ ! -s $tmp/f.out ]]
-}
-
 # ---- tenants --------------------------------------------------------------------------
 
 t_tenant_add() {

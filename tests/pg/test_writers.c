@@ -42,6 +42,16 @@ static long long sql_int(const char *q)
 	return v;
 }
 
+/* The requests of tenant t's usage_hourly row for one end user (an SQL literal). */
+static long long user_requests(int t, const char *user_literal)
+{
+	char q[256];
+
+	snprintf(q, sizeof(q), "SELECT requests FROM jairouter.usage_hourly WHERE tenant_id = %d AND end_user = %s", t,
+		 user_literal);
+	return sql_int(q);
+}
+
 static int64_t today(void)
 {
 	time_t t = time(NULL);
@@ -130,12 +140,9 @@ static void test_usage_end_users(void)
 			     "AND end_user = 'alice@example.com' AND hour = date_trunc('day', now())"), 2);
 	CHECK_EQ_INT(sql_int("SELECT failed_requests FROM jairouter.usage_hourly WHERE tenant_id = 4 "
 			     "AND end_user = 'alice@example.com'"), 1);
-	CHECK_EQ_INT(sql_int("SELECT requests FROM jairouter.usage_hourly WHERE tenant_id = 4 "
-			     "AND end_user = 'o\"b\\x'"), 1);
-	CHECK_EQ_INT(sql_int("SELECT requests FROM jairouter.usage_hourly WHERE tenant_id = 4 "
-			     "AND end_user = U&'a?b?\\00e9'"), 1);
-	CHECK_EQ_INT(sql_int("SELECT requests FROM jairouter.usage_hourly WHERE tenant_id = 4 "
-			     "AND end_user = ''"), 1);
+	CHECK_EQ_INT(user_requests(4, "'o\"b\\x'"), 1);
+	CHECK_EQ_INT(user_requests(4, "U&'a?b?\\00e9'"), 1);
+	CHECK_EQ_INT(user_requests(4, "''"), 1);
 	CHECK_EQ_INT(sql_int("SELECT requests FROM jairouter.usage_daily WHERE tenant_id = 4"), 5);
 	CHECK_EQ_INT(sql_int("SELECT failed_requests FROM jairouter.usage_daily WHERE tenant_id = 4"), 1);
 }
@@ -154,8 +161,7 @@ static void test_usage_user_cap(void)
 	exec_sql("UPDATE jairouter.usage_settings SET users_per_tenant_day = 1000");
 	CHECK_EQ_INT(sql_int("SELECT count(*) FROM jairouter.usage_hourly WHERE tenant_id = 5 "
 			     "AND end_user IN ('u1', 'u2')"), 2);
-	CHECK_EQ_INT(sql_int("SELECT requests FROM jairouter.usage_hourly WHERE tenant_id = 5 "
-			     "AND end_user = '(other)'"), 2);
+	CHECK_EQ_INT(user_requests(5, "'(other)'"), 2);
 	CHECK_EQ_INT(sql_int("SELECT count(*) FROM jairouter.usage_users WHERE tenant_id = 5"), 2);
 	CHECK_EQ_INT(sql_int("SELECT requests FROM jairouter.usage_daily WHERE tenant_id = 5"), 4);
 }
@@ -175,8 +181,7 @@ static void test_usage_buffer_folds_users(void)
 	CHECK_EQ_INT(s.rows_pending, 4);
 	CHECK_EQ_INT(s.users_folded, 2);
 	usage_stop();
-	CHECK_EQ_INT(sql_int("SELECT requests FROM jairouter.usage_hourly WHERE tenant_id = 6 "
-			     "AND end_user = '(other)'"), 2);
+	CHECK_EQ_INT(user_requests(6, "'(other)'"), 2);
 	CHECK_EQ_INT(sql_int("SELECT requests FROM jairouter.usage_daily WHERE tenant_id = 6"), 5);
 }
 

@@ -48,14 +48,9 @@ static void dashscope_request_and_answer(void)
 	json_decref(resp);
 }
 
-static void collect(void *arg, json_t *chunk)
-{
-	json_array_append(arg, chunk);
-}
-
 static void dashscope_stream(void)
 {
-	json_t *chunks = json_array(), *req = J("{\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}");
+	json_t *chunks, *req = J("{\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}");
 	const char *ev1 = "{\"output\":{\"choices\":[{\"message\":{\"content\":\"Hel\",\"role\":\"assistant\"},\"finish_reason\":\"null\"}]},"
 			  "\"usage\":{\"total_tokens\":11,\"input_tokens\":10,\"output_tokens\":1},\"request_id\":\"r\"}";
 	const char *ev2 = "{\"output\":{\"choices\":[{\"message\":{\"content\":\"lo\",\"role\":\"assistant\"},\"finish_reason\":\"stop\"}]},"
@@ -66,19 +61,12 @@ static void dashscope_stream(void)
 	struct up_request u;
 	struct xl_error e;
 	char rerr[64];
-	int sse = 0;
 
-	xl_stream_init(&s, XL_DASHSCOPE, &META, 1, collect, chunks);
-	CHECK_EQ_INT(xl_stream_sse(&s, "result", ev1, strlen(ev1)), 0);
-	CHECK_EQ_INT(xl_stream_sse(&s, "result", ev2, strlen(ev2)), 0);
-	xl_stream_end(&s);
-	CHECK_EQ_STR(PS(chunks, "1.choices.0.delta.content"), "Hel");
-	CHECK_EQ_STR(PS(chunks, "2.choices.0.delta.content"), "lo");
-	CHECK_EQ_STR(PS(chunks, "3.choices.0.finish_reason"), "stop");
-	CHECK_EQ_INT(PI(chunks, "4.usage.completion_tokens"), 2);
+	chunks = stream_of_two(XL_DASHSCOPE, &META, "result", ev1, ev2);
+	check_hello_chunks(chunks);
 	json_decref(chunks);
 	chunks = json_array();
-	xl_stream_init(&s, XL_DASHSCOPE, &META, 0, collect, chunks);
+	xl_stream_init(&s, XL_DASHSCOPE, &META, 0, collect_chunk, chunks);
 	CHECK_EQ_INT(xl_stream_sse(&s, "error", err, strlen(err)), -1);
 	CHECK(strstr(s.err.message, "DataInspectionFailed") != NULL);
 	json_decref(chunks);
@@ -88,9 +76,8 @@ static void dashscope_stream(void)
 	CHECK_EQ_INT(route_parse("p=dashscope&av=native&m=qwen-plus", 32, &r, rerr, sizeof(rerr)), 0);
 	CHECK_EQ_INT(up_build(&r, "/v1/chat/completions", req, "sk-ds", 0, &u, &e), 0);
 	CHECK_EQ_STR(u.url, "https://dashscope.aliyuncs.com/api/v1/services/aigc/text-generation/generation");
-	for (size_t i = 0; i < u.nheaders; i++)
-		sse += strcmp(u.headers[i], "X-DashScope-SSE: enable") == 0 || strcmp(u.headers[i], "Authorization: Bearer sk-ds") == 0;
-	CHECK_EQ_INT(sse, 2);
+	CHECK_EQ_INT(header_count(&u, "X-DashScope-SSE: enable", 0), 1);
+	CHECK_EQ_INT(header_count(&u, "Authorization: Bearer sk-ds", 0), 1);
 	up_free(&u);
 	json_decref(req);
 }

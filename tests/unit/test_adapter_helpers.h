@@ -1,6 +1,10 @@
-/* Helpers for the adapter's unit tests: JSON literals and path lookups. */
+/* Helpers for the adapter's unit tests: JSON literals and path lookups, streams fed
+ * whole events, the header lines of a provider request. */
 #ifndef JR_TEST_ADAPTER_HELPERS_H
 #define JR_TEST_ADAPTER_HELPERS_H
+
+#include "provider.h"
+#include "testlib.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -52,6 +56,47 @@ static inline int PEQ(const json_t *j, const char *path, const char *literal)
 	}
 	json_decref(want);
 	return eq;
+}
+
+/* An xl_chunk_fn that keeps each chunk in the array arg. */
+static inline void collect_chunk(void *arg, json_t *chunk)
+{
+	json_array_append(arg, chunk);
+}
+
+/* The chunks (a new array) of provider fam's stream, with usage, fed the SSE events ev1
+ * and ev2 (both named event, which may be NULL) and ended. */
+static inline json_t *stream_of_two(enum xl_provider fam, const struct xl_meta *m, const char *event, const char *ev1,
+				    const char *ev2)
+{
+	json_t *chunks = json_array();
+	struct xl_stream s;
+
+	xl_stream_init(&s, fam, m, 1, collect_chunk, chunks);
+	CHECK_EQ_INT(xl_stream_sse(&s, event, ev1, strlen(ev1)), 0);
+	CHECK_EQ_INT(xl_stream_sse(&s, event, ev2, strlen(ev2)), 0);
+	xl_stream_end(&s);
+	return chunks;
+}
+
+/* The chunks of a stream that said "Hel" then "lo", stopped, and counted 2 completion
+ * tokens: the role chunk, two deltas, the finish and the usage chunk. */
+static inline void check_hello_chunks(const json_t *chunks)
+{
+	CHECK_EQ_STR(PS(chunks, "1.choices.0.delta.content"), "Hel");
+	CHECK_EQ_STR(PS(chunks, "2.choices.0.delta.content"), "lo");
+	CHECK_EQ_STR(PS(chunks, "3.choices.0.finish_reason"), "stop");
+	CHECK_EQ_INT(PI(chunks, "4.usage.completion_tokens"), 2);
+}
+
+/* How many of u's header lines are line ("Name: value"), or with prefix set start with it. */
+static inline int header_count(const struct up_request *u, const char *line, int prefix)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < u->nheaders; i++)
+		n += prefix ? strncmp(u->headers[i], line, strlen(line)) == 0 : strcmp(u->headers[i], line) == 0;
+	return n;
 }
 
 #endif
