@@ -132,7 +132,8 @@ static void notify_systemd(const char *state)
 	if (fd < 0)
 		return;
 	if (sendto(fd, state, strlen(state), 0, (struct sockaddr *)&sun, len) < 0)
-		log_event(LOG_WARN, "systemd_notify_failed", LOG_FIELDS(LOG_S("error", strerror(errno))),
+		log_event(LOG_WARN, "systemd_notify_failed",
+			  LOG_FIELDS(LOG_S("error", strerror(errno))),
 			  "systemd notification failed: %s", strerror(errno));
 	close(fd);
 }
@@ -157,7 +158,8 @@ static void listen_when_ready(struct app *app)
 		app->report = report_listen(app->base, app->cfg.report_listen, err, sizeof(err));
 		if (!app->report)
 			goto fail;
-		log_event(LOG_INFO, "report_listening", LOG_FIELDS(LOG_S("addr", app->cfg.report_listen)),
+		log_event(LOG_INFO, "report_listening",
+			  LOG_FIELDS(LOG_S("addr", app->cfg.report_listen)),
 			  "end-of-request reports on %s", app->cfg.report_listen);
 	}
 	return;
@@ -215,7 +217,8 @@ static void handover_tick_cb(evutil_socket_t fd, short what, void *arg)
 			return;
 		app->handed_over = 1;
 		app->handover_deadline_ms = now + HANDOVER_CLOSE_MS;
-		log_event(LOG_INFO, "report_handover", LOG_FIELDS(LOG_I("inflight", limits_reservations())),
+		log_event(LOG_INFO, "report_handover",
+			  LOG_FIELDS(LOG_I("inflight", limits_reservations())),
 			  "handing the report stream over (%zu request(s) still in flight)",
 			  limits_reservations());
 		report_listener_handover(app->report);
@@ -285,7 +288,9 @@ static int load_master_keys(const struct jr_config *cfg, int install)
 		cred_keyring_free(kr);
 		return 0;
 	}
-	log_event(LOG_INFO, "master_keys_loaded", LOG_FIELDS(LOG_I("keys", cred_keyring_count(kr)), LOG_S("path", cfg->master_key_file)),
+	log_event(LOG_INFO, "master_keys_loaded",
+		  LOG_FIELDS(LOG_I("keys", cred_keyring_count(kr)),
+			     LOG_S("path", cfg->master_key_file)),
 		  "master keys: %zu loaded from %s", cred_keyring_count(kr), cfg->master_key_file);
 	cred_global_set(kr);
 	return 0;
@@ -330,7 +335,8 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	}
 	config_restart_diff(&app->cfg, &fresh, restart, sizeof(restart));
 	if (restart[0])
-		log_event(LOG_WARN, "config_reload_restart_needed", LOG_FIELDS(LOG_S("settings", restart)),
+		log_event(LOG_WARN, "config_reload_restart_needed",
+			  LOG_FIELDS(LOG_S("settings", restart)),
 			  "reload: changes to %s apply at the next restart", restart);
 	/* Keep the restart-only settings as they run now. */
 	memcpy(fresh.listen, app->cfg.listen, sizeof(fresh.listen));
@@ -508,24 +514,31 @@ static int start_http(struct app *app)
 	if (app->cfg.metrics_listen[0]) {
 		app->admin = admin_start(app->base, app->cfg.metrics_listen, gauges, app, err, sizeof(err));
 		if (!app->admin) {
-			log_event(LOG_ERROR, "metrics_listen_failed", LOG_FIELDS(LOG_S("error", err)),
+			log_event(LOG_ERROR, "metrics_listen_failed",
+				  LOG_FIELDS(LOG_S("error", err)),
 				  "%s", err);
 			return -1;
 		}
-		log_event(LOG_INFO, "metrics_listening", LOG_FIELDS(LOG_S("addr", app->cfg.metrics_listen)),
+		log_event(LOG_INFO, "metrics_listening",
+			  LOG_FIELDS(LOG_S("addr", app->cfg.metrics_listen)),
 			  "metrics and health on http://%s/", app->cfg.metrics_listen);
 	}
 	if (app->cfg.admin_api_listen[0]) {
 		app->api = api_start(app->cfg.admin_api_listen, app->cfg.database, app->cfg.admin_api_rate,
 				     err, sizeof(err));
 		if (!app->api || api_set_master_keys(app->api, app->cfg.master_key_file) < 0) {
-			log_event(LOG_ERROR, "admin_api_start_failed", LOG_FIELDS(LOG_S("error", app->api ? "cannot load the master keys" : err)),
-				  "%s", app->api ? "admin API: cannot load the master keys" : err);
+			const char *why = app->api ? "cannot load the master keys" : err;
+
+			log_event(LOG_ERROR, "admin_api_start_failed",
+				  LOG_FIELDS(LOG_S("error", why)),
+				  "%s%s", app->api ? "admin API: " : "", why);
 			return -1;
 		}
 		metrics_add_renderer(api_render_metrics, app->api);
-		log_event(LOG_INFO, "admin_api_listening", LOG_FIELDS(LOG_S("addr", app->cfg.admin_api_listen)),
-			  "administration API on http://%s/jairouter/admin/v1/", app->cfg.admin_api_listen);
+		log_event(LOG_INFO, "admin_api_listening",
+			  LOG_FIELDS(LOG_S("addr", app->cfg.admin_api_listen)),
+			  "administration API on http://%s/jairouter/admin/v1/",
+			  app->cfg.admin_api_listen);
 	}
 	return 0;
 }

@@ -106,7 +106,8 @@ static int mask_setup(struct job *j, json_t *oreq)
 	if (!j->route.mask[0])
 		return 0;
 	if (mask_policy_parse(&j->mask, j->route.mask, strlen(j->route.mask), err, sizeof(err)) < 0) {
-		log_event(LOG_ERROR, "masking_policy_refused", LOG_FIELDS(LOG_S("request_id", j->id), LOG_S("error", err)),
+		log_event(LOG_ERROR, "masking_policy_refused",
+			  LOG_FIELDS(LOG_S("request_id", j->id), LOG_S("error", err)),
 			  "request %s: tenant masking policy refused: %s", j->id, err);
 		reply_fail(j, 500, "server_error", "masking_policy_invalid",
 			   "The tenant's masking policy is invalid (%s); the request was not sent.", err);
@@ -146,7 +147,8 @@ static int prepare(struct job *j, const char *route, char *path, size_t cap)
 	int rc = -1;
 
 	if (route_parse(route, strlen(route), &j->route, err, sizeof(err)) < 0) {
-		log_event(LOG_ERROR, "adapter_header_invalid", LOG_FIELDS(LOG_S("request_id", j->id), LOG_S("error", err)),
+		log_event(LOG_ERROR, "adapter_header_invalid",
+			  LOG_FIELDS(LOG_S("request_id", j->id), LOG_S("error", err)),
 			  "request %s: bad x-jairouter-adapter header: %s", j->id, err);
 		reply_refuse(j->srv, j->req, 500, "server_error", "adapter_route_invalid",
 			     "The gateway's route for this request is invalid.");
@@ -225,7 +227,8 @@ static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd, (void)what;
 	log_event(LOG_WARN, "drain_deadline", LOG_FIELDS(LOG_I("inflight", s->m.inflight)),
-		  "drain: %ld request(s) still running at the deadline; ending them", s->m.inflight);
+		  "drain: %ld request(s) still running at the deadline; ending them",
+		  s->m.inflight);
 	job_end_all(s);
 	event_base_loopexit(s->base, &grace);
 }

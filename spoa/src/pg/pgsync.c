@@ -341,8 +341,11 @@ static void ps_load_finish(struct pgsync *ps)
 			  "database: catalogue loaded (%zu tenants, %zu keys, %zu models) in %.1f ms",
 			  nt, nk, nm, ms_since(&ps->load_start));
 	else
-		log_event(LOG_DEBUG, "catalogue_resynced", LOG_FIELDS(LOG_I("tenants", nt), LOG_I("keys", nk), LOG_I("models", nm), LOG_I("ms", ms_since(&ps->load_start))),
-			  "database: resync (%zu tenants, %zu keys, %zu models) in %.1f ms", nt, nk,
+		log_event(LOG_DEBUG, "catalogue_resynced",
+			  LOG_FIELDS(LOG_I("tenants", nt), LOG_I("keys", nk), LOG_I("models", nm),
+				     LOG_I("ms", ms_since(&ps->load_start))),
+			  "database: resync (%zu tenants, %zu keys, %zu models) in %.1f ms",
+			  nt, nk,
 			  nm, ms_since(&ps->load_start));
 	ps->st.status = PGSYNC_UP;
 	ps->backoff_ms = PS_BACKOFF_MIN_MS;
@@ -355,7 +358,9 @@ static int ps_shape_ok(struct pgsync *ps, const struct ps_table *t, const PGresu
 {
 	if (PQnfields(r) == t->ncols)
 		return 1;
-	log_event(LOG_ERROR, "db_columns_mismatch", LOG_FIELDS(LOG_S("table", t->name), LOG_I("expected", t->ncols), LOG_I("got", PQnfields(r))),
+	log_event(LOG_ERROR, "db_columns_mismatch",
+		  LOG_FIELDS(LOG_S("table", t->name), LOG_I("expected", t->ncols),
+			     LOG_I("got", PQnfields(r))),
 		  "database: %s: expected %d columns, got %d", t->name, t->ncols, PQnfields(r));
 	ps->query_failed = 1;
 	return 0;
@@ -395,7 +400,8 @@ static void ps_queue(struct pgsync *ps, const struct ps_table *t, int64_t id)
 		if (ps->pending[i].table == t && ps->pending[i].id == id)
 			return;
 	if (ps->npending == PS_PENDING_MAX) {
-		log_event(LOG_INFO, "db_changes_overflow", LOG_FIELDS(LOG_I("max", PS_PENDING_MAX)),
+		log_event(LOG_INFO, "db_changes_overflow",
+			  LOG_FIELDS(LOG_I("max", PS_PENDING_MAX)),
 			  "database: more than %d changes queued; reloading everything instead",
 			  PS_PENDING_MAX);
 		ps->npending = 0;
@@ -520,7 +526,8 @@ static void ps_fetch_finish(struct pgsync *ps)
 		if (!ps->batch_seen[i])
 			ps->batch_table->del(s, ps->batch_ids[i]);
 	store_write_end();
-	log_event(LOG_DEBUG, "db_changes_applied", LOG_FIELDS(LOG_I("changes", ps->nbatch), LOG_S("table", ps->batch_table->name)),
+	log_event(LOG_DEBUG, "db_changes_applied",
+		  LOG_FIELDS(LOG_I("changes", ps->nbatch), LOG_S("table", ps->batch_table->name)),
 		  "database: applied %zu change(s) to %s", ps->nbatch, ps->batch_table->name);
 	ps->nbatch = 0;
 	ps->phase = PH_READY;
@@ -538,7 +545,8 @@ static void ps_on_result(struct pgsync *ps, const PGresult *r)
 		size_t n = strcspn(m, "\n");
 
 		snprintf(msg, sizeof(msg), "%.*s", (int)(n < 200 ? n : 200), m);
-		log_event(LOG_WARN, "db_query_failed", LOG_FIELDS(LOG_S("error", msg[0] ? msg : PQresStatus(st))),
+		log_event(LOG_WARN, "db_query_failed",
+			  LOG_FIELDS(LOG_S("error", msg[0] ? msg : PQresStatus(st))),
 			  "database: query failed: %s", msg[0] ? msg : PQresStatus(st));
 		ps->query_failed = 1;
 		return;

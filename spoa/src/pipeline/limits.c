@@ -1126,8 +1126,10 @@ void limits_stop(int handed_over)
 	}
 	if (left) {
 		atomic_fetch_add(&st.handed_over, left);
-		log_event(LOG_INFO, "limits_handover_inflight", LOG_FIELDS(LOG_I("inflight", left)),
-			  "limits: %zu request(s) still in flight; their report lines bill them when "
+		log_event(LOG_INFO, "limits_handover_inflight",
+			  LOG_FIELDS(LOG_I("inflight", left)),
+			  "limits: %zu request(s) still in flight; "
+			  "their report lines bill them when "
 			  "the next process of this agent reads them", left);
 	}
 	if (remote)

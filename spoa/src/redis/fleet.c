@@ -171,7 +171,8 @@ static void script_loaded(redisAsyncContext *ac, void *r, void *priv)
 	(void)ac;
 	(void)priv;
 	if (reply && reply->type == REDIS_REPLY_ERROR)
-		log_event(LOG_ERROR, "limits_redis_script_refused", LOG_FIELDS(LOG_S("error", reply->str)),
+		log_event(LOG_ERROR, "limits_redis_script_refused",
+			  LOG_FIELDS(LOG_S("error", reply->str)),
 			  "limits: Redis refused a script: %s", reply->str);
 }
 
@@ -518,7 +519,9 @@ int fleet_start(struct event_base *control)
 	rconn_ensure(&ctl_conn);
 	ctl_tick = event_new(control, -1, EV_PERSIST, ctl_tick_cb, NULL);
 	event_add(ctl_tick, &tv);
-	log_event(LOG_INFO, "limits_fleet_redis", LOG_FIELDS(LOG_S("host", r_host), LOG_I("port", r_port), LOG_I("timeout_ms", atomic_load(&r_timeout_ms))),
+	log_event(LOG_INFO, "limits_fleet_redis",
+		  LOG_FIELDS(LOG_S("host", r_host), LOG_I("port", r_port),
+			     LOG_I("timeout_ms", atomic_load(&r_timeout_ms))),
 		  "limits: fleet-wide through Redis at %s:%d (timeout %u ms)", r_host, r_port,
 		  atomic_load(&r_timeout_ms));
 	return 0;

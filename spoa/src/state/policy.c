@@ -579,8 +579,10 @@ int policy_put_credential(struct policy *p, const struct pol_cred_row *row)
 		why = cred_fill(c, row);
 	c->broken = why != NULL;
 	if (why)
-		log_event(LOG_WARN, "provider_credential_unusable", LOG_FIELDS(LOG_I("credential_id", row->id), LOG_S("error", why)),
-			  "policy: provider credential %lld cannot be used (%s); requests that need it "
+		log_event(LOG_WARN, "provider_credential_unusable",
+			  LOG_FIELDS(LOG_I("credential_id", row->id), LOG_S("error", why)),
+			  "policy: provider credential %lld cannot be used (%s); "
+			  "requests that need it "
 			  "are refused with 503", (long long)row->id, why);
 	hmap_insert(&p->creds, h_id(c->id), c);
 	if (c->model_scope)

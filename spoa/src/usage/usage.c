@@ -316,7 +316,8 @@ static void seed_done(int ok)
 	if (ok) {
 		seed_fn(w.seed, w.nseed);
 		log_event(LOG_INFO, "usage_seeded", LOG_FIELDS(LOG_I("rows", w.nseed)),
-			  "usage: this month's recorded usage (%zu rows) seeds the local quota and "
+			  "usage: this month's recorded usage (%zu rows) "
+			  "seeds the local quota and "
 			  "budget counters", w.nseed);
 		seed_fn = NULL;
 	} else if (++seed_tries >= SEED_TRIES) {
