@@ -186,11 +186,22 @@ log_lines_have_events() {
 	done
 }
 
+# Every event name is in the table of docs/observability.md ("Agent and adapter log events").
+log_events_documented() {
+	local ev
+	grep -hoE 'log_event\([[:space:]]*LOG_[A-Z]+,[[:space:]]*"[a-z0-9_]+"' \
+		spoa/main.c spoa/src/*/*.c adapters/main.c adapters/src/*.c |
+		sed -E 's/.*"([a-z0-9_]+)"/\1/' | sort -u | while IFS= read -r ev; do
+		grep -qF "| \`$ev\` |" docs/observability.md || echo "event $ev is not in docs/observability.md"
+	done
+}
+
 rule spop_codec_is_pure spop_is_pure
 rule db_clients_only_in_pg_and_redis db_clients_in_place
 rule translators_do_no_io translators_do_no_io
 rule no_include_cycle_between_modules no_module_cycles
 rule functions_at_most_${FUNC_MAX_LINES}_lines functions_are_short
 rule log_lines_have_event_names log_lines_have_events
+rule log_events_are_documented log_events_documented
 echo "$passed passed, $failed failed"
 ((failed == 0))
