@@ -132,7 +132,9 @@ static void notify_systemd(const char *state)
 	if (fd < 0)
 		return;
 	if (sendto(fd, state, strlen(state), 0, (struct sockaddr *)&sun, len) < 0)
-		log_warn("systemd notification failed: %s", strerror(errno));
+		log_event(LOG_WARN, "systemd_notify_failed",
+			  LOG_FIELDS(LOG_S("error", strerror(errno))),
+			  "systemd notification failed: %s", strerror(errno));
 	close(fd);
 }
 
@@ -156,12 +158,14 @@ static void listen_when_ready(struct app *app)
 		app->report = report_listen(app->base, app->cfg.report_listen, err, sizeof(err));
 		if (!app->report)
 			goto fail;
-		log_event(LOG_INFO, "report_listening", LOG_FIELDS(LOG_S("addr", app->cfg.report_listen)),
+		log_event(LOG_INFO, "report_listening",
+			  LOG_FIELDS(LOG_S("addr", app->cfg.report_listen)),
 			  "end-of-request reports on %s", app->cfg.report_listen);
 	}
 	return;
 fail:
-	log_error("%s", err);
+	log_event(LOG_ERROR, "report_listen_failed", LOG_FIELDS(LOG_S("error", err)),
+		  "%s", err);
 	event_base_loopexit(app->base, NULL);
 }
 
@@ -213,8 +217,10 @@ static void handover_tick_cb(evutil_socket_t fd, short what, void *arg)
 			return;
 		app->handed_over = 1;
 		app->handover_deadline_ms = now + HANDOVER_CLOSE_MS;
-		log_info("handing the report stream over (%zu request(s) still in flight)",
-			 limits_reservations());
+		log_event(LOG_INFO, "report_handover",
+			  LOG_FIELDS(LOG_I("inflight", limits_reservations())),
+			  "handing the report stream over (%zu request(s) still in flight)",
+			  limits_reservations());
 		report_listener_handover(app->report);
 	}
 	if (report_listener_streams(app->report) > 0 && now < app->handover_deadline_ms)
@@ -228,7 +234,8 @@ static void drained(void *arg)
 	struct app *app = arg;
 	struct timeval tv = { 0, HANDOVER_TICK_MS * 1000 };
 
-	log_info("drained: all connections closed");
+	log_event(LOG_INFO, "drain_done", LOG_NO_FIELDS,
+		  "drained: all connections closed");
 	if (!app->report) {
 		event_base_loopexit(app->base, NULL);
 		return;
@@ -243,7 +250,8 @@ static void on_terminate(evutil_socket_t sig, short what, void *arg)
 
 	(void)what;
 	if (app->draining) {
-		log_warn("second signal %d: exiting now", (int)sig);
+		log_event(LOG_WARN, "drain_aborted", LOG_FIELDS(LOG_I("signal", sig)),
+			  "second signal %d: exiting now", (int)sig);
 		event_base_loopexit(app->base, NULL);
 		return;
 	}
@@ -272,14 +280,18 @@ static int load_master_keys(const struct jr_config *cfg, int install)
 		return 0;
 	}
 	if (!(kr = cred_keyring_load(cfg->master_key_file, err, sizeof(err)))) {
-		log_error("%s", err);
+		log_event(LOG_ERROR, "master_keys_load_failed", LOG_FIELDS(LOG_S("error", err)),
+			  "%s", err);
 		return -1;
 	}
 	if (!install) {
 		cred_keyring_free(kr);
 		return 0;
 	}
-	log_info("master keys: %zu loaded from %s", cred_keyring_count(kr), cfg->master_key_file);
+	log_event(LOG_INFO, "master_keys_loaded",
+		  LOG_FIELDS(LOG_I("keys", cred_keyring_count(kr)),
+			     LOG_S("path", cfg->master_key_file)),
+		  "master keys: %zu loaded from %s", cred_keyring_count(kr), cfg->master_key_file);
 	cred_global_set(kr);
 	return 0;
 }
@@ -312,16 +324,20 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	(void)sig;
 	(void)what;
 	if (config_load(app->config_path, &fresh, err, sizeof(err)) < 0) {
-		log_error("reload failed, keeping the current configuration: %s", err);
+		log_event(LOG_ERROR, "config_reload_failed", LOG_FIELDS(LOG_S("error", err)),
+			  "reload failed, keeping the current configuration: %s", err);
 		return;
 	}
 	if (load_master_keys(&fresh, 0) < 0) {
-		log_error("reload failed, keeping the current configuration and master keys");
+		log_event(LOG_ERROR, "config_reload_failed", LOG_NO_FIELDS,
+			  "reload failed, keeping the current configuration and master keys");
 		return;
 	}
 	config_restart_diff(&app->cfg, &fresh, restart, sizeof(restart));
 	if (restart[0])
-		log_warn("reload: changes to %s apply at the next restart", restart);
+		log_event(LOG_WARN, "config_reload_restart_needed",
+			  LOG_FIELDS(LOG_S("settings", restart)),
+			  "reload: changes to %s apply at the next restart", restart);
 	/* Keep the restart-only settings as they run now. */
 	memcpy(fresh.listen, app->cfg.listen, sizeof(fresh.listen));
 	memcpy(fresh.metrics_listen, app->cfg.metrics_listen, sizeof(fresh.metrics_listen));
@@ -339,7 +355,8 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	pgsync_reconfigure(app->pg, &po);
 	lb_options(&app->cfg, &lo);
 	if (lb_reconfigure(&lo, err, sizeof(err)) < 0)
-		log_error("reload: %s (routing keeps its previous stats socket)", err);
+		log_event(LOG_ERROR, "routing_reload_failed", LOG_FIELDS(LOG_S("error", err)),
+			  "reload: %s (routing keeps its previous stats socket)", err);
 	load_master_keys(&fresh, 1);
 	pgsync_reload(app->pg); /* open the provider credentials with the keys as they are now */
 	log_event(LOG_INFO, "config_reloaded", LOG_FIELDS(LOG_S("path", app->config_path)),
@@ -396,7 +413,8 @@ static int start_access_log(const struct jr_config *cfg)
 	if (!cfg->access_log[0])
 		return 0;
 	if (alog_open(cfg->access_log, (size_t)cfg->access_log_max_kb * 1024, err, sizeof(err)) < 0) {
-		log_error("%s", err);
+		log_event(LOG_ERROR, "access_log_open_failed", LOG_FIELDS(LOG_S("error", err)),
+			  "%s", err);
 		return -1;
 	}
 	limits_set_ended(access_ended);
@@ -460,7 +478,8 @@ static int start_accounting(struct app *app)
 		return -1;
 	if (limits_start(app->base, &app->cfg) < 0 ||
 	    usage_start(app->base, app->cfg.database, app->cfg.usage_flush_ms, app->cfg.usage_max_rows) < 0) {
-		log_error("limits: could not start");
+		log_event(LOG_ERROR, "limits_start_failed", LOG_NO_FIELDS,
+			  "limits: could not start");
 		return -1;
 	}
 	return 0;
@@ -473,12 +492,14 @@ static int start_tracing(const struct jr_config *cfg)
 				 cfg->trace_batch_max, cfg->trace_flush_ms };
 
 	if (trace_start(&to) < 0) {
-		log_error("trace: the exporter thread could not start");
+		log_event(LOG_ERROR, "trace_start_failed", LOG_NO_FIELDS,
+			  "trace: the exporter thread could not start");
 		return -1;
 	}
 	metrics_add_renderer(trace_render_metrics, NULL);
 	if (report_subscribe(trace_on_report, NULL) < 0) {
-		log_error("report: too many subscribers");
+		log_event(LOG_ERROR, "report_subscribe_failed", LOG_NO_FIELDS,
+			  "report: too many subscribers");
 		return -1;
 	}
 	return 0;
@@ -493,20 +514,31 @@ static int start_http(struct app *app)
 	if (app->cfg.metrics_listen[0]) {
 		app->admin = admin_start(app->base, app->cfg.metrics_listen, gauges, app, err, sizeof(err));
 		if (!app->admin) {
-			log_error("%s", err);
+			log_event(LOG_ERROR, "metrics_listen_failed",
+				  LOG_FIELDS(LOG_S("error", err)),
+				  "%s", err);
 			return -1;
 		}
-		log_info("metrics and health on http://%s/", app->cfg.metrics_listen);
+		log_event(LOG_INFO, "metrics_listening",
+			  LOG_FIELDS(LOG_S("addr", app->cfg.metrics_listen)),
+			  "metrics and health on http://%s/", app->cfg.metrics_listen);
 	}
 	if (app->cfg.admin_api_listen[0]) {
 		app->api = api_start(app->cfg.admin_api_listen, app->cfg.database, app->cfg.admin_api_rate,
 				     err, sizeof(err));
 		if (!app->api || api_set_master_keys(app->api, app->cfg.master_key_file) < 0) {
-			log_error("%s", app->api ? "admin API: cannot load the master keys" : err);
+			const char *why = app->api ? "cannot load the master keys" : err;
+
+			log_event(LOG_ERROR, "admin_api_start_failed",
+				  LOG_FIELDS(LOG_S("error", why)),
+				  "%s%s", app->api ? "admin API: " : "", why);
 			return -1;
 		}
 		metrics_add_renderer(api_render_metrics, app->api);
-		log_info("administration API on http://%s/jairouter/admin/v1/", app->cfg.admin_api_listen);
+		log_event(LOG_INFO, "admin_api_listening",
+			  LOG_FIELDS(LOG_S("addr", app->cfg.admin_api_listen)),
+			  "administration API on http://%s/jairouter/admin/v1/",
+			  app->cfg.admin_api_listen);
 	}
 	return 0;
 }
@@ -524,7 +556,8 @@ static int start(struct app *app)
 	pg_opts(&app->cfg, &po);
 	app->pg = pgsync_start(app->base, &po);
 	if (!app->pg) {
-		log_error("database: invalid settings");
+		log_event(LOG_ERROR, "db_settings_invalid", LOG_NO_FIELDS,
+			  "database: invalid settings");
 		return -1;
 	}
 	configure_abuse(&app->cfg);
@@ -536,7 +569,8 @@ static int start(struct app *app)
 	{
 		struct oidc_opts oo = { app->cfg.oidc_refresh_s, app->cfg.oidc_min_refresh_s };
 		if (oidc_start(app->base, &oo) < 0) {
-			log_error("oidc: libcurl could not start");
+			log_event(LOG_ERROR, "oidc_start_failed", LOG_NO_FIELDS,
+				  "oidc: libcurl could not start");
 			return -1;
 		}
 	}
@@ -549,17 +583,20 @@ static int start(struct app *app)
 	if (start_tracing(&app->cfg) < 0)
 		return -1;
 	if (report_subscribe(traffic_on_report, NULL) < 0 || start_objects(app) < 0) {
-		log_error("report: too many subscribers, or the object owners' writer failed");
+		log_event(LOG_ERROR, "report_subscribe_failed", LOG_NO_FIELDS,
+			  "report: too many subscribers, or the object owners' writer failed");
 		return -1;
 	}
 	app->listen_deferred = server_address_in_use(app->cfg.listen);
 	if (app->listen_deferred)
-		log_info("another process serves %s: listening once the catalogue is loaded",
-			 app->cfg.listen);
+		log_event(LOG_INFO, "listen_deferred", LOG_FIELDS(LOG_S("addr", app->cfg.listen)),
+			  "another process serves %s: listening once the catalogue is loaded",
+			  app->cfg.listen);
 	app->server = server_start(app->base, &app->cfg, worker_exit_hooks(),
 				   !app->listen_deferred, err, sizeof(err));
 	if (!app->server) {
-		log_error("%s", err);
+		log_event(LOG_ERROR, "spop_listen_failed", LOG_FIELDS(LOG_S("error", err)),
+			  "%s", err);
 		return -1;
 	}
 	report_set_identity(app->cfg.agent_id, limits_process_tag());
@@ -569,7 +606,8 @@ static int start(struct app *app)
 	metrics_add_renderer(render_report, app);
 	lb_options(&app->cfg, &lo);
 	if (lb_start(app->base, &lo, err, sizeof(err)) < 0) {
-		log_error("%s", err);
+		log_event(LOG_ERROR, "routing_start_failed", LOG_FIELDS(LOG_S("error", err)),
+			  "%s", err);
 		return -1;
 	}
 	metrics_add_renderer(lb_render_metrics, NULL);
@@ -648,7 +686,8 @@ int main(int argc, char **argv)
 		notify_systemd("READY=1\nSTATUS=serving");
 	event_base_dispatch(app.base);
 	if (!app.draining) /* loop ended without a drain: still stop the workers cleanly */
-		log_warn("event loop ended unexpectedly");
+		log_event(LOG_WARN, "event_loop_ended", LOG_NO_FIELDS,
+			  "event loop ended unexpectedly");
 	stop(&app);
 	log_event(LOG_INFO, "agent_stopped", LOG_NO_FIELDS, "stopped");
 	return 0;

@@ -408,8 +408,12 @@ static void transfer_failed(struct job *j, CURLcode rc)
 	int timeout = rc == CURLE_OPERATION_TIMEDOUT;
 
 	j->srv->m.upstream_errors[j->route.family]++;
-	log_warn("request %s: upstream %s failed: %s%s%s", j->id, j->route.provider, curl_easy_strerror(rc),
-		 j->curl_err[0] ? ": " : "", j->curl_err);
+	log_event(LOG_WARN, "upstream_failed",
+		  LOG_FIELDS(LOG_S("request_id", j->id), LOG_S("provider", j->route.provider),
+			     LOG_S("error", curl_easy_strerror(rc)), LOG_S("detail", j->curl_err)),
+		  "request %s: upstream %s failed: %s%s%s", j->id, j->route.provider,
+		  curl_easy_strerror(rc),
+		  j->curl_err[0] ? ": " : "", j->curl_err);
 	if (j->reply_started) {
 		reply_stream_fail(j, timeout ? 504 : 502, timeout ? "upstream_timeout" : "upstream_error",
 				  timeout ? "The model provider stopped sending the stream."

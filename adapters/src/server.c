@@ -106,7 +106,9 @@ static int mask_setup(struct job *j, json_t *oreq)
 	if (!j->route.mask[0])
 		return 0;
 	if (mask_policy_parse(&j->mask, j->route.mask, strlen(j->route.mask), err, sizeof(err)) < 0) {
-		log_error("request %s: tenant masking policy refused: %s", j->id, err);
+		log_event(LOG_ERROR, "masking_policy_refused",
+			  LOG_FIELDS(LOG_S("request_id", j->id), LOG_S("error", err)),
+			  "request %s: tenant masking policy refused: %s", j->id, err);
 		reply_fail(j, 500, "server_error", "masking_policy_invalid",
 			   "The tenant's masking policy is invalid (%s); the request was not sent.", err);
 		return -1;
@@ -145,7 +147,9 @@ static int prepare(struct job *j, const char *route, char *path, size_t cap)
 	int rc = -1;
 
 	if (route_parse(route, strlen(route), &j->route, err, sizeof(err)) < 0) {
-		log_error("request %s: bad x-jairouter-adapter header: %s", j->id, err);
+		log_event(LOG_ERROR, "adapter_header_invalid",
+			  LOG_FIELDS(LOG_S("request_id", j->id), LOG_S("error", err)),
+			  "request %s: bad x-jairouter-adapter header: %s", j->id, err);
 		reply_refuse(j->srv, j->req, 500, "server_error", "adapter_route_invalid",
 			     "The gateway's route for this request is invalid.");
 		return -1;
@@ -222,7 +226,9 @@ static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
 	struct timeval grace = { 0, 300000 }; /* for those last bytes to be written */
 
 	(void)fd, (void)what;
-	log_warn("drain: %ld request(s) still running at the deadline; ending them", s->m.inflight);
+	log_event(LOG_WARN, "drain_deadline", LOG_FIELDS(LOG_I("inflight", s->m.inflight)),
+		  "drain: %ld request(s) still running at the deadline; ending them",
+		  s->m.inflight);
 	job_end_all(s);
 	event_base_loopexit(s->base, &grace);
 }
@@ -236,7 +242,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 	(void)what;
 	if (s->draining) {
-		log_info("signal %d again: stopping now", (int)sig);
+		log_event(LOG_INFO, "drain_aborted", LOG_FIELDS(LOG_I("signal", sig)),
+			  "signal %d again: stopping now", (int)sig);
 		on_drain_timeout(-1, 0, s);
 		return;
 	}
@@ -267,12 +274,14 @@ static int listen_on(struct ad_server *s)
 	char host[128];
 
 	if (!colon || (size_t)(colon - listen) >= sizeof(host)) {
-		log_error("--listen %s: expected HOST:PORT", listen);
+		log_event(LOG_ERROR, "listen_address_invalid", LOG_FIELDS(LOG_S("addr", listen)),
+			  "--listen %s: expected HOST:PORT", listen);
 		return -1;
 	}
 	snprintf(host, sizeof(host), "%.*s", (int)(colon - listen), listen);
 	if (!(s->bound = evhttp_bind_socket_with_handle(s->http, host, (ev_uint16_t)atoi(colon + 1)))) {
-		log_error("cannot listen on %s", listen);
+		log_event(LOG_ERROR, "listen_failed", LOG_FIELDS(LOG_S("addr", listen)),
+			  "cannot listen on %s", listen);
 		return -1;
 	}
 	/* The port actually bound (":0" lets the kernel choose, as in tests). */
@@ -301,7 +310,8 @@ int srv_init(struct ad_server *s, const struct ad_config *cfg)
 {
 	s->cfg = cfg;
 	if (!(s->base = event_base_new()) || !(s->drv = drv_new(s->base)) || make_http(s) < 0) {
-		log_error("the event loop, libcurl or the HTTP server could not be set up");
+		log_event(LOG_ERROR, "adapter_start_failed", LOG_NO_FIELDS,
+			  "the event loop, libcurl or the HTTP server could not be set up");
 		return -1;
 	}
 	if (listen_on(s) < 0)
@@ -310,7 +320,8 @@ int srv_init(struct ad_server *s, const struct ad_config *cfg)
 	s->sigs[0] = evsignal_new(s->base, SIGTERM, on_signal, s);
 	s->sigs[1] = evsignal_new(s->base, SIGINT, on_signal, s);
 	if (!s->sigs[0] || !s->sigs[1] || event_add(s->sigs[0], NULL) < 0 || event_add(s->sigs[1], NULL) < 0) {
-		log_error("signal handlers could not be installed");
+		log_event(LOG_ERROR, "signal_setup_failed", LOG_NO_FIELDS,
+			  "signal handlers could not be installed");
 		return -1;
 	}
 	return 0;

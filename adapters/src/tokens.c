@@ -229,7 +229,9 @@ static void on_fetch_done(struct drv_xfer *x, CURLcode rc)
 	fetch_free(f);
 	if (err.status) {
 		c->m->token_fetch_failed++;
-		log_warn("access token fetch failed: %s", err.message);
+		log_event(LOG_WARN, "access_token_fetch_failed",
+			  LOG_FIELDS(LOG_S("error", err.message)),
+			  "access token fetch failed: %s", err.message);
 		wake(e, NULL, &err);
 		return;
 	}
@@ -358,7 +360,9 @@ int tok_get(struct tok_cache *c, enum oa_grant g, const char *secret, time_t now
 	if (e->token && now < e->stale_at) {
 		/* Fresh, or old enough to renew: the renewal runs while this one serves. */
 		if (now >= e->refresh_at && !e->fetch && start_fetch(c, e, g, secret, now, err) < 0)
-			log_warn("access token renewal could not start: %s", err->message);
+			log_event(LOG_WARN, "access_token_renewal_failed",
+				  LOG_FIELDS(LOG_S("error", err->message)),
+				  "access token renewal could not start: %s", err->message);
 		*token = e->token;
 		return 0;
 	}

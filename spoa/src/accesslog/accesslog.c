@@ -200,7 +200,8 @@ static void reopen_file(void)
 		return;
 	fd = open_target(w.path, err, sizeof(err));
 	if (fd < 0) {
-		log_error("%s (kept writing to the file open before)", err);
+		log_event(LOG_ERROR, "access_log_reopen_failed", LOG_FIELDS(LOG_S("error", err)),
+			  "%s (kept writing to the file open before)", err);
 		return;
 	}
 	close(w.fd);

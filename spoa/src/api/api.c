@@ -273,7 +273,10 @@ static void db_done(void *arg, enum dbw_status status, const char *err)
 	if (c && status == DBW_OK) {
 		answer(c);
 	} else if (c && status == DBW_ERROR) {
-		log_error("admin API: %s failed: %s", c->match.op, err ? err : "unknown error");
+		log_event(LOG_ERROR, "admin_api_op_failed",
+			  LOG_FIELDS(LOG_S("op", c->match.op),
+				     LOG_S("error", err ? err : "unknown error")),
+			  "admin API: %s failed: %s", c->match.op, err ? err : "unknown error");
 		call_error(c, 500, "server_error", "database_error", 0,
 			   "The operation failed inside the database; the error is in the agent's log.");
 	} else if (c) {
@@ -380,7 +383,8 @@ int api_set_master_keys(struct api *a, const char *path)
 	if (!a)
 		return 0;
 	if (path && path[0] && !(kr = cred_keyring_load(path, err, sizeof(err)))) {
-		log_error("admin API: %s", err);
+		log_event(LOG_ERROR, "admin_api_failed", LOG_FIELDS(LOG_S("error", err)),
+			  "admin API: %s", err);
 		return -1;
 	}
 	pthread_mutex_lock(&a->keys_lock);

@@ -322,7 +322,9 @@ static void query_done(void *arg, enum dbw_status status, const char *err)
 	} else if (status == DBW_ERROR) {
 		/* A rejected batch (schema missing?) is logged and dropped: retrying the same
 		 * rows would block the queue forever. */
-		log_warn("audit: insert of %zu rows failed: %s", w.batch_n, err);
+		log_event(LOG_WARN, "audit_write_failed",
+			  LOG_FIELDS(LOG_I("rows", w.batch_n), LOG_S("error", err)),
+			  "audit: insert of %zu rows failed: %s", w.batch_n, err);
 		atomic_fetch_add(&n_dropped, w.batch_n);
 		forget_batch();
 	}

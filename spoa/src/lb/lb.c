@@ -147,7 +147,9 @@ static void on_breaker(const struct lb_backend *b, const struct lb_server *s, en
 	(void)arg;
 	if (e == LB_BR_HALF_OPENED) {
 		transitions[LB_BR_HALF_OPEN]++;
-		log_info("routing: %s/%s breaker half-open: probing", b->name, s->name);
+		log_event(LOG_INFO, "breaker_half_open",
+			  LOG_FIELDS(LOG_S("backend", b->name), LOG_S("server", s->name)),
+			  "routing: %s/%s breaker half-open: probing", b->name, s->name);
 	}
 }
 
@@ -167,15 +169,20 @@ static void on_stats(const char *csv, size_t len, const char *err, void *arg)
 	if (err) {
 		atomic_fetch_add(&polls_failed, 1);
 		if (!svc.failing++)
-			log_warn("routing: HAProxy stats socket %s: %s (HAProxy balances on its own "
-				 "while this lasts)", svc.addr, err);
+			log_event(LOG_WARN, "stats_socket_down",
+				  LOG_FIELDS(LOG_S("addr", svc.addr), LOG_S("error", err)),
+				  "routing: HAProxy stats socket %s: %s "
+				  "(HAProxy balances on its own "
+				  "while this lasts)", svc.addr, err);
 		return;
 	}
 	if (svc.failing)
-		log_info("routing: HAProxy stats socket %s answers again", svc.addr);
+		log_event(LOG_INFO, "stats_socket_up", LOG_FIELDS(LOG_S("addr", svc.addr)),
+			  "routing: HAProxy stats socket %s answers again", svc.addr);
 	svc.failing = 0;
 	if (skipped)
-		log_debug("routing: %zu stats rows beyond the table limits ignored", skipped);
+		log_event(LOG_DEBUG, "stats_rows_over_limit", LOG_FIELDS(LOG_I("rows", skipped)),
+			  "routing: %zu stats rows beyond the table limits ignored", skipped);
 	atomic_fetch_add(&polls_ok, 1);
 	lb_publish(t, now);
 }
@@ -220,7 +227,10 @@ int lb_start(struct event_base *base, const struct lb_opts *o, char *err, size_t
 		return -1;
 	report_subscribe(lb_on_report, NULL);
 	if (svc.stats)
-		log_info("routing: polling HAProxy's stats socket %s every %u ms", svc.addr, svc.poll_ms);
+		log_event(LOG_INFO, "stats_socket_polling",
+			  LOG_FIELDS(LOG_S("addr", svc.addr), LOG_I("poll_ms", svc.poll_ms)),
+			  "routing: polling HAProxy's stats socket %s every %u ms", svc.addr,
+			  svc.poll_ms);
 	return 0;
 }
 
@@ -297,11 +307,16 @@ void lb_on_report(const struct jr_report *r, void *arg)
 			    (int)report_get_int(r, "ra", 1), lb_now_ms());
 	if (e == LB_BR_OPENED) {
 		transitions[LB_BR_OPEN]++;
-		log_warn("routing: %s/%s breaker open (status %d, termination %s)", be, srv,
-			 r->status, r->tsc);
+		log_event(LOG_WARN, "breaker_open",
+			  LOG_FIELDS(LOG_S("backend", be), LOG_S("server", srv),
+				     LOG_I("status", r->status), LOG_S("termination", r->tsc)),
+			  "routing: %s/%s breaker open (status %d, termination %s)", be, srv,
+			  r->status, r->tsc);
 	} else if (e == LB_BR_CLOSED_EV) {
 		transitions[LB_BR_CLOSED]++;
-		log_info("routing: %s/%s breaker closed", be, srv);
+		log_event(LOG_INFO, "breaker_closed",
+			  LOG_FIELDS(LOG_S("backend", be), LOG_S("server", srv)),
+			  "routing: %s/%s breaker closed", be, srv);
 	}
 }
 

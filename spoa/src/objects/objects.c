@@ -196,7 +196,10 @@ static void writer_done(void *arg, enum dbw_status status, const char *err)
 		drop_sent();
 	} else if (status == DBW_ERROR) {
 		/* A rejected batch would be rejected again: dropped (the store keeps it). */
-		log_error("objects: PostgreSQL refused %zu object rows: %s", o.sent, err ? err : "");
+		log_event(LOG_ERROR, "objects_write_failed",
+			  LOG_FIELDS(LOG_I("rows", o.sent), LOG_S("error", err ? err : "")),
+			  "objects: PostgreSQL refused %zu object rows: %s", o.sent,
+			  err ? err : "");
 		atomic_fetch_add(&st.errors, 1);
 		atomic_fetch_add(&st.dropped, o.sent);
 		drop_sent();

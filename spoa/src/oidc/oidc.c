@@ -282,8 +282,12 @@ static void fetch_failed(struct iss_state *st, const char *what, const char *why
 		backoff = f.o.refresh_s;
 	st->next_at = now_s() + backoff;
 	/* URLs are configuration, not secrets; the keys already published stay. */
-	log_warn("oidc: issuer %lld: %s failed (%s); keeping the keys already fetched, retry in %u s",
-		 (long long)st->id, what, why, backoff);
+	log_event(LOG_WARN, "oidc_fetch_failed",
+		  LOG_FIELDS(LOG_I("issuer_id", st->id), LOG_S("what", what), LOG_S("error", why),
+			     LOG_I("retry_s", backoff)),
+		  "oidc: issuer %lld: %s failed (%s); keeping the keys already fetched, "
+		  "retry in %u s",
+		  (long long)st->id, what, why, backoff);
 }
 
 static void fetch_done(struct xfer *x, CURLcode rc)
@@ -323,7 +327,9 @@ static void fetch_done(struct xfer *x, CURLcode rc)
 	publish(st->id, keys, n);
 	atomic_fetch_add(&n_sets, 1);
 	if (st->failures)
-		log_info("oidc: issuer %lld: keys fetched again (%d)", (long long)st->id, n);
+		log_event(LOG_INFO, "oidc_keys_fetched",
+			  LOG_FIELDS(LOG_I("issuer_id", st->id), LOG_I("keys", n)),
+			  "oidc: issuer %lld: keys fetched again (%d)", (long long)st->id, n);
 	st->failures = 0;
 	st->next_at = now_s() + f.o.refresh_s;
 }
@@ -509,8 +515,11 @@ static void see_issuer(const struct id_issuer *is, void *arg)
 		st->id = is->id;
 	}
 	if (!st) {
-		log_warn("oidc: more than %d OIDC issuers; issuer %lld is not fetched", OIDC_ISSUERS_MAX,
-			 (long long)is->id);
+		log_event(LOG_WARN, "oidc_issuers_over_limit",
+			  LOG_FIELDS(LOG_I("issuer_id", is->id), LOG_I("max", OIDC_ISSUERS_MAX)),
+			  "oidc: more than %d OIDC issuers; issuer %lld is not fetched",
+			  OIDC_ISSUERS_MAX,
+			  (long long)is->id);
 		return;
 	}
 	if (strcmp(st->url, is->discovery_url) != 0 || strcmp(st->iss, is->iss) != 0) {

@@ -50,8 +50,13 @@ int pgid_put_issuer(struct state *s, const struct row *r, int64_t *id)
 	is.introspection_reject = strcmp(row_text(r, 17), "reject") == 0;
 	if (algs < 0 || bad) {
 		/* Kept, but disabled: its tokens are refused as from a disabled issuer. */
-		log_warn("database: JWT issuer %lld (%s) has %s; its tokens are refused",
-			 (long long)is.id, is.name, algs < 0 ? "an unknown algorithm" : "an unreadable role_map");
+		const char *why = algs < 0 ? "an unknown algorithm" : "an unreadable role_map";
+
+		log_event(LOG_WARN, "db_jwt_issuer_unusable",
+			  LOG_FIELDS(LOG_I("issuer_id", is.id), LOG_S("issuer", is.name),
+				     LOG_S("error", why)),
+			  "database: JWT issuer %lld (%s) has %s; its tokens are refused",
+			  (long long)is.id, is.name, why);
 		is.enabled = 0;
 		algs = 0;
 	}
@@ -76,8 +81,11 @@ int pgid_put_key(struct state *s, const struct row *r, int64_t *id)
 	k.issuer_id = row_i64(r, 1);
 	k.enabled = strcmp(row_text(r, 4), "active") == 0;
 	if (jwk_parse_text(jwk, strlen(jwk), row_text(r, 2), &k.key, err, sizeof(err)) < 0) {
-		log_warn("database: key %lld of JWT issuer %lld is unusable: %s", (long long)k.id,
-			 (long long)k.issuer_id, err);
+		log_event(LOG_WARN, "db_jwt_key_unusable",
+			  LOG_FIELDS(LOG_I("key_id", k.id), LOG_I("issuer_id", k.issuer_id),
+				     LOG_S("error", err)),
+			  "database: key %lld of JWT issuer %lld is unusable: %s", (long long)k.id,
+			  (long long)k.issuer_id, err);
 		ident_del_key(state_ident(s), k.id);
 		return 0;
 	}
@@ -123,7 +131,10 @@ static void parse_perms(const char *p, int deny, struct id_perm *perms, int *n, 
 			if (ident_perm_parse(p, len, deny, &perms[*n]) == 0)
 				(*n)++;
 			else
-				log_warn("database: role %lld has an unknown permission; ignored", (long long)role_id);
+				log_event(LOG_WARN, "db_role_permission_unknown",
+					  LOG_FIELDS(LOG_I("role_id", role_id)),
+					  "database: role %lld has an unknown permission; ignored",
+					  (long long)role_id);
 		}
 		p += len + (p[len] == '\n');
 	}
@@ -157,8 +168,11 @@ int pgid_put_key_role(struct state *s, const struct row *r, int64_t *id)
 
 	*id = row_i64(r, 0);
 	if (ident_key_roles(state_ident(s), key_id, have, IDENT_KEY_ROLES_MAX) == IDENT_KEY_ROLES_MAX)
-		log_warn("database: API key %lld has more than %d roles; role %lld ignored",
-			 (long long)key_id, IDENT_KEY_ROLES_MAX, (long long)row_i64(r, 2));
+		log_event(LOG_WARN, "db_key_roles_over_limit",
+			  LOG_FIELDS(LOG_I("key_id", key_id), LOG_I("max", IDENT_KEY_ROLES_MAX),
+				     LOG_I("role_id", row_i64(r, 2))),
+			  "database: API key %lld has more than %d roles; role %lld ignored",
+			  (long long)key_id, IDENT_KEY_ROLES_MAX, (long long)row_i64(r, 2));
 	ident_put_key_role(state_ident(s), *id, key_id, row_i64(r, 2));
 	return 0;
 }

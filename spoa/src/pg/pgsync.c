@@ -219,7 +219,8 @@ static void ps_notice(void *arg, const char *message)
 	size_t n = strcspn(message, "\n");
 
 	(void)arg;
-	log_info("database: server says: %.*s", (int)(n < 300 ? n : 300), message);
+	log_event(LOG_INFO, "db_notice", LOG_NO_FIELDS,
+		  "database: server says: %.*s", (int)(n < 300 ? n : 300), message);
 }
 
 static void ps_connect(struct pgsync *ps)
@@ -229,7 +230,8 @@ static void ps_connect(struct pgsync *ps)
 
 	ps->conn = PQconnectStartParams(keys, vals, 1);
 	if (!ps->conn) {
-		log_error("database: out of memory starting a connection");
+		log_event(LOG_ERROR, "db_connect_no_memory", LOG_NO_FIELDS,
+			  "database: out of memory starting a connection");
 		abort();
 	}
 	if (PQstatus(ps->conn) == CONNECTION_BAD) {
@@ -339,7 +341,11 @@ static void ps_load_finish(struct pgsync *ps)
 			  "database: catalogue loaded (%zu tenants, %zu keys, %zu models) in %.1f ms",
 			  nt, nk, nm, ms_since(&ps->load_start));
 	else
-		log_debug("database: resync (%zu tenants, %zu keys, %zu models) in %.1f ms", nt, nk,
+		log_event(LOG_DEBUG, "catalogue_resynced",
+			  LOG_FIELDS(LOG_I("tenants", nt), LOG_I("keys", nk), LOG_I("models", nm),
+				     LOG_I("ms", ms_since(&ps->load_start))),
+			  "database: resync (%zu tenants, %zu keys, %zu models) in %.1f ms",
+			  nt, nk,
 			  nm, ms_since(&ps->load_start));
 	ps->st.status = PGSYNC_UP;
 	ps->backoff_ms = PS_BACKOFF_MIN_MS;
@@ -352,7 +358,10 @@ static int ps_shape_ok(struct pgsync *ps, const struct ps_table *t, const PGresu
 {
 	if (PQnfields(r) == t->ncols)
 		return 1;
-	log_error("database: %s: expected %d columns, got %d", t->name, t->ncols, PQnfields(r));
+	log_event(LOG_ERROR, "db_columns_mismatch",
+		  LOG_FIELDS(LOG_S("table", t->name), LOG_I("expected", t->ncols),
+			     LOG_I("got", PQnfields(r))),
+		  "database: %s: expected %d columns, got %d", t->name, t->ncols, PQnfields(r));
 	ps->query_failed = 1;
 	return 0;
 }
@@ -391,8 +400,10 @@ static void ps_queue(struct pgsync *ps, const struct ps_table *t, int64_t id)
 		if (ps->pending[i].table == t && ps->pending[i].id == id)
 			return;
 	if (ps->npending == PS_PENDING_MAX) {
-		log_info("database: more than %d changes queued; reloading everything instead",
-			 PS_PENDING_MAX);
+		log_event(LOG_INFO, "db_changes_overflow",
+			  LOG_FIELDS(LOG_I("max", PS_PENDING_MAX)),
+			  "database: more than %d changes queued; reloading everything instead",
+			  PS_PENDING_MAX);
 		ps->npending = 0;
 		ps->reload_wanted = 1;
 		return;
@@ -412,12 +423,14 @@ static void ps_on_notify(struct pgsync *ps, const char *payload)
 
 	ps->st.notifications++;
 	if (!c2 || c2 != c1 + 2) {
-		log_warn("database: malformed change notification ignored");
+		log_event(LOG_WARN, "db_notification_malformed", LOG_NO_FIELDS,
+			  "database: malformed change notification ignored");
 		return;
 	}
 	t = ps_table_named(payload, (size_t)(c1 - payload), 0);
 	if (!t) {
-		log_debug("database: change to an unknown table ignored");
+		log_event(LOG_DEBUG, "db_notification_unknown_table", LOG_NO_FIELDS,
+			  "database: change to an unknown table ignored");
 		return;
 	}
 	if (c1[1] == 'T') {
@@ -427,7 +440,8 @@ static void ps_on_notify(struct pgsync *ps, const char *payload)
 	errno = 0;
 	id = strtoll(c2 + 1, &end, 10);
 	if (errno || *end || end == c2 + 1 || id <= 0) {
-		log_warn("database: malformed change notification ignored");
+		log_event(LOG_WARN, "db_notification_malformed", LOG_NO_FIELDS,
+			  "database: malformed change notification ignored");
 		return;
 	}
 	for (; t; t = ps_table_named(t->name, strlen(t->name), (size_t)(t - ps_tables) + 1))
@@ -512,7 +526,9 @@ static void ps_fetch_finish(struct pgsync *ps)
 		if (!ps->batch_seen[i])
 			ps->batch_table->del(s, ps->batch_ids[i]);
 	store_write_end();
-	log_debug("database: applied %zu change(s) to %s", ps->nbatch, ps->batch_table->name);
+	log_event(LOG_DEBUG, "db_changes_applied",
+		  LOG_FIELDS(LOG_I("changes", ps->nbatch), LOG_S("table", ps->batch_table->name)),
+		  "database: applied %zu change(s) to %s", ps->nbatch, ps->batch_table->name);
 	ps->nbatch = 0;
 	ps->phase = PH_READY;
 }
@@ -529,7 +545,9 @@ static void ps_on_result(struct pgsync *ps, const PGresult *r)
 		size_t n = strcspn(m, "\n");
 
 		snprintf(msg, sizeof(msg), "%.*s", (int)(n < 200 ? n : 200), m);
-		log_warn("database: query failed: %s", msg[0] ? msg : PQresStatus(st));
+		log_event(LOG_WARN, "db_query_failed",
+			  LOG_FIELDS(LOG_S("error", msg[0] ? msg : PQresStatus(st))),
+			  "database: query failed: %s", msg[0] ? msg : PQresStatus(st));
 		ps->query_failed = 1;
 		return;
 	}
@@ -709,7 +727,8 @@ struct pgsync *pgsync_start(struct event_base *base, const struct pgsync_opts *o
 	struct pgsync *ps;
 
 	if (!base || !opts || !ps_conninfo_ok(opts->conninfo)) {
-		log_error("database: the connection string is missing or cannot be parsed");
+		log_event(LOG_ERROR, "db_conninfo_invalid", LOG_NO_FIELDS,
+			  "database: the connection string is missing or cannot be parsed");
 		return NULL;
 	}
 	ps = xcalloc(1, sizeof(*ps));
@@ -734,12 +753,14 @@ void pgsync_reconfigure(struct pgsync *ps, const struct pgsync_opts *opts)
 	if (opts->conninfo && strcmp(opts->conninfo, ps->conninfo) == 0)
 		return;
 	if (!ps_conninfo_ok(opts->conninfo)) {
-		log_error("database: new connection string cannot be parsed; keeping the old one");
+		log_event(LOG_ERROR, "db_conninfo_reload_invalid", LOG_NO_FIELDS,
+			  "database: new connection string cannot be parsed; keeping the old one");
 		return;
 	}
 	free(ps->conninfo);
 	ps->conninfo = xstrdup(opts->conninfo);
-	log_info("database: connection settings changed; reconnecting");
+	log_event(LOG_INFO, "db_conninfo_changed", LOG_NO_FIELDS,
+		  "database: connection settings changed; reconnecting");
 	ps_drop(ps);
 	event_del(ps->retry_timer);
 	if (ps->st.status == PGSYNC_UP)

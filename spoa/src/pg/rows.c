@@ -125,7 +125,9 @@ static int put_key(struct state *s, const struct row *r, int64_t *id)
 
 	*id = row_i64(r, 0);
 	if (row_read(r, key_fields, NFIELDS(key_fields), &k, sizeof(k)) < 0) {
-		log_warn("database: api_keys row %lld has a malformed key_hash; skipped", (long long)*id);
+		log_event(LOG_WARN, "db_key_hash_malformed", LOG_FIELDS(LOG_I("key_id", *id)),
+			  "database: api_keys row %lld has a malformed key_hash; skipped",
+			  (long long)*id);
 		return -1;
 	}
 	state_put_key(s, &k);
@@ -203,8 +205,11 @@ static int put_tenant_policy(struct state *s, const struct row *r, int64_t *id)
 		     : row_is(r, 3, "fail-closed") ? POL_FAIL_CLOSED : POL_ON_ERROR_DEFAULT;
 	t.masking = masking[0] ? strcmp(masking, "true") == 0 : -1;
 	if (policy_iplist_parse(&t.ips, ips, strlen(ips)) < 0)
-		log_warn("database: tenant %lld has an unreadable IP allow-list; it admits no address",
-			 (long long)t.id);
+		log_event(LOG_WARN, "db_tenant_allowlist_unreadable",
+			  LOG_FIELDS(LOG_I("tenant_id", t.id)),
+			  "database: tenant %lld has an unreadable IP allow-list; "
+			  "it admits no address",
+			  (long long)t.id);
 	policy_put_tenant(state_policy(s), &t);
 	policy_iplist_free(&t.ips);
 	return 0;
@@ -577,8 +582,11 @@ static int put_limit(struct state *s, const struct row *r, int64_t *id)
 	*id = row_i64(r, 0);
 	if (r->n < LIMDEFS_ROW_COLS ||
 	    limdefs_put_row(state_limits(s), r->v, err, sizeof(err)) < 0) {
-		log_warn("database: limits row %lld ignored: %s", (long long)*id,
-			 r->n < LIMDEFS_ROW_COLS ? "too few columns" : err);
+		const char *why = r->n < LIMDEFS_ROW_COLS ? "too few columns" : err;
+
+		log_event(LOG_WARN, "db_limits_row_ignored",
+			  LOG_FIELDS(LOG_I("row_id", *id), LOG_S("error", why)),
+			  "database: limits row %lld ignored: %s", (long long)*id, why);
 		limdefs_del(state_limits(s), *id);
 		return -1;
 	}

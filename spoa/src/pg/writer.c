@@ -291,7 +291,10 @@ static int sync_connect(struct dbw *w)
 		return -1;
 	w->sync = PQconnectdbParams(keys, vals, 1);
 	if (PQstatus(w->sync) != CONNECTION_OK) {
-		log_error("%s: cannot write to PostgreSQL at stop: %s", w->ops.name,
+		log_event(LOG_ERROR, "db_writer_stop_failed",
+			  LOG_FIELDS(LOG_S("writer", w->ops.name),
+				     LOG_S("error", PQerrorMessage(w->sync))),
+			  "%s: cannot write to PostgreSQL at stop: %s", w->ops.name,
 			  PQerrorMessage(w->sync));
 		PQfinish(w->sync);
 		w->sync = NULL;
@@ -312,7 +315,10 @@ int dbw_exec_sync(struct dbw *w, const struct dbw_query *q)
 	r = PQexecParams(w->sync, q->sql, q->nparams, NULL, q->params, NULL, NULL, 0);
 	ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
 	if (!ok)
-		log_error("%s: final write failed: %s", w->ops.name, PQresultErrorMessage(r));
+		log_event(LOG_ERROR, "db_writer_final_write_failed",
+			  LOG_FIELDS(LOG_S("writer", w->ops.name),
+				     LOG_S("error", PQresultErrorMessage(r))),
+			  "%s: final write failed: %s", w->ops.name, PQresultErrorMessage(r));
 	PQclear(r);
 	return ok ? 0 : -1;
 }

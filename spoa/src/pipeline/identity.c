@@ -573,7 +573,8 @@ static void pick_introspection(const struct id_issuer *is, void *arg)
 
 static enum pl_result intro_failed(struct pl_ctx *ctx, int reject, const char *why)
 {
-	log_warn("identity: token introspection failed: %s", why);
+	log_event(LOG_WARN, "introspection_failed", LOG_FIELDS(LOG_S("error", why)),
+		  "identity: token introspection failed: %s", why);
 	if (reject)
 		return refuse(ctx, PL_R_INVALID_TOKEN, "introspection_failed",
 			      "The token could not be checked with its issuer.");

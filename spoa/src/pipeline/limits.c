@@ -1068,8 +1068,9 @@ int limits_start(struct event_base *control, const struct jr_config *cfg)
 	tick_ev = event_new(control, -1, EV_PERSIST, tick_cb, NULL);
 	event_add(tick_ev, &tv);
 	if (!cfg->report_listen[0])
-		log_warn("limits: no report_listen: concurrency slots and token reservations are "
-			 "settled only when their lease expires (limits_lease_ms)");
+		log_event(LOG_WARN, "limits_no_report_stream", LOG_NO_FIELDS,
+			  "limits: no report_listen: concurrency slots and token reservations are "
+			  "settled only when their lease expires (limits_lease_ms)");
 	return remote ? remote->start(control) : 0;
 }
 
@@ -1125,8 +1126,11 @@ void limits_stop(int handed_over)
 	}
 	if (left) {
 		atomic_fetch_add(&st.handed_over, left);
-		log_info("limits: %zu request(s) still in flight; their report lines bill them when "
-			 "the next process of this agent reads them", left);
+		log_event(LOG_INFO, "limits_handover_inflight",
+			  LOG_FIELDS(LOG_I("inflight", left)),
+			  "limits: %zu request(s) still in flight; "
+			  "their report lines bill them when "
+			  "the next process of this agent reads them", left);
 	}
 	if (remote)
 		remote->stop();

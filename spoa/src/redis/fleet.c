@@ -108,7 +108,8 @@ void fleet_configure(const char *addr, unsigned timeout_ms, unsigned lease_ms)
 	if (r_port > 0 && r_port < 65536)
 		atomic_store(&r_configured, 1);
 	else
-		log_error("limits: redis = %s: expected host:port; limits stay per node", addr);
+		log_event(LOG_ERROR, "limits_redis_bad_address", LOG_FIELDS(LOG_S("addr", addr)),
+			  "limits: redis = %s: expected host:port; limits stay per node", addr);
 }
 
 /* A failure: local limits (amounts / fleet_size) for the next second. */
@@ -170,7 +171,9 @@ static void script_loaded(redisAsyncContext *ac, void *r, void *priv)
 	(void)ac;
 	(void)priv;
 	if (reply && reply->type == REDIS_REPLY_ERROR)
-		log_error("limits: Redis refused a script: %s", reply->str);
+		log_event(LOG_ERROR, "limits_redis_script_refused",
+			  LOG_FIELDS(LOG_S("error", reply->str)),
+			  "limits: Redis refused a script: %s", reply->str);
 }
 
 /* Starts connecting when down and the retry time has come. Returns whether commands can
@@ -327,7 +330,8 @@ static void op_reply(redisAsyncContext *ac, void *reply, void *priv)
 
 	(void)ac;
 	if (r && r->type == REDIS_REPLY_ERROR) {
-		log_warn("limits: Redis error: %.200s", r->str);
+		log_event(LOG_WARN, "limits_redis_error", LOG_FIELDS(LOG_S("error", r->str)),
+			  "limits: Redis error: %.200s", r->str);
 	}
 	if (o->finished) {
 		/* Too late: the decision was made locally. Undo what Redis charged. */
@@ -515,8 +519,11 @@ int fleet_start(struct event_base *control)
 	rconn_ensure(&ctl_conn);
 	ctl_tick = event_new(control, -1, EV_PERSIST, ctl_tick_cb, NULL);
 	event_add(ctl_tick, &tv);
-	log_info("limits: fleet-wide through Redis at %s:%d (timeout %u ms)", r_host, r_port,
-		 atomic_load(&r_timeout_ms));
+	log_event(LOG_INFO, "limits_fleet_redis",
+		  LOG_FIELDS(LOG_S("host", r_host), LOG_I("port", r_port),
+			     LOG_I("timeout_ms", atomic_load(&r_timeout_ms))),
+		  "limits: fleet-wide through Redis at %s:%d (timeout %u ms)", r_host, r_port,
+		  atomic_load(&r_timeout_ms));
 	return 0;
 }
 

@@ -343,8 +343,9 @@ void policy_put_key(struct policy *p, int64_t id, const char *models_text, const
 	k->id = id;
 	key_models_parse(k, models_text);
 	if (policy_iplist_parse(&k->ips, ip_text, strlen(ip_text)) < 0)
-		log_warn("policy: key %lld has an unreadable IP allow-list; it admits no address",
-			 (long long)id);
+		log_event(LOG_WARN, "key_allowlist_unreadable", LOG_FIELDS(LOG_I("key_id", id)),
+			  "policy: key %lld has an unreadable IP allow-list; it admits no address",
+			  (long long)id);
 	hmap_insert(&p->keys, h_id(id), k);
 }
 
@@ -578,8 +579,11 @@ int policy_put_credential(struct policy *p, const struct pol_cred_row *row)
 		why = cred_fill(c, row);
 	c->broken = why != NULL;
 	if (why)
-		log_warn("policy: provider credential %lld cannot be used (%s); requests that need it "
-			 "are refused with 503", (long long)row->id, why);
+		log_event(LOG_WARN, "provider_credential_unusable",
+			  LOG_FIELDS(LOG_I("credential_id", row->id), LOG_S("error", why)),
+			  "policy: provider credential %lld cannot be used (%s); "
+			  "requests that need it "
+			  "are refused with 503", (long long)row->id, why);
 	hmap_insert(&p->creds, h_id(c->id), c);
 	if (c->model_scope)
 		hmap_insert(&p->creds_by_model, h_id(c->model_id), c);

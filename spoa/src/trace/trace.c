@@ -414,9 +414,13 @@ static void post(CURL *easy, const struct trace_span *batch, size_t n)
 		atomic_fetch_add(&n_exported, n);
 		atomic_fetch_add(&n_batches, 1);
 	} else {
+		const char *why = rc == CURLE_OK ? "answer" : curl_easy_strerror(rc);
+
 		atomic_fetch_add(&n_failed, n);
-		log_warn("trace: export of %zu span(s) failed (%s, HTTP %ld)", n,
-			 rc == CURLE_OK ? "answer" : curl_easy_strerror(rc), code);
+		log_event(LOG_WARN, "trace_export_failed",
+			  LOG_FIELDS(LOG_I("spans", n), LOG_S("error", why),
+				     LOG_I("http_status", code)),
+			  "trace: export of %zu span(s) failed (%s, HTTP %ld)", n, why, code);
 	}
 	curl_slist_free_all(h);
 	free(body);

@@ -315,11 +315,14 @@ static void seed_done(int ok)
 	w.seeding = 0;
 	if (ok) {
 		seed_fn(w.seed, w.nseed);
-		log_info("usage: this month's recorded usage (%zu rows) seeds the local quota and "
-			 "budget counters", w.nseed);
+		log_event(LOG_INFO, "usage_seeded", LOG_FIELDS(LOG_I("rows", w.nseed)),
+			  "usage: this month's recorded usage (%zu rows) "
+			  "seeds the local quota and "
+			  "budget counters", w.nseed);
 		seed_fn = NULL;
 	} else if (++seed_tries >= SEED_TRIES) {
-		log_error("usage: could not read this month's usage %d times; local quotas and "
+		log_event(LOG_ERROR, "usage_seed_gave_up", LOG_FIELDS(LOG_I("tries", SEED_TRIES)),
+			  "usage: could not read this month's usage %d times; local quotas and "
 			  "budgets count from zero", SEED_TRIES);
 		seed_fn(NULL, 0);
 		seed_fn = NULL;
@@ -362,7 +365,8 @@ static void query_done(void *arg, enum dbw_status status, const char *err)
 	}
 	if (w.seeding) {
 		if (status == DBW_ERROR)
-			log_warn("usage: reading this month's usage failed: %s", err);
+			log_event(LOG_WARN, "usage_seed_failed", LOG_FIELDS(LOG_S("error", err)),
+				  "usage: reading this month's usage failed: %s", err);
 		if (status == DBW_STOP) {
 			w.seeding = 0;
 			free(w.seed);
@@ -376,7 +380,8 @@ static void query_done(void *arg, enum dbw_status status, const char *err)
 	if (status == DBW_OK)
 		batch_done();
 	else if (status == DBW_ERROR)
-		log_warn("usage: batch write failed: %s", err);
+		log_event(LOG_WARN, "usage_write_failed", LOG_FIELDS(LOG_S("error", err)),
+			  "usage: batch write failed: %s", err);
 	if (status == DBW_ERROR || status == DBW_LOST)
 		atomic_fetch_add(&st.batch_errors, 1);
 }
@@ -458,9 +463,11 @@ void usage_stop(void)
 		}
 	}
 	if (lost)
-		log_error("usage: %zu aggregated row(s) could not be written at stop", lost);
+		log_event(LOG_ERROR, "usage_stop_rows_lost", LOG_FIELDS(LOG_I("rows", lost)),
+			  "usage: %zu aggregated row(s) could not be written at stop", lost);
 	else if (w.pg)
-		log_info("usage: written to PostgreSQL at stop");
+		log_event(LOG_INFO, "usage_stop_written", LOG_NO_FIELDS,
+			  "usage: written to PostgreSQL at stop");
 	atomic_fetch_add(&st.rows_dropped, lost);
 	dbw_free(w.pg);
 	w.pg = NULL;

@@ -5,7 +5,8 @@
  *
  * log_event adds a stable event name and fields for machines, next to the message for
  * people: {"ts":…,"level":"info","event":"db_connected","msg":"…","host":"db1","port":5432}.
- * Event names and field names are snake_case and stable (docs/observability.md, "Logs");
+ * Event names and field names are snake_case and stable (docs/observability.md, "Agent
+ * and adapter log events");
  * fields never use the names ts, level, event or msg.
  */
 #ifndef JR_LOG_H

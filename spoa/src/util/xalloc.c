@@ -7,7 +7,9 @@
 static void *xalloc_check(void *p, size_t n)
 {
 	if (!p && n) {
-		fprintf(stderr, "{\"level\":\"error\",\"msg\":\"out of memory (%zu bytes)\"}\n", n);
+		/* No allocation here (log_event's buffer grows): the line is written in place. */
+		fprintf(stderr, "{\"level\":\"error\",\"event\":\"out_of_memory\","
+			"\"msg\":\"out of memory (%zu bytes)\",\"bytes\":%zu}\n", n, n);
 		abort();
 	}
 	return p;
