@@ -198,8 +198,10 @@ static void send_frame_ex(struct conn *c, const uint8_t *buf, size_t n, int secr
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 
 	if (evbuffer_get_length(out) + n > CONN_OUTPUT_MAX) {
-		log_warn("conn %llu: peer is not reading (%zu bytes queued); closing",
-			 (unsigned long long)c->id, evbuffer_get_length(out));
+		log_event(LOG_WARN, "spop_peer_not_reading",
+			  LOG_FIELDS(LOG_I("conn", c->id), LOG_I("queued_bytes", evbuffer_get_length(out))),
+			  "conn %llu: peer is not reading (%zu bytes queued); closing",
+			  (unsigned long long)c->id, evbuffer_get_length(out));
 		conn_close(c);
 		return;
 	}
@@ -237,8 +239,11 @@ static void disconnect(struct conn *c, int status, const char *message)
 
 static void protocol_error(struct conn *c, int status, const char *what)
 {
-	log_warn("conn %llu: protocol error: %s (%s); disconnecting", (unsigned long long)c->id, what,
-		 spop_status_str(status));
+	log_event(LOG_WARN, "spop_protocol_error",
+		  LOG_FIELDS(LOG_I("conn", c->id), LOG_S("error", what), LOG_I("status", status),
+			     LOG_S("status_name", spop_status_str(status))),
+		  "conn %llu: protocol error: %s (%s); disconnecting", (unsigned long long)c->id, what,
+		  spop_status_str(status));
 	metrics_inc(c->w->metrics, MC_PROTOCOL_ERRORS);
 	disconnect(c, status, what);
 }
@@ -259,7 +264,13 @@ static void log_decision(const struct req *r, uint64_t ns)
 
 	if (log_get_level() < LOG_DEBUG)
 		return;
-	log_debug("decision conn=%llu sid=%llu fid=%llu verdict=%s status=%d reason=%s tenant=%s "
+	log_event(LOG_DEBUG, "decision",
+		  LOG_FIELDS(LOG_I("conn", r->c->id), LOG_I("sid", r->sid), LOG_I("fid", r->fid),
+			     LOG_S("verdict", v->allow ? "allow" : "deny"), LOG_I("status", v->status),
+			     LOG_S("reason", pl_reason_name(v->reason)), LOG_S("tenant", v->tenant),
+			     LOG_S("key_prefix", v->key_prefix), LOG_S("model", v->model),
+			     LOG_S("backend", v->backend), LOG_I("ns", ns)),
+		  "decision conn=%llu sid=%llu fid=%llu verdict=%s status=%d reason=%s tenant=%s "
 		  "key=%s model=%s backend=%s us=%.1f",
 		  (unsigned long long)r->c->id, (unsigned long long)r->sid, (unsigned long long)r->fid,
 		  v->allow ? "allow" : "deny", v->status, pl_reason_name(v->reason), v->tenant,
@@ -382,9 +393,11 @@ static void req_deadline_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	log_warn("conn %llu: decision sid=%llu fid=%llu missed its deadline; answering with the "
-		 "error verdict", (unsigned long long)r->c->id, (unsigned long long)r->sid,
-		 (unsigned long long)r->fid);
+	log_event(LOG_WARN, "decision_deadline_missed",
+		  LOG_FIELDS(LOG_I("conn", r->c->id), LOG_I("sid", r->sid), LOG_I("fid", r->fid)),
+		  "conn %llu: decision sid=%llu fid=%llu missed its deadline; answering with the "
+		  "error verdict", (unsigned long long)r->c->id, (unsigned long long)r->sid,
+		  (unsigned long long)r->fid);
 	pl_abandon(&r->ctx);
 }
 
@@ -485,13 +498,23 @@ static void on_haproxy_disconnect(struct conn *c, const struct spop_frame *f)
 	metrics_inc(c->w->metrics, MC_DISCONNECT_IN);
 	spop_disconnect_parse(f->payload, f->payload_len, &d);
 	/* 0 normal, 1 I/O error (HAProxy dropping a spare connection), 2 idle timeout. */
-	if (d.status_code <= SPOP_ST_TIMEOUT)
-		log_debug("conn %llu: HAProxy disconnects (status %u)", (unsigned long long)c->id,
+	if (d.status_code <= SPOP_ST_TIMEOUT) {
+		log_event(LOG_DEBUG, "spop_haproxy_disconnects",
+			  LOG_FIELDS(LOG_I("conn", c->id), LOG_I("status", d.status_code)),
+			  "conn %llu: HAProxy disconnects (status %u)", (unsigned long long)c->id,
 			  d.status_code);
-	else
-		log_warn("conn %llu: HAProxy disconnects: status %u (%s): %.*s", (unsigned long long)c->id,
-			 d.status_code, spop_status_str((int)d.status_code),
-			 (int)(d.message_len > 200 ? 200 : d.message_len), d.message ? (const char *)d.message : "");
+	} else {
+		char why[201];
+
+		snprintf(why, sizeof(why), "%.*s", (int)(d.message_len > 200 ? 200 : d.message_len),
+			 d.message ? (const char *)d.message : "");
+		log_event(LOG_WARN, "spop_haproxy_disconnects_error",
+			  LOG_FIELDS(LOG_I("conn", c->id), LOG_I("status", d.status_code),
+				     LOG_S("status_name", spop_status_str((int)d.status_code)),
+				     LOG_S("error", why)),
+			  "conn %llu: HAProxy disconnects: status %u (%s): %s", (unsigned long long)c->id,
+			  d.status_code, spop_status_str((int)d.status_code), why);
+	}
 	disconnect(c, SPOP_ST_NORMAL, "bye");
 }
 

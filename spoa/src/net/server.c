@@ -122,8 +122,10 @@ static void worker_drain_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	log_warn("worker %u: drain deadline reached with %u connection(s) open; closing them",
-		 w->index, w->nconns);
+	log_event(LOG_WARN, "drain_deadline_reached",
+		  LOG_FIELDS(LOG_I("worker", w->index), LOG_I("connections", w->nconns)),
+		  "worker %u: drain deadline reached with %u connection(s) open; closing them",
+		  w->index, w->nconns);
 	while (w->conns)
 		conn_drain(w->conns, 1);
 	worker_maybe_stop(w);
@@ -164,7 +166,8 @@ static void worker_init(struct server *srv, struct worker *w, unsigned index)
 	w->index = index;
 	w->base = event_base_new();
 	if (!w->base) {
-		log_error("event_base_new failed");
+		log_event(LOG_ERROR, "worker_start_failed", LOG_FIELDS(LOG_S("error", "event_base_new")),
+			  "event_base_new failed");
 		abort();
 	}
 	pthread_mutex_init(&w->lock, NULL);
@@ -204,8 +207,10 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	(void)salen;
 	if (atomic_load(&srv->connections) >= (long)atomic_load(&srv->live.max_connections)) {
 		metrics_inc(srv->workers[0].metrics, MC_CONN_REFUSED);
-		log_warn("max_connections (%u) reached: refusing a connection",
-			 atomic_load(&srv->live.max_connections));
+		log_event(LOG_WARN, "spop_connection_refused",
+			  LOG_FIELDS(LOG_I("max_connections", atomic_load(&srv->live.max_connections))),
+			  "max_connections (%u) reached: refusing a connection",
+			  atomic_load(&srv->live.max_connections));
 		close(fd);
 		return;
 	}
@@ -221,7 +226,8 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
 	(void)l;
 	(void)arg;
 	/* EMFILE and friends: log and keep the listener; libevent retries on the next event. */
-	log_error("accept failed: %s", evutil_socket_error_to_string(err));
+	log_event(LOG_ERROR, "spop_accept_failed", LOG_FIELDS(LOG_S("error", evutil_socket_error_to_string(err))),
+		  "accept failed: %s", evutil_socket_error_to_string(err));
 }
 
 static struct evconnlistener *listen_on(struct server *srv, const char *addr, char *err, size_t errlen)
@@ -283,12 +289,15 @@ struct server *server_start(struct event_base *control, const struct jr_config *
 	for (unsigned i = 0; i < srv->nworkers; i++) {
 		atomic_fetch_add(&srv->workers_running, 1);
 		if (pthread_create(&srv->workers[i].thread, NULL, worker_main, &srv->workers[i]) != 0) {
-			log_error("pthread_create failed");
+			log_event(LOG_ERROR, "worker_start_failed", LOG_FIELDS(LOG_S("error", "pthread_create")),
+				  "pthread_create failed");
 			abort();
 		}
 	}
 	if (srv->listener)
-		log_info("listening for SPOP on %s with %u worker(s)", cfg->listen, srv->nworkers);
+		log_event(LOG_INFO, "spop_listening",
+			  LOG_FIELDS(LOG_S("addr", cfg->listen), LOG_I("workers", srv->nworkers)),
+			  "listening for SPOP on %s with %u worker(s)", cfg->listen, srv->nworkers);
 	return srv;
 }
 
@@ -299,7 +308,8 @@ int server_listen(struct server *srv, const char *addr, char *err, size_t errlen
 	srv->listener = listen_on(srv, addr, err, errlen);
 	if (!srv->listener)
 		return -1;
-	log_info("listening for SPOP on %s with %u worker(s)", addr, srv->nworkers);
+	log_event(LOG_INFO, "spop_listening", LOG_FIELDS(LOG_S("addr", addr), LOG_I("workers", srv->nworkers)),
+		  "listening for SPOP on %s with %u worker(s)", addr, srv->nworkers);
 	return 0;
 }
 
@@ -357,7 +367,8 @@ static void accept_backlog(struct server *srv)
 		n++;
 	}
 	if (n)
-		log_info("drain: %d queued connection(s) accepted before closing the listener", n);
+		log_event(LOG_INFO, "drain_queued_accepted", LOG_FIELDS(LOG_I("connections", n)),
+			  "drain: %d queued connection(s) accepted before closing the listener", n);
 }
 
 void server_drain(struct server *srv, unsigned deadline_ms, void (*done)(void *), void *arg)

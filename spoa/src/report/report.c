@@ -243,8 +243,9 @@ static int forward(struct report_listener *l, size_t n)
 	if (errno == ECONNREFUSED)
 		return 0;
 	if (l->st.forward_failed++ == 0)
-		log_warn("report: cannot send a line on to the new agent process: %s (counted in "
-			 "jairouter_report_forward_failed_total)", strerror(errno));
+		log_event(LOG_WARN, "report_forward_failed", LOG_FIELDS(LOG_S("error", strerror(errno))),
+			  "report: cannot send a line on to the new agent process: %s (counted in "
+			  "jairouter_report_forward_failed_total)", strerror(errno));
 	return 1;
 }
 
@@ -296,7 +297,9 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
 		n = recvmsg(fd, &mh, MSG_DONTWAIT);
 		if (n < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-				log_warn("report listener: %s", strerror(errno));
+				log_event(LOG_WARN, "report_receive_failed",
+					  LOG_FIELDS(LOG_S("error", strerror(errno))), "report listener: %s",
+					  strerror(errno));
 			return;
 		}
 		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
@@ -371,7 +374,8 @@ static void stream_read_cb(struct bufferevent *bev, void *arg)
 
 	if (stream_frames(s) < 0) {
 		s->l->st.malformed++;
-		log_warn("report stream: framing error, closing the connection");
+		log_event(LOG_WARN, "report_stream_framing_error", LOG_NO_FIELDS,
+			  "report stream: framing error, closing the connection");
 		stream_free(s);
 	}
 }
@@ -398,7 +402,8 @@ static void stream_accept_cb(struct evconnlistener *tcp, evutil_socket_t fd, str
 			break;
 		}
 	if (slot == REPORT_MAX_STREAMS) {
-		log_warn("report stream: %d connections already open; refusing another", REPORT_MAX_STREAMS);
+		log_event(LOG_WARN, "report_stream_refused", LOG_FIELDS(LOG_I("streams", REPORT_MAX_STREAMS)),
+			  "report stream: %d connections already open; refusing another", REPORT_MAX_STREAMS);
 		evutil_closesocket(fd);
 		return;
 	}
@@ -546,7 +551,8 @@ void report_listener_drain(struct report_listener *l)
 	}
 	l->fwd_fd = fd;
 	if (fd < 0)
-		log_warn("report: no datagram socket to the next agent process: %s", strerror(errno));
+		log_event(LOG_WARN, "report_forward_socket_failed", LOG_FIELDS(LOG_S("error", strerror(errno))),
+			  "report: no datagram socket to the next agent process: %s", strerror(errno));
 }
 
 void report_listener_handover(struct report_listener *l)
