@@ -28,9 +28,7 @@ passed=0
 failed=0
 
 # The release binaries: the units name them, the agent checks the manifests' configurations.
-if [[ ! -x build/release/jairouter-spoa || ! -x build/release/jairouter-adapter ]]; then
-	make -s -j2 build/release/jairouter-spoa build/release/jairouter-adapter >&2
-fi
+make -s -j2 build/release/jairouter-spoa build/release/jairouter-adapter >&2
 
 # ---- systemd ---------------------------------------------------------------------------
 

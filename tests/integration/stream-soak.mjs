@@ -9,6 +9,14 @@
 // with max_tokens 1..40. Every answer must be 200 and end with [DONE]. Prints one JSON
 // line: {"ok": N, "failed": N, "usage_chunks_seen": N, "usage_chunks_expected": N,
 // "errors": [first few]}.
+//
+// Each client connects from its own loopback address (127.0.0.101, .102, ...): a soak is
+// one tenant's traffic, not one client's, and an operator's per-address rate limit in
+// front of the gateway (the operator fixture allows 2,000 requests per 10 s per address)
+// must not refuse it.
+import http from 'node:http';
+import https from 'node:https';
+
 const [url, key, model, nArg, cArg] = process.argv.slice(2);
 const total = Number(nArg), conc = Number(cArg);
 const out = { ok: 0, failed: 0, usage_chunks_seen: 0, usage_chunks_expected: 0, errors: [] };
@@ -33,16 +41,38 @@ function fail(msg) {
 	if (out.errors.length < 5) out.errors.push(msg);
 }
 
-async function one(i) {
+// POST body to url + path from localAddress; resolves { status, text }.
+function post(path, body, localAddress) {
+	const u = new URL(url + path);
+	const mod = u.protocol === 'https:' ? https : http;
+	const data = Buffer.from(JSON.stringify(body));
+	return new Promise((resolve, reject) => {
+		const req = mod.request(u, {
+			method: 'POST',
+			localAddress,
+			headers: {
+				authorization: `Bearer ${key}`,
+				'content-type': 'application/json',
+				'content-length': data.length,
+			},
+		}, (res) => {
+			const chunks = [];
+			res.on('data', (c) => chunks.push(c));
+			res.on('end', () => resolve({ status: res.statusCode, text: Buffer.concat(chunks).toString() }));
+			res.on('error', reject);
+		});
+		req.setTimeout(30000, () => req.destroy(new Error('timeout')));
+		req.on('error', reject);
+		req.end(data);
+	});
+}
+
+async function one(i, client) {
 	const r = request(i);
 	let res, text;
 	try {
-		res = await fetch(url + r.path, {
-			method: 'POST',
-			headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-			body: JSON.stringify(r.body),
-		});
-		text = await res.text();
+		res = await post(r.path, r.body, `127.0.0.${101 + client}`);
+		text = res.text;
 	} catch (e) {
 		return fail(`request ${i}: ${e.message}`);
 	}
@@ -65,8 +95,8 @@ async function one(i) {
 }
 
 let next = 0;
-async function worker() {
-	while (next < total) await one(next++);
+async function worker(client) {
+	while (next < total) await one(next++, client);
 }
-await Promise.all(Array.from({ length: conc }, worker));
+await Promise.all(Array.from({ length: conc }, (_, client) => worker(client)));
 console.log(JSON.stringify(out));
