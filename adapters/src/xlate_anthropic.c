@@ -365,13 +365,7 @@ static json_t *vertex_build(const struct prov_call *c, struct up_request *u, str
 }
 
 const struct provider prov_vertex_anthropic = {
-	.default_url = "",
-	.framing = PROV_SSE,
-	.ops = PROV_OP(UP_CHAT),
-	.auth_header = "Authorization",
-	.auth_scheme = "Bearer ",
-	.grant = oa_google_grant,
-	.request = vertex_build,
+	XL_VERTEX_PROVIDER(vertex_build),
 	.response = anthropic_answer,
 	.sse = anthropic_sse,
 };

@@ -404,13 +404,7 @@ static json_t *vertex_answer(json_t *resp, const struct prov_answer *a, struct x
 }
 
 const struct provider prov_vertex_gemini = {
-	.default_url = "",
-	.framing = PROV_SSE,
-	.ops = PROV_OP(UP_CHAT),
-	.auth_header = "Authorization",
-	.auth_scheme = "Bearer ",
-	.grant = oa_google_grant,
-	.request = vertex_build,
+	XL_VERTEX_PROVIDER(vertex_build),
 	.response = vertex_answer,
 	.sse = gemini_sse,
 };

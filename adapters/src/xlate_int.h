@@ -4,6 +4,14 @@
 
 #include "xlate.h"
 
+/* The fields of a Vertex AI entry (struct provider) other than its answer's: the URL
+ * from the route, chat only, SSE streams, a service account exchanged for a Bearer
+ * token; build: the entry's request builder. */
+#define XL_VERTEX_PROVIDER(build)                                                        \
+	.default_url = "", .framing = PROV_SSE, .ops = PROV_OP(UP_CHAT),                 \
+	.auth_header = "Authorization", .auth_scheme = "Bearer ", .grant = oa_google_grant, \
+	.request = (build)
+
 /* A message's content as plain text: a string, or its text parts joined. New string. */
 char *xl_text_of(const json_t *content);
 /* Splits "data:<mime>;base64,<data>". 0 with *mime (bounded) and *b64 set, else -1. */

@@ -154,6 +154,21 @@ issue_key() {
 	jr_ctl key issue "$1" | grep -Eo 'jr-[0-9a-f]{64}' | tail -n 1
 }
 
+# db_sql STATEMENT, or db_sql PSQL_ARGS... (-c, -v, a script on stdin): psql on the
+# stack's database, tuples only and unaligned, stopping at the first error.
+db_sql() {
+	if (($# == 1)); then
+		set -- -c "$1"
+	fi
+	psql -X -q -t -A -v ON_ERROR_STOP=1 -d "$JR_DATABASE" "$@"
+}
+
+# new_tenant NAME: a tenant with one key (printed).
+new_tenant() {
+	jr_ctl tenant add "$1" >/dev/null
+	issue_key "$1"
+}
+
 # stack_teardown_file: stops the file's stack ($STACK). bats has no "did a test fail"
 # flag here: the logs are dumped when asked (JR_DUMP_LOGS) or when the agent's or the
 # adapter's log holds a sanitizer report.

@@ -22,7 +22,7 @@ setup_file() {
 	jr_ctl tenant add globex >/dev/null
 	jr_ctl model add test-model be_mock >/dev/null
 	jr_ctl model add big-model be_mock --services chat,embeddings >/dev/null
-	sql -v rsa="$(cat "$KEYS/rsa.jwk")" -v ec="$(cat "$KEYS/ec.jwk")" -v hs="$(cat "$KEYS/hs.jwk")" \
+	db_sql -v rsa="$(cat "$KEYS/rsa.jwk")" -v ec="$(cat "$KEYS/ec.jwk")" -v hs="$(cat "$KEYS/hs.jwk")" \
 		-v rsapem="$(cat "$KEYS/rsa.pub.pem")" <<'SQL'
 INSERT INTO jairouter.jwt_issuers (name, issuer, algorithms, audience, tenant_id, role_claim)
 	SELECT 'corp', 'https://idp.test', '{RS256,ES256}', 'jairouter', id, 'roles'
@@ -58,10 +58,6 @@ teardown() {
 	stack_teardown
 }
 
-sql() {
-	psql -X -q -At -v ON_ERROR_STOP=1 -d "$JR_DATABASE" "$@"
-}
-
 # absent TEXT FILE: FILE does not contain TEXT (a bare "! grep" would not fail a bats test).
 absent() {
 	! grep -q -- "$1" "$2"
@@ -94,14 +90,14 @@ token_status() {
 # address); the writer flushes every 200 ms.
 audited() {
 	local n
-	n=$(sql -c "SELECT count(*) FROM jairouter.security_audit WHERE reason = '$1' AND event = '${2:-auth_failure}'
+	n=$(db_sql -c "SELECT count(*) FROM jairouter.security_audit WHERE reason = '$1' AND event = '${2:-auth_failure}'
 		AND ('${3:-}' = '' OR client = '${3:-0.0.0.0}'::inet)")
 	((n > 0))
 }
 
 # audited_from IP: a security_audit row for that client address.
 audited_from() {
-	(($(sql -c "SELECT count(*) FROM jairouter.security_audit WHERE client = '$1'") > 0))
+	(($(db_sql -c "SELECT count(*) FROM jairouter.security_audit WHERE client = '$1'") > 0))
 }
 
 # refused TOKEN CODE REASON IP: 401 with the OpenAI code, and the audit row.
@@ -164,13 +160,13 @@ refused() {
 		invalid_token tenant_disabled 10.1.2.1
 	tok=$(corp_token '["user"]' ',"jti":"tok-42"')
 	token_status "$tok" 200 10.1.2.2
-	sql -c "INSERT INTO jairouter.revoked_tokens (issuer_id, jti, reason)
+	db_sql -c "INSERT INTO jairouter.revoked_tokens (issuer_id, jti, reason)
 		SELECT id, 'tok-42', 'test' FROM jairouter.jwt_issuers WHERE name = 'corp'"
 	within_ms 1500 token_status "$tok" 401 10.1.2.2
 	expect_openai_error 401 authentication_error token_revoked
 	eventually 5 audited revoked auth_failure 10.1.2.2
 	# The revocation itself is in the change log.
-	[[ $(sql -c "SELECT count(*) FROM jairouter.audit_log WHERE table_name = 'revoked_tokens' AND op = 'INSERT'") -ge 1 ]]
+	[[ $(db_sql -c "SELECT count(*) FROM jairouter.audit_log WHERE table_name = 'revoked_tokens' AND op = 'INSERT'") -ge 1 ]]
 }
 
 @test "a revoked subject: tokens issued before not_before are refused, newer ones pass" {
@@ -179,7 +175,7 @@ refused() {
 	old=$(mint sign "$KEYS" RS256 rsa-1 "{\"iss\":\"https://idp.test\",\"aud\":\"jairouter\",\"sub\":\"carol\",\"exp\":$((t + 600)),\"iat\":$((t - 100)),\"roles\":[\"user\"]}")
 	new=$(mint sign "$KEYS" RS256 rsa-1 "{\"iss\":\"https://idp.test\",\"aud\":\"jairouter\",\"sub\":\"carol\",\"exp\":$((t + 600)),\"iat\":$((t + 30)),\"roles\":[\"user\"]}")
 	token_status "$old" 200 10.1.3.1
-	sql -c "INSERT INTO jairouter.revoked_subjects (issuer_id, subject, not_before)
+	db_sql -c "INSERT INTO jairouter.revoked_subjects (issuer_id, subject, not_before)
 		SELECT id, 'carol', now() FROM jairouter.jwt_issuers WHERE name = 'corp'"
 	within_ms 1500 token_status "$old" 401 10.1.3.1
 	token_status "$new" 200 10.1.3.1
@@ -190,14 +186,14 @@ refused() {
 	t=$(now)
 	tok=$(mint sign "$KEYS" EdDSA ed-new "{\"iss\":\"https://idp.test\",\"aud\":\"jairouter\",\"sub\":\"dave\",\"exp\":$((t + 600)),\"roles\":[\"user\"]}")
 	token_status "$tok" 401 10.1.4.1
-	sql -c "UPDATE jairouter.jwt_issuers SET algorithms = '{RS256,ES256,EdDSA}' WHERE name = 'corp'"
-	sql -v ed="$(cat "$KEYS/ed.jwk")" <<'SQL'
+	db_sql -c "UPDATE jairouter.jwt_issuers SET algorithms = '{RS256,ES256,EdDSA}' WHERE name = 'corp'"
+	db_sql -v ed="$(cat "$KEYS/ed.jwk")" <<'SQL'
 INSERT INTO jairouter.jwt_issuer_keys (issuer_id, kid, jwk)
 	SELECT id, 'ed-new', :'ed' FROM jairouter.jwt_issuers WHERE name = 'corp';
 SQL
 	within_ms 1500 token_status "$tok" 200 10.1.4.1
 	# and a key taken out of service stops verifying at once, cached tokens included
-	sql -c "UPDATE jairouter.jwt_issuer_keys SET status = 'disabled' WHERE kid = 'ed-new'"
+	db_sql -c "UPDATE jairouter.jwt_issuer_keys SET status = 'disabled' WHERE kid = 'ed-new'"
 	within_ms 1500 token_status "$tok" 401 10.1.4.1
 }
 
@@ -215,7 +211,7 @@ SQL
 	local key
 	key=$(issue_key acme)
 	token_status "$key" 200 10.2.0.2 big-model
-	sql -c "INSERT INTO jairouter.api_key_roles (key_id, role_id)
+	db_sql -c "INSERT INTO jairouter.api_key_roles (key_id, role_id)
 		SELECT k.id, r.id FROM jairouter.api_keys k, jairouter.roles r
 		WHERE k.prefix = '${key:0:11}' AND r.name = 'embedder'"
 	within_ms 1500 token_status "$key" 403 10.2.0.2 big-model
@@ -253,10 +249,10 @@ SQL
 	token_status "$tok" 401 10.4.0.2
 	eventually 5 audited_from 10.4.0.1
 	eventually 5 audited_from 10.4.0.2
-	[[ $(sql -c "SELECT key_prefix FROM jairouter.security_audit WHERE client = '10.4.0.1'") == "${key:0:11}" ]]
-	[[ $(sql -c "SELECT issuer FROM jairouter.security_audit WHERE client = '10.4.0.2'") == https://idp.test ]]
-	sql -c "SELECT * FROM jairouter.security_audit" >"$BATS_TEST_TMPDIR/audit.txt"
-	sql -c "SELECT * FROM jairouter.audit_log" >>"$BATS_TEST_TMPDIR/audit.txt"
+	[[ $(db_sql -c "SELECT key_prefix FROM jairouter.security_audit WHERE client = '10.4.0.1'") == "${key:0:11}" ]]
+	[[ $(db_sql -c "SELECT issuer FROM jairouter.security_audit WHERE client = '10.4.0.2'") == https://idp.test ]]
+	db_sql -c "SELECT * FROM jairouter.security_audit" >"$BATS_TEST_TMPDIR/audit.txt"
+	db_sql -c "SELECT * FROM jairouter.audit_log" >>"$BATS_TEST_TMPDIR/audit.txt"
 	grep -q "${key:0:11}" "$BATS_TEST_TMPDIR/audit.txt"
 	absent "${key:11}" "$BATS_TEST_TMPDIR/audit.txt"
 	absent "${tok:0:40}" "$BATS_TEST_TMPDIR/audit.txt"
@@ -276,6 +272,6 @@ SQL
 		--data-binary "$(chat_body test-model)" "$CHAT_PATH"
 	expect_status 200
 	eventually 5 bash -c "[[ \$(psql -X -At -d '$JR_DATABASE' -c \"SELECT sum(requests) FROM jairouter.usage_hourly_report WHERE \\\"user\\\" = 'usage-sub-1'\") == 2 ]]"
-	[[ $(sql -c "SELECT DISTINCT tenant || ' ' || key FROM jairouter.usage_hourly_report WHERE \"user\" = 'usage-sub-1'") == "acme (token)" ]]
-	[[ $(sql -c "SELECT count(*) FROM jairouter.usage_hourly WHERE end_user = 'someone-else'") == 0 ]]
+	[[ $(db_sql -c "SELECT DISTINCT tenant || ' ' || key FROM jairouter.usage_hourly_report WHERE \"user\" = 'usage-sub-1'") == "acme (token)" ]]
+	[[ $(db_sql -c "SELECT count(*) FROM jairouter.usage_hourly WHERE end_user = 'someone-else'") == 0 ]]
 }

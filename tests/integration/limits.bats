@@ -30,16 +30,6 @@ teardown() {
 	stack_teardown
 }
 
-sql() {
-	psql -X -q -t -A -v ON_ERROR_STOP=1 -d "$JR_DATABASE" -c "$1"
-}
-
-# new_tenant NAME: a tenant with one key (printed).
-new_tenant() {
-	jr_ctl tenant add "$1" >/dev/null
-	issue_key "$1"
-}
-
 # lchat KEY [CURL_ARGS...]: a chat request for lim-model.
 lchat() {
 	local key=$1
@@ -65,7 +55,7 @@ prefix_of() {
 	local k1 k2
 	k1=$(new_tenant rpm)
 	k2=$(issue_key rpm)
-	sql "SELECT jairouter.set_limit('key', 'requests', 'sliding_window', 3, 60000, 'rpm')" >/dev/null
+	db_sql "SELECT jairouter.set_limit('key', 'requests', 'sliding_window', 3, 60000, 'rpm')" >/dev/null
 	sleep 0.3
 	lchat "$k1"
 	expect_status 200
@@ -89,17 +79,17 @@ prefix_of() {
 	local k1 k2 id
 	k1=$(new_tenant ovr)
 	k2=$(issue_key ovr)
-	id=$(sql "SELECT jairouter.set_limit('key', 'requests', 'sliding_window', 1, 60000, 'ovr')")
-	sql "SELECT jairouter.set_limit('key', 'requests', 'sliding_window', 4, 60000, NULL, '$(prefix_of "$k2")')" >/dev/null
+	id=$(db_sql "SELECT jairouter.set_limit('key', 'requests', 'sliding_window', 1, 60000, 'ovr')")
+	db_sql "SELECT jairouter.set_limit('key', 'requests', 'sliding_window', 4, 60000, NULL, '$(prefix_of "$k2")')" >/dev/null
 	sleep 0.3
 	[[ $(count_status 3 "$k1" 200) == 1 ]]
 	[[ $(count_status 6 "$k2" 200) == 4 ]]
 	# Raising the tenant default takes effect at once (a changed row starts fresh).
-	sql "UPDATE jairouter.limits SET amount = 5 WHERE id = $id" >/dev/null
+	db_sql "UPDATE jairouter.limits SET amount = 5 WHERE id = $id" >/dev/null
 	sleep 0.3
 	[[ $(count_status 6 "$k1" 200) == 5 ]]
 	# Disabling it removes it.
-	sql "UPDATE jairouter.limits SET enabled = false WHERE id = $id" >/dev/null
+	db_sql "UPDATE jairouter.limits SET enabled = false WHERE id = $id" >/dev/null
 	sleep 0.3
 	[[ $(count_status 3 "$k1" 200) == 3 ]]
 }
@@ -108,13 +98,13 @@ prefix_of() {
 	local k1 k2
 	k1=$(new_tenant scp)
 	k2=$(issue_key scp)
-	sql "SELECT jairouter.set_limit('tenant', 'requests', 'token_bucket', 3, 60000, 'scp')" >/dev/null
+	db_sql "SELECT jairouter.set_limit('tenant', 'requests', 'token_bucket', 3, 60000, 'scp')" >/dev/null
 	sleep 0.3
 	[[ $(count_status 2 "$k1" 200) == 2 ]]
 	[[ $(count_status 3 "$k2" 200) == 1 ]]
 	# tenant x model: only lim-model is limited for tenant scm.
 	k1=$(new_tenant scm)
-	sql "SELECT jairouter.set_limit('tenant_model', 'requests', 'leaky_bucket', 2, 60000, 'scm', NULL, 'lim-model')" >/dev/null
+	db_sql "SELECT jairouter.set_limit('tenant_model', 'requests', 'leaky_bucket', 2, 60000, 'scm', NULL, 'lim-model')" >/dev/null
 	sleep 0.3
 	[[ $(count_status 4 "$k1" 200) == 2 ]]
 	BODY=$(chat_body other-model) lchat "$k1"
@@ -130,17 +120,17 @@ prefix_of() {
 	# scoped-a: 3 per minute whoever asks; each backend: 5 per minute (one row without a
 	# model filter: one counter per backend; only be_mock2's is used here, and the row is
 	# disabled at the end so the other tests' be_mock is not limited).
-	sql "SELECT jairouter.set_limit('model', 'requests', 'sliding_window', 3, 60000, NULL, NULL, 'scoped-a')" >/dev/null
-	bid=$(sql "SELECT jairouter.set_limit('backend', 'requests', 'sliding_window', 5, 60000)")
+	db_sql "SELECT jairouter.set_limit('model', 'requests', 'sliding_window', 3, 60000, NULL, NULL, 'scoped-a')" >/dev/null
+	bid=$(db_sql "SELECT jairouter.set_limit('backend', 'requests', 'sliding_window', 5, 60000)")
 	sleep 0.3
 	BODY=$(chat_body scoped-a) count_status 2 "$k1" 200 >/dev/null
 	[[ $(BODY=$(chat_body scoped-a) count_status 2 "$k2" 200) == 1 ]]
 	[[ $(BODY=$(chat_body scoped-b) count_status 4 "$k2" 200) == 2 ]]
-	sql "UPDATE jairouter.limits SET enabled = false WHERE id = $bid" >/dev/null
+	db_sql "UPDATE jairouter.limits SET enabled = false WHERE id = $bid" >/dev/null
 	sleep 0.3
 	# Warm-up: 60 per second after 10 minutes, 60 / 3 = 20 available at the start.
 	k1=$(new_tenant warm)
-	sql "INSERT INTO jairouter.limits (tenant_id, scope, dimension, algorithm, amount, window_ms, warmup_ms)
+	db_sql "INSERT INTO jairouter.limits (tenant_id, scope, dimension, algorithm, amount, window_ms, warmup_ms)
 	     SELECT id, 'tenant', 'requests', 'warmup', 60, 1000, 600000 FROM jairouter.tenants WHERE name = 'warm'" >/dev/null
 	sleep 0.3
 	lchat "$k1"
@@ -153,7 +143,7 @@ prefix_of() {
 @test "client IP and end-user scopes" {
 	local k
 	k=$(new_tenant ipu)
-	sql "SELECT jairouter.set_limit('user', 'requests', 'sliding_window', 2, 60000, 'ipu')" >/dev/null
+	db_sql "SELECT jairouter.set_limit('user', 'requests', 'sliding_window', 2, 60000, 'ipu')" >/dev/null
 	sleep 0.3
 	lchat "$k" -H 'x-jairouter-user: alice'
 	lchat "$k" -H 'x-jairouter-user: alice'
@@ -163,7 +153,7 @@ prefix_of() {
 	lchat "$k" -H 'x-jairouter-user: bob'
 	expect_status 200
 	k=$(new_tenant ipt)
-	sql "SELECT jairouter.set_limit('ip', 'requests', 'sliding_window', 1, 60000, 'ipt')" >/dev/null
+	db_sql "SELECT jairouter.set_limit('ip', 'requests', 'sliding_window', 1, 60000, 'ipt')" >/dev/null
 	sleep 0.3
 	[[ $(count_status 3 "$k" 200) == 1 ]]
 }
@@ -171,7 +161,7 @@ prefix_of() {
 @test "tokens per minute: reservation from max_tokens, a request larger than the limit is refused" {
 	local k
 	k=$(new_tenant tpm)
-	sql "SELECT jairouter.set_limit('key', 'tokens', 'token_bucket', 1000, 60000, 'tpm')" >/dev/null
+	db_sql "SELECT jairouter.set_limit('key', 'tokens', 'token_bucket', 1000, 60000, 'tpm')" >/dev/null
 	sleep 0.3
 	BODY=$(chat_body lim-model ',"max_tokens":5000') lchat "$k"
 	expect_openai_error 429 rate_limit_error rate_limit_exceeded
@@ -188,7 +178,7 @@ prefix_of() {
 @test "token quota per day: insufficient_quota once exhausted, with retry-after" {
 	local k
 	k=$(new_tenant quo)
-	sql "SELECT jairouter.set_limit('tenant', 'quota', 'day', 600, NULL, 'quo')" >/dev/null
+	db_sql "SELECT jairouter.set_limit('tenant', 'quota', 'day', 600, NULL, 'quo')" >/dev/null
 	sleep 0.3
 	BODY=$(chat_body lim-model ',"max_tokens":200') lchat "$k"
 	expect_status 200
@@ -202,21 +192,21 @@ prefix_of() {
 @test "money budget per day from catalogue prices: insufficient_quota" {
 	local k
 	k=$(new_tenant bud)
-	sql "SELECT jairouter.set_model_price('lim-model', 1000, 1000)" >/dev/null
+	db_sql "SELECT jairouter.set_model_price('lim-model', 1000, 1000)" >/dev/null
 	# 1000 per million tokens = 0.001 per token; a budget of 0.3 allows ~300 tokens.
-	sql "SELECT jairouter.set_limit('tenant', 'budget', 'day', 0.3, NULL, 'bud')" >/dev/null
+	db_sql "SELECT jairouter.set_limit('tenant', 'budget', 'day', 0.3, NULL, 'bud')" >/dev/null
 	sleep 0.3
 	BODY=$(chat_body lim-model ',"max_tokens":100') lchat "$k"
 	expect_status 200
 	BODY=$(chat_body lim-model ',"max_tokens":400') lchat "$k"
 	expect_openai_error 429 insufficient_quota insufficient_quota
-	sql "SELECT jairouter.set_model_price('lim-model', 0, 0)" >/dev/null
+	db_sql "SELECT jairouter.set_model_price('lim-model', 0, 0)" >/dev/null
 }
 
 @test "concurrency: a slot is taken while a request runs and released when it ends, and on client abort" {
 	local k
 	k=$(new_tenant conc)
-	sql "SELECT jairouter.set_limit('key', 'concurrent', 'concurrency', 1, NULL, 'conc')" >/dev/null
+	db_sql "SELECT jairouter.set_limit('key', 'concurrent', 'concurrency', 1, NULL, 'conc')" >/dev/null
 	sleep 0.3
 	curl -s -o /dev/null --max-time 10 -H "authorization: Bearer $k" -H 'content-type: application/json' \
 		-H 'x-mock-delay-ms: 1500' --data-binary "$(chat_body lim-model)" "$JR_URL/v1/chat/completions" &
@@ -244,7 +234,7 @@ quota_refused() {
 @test "server scope counts on the server the router chose; adaptive concurrency shrinks after slow completions" {
 	local k i bg
 	k=$(new_tenant srv)
-	sql "INSERT INTO jairouter.limits (tenant_id, scope, dimension, algorithm, amount, window_ms)
+	db_sql "INSERT INTO jairouter.limits (tenant_id, scope, dimension, algorithm, amount, window_ms)
 	     SELECT id, 'server', 'requests', 'sliding_window', 2, 60000 FROM jairouter.tenants WHERE name = 'srv'" >/dev/null
 	sleep 0.3
 	[[ $(count_status 3 "$k" 200) == 2 ]]
@@ -253,7 +243,7 @@ quota_refused() {
 	# multiplies by 0.9 (fed by the end-of-request reports): after 4 slow ones,
 	# floor(3 * 0.9^4) = 1.
 	k=$(new_tenant adapt)
-	sql "INSERT INTO jairouter.limits (tenant_id, scope, dimension, algorithm, amount, min_limit, latency_target_ms)
+	db_sql "INSERT INTO jairouter.limits (tenant_id, scope, dimension, algorithm, amount, min_limit, latency_target_ms)
 	     SELECT id, 'tenant', 'concurrent', 'adaptive', 3, 1, 100 FROM jairouter.tenants WHERE name = 'adapt'" >/dev/null
 	sleep 0.3
 	for i in 1 2 3 4; do
@@ -278,7 +268,7 @@ status_is_lim() {
 @test "usage rows in PostgreSQL equal what the mock reported; nothing for refused requests" {
 	local k i pt=0 ct=0 got
 	k=$(new_tenant use)
-	sql "SELECT jairouter.set_limit('key', 'requests', 'sliding_window', 5, 60000, 'use')" >/dev/null
+	db_sql "SELECT jairouter.set_limit('key', 'requests', 'sliding_window', 5, 60000, 'use')" >/dev/null
 	sleep 0.3
 	for ((i = 0; i < 7; i++)); do
 		BODY=$(chat_body lim-model ",\"max_tokens\":$((i + 3))") lchat "$k"
@@ -288,7 +278,7 @@ status_is_lim() {
 		fi
 	done
 	eventually 5 bash -c "[[ \$(psql -X -t -A -d '$JR_DATABASE' -c \"SELECT requests FROM jairouter.usage_by_tenant_model_day WHERE tenant = 'use'\") == 5 ]]"
-	got=$(sql "SELECT prompt_tokens || ' ' || completion_tokens || ' ' || estimated_requests FROM jairouter.usage_by_tenant_model_day WHERE tenant = 'use' AND model = 'lim-model'")
+	got=$(db_sql "SELECT prompt_tokens || ' ' || completion_tokens || ' ' || estimated_requests FROM jairouter.usage_by_tenant_model_day WHERE tenant = 'use' AND model = 'lim-model'")
 	[[ $got == "$pt $ct 0" ]]
 }
 
@@ -300,11 +290,11 @@ status_is_lim() {
 	lchat "$k" -H 'x-jairouter-user: alice@example.com'
 	lchat "$k"
 	eventually 5 bash -c "[[ \$(psql -X -t -A -d '$JR_DATABASE' -c \"SELECT sum(requests) FROM jairouter.usage_hourly_report WHERE tenant = 'euh'\") == 3 ]]"
-	got=$(sql "SELECT string_agg(\"user\" || '=' || requests, ',' ORDER BY \"user\") FROM jairouter.usage_hourly_report WHERE tenant = 'euh'")
+	got=$(db_sql "SELECT string_agg(\"user\" || '=' || requests, ',' ORDER BY \"user\") FROM jairouter.usage_hourly_report WHERE tenant = 'euh'")
 	echo "users: $got"
 	[[ $got == "=1,alice@example.com=2" ]]
-	[[ $(sql "SELECT count(*) FROM jairouter.usage_hourly_report WHERE tenant = 'euh' AND key = '$(prefix_of "$k")'") == 2 ]]
-	[[ $(sql "SELECT count(*) FROM jairouter.usage_hourly WHERE end_user LIKE '%$k%'") == 0 ]]
+	[[ $(db_sql "SELECT count(*) FROM jairouter.usage_hourly_report WHERE tenant = 'euh' AND key = '$(prefix_of "$k")'") == 2 ]]
+	[[ $(db_sql "SELECT count(*) FROM jairouter.usage_hourly WHERE end_user LIKE '%$k%'") == 0 ]]
 	got=$(jr_ctl usage --by user --tenant euh --format csv)
 	echo "$got"
 	grep -q '^alice@example.com,2,' <<<"$got"
@@ -321,7 +311,7 @@ access_line() {
 	local k id1 id2 id3 line
 	k=$(new_tenant alg)
 	jr_ctl model add alog-model be_mock --price-in 2 --price-out 4 >/dev/null
-	sql "SELECT jairouter.set_limit('key', 'requests', 'sliding_window', 2, 60000, 'alg')" >/dev/null
+	db_sql "SELECT jairouter.set_limit('key', 'requests', 'sliding_window', 2, 60000, 'alg')" >/dev/null
 	sleep 0.5
 	BODY=$(chat_body alog-model) lchat "$k" -H 'x-jairouter-user: carol'
 	expect_status 200
@@ -364,7 +354,7 @@ access_line() {
 	BODY=$(chat_body lim-model ',"stream":true,"max_tokens":50') lchat "$k" -H 'x-mock-no-usage: 1'
 	expect_status 200
 	eventually 5 bash -c "[[ \$(psql -X -t -A -d '$JR_DATABASE' -c \"SELECT estimated_requests FROM jairouter.usage_by_tenant_model_day WHERE tenant = 'str'\") == 1 ]]"
-	got=$(sql "SELECT completion_tokens FROM jairouter.usage_by_tenant_model_day WHERE tenant = 'str'")
+	got=$(db_sql "SELECT completion_tokens FROM jairouter.usage_by_tenant_model_day WHERE tenant = 'str'")
 	[[ $got == 50 ]]
 }
 
@@ -373,7 +363,7 @@ access_line() {
 	k=$(new_tenant rst)
 	for i in 1 2 3; do lchat "$k"; done
 	jr_agent_stop "$STACK"
-	before=$(sql "SELECT requests FROM jairouter.usage_by_tenant_model_day WHERE tenant = 'rst'")
+	before=$(db_sql "SELECT requests FROM jairouter.usage_by_tenant_model_day WHERE tenant = 'rst'")
 	[[ $before == 3 ]]
 	jr_agent_start "$STACK"
 	eventually 10 status_is_lim "$k" 200
@@ -385,9 +375,9 @@ access_line() {
 @test "budget exhausted while a stream is in flight: the stream completes, the next request is refused" {
 	local k
 	k=$(new_tenant mid)
-	sql "SELECT jairouter.set_model_price('other-model', 1000, 1000)" >/dev/null
+	db_sql "SELECT jairouter.set_model_price('other-model', 1000, 1000)" >/dev/null
 	# 0.001 per token: a budget of 0.2 holds one reservation of ~150 tokens, not two.
-	sql "SELECT jairouter.set_limit('tenant', 'budget', 'day', 0.2, NULL, 'mid')" >/dev/null
+	db_sql "SELECT jairouter.set_limit('tenant', 'budget', 'day', 0.2, NULL, 'mid')" >/dev/null
 	sleep 0.3
 	curl -sS -N --max-time 10 -o "$BATS_TEST_TMPDIR/stream" -H "authorization: Bearer $k" \
 		-H 'content-type: application/json' -H 'x-mock-delay-ms: 1200' \
@@ -399,7 +389,7 @@ access_line() {
 	expect_openai_error 429 insufficient_quota insufficient_quota
 	wait "$bg"
 	grep -q 'data: \[DONE\]' "$BATS_TEST_TMPDIR/stream"
-	sql "SELECT jairouter.set_model_price('other-model', 0, 0)" >/dev/null
+	db_sql "SELECT jairouter.set_model_price('other-model', 0, 0)" >/dev/null
 }
 
 @test "PostgreSQL down: usage is kept in memory and written when it returns" {
@@ -423,13 +413,13 @@ access_line() {
 	local k got
 	k=$(new_tenant met)
 	jr_ctl model add metered-model be_mock2 >/dev/null
-	sql "SELECT jairouter.set_endpoint('be_mock2', '$JR_MOCK2_URL/v1')" >/dev/null
+	db_sql "SELECT jairouter.set_endpoint('be_mock2', '$JR_MOCK2_URL/v1')" >/dev/null
 	sleep 0.3
 	BODY=$(chat_body metered-model ',"stream":true,"max_tokens":50') lchat "$k" -N
 	expect_status 200
 	grep -q 'data: \[DONE\]' "$BATS_TEST_TMPDIR/body"
 	eventually 5 bash -c "[[ \$(psql -X -t -A -d '$JR_DATABASE' -c \"SELECT requests FROM jairouter.usage_by_tenant_model_day WHERE tenant = 'met'\") == 1 ]]"
-	got=$(sql "SELECT estimated_requests || ' ' || prompt_tokens || ' ' || completion_tokens FROM jairouter.usage_by_tenant_model_day WHERE tenant = 'met'")
+	got=$(db_sql "SELECT estimated_requests || ' ' || prompt_tokens || ' ' || completion_tokens FROM jairouter.usage_by_tenant_model_day WHERE tenant = 'met'")
 	echo "usage: $got"
 	read -r est pt ct <<<"$got"
 	((est == 0 && pt > 0 && ct > 0 && ct != 50))
@@ -438,15 +428,15 @@ access_line() {
 @test "without Redis a restart does not reset quotas and budgets: counters start from this month's usage rows" {
 	local k tid mid kid
 	k=$(new_tenant seeded)
-	sql "SELECT jairouter.set_limit('tenant', 'quota', 'month', 1000, NULL, 'seeded')" >/dev/null
+	db_sql "SELECT jairouter.set_limit('tenant', 'quota', 'month', 1000, NULL, 'seeded')" >/dev/null
 	sleep 0.3
 	lchat "$k"
 	expect_status 200
 	# Usage recorded earlier this month (another agent, or before a restart): 950 tokens.
-	tid=$(sql "SELECT id FROM jairouter.tenants WHERE name = 'seeded'")
-	kid=$(sql "SELECT id FROM jairouter.api_keys WHERE tenant_id = $tid")
-	mid=$(sql "SELECT id FROM jairouter.models WHERE name = 'lim-model'")
-	sql "INSERT INTO jairouter.usage_daily (day, tenant_id, key_id, model_id, requests, prompt_tokens, completion_tokens)
+	tid=$(db_sql "SELECT id FROM jairouter.tenants WHERE name = 'seeded'")
+	kid=$(db_sql "SELECT id FROM jairouter.api_keys WHERE tenant_id = $tid")
+	mid=$(db_sql "SELECT id FROM jairouter.models WHERE name = 'lim-model'")
+	db_sql "INSERT INTO jairouter.usage_daily (day, tenant_id, key_id, model_id, requests, prompt_tokens, completion_tokens)
 	     VALUES (date_trunc('month', now() AT TIME ZONE 'UTC')::date, $tid, $kid, $mid, 9, 450, 500)
 	     ON CONFLICT (day, tenant_id, key_id, model_id) DO UPDATE SET requests = usage_daily.requests + 9,
 	     prompt_tokens = usage_daily.prompt_tokens + 450, completion_tokens = usage_daily.completion_tokens + 500" >/dev/null

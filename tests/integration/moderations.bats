@@ -29,10 +29,6 @@ teardown() {
 	stack_teardown
 }
 
-sql() {
-	psql -X -q -t -A -v ON_ERROR_STOP=1 -d "$JR_DATABASE" -c "$1"
-}
-
 mod_body() {
 	printf '{"model":"%s","input":["a harmless sentence","mock-flag this one"]}' "$1"
 }
@@ -58,7 +54,7 @@ moderated() {
 	[[ $(hdr x-mock-model) == mod-model ]]
 	bytes=$(mod_body mod-model | wc -c)
 	eventually 5 bash -c "[[ \$(psql -X -t -A -d '$JR_DATABASE' -c \"SELECT requests FROM jairouter.usage_by_tenant_model_day WHERE tenant = 'modbill'\") == 1 ]]"
-	[[ $(sql "SELECT prompt_tokens || ' ' || completion_tokens || ' ' || estimated_requests FROM jairouter.usage_by_tenant_model_day WHERE tenant = 'modbill'") == "$(((bytes + 3) / 4)) 0 1" ]]
+	[[ $(db_sql "SELECT prompt_tokens || ' ' || completion_tokens || ' ' || estimated_requests FROM jairouter.usage_by_tenant_model_day WHERE tenant = 'modbill'") == "$(((bytes + 3) / 4)) 0 1" ]]
 }
 
 @test "a model without the moderations service, and a tenant without it, are refused" {

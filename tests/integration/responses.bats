@@ -48,16 +48,6 @@ teardown() {
 	stack_teardown
 }
 
-sql() {
-	psql -X -q -t -A -v ON_ERROR_STOP=1 -d "$JR_DATABASE" -c "$1"
-}
-
-# new_tenant NAME: a tenant with one key (printed).
-new_tenant() {
-	jr_ctl tenant add "$1" >/dev/null
-	issue_key "$1"
-}
-
 # create KEY MODEL [EXTRA_JSON]: POST /v1/responses.
 create() {
 	req -X POST -H "authorization: Bearer $1" -H 'content-type: application/json' \
@@ -83,7 +73,7 @@ get_is() {
 }
 
 usage_of() {
-	sql "SELECT prompt_tokens || ' ' || completion_tokens || ' ' || estimated_requests || ' ' || requests
+	db_sql "SELECT prompt_tokens || ' ' || completion_tokens || ' ' || estimated_requests || ' ' || requests
 	     FROM jairouter.usage_by_tenant_model_day WHERE tenant = '$1' AND model = '$2'"
 }
 

@@ -29,17 +29,13 @@ teardown() {
 	stack_teardown
 }
 
-sql() {
-	psql -X -q -t -A -v ON_ERROR_STOP=1 -d "$JR_DATABASE" -c "$1"
-}
-
 # usage_of TENANT: "requests prompt completion estimated" from the usage rows.
 usage_of() {
-	sql "SELECT coalesce(sum(requests),0) || ' ' || coalesce(sum(prompt_tokens),0) || ' ' || coalesce(sum(completion_tokens),0) || ' ' || coalesce(sum(estimated_requests),0) FROM jairouter.usage_by_tenant_model_day WHERE tenant = '$1'"
+	db_sql "SELECT coalesce(sum(requests),0) || ' ' || coalesce(sum(prompt_tokens),0) || ' ' || coalesce(sum(completion_tokens),0) || ' ' || coalesce(sum(estimated_requests),0) FROM jairouter.usage_by_tenant_model_day WHERE tenant = '$1'"
 }
 
 requests_of() {
-	sql "SELECT coalesce(sum(requests),0) FROM jairouter.usage_by_tenant_model_day WHERE tenant = '$1'"
+	db_sql "SELECT coalesce(sum(requests),0) FROM jairouter.usage_by_tenant_model_day WHERE tenant = '$1'"
 }
 
 # mock_usage: "answers prompt completion" the mock reported since its last reset.

@@ -276,21 +276,33 @@ static int scan_value(struct scan *s, enum jscan_type *type)
 	}
 }
 
-/* A top-level member value we care about: scanned with its details kept. */
-static int scan_model(struct scan *s, struct jscan_top *top)
+/* A member kept only for its first string value: counts it and, unless it is the first one
+ * and a string, scans the value past (recording the first one's type). Returns 1 when the
+ * caller is to scan the string at s->p (its type is set), 0 when done, -1 on error. */
+static int scan_first_string(struct scan *s, unsigned *count, enum jscan_type *type)
 {
 	enum jscan_type t;
 
 	skip_ws(s);
-	top->model_count++;
-	if (top->model_count > 1 || s->p >= s->end || *s->p != '"') {
+	(*count)++;
+	if (*count > 1 || s->p >= s->end || *s->p != '"') {
 		if (scan_value(s, &t) < 0)
 			return -1;
-		if (top->model_count == 1)
-			top->model_type = t;
+		if (*count == 1)
+			*type = t;
 		return 0;
 	}
-	top->model_type = JSCAN_STRING;
+	*type = JSCAN_STRING;
+	return 1;
+}
+
+/* A top-level member value we care about: scanned with its details kept. */
+static int scan_model(struct scan *s, struct jscan_top *top)
+{
+	int r = scan_first_string(s, &top->model_count, &top->model_type);
+
+	if (r <= 0)
+		return r;
 	top->model_offset = (size_t)(s->p - s->start);
 	if (scan_string(s, top->model, sizeof(top->model), &top->model_len, &top->model_too_long) < 0)
 		return -1;
@@ -302,18 +314,10 @@ static int scan_model(struct scan *s, struct jscan_top *top)
 /* previous_response_id: the first string value kept, decoded. */
 static int scan_prev(struct scan *s, struct jscan_top *top)
 {
-	enum jscan_type t;
+	int r = scan_first_string(s, &top->prev_count, &top->prev_type);
 
-	skip_ws(s);
-	top->prev_count++;
-	if (top->prev_count > 1 || s->p >= s->end || *s->p != '"') {
-		if (scan_value(s, &t) < 0)
-			return -1;
-		if (top->prev_count == 1)
-			top->prev_type = t;
-		return 0;
-	}
-	top->prev_type = JSCAN_STRING;
+	if (r <= 0)
+		return r;
 	return scan_string(s, top->prev, sizeof(top->prev), &top->prev_len, &top->prev_too_long);
 }
 
