@@ -236,8 +236,14 @@ static int scan_array(struct scan *s)
 	}
 }
 
-/* Members of an object; top (non-NULL only for the root object) collects fields. */
-static int scan_members(struct scan *s, struct jscan_top *top);
+/* Reads the value of the member KEY (s->p at the value) into what top collects. */
+typedef int (*member_fn)(struct scan *s, struct jscan_top *top, const char *key, size_t klen,
+			 int koverflow);
+
+/* The members of an object. With fn, keys are decoded and fn reads each value (the root
+ * object, stream_options); without, the values are skipped. *close (when non-NULL) gets
+ * the offset of the closing brace. */
+static int scan_members(struct scan *s, struct jscan_top *top, member_fn fn, size_t *close);
 
 static int scan_value(struct scan *s, enum jscan_type *type)
 {
@@ -254,7 +260,7 @@ static int scan_value(struct scan *s, enum jscan_type *type)
 		if (++s->depth > s->max_depth)
 			return fail(s, JSCAN_TOO_DEEP);
 		*type = *s->p == '{' ? JSCAN_OBJECT : JSCAN_ARRAY;
-		if ((*type == JSCAN_OBJECT ? scan_members(s, NULL) : scan_array(s)) < 0)
+		if ((*type == JSCAN_OBJECT ? scan_members(s, NULL, NULL, NULL) : scan_array(s)) < 0)
 			return -1;
 		s->depth--;
 		return 0;
@@ -329,42 +335,17 @@ static int scan_stream(struct scan *s, struct jscan_top *top)
 	return scan_value(s, &top->stream_type);
 }
 
-/* The members of stream_options: include_usage is true when its last occurrence is the
+/* A member of stream_options: include_usage is true when its last occurrence is the
  * literal true (what upstream parsers, which keep the last duplicate, will read). */
-static int scan_stream_options_members(struct scan *s, struct jscan_top *top)
+static int stream_options_member(struct scan *s, struct jscan_top *top, const char *key, size_t klen,
+				 int koverflow)
 {
-	char key[16];
-	size_t klen;
-	int koverflow;
 	enum jscan_type t;
 
-	s->p++;
 	skip_ws(s);
-	if (s->p < s->end && *s->p == '}')
-		return s->p++, 0;
-	for (;;) {
-		if (s->p >= s->end || *s->p != '"')
-			return fail(s, JSCAN_SYNTAX);
-		koverflow = 0;
-		if (scan_string(s, key, sizeof(key), &klen, &koverflow) < 0)
-			return -1;
-		skip_ws(s);
-		if (s->p >= s->end || *s->p++ != ':')
-			return fail(s, JSCAN_SYNTAX);
-		skip_ws(s);
-		if (!koverflow && klen == 13 && memcmp(key, "include_usage", 13) == 0)
-			top->include_usage = s->p < s->end && *s->p == 't';
-		if (scan_value(s, &t) < 0)
-			return -1;
-		skip_ws(s);
-		if (s->p >= s->end)
-			return fail(s, JSCAN_SYNTAX);
-		if (*s->p == '}')
-			return s->p++, 0;
-		if (*s->p++ != ',')
-			return fail(s, JSCAN_SYNTAX);
-		skip_ws(s);
-	}
+	if (!koverflow && klen == 13 && memcmp(key, "include_usage", 13) == 0)
+		top->include_usage = s->p < s->end && *s->p == 't';
+	return scan_value(s, &t);
 }
 
 static int scan_stream_options(struct scan *s, struct jscan_top *top)
@@ -383,7 +364,7 @@ static int scan_stream_options(struct scan *s, struct jscan_top *top)
 		top->stream_options_type = JSCAN_OBJECT;
 		if (++s->depth > s->max_depth)
 			return fail(s, JSCAN_TOO_DEEP);
-		rc = scan_stream_options_members(s, top);
+		rc = scan_members(s, top, stream_options_member, NULL);
 		s->depth--;
 	}
 	if (rc == 0 && top->stream_options_count == 1) {
@@ -413,7 +394,7 @@ static int member_value(struct scan *s, struct jscan_top *top, const char *key, 
 {
 	enum jscan_type t;
 
-	if (top && !koverflow) {
+	if (!koverflow) {
 		if (klen == 5 && memcmp(key, "model", 5) == 0)
 			return scan_model(s, top);
 		if (klen == 6 && memcmp(key, "stream", 6) == 0)
@@ -429,7 +410,7 @@ static int member_value(struct scan *s, struct jscan_top *top, const char *key, 
 	return scan_value(s, &t);
 }
 
-static int scan_members(struct scan *s, struct jscan_top *top)
+static int scan_members(struct scan *s, struct jscan_top *top, member_fn fn, size_t *close)
 {
 	char key[24];
 	size_t klen;
@@ -444,19 +425,26 @@ static int scan_members(struct scan *s, struct jscan_top *top)
 			return fail(s, JSCAN_SYNTAX);
 		koverflow = 0;
 		/* Only short keys can be one we want: decode into a small buffer. */
-		if (scan_string(s, top ? key : NULL, sizeof(key), &klen, &koverflow) < 0)
+		if (scan_string(s, fn ? key : NULL, sizeof(key), &klen, &koverflow) < 0)
 			return -1;
 		skip_ws(s);
 		if (s->p >= s->end || *s->p++ != ':')
 			return fail(s, JSCAN_SYNTAX);
-		if (member_value(s, top, key, klen, koverflow) < 0)
-			return -1;
+		if (fn) {
+			if (fn(s, top, key, klen, koverflow) < 0)
+				return -1;
+		} else {
+			enum jscan_type t;
+
+			if (scan_value(s, &t) < 0)
+				return -1;
+		}
 		skip_ws(s);
 		if (s->p >= s->end)
 			return fail(s, JSCAN_SYNTAX);
 		if (*s->p == '}') {
-			if (top)
-				top->root_close_offset = (size_t)(s->p - s->start);
+			if (close)
+				*close = (size_t)(s->p - s->start);
 			return s->p++, 0;
 		}
 		if (*s->p++ != ',')
@@ -475,7 +463,7 @@ int jscan_top(const char *p, size_t len, unsigned max_depth, struct jscan_top *o
 	if (s.p < s.end && *s.p == '{') {
 		out->root = JSCAN_OBJECT;
 		s.depth = 1;
-		rc = scan_members(&s, out);
+		rc = scan_members(&s, out, member_value, &out->root_close_offset);
 	} else {
 		rc = scan_value(&s, &out->root);
 	}
