@@ -19,6 +19,7 @@ enum xl_provider {
 	XL_VERTEX_ANTHROPIC, /* Anthropic's models on Vertex AI */
 	XL_HUNYUAN,    /* Tencent Hunyuan's native API; kind "hunyuan" + api-version "native" */
 	XL_DASHSCOPE,  /* Alibaba DashScope's native API; kind "dashscope" + api-version "native" */
+	XL_TGI,        /* Hugging Face TGI's native API; kind "huggingface" + api-version "native[-<template>]" */
 	XL__COUNT
 };
 

@@ -102,11 +102,22 @@ static int raw_passthrough(const struct job *j)
 	return j->up.op == UP_OTHER && p && p->openai_compatible && j->client == CLIENT_OPENAI;
 }
 
+/* A header of the provider's answer (the last of that name), NULL when absent. */
+static const char *answer_header(void *arg, const char *name)
+{
+	struct job *j = arg;
+	struct curl_header *h = NULL;
+
+	if (!j->easy || curl_easy_header(j->easy, name, 0, CURLH_HEADER, -1, &h) != CURLHE_OK)
+		return NULL;
+	return h->value;
+}
+
 /* The provider's JSON answer as OpenAI's, masked; NULL with e set. */
 static json_t *translate_answer(struct job *j, json_t *in, struct xl_error *e)
 {
 	struct xl_meta meta = { j->resp_id, j->route.public_model, (int64_t)time(NULL) };
-	struct prov_answer a = { &meta, j->up.op, j->up.embed_batch, j->up.embed_base64 };
+	struct prov_answer a = { &meta, j->up.op, j->up.embed_batch, j->up.embed_base64, answer_header, j };
 	json_t *out = prov_response((enum xl_provider)j->route.family, in, &a, &j->usage, e);
 
 	if (!out)

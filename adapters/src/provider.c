@@ -14,7 +14,7 @@ static const struct provider *const table[XL__COUNT] = {
 	[XL_GEMINI] = &prov_gemini,       [XL_BEDROCK] = &prov_bedrock, [XL_COHERE] = &prov_cohere,
 	[XL_OLLAMA] = &prov_ollama,       [XL_VERTEX_GEMINI] = &prov_vertex_gemini,
 	[XL_VERTEX_ANTHROPIC] = &prov_vertex_anthropic, [XL_HUNYUAN] = &prov_hunyuan,
-	[XL_DASHSCOPE] = &prov_dashscope,
+	[XL_DASHSCOPE] = &prov_dashscope, [XL_TGI] = &prov_tgi,
 };
 
 const struct provider *prov_get(int family)
@@ -87,6 +87,12 @@ static int build(const struct ad_route *r, const char *path, const json_t *req, 
 		return misconfigured(u, e);
 	if (!r->base_url[0])
 		c.base = base;
+	if (!c.base[0]) {
+		up_free(u);
+		xl_fail(e, 500, "server_error", "adapter_misconfigured",
+			"The model's endpoint has no base URL, and its provider (%s) has no public one.", r->provider);
+		return -1;
+	}
 	if (!(body = p->request(&c, u, e))) {
 		up_free(u);
 		return -1;

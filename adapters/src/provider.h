@@ -49,6 +49,10 @@ struct prov_answer {
 	enum up_op op;
 	int embed_batch;        /* Gemini: the request was a batchEmbedContents */
 	int embed_base64;       /* translated vectors are sent as base64 float32 (encoding_format) */
+	/* A response header's value (name in lower case), NULL when absent; header may be
+	 * NULL (no headers known). TGI counts the prompt tokens in a header. */
+	const char *(*header)(void *arg, const char *name);
+	void *header_arg;
 };
 
 /* One event of a stream that is not SSE (NDJSON line, AWS event-stream message). */
@@ -93,7 +97,8 @@ struct provider {
 };
 
 extern const struct provider prov_openai, prov_azure, prov_anthropic, prov_gemini, prov_bedrock,
-	prov_cohere, prov_ollama, prov_vertex_gemini, prov_vertex_anthropic, prov_hunyuan, prov_dashscope;
+	prov_cohere, prov_ollama, prov_vertex_gemini, prov_vertex_anthropic, prov_hunyuan, prov_dashscope,
+	prov_tgi;
 
 /* The entry of a family; NULL when out of range. */
 const struct provider *prov_get(int family);

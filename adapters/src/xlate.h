@@ -51,6 +51,12 @@ json_t *xl_ollama_embed_request(const json_t *req, const char *model, struct xl_
 json_t *xl_ollama_embed_response(const json_t *resp, const char *model, struct xl_error *e);
 json_t *xl_hunyuan_request(const json_t *req, const char *model, struct xl_error *e);
 json_t *xl_dashscope_request(const json_t *req, const char *model, struct xl_error *e);
+/* TGI's native API (POST /generate): the messages rendered by the chat template the
+ * endpoint's api-version names ("native" = ChatML, "native-chatml", "native-llama3",
+ * "native-zephyr"; another is a 500 adapter_misconfigured). */
+json_t *xl_tgi_request(const json_t *req, const char *api_version, struct xl_error *e);
+/* The prompt alone (new string), or NULL with e set. */
+char *xl_tgi_prompt(const json_t *messages, const char *api_version, struct xl_error *e);
 /* OpenAI-compatible: a copy with the upstream model; include_usage added when meter
  * and streaming (*added says whether the client had not asked for it itself). */
 json_t *xl_openai_request(const json_t *req, const char *model, int meter, int *added,
@@ -92,6 +98,13 @@ json_t *xl_hunyuan_response(const json_t *resp, const struct xl_meta *m, struct 
 			    struct xl_error *e);
 json_t *xl_dashscope_response(const json_t *resp, const struct xl_meta *m, struct xl_usage *u,
 			      struct xl_error *e);
+/* TGI's answer headers with its counts (NULL when absent). */
+struct xl_tgi_headers {
+	const char *prompt_tokens;    /* x-prompt-tokens */
+	const char *generated_tokens; /* x-generated-tokens */
+};
+json_t *xl_tgi_response(const json_t *resp, const struct xl_meta *m, const struct xl_tgi_headers *h,
+			struct xl_usage *u, struct xl_error *e);
 /* Whether path is the Responses API's create (POST /v1/responses): passed through to
  * OpenAI-compatible servers, never given stream_options. */
 int xl_is_responses(const char *path);

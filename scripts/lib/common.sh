@@ -581,7 +581,7 @@ jr_adapter_start() {
 # provider credentials (a master key file is written and the agent reloaded), and a
 # grant-free public visibility; azure-model (Entra ID), vertex-gemini-model and
 # vertex-claude-model (a service account); cohere-embed-model, titan-embed-model and
-# bedrock-cohere-embed-model; hunyuan-model and dashscope-model (native APIs). Prints "anthropic=...,gemini=...,...".
+# bedrock-cohere-embed-model; hunyuan-model, dashscope-model and tgi-model (native APIs). Prints "anthropic=...,gemini=...,...".
 jr_adapter_models() {
 	local dir=$JR_STACK_DIR n
 	(umask 077 && printf 'k1:%s\n' "$(openssl rand -hex 32)" >"$dir/master.keys")
@@ -626,12 +626,15 @@ jr_adapter_models() {
 		printf '%s' "$JR_PROVIDERS_TC" | jr_ctl credential set be_hunyuan --header authorization --scheme bearer >/dev/null &&
 		jr_ctl model add dashscope-model be_dashscope --provider dashscope --upstream qwen-plus >/dev/null &&
 		jr_ctl endpoint set be_dashscope "$JR_PROVIDERS_URL" --api-version native >/dev/null &&
-		printf '%s' "$JR_PROVIDERS_KEY" | jr_ctl credential set be_dashscope --header authorization --scheme bearer >/dev/null ||
+		printf '%s' "$JR_PROVIDERS_KEY" | jr_ctl credential set be_dashscope --header authorization --scheme bearer >/dev/null &&
+		jr_ctl model add tgi-model be_tgi --provider huggingface --upstream tgi >/dev/null &&
+		jr_ctl endpoint set be_tgi "$JR_PROVIDERS_URL" --api-version native >/dev/null &&
+		printf '%s' "$JR_PROVIDERS_KEY" | jr_ctl credential set be_tgi --header authorization --scheme bearer >/dev/null ||
 		return 1
 	printf '%s' "anthropic=anthropic-model,gemini=gemini-model,bedrock=bedrock-model,azure=azure-model," \
 		"vertex_gemini=vertex-gemini-model,vertex_anthropic=vertex-claude-model,embed_cohere=cohere-embed-model," \
 		"embed_titan=titan-embed-model,embed_bedrock_cohere=bedrock-cohere-embed-model,hunyuan=hunyuan-model," \
-		"dashscope=dashscope-model"
+		"dashscope=dashscope-model,tgi=tgi-model"
 	echo
 }
 

@@ -8,7 +8,7 @@
 //   JAIROUTER_ADAPTER_MODELS  "anthropic=NAME,gemini=NAME,bedrock=NAME[,azure=NAME,
 //                             vertex_gemini=NAME,vertex_anthropic=NAME,embed_cohere=NAME,
 //                             embed_titan=NAME,embed_bedrock_cohere=NAME,hunyuan=NAME,
-//                             dashscope=NAME]":
+//                             dashscope=NAME,tgi=NAME]":
 //                             models of those
 //                             provider kinds (scripts/test's sdk suite creates them in
 //                             front of tests/mock/mock-providers.js)
@@ -34,7 +34,8 @@ const TOOLS = [{ type: 'function', function: { name: 'get_weather', description:
 
 // Provider kind -> the mock's label in its answers ("[label:model] text").
 const KINDS = { anthropic: 'anthropic', gemini: 'gemini', bedrock: 'bedrock', azure: 'azure',
-	vertex_gemini: 'gemini', vertex_anthropic: 'anthropic', hunyuan: 'hunyuan', dashscope: 'dashscope' };
+	vertex_gemini: 'gemini', vertex_anthropic: 'anthropic', hunyuan: 'hunyuan', dashscope: 'dashscope',
+	tgi: 'tgi' };
 
 for (const [kind, label] of Object.entries(KINDS)) {
 	const skipKind = skip || (!MODELS[kind] && `no ${kind} model in JAIROUTER_ADAPTER_MODELS`);
@@ -68,9 +69,9 @@ for (const [kind, label] of Object.entries(KINDS)) {
 		assert.ok(usage && usage.completion_tokens > 0, 'the usage chunk came last');
 	});
 
-	// Azure: an OpenAI-compatible answer, tool calls pass as they are; Hunyuan's native API
-	// takes no tools through the gateway.
-	if (kind === 'azure' || kind === 'hunyuan') continue;
+	// Azure: an OpenAI-compatible answer, tool calls pass as they are; Hunyuan's and TGI's
+	// native APIs take no tools through the gateway.
+	if (kind === 'azure' || kind === 'hunyuan' || kind === 'tgi') continue;
 	test(`openai SDK: ${kind}-backed model calls a tool (streamed, helper accumulates it)`, { skip: skipKind }, async () => {
 		const runner = openai.chat.completions.stream({ model: MODELS[kind], tools: TOOLS,
 			messages: [{ role: 'user', content: 'Weather in Paris? TOOL' }] });

@@ -18,7 +18,8 @@ fault_stack_start() {
 	export JR_SPOA2_ADDR=127.0.0.1:${ports[0]} JR_REPORT2_ADDR=127.0.0.1:${ports[1]}
 	export FAULT_AGENT2_METRICS=http://127.0.0.1:${ports[2]}
 	# Faster stops in tests: the SPOP drain and the report hand-over are bounded by it.
-	export JR_AGENT_EXTRA_CONF="drain_timeout_ms = 3000"
+	# FAULT_AGENT_CONF: more lines for the agent's file.
+	export JR_AGENT_EXTRA_CONF="drain_timeout_ms = 3000${FAULT_AGENT_CONF:+$'\n'$FAULT_AGENT_CONF}"
 	jr_stack_start "$dir"
 }
 
@@ -156,4 +157,28 @@ fault_common_checks() {
 		echo "expected every request answered"
 		return 1
 	}
+}
+
+# fault_metric NAME: the agent's metric NAME (without labels), 0 when absent.
+fault_metric() {
+	curl -fsS "$JR_AGENT_METRICS/metrics" | awk -v n="$1" '$1 == n { v = $2 } END { printf "%d\n", v + 0 }'
+}
+
+# fault_wait_metric NAME OP VALUE SECONDS: until the metric compares so (OP: -eq, -ge,
+# -le); prints its last value.
+fault_wait_metric() {
+	local deadline=$((SECONDS + $4)) v ok
+	while :; do
+		v=$(fault_metric "$1")
+		case $2 in
+		-eq) ok=$((v == $3)) ;;
+		-ge) ok=$((v >= $3)) ;;
+		-le) ok=$((v <= $3)) ;;
+		esac
+		if ((ok || SECONDS >= deadline)); then
+			echo "$v"
+			return 0
+		fi
+		sleep 0.2
+	done
 }

@@ -63,7 +63,7 @@ static void build(int family, int flags, const char *path, const json_t *req)
 static void answer(int family, int op, json_t *resp, const uint8_t *raw, size_t size)
 {
 	struct xl_meta meta = { "chatcmpl-x", "public", 1 };
-	struct prov_answer a = { &meta, (enum up_op)op, op == UP_EMBED };
+	struct prov_answer a = { &meta, (enum up_op)op, op == UP_EMBED, 0, NULL, NULL };
 	struct xl_usage usage = { 0 };
 	struct xl_error e = { 0 };
 	json_t *out = prov_response((enum xl_provider)family, resp, &a, &usage, &e), *msg;

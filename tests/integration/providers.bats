@@ -3,7 +3,8 @@
 # tokens"): Azure OpenAI with Entra ID client credentials, Gemini and Anthropic models on
 # Vertex AI with a Google service account key, Bedrock with an STS web identity role;
 # embeddings translated for Cohere and Bedrock (Titan, Cohere on Bedrock); Tencent
-# Hunyuan's native API (TC3-HMAC-SHA256, verified by the mock) and DashScope's. Through HAProxy, the agent, the adapter
+# Hunyuan's native API (TC3-HMAC-SHA256, verified by the mock), DashScope's and Hugging Face
+# TGI's (/generate with a chat template). Through HAProxy, the agent, the adapter
 # and tests/mock/mock-providers.js, which issues the tokens (checking the client secret,
 # or the service account's RS256 assertion with the key's public half) and accepts only
 # tokens it issued and that have not expired. Token fetches are counted by the mock
@@ -30,6 +31,9 @@ setup_file() {
 	jr_ctl model add hy-native be_hunyuan --provider hunyuan --upstream hunyuan-lite >/dev/null
 	jr_ctl model add hy-bad be_hunyuan_bad --provider hunyuan --upstream hunyuan-lite >/dev/null
 	jr_ctl model add ds-native be_dashscope --provider dashscope --upstream qwen-plus >/dev/null
+	jr_ctl model add tgi-native be_tgi --provider huggingface --upstream tgi >/dev/null
+	jr_ctl model add tgi-llama be_tgi_llama --provider huggingface --upstream tgi >/dev/null
+	jr_ctl model add tgi-badtpl be_tgi_bad --provider huggingface --upstream tgi >/dev/null
 	jr_ctl model add vx-claude be_vertex --provider vertex_anthropic --upstream 'claude-3-5-haiku@20241022' >/dev/null
 	for be in be_az_entra be_az_short be_az_bad be_az_cold; do
 		jr_ctl endpoint set "$be" "$JR_PROVIDERS_URL" >/dev/null
@@ -38,6 +42,9 @@ setup_file() {
 	jr_ctl endpoint set be_bedrock_sts_bad "$JR_PROVIDERS_URL" --region eu-west-1 >/dev/null
 	jr_ctl endpoint set be_cohere "$JR_PROVIDERS_URL" >/dev/null
 	jr_ctl endpoint set be_dashscope "$JR_PROVIDERS_URL" --api-version native >/dev/null
+	jr_ctl endpoint set be_tgi "$JR_PROVIDERS_URL" --api-version native >/dev/null
+	jr_ctl endpoint set be_tgi_llama "$JR_PROVIDERS_URL" --api-version native-llama3 >/dev/null
+	jr_ctl endpoint set be_tgi_bad "$JR_PROVIDERS_URL" --api-version native-alpaca >/dev/null
 	jr_ctl endpoint set be_hunyuan "$JR_PROVIDERS_URL" --region ap-guangzhou --api-version native >/dev/null
 	jr_ctl endpoint set be_hunyuan_bad "$JR_PROVIDERS_URL" --api-version native >/dev/null
 	jr_ctl endpoint set be_vertex "$JR_PROVIDERS_URL/v1/projects/jr-test/locations/us-east5" >/dev/null
@@ -54,6 +61,9 @@ setup_file() {
 	printf '%s' "$JR_PROVIDERS_TC" | jr_ctl credential set be_hunyuan --header authorization --scheme bearer >/dev/null
 	printf '%s:wrong' "${JR_PROVIDERS_TC%%:*}" | jr_ctl credential set be_hunyuan_bad --header authorization --scheme bearer >/dev/null
 	printf '%s' "$JR_PROVIDERS_KEY" | jr_ctl credential set be_dashscope --header authorization --scheme bearer >/dev/null
+	for be in be_tgi be_tgi_llama be_tgi_bad; do
+		printf '%s' "$JR_PROVIDERS_KEY" | jr_ctl credential set "$be" --header authorization --scheme bearer >/dev/null
+	done
 	printf '%s' "$JR_PROVIDERS_KEY" | jr_ctl credential set be_cohere --header authorization --scheme bearer >/dev/null
 	service_account | jr_ctl credential set be_vertex --header authorization --scheme bearer >/dev/null
 	sts_cred "$JR_PROVIDERS_WEB_TOKEN_FILE" | jr_ctl credential set be_bedrock_sts --header authorization --scheme bearer >/dev/null
@@ -333,4 +343,39 @@ sse_text() {
 	grep -qF 'data: [DONE]' "$BATS_TEST_TMPDIR/body"
 	BODY='{"model":"ds-native","messages":[{"role":"user","content":"STATUS:429"}]}' auth_chat "$KEY"
 	expect_openai_error 429 rate_limit_error rate_limit_exceeded
+}
+
+@test "Hugging Face TGI's native API: /generate with a chat template, token stream with usage, errors in and out of a stream" {
+	# ChatML by default; the prompt tokens come from TGI's x-prompt-tokens header, the
+	# completion from details.generated_tokens (3 words and the end-of-sequence token).
+	BODY='{"model":"tgi-native","temperature":0,"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Say hi"}]}' auth_chat "$KEY"
+	expect_status 200
+	[[ $(json 'b.choices[0].message.content') == '[tgi:chatml] Say hi' ]]
+	[[ $(json 'b.choices[0].finish_reason') == stop && $(json 'b.model') == tgi-native ]]
+	[[ $(json 'b.usage.completion_tokens') == 4 && $(json 'b.usage.prompt_tokens') -gt 0 ]]
+	BODY=$(chat_body tgi-llama) auth_chat "$KEY"
+	expect_status 200
+	[[ $(json 'b.choices[0].message.content') == '[tgi:llama3] Say hi' ]]
+	req -N -X POST -H 'content-type: application/json' -H "authorization: Bearer $KEY" \
+		--data-binary '{"model":"tgi-native","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"one two three"}]}' "$CHAT_PATH"
+	expect_status 200
+	[[ $(sse_text) == '[tgi:chatml] one two three' ]]
+	grep -qF '"finish_reason":"stop"' "$BATS_TEST_TMPDIR/body"
+	grep -qF '"completion_tokens":5' "$BATS_TEST_TMPDIR/body"
+	run ! grep -qF 'im_end' "$BATS_TEST_TMPDIR/body"
+	req -N -X POST -H 'content-type: application/json' -H "authorization: Bearer $KEY" \
+		--data-binary '{"model":"tgi-native","stream":true,"messages":[{"role":"user","content":"a b c d FAIL_MIDSTREAM"}]}' "$CHAT_PATH"
+	expect_status 200
+	grep -qF 'CUDA out of memory' "$BATS_TEST_TMPDIR/body"
+	grep -qF 'data: [DONE]' "$BATS_TEST_TMPDIR/body"
+	BODY='{"model":"tgi-native","messages":[{"role":"user","content":"STATUS:429"}]}' auth_chat "$KEY"
+	expect_openai_error 429 rate_limit_error rate_limit_exceeded
+	# TGI's own validation (422) is the client's error.
+	BODY='{"model":"tgi-native","stop":["a","b","c","d","e"],"messages":[{"role":"user","content":"hi"}]}' auth_chat "$KEY"
+	expect_openai_error 400 invalid_request_error
+	grep -qF 'up to 4 stop sequences' "$BATS_TEST_TMPDIR/body"
+	BODY='{"model":"tgi-native","tools":[{"type":"function","function":{"name":"f","parameters":{}}}],"messages":[{"role":"user","content":"hi"}]}' auth_chat "$KEY"
+	expect_openai_error 400 invalid_request_error unsupported_by_provider
+	BODY=$(chat_body tgi-badtpl) auth_chat "$KEY"
+	expect_openai_error 500 server_error adapter_misconfigured
 }

@@ -38,6 +38,13 @@
 //                        Bearer; {"model", "input": {"messages"}, "parameters": {"result_format":
 //                        "message", ...}}; X-DashScope-SSE: enable -> SSE "event:result"
 //                        events with incremental_output, errors {"code", "message"})
+//   Hugging Face TGI     POST /generate, POST /generate_stream (Authorization: Bearer, as
+//                        Inference Endpoints; {"inputs", "parameters"}): "inputs" must be a
+//                        ChatML, Llama 3 or Zephyr prompt ending in the assistant's turn (the
+//                        answer's label names the template: "[tgi:chatml] text"); TGI's
+//                        validation (422), x-prompt-tokens/x-generated-tokens headers, SSE
+//                        "data:{token, generated_text, details}" events, errors {"error",
+//                        "error_type"} (also as a stream event)
 //   AWS STS              POST / Action=AssumeRoleWithWebIdentity (form; WebIdentityToken must
 //                        be --web-identity-token) -> XML with temporary credentials, which
 //                        Bedrock requests may then sign with (X-Amz-Security-Token signed)
@@ -390,6 +397,73 @@ async function hunyuan(req, res, body, raw) {
 	res.end();
 }
 
+// ---- Hugging Face Text Generation Inference (native /generate) --------------------------
+
+// The chat templates the mock recognises: the last user turn of the prompt and whether
+// the prompt ends with the assistant's opening.
+const TGI_TEMPLATES = [
+	{ name: 'chatml', user: /<\|im_start\|>user\n([\s\S]*?)<\|im_end\|>\n/g, tail: '<|im_start|>assistant\n' },
+	{ name: 'llama3', user: /<\|start_header_id\|>user<\|end_header_id\|>\n\n([\s\S]*?)<\|eot_id\|>/g,
+		tail: '<|start_header_id|>assistant<|end_header_id|>\n\n', head: '<|begin_of_text|>' },
+	{ name: 'zephyr', user: /<\|user\|>\n([\s\S]*?)<\/s>\n/g, tail: '<|assistant|>\n' },
+];
+
+function tgiPrompt(inputs) {
+	for (const t of TGI_TEMPLATES) {
+		if (!inputs.endsWith(t.tail) || (t.head && !inputs.startsWith(t.head))) continue;
+		const users = [...inputs.matchAll(t.user)].map((m) => m[1]);
+		if (users.length) return { template: t.name, text: users[users.length - 1] };
+	}
+	return null;
+}
+
+// TGI's validation (router/src/validation.rs): 422 {"error", "error_type": "validation"}.
+function tgiInvalid(body) {
+	const p = body.parameters || {};
+	if (typeof body.inputs !== 'string' || !body.inputs) return '`inputs` cannot be empty';
+	if (p.temperature !== undefined && !(p.temperature > 0)) return '`temperature` must be strictly positive';
+	if (p.top_p !== undefined && !(p.top_p > 0 && p.top_p < 1)) return '`top_p` must be > 0.0 and < 1.0';
+	if (p.top_k !== undefined && !(p.top_k > 0)) return '`top_k` must be strictly positive';
+	if (p.max_new_tokens !== undefined && !(p.max_new_tokens > 0)) return '`max_new_tokens` must be strictly positive';
+	if (Array.isArray(p.stop) && p.stop.length > 4) return '`stop` supports up to 4 stop sequences. Given: ' + p.stop.length;
+	return null;
+}
+
+async function tgi(req, res, body, stream) {
+	const err = (status, error_type, error) => json(res, status, { error, error_type });
+	if (opts.key && req.headers.authorization !== `Bearer ${opts.key}`)
+		return err(401, 'authentication', 'Authorization header is correct, but the token seems invalid');
+	const invalid = tgiInvalid(body);
+	if (invalid) return err(422, 'validation', invalid);
+	const prompt = tgiPrompt(body.inputs);
+	if (!prompt) return err(422, 'validation', 'the mock takes ChatML, Llama 3 or Zephyr prompts ending in the assistant turn');
+	if ((body.parameters || {}).details !== true) return err(422, 'validation', 'the mock answers with details only');
+	const p = plan('tgi', prompt.template, prompt.text);
+	if (p.status === 429) return err(429, 'overloaded', 'Model is overloaded');
+	if (p.status) return err(p.status, 'generation', `Request failed during generation: status ${p.status} requested`);
+	const input = Math.ceil(body.inputs.length / 4), text = p.pieces.join(''), n = p.pieces.length + 1;
+	const counts = { 'x-compute-type': 'mock', 'x-prompt-tokens': String(input), 'x-generated-tokens': String(n) };
+	const token = (i, t, special) => ({ id: 1000 + i, text: t, logprob: -0.25, special });
+	if (!stream) {
+		const tokens = p.pieces.map((t, i) => token(i, t, false)).concat([token(n, '<|im_end|>', true)]);
+		return json(res, 200, { generated_text: text, details: { finish_reason: 'eos_token', generated_tokens: n, seed: null,
+			prefill: [], tokens } }, counts);
+	}
+	res.writeHead(200, { 'content-type': 'text/event-stream', 'x-compute-type': 'mock', 'x-accel-buffering': 'no' });
+	for (let i = 0; i < p.pieces.length; i++) {
+		if (res.destroyed) return;
+		if (p.fail && i === 2) {
+			res.write(`data:${JSON.stringify({ error: 'Request failed during generation: Server error: CUDA out of memory', error_type: 'generation' })}\n\n`);
+			return res.end();
+		}
+		res.write(`data:${JSON.stringify({ index: i + 1, token: token(i, p.pieces[i], false), generated_text: null, details: null })}\n\n`);
+		if (p.slow) await sleep(p.slow);
+	}
+	res.write(`data:${JSON.stringify({ index: n, token: token(n, '<|im_end|>', true), generated_text: text,
+		details: { finish_reason: 'eos_token', generated_tokens: n, seed: null, input_length: input } })}\n\n`);
+	res.end();
+}
+
 // ---- Alibaba DashScope (native text generation) -----------------------------------------
 
 async function dashscope(req, res, body) {
@@ -704,6 +778,8 @@ const server = http.createServer((req, res) => {
 			if (req.method === 'POST' && url.pathname === '/v2/chat') return await cohere(req, res, body);
 			if (req.method === 'POST' && url.pathname === '/v2/embed') return await cohereEmbed(req, res, body);
 			if (req.method === 'POST' && url.pathname === '/api/v1/services/aigc/text-generation/generation') return await dashscope(req, res, body);
+			if (req.method === 'POST' && (url.pathname === '/generate' || url.pathname === '/generate_stream'))
+				return await tgi(req, res, body, url.pathname === '/generate_stream');
 			if (req.method === 'POST' && url.pathname === '/' && req.headers['x-tc-action']) return await hunyuan(req, res, body, raw);
 			if (req.method === 'POST' && (m = /^\/model\/([^/]+)\/invoke$/.exec(url.pathname)))
 				return await bedrockEmbed(req, res, body, raw, decodeURIComponent(m[1]));

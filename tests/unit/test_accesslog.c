@@ -9,10 +9,13 @@
 
 #include "testlib.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define LINE_OK                                                                                     \
@@ -204,6 +207,71 @@ static void test_writer_bounds(void)
 	CHECK_EQ_INT(after.lines - before.lines, 0);
 }
 
+/* A FIFO nobody reads: refused at open without a reader (never a blocked open); with a
+ * reader that takes nothing, the queue fills and drops, and the stop does not hang: the
+ * lines the pipe did not take are counted lost, and every line is either read whole,
+ * lost or dropped. */
+static void test_writer_stalled_pipe(void)
+{
+	char dir[] = "/tmp/jr-alog-fifo-XXXXXX", path[64], err[256] = "", buf[65536];
+	struct alog_stats before, after;
+	struct jr_report rep;
+	uint64_t queued, lost, dropped, read_lines = 0;
+	ssize_t n;
+	int rd;
+
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(path, sizeof(path), "%s/access.fifo", dir);
+	CHECK_EQ_INT(mkfifo(path, 0600), 0);
+	CHECK_EQ_INT(alog_open(path, 65536, err, sizeof(err)), -1);
+	CHECK(strstr(err, "FIFO nobody reads") != NULL);
+	CHECK(!alog_enabled());
+
+	rd = open(path, O_RDONLY | O_NONBLOCK); /* a reader that reads nothing until the end */
+	CHECK(rd >= 0);
+	alog_stats(&before);
+	CHECK_EQ_INT(alog_open(path, 65536, err, sizeof(err)), 0);
+	CHECK_EQ_INT(report_parse(LINE_OK, strlen(LINE_OK), &rep), 0);
+	/* Far more than the pipe (64 KiB) and the queue (64 KiB) hold. */
+	for (int i = 0; i < 4000; i++)
+		alog_request(&rep, NULL);
+	alog_close(); /* returns: the stalled pipe is given up */
+	alog_stats(&after);
+	queued = after.lines - before.lines;
+	lost = after.lost - before.lost;
+	dropped = after.dropped - before.dropped;
+	CHECK(dropped > 0);
+	CHECK(lost > 0);
+	CHECK_EQ_INT((long long)(queued + dropped), 4000);
+	while ((n = read(rd, buf, sizeof(buf))) > 0)
+		for (const char *p = buf; (p = memchr(p, '\n', (size_t)(buf + n - p))); p++)
+			read_lines++;
+	CHECK_EQ_INT((long long)(read_lines + lost), (long long)queued);
+	close(rd);
+	unlink(path);
+	rmdir(dir);
+}
+
+/* A full disk (/dev/full: every write fails with ENOSPC): every queued line is counted
+ * lost, nothing blocks. */
+static void test_writer_disk_full(void)
+{
+	char err[256] = "";
+	struct alog_stats before, after;
+	struct jr_report rep;
+
+	alog_stats(&before);
+	CHECK_EQ_INT(alog_open("/dev/full", 1 << 20, err, sizeof(err)), 0);
+	CHECK_EQ_INT(report_parse(LINE_OK, strlen(LINE_OK), &rep), 0);
+	for (int i = 0; i < 100; i++)
+		alog_request(&rep, NULL);
+	alog_close();
+	alog_stats(&after);
+	CHECK_EQ_INT((long long)(after.lines - before.lines), 100);
+	CHECK_EQ_INT((long long)(after.lost - before.lost), 100);
+	CHECK(after.write_errors > before.write_errors);
+}
+
 int main(void)
 {
 	RUN(test_admitted_line);
@@ -211,5 +279,7 @@ int main(void)
 	RUN(test_truncated_and_escaped);
 	RUN(test_writer_file);
 	RUN(test_writer_bounds);
+	RUN(test_writer_stalled_pipe);
+	RUN(test_writer_disk_full);
 	TEST_END();
 }

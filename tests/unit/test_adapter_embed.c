@@ -119,7 +119,7 @@ static void base64_vectors(void)
 	json_t *req = J("{\"model\":\"pub\",\"input\":\"hi\",\"encoding_format\":\"base64\"}");
 	json_t *resp = J("{\"embedding\":[1.0,-2.0,0.5],\"inputTextTokenCount\":1}"), *out;
 	struct xl_meta meta = { "id", "pub", 0 };
-	struct prov_answer a = { &meta, UP_EMBED, 0, 1 };
+	struct prov_answer a = { &meta, UP_EMBED, 0, 1, NULL, NULL };
 	struct xl_usage usage = { 0 };
 	struct ad_route r;
 	struct up_request u;

@@ -50,6 +50,9 @@ static void load(void)
 				  .base_url = "https://us-east5-aiplatform.googleapis.com/v1/projects/p/locations/us-east5" };
 	struct st_endpoint e4 = { .id = 4, .backend = "be_hy", .api_version = "native" };
 	struct st_endpoint e5 = { .id = 5, .backend = "be_nometer", .base_url = "http://10.0.0.2/v1", .meter = 0 };
+	struct st_endpoint e6 = { .id = 6, .backend = "be_tgi", .base_url = "http://10.0.0.3:8080", .api_version = "native-llama3",
+				  .meter = 1 };
+	struct st_endpoint e7 = { .id = 7, .backend = "be_tgi_x", .base_url = "http://10.0.0.4:8080", .api_version = "nativex" };
 	struct st_masking mk = { .tenant_id = 2, .enabled = 1, .policy = "{\"rules\":[{\"detector\":\"email\"}]}" };
 
 	state_put_tenant(s, &t1);
@@ -68,11 +71,15 @@ static void load(void)
 	put_model(s, 10, "hy-compat", "be_plain", "hunyuan", "hunyuan-lite");
 	put_model(s, 11, "renamed", "be_plain", "openai", "up-name");
 	put_model(s, 12, "nometer", "be_nometer", "openai", NULL);
+	put_model(s, 13, "tgi", "be_tgi", "huggingface", "tgi");
+	put_model(s, 14, "tgi-x", "be_tgi_x", "huggingface", "tgi");
 	adapter_put_endpoint(state_adapter(s), &e1);
 	adapter_put_endpoint(state_adapter(s), &e2);
 	adapter_put_endpoint(state_adapter(s), &e3);
 	adapter_put_endpoint(state_adapter(s), &e4);
 	adapter_put_endpoint(state_adapter(s), &e5);
+	adapter_put_endpoint(state_adapter(s), &e6);
+	adapter_put_endpoint(state_adapter(s), &e7);
 	adapter_put_masking(state_adapter(s), &mk);
 	store_replace(s);
 	store_set_db_online(1);
@@ -235,6 +242,13 @@ static void cloud_providers(void)
 	/* Without "native", Hunyuan's OpenAI-compatible API is the model's own backend. */
 	chat(KEY, "hy-compat", 0);
 	CHECK_EQ_STR(v.backend, "be_plain");
+	CHECK_EQ_STR(v.adapter, "");
+	/* TGI's native API: "native-<template>" too; another api-version is not native. */
+	chat(KEY, "tgi", 0);
+	CHECK_EQ_STR(v.backend, "be_adapter");
+	CHECK_EQ_STR(v.adapter, "p=huggingface&u=http%3A%2F%2F10.0.0.3%3A8080&m=tgi&pm=tgi&av=native-llama3&t=acme&be=be_tgi");
+	chat(KEY, "tgi-x", 0);
+	CHECK_EQ_STR(v.backend, "be_tgi_x");
 	CHECK_EQ_STR(v.adapter, "");
 }
 

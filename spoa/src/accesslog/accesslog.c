@@ -9,6 +9,7 @@
 #include <event2/buffer.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -29,8 +30,12 @@ static struct {
 } w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, -1, "", NULL, 0 };
 
 static struct {
-	_Atomic uint64_t lines, dropped, write_errors;
+	_Atomic uint64_t lines, dropped, write_errors, lost;
 } st;
+
+/* How long the writer waits at a time for a target that takes nothing (a pipe nobody
+ * reads) before it looks whether the agent stops or the log is reopened. */
+#define STALL_WAIT_MS 500
 
 /* ---- the line ------------------------------------------------------------------------------ */
 
@@ -170,22 +175,59 @@ static int open_target(const char *target, char *err, size_t errlen)
 		return dup(STDOUT_FILENO);
 	if (strcmp(target, "stderr") == 0)
 		return dup(STDERR_FILENO);
-	fd = open(target, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	/* Non-blocking: a FIFO without a reader is refused at once (ENXIO) instead of
+	 * blocking the open, and a pipe nobody reads never holds the writer for good. */
+	fd = open(target, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0640);
 	if (fd < 0 && err)
-		snprintf(err, errlen, "access_log %s: %s", target, strerror(errno));
+		snprintf(err, errlen, "access_log %s: %s%s", target, strerror(errno),
+			 errno == ENXIO ? " (a FIFO nobody reads)" : "");
 	return fd;
 }
 
-/* Writes all of buf; returns 0, or -1 on a write error (the rest is discarded). */
-static int write_all(struct evbuffer *buf)
+/* The lines in buf (its newlines: a line cut by a failed write counts once). */
+static uint64_t count_lines(struct evbuffer *buf)
 {
+	int n = evbuffer_peek(buf, -1, NULL, NULL, 0);
+	struct evbuffer_iovec *v = xcalloc(n > 0 ? (size_t)n : 1, sizeof(*v));
+	uint64_t lines = 0;
+
+	n = evbuffer_peek(buf, -1, NULL, v, n);
+	for (int i = 0; i < n; i++)
+		for (const char *p = v[i].iov_base, *end = p + v[i].iov_len; (p = memchr(p, '\n', (size_t)(end - p))); p++)
+			lines++;
+	free(v);
+	return lines;
+}
+
+/* Whether the writer is asked to stop or to reopen the log. */
+static int interrupted(void)
+{
+	int yes;
+
+	pthread_mutex_lock(&w.mu);
+	yes = w.stopping || w.reopen;
+	pthread_mutex_unlock(&w.mu);
+	return yes;
+}
+
+/* Writes all of buf. A target that takes nothing (EAGAIN: a pipe nobody reads) is waited
+ * for in slices of STALL_WAIT_MS, and given up once the agent stops or the log is
+ * reopened; a write error (disk full) discards the rest. Returns the lines lost. */
+static uint64_t write_all(struct evbuffer *buf)
+{
+	uint64_t lost;
+
 	while (evbuffer_get_length(buf) > 0) {
 		int n = evbuffer_write(buf, w.fd);
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
+		    (poll(&(struct pollfd){ .fd = w.fd, .events = POLLOUT }, 1, STALL_WAIT_MS) != 0 || !interrupted()))
+			continue;
 		if (n <= 0) {
+			lost = count_lines(buf);
 			evbuffer_drain(buf, evbuffer_get_length(buf));
-			return -1;
+			return lost ? lost : 1;
 		}
 	}
 	return 0;
@@ -221,8 +263,11 @@ static void *writer(void *arg)
 		int stop = w.stopping, reopen = w.reopen;
 		w.reopen = 0;
 		pthread_mutex_unlock(&w.mu);
-		if (write_all(out) < 0)
+		uint64_t lost = write_all(out);
+		if (lost) {
 			atomic_fetch_add(&st.write_errors, 1);
+			atomic_fetch_add(&st.lost, lost);
+		}
 		if (reopen)
 			reopen_file();
 		pthread_mutex_lock(&w.mu);
@@ -311,6 +356,7 @@ void alog_stats(struct alog_stats *o)
 	o->lines = atomic_load(&st.lines);
 	o->dropped = atomic_load(&st.dropped);
 	o->write_errors = atomic_load(&st.write_errors);
+	o->lost = atomic_load(&st.lost);
 	pthread_mutex_lock(&w.mu);
 	o->queued = w.q ? evbuffer_get_length(w.q) : 0;
 	pthread_mutex_unlock(&w.mu);
@@ -329,7 +375,9 @@ void alog_render_metrics(struct evbuffer *out, void *arg)
 		"# TYPE jairouter_access_log_dropped_total counter\njairouter_access_log_dropped_total %" PRIu64 "\n"
 		"# HELP jairouter_access_log_write_errors_total Failed writes of the access log (lines lost).\n"
 		"# TYPE jairouter_access_log_write_errors_total counter\njairouter_access_log_write_errors_total %" PRIu64 "\n"
+		"# HELP jairouter_access_log_lines_lost_total Queued access log lines lost: a failed write (disk full) or a target that took nothing until the agent stopped or reopened the log.\n"
+		"# TYPE jairouter_access_log_lines_lost_total counter\njairouter_access_log_lines_lost_total %" PRIu64 "\n"
 		"# HELP jairouter_access_log_queued_bytes Access log bytes waiting for the writer.\n"
 		"# TYPE jairouter_access_log_queued_bytes gauge\njairouter_access_log_queued_bytes %zu\n",
-		s.lines, s.dropped, s.write_errors, s.queued);
+		s.lines, s.dropped, s.write_errors, s.lost, s.queued);
 }

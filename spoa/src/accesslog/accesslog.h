@@ -11,6 +11,11 @@
  * stderr ("stderr"), through a queue written by a thread of its own, so a slow disk or a
  * full pipe never blocks the agent's event loops. The queue is bounded (max_queue bytes):
  * at the limit new lines are dropped and counted (jairouter_access_log_dropped_total).
+ * The writer holds at most one more queue's worth. A file path is opened non-blocking:
+ * a FIFO without a reader is refused at start, and a pipe nobody reads is given up
+ * (its lines counted lost, jairouter_access_log_lines_lost_total) when the agent stops
+ * or the log is reopened, so neither hangs; a write error (disk full) loses the lines
+ * of that write, counted the same way.
  */
 #ifndef JR_ACCESSLOG_H
 #define JR_ACCESSLOG_H
@@ -46,7 +51,7 @@ void alog_reopen(void);
 void alog_close(void);
 
 struct alog_stats {
-	uint64_t lines, dropped, write_errors;
+	uint64_t lines, dropped, write_errors, lost;
 	size_t queued;
 };
 void alog_stats(struct alog_stats *out);

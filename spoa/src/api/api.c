@@ -24,6 +24,7 @@
 
 #include <arpa/inet.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -40,6 +41,7 @@
 #include <time.h>
 
 #define TICK_MS 250
+#define CONN_SWEEP_MS 100
 
 /* The SQL of one call; the function catches its own errors (sql/011_admin_api.sql). */
 static const char CALL_SQL[] =
@@ -77,6 +79,11 @@ struct api {
 	pthread_t thread;
 	struct event_base *base;
 	struct evhttp *http;
+	struct evconnlistener *listener;
+	struct event *sweep_ev;          /* counts the connections evhttp has freed */
+	struct bufferevent *conn[API_CONNS_MAX + API_CONNS_SPARE]; /* open ones, each with our reference */
+	unsigned conns;
+	int paused;                      /* the listener stopped at the connection bound */
 	struct dbw *db;
 	struct event *stop_ev;
 	struct call *head, *tail, *inflight;
@@ -93,6 +100,9 @@ struct api {
 static const int STATUSES[] = { 200, 201, 400, 401, 403, 404, 405, 409, 412, 413, 428, 429, 500, 503 };
 #define NSTATUS (sizeof(STATUSES) / sizeof(STATUSES[0]))
 static _Atomic uint64_t answered_by_status[NSTATUS + 1]; /* [NSTATUS]: any other */
+static _Atomic unsigned open_conns;
+static _Atomic uint64_t conns_accepted;
+static _Atomic uint64_t conns_refused;
 
 static void count_status(int status)
 {
@@ -118,6 +128,16 @@ void api_render_metrics(struct evbuffer *out, void *arg)
 	evbuffer_add_printf(out, "# HELP jairouter_admin_api_database_up Whether the administration API's PostgreSQL connection is up.\n"
 				 "# TYPE jairouter_admin_api_database_up gauge\njairouter_admin_api_database_up %d\n",
 			    a && a->db && dbw_up(a->db) ? 1 : 0);
+	evbuffer_add_printf(out, "# HELP jairouter_admin_api_connections Connections open to the administration API.\n"
+				 "# TYPE jairouter_admin_api_connections gauge\njairouter_admin_api_connections %u\n"
+				 "# HELP jairouter_admin_api_connections_accepted_total Connections the administration API accepted.\n"
+				 "# TYPE jairouter_admin_api_connections_accepted_total counter\n"
+				 "jairouter_admin_api_connections_accepted_total %llu\n"
+				 "# HELP jairouter_admin_api_connections_refused_total Requests answered 503 because more than %d connections were open.\n"
+				 "# TYPE jairouter_admin_api_connections_refused_total counter\n"
+				 "jairouter_admin_api_connections_refused_total %llu\n",
+			    atomic_load(&open_conns), (unsigned long long)atomic_load(&conns_accepted), API_CONNS_MAX,
+			    (unsigned long long)atomic_load(&conns_refused));
 }
 
 static void call_free_if_done(struct call *c)
@@ -770,6 +790,13 @@ static void handle(struct evhttp_request *req, void *arg)
 	struct call *c;
 	char *body;
 
+	if (a->conns > API_CONNS_MAX) {
+		atomic_fetch_add_explicit(&conns_refused, 1, memory_order_relaxed);
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+		send_error(req, 503, "server_error", "admin_busy", 1,
+			   "The administration API has too many open connections. Retry shortly.");
+		return;
+	}
 	if (route(req, &m) < 0 || read_body(req, &body) < 0)
 		return;
 	if (a->calls >= API_CALLS_MAX) {
@@ -835,6 +862,57 @@ static void *run(void *arg)
 	return NULL;
 }
 
+/* ---- connections ------------------------------------------------------------------------- */
+
+/* libevent 2.1's evhttp reports neither a new connection nor its end. Each accepted
+ * connection's bufferevent is made here (evhttp_set_bevcb) and kept with a reference of
+ * ours; evhttp frees a connection with bufferevent_free, which closes the socket and
+ * clears the callbacks, and the sweep (every CONN_SWEEP_MS) counts those as ended and
+ * drops its reference. The count is at most that late. */
+static struct bufferevent *conn_new(struct event_base *base, void *arg)
+{
+	struct api *a = arg;
+	struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+
+	if (!bev)
+		abort(); /* out of memory: as xalloc */
+	atomic_fetch_add_explicit(&conns_accepted, 1, memory_order_relaxed);
+	if (a->conns < API_CONNS_MAX + API_CONNS_SPARE) {
+		bufferevent_incref(bev);
+		a->conn[a->conns++] = bev;
+		atomic_store(&open_conns, a->conns);
+	}
+	if (a->conns >= API_CONNS_MAX + API_CONNS_SPARE && !a->paused) {
+		evconnlistener_disable(a->listener);
+		a->paused = 1;
+	}
+	return bev;
+}
+
+static void conn_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	struct api *a = arg;
+	bufferevent_event_cb errcb;
+	unsigned i = 0;
+
+	(void)fd;
+	(void)what;
+	while (i < a->conns) {
+		bufferevent_getcb(a->conn[i], NULL, NULL, &errcb, NULL);
+		if (errcb) {
+			i++;
+			continue;
+		}
+		bufferevent_decref(a->conn[i]);
+		a->conn[i] = a->conn[--a->conns];
+	}
+	atomic_store(&open_conns, a->conns);
+	if (a->paused && a->conns < API_CONNS_MAX + API_CONNS_SPARE) {
+		evconnlistener_enable(a->listener);
+		a->paused = 0;
+	}
+}
+
 static int bind_addr(struct api *a, const char *addr)
 {
 	struct sockaddr_storage ss;
@@ -854,6 +932,7 @@ static int bind_addr(struct api *a, const char *addr)
 		evconnlistener_free(l);
 		return -1;
 	}
+	a->listener = l;
 	return 0;
 }
 
@@ -861,6 +940,10 @@ static void api_free(struct api *a)
 {
 	if (a->http)
 		evhttp_free(a->http);
+	for (unsigned i = 0; i < a->conns; i++)
+		bufferevent_decref(a->conn[i]);
+	if (a->sweep_ev)
+		event_free(a->sweep_ev);
 	if (a->db)
 		dbw_free(a->db);
 	if (a->stop_ev)
@@ -893,9 +976,12 @@ struct api *api_start(const char *addr, const char *database, unsigned rate_per_
 						    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD |
 						    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT);
 	evhttp_set_gencb(a->http, handle, a);
+	evhttp_set_bevcb(a->http, conn_new, a);
 	a->stop_ev = event_new(a->base, -1, 0, on_stop, a);
+	a->sweep_ev = event_new(a->base, -1, EV_PERSIST, conn_sweep, a);
 	a->db = dbw_start(a->base, database, TICK_MS, &db_ops, a);
-	if (!a->stop_ev || !a->db) {
+	if (!a->stop_ev || !a->sweep_ev || !a->db ||
+	    event_add(a->sweep_ev, &(struct timeval){ 0, CONN_SWEEP_MS * 1000 }) < 0) {
 		snprintf(err, errlen, "admin API: cannot start");
 		goto err;
 	}

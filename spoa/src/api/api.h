@@ -14,6 +14,11 @@
  * API_CALLS_MAX requests in progress and API_QUEUE_MAX waiting for the database (503
  * `admin_busy` with retry-after beyond them), one statement in flight, a statement that
  * takes more than 10 seconds drops the connection (503 `database_unavailable`).
+ * Connections: while more than API_CONNS_MAX are open (slow or stalled clients hold
+ * theirs up to the 30 s request timeout), every request is answered 503 `admin_busy`
+ * and its connection closed; at API_CONNS_MAX + API_CONNS_SPARE the listener stops
+ * accepting (new ones wait in the kernel's backlog) until one closes. So the API never
+ * holds more than that many descriptors, which the agent's SPOP connections share.
  */
 #ifndef JR_API_H
 #define JR_API_H
@@ -23,6 +28,8 @@
 #define API_BODY_MAX 65536
 #define API_CALLS_MAX 256
 #define API_QUEUE_MAX 64
+#define API_CONNS_MAX 256
+#define API_CONNS_SPARE 64
 #define API_RATE_SLOTS 1024 /* callers whose request rate is tracked (direct-mapped) */
 
 struct api;
@@ -42,7 +49,10 @@ void api_set_rate(struct api *a, unsigned rate_per_min);
  * the old keys kept and the reason logged. Any thread (start, SIGHUP). */
 int api_set_master_keys(struct api *a, const char *path);
 /* Prometheus text: jairouter_admin_api_responses_total{status} (every answer, by HTTP
- * status) and jairouter_admin_api_database_up. arg: the struct api (metrics renderer). */
+ * status), jairouter_admin_api_database_up, jairouter_admin_api_connections (open now),
+ * jairouter_admin_api_connections_accepted_total and
+ * jairouter_admin_api_connections_refused_total (requests answered 503 because too
+ * many connections were open). arg: the struct api (metrics renderer). */
 void api_render_metrics(struct evbuffer *out, void *arg);
 /* Answers what is still waiting with 503, stops the thread and frees everything. */
 void api_stop(struct api *a);

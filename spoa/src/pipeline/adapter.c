@@ -5,7 +5,8 @@
  *
  *   - the client speaks Anthropic's API (POST /v1/messages);
  *   - the model's provider does not speak OpenAI's API (anthropic, gemini, bedrock,
- *     cohere's chat and embeddings, ollama whose endpoint says api-version "native") or needs another
+ *     cohere's chat and embeddings, ollama, hunyuan, dashscope and huggingface (TGI) whose
+ *     endpoint says api-version "native") or needs another
  *     URL layout (azure_openai);
  *   - the tenant has masking on (settings.masking; its policy in masking_policy),
  *     for JSON bodies (multipart uploads go direct, unmasked);
@@ -48,10 +49,14 @@ static int needs_translation(const char *kind, enum pl_service svc)
 	return strcmp(kind, "cohere") == 0 && (svc == PL_SVC_CHAT || svc == PL_SVC_EMBEDDINGS);
 }
 
-/* Kinds that speak OpenAI's API and also a native one (api-version "native"). */
-static int has_native_api(const char *kind)
+/* Kinds that speak OpenAI's API and also a native one, chosen by the endpoint's
+ * api-version "native" (Hugging Face TGI also "native-<chat template>"). */
+static int native_api(const char *kind, const char *api_version)
 {
-	return strcmp(kind, "ollama") == 0 || strcmp(kind, "hunyuan") == 0 || strcmp(kind, "dashscope") == 0;
+	if (strcmp(kind, "huggingface") == 0)
+		return strcmp(api_version, "native") == 0 || strncmp(api_version, "native-", 7) == 0;
+	return (strcmp(kind, "ollama") == 0 || strcmp(kind, "hunyuan") == 0 || strcmp(kind, "dashscope") == 0) &&
+	       strcmp(api_version, "native") == 0;
 }
 
 /* Kinds with a public default base URL (the adapter knows it). An OpenAI-compatible
@@ -191,10 +196,10 @@ enum pl_result pl_stage_adapter(struct pl_ctx *ctx)
 	if (read_view(ctx, backend, &v) < 0)
 		return PL_NEXT; /* the model went away meanwhile: route decided already */
 	messages = is_messages_path(&ctx->in.path);
-	/* Ollama's native API (/api/chat), Hunyuan's (Tencent Cloud's signed API) and
-	 * DashScope's when their endpoint says api-version "native". */
+	/* Ollama's native API (/api/chat), Hunyuan's (Tencent Cloud's signed API),
+	 * DashScope's and TGI's (/generate) when their endpoint says api-version "native". */
 	translate = needs_translation(v.provider, ctx->service) ||
-		    (has_native_api(v.provider) && v.has_endpoint && strcmp(v.ep.api_version, "native") == 0);
+		    (v.has_endpoint && native_api(v.provider, v.ep.api_version));
 	if (ctx->obj_use && translate)
 		return not_stored(ctx);
 	if (ctx->obj_use)
