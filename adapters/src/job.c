@@ -114,6 +114,8 @@ void job_free(struct job *j)
 	}
 	if (j->out)
 		evbuffer_free(j->out);
+	if (j->cache_buf)
+		evbuffer_free(j->cache_buf);
 	if (j->body)
 		evbuffer_free(j->body);
 	free(j);
@@ -124,12 +126,14 @@ void job_report(struct job *j, int aborted)
 	struct ad_metrics *m = &j->srv->m;
 	struct rep_line l = { j->id, j->route.public_model, j->route.tenant[0] ? j->route.tenant : "-",
 			      j->route.provider, 0, 0, !j->usage_known, aborted, j->final_status, j->stream, "",
-			      NULL, NULL, 0, 0, 0, 0 };
+			      NULL, NULL, 0, 0, 0, 0, NULL };
 
 	if (j->reported)
 		return;
 	j->reported = 1;
 	l.rid = j->xs.object_id;
+	l.estimated = !j->usage_known || j->cache_estimated;
+	l.cache = j->cache == 2 ? "hit" : NULL;
 	l.prompt = j->usage_known ? j->usage.prompt : (j->prompt_chars + 3) / 4;
 	l.completion = j->usage_known ? j->usage.completion : (j->xs.completion_chars + 3) / 4;
 	m->tokens_prompt += (uint64_t)l.prompt;

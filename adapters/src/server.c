@@ -1,6 +1,7 @@
 /* server: see server.h. */
 #include "server.h"
 
+#include "adcache.h"
 #include "driver.h"
 #include "job.h"
 
@@ -159,6 +160,10 @@ static int prepare(struct job *j, const char *route, char *path, size_t cap)
 	if (xl_is_responses(path) && j->route.family != XL_OPENAI)
 		j->client = CLIENT_RESPONSES;
 	j->srv->m.requests[j->route.family][j->client]++;
+	if (cache_lookup(j, path)) {
+		job_report(j, 0);
+		return -1;
+	}
 	if (!(oreq = openai_request(j, path, cap)))
 		return -1;
 	j->include_usage = json_is_true(json_object_get(json_object_get(oreq, "stream_options"), "include_usage"));
@@ -202,6 +207,11 @@ static void on_metrics(struct evhttp_request *req, void *arg)
 	if (!b)
 		abort(); /* out of memory: as xalloc */
 	adm_render(&s->m, b);
+	if (s->cache) {
+		struct ac_stats st;
+		ac_stats(s->cache, &st);
+		adm_render_cache(&st, s->m.cache_bypass, b);
+	}
 	reply_text(req, b, "text/plain; version=0.0.4");
 }
 
@@ -317,6 +327,8 @@ int srv_init(struct ad_server *s, const struct ad_config *cfg)
 	if (listen_on(s) < 0)
 		return -1;
 	s->tokens = tok_new(s->drv, &s->m, cfg->connect_timeout_ms);
+	if (cfg->cache_max_bytes)
+		s->cache = ac_new(cfg->cache_max_bytes);
 	s->sigs[0] = evsignal_new(s->base, SIGTERM, on_signal, s);
 	s->sigs[1] = evsignal_new(s->base, SIGINT, on_signal, s);
 	if (!s->sigs[0] || !s->sigs[1] || event_add(s->sigs[0], NULL) < 0 || event_add(s->sigs[1], NULL) < 0) {
@@ -342,6 +354,7 @@ void srv_free(struct ad_server *s)
 	if (s->http)
 		evhttp_free(s->http);
 	tok_free(s->tokens);
+	ac_free(s->cache);
 	drv_free(s->drv);
 	if (s->base)
 		event_base_free(s->base);
