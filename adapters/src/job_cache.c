@@ -3,7 +3,8 @@
  * which tenant and model pairs are cached and says so in the route (c, cmax, cs); here
  * the request itself decides whether it may be: an OpenAI-style chat, completions or
  * embeddings request whose body is a JSON object, without `Cache-Control: no-store` or
- * `no-cache` and without `"store": false`. A hit is answered at once (a stream as the
+ * `no-cache` (HAProxy hands the client's Cache-Control over as
+ * x-jairouter-cache-control: model servers never get it) and without `"store": false`. A hit is answered at once (a stream as the
  * same SSE bytes); a miss records what the client gets and stores it when the answer
  * ends well: status 200, not cut short, not larger than cmax.
  */
@@ -67,7 +68,7 @@ static int request_key(struct job *j, const char *path)
 	json_t *store;
 
 	if (j->client != CLIENT_OPENAI || !cacheable_path(path) ||
-	    no_store(evhttp_find_header(evhttp_request_get_input_headers(j->req), "cache-control")))
+	    no_store(evhttp_find_header(evhttp_request_get_input_headers(j->req), "x-jairouter-cache-control")))
 		return -1;
 	if (!(canon = ac_canonical((const char *)evbuffer_pullup(in, -1), len, &clen)))
 		return -1;
