@@ -94,6 +94,7 @@ void job_free(struct job *j)
 {
 	unlink_job(j);
 	tok_cancel(&j->tokw);
+	rc_cancel(j->cache_get);
 	json_decref(j->oreq);
 	if (j->evcon)
 		evhttp_connection_set_closecb(j->evcon, NULL, NULL);
@@ -475,7 +476,7 @@ static void on_client_close(struct evhttp_connection *evcon, void *arg)
 	/* The client (HAProxy) went away: the provider transfer is cancelled at once. */
 	j->client_gone = 1;
 	j->srv->m.client_aborts++;
-	if (j->easy || j->tokw.entry) {
+	if (j->easy || j->tokw.entry || j->cache_get) {
 		job_report(j, 1);
 		job_free(j);
 	}
@@ -483,6 +484,11 @@ static void on_client_close(struct evhttp_connection *evcon, void *arg)
 	 * complete and leaves it to its owner: ours to free. */
 	if (!evhttp_request_get_connection(req))
 		evhttp_request_free(req);
+}
+
+void job_watch_client(struct job *j)
+{
+	evhttp_connection_set_closecb(j->evcon, on_client_close, j);
 }
 
 void job_end_all(struct ad_server *s)

@@ -6,7 +6,9 @@
  * `no-cache` (HAProxy hands the client's Cache-Control over as
  * x-jairouter-cache-control: model servers never get it) and without `"store": false`. A hit is answered at once (a stream as the
  * same SSE bytes); a miss records what the client gets and stores it when the answer
- * ends well: status 200, not cut short, not larger than cmax.
+ * ends well: status 200, not cut short, not larger than cmax. With a shared tier in
+ * Redis (--cache-redis), a miss in memory asks Redis before going on, and a stored
+ * answer is written to both.
  */
 #include "job.h"
 
@@ -120,6 +122,23 @@ static void replay(struct job *j, const struct ac_entry *e)
 	j->reply_ended = 1;
 }
 
+/* The answer from Redis: a hit goes out and ends the job; a miss goes on. */
+static void on_shared(void *arg, const struct ac_entry *e)
+{
+	struct job *j = arg;
+
+	j->cache_get = NULL;
+	if (e) {
+		j->cache = 2;
+		replay(j, e);
+		job_report(j, 0);
+		job_free(j);
+		return;
+	}
+	set_header(j, "miss");
+	j->cache_resume(j);
+}
+
 int cache_lookup(struct job *j, const char *path)
 {
 	const struct ac_entry *e;
@@ -137,6 +156,11 @@ int cache_lookup(struct job *j, const char *path)
 		return 1;
 	}
 	j->cache = 1;
+	if (j->srv->rcache && j->cache_resume &&
+	    (j->cache_get = rc_lookup(j->srv->rcache, j->cache_key, on_shared, j))) {
+		job_watch_client(j);
+		return 2;
+	}
 	set_header(j, "miss");
 	return 0;
 }
@@ -165,11 +189,16 @@ void cache_store(struct job *j)
 	if (j->cache != 1 || !j->cache_buf)
 		return;
 	len = evbuffer_get_length(j->cache_buf);
-	if (j->final_status == 200 && !j->client_gone && !j->xs.failed)
-		ac_put(j->srv->cache, j->cache_key, (const char *)evbuffer_pullup(j->cache_buf, -1), len, j->stream,
-		       j->usage_known ? j->usage.prompt : (j->prompt_chars + 3) / 4,
-		       j->usage_known ? j->usage.completion : (j->xs.completion_chars + 3) / 4, !j->usage_known,
-		       (int64_t)j->route.cache_ttl_s * 1000000, (size_t)j->route.cache_max, mono_us());
+	if (j->final_status == 200 && !j->client_gone && !j->xs.failed) {
+		struct ac_entry e = { .stream = j->stream, .body = (char *)evbuffer_pullup(j->cache_buf, -1),
+				      .len = len, .usage_estimated = !j->usage_known };
+		e.prompt = j->usage_known ? j->usage.prompt : (j->prompt_chars + 3) / 4;
+		e.completion = j->usage_known ? j->usage.completion : (j->xs.completion_chars + 3) / 4;
+		if (ac_put(j->srv->cache, j->cache_key, e.body, len, e.stream, e.prompt, e.completion,
+			   e.usage_estimated, (int64_t)j->route.cache_ttl_s * 1000000, (size_t)j->route.cache_max,
+			   mono_us()) == 0 && j->srv->rcache)
+			rc_store(j->srv->rcache, j->cache_key, &e, (int64_t)j->route.cache_ttl_s * 1000);
+	}
 	evbuffer_free(j->cache_buf);
 	j->cache_buf = NULL;
 	j->cache = 0;

@@ -52,6 +52,10 @@ setup() {
 
 teardown() {
 	stack_teardown
+	# the fleet test's own processes, if it stopped half-way
+	jr_stop_pid "$STACK" adapter-a TERM
+	jr_stop_pid "$STACK" adapter-b TERM
+	jr_stop_pid "$STACK" redis-cache TERM
 }
 
 cache_header_found() {
@@ -244,4 +248,57 @@ usage_is() {
 	(($(adapter_metric jairouter_adapter_cache_stores_total) >= 5))
 	(($(adapter_metric jairouter_adapter_cache_entries) >= 5))
 	(($(adapter_metric jairouter_adapter_cache_bytes) > 0))
+}
+
+# adapter_req PORT BODY: a request straight to an adapter, with the route HAProxy would
+# send for tenant ta and the model "cached"; the answer in $BATS_TEST_TMPDIR/{headers,body}.
+adapter_req() {
+	local route
+	route="p=openai&u=$(node -e 'process.stdout.write(encodeURIComponent(process.argv[1]))' "$JR_MOCK_URL/v1")&m=cached&pm=cached&t=ta&c=60&cmax=65536"
+	STATUS=$(curl -sS --max-time 10 -o "$BATS_TEST_TMPDIR/body" -D "$BATS_TEST_TMPDIR/headers" -w '%{http_code}' \
+		-H "x-jairouter-adapter: $route" -H "x-request-id: fleet-$RANDOM" -H 'content-type: application/json' \
+		--data-binary "$2" "http://127.0.0.1:$1/v1/chat/completions") || STATUS=000
+}
+
+@test "adapters of a fleet share entries through Redis; without Redis each serves from its own memory" {
+	local rport n0 a b bin
+	rport=$(jr_free_port)
+	jr_spawn "$STACK" redis-cache redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no \
+		--daemonize no
+	jr_wait_tcp 127.0.0.1 "$rport" 10
+	bin=$(jr_adapter_bin)
+	jr_spawn "$STACK" adapter-a "$bin" --listen 127.0.0.1:0 --cache-redis "127.0.0.1:$rport"
+	jr_spawn "$STACK" adapter-b "$bin" --listen 127.0.0.1:0 --cache-redis "127.0.0.1:$rport"
+	a=$(jr_listening_port "$STACK" adapter-a)
+	b=$(jr_listening_port "$STACK" adapter-b)
+	n0=$(answers)
+	adapter_req "$a" "$(body cached "fleet question")"
+	expect_status 200
+	[[ $(hdr x-jairouter-cache) == miss ]]
+	cp "$BATS_TEST_TMPDIR/body" "$BATS_TEST_TMPDIR/first"
+	# Stored in Redis once the answer went out: the other adapter finds it.
+	eventually 5 bash -c "[[ \$(redis-cli -p $rport --raw DBSIZE) == 1 ]]"
+	adapter_req "$b" "$(body cached "fleet question")"
+	expect_status 200
+	[[ $(hdr x-jairouter-cache) == hit ]]
+	cmp "$BATS_TEST_TMPDIR/first" "$BATS_TEST_TMPDIR/body"
+	[[ $(answers) == $((n0 + 1)) ]]
+	# The entry's time to live is the policy's (c=60): set in Redis with it.
+	local ttl
+	ttl=$(redis-cli -p "$rport" --raw PTTL "$(redis-cli -p "$rport" --raw KEYS 'jairouter:cache:*' | head -n 1)")
+	((ttl > 50000 && ttl <= 60000))
+	[[ $(curl -fsS "http://127.0.0.1:$b/metrics" | awk '$1 == "jairouter_adapter_cache_redis_total{op=\"get\",result=\"hit\"}" { print $2 }') == 1 ]]
+	# Redis goes away: requests are still answered (a miss each), and each adapter's
+	# memory still serves what it stored itself.
+	jr_stop_pid "$STACK" redis-cache TERM
+	adapter_req "$b" "$(body cached "fleet question")" # b's memory has no entry: a miss
+	expect_status 200
+	[[ $(hdr x-jairouter-cache) == miss ]]
+	adapter_req "$a" "$(body cached "fleet question")"
+	expect_status 200
+	[[ $(hdr x-jairouter-cache) == hit ]]
+	[[ $(answers) == $((n0 + 2)) ]]
+	jr_stop_pid "$STACK" adapter-a TERM
+	jr_stop_pid "$STACK" adapter-b TERM
+	run ! grep -qE 'Sanitizer|runtime error' "$STACK/adapter-a.log" "$STACK/adapter-b.log"
 }

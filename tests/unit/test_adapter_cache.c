@@ -3,6 +3,7 @@
 #include "testlib.h"
 
 #include "adcache.h"
+#include "rcache.h"
 #include "route.h"
 
 #include <stdlib.h>
@@ -179,6 +180,42 @@ static void route_fields(void)
 	CHECK_EQ_INT(route_parse("p=openai&m=gpt&cmax=1234567890", 30, &r, err, sizeof(err)), -1);
 }
 
+/* The value stored in Redis: header and body round trip; malformed values refused. */
+static void redis_values(void)
+{
+	struct ac_entry in = { .stream = 1, .prompt = 12, .completion = 345, .usage_estimated = 1,
+			       .body = "data: {}\n\ndata: [DONE]\n\n", .len = 24 }, out;
+	size_t len = 0;
+	char *v = rc_encode(&in, &len);
+
+	CHECK(len > in.len);
+	CHECK(memcmp(v, "jrc1 1 12 345 1\n", 16) == 0);
+	CHECK_EQ_INT(rc_decode(v, len, &out), 0);
+	CHECK_EQ_INT(out.stream, 1);
+	CHECK_EQ_INT((int)out.prompt, 12);
+	CHECK_EQ_INT((int)out.completion, 345);
+	CHECK_EQ_INT(out.usage_estimated, 1);
+	CHECK_EQ_INT((int)out.len, 24);
+	CHECK(memcmp(out.body, in.body, 24) == 0);
+	free(v);
+	in.len = 0; /* an empty body is still an entry */
+	v = rc_encode(&in, &len);
+	CHECK_EQ_INT(rc_decode(v, len, &out), 0);
+	CHECK_EQ_INT((int)out.len, 0);
+	free(v);
+	CHECK_EQ_INT(rc_decode("jrc1 1 12 345 1", 15, &out), -1);     /* no header end */
+	CHECK_EQ_INT(rc_decode("jrc2 1 1 1 0\nx", 14, &out), -1);      /* another version */
+	CHECK_EQ_INT(rc_decode("jrc1 2 1 1 0\nx", 14, &out), -1);      /* not a flag */
+	CHECK_EQ_INT(rc_decode("jrc1 0 -1 1 0\nx", 15, &out), -1);     /* negative usage */
+	CHECK_EQ_INT(rc_decode("jrc1 0 1 1 0 junk\nx", 19, &out), -1); /* trailing fields */
+	CHECK_EQ_INT(rc_decode("", 0, &out), -1);
+	/* a client for a malformed address is refused */
+	CHECK(rc_new(NULL, "localhost", 50) == NULL);
+	CHECK(rc_new(NULL, ":6379", 50) == NULL);
+	CHECK(rc_new(NULL, "127.0.0.1:0", 50) == NULL);
+	CHECK(rc_new(NULL, "127.0.0.1:6379x", 50) == NULL);
+}
+
 int main(void)
 {
 	RUN(canonical_form);
@@ -187,5 +224,6 @@ int main(void)
 	RUN(bounds_and_lru);
 	RUN(many_entries);
 	RUN(route_fields);
+	RUN(redis_values);
 	TEST_END();
 }
