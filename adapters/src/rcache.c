@@ -18,6 +18,7 @@
 #define RETRY_US 1000000 /* a lost connection is tried again after this */
 #define KEY_MAX (sizeof(RC_PREFIX) + 2 * AC_KEY_LEN)
 #define HEADER_MAX 96
+#define PENDING_MAX 4096 /* lookups awaiting Redis; more are misses at once */
 
 struct rc_client {
 	struct event_base *base;
@@ -27,6 +28,7 @@ struct rc_client {
 	redisAsyncContext *ac;
 	int up;
 	int64_t retry_at_us;
+	size_t pending;
 	struct rc_stats st;
 };
 
@@ -64,6 +66,13 @@ struct rc_client *rc_new(struct event_base *base, const char *hostport, long tim
 	c->port = (int)port;
 	c->timeout_ms = timeout_ms;
 	return c;
+}
+
+static int ensure(struct rc_client *c);
+
+void rc_connect(struct rc_client *c)
+{
+	ensure(c);
 }
 
 void rc_free(struct rc_client *c)
@@ -210,6 +219,7 @@ static void on_reply(redisAsyncContext *ac, void *r, void *priv)
 
 	(void)ac;
 	event_free(g->timer);
+	g->c->pending--;
 	if (!g->done) {
 		if (reply && reply->type == REDIS_REPLY_STRING && rc_decode(reply->str, reply->len, &e) == 0) {
 			g->c->st.hits++;
@@ -232,7 +242,9 @@ struct rc_get *rc_lookup(struct rc_client *c, const uint8_t key[AC_KEY_LEN], rc_
 	size_t kl = make_key(key, k);
 	struct rc_get *g;
 
-	if (!ensure(c))
+	/* Only on an established connection: a Redis that does not answer the connection
+	 * (hiredis has no connect timeout) must not gather lookups. */
+	if (!ensure(c) || !c->up || c->pending >= PENDING_MAX)
 		return NULL;
 	g = xcalloc(1, sizeof(*g));
 	g->c = c;
@@ -247,6 +259,7 @@ struct rc_get *rc_lookup(struct rc_client *c, const uint8_t key[AC_KEY_LEN], rc_
 		return NULL;
 	}
 	evtimer_add(g->timer, &tv);
+	c->pending++;
 	return g;
 }
 
@@ -278,7 +291,7 @@ void rc_store(struct rc_client *c, const uint8_t key[AC_KEY_LEN], const struct a
 	size_t kl = make_key(key, k), vl = 0;
 	char *v;
 
-	if (!ensure(c)) {
+	if (!ensure(c) || !c->up) {
 		c->st.store_errors++;
 		return;
 	}

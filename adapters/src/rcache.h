@@ -8,9 +8,10 @@
  *   value  rc_encode: "jrc1 <stream> <prompt> <completion> <estimated>\n" + the body
  *   TTL    the policy's, set with the entry (SET ... PX)
  *
- * Failures never fail a request: a lookup that errs, finds Redis down or takes longer
- * than the timeout is a miss (counted); a store that fails is dropped (counted). A lost
- * connection is retried at most once a second. Redis' own memory bound (maxmemory with
+ * Failures never fail a request: a lookup that errs, finds Redis down or not yet
+ * connected, or takes longer than the timeout is a miss (counted); a store that fails is
+ * dropped (counted). A lost connection is retried at most once a second. At most 4096
+ * lookups wait for Redis at a time; more are misses at once. Redis' own memory bound (maxmemory with
  * an eviction policy) bounds the shared tier; each value is at most the policy's
  * max_entry_bytes plus its header.
  */
@@ -36,6 +37,8 @@ struct rc_client;
 /* A client of the Redis at "host:port" (connected on first use), lookups given up after
  * timeout_ms. NULL when the address is malformed. */
 struct rc_client *rc_new(struct event_base *base, const char *hostport, long timeout_ms);
+/* Starts connecting (at start-up, so that the first requests find the connection). */
+void rc_connect(struct rc_client *c);
 void rc_free(struct rc_client *c);
 
 /* The outcome of a lookup: the decoded entry (e.body valid during the call only), or

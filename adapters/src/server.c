@@ -381,6 +381,8 @@ int srv_init(struct ad_server *s, const struct ad_config *cfg)
 			  "--cache-redis %s: expected HOST:PORT", cfg->cache_redis);
 		return -1;
 	}
+	if (s->rcache)
+		rc_connect(s->rcache);
 	s->sigs[0] = evsignal_new(s->base, SIGTERM, on_signal, s);
 	s->sigs[1] = evsignal_new(s->base, SIGINT, on_signal, s);
 	if (!s->sigs[0] || !s->sigs[1] || event_add(s->sigs[0], NULL) < 0 || event_add(s->sigs[1], NULL) < 0) {
