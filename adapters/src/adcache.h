@@ -41,10 +41,10 @@ struct ac_cache;
 struct ac_cache *ac_new(size_t max_bytes);
 void ac_free(struct ac_cache *c);
 
-/* The key of a request: SHA-256 over a version tag, the scope (a tenant's name, or ""
- * for a model whose cache is shared by every tenant), the public model name, the path
- * and the canonical body, each length-prefixed so that no two inputs collide by
- * concatenation. */
+/* The key of a request: SHA-256 over a version tag, the scope (the agent's: tenant and
+ * model ids, or the model's id alone for a cache shared by tenants), the public model
+ * name, the path and the canonical body, each length-prefixed so that no two inputs
+ * collide by concatenation. */
 void ac_key(const char *scope, const char *model, const char *path, const char *body, size_t body_len,
 	    uint8_t out[AC_KEY_LEN]);
 

@@ -85,7 +85,7 @@ static int request_key(struct job *j, const char *path)
 		}
 		json_decref(v);
 	}
-	ac_key(j->route.cache_shared ? "" : j->route.tenant, j->route.public_model, path, canon, clen, j->cache_key);
+	ac_key(j->route.cache_scope, j->route.public_model, path, canon, clen, j->cache_key);
 	free(canon);
 	return 0;
 }
@@ -143,7 +143,7 @@ int cache_lookup(struct job *j, const char *path)
 {
 	const struct ac_entry *e;
 
-	if (!j->srv->cache || j->route.cache_ttl_s <= 0 || j->route.cache_max <= 0)
+	if (!j->srv->cache || j->route.cache_ttl_s <= 0 || j->route.cache_max <= 0 || !j->route.cache_scope[0])
 		return 0;
 	if (request_key(j, path) < 0) {
 		set_header(j, "bypass");

@@ -15,7 +15,7 @@ static const struct {
 } fields[] = {
 #define F(k, m) { k, offsetof(struct ad_route, m), sizeof(((struct ad_route *)0)->m) }
 	F("p", provider), F("u", base_url), F("m", model), F("pm", public_model),
-	F("r", region), F("av", api_version), F("t", tenant), F("mask", mask),
+	F("r", region), F("av", api_version), F("t", tenant), F("mask", mask), F("cs", cache_scope),
 #undef F
 };
 
@@ -52,10 +52,6 @@ static int parse_field(const char *p, const char *stop, struct ad_route *r, char
 	kl = (size_t)(eq - p);
 	if (kl == 2 && memcmp(p, "mt", 2) == 0) {
 		r->meter = stop - eq == 2 && eq[1] == '1';
-		return 0;
-	}
-	if (kl == 2 && memcmp(p, "cs", 2) == 0) {
-		r->cache_shared = stop - eq == 2 && eq[1] == '1';
 		return 0;
 	}
 	if ((kl == 1 && p[0] == 'c') || (kl == 4 && memcmp(p, "cmax", 4) == 0))

@@ -254,7 +254,7 @@ usage_is() {
 # send for tenant ta and the model "cached"; the answer in $BATS_TEST_TMPDIR/{headers,body}.
 adapter_req() {
 	local route
-	route="p=openai&u=$(node -e 'process.stdout.write(encodeURIComponent(process.argv[1]))' "$JR_MOCK_URL/v1")&m=cached&pm=cached&t=ta&c=60&cmax=65536"
+	route="p=openai&u=$(node -e 'process.stdout.write(encodeURIComponent(process.argv[1]))' "$JR_MOCK_URL/v1")&m=cached&pm=cached&t=ta&c=60&cmax=65536&cs=t1.m1"
 	STATUS=$(curl -sS --max-time 10 -o "$BATS_TEST_TMPDIR/body" -D "$BATS_TEST_TMPDIR/headers" -w '%{http_code}' \
 		-H "x-jairouter-adapter: $route" -H "x-request-id: fleet-$RANDOM" -H 'content-type: application/json' \
 		--data-binary "$2" "http://127.0.0.1:$1/v1/chat/completions") || STATUS=000

@@ -45,7 +45,7 @@ static void keys(void)
 	CHECK(memcmp(k1, k2, AC_KEY_LEN) == 0);
 	ac_key("globex", "gpt", "/v1/chat/completions", "{}", 2, k2); /* another tenant */
 	CHECK(memcmp(k1, k2, AC_KEY_LEN) != 0);
-	ac_key("", "gpt", "/v1/chat/completions", "{}", 2, k2); /* the shared scope */
+	ac_key("s.m1", "gpt", "/v1/chat/completions", "{}", 2, k2); /* the shared scope */
 	CHECK(memcmp(k1, k2, AC_KEY_LEN) != 0);
 	ac_key("acme", "gpt2", "/v1/chat/completions", "{}", 2, k2);
 	CHECK(memcmp(k1, k2, AC_KEY_LEN) != 0);
@@ -166,15 +166,15 @@ static void route_fields(void)
 {
 	struct ad_route r;
 	char err[128];
-	const char *h = "p=openai&m=gpt&t=acme&c=300&cmax=65536&cs=1";
+	const char *h = "p=openai&m=gpt&t=acme&c=300&cmax=65536&cs=t3.m12";
 
 	CHECK_EQ_INT(route_parse(h, strlen(h), &r, err, sizeof(err)), 0);
 	CHECK_EQ_INT((int)r.cache_ttl_s, 300);
 	CHECK_EQ_INT((int)r.cache_max, 65536);
-	CHECK_EQ_INT(r.cache_shared, 1);
+	CHECK_EQ_STR(r.cache_scope, "t3.m12");
 	CHECK_EQ_INT(route_parse("p=openai&m=gpt", 14, &r, err, sizeof(err)), 0);
 	CHECK_EQ_INT((int)r.cache_ttl_s, 0);
-	CHECK_EQ_INT(r.cache_shared, 0);
+	CHECK_EQ_STR(r.cache_scope, "");
 	CHECK_EQ_INT(route_parse("p=openai&m=gpt&c=1x", 19, &r, err, sizeof(err)), -1);
 	CHECK_EQ_INT(route_parse("p=openai&m=gpt&c=", 17, &r, err, sizeof(err)), -1);
 	CHECK_EQ_INT(route_parse("p=openai&m=gpt&cmax=1234567890", 30, &r, err, sizeof(err)), -1);

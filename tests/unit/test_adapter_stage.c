@@ -286,16 +286,16 @@ static void cached_tenant(void)
 	chat(KEY_C, "gpt", 0);
 	CHECK_EQ_STR(v.backend, "be_adapter");
 	CHECK_EQ_STR(v.adapter, "p=vllm&u=http%3A%2F%2F10.0.0.1%3A8000%2Fv1&m=Qwen%2FQwen2.5&pm=gpt&t=cached&be=be_mock"
-				"&c=60&cmax=4096");
+				"&c=60&cmax=4096&cs=t3.m1");
 	chat(KEY_C, "gpt", 1); /* streamed: metered and cached */
 	CHECK_EQ_STR(v.adapter, "p=vllm&u=http%3A%2F%2F10.0.0.1%3A8000%2Fv1&m=Qwen%2FQwen2.5&pm=gpt&mt=1&t=cached"
-				"&be=be_mock&c=60&cmax=4096");
+				"&be=be_mock&c=60&cmax=4096&cs=t3.m1");
 	chat(KEY_C, "nometer", 0);
 	CHECK_EQ_STR(v.adapter, "p=openai&u=http%3A%2F%2F10.0.0.2%2Fv1&m=nometer&pm=nometer&t=cached&be=be_nometer"
-				"&c=5&cmax=2048&cs=1");
+				"&c=5&cmax=2048&cs=s.m12");
 	decide(KEY_C, "/v1/embeddings", "{\"model\":\"gpt\",\"input\":\"a\"}", &v);
 	CHECK_EQ_STR(v.backend, "be_adapter");
-	CHECK(strstr(v.adapter, "&c=60&cmax=4096") != NULL);
+	CHECK(strstr(v.adapter, "&c=60&cmax=4096&cs=t3.m1") != NULL);
 	/* rerank is not cached: direct */
 	decide(KEY_C, "/v1/rerank", "{\"model\":\"gpt\",\"query\":\"q\",\"documents\":[\"a\"]}", &v);
 	CHECK_EQ_STR(v.backend, "be_mock");

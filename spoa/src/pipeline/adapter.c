@@ -106,6 +106,7 @@ struct view {
 	char mask[EP_MASK_MAX];
 	int cache;
 	struct st_cache cp;
+	int64_t model_id;
 };
 
 static int read_view(const struct pl_ctx *ctx, const char *backend, struct view *v)
@@ -118,6 +119,7 @@ static int read_view(const struct pl_ctx *ctx, const char *backend, struct view 
 
 	memset(v, 0, sizeof(*v));
 	if (m) {
+		v->model_id = m->id;
 		snprintf(v->provider, sizeof(v->provider), "%s", m->provider);
 		snprintf(v->upstream, sizeof(v->upstream), "%s", m->upstream[0] ? m->upstream : m->name);
 	}
@@ -199,16 +201,23 @@ static int plan_cache(const struct pl_ctx *ctx, const struct view *v)
 	       (v->has_endpoint || has_default_url(v->provider));
 }
 
-/* The route's cache fields: time to live, largest entry, shared scope. */
-static void cache_fields(struct writer *w, const struct st_cache *c)
+/* The route's cache fields: time to live, largest entry, and the scope that goes into
+ * every key: the tenant's and the model's ids ("t<tenant>.m<model>"), or only the
+ * model's when its cache is shared ("s.m<model>"). Ids, not names: a tenant or model
+ * deleted and created again under the same name never meets the old one's entries. */
+static void cache_fields(struct writer *w, const struct st_cache *c, int64_t tenant_id, int64_t model_id)
 {
-	char ttl[24], max[24];
+	char ttl[24], max[24], scope[48];
 
 	snprintf(ttl, sizeof(ttl), "%lld", (long long)c->ttl_s);
 	snprintf(max, sizeof(max), "%lld", (long long)c->max_entry_bytes);
+	if (c->shared)
+		snprintf(scope, sizeof(scope), "s.m%lld", (long long)model_id);
+	else
+		snprintf(scope, sizeof(scope), "t%lld.m%lld", (long long)tenant_id, (long long)model_id);
 	field(w, "c", ttl);
 	field(w, "cmax", max);
-	field(w, "cs", c->shared ? "1" : "");
+	field(w, "cs", scope);
 }
 
 enum pl_result pl_stage_adapter(struct pl_ctx *ctx)
@@ -275,7 +284,7 @@ enum pl_result pl_stage_adapter(struct pl_ctx *ctx)
 	field(&w, "be", backend);
 	field(&w, "mask", v.masking ? v.mask : "");
 	if (cache)
-		cache_fields(&w, &v.cp);
+		cache_fields(&w, &v.cp, ctx->tenant_id, v.model_id);
 	if (w.bad) {
 		out->adapter[0] = '\0';
 		return pl_fail(ctx, PL_R_INTERNAL);
