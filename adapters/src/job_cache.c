@@ -61,29 +61,31 @@ static void set_header(struct job *j, const char *v)
 	evhttp_add_header(evhttp_request_get_output_headers(j->req), CACHE_HEADER, v);
 }
 
+/* Whether the body says "store": false (nothing is to be kept). */
+static int store_false(const char *canon, size_t len)
+{
+	json_t *v = json_loadb(canon, len, 0, NULL);
+	int no = json_is_false(json_object_get(v, "store"));
+
+	json_decref(v);
+	return no;
+}
+
 /* The request's key, or -1 when it may not be cached. */
 static int request_key(struct job *j, const char *path)
 {
 	struct evbuffer *in = evhttp_request_get_input_buffer(j->req);
 	size_t len = evbuffer_get_length(in), clen = 0;
 	char *canon;
-	json_t *store;
 
 	if (j->client != CLIENT_OPENAI || !cacheable_path(path) ||
 	    no_store(evhttp_find_header(evhttp_request_get_input_headers(j->req), "x-jairouter-cache-control")))
 		return -1;
 	if (!(canon = ac_canonical((const char *)evbuffer_pullup(in, -1), len, &clen)))
 		return -1;
-	/* "store": false asks that nothing be kept; checked on the canonical text's parse. */
-	{
-		json_t *v = json_loadb(canon, clen, 0, NULL);
-		store = json_object_get(v, "store");
-		if (json_is_false(store)) {
-			json_decref(v);
-			free(canon);
-			return -1;
-		}
-		json_decref(v);
+	if (store_false(canon, clen)) {
+		free(canon);
+		return -1;
 	}
 	ac_key(j->route.cache_scope, j->route.public_model, path, canon, clen, j->cache_key);
 	free(canon);
@@ -108,9 +110,8 @@ static void replay(struct job *j, const struct ac_entry *e)
 	j->cache_estimated = e->usage_estimated;
 	j->final_status = 200;
 	adm_status(&j->srv->m, 200);
-	/* A stream goes out as its SSE events in one piece with a Content-Length: one write
-	 * (headers and events together) instead of the chunked framing's three, which on
-	 * a connection without TCP_NODELAY waits for a delayed ACK (40 ms) between them. */
+	/* A stream goes out as its SSE events in one piece with a Content-Length: headers
+	 * and events in one write, not the chunked framing's three. */
 	if (e->stream) {
 		evhttp_add_header(h, "Content-Type", "text/event-stream; charset=utf-8");
 		evhttp_add_header(h, "Cache-Control", "no-cache");
