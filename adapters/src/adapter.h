@@ -17,12 +17,16 @@ struct event;
 struct drv;
 struct job;
 struct tok_cache;
+struct ac_cache;
+struct rc_client;
 
 struct ad_server {
 	const struct ad_config *cfg;
 	struct event_base *base;
 	struct drv *drv;
 	struct tok_cache *tokens;  /* access tokens of exchanged credentials (tokens.h) */
+	struct ac_cache *cache;    /* the response cache (adcache.h, docs/cache.md) */
+	struct rc_client *rcache;  /* its shared tier in Redis (rcache.h), NULL = none */
 	struct evhttp *http;
 	struct evhttp_bound_socket *bound;
 	struct event *sigs[2], *drain_timer;

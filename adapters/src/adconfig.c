@@ -19,13 +19,16 @@ static const struct opt {
 #define NUM(n, k, m, lo, hi) { n, k, offsetof(struct ad_config, m), 0, lo, hi }
 	TEXT("--listen", listen),
 	TEXT("--report", report),
+	TEXT("--cache-redis", cache_redis),
 	NUM("--max-body", OPT_SIZE, max_body, 1024, 1L << 30),
 	NUM("--max-response", OPT_SIZE, max_response, 1024, 1L << 30),
 	NUM("--max-pending", OPT_SIZE, max_pending, 1024, 1L << 30),
+	NUM("--cache-max-bytes", OPT_SIZE, cache_max_bytes, 0, 1L << 34),
 	NUM("--max-inflight", OPT_LONG, max_inflight, 1, 1000000),
 	NUM("--connect-timeout-ms", OPT_LONG, connect_timeout_ms, 1, 600000),
 	NUM("--idle-timeout-s", OPT_LONG, idle_timeout_s, 1, 86400),
 	NUM("--drain-timeout-s", OPT_LONG, drain_timeout_s, 0, 3600),
+	NUM("--cache-redis-timeout-ms", OPT_LONG, cache_redis_timeout_ms, 1, 10000),
 	NUM("--log-level", OPT_LOG_LEVEL, log_level, 0, 0),
 #undef TEXT
 #undef NUM
@@ -33,14 +36,15 @@ static const struct opt {
 
 void adcfg_defaults(struct ad_config *c)
 {
-	*c = (struct ad_config){ "127.0.0.1:8090", "", 4u << 20, 16u << 20, 256u << 10, 1024, 10000,
-				 300, 5, (int)log_get_level() };
+	*c = (struct ad_config){ "127.0.0.1:8090", "", "", 4u << 20, 16u << 20, 256u << 10, 64u << 20, 1024, 10000,
+				 300, 5, 50, (int)log_get_level() };
 }
 
 void adcfg_usage(FILE *f)
 {
 	fprintf(f, "usage: jairouter-adapter [--listen HOST:PORT] [--report HOST:PORT] [--max-body BYTES]\n"
 		   "       [--max-response BYTES] [--max-pending BYTES] [--max-inflight N]\n"
+		   "       [--cache-max-bytes BYTES] [--cache-redis HOST:PORT] [--cache-redis-timeout-ms MS]\n"
 		   "       [--connect-timeout-ms MS] [--idle-timeout-s S] [--drain-timeout-s S]\n"
 		   "       [--log-level error|warn|info|debug]\n");
 }

@@ -11,8 +11,11 @@
 struct ad_config {
 	char listen[128];          /* HOST:PORT (":0" lets the kernel choose) */
 	char report[128];          /* the agent's report listener, "" = none */
+	char cache_redis[128];     /* the response cache's shared tier, HOST:PORT, "" = none */
 	size_t max_body, max_response, max_pending;
+	size_t cache_max_bytes;    /* the response cache's bound (docs/cache.md); 0 = off */
 	long max_inflight, connect_timeout_ms, idle_timeout_s, drain_timeout_s;
+	long cache_redis_timeout_ms;
 	int log_level;             /* enum log_level */
 };
 

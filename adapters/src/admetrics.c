@@ -1,6 +1,8 @@
 /* admetrics: see admetrics.h. */
 #include "admetrics.h"
 
+#include "adcache.h"
+
 #include <event2/buffer.h>
 #include <stddef.h>
 #include <string.h>
@@ -80,4 +82,31 @@ void adm_render(const struct ad_metrics *m, struct evbuffer *b)
 	}
 	evbuffer_add_printf(b, "# TYPE jairouter_adapter_inflight gauge\njairouter_adapter_inflight %ld\n",
 			    m->inflight);
+}
+
+void adm_render_cache(const struct ac_stats *st, uint64_t bypass, struct evbuffer *b)
+{
+	evbuffer_add_printf(b,
+			    "# HELP jairouter_adapter_cache_requests_total Cacheable requests by outcome (bypass: the "
+			    "request asked not to be stored or cannot be cached).\n"
+			    "# TYPE jairouter_adapter_cache_requests_total counter\n"
+			    "jairouter_adapter_cache_requests_total{result=\"hit\"} %llu\n"
+			    "jairouter_adapter_cache_requests_total{result=\"miss\"} %llu\n"
+			    "jairouter_adapter_cache_requests_total{result=\"bypass\"} %llu\n"
+			    "# TYPE jairouter_adapter_cache_stores_total counter\n"
+			    "jairouter_adapter_cache_stores_total %llu\n"
+			    "# HELP jairouter_adapter_cache_dropped_total Entries dropped: evicted (least recently "
+			    "used, for room), expired, or too large to store.\n"
+			    "# TYPE jairouter_adapter_cache_dropped_total counter\n"
+			    "jairouter_adapter_cache_dropped_total{reason=\"evicted\"} %llu\n"
+			    "jairouter_adapter_cache_dropped_total{reason=\"expired\"} %llu\n"
+			    "jairouter_adapter_cache_dropped_total{reason=\"too_large\"} %llu\n"
+			    "# TYPE jairouter_adapter_cache_entries gauge\n"
+			    "jairouter_adapter_cache_entries %llu\n"
+			    "# TYPE jairouter_adapter_cache_bytes gauge\n"
+			    "jairouter_adapter_cache_bytes %llu\n",
+			    (unsigned long long)st->hits, (unsigned long long)st->misses, (unsigned long long)bypass,
+			    (unsigned long long)st->stores, (unsigned long long)st->evictions,
+			    (unsigned long long)st->expired, (unsigned long long)st->too_large,
+			    (unsigned long long)st->entries, (unsigned long long)st->bytes);
 }

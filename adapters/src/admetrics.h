@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 struct evbuffer;
+struct ac_stats;
 
 /* The API a client speaks. */
 /* CLIENT_RESPONSES: a Responses API request translated to chat (xlate_responses.c). */
@@ -25,6 +26,7 @@ struct ad_metrics {
 	uint64_t tokens_prompt, tokens_completion, usage_estimated;
 	uint64_t reports_sent, reports_failed, refused_busy;
 	uint64_t token_fetch_ok, token_fetch_failed, token_waits; /* access tokens (tokens.h) */
+	uint64_t cache_bypass;     /* cached tenant and model, but the request may not be */
 	long inflight;
 };
 
@@ -33,5 +35,7 @@ void adm_status(struct ad_metrics *m, int status);
 
 /* Appends the exposition text to b. */
 void adm_render(const struct ad_metrics *m, struct evbuffer *b);
+/* The response cache's series (docs/cache.md). */
+void adm_render_cache(const struct ac_stats *st, uint64_t bypass, struct evbuffer *b);
 
 #endif

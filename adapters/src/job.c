@@ -94,6 +94,7 @@ void job_free(struct job *j)
 {
 	unlink_job(j);
 	tok_cancel(&j->tokw);
+	rc_cancel(j->cache_get);
 	json_decref(j->oreq);
 	if (j->evcon)
 		evhttp_connection_set_closecb(j->evcon, NULL, NULL);
@@ -114,6 +115,8 @@ void job_free(struct job *j)
 	}
 	if (j->out)
 		evbuffer_free(j->out);
+	if (j->cache_buf)
+		evbuffer_free(j->cache_buf);
 	if (j->body)
 		evbuffer_free(j->body);
 	free(j);
@@ -124,12 +127,14 @@ void job_report(struct job *j, int aborted)
 	struct ad_metrics *m = &j->srv->m;
 	struct rep_line l = { j->id, j->route.public_model, j->route.tenant[0] ? j->route.tenant : "-",
 			      j->route.provider, 0, 0, !j->usage_known, aborted, j->final_status, j->stream, "",
-			      NULL, NULL, 0, 0, 0, 0 };
+			      NULL, NULL, 0, 0, 0, 0, NULL };
 
 	if (j->reported)
 		return;
 	j->reported = 1;
 	l.rid = j->xs.object_id;
+	l.estimated = !j->usage_known || j->cache_estimated;
+	l.cache = j->cache == 2 ? "hit" : NULL;
 	l.prompt = j->usage_known ? j->usage.prompt : (j->prompt_chars + 3) / 4;
 	l.completion = j->usage_known ? j->usage.completion : (j->xs.completion_chars + 3) / 4;
 	m->tokens_prompt += (uint64_t)l.prompt;
@@ -471,7 +476,7 @@ static void on_client_close(struct evhttp_connection *evcon, void *arg)
 	/* The client (HAProxy) went away: the provider transfer is cancelled at once. */
 	j->client_gone = 1;
 	j->srv->m.client_aborts++;
-	if (j->easy || j->tokw.entry) {
+	if (j->easy || j->tokw.entry || j->cache_get) {
 		job_report(j, 1);
 		job_free(j);
 	}
@@ -479,6 +484,11 @@ static void on_client_close(struct evhttp_connection *evcon, void *arg)
 	 * complete and leaves it to its owner: ours to free. */
 	if (!evhttp_request_get_connection(req))
 		evhttp_request_free(req);
+}
+
+void job_watch_client(struct job *j)
+{
+	evhttp_connection_set_closecb(j->evcon, on_client_close, j);
 }
 
 void job_end_all(struct ad_server *s)

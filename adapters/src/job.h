@@ -14,6 +14,7 @@
 
 #include "eventstream.h"
 #include "mask.h"
+#include "rcache.h"
 #include "route.h"
 #include "driver.h"
 #include "sse.h"
@@ -83,6 +84,15 @@ struct job {
 	int usage_known;
 	int final_status;
 	int reported;
+	/* The response cache (docs/cache.md): 1 miss (the answer is recorded and stored
+	 * when it ends well), 2 hit (answered from the cache); the key, and the bytes the
+	 * client got so far (dropped when they outgrow the route's cmax). */
+	int cache;
+	uint8_t cache_key[32];
+	struct evbuffer *cache_buf;
+	int cache_estimated;        /* a hit whose stored usage was an estimate */
+	struct rc_get *cache_get;   /* a lookup in Redis under way (rcache.h) */
+	void (*cache_resume)(struct job *j); /* what follows a miss in Redis (server.c) */
 };
 
 /* A new job for req, linked into the server's list. */
@@ -99,8 +109,24 @@ int job_start(struct job *j, const json_t *oreq, const char *path, const char *s
 /* The drain deadline: every job still running is ended, reported and freed. */
 void job_end_all(struct ad_server *s);
 
+/* Frees the job when its client goes away while it waits (for a token, Redis). */
+void job_watch_client(struct job *j);
+
 /* The usage line (once per job; aborted: the client or the adapter gave up). */
 void job_report(struct job *j, int aborted);
+
+/* ---- the response cache (job_cache.c) ------------------------------------------- */
+
+/* Before the transfer: when the route caches this tenant and model and the request may
+ * be cached, a stored answer goes out (1: answered, the job only reports) or the job
+ * records its answer (0; so does every request that is not answered from the cache).
+ * 2: not in memory, asked of Redis: the job waits; a hit is answered, reported and the
+ * job freed; a miss calls j->cache_resume (set it before), which goes on. */
+int cache_lookup(struct job *j, const char *path);
+/* Bytes the client gets, recorded on a miss. */
+void cache_record(struct job *j, const char *p, size_t n);
+/* The answer ended: stored when it ended well; the recording is released either way. */
+void cache_store(struct job *j);
 
 /* ---- what a job writes to its client (job_reply.c) ------------------------------- */
 

@@ -40,6 +40,11 @@ void reply_json(struct job *j, int status, json_t *body)
 	evhttp_add_header(evhttp_request_get_output_headers(j->req), "Content-Type", "application/json");
 	if (s)
 		evbuffer_add(out, s, strlen(s));
+	if (s && status == 200 && j->cache == 1) {
+		j->final_status = 200;
+		cache_record(j, s, strlen(s));
+		cache_store(j);
+	}
 	free(s);
 	send_reply(j, status, status < 400 ? "OK" : "Error", out);
 }
@@ -190,6 +195,7 @@ void reply_bytes(void *arg, const char *p, size_t n)
 	if (!j->out)
 		j->out = new_buffer();
 	evbuffer_add(j->out, p, n);
+	cache_record(j, p, n);
 }
 
 void reply_flush(struct job *j)
@@ -339,6 +345,7 @@ void reply_stream_end(struct job *j)
 		j->usage = j->xs.usage;
 		j->usage_known = 1;
 	}
+	cache_store(j);
 	adm_status(&j->srv->m, 200);
 	reply_flush(j);
 	evhttp_send_reply_end(j->req);

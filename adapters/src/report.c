@@ -84,6 +84,8 @@ int rep_send(const struct ad_reporter *r, const struct rep_line *l)
 		     l->estimated ? " est=1" : "", l->aborted ? " abort=1" : "", l->status, l->stream,
 		     value(l->model, model, sizeof(model)), value(l->tenant, tenant, sizeof(tenant)), l->provider,
 		     l->rid && l->rid[0] ? value(l->rid, rid, sizeof(rid)) : "-");
+	if (n > 0 && (size_t)n < sizeof(line) && l->cache)
+		n += snprintf(line + n, sizeof(line) - (size_t)n, " cache=%s", l->cache);
 	if (n > 0 && (size_t)n < sizeof(line) && l->traceparent)
 		n += snprintf(line + n, sizeof(line) - (size_t)n,
 			      " trace=%.32s span=%s pspan=%.16s sampled=%d t0us=%lld xl_us=%lld fb_us=%lld tt_us=%lld",

@@ -24,6 +24,7 @@ struct rep_line {
 	 * provider call's span id, and microsecond times from the request's arrival. */
 	const char *traceparent, *call_span;
 	int64_t t_start_us, translate_us, first_byte_us, total_us;
+	const char *cache; /* "hit": answered from the response cache; NULL otherwise */
 };
 
 /* Opens the socket for a numeric "HOST:PORT" ("" = reports off: fd -1). 0, or -1 with

@@ -15,9 +15,29 @@ static const struct {
 } fields[] = {
 #define F(k, m) { k, offsetof(struct ad_route, m), sizeof(((struct ad_route *)0)->m) }
 	F("p", provider), F("u", base_url), F("m", model), F("pm", public_model),
-	F("r", region), F("av", api_version), F("t", tenant), F("mask", mask),
+	F("r", region), F("av", api_version), F("t", tenant), F("mask", mask), F("cs", cache_scope),
 #undef F
 };
+
+/* A positive decimal number of at most 9 digits. */
+static int parse_long(const char *p, const char *stop, long *out, char *err, size_t cap)
+{
+	long n = 0;
+
+	if (p == stop || stop - p > 9) {
+		snprintf(err, cap, "cache field is malformed");
+		return -1;
+	}
+	for (; p < stop; p++) {
+		if (*p < '0' || *p > '9') {
+			snprintf(err, cap, "cache field is malformed");
+			return -1;
+		}
+		n = n * 10 + (*p - '0');
+	}
+	*out = n;
+	return 0;
+}
 
 /* One "k=v" field into r. 0, or -1 with err. */
 static int parse_field(const char *p, const char *stop, struct ad_route *r, char *err, size_t cap)
@@ -34,6 +54,8 @@ static int parse_field(const char *p, const char *stop, struct ad_route *r, char
 		r->meter = stop - eq == 2 && eq[1] == '1';
 		return 0;
 	}
+	if ((kl == 1 && p[0] == 'c') || (kl == 4 && memcmp(p, "cmax", 4) == 0))
+		return parse_long(eq + 1, stop, kl == 1 ? &r->cache_ttl_s : &r->cache_max, err, cap);
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
 		if (strlen(fields[i].key) != kl || memcmp(p, fields[i].key, kl) != 0)
 			continue;

@@ -8,6 +8,9 @@
  *   r   region (Bedrock)                           av  api-version (Azure)
  *   mt  1: meter streamed usage                    mask  the tenant's masking policy JSON
  *   t   tenant name (reports)
+ *   c   response cache: the entry's time to live in seconds (absent: no caching)
+ *   cmax  the largest entry stored, bytes       cs  the cache scope in every key:
+ *         "t<tenant id>.m<model id>", or "s.m<model id>" for a model shared by tenants
  */
 #ifndef JR_AD_ROUTE_H
 #define JR_AD_ROUTE_H
@@ -30,6 +33,9 @@ struct ad_route {
 	char tenant[RT_NAME_MAX];
 	int meter;
 	char mask[RT_MASK_MAX];   /* "" = no masking */
+	long cache_ttl_s;         /* 0 = not cached (docs/cache.md) */
+	long cache_max;           /* bytes */
+	char cache_scope[64];     /* "" = not cached */
 };
 
 /* Parses the header value. 0, or -1 with err (a provider is required). */

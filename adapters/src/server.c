@@ -1,21 +1,27 @@
 /* server: see server.h. */
 #include "server.h"
 
+#include "adcache.h"
 #include "driver.h"
 #include "job.h"
+#include "rcache.h"
 
 #include "util/log.h"
 
 #include <arpa/inet.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 /* ---- requests from HAProxy ------------------------------------------------------------ */
 
@@ -138,13 +144,38 @@ static int64_t prompt_chars(const json_t *oreq, size_t body_len)
 	return n;
 }
 
-/* Until the transfer starts: 0, or -1 once an answer went out. */
-static int prepare(struct job *j, const char *route, char *path, size_t cap)
+/* From the client's body to the transfer: 0, or -1 once an answer went out. */
+static int proceed(struct job *j, char *path, size_t cap)
 {
 	struct evkeyvalq *h = evhttp_request_get_input_headers(j->req);
-	char err[160];
 	json_t *oreq;
 	int rc = -1;
+
+	if (!(oreq = openai_request(j, path, cap)))
+		return -1;
+	j->include_usage = json_is_true(json_object_get(json_object_get(oreq, "stream_options"), "include_usage"));
+	j->prompt_chars = prompt_chars(oreq, evbuffer_get_length(evhttp_request_get_input_buffer(j->req)));
+	if (mask_setup(j, oreq) == 0 && (rc = job_start(j, oreq, path, credential(h))) < 0 && !j->reply_ended)
+		reply_refuse(j->srv, j->req, 500, "server_error", "gateway_error", "The upstream transfer could not start.");
+	json_decref(oreq);
+	return rc;
+}
+
+/* A miss in the response cache's Redis tier: the request goes on (job_cache.c). */
+static void resume(struct job *j)
+{
+	char path[sizeof(j->path)];
+
+	snprintf(path, sizeof(path), "%s", j->path);
+	if (proceed(j, path, sizeof(path)) < 0)
+		job_free(j);
+}
+
+/* Until the transfer starts: 0 (or waiting for Redis), or -1 once an answer went out. */
+static int prepare(struct job *j, const char *route, char *path, size_t cap)
+{
+	char err[160];
+	int hit;
 
 	if (route_parse(route, strlen(route), &j->route, err, sizeof(err)) < 0) {
 		log_event(LOG_ERROR, "adapter_header_invalid",
@@ -159,14 +190,31 @@ static int prepare(struct job *j, const char *route, char *path, size_t cap)
 	if (xl_is_responses(path) && j->route.family != XL_OPENAI)
 		j->client = CLIENT_RESPONSES;
 	j->srv->m.requests[j->route.family][j->client]++;
-	if (!(oreq = openai_request(j, path, cap)))
+	snprintf(j->path, sizeof(j->path), "%s", path);
+	j->cache_resume = resume;
+	hit = cache_lookup(j, path);
+	if (hit == 1) {
+		job_report(j, 0);
 		return -1;
-	j->include_usage = json_is_true(json_object_get(json_object_get(oreq, "stream_options"), "include_usage"));
-	j->prompt_chars = prompt_chars(oreq, evbuffer_get_length(evhttp_request_get_input_buffer(j->req)));
-	if (mask_setup(j, oreq) == 0 && (rc = job_start(j, oreq, path, credential(h))) < 0 && !j->reply_ended)
-		reply_refuse(j->srv, j->req, 500, "server_error", "gateway_error", "The upstream transfer could not start.");
-	json_decref(oreq);
-	return rc;
+	}
+	if (hit == 2)
+		return 0; /* asked of Redis: resume() or the hit ends the job */
+	return proceed(j, path, cap);
+}
+
+/* Answers go out without Nagle's delay: HAProxy keeps its connections to the adapter
+ * open and acknowledges late (delayed ACK), so an answer written in more than one piece
+ * (libevent writes at most 16 KiB at a time; streams write per provider burst) would
+ * wait 40 ms for each acknowledgement. Set per request: evhttp has no hook per
+ * connection, and the call costs one system call. */
+static void no_delay(struct evhttp_request *req)
+{
+	struct bufferevent *bev = evhttp_connection_get_bufferevent(evhttp_request_get_connection(req));
+	evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+	int one = 1;
+
+	if (fd >= 0)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
 static void on_request(struct evhttp_request *req, void *arg)
@@ -175,6 +223,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 	char path[256];
 	struct job *j;
 
+	no_delay(req);
 	if (admit(s, req) < 0)
 		return;
 	request_path(req, path, sizeof(path));
@@ -202,6 +251,13 @@ static void on_metrics(struct evhttp_request *req, void *arg)
 	if (!b)
 		abort(); /* out of memory: as xalloc */
 	adm_render(&s->m, b);
+	if (s->cache) {
+		struct ac_stats st;
+		ac_stats(s->cache, &st);
+		adm_render_cache(&st, s->m.cache_bypass, b);
+	}
+	if (s->rcache)
+		rc_render(s->rcache, b);
 	reply_text(req, b, "text/plain; version=0.0.4");
 }
 
@@ -317,6 +373,16 @@ int srv_init(struct ad_server *s, const struct ad_config *cfg)
 	if (listen_on(s) < 0)
 		return -1;
 	s->tokens = tok_new(s->drv, &s->m, cfg->connect_timeout_ms);
+	if (cfg->cache_max_bytes)
+		s->cache = ac_new(cfg->cache_max_bytes);
+	if (s->cache && cfg->cache_redis[0] &&
+	    !(s->rcache = rc_new(s->base, cfg->cache_redis, cfg->cache_redis_timeout_ms))) {
+		log_event(LOG_ERROR, "cache_redis_invalid", LOG_FIELDS(LOG_S("addr", cfg->cache_redis)),
+			  "--cache-redis %s: expected HOST:PORT", cfg->cache_redis);
+		return -1;
+	}
+	if (s->rcache)
+		rc_connect(s->rcache);
 	s->sigs[0] = evsignal_new(s->base, SIGTERM, on_signal, s);
 	s->sigs[1] = evsignal_new(s->base, SIGINT, on_signal, s);
 	if (!s->sigs[0] || !s->sigs[1] || event_add(s->sigs[0], NULL) < 0 || event_add(s->sigs[1], NULL) < 0) {
@@ -342,6 +408,8 @@ void srv_free(struct ad_server *s)
 	if (s->http)
 		evhttp_free(s->http);
 	tok_free(s->tokens);
+	rc_free(s->rcache);
+	ac_free(s->cache);
 	drv_free(s->drv);
 	if (s->base)
 		event_base_free(s->base);

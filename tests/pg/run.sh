@@ -5,6 +5,7 @@
 #   tests/pg/test_policy_sql.sh  tenant policy: grants, key rotation, credentials, audit
 #   tests/pg/test_routing_sql.sh routing policies, fallback chains, virtual models
 #   tests/pg/test_reports_sql.sh usage per hour and end user, usage reports, advice rules
+#   tests/pg/test_cache_sql.sh   response cache policies (sql/018_cache.sql)
 #   test_pgsync              the agent's synchroniser under ASan + UBSan
 #   test_writers             the usage and security-audit writers, likewise
 #   test_dbwriter            the batch writer they share (pg/writer.c), likewise
@@ -101,6 +102,7 @@ identity_db=$(pg_create_db "$port" jr_identity)
 writers_db=$(pg_create_db "$port" jr_writers)
 dbwriter_db=$(pg_create_db "$port" jr_dbwriter)
 reports_db=$(pg_create_db "$port" jr_reports)
+cache_db=$(pg_create_db "$port" jr_cache)
 
 jr_step migrate_sql_db migrate_twice "$sql_db"
 jr_step migrate_pgsync_db migrate_twice "$sync_db"
@@ -109,6 +111,7 @@ jr_step migrate_routing_db migrate_twice "$routing_db"
 jr_step migrate_identity_db migrate_twice "$identity_db"
 jr_step migrate_writers_db migrate_twice "$writers_db"
 jr_step migrate_reports_db migrate_twice "$reports_db"
+jr_step migrate_cache_db migrate_twice "$cache_db"
 jr_step build_test_pgsync build_test test_pgsync
 jr_step build_test_writers build_test test_writers
 jr_step build_test_dbwriter build_test test_dbwriter
@@ -132,6 +135,10 @@ tally "$dir/test_identity_sql.log"
 echo "# test_reports_sql.sh"
 JAIROUTER_DATABASE=$reports_db bash tests/pg/test_reports_sql.sh 2>&1 | tee "$dir/test_reports_sql.log" || true
 tally "$dir/test_reports_sql.log"
+
+echo "# test_cache_sql.sh"
+JAIROUTER_DATABASE=$cache_db bash tests/pg/test_cache_sql.sh 2>&1 | tee "$dir/test_cache_sql.log" || true
+tally "$dir/test_cache_sql.log"
 
 run_c_test test_pgsync "$sync_db"
 run_c_test test_writers "$writers_db"

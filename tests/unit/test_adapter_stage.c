@@ -10,6 +10,7 @@
 
 #define KEY "jr-00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 #define KEY_M "jr-ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"
+#define KEY_C "jr-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
 static void put_model(struct state *s, int64_t id, const char *name, const char *backend,
 		      const char *provider, const char *upstream)
@@ -44,6 +45,7 @@ static void load(void)
 {
 	struct state *s = state_new();
 	struct st_tenant t1 = { 1, "acme", ST_ACTIVE, "" }, t2 = { 2, "masked", ST_ACTIVE, "" };
+	struct st_tenant t3 = { 3, "cached", ST_ACTIVE, "" };
 	struct st_endpoint e1 = { .id = 1, .backend = "be_mock", .base_url = "http://10.0.0.1:8000/v1", .meter = 1 };
 	struct st_endpoint e2 = { .id = 2, .backend = "be_bedrock", .region = "eu-west-1", .meter = 1 };
 	struct st_endpoint e3 = { .id = 3, .backend = "be_vertex",
@@ -54,9 +56,17 @@ static void load(void)
 				  .meter = 1 };
 	struct st_endpoint e7 = { .id = 7, .backend = "be_tgi_x", .base_url = "http://10.0.0.4:8080", .api_version = "nativex" };
 	struct st_masking mk = { .tenant_id = 2, .enabled = 1, .policy = "{\"rules\":[{\"detector\":\"email\"}]}" };
+	/* "cached" caches gpt (its own entries) and nometer (shared); plain has no endpoint */
+	struct st_cache c1 = { .id = 1, .tenant_id = 3, .model_id = 1, .ttl_s = 60, .max_entry_bytes = 4096,
+			       .hit_price_factor = 0.1 };
+	struct st_cache c2 = { .id = 2, .tenant_id = 3, .model_id = 12, .ttl_s = 5, .max_entry_bytes = 2048,
+			       .shared = 1 };
+	struct st_cache c3 = { .id = 3, .tenant_id = 3, .model_id = 2, .ttl_s = 5, .max_entry_bytes = 2048 };
 
 	state_put_tenant(s, &t1);
 	state_put_tenant(s, &t2);
+	state_put_tenant(s, &t3);
+	put_key(s, 3, 3, KEY_C);
 	put_key(s, 1, 1, KEY);
 	put_key(s, 2, 2, KEY_M);
 	put_model(s, 1, "gpt", "be_mock", "vllm", "Qwen/Qwen2.5");
@@ -81,6 +91,9 @@ static void load(void)
 	adapter_put_endpoint(state_adapter(s), &e6);
 	adapter_put_endpoint(state_adapter(s), &e7);
 	adapter_put_masking(state_adapter(s), &mk);
+	adapter_put_cache(state_adapter(s), &c1);
+	adapter_put_cache(state_adapter(s), &c2);
+	adapter_put_cache(state_adapter(s), &c3);
 	store_replace(s);
 	store_set_db_online(1);
 }
@@ -280,6 +293,38 @@ static void masking_tenant(void)
 	CHECK(fx_contains(ack, (size_t)n, "be_adapter"));
 }
 
+/* A cached tenant and model detour with the cache fields; other tenants, uncached
+ * models, other services and models the adapter cannot reach do not. */
+static void cached_tenant(void)
+{
+	chat(KEY_C, "gpt", 0);
+	CHECK_EQ_STR(v.backend, "be_adapter");
+	CHECK_EQ_STR(v.adapter, "p=vllm&u=http%3A%2F%2F10.0.0.1%3A8000%2Fv1&m=Qwen%2FQwen2.5&pm=gpt&t=cached&be=be_mock"
+				"&c=60&cmax=4096&cs=t3.m1");
+	chat(KEY_C, "gpt", 1); /* streamed: metered and cached */
+	CHECK_EQ_STR(v.adapter, "p=vllm&u=http%3A%2F%2F10.0.0.1%3A8000%2Fv1&m=Qwen%2FQwen2.5&pm=gpt&mt=1&t=cached"
+				"&be=be_mock&c=60&cmax=4096&cs=t3.m1");
+	chat(KEY_C, "nometer", 0);
+	CHECK_EQ_STR(v.adapter, "p=openai&u=http%3A%2F%2F10.0.0.2%2Fv1&m=nometer&pm=nometer&t=cached&be=be_nometer"
+				"&c=5&cmax=2048&cs=s.m12");
+	decide(KEY_C, "/v1/embeddings", "{\"model\":\"gpt\",\"input\":\"a\"}", &v);
+	CHECK_EQ_STR(v.backend, "be_adapter");
+	CHECK(strstr(v.adapter, "&c=60&cmax=4096&cs=t3.m1") != NULL);
+	/* rerank is not cached: direct */
+	decide(KEY_C, "/v1/rerank", "{\"model\":\"gpt\",\"query\":\"q\",\"documents\":[\"a\"]}", &v);
+	CHECK_EQ_STR(v.backend, "be_mock");
+	CHECK_EQ_STR(v.adapter, "");
+	/* no endpoint row and no public default URL: direct, uncached (not refused) */
+	chat(KEY_C, "plain", 0);
+	CHECK_EQ_INT(v.allow, 1);
+	CHECK_EQ_STR(v.backend, "be_plain");
+	CHECK_EQ_STR(v.adapter, "");
+	/* another tenant: no cache fields */
+	chat(KEY_M, "gpt", 0);
+	CHECK_EQ_STR(v.backend, "be_adapter"); /* masked, not cached */
+	CHECK(strstr(v.adapter, "&c=") == NULL);
+}
+
 int main(void)
 {
 	store_init();
@@ -291,6 +336,7 @@ int main(void)
 	RUN(cloud_providers);
 	RUN(messages_clients);
 	RUN(masking_tenant);
+	RUN(cached_tenant);
 	store_destroy();
 	TEST_END();
 }

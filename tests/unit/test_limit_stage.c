@@ -7,6 +7,7 @@
 #include "pipeline/limits.h"
 #include "pipeline/pipeline.h"
 #include "report/report.h"
+#include "state/endpoints.h"
 #include "state/state.h"
 #include "usage/usage.h"
 
@@ -321,6 +322,63 @@ static void test_acct_and_reports(void)
 	event_base_free(base);
 }
 
+/* What the observer saw of the last settlement. */
+static int64_t seen_cost = -1, seen_prompt = -1;
+
+static void on_settled(const char *tenant, const char *model, int64_t pt, int64_t ct, int64_t cost, int stream,
+		       int estimated)
+{
+	(void)tenant, (void)model, (void)ct, (void)stream, (void)estimated;
+	seen_cost = cost;
+	seen_prompt = pt;
+}
+
+/* A response cache hit (cache=hit in HAProxy's line, docs/cache.md) is settled with the
+ * stored usage at the tenant's hit price factor; without the mark, at the full price. */
+static void test_cache_hit_priced(void)
+{
+	static const struct limits_observer obs = { NULL, on_settled, NULL };
+	struct event_base *base = event_base_new();
+	struct jr_config cfg;
+	struct pl_ctx ctx;
+	char acct[LIMITS_ACCT_MAX], line[512];
+	struct st_cache cp = { .id = 1, .tenant_id = 1, .model_id = 7, .ttl_s = 60, .max_entry_bytes = 4096,
+			       .hit_price_factor = 0.25 };
+	struct state *s;
+
+	config_defaults(&cfg);
+	cfg.database[0] = '\0';
+	lim_local_destroy();
+	CHECK_EQ_INT(limits_start(base, &cfg), 0);
+	load(NULL, 0);
+	s = store_write_begin();
+	adapter_put_cache(state_adapter(s), &cp);
+	store_write_end();
+	limits_set_observer(&obs);
+	ctx_init(&ctx, k_body);
+	ctx.in.request_id.ptr = "hit-1";
+	ctx.in.request_id.len = 5;
+	CHECK(limits_acct(&ctx, acct, sizeof(acct)) > 0);
+	CHECK_EQ_INT(pl_stage_limits(&ctx), PL_NEXT);
+	/* 1000 + 1000 tokens at 1000 per million each way: 2,000,000 micro-units in full */
+	snprintf(line, sizeof(line), "id=hit-1 st=200 pt=1000 ct=1000 cache=hit acct=%s end=1", acct);
+	publish(line);
+	CHECK_EQ_INT((int)seen_prompt, 1000);
+	CHECK_EQ_INT((int)seen_cost, 500000);
+	ctx.in.request_id.ptr = "miss-1";
+	ctx.in.request_id.len = 6;
+	CHECK_EQ_INT(pl_stage_limits(&ctx), PL_NEXT);
+	snprintf(line, sizeof(line), "id=miss-1 st=200 pt=1000 ct=1000 cache=miss acct=%s end=1", acct);
+	publish(line);
+	CHECK_EQ_INT((int)seen_cost, 2000000);
+	limits_set_observer(NULL);
+	limits_stop(0);
+	pl_ctx_clear(&ctx);
+	report_unsubscribe_all();
+	lim_local_init(1000);
+	event_base_free(base);
+}
+
 int main(void)
 {
 	store_init();
@@ -331,6 +389,7 @@ int main(void)
 	RUN(test_denied_earlier_is_untouched);
 	RUN(test_token_subjects);
 	RUN(test_acct_and_reports);
+	RUN(test_cache_hit_priced);
 	lim_local_destroy();
 	store_destroy();
 	TEST_END();

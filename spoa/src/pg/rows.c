@@ -597,6 +597,36 @@ static void del_limit(struct state *s, int64_t id)
 {
 	limdefs_del(state_limits(s), id);
 }
+/* ---- response cache policies (state/endpoints.h; sql/018_cache.sql) ----------------- */
+
+#define CACHE_SQL                                                                          \
+	"SELECT id, tenant_id, model_id, ttl_s, max_entry_bytes, scope = 'shared', "        \
+	"hit_price_factor FROM jairouter.cache_policies"
+static const struct row_field cache_fields[] = {
+	ROW_FIELD(RK_I64, struct st_cache, id),
+	ROW_FIELD(RK_I64, struct st_cache, tenant_id),
+	ROW_FIELD(RK_I64, struct st_cache, model_id),
+	ROW_FIELD(RK_I64, struct st_cache, ttl_s),
+	ROW_FIELD(RK_I64, struct st_cache, max_entry_bytes),
+	ROW_FIELD(RK_IS_T, struct st_cache, shared),
+	ROW_FIELD(RK_F64, struct st_cache, hit_price_factor),
+};
+
+static int put_cache(struct state *s, const struct row *r, int64_t *id)
+{
+	struct st_cache c;
+
+	*id = row_i64(r, 0);
+	if (row_read(r, cache_fields, NFIELDS(cache_fields), &c, sizeof(c)) < 0)
+		return -1;
+	adapter_put_cache(state_adapter(s), &c);
+	return 0;
+}
+
+static void del_cache(struct state *s, int64_t id)
+{
+	adapter_del_cache(state_adapter(s), id);
+}
 
 /* ---- the table -------------------------------------------------------------------- */
 
@@ -634,6 +664,8 @@ const struct ps_table ps_tables[] = {
 	/* adapter endpoints and tenant masking */
 	{ "endpoints", ENDPOINTS_SQL, ENDPOINTS_SQL BY_IDS, 6, put_endpoint, del_endpoint },
 	{ "tenants", MASKING_SQL, MASKING_SQL BY_IDS, 3, put_masking, del_masking },
+	/* response cache */
+	{ "cache_policies", CACHE_SQL, CACHE_SQL BY_IDS, 7, put_cache, del_cache },
 	/* routing */
 	{ "routing_policies", ROUTING_SQL, ROUTING_SQL BY_IDS, 14, put_routing, del_routing },
 	{ "model_fallbacks", FALLBACKS_SQL, FALLBACKS_SQL BY_IDS, 5, put_fallback, del_fallback },

@@ -11,7 +11,10 @@
  *   - the tenant has masking on (settings.masking; its policy in masking_policy),
  *     for JSON bodies (multipart uploads go direct, unmasked);
  *   - the request is streamed and the model's backend has an endpoint with
- *     meter_streams (usage read from the stream and reported).
+ *     meter_streams (usage read from the stream and reported);
+ *   - the tenant caches the model's answers (sql/018_cache.sql, docs/cache.md): a JSON
+ *     chat, completions or embeddings request, when the adapter can reach the model
+ *     (an endpoint row or a provider default URL; otherwise it goes direct, uncached).
  *
  * The route, "k=v&k=v" with percent-encoded values (adapters/src/route.h), carries the
  * provider kind, base URL, upstream and public model names, region, api-version, the
@@ -106,6 +109,9 @@ struct view {
 	struct st_endpoint ep;
 	int masking;
 	char mask[EP_MASK_MAX];
+	int cache;
+	struct st_cache cp;
+	int64_t model_id;
 };
 
 static int read_view(const struct pl_ctx *ctx, const char *backend, struct view *v)
@@ -114,9 +120,11 @@ static int read_view(const struct pl_ctx *ctx, const char *backend, struct view 
 	const struct st_model *m = state_find_model(s, ctx->out.model, strlen(ctx->out.model));
 	const struct st_endpoint *e = adapter_find_endpoint(state_adapter(s), backend);
 	const struct st_masking *mk = adapter_find_masking(state_adapter(s), ctx->tenant_id);
+	const struct st_cache *cp = m ? adapter_find_cache(state_adapter(s), ctx->tenant_id, m->id) : NULL;
 
 	memset(v, 0, sizeof(*v));
 	if (m) {
+		v->model_id = m->id;
 		snprintf(v->provider, sizeof(v->provider), "%s", m->provider);
 		snprintf(v->upstream, sizeof(v->upstream), "%s", m->upstream[0] ? m->upstream : m->name);
 	}
@@ -127,6 +135,10 @@ static int read_view(const struct pl_ctx *ctx, const char *backend, struct view 
 	if (mk) {
 		v->masking = 1;
 		snprintf(v->mask, sizeof(v->mask), "%s", mk->policy[0] ? mk->policy : "{}");
+	}
+	if (cp) {
+		v->cache = 1;
+		v->cp = *cp;
 	}
 	store_read_end();
 	return m ? 0 : -1;
@@ -182,13 +194,44 @@ static void plan_meter(struct pl_ctx *ctx)
 	}
 }
 
+/* Whether this request's answer may come from (and go into) the response cache: the
+ * tenant caches the model, the request is JSON to chat, completions or embeddings, and
+ * the adapter can reach the model. The request's own wishes (no-store) are the
+ * adapter's to read. */
+static int plan_cache(const struct pl_ctx *ctx, const struct view *v)
+{
+	return v->cache && !ctx->in.is_form && !ctx->obj_use && !ctx->obj_create &&
+	       (ctx->service == PL_SVC_CHAT || ctx->service == PL_SVC_COMPLETIONS ||
+		ctx->service == PL_SVC_EMBEDDINGS) &&
+	       (v->has_endpoint || has_default_url(v->provider));
+}
+
+/* The route's cache fields: time to live, largest entry, and the scope that goes into
+ * every key: the tenant's and the model's ids ("t<tenant>.m<model>"), or only the
+ * model's when its cache is shared ("s.m<model>"). Ids, not names: a tenant or model
+ * deleted and created again under the same name never meets the old one's entries. */
+static void cache_fields(struct writer *w, const struct st_cache *c, int64_t tenant_id, int64_t model_id)
+{
+	char ttl[24], max[24], scope[48];
+
+	snprintf(ttl, sizeof(ttl), "%lld", (long long)c->ttl_s);
+	snprintf(max, sizeof(max), "%lld", (long long)c->max_entry_bytes);
+	if (c->shared)
+		snprintf(scope, sizeof(scope), "s.m%lld", (long long)model_id);
+	else
+		snprintf(scope, sizeof(scope), "t%lld.m%lld", (long long)tenant_id, (long long)model_id);
+	field(w, "c", ttl);
+	field(w, "cmax", max);
+	field(w, "cs", scope);
+}
+
 enum pl_result pl_stage_adapter(struct pl_ctx *ctx)
 {
 	struct pl_verdict *out = &ctx->out;
 	char backend[ST_NAME_MAX];
 	struct view v;
 	struct writer w = { out->adapter, sizeof(out->adapter), 0, 0 };
-	int messages, translate, meter;
+	int messages, translate, meter, cache;
 
 	if (!out->allow)
 		return PL_NEXT;
@@ -208,7 +251,8 @@ enum pl_result pl_stage_adapter(struct pl_ctx *ctx)
 	 * response's id (recorded for its owner) and usage from the stream. */
 	meter = ctx->in.stream && v.has_endpoint && (v.ep.meter || ctx->obj_create) &&
 		(ctx->service == PL_SVC_CHAT || ctx->service == PL_SVC_COMPLETIONS);
-	if (!messages && !translate && !v.masking && !meter) {
+	cache = plan_cache(ctx, &v);
+	if (!messages && !translate && !v.masking && !meter && !cache) {
 		/* An endpoint row with meter_streams off: its streams are billed at the
 		 * estimate (no usage requested, no detour). */
 		if (!v.has_endpoint || v.ep.meter)
@@ -244,6 +288,8 @@ enum pl_result pl_stage_adapter(struct pl_ctx *ctx)
 	field(&w, "t", out->tenant);
 	field(&w, "be", backend);
 	field(&w, "mask", v.masking ? v.mask : "");
+	if (cache)
+		cache_fields(&w, &v.cp, ctx->tenant_id, v.model_id);
 	if (w.bad) {
 		out->adapter[0] = '\0';
 		return pl_fail(ctx, PL_R_INTERNAL);

@@ -4,6 +4,7 @@
 #include "limit/defs.h"
 #include "limit/limiter.h"
 #include "report/report.h"
+#include "state/endpoints.h"
 #include "state/state.h"
 #include "usage/usage.h"
 #include "util/hmap.h"
@@ -36,7 +37,7 @@ static size_t s_max_inflight = 65536;
 static struct {
 	_Atomic uint64_t admitted, refused_rate, refused_quota, fleet_decisions, local_decisions,
 		fallback_decisions, untracked, evicted, expired, settled, unknown_reports,
-		estimated, billed_from_line, handed_over;
+		estimated, billed_from_line, handed_over, cache_hits;
 } st;
 
 static char process_tag[9] = "00000000";
@@ -110,6 +111,8 @@ struct resv {
 	int64_t pt, ct;
 	int usage_estimated;
 	int failed;              /* HAProxy's line: request_failed (usage_rec.failed) */
+	double hit_factor;       /* the price factor of a response cache hit (docs/cache.md) */
+	int cache_hit;           /* a report line said cache=hit */
 	char user[USAGE_USER_MAX + 1]; /* the end user usage is recorded under ("": none) */
 	char issuer[PL_END_USER_MAX];  /* a token's issuer ("": an API key), for the access log */
 	const struct jr_report *rep;   /* HAProxy's line being handled now, else NULL */
@@ -256,6 +259,7 @@ struct lim_req {
 	size_t n;
 	int64_t tenant_id, key_id, model_id;
 	double price_in, price_out;
+	double hit_factor;
 	int64_t est_prompt, est_completion;
 	char id[ID_MAX];
 	int remote_n;          /* items[0..remote_n) go to Redis, the rest are local */
@@ -468,6 +472,7 @@ static void reserve(struct lim_req *q)
 	r->model_id = q->model_id;
 	r->price_in = q->price_in;
 	r->price_out = q->price_out;
+	r->hit_factor = q->hit_factor;
 	r->est_prompt = q->est_prompt;
 	r->est_completion = q->est_completion;
 	r->stream = q->ctx->in.stream;
@@ -556,10 +561,13 @@ static void select_limits(struct lim_req *q, struct lim_def *defs, size_t *n)
 {
 	const struct state *s = store_read_begin();
 	const struct st_model *m = state_find_model(s, q->ctx->out.model, strlen(q->ctx->out.model));
+	const struct st_cache *cp;
 
 	q->model_id = m ? m->id : 0;
 	q->price_in = m ? m->price_in : -1;
 	q->price_out = m ? m->price_out : -1;
+	cp = m ? adapter_find_cache(state_adapter(s), q->tenant_id, m->id) : NULL;
+	q->hit_factor = cp ? cp->hit_price_factor : 1;
 	*n = limdefs_select(state_limits(s), q->tenant_id, q->key_id, q->model_id, defs, LIM_MAX_PER_REQ);
 	store_read_end();
 }
@@ -767,6 +775,12 @@ static void settle(struct resv *r, int64_t pt, int64_t ct, int estimated, int ok
 	int64_t actual = pt + ct, money = money_micro(pt, ct, r->price_in, r->price_out);
 	struct usage_rec u;
 
+	/* A response cache hit: the stored usage, priced with the tenant's hit factor. */
+	if (r->cache_hit) {
+		money = (int64_t)ceil((double)money * r->hit_factor);
+		bump(&st.cache_hits);
+	}
+
 	for (size_t i = 0; i < r->n && i < LIM_MAX_PER_REQ; i++) {
 		const struct lim_item *it = &r->items[i];
 		delta[i] = it->def.dim == LD_BUDGET ? money - it->cost
@@ -936,6 +950,8 @@ static void on_report(const struct jr_report *rep, void *arg)
 		 * may come before or after HAProxy's line. */
 		pthread_mutex_lock(&rv_mu);
 		r = hmap_find(&rv_map, rv_hash(id), rv_eq, id);
+		if (r && report_is(rep, "cache", "hit"))
+			r->cache_hit = 1;
 		if (r && pt >= 0) {
 			r->have_usage = 1;
 			r->pt = pt;
@@ -956,6 +972,8 @@ static void on_report(const struct jr_report *rep, void *arg)
 	}
 	pthread_mutex_lock(&rv_mu);
 	r = hmap_find(&rv_map, rv_hash(id), rv_eq, id);
+	if (r && report_is(rep, "cache", "hit"))
+		r->cache_hit = 1;
 	if (r && pt < 0 && !r->have_usage && r->stream && rep->status >= 200 && rep->status < 300 &&
 	    atomic_load(&s_usage_wait_ms) > 0) {
 		/* A stream without usage in HAProxy's line: the adapter may still report it.
@@ -1185,6 +1203,8 @@ void limits_render_metrics(struct evbuffer *out, void *arg)
 	  atomic_load(&st.unknown_reports));
 	C("limit_billed_from_line_total", "Requests decided by an earlier process of this agent, billed from their report line.",
 	  atomic_load(&st.billed_from_line));
+	C("limit_cache_hits_total", "Requests answered from the response cache, billed with the hit price factor.",
+	  atomic_load(&st.cache_hits));
 	C("limit_handed_over_total", "Requests in flight at a graceful stop, left to their report line.",
 	  atomic_load(&st.handed_over));
 	G("limit_local_counters", "Local limit counters.", ls.states);

@@ -9,6 +9,7 @@
 
 struct adapter_data {
 	struct hmap ep_by_id, ep_by_backend, mask_by_tenant;
+	struct hmap cache_by_id, cache_by_pair;
 };
 
 static int eq_ep_id(const void *item, const void *key)
@@ -33,6 +34,8 @@ struct adapter_data *adapter_data_new(void)
 	hmap_init(&a->ep_by_id);
 	hmap_init(&a->ep_by_backend);
 	hmap_init(&a->mask_by_tenant);
+	hmap_init(&a->cache_by_id);
+	hmap_init(&a->cache_by_pair);
 	return a;
 }
 
@@ -48,6 +51,9 @@ void adapter_data_free(struct adapter_data *a)
 		return;
 	hmap_each(&a->ep_by_id, free_item, NULL);
 	hmap_each(&a->mask_by_tenant, free_item, NULL);
+	hmap_each(&a->cache_by_id, free_item, NULL);
+	hmap_clear(&a->cache_by_id);
+	hmap_clear(&a->cache_by_pair);
 	hmap_clear(&a->ep_by_id);
 	hmap_clear(&a->ep_by_backend);
 	hmap_clear(&a->mask_by_tenant);
@@ -104,4 +110,55 @@ void adapter_put_masking(struct adapter_data *a, const struct st_masking *src)
 const struct st_masking *adapter_find_masking(const struct adapter_data *a, int64_t tenant_id)
 {
 	return hmap_find(&a->mask_by_tenant, hmap_hash_u64((uint64_t)tenant_id), eq_mask_tenant, &tenant_id);
+}
+
+/* ---- response cache policies ------------------------------------------------------ */
+
+struct pair {
+	int64_t tenant_id, model_id;
+};
+
+static int eq_cache_id(const void *item, const void *key)
+{
+	return ((const struct st_cache *)item)->id == *(const int64_t *)key;
+}
+
+static int eq_cache_pair(const void *item, const void *key)
+{
+	const struct st_cache *c = item;
+	const struct pair *p = key;
+
+	return c->tenant_id == p->tenant_id && c->model_id == p->model_id;
+}
+
+static uint64_t pair_hash(int64_t tenant_id, int64_t model_id)
+{
+	return hmap_hash_u64((uint64_t)tenant_id * 0x9e3779b97f4a7c15ull ^ (uint64_t)model_id);
+}
+
+void adapter_del_cache(struct adapter_data *a, int64_t id)
+{
+	struct st_cache *c = hmap_remove(&a->cache_by_id, hmap_hash_u64((uint64_t)id), eq_cache_id, &id);
+
+	if (!c)
+		return;
+	hmap_remove(&a->cache_by_pair, pair_hash(c->tenant_id, c->model_id), eq_cache_id, &id);
+	free(c);
+}
+
+void adapter_put_cache(struct adapter_data *a, const struct st_cache *src)
+{
+	struct st_cache *c = xcalloc(1, sizeof(*c));
+
+	*c = *src;
+	adapter_del_cache(a, c->id);
+	hmap_insert(&a->cache_by_id, hmap_hash_u64((uint64_t)c->id), c);
+	hmap_insert(&a->cache_by_pair, pair_hash(c->tenant_id, c->model_id), c);
+}
+
+const struct st_cache *adapter_find_cache(const struct adapter_data *a, int64_t tenant_id, int64_t model_id)
+{
+	struct pair p = { tenant_id, model_id };
+
+	return hmap_find(&a->cache_by_pair, pair_hash(tenant_id, model_id), eq_cache_pair, &p);
 }

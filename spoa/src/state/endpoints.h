@@ -1,7 +1,8 @@
 /*
  * endpoints: the adapter part of the in-memory catalogue (sql/008_adapter.sql): the
  * provider endpoint of each model backend that may detour through jairouter-adapter,
- * and each tenant's masking switch and policy.
+ * each tenant's masking switch and policy, and the (tenant, model) pairs whose answers
+ * are cached (sql/018_cache.sql).
  *
  * One `struct adapter_data` lives inside each `struct state` (state_adapter()) and
  * follows its locking, as state/policy.h does: readers hold the store's read lock,
@@ -35,6 +36,14 @@ struct st_masking {
 	char policy[EP_MASK_MAX];  /* "" = the built-in defaults */
 };
 
+/* A tenant's response cache for one model (sql/018_cache.sql, docs/cache.md). */
+struct st_cache {
+	int64_t id, tenant_id, model_id;
+	int64_t ttl_s, max_entry_bytes;
+	int shared;                /* scope 'shared': one entry for every tenant */
+	double hit_price_factor;   /* a hit's price is the original's times this */
+};
+
 struct adapter_data;
 
 struct adapter_data *adapter_data_new(void);
@@ -49,6 +58,11 @@ const struct st_endpoint *adapter_find_endpoint(const struct adapter_data *a, co
 void adapter_put_masking(struct adapter_data *a, const struct st_masking *m);
 void adapter_del_masking(struct adapter_data *a, int64_t tenant_id);
 const struct st_masking *adapter_find_masking(const struct adapter_data *a, int64_t tenant_id);
+
+/* Upserts by id; del by id. */
+void adapter_put_cache(struct adapter_data *a, const struct st_cache *c);
+void adapter_del_cache(struct adapter_data *a, int64_t id);
+const struct st_cache *adapter_find_cache(const struct adapter_data *a, int64_t tenant_id, int64_t model_id);
 
 /* The adapter part of a state (state.c). */
 struct adapter_data *state_adapter(const struct state *s);
