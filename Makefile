@@ -76,7 +76,7 @@ $(B)/tests/%: $(B)/tests/unit/%.o $(LIB)
 # It needs jansson and libcurl besides the agent's libraries; it links the agent's
 # library for util/log only. Its unit tests are tests/unit/test_adapter_*.c (the
 # shorter stem makes make pick this rule over the generic one above).
-AD_PKGS       := jansson libcurl
+AD_PKGS       := jansson libcurl libevent_openssl
 AD_PKG_CFLAGS := $(shell $(PKG) --cflags $(AD_PKGS))
 AD_PKG_LIBS   := $(shell $(PKG) --libs $(AD_PKGS))
 AD_SRCS  := $(sort $(wildcard adapters/src/*.c))

@@ -17,6 +17,7 @@ struct event;
 struct drv;
 struct job;
 struct tok_cache;
+struct rt_hub;
 
 struct ad_server {
 	const struct ad_config *cfg;
@@ -28,6 +29,7 @@ struct ad_server {
 	struct event *sigs[2], *drain_timer;
 	struct ad_reporter rep;
 	struct ad_metrics m;
+	struct rt_hub *rt;  /* realtime sessions (realtime.h), NULL without --realtime-listen */
 	struct job *jobs;   /* in flight */
 	int draining;       /* SIGTERM: no new connections; the loop ends when jobs end */
 };

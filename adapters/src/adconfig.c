@@ -27,6 +27,10 @@ static const struct opt {
 	NUM("--idle-timeout-s", OPT_LONG, idle_timeout_s, 1, 86400),
 	NUM("--drain-timeout-s", OPT_LONG, drain_timeout_s, 0, 3600),
 	NUM("--log-level", OPT_LOG_LEVEL, log_level, 0, 0),
+	TEXT("--realtime-listen", realtime_listen),
+	NUM("--realtime-max-message", OPT_SIZE, realtime_max_message, 1024, 1L << 30),
+	NUM("--realtime-max-sessions", OPT_LONG, realtime_max_sessions, 1, 1000000),
+	NUM("--realtime-max-session-s", OPT_LONG, realtime_max_session_s, 1, 86400),
 #undef TEXT
 #undef NUM
 };
@@ -34,7 +38,7 @@ static const struct opt {
 void adcfg_defaults(struct ad_config *c)
 {
 	*c = (struct ad_config){ "127.0.0.1:8090", "", 4u << 20, 16u << 20, 256u << 10, 1024, 10000,
-				 300, 5, (int)log_get_level() };
+				 300, 5, "", 4u << 20, 1024, 600, (int)log_get_level() };
 }
 
 void adcfg_usage(FILE *f)
@@ -42,7 +46,9 @@ void adcfg_usage(FILE *f)
 	fprintf(f, "usage: jairouter-adapter [--listen HOST:PORT] [--report HOST:PORT] [--max-body BYTES]\n"
 		   "       [--max-response BYTES] [--max-pending BYTES] [--max-inflight N]\n"
 		   "       [--connect-timeout-ms MS] [--idle-timeout-s S] [--drain-timeout-s S]\n"
-		   "       [--log-level error|warn|info|debug]\n");
+		   "       [--log-level error|warn|info|debug]\n"
+		   "       [--realtime-listen HOST:PORT] [--realtime-max-message BYTES]\n"
+		   "       [--realtime-max-sessions N] [--realtime-max-session-s S]\n");
 }
 
 static int set_number(const struct opt *o, const char *v, void *dst, char *err, size_t cap)

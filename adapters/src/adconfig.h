@@ -13,6 +13,11 @@ struct ad_config {
 	char report[128];          /* the agent's report listener, "" = none */
 	size_t max_body, max_response, max_pending;
 	long max_inflight, connect_timeout_ms, idle_timeout_s, drain_timeout_s;
+	/* Realtime sessions (realtime.h): their listener ("" = none), the largest server
+	 * message, the most sessions at once, a session's longest life. */
+	char realtime_listen[128];
+	size_t realtime_max_message;
+	long realtime_max_sessions, realtime_max_session_s;
 	int log_level;             /* enum log_level */
 };
 
