@@ -24,7 +24,8 @@ void ws_reader_free(struct ws_reader *r)
 
 int ws_at_boundary(const struct ws_reader *r)
 {
-	return !r->in_frame && r->hdr_len == 0;
+	/* A refused header was held back, never forwarded: the output is at a boundary. */
+	return !r->in_frame && (r->hdr_len == 0 || r->failed);
 }
 
 /* The header's full size once its first two bytes are known. */
