@@ -124,7 +124,7 @@ build/fuzz/%: tests/fuzz/%.c $(LIB_SRCS)
 
 # The adapter's parsers (SSE, AWS event-stream), translators (requests, answers,
 # streams through the provider table) and masking engine are fuzzed with its own sources.
-AD_FUZZ := $(addprefix build/fuzz/,fuzz_sse fuzz_eventstream fuzz_xlate_request fuzz_xlate_stream fuzz_mask)
+AD_FUZZ := $(addprefix build/fuzz/,fuzz_sse fuzz_eventstream fuzz_xlate_request fuzz_xlate_stream fuzz_mask fuzz_wsframe)
 AD_FUZZ_UTIL := spoa/src/util/log.c spoa/src/util/json.c spoa/src/util/xalloc.c spoa/src/util/pct.c
 $(AD_FUZZ): build/fuzz/%: tests/fuzz/%.c $(AD_SRCS) $(AD_FUZZ_UTIL)
 	@mkdir -p $(dir $@)
