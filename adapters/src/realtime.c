@@ -357,7 +357,8 @@ static void server_message(void *arg, enum ws_opcode op, const uint8_t *p, size_
 	json_t *ev, *usage;
 	const char *type;
 
-	if (op != WS_TEXT || !memmem(p, n, "\"response.", 10))
+	/* Only two event types matter: the others (deltas above all) are not parsed. */
+	if (op != WS_TEXT || (!memmem(p, n, "\"response.done\"", 15) && !memmem(p, n, "\"response.created\"", 18)))
 		return;
 	if (!(ev = json_loadb((const char *)p, n, 0, NULL)))
 		return;
