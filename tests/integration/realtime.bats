@@ -169,6 +169,16 @@ upgrade_headers=(-H 'Upgrade: websocket' -H 'Connection: Upgrade' -H 'Sec-WebSoc
 	eventually 5 bash -c "[[ \$(psql -X -t -A -d '$JR_DATABASE' -c \"SELECT requests FROM jairouter.usage_by_tenant_model_day WHERE tenant = 'rtidle'\") == 2 ]]"
 }
 
+@test "the model server's refusal of the upgrade reaches the client as it is" {
+	# An endpoint whose base URL has no Realtime API: the mock answers 400 unknown_url.
+	jr_ctl endpoint set be_mock2 "$JR_MOCK2_URL/v2" >/dev/null
+	jr_ctl model add rt-nowhere be_mock2 --services realtime >/dev/null
+	eventually 10 bash -c "node '$JR_ROOT/tests/clients/realtime-session.mjs' '$JR_URL' '$KEY' rt-nowhere | grep -q '\"status\":400'"
+	session "$KEY" rt-nowhere
+	[[ $(sjson b.status) == 400 ]]
+	[[ $(sjson b.body.error.code) == unknown_url ]]
+}
+
 @test "a server message above the adapter's limit closes the session with 1009" {
 	session "$KEY" rt-model --big 5000000
 	[[ $(sjson b.status) == 101 ]]

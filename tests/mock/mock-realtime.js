@@ -42,7 +42,7 @@ module.exports = function realtimeApi(h) {
 	}
 
 	function refuse(socket, status, message, code) {
-		const body = JSON.stringify(h.errorBody(message, status === 401 ? 'authentication_error' : 'invalid_request_error', null, code));
+		const body = h.errorBody(message, status === 401 ? 'authentication_error' : 'invalid_request_error', null, code);
 		socket.end(`HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : 'Bad Request'}\r\ncontent-type: application/json\r\n` +
 			`content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
 	}
