@@ -115,19 +115,20 @@ upgrade_headers=(-H 'Upgrade: websocket' -H 'Connection: Upgrade' -H 'Sec-WebSoc
 }
 
 @test "a malformed upgrade gets a 400 OpenAI error" {
-	req -H "authorization: Bearer $KEY" '/v1/realtime?model=rt-model'
+	# HTTP/1.1: an HTTP/2 client cannot send Upgrade or Connection (RFC 9113 8.2.2).
+	req --http1.1 -H "authorization: Bearer $KEY" '/v1/realtime?model=rt-model'
 	expect_openai_error 400 invalid_request_error invalid_upgrade
 	# (A missing or malformed Sec-WebSocket-Key never gets here: HAProxy's HTTP/1
 	# parser refuses it first, docs/api.md.)
-	req -H "authorization: Bearer $KEY" -H 'Upgrade: websocket' -H 'Connection: Upgrade' \
+	req --http1.1 -H "authorization: Bearer $KEY" -H 'Upgrade: websocket' -H 'Connection: Upgrade' \
 		-H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' -H 'Sec-WebSocket-Version: 12' '/v1/realtime?model=rt-model'
 	expect_openai_error 400 invalid_request_error invalid_upgrade
-	req -H "authorization: Bearer $KEY" -H 'Upgrade: websocket' \
+	req --http1.1 -H "authorization: Bearer $KEY" -H 'Upgrade: websocket' \
 		-H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' -H 'Sec-WebSocket-Version: 13' '/v1/realtime?model=rt-model'
 	expect_openai_error 400 invalid_request_error invalid_upgrade
-	req -H "authorization: Bearer $KEY" "${upgrade_headers[@]}" /v1/realtime
+	req --http1.1 -H "authorization: Bearer $KEY" "${upgrade_headers[@]}" /v1/realtime
 	expect_openai_error 400 invalid_request_error missing_model
-	req -X POST -H "authorization: Bearer $KEY" "${upgrade_headers[@]}" '/v1/realtime?model=rt-model'
+	req --http1.1 -X POST -H "authorization: Bearer $KEY" "${upgrade_headers[@]}" '/v1/realtime?model=rt-model'
 	expect_openai_error 404 invalid_request_error unknown_url
 }
 
