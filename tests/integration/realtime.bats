@@ -74,6 +74,10 @@ upgrade_headers=(-H 'Upgrade: websocket' -H 'Connection: Upgrade' -H 'Sec-WebSoc
 	[[ $(sjson b.extensions) == null ]]
 	[[ $(mock_rt b.last_upgrade.extensions) == null ]]
 	[[ $(mock_rt b.last_upgrade.model) == rt-model ]]
+	# The client's gateway key never reaches the model server (no provider credential
+	# is configured for be_mock); OpenAI-Beta does.
+	[[ $(mock_rt b.last_upgrade.authorization) == null ]]
+	[[ $(mock_rt b.last_upgrade.openai_beta) == realtime=v1 ]]
 	# What the client saw is what the mock counted, and what the gateway billed.
 	[[ $(sjson b.input_tokens) == $(($(mock_rt b.input_tokens) - in0)) ]]
 	[[ $(sjson b.output_tokens) == $(($(mock_rt b.output_tokens) - out0)) ]]
