@@ -11,7 +11,17 @@ setup_file() {
 	export STACK=$BATS_FILE_TMPDIR/stack
 	# Idle sessions end after 8 s here ("timeout tunnel"; 5m by default).
 	export JR_REALTIME_IDLE_TIMEOUT=8s
+	# A certificate for "localhost" that the adapter trusts (OpenSSL's default CA file,
+	# SSL_CERT_FILE, for this stack only): its TLS connections to model servers.
+	mkdir -p "$STACK"
+	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost -addext subjectAltName=DNS:localhost \
+		-keyout "$STACK/rt-key.pem" -out "$STACK/rt-ca.pem" 2>/dev/null
+	export SSL_CERT_FILE=$STACK/rt-ca.pem
 	jr_stack_start "$STACK"
+	jr_spawn "$STACK" tlsfwd node "$BATS_TEST_DIRNAME/tls-forward.js" --cert "$STACK/rt-ca.pem" \
+		--key "$STACK/rt-key.pem" --to "$JR_MOCK_ADDR"
+	TLS_PORT=$(jr_listening_port "$STACK" tlsfwd)
+	export TLS_PORT
 	jr_adapter_models >/dev/null
 	jr_ctl model add rt-model be_mock --services chat,realtime >/dev/null
 	jr_ctl model add rt-other be_mock --services chat,realtime >/dev/null
@@ -24,6 +34,7 @@ setup_file() {
 }
 
 teardown_file() {
+	jr_stop_pid "$STACK" tlsfwd TERM
 	stack_teardown_file
 }
 
@@ -182,6 +193,23 @@ upgrade_headers=(-H 'Upgrade: websocket' -H 'Connection: Upgrade' -H 'Sec-WebSoc
 	session "$KEY" rt-nowhere
 	[[ $(sjson b.status) == 400 ]]
 	[[ $(sjson b.body.error.code) == unknown_url ]]
+}
+
+@test "over TLS to the model server: the certificate and the host name are verified" {
+	local in0
+	jr_ctl endpoint set be_pool "https://localhost:$TLS_PORT/v1" >/dev/null
+	jr_ctl model add rt-tls be_pool --services realtime >/dev/null
+	in0=$(mock_rt b.sessions)
+	eventually 10 session_ok "$KEY" rt-tls
+	[[ $(sjson b.responses) == 1 ]]
+	[[ $(sjson b.close_code) == 1000 ]]
+	[[ $(mock_rt b.sessions) -gt $in0 ]]
+	# The same server by address: the certificate names localhost only.
+	jr_ctl endpoint set be_pool "https://127.0.0.1:$TLS_PORT/v1" >/dev/null
+	eventually 10 bash -c "node '$JR_ROOT/tests/clients/realtime-session.mjs' '$JR_URL' '$KEY' rt-tls | grep -q '\"status\":502'"
+	session "$KEY" rt-tls
+	[[ $(sjson b.status) == 502 ]]
+	[[ $(sjson b.body.error.code) == upstream_unreachable ]]
 }
 
 @test "a server message above the adapter's limit closes the session with 1009" {
