@@ -1,7 +1,7 @@
 // One Realtime API session through the gateway, for tests/integration/realtime.bats:
 //
 //   node realtime-session.mjs URL KEY MODEL [--responses N] [--hold FILE] [--big BYTES]
-//                             [--header NAME:VALUE]...
+//                             [--server-close] [--header NAME:VALUE]...
 //
 // Connects to URL/v1/realtime?model=MODEL (the `ws` package, as the openai SDK does,
 // with its default permessage-deflate offer), sends a conversation item and N
@@ -9,14 +9,18 @@
 // {"status":101,"responses":N,"input_tokens":…,"output_tokens":…,"close_code":…} or, for
 // a refused upgrade, {"status":S,"body":{…}}. --hold FILE: after the responses, writes
 // FILE and keeps the session open until FILE is removed. --big BYTES: asks the mock for
-// one delta of BYTES (its test hook) and reports how the session closed.
+// one delta of BYTES (its test hook) and reports how the session closed. --server-close:
+// asks the mock to close the session after its response (its test hook) and waits.
 import { existsSync, writeFileSync } from 'node:fs';
 import WebSocket from 'ws';
 
 const [url, key, model, ...rest] = process.argv.slice(2);
-const opt = { responses: 1, hold: null, big: 0, headers: {} };
+const opt = { responses: 1, hold: null, big: 0, serverClose: false, headers: {} };
 for (let i = 0; i < rest.length; i += 2) {
-	if (rest[i] === '--responses') opt.responses = Number(rest[i + 1]);
+	if (rest[i] === '--server-close') {
+		opt.serverClose = true;
+		i--;
+	} else if (rest[i] === '--responses') opt.responses = Number(rest[i + 1]);
 	else if (rest[i] === '--hold') opt.hold = rest[i + 1];
 	else if (rest[i] === '--big') opt.big = Number(rest[i + 1]);
 	else if (rest[i] === '--header') {
@@ -57,6 +61,10 @@ ws.on('open', () => {
 		ws.send(JSON.stringify({ type: 'response.create', response: { metadata: { mock_delta_bytes: String(opt.big) } } }));
 		return;
 	}
+	if (opt.serverClose) {
+		ws.send(JSON.stringify({ type: 'response.create', response: { metadata: { mock_close_after: 'true' } } }));
+		return;
+	}
 	for (let i = 0; i < opt.responses; i++) ws.send(JSON.stringify({ type: 'response.create' }));
 });
 
@@ -74,7 +82,7 @@ ws.on('message', (data) => {
 	out.responses++;
 	out.input_tokens += ev.response.usage.input_tokens;
 	out.output_tokens += ev.response.usage.output_tokens;
-	if (out.responses < opt.responses) return;
+	if (out.responses < opt.responses || opt.serverClose) return;
 	if (opt.hold) {
 		writeFileSync(opt.hold, 'open\n');
 		holdThenClose();

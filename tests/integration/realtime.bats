@@ -165,6 +165,19 @@ upgrade_headers=(-H 'Upgrade: websocket' -H 'Connection: Upgrade' -H 'Sec-WebSoc
 	eventually 5 session_ok "$k" rt-model
 }
 
+@test "a session the model server closes gives its slot back and is billed" {
+	local k
+	k=$(new_tenant rtsrv)
+	db_sql "SELECT jairouter.set_limit('tenant', 'concurrent', 'concurrency', 1, NULL, 'rtsrv')" >/dev/null
+	sleep 0.3
+	session "$k" rt-model --server-close
+	[[ $(sjson b.status) == 101 ]]
+	[[ $(sjson b.responses) == 1 ]]
+	[[ $(sjson b.close_code) == 1000 ]]
+	eventually 5 session_ok "$k" rt-model
+	eventually 5 bash -c "[[ \$(psql -X -t -A -d '$JR_DATABASE' -c \"SELECT requests || ' ' || prompt_tokens FROM jairouter.usage_by_tenant_model_day WHERE tenant = 'rtsrv'\") == '2 34' ]]"
+}
+
 @test "an idle session ends at the tunnel timeout and gives its slot back" {
 	local k hold bg
 	k=$(new_tenant rtidle)

@@ -19,7 +19,8 @@
 // response.instructions says "say: TEXT").
 //
 // Test hooks (not OpenAI's): response.create with response.metadata.mock_delta_bytes
-// = N sends one output_text.delta of N bytes; GET /_mock/realtime (mock-openai.js)
+// = N sends one output_text.delta of N bytes, mock_close_after = "true" closes the session
+// (1000) after response.done; GET /_mock/realtime (mock-openai.js)
 // returns {sessions, closed, responses, input_tokens, output_tokens, last_upgrade}.
 'use strict';
 
@@ -101,6 +102,7 @@ module.exports = function realtimeApi(h) {
 		const a = Math.floor(payload.length / 3), b = Math.floor((2 * payload.length) / 3);
 		s.socket.write(Buffer.concat([frame(0x1, payload.subarray(0, a), false), frame(0x9, Buffer.from('mock')),
 			frame(0x0, payload.subarray(a, b), false), frame(0x0, payload.subarray(b), true)]));
+		if (r.metadata && r.metadata.mock_close_after === 'true') s.close(1000);
 	}
 
 	function onEvent(s, text) {
