@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import OpenAI from 'openai';
 import { OpenAIRealtimeWS } from 'openai/realtime/ws';
+import { OpenAIRealtimeWS as BetaRealtimeWS } from 'openai/beta/realtime/ws';
 
 const BASE = (process.env.JAIROUTER_URL || 'http://127.0.0.1:8080').replace(/\/+$/, '');
 const KEY = process.env.JAIROUTER_API_KEY;
@@ -24,9 +25,9 @@ if (!KEY) {
 const clear = BASE.startsWith('http://');
 const options = clear ? { createConnection: (o) => net.connect({ host: o.host, port: o.port }) } : {};
 
-function connect(apiKey, model) {
+function connect(apiKey, model, Client = OpenAIRealtimeWS) {
 	const client = new OpenAI({ apiKey, baseURL: `${BASE}/v1`, maxRetries: 0 });
-	return new OpenAIRealtimeWS({ model, options }, client);
+	return new Client({ model, options }, client);
 }
 
 // Resolves with the events up to the first response.done, or rejects on an error event.
@@ -61,6 +62,15 @@ test('OpenAIRealtimeWS: a session through the gateway streams a response with it
 	assert.equal(done.response.usage.output_tokens, deltas.split(' ').length);
 	assert.ok(done.response.usage.input_tokens > 0);
 	assert.equal(rt.socket.extensions, '', 'no compression negotiated through the gateway');
+});
+
+test('the beta client (openai/beta/realtime/ws, OpenAI-Beta: realtime=v1) through the gateway', async () => {
+	const rt = connect(KEY, MODEL, BetaRealtimeWS);
+	const events = await converse(rt);
+	rt.close();
+	const done = events.at(-1);
+	assert.equal(done.type, 'response.done');
+	assert.ok(done.response.usage.output_tokens > 0);
 });
 
 test('OpenAIRealtimeWS with a wrong key: the upgrade is refused (401) and the SDK reports an error', async () => {
