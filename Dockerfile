@@ -15,6 +15,7 @@
 #                    (a pod, --network host) keep its 127.0.0.1 addresses; in separate ones
 #                    set listen, metrics_listen, report_listen and admin_api_listen to 0.0.0.0
 #   adapter          jairouter-adapter --listen 0.0.0.0:8090 --report AGENT:12346
+#                    [--realtime-listen 0.0.0.0:8091] (Realtime API sessions, JR_ADAPTER_RT_ADDR)
 #   HAProxy          haproxy -W -db -f /etc/jairouter/haproxy/haproxy.cfg
 #                         -f /etc/jairouter/haproxy/jairouter.cfg -f /etc/jairouter/haproxy/models.cfg
 #                    (haproxy.cfg and models.cfg are the demo's: mount your own over them)
@@ -54,7 +55,7 @@ ARG DEBIAN_FRONTEND=noninteractive
 # stage: Debian's postgresql-client package would add 46 MB of Perl for its version wrapper.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends haproxy curl ca-certificates \
-       libevent-2.1-7 libevent-pthreads-2.1-7 libpq5 libssl3 libjansson4 libhiredis0.14 libcurl4 \
+       libevent-2.1-7 libevent-pthreads-2.1-7 libevent-openssl-2.1-7 libpq5 libssl3 libjansson4 libhiredis0.14 libcurl4 \
        libreadline8 liblz4-1 libzstd1 zlib1g \
     && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log \
     && useradd --system --uid 10001 --user-group --home-dir /nonexistent --no-create-home \

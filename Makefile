@@ -76,7 +76,7 @@ $(B)/tests/%: $(B)/tests/unit/%.o $(LIB)
 # It needs jansson and libcurl besides the agent's libraries; it links the agent's
 # library for util/log only. Its unit tests are tests/unit/test_adapter_*.c (the
 # shorter stem makes make pick this rule over the generic one above).
-AD_PKGS       := jansson libcurl
+AD_PKGS       := jansson libcurl libevent_openssl
 AD_PKG_CFLAGS := $(shell $(PKG) --cflags $(AD_PKGS))
 AD_PKG_LIBS   := $(shell $(PKG) --libs $(AD_PKGS))
 AD_SRCS  := $(sort $(wildcard adapters/src/*.c))
@@ -125,7 +125,7 @@ build/fuzz/%: tests/fuzz/%.c $(LIB_SRCS)
 # The adapter's parsers (SSE, AWS event-stream), translators (requests, answers,
 # streams through the provider table) and masking engine are fuzzed with its own sources.
 AD_FUZZ := $(addprefix build/fuzz/,fuzz_sse fuzz_eventstream fuzz_xlate_request fuzz_xlate_stream fuzz_mask \
-	fuzz_cache_key)
+	fuzz_cache_key fuzz_wsframe)
 AD_FUZZ_UTIL := spoa/src/util/log.c spoa/src/util/json.c spoa/src/util/xalloc.c spoa/src/util/pct.c
 $(AD_FUZZ): build/fuzz/%: tests/fuzz/%.c $(AD_SRCS) $(AD_FUZZ_UTIL)
 	@mkdir -p $(dir $@)

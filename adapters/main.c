@@ -13,7 +13,8 @@
  *   jairouter-adapter [--listen 127.0.0.1:8090] [--report HOST:PORT] [--max-body BYTES]
  *                     [--max-response BYTES] [--max-pending BYTES] [--max-inflight N]
  *                     [--connect-timeout-ms MS] [--idle-timeout-s S] [--drain-timeout-s S]
- *                     [--log-level L]
+ *                     [--log-level L] [--realtime-listen HOST:PORT] [--realtime-max-message BYTES]
+ *                     [--realtime-max-sessions N] [--realtime-max-session-s S]
  */
 #include "src/adconfig.h"
 #include "src/server.h"

@@ -19,6 +19,7 @@ struct job;
 struct tok_cache;
 struct ac_cache;
 struct rc_client;
+struct rt_hub;
 
 struct ad_server {
 	const struct ad_config *cfg;
@@ -32,6 +33,7 @@ struct ad_server {
 	struct event *sigs[2], *drain_timer;
 	struct ad_reporter rep;
 	struct ad_metrics m;
+	struct rt_hub *rt;  /* realtime sessions (realtime.h), NULL without --realtime-listen */
 	struct job *jobs;   /* in flight */
 	int draining;       /* SIGTERM: no new connections; the loop ends when jobs end */
 };

@@ -30,6 +30,10 @@ static const struct opt {
 	NUM("--drain-timeout-s", OPT_LONG, drain_timeout_s, 0, 3600),
 	NUM("--cache-redis-timeout-ms", OPT_LONG, cache_redis_timeout_ms, 1, 10000),
 	NUM("--log-level", OPT_LOG_LEVEL, log_level, 0, 0),
+	TEXT("--realtime-listen", realtime_listen),
+	NUM("--realtime-max-message", OPT_SIZE, realtime_max_message, 1024, 1L << 30),
+	NUM("--realtime-max-sessions", OPT_LONG, realtime_max_sessions, 1, 1000000),
+	NUM("--realtime-max-session-s", OPT_LONG, realtime_max_session_s, 1, 86400),
 #undef TEXT
 #undef NUM
 };
@@ -37,7 +41,7 @@ static const struct opt {
 void adcfg_defaults(struct ad_config *c)
 {
 	*c = (struct ad_config){ "127.0.0.1:8090", "", "", 4u << 20, 16u << 20, 256u << 10, 64u << 20, 1024, 10000,
-				 300, 5, 50, (int)log_get_level() };
+				 300, 5, 50, "", 4u << 20, 1024, 600, (int)log_get_level() };
 }
 
 void adcfg_usage(FILE *f)
@@ -46,7 +50,9 @@ void adcfg_usage(FILE *f)
 		   "       [--max-response BYTES] [--max-pending BYTES] [--max-inflight N]\n"
 		   "       [--cache-max-bytes BYTES] [--cache-redis HOST:PORT] [--cache-redis-timeout-ms MS]\n"
 		   "       [--connect-timeout-ms MS] [--idle-timeout-s S] [--drain-timeout-s S]\n"
-		   "       [--log-level error|warn|info|debug]\n");
+		   "       [--log-level error|warn|info|debug]\n"
+		   "       [--realtime-listen HOST:PORT] [--realtime-max-message BYTES]\n"
+		   "       [--realtime-max-sessions N] [--realtime-max-session-s S]\n");
 }
 
 static int set_number(const struct opt *o, const char *v, void *dst, char *err, size_t cap)

@@ -16,6 +16,11 @@ struct ad_config {
 	size_t cache_max_bytes;    /* the response cache's bound (docs/cache.md); 0 = off */
 	long max_inflight, connect_timeout_ms, idle_timeout_s, drain_timeout_s;
 	long cache_redis_timeout_ms;
+	/* Realtime sessions (realtime.h): their listener ("" = none), the largest server
+	 * message, the most sessions at once, a session's longest life. */
+	char realtime_listen[128];
+	size_t realtime_max_message;
+	long realtime_max_sessions, realtime_max_session_s;
 	int log_level;             /* enum log_level */
 };
 

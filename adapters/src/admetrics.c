@@ -63,6 +63,16 @@ static const struct scalar {
 	S("jairouter_adapter_token_fetches_total", "counter", "{result=\"ok\"}", token_fetch_ok),
 	S("jairouter_adapter_token_fetches_total", "counter", "{result=\"failed\"}", token_fetch_failed),
 	S("jairouter_adapter_token_waits_total", "counter", "", token_waits),
+	S("jairouter_adapter_realtime_sessions_total", "counter", "{result=\"opened\"}", rt_opened),
+	S("jairouter_adapter_realtime_sessions_total", "counter", "{result=\"refused\"}", rt_refused),
+	S("jairouter_adapter_realtime_sessions_total", "counter", "{result=\"upstream_refused\"}", rt_upstream_refused),
+	S("jairouter_adapter_realtime_closed_total", "counter", "", rt_closed),
+	S("jairouter_adapter_realtime_expired_total", "counter", "", rt_expired),
+	S("jairouter_adapter_realtime_frames_refused_total", "counter", "{code=\"1009\"}", rt_too_big),
+	S("jairouter_adapter_realtime_frames_refused_total", "counter", "{code=\"1002\"}", rt_protocol_errors),
+	S("jairouter_adapter_realtime_responses_total", "counter", "", rt_responses),
+	S("jairouter_adapter_realtime_tokens_total", "counter", "{kind=\"prompt\"}", rt_tokens_prompt),
+	S("jairouter_adapter_realtime_tokens_total", "counter", "{kind=\"completion\"}", rt_tokens_completion),
 #undef S
 };
 
@@ -82,6 +92,8 @@ void adm_render(const struct ad_metrics *m, struct evbuffer *b)
 	}
 	evbuffer_add_printf(b, "# TYPE jairouter_adapter_inflight gauge\njairouter_adapter_inflight %ld\n",
 			    m->inflight);
+	evbuffer_add_printf(b, "# TYPE jairouter_adapter_realtime_active gauge\njairouter_adapter_realtime_active %ld\n",
+			    m->rt_active);
 }
 
 void adm_render_cache(const struct ac_stats *st, uint64_t bypass, struct evbuffer *b)

@@ -27,7 +27,10 @@ struct ad_metrics {
 	uint64_t reports_sent, reports_failed, refused_busy;
 	uint64_t token_fetch_ok, token_fetch_failed, token_waits; /* access tokens (tokens.h) */
 	uint64_t cache_bypass;     /* cached tenant and model, but the request may not be */
-	long inflight;
+	/* Realtime sessions (realtime.h). */
+	uint64_t rt_opened, rt_closed, rt_refused, rt_upstream_refused, rt_expired;
+	uint64_t rt_too_big, rt_protocol_errors, rt_responses, rt_tokens_prompt, rt_tokens_completion;
+	long inflight, rt_active;
 };
 
 /* Counts an answer's status by class. */

@@ -4,6 +4,7 @@
 #include "adapter.h"
 #include "driver.h"
 #include "provider.h"
+#include "realtime.h"
 
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -86,7 +87,7 @@ static void unlink_job(struct job *j)
 		j->next->prev = j->prev;
 	for (int d = 0; d < MD__COUNT; d++)
 		s->m.masked[d] += j->counts.found[d];
-	if (s->draining && !s->jobs) /* the last one: the loop stops once its bytes are out */
+	if (s->draining && !s->jobs && rt_active(s->rt) == 0) /* the last one: the loop stops once its bytes are out */
 		event_base_loopexit(s->base, &(struct timeval){ 0, 100000 });
 }
 

@@ -5,6 +5,7 @@
 #include "driver.h"
 #include "job.h"
 #include "rcache.h"
+#include "realtime.h"
 
 #include "util/log.h"
 
@@ -286,6 +287,7 @@ static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
 		  "drain: %ld request(s) still running at the deadline; ending them",
 		  s->m.inflight);
 	job_end_all(s);
+	rt_end_all(s->rt);
 	event_base_loopexit(s->base, &grace);
 }
 
@@ -311,7 +313,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 		evhttp_del_accept_socket(s->http, s->bound);
 		s->bound = NULL;
 	}
-	if (!s->jobs) {
+	rt_stop_accepting(s->rt);
+	if (!s->jobs && rt_active(s->rt) == 0) {
 		event_base_loopexit(s->base, NULL);
 		return;
 	}
@@ -372,6 +375,8 @@ int srv_init(struct ad_server *s, const struct ad_config *cfg)
 	}
 	if (listen_on(s) < 0)
 		return -1;
+	if (cfg->realtime_listen[0] && !(s->rt = rt_start(s)))
+		return -1;
 	s->tokens = tok_new(s->drv, &s->m, cfg->connect_timeout_ms);
 	if (cfg->cache_max_bytes)
 		s->cache = ac_new(cfg->cache_max_bytes);
@@ -405,6 +410,7 @@ void srv_free(struct ad_server *s)
 			event_free(s->sigs[i]);
 	if (s->drain_timer)
 		event_free(s->drain_timer);
+	rt_free(s->rt);
 	if (s->http)
 		evhttp_free(s->http);
 	tok_free(s->tokens);

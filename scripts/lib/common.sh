@@ -369,7 +369,7 @@ jr_write_env() {
 	: >"$dir/env"
 	for v in JR_URL JR_STATS_URL JR_STATS_SOCK JR_AGENT_ADDR JR_AGENT_METRICS JR_DATABASE \
 		JR_PG_PORT JR_MOCK_URL JR_MOCK2_URL JR_STACK_DIR JR_LISTEN JR_SPOA_ADDR JR_MOCK_ADDR \
-		JR_MOCK2_ADDR JR_HAPROXY_DIR JR_STATS_LISTEN JR_ADAPTER_ADDR JR_ADAPTER_URL JR_PROVIDERS_URL \
+		JR_MOCK2_ADDR JR_HAPROXY_DIR JR_STATS_LISTEN JR_ADAPTER_ADDR JR_ADAPTER_RT_ADDR JR_ADAPTER_URL JR_PROVIDERS_URL \
 		JR_PROVIDERS_KEY JR_PROVIDERS_AWS JR_PROVIDERS_ENTRA JR_PROVIDERS_GOOGLE_KEY JR_PROVIDERS_GOOGLE_EMAIL JR_PROVIDERS_WEB_TOKEN_FILE JR_PROVIDERS_TC JR_REPORT_ADDR JR_ADMIN_ADDR JR_STACK_LAYOUT JR_OPERATOR_DIR \
 		CURL_CA_BUNDLE NODE_EXTRA_CA_CERTS OP_HTTPS_BIND OP_HTTP_BIND OP_HTTP_URL OP_WEB_ADDR \
 		OP_API_ADDR OP_STATS_BIND OP_STATS_SOCK OP_LOG OP_CERT; do
@@ -567,10 +567,18 @@ jr_adapter_start() {
 	}
 	ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1} \
 		UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
-		jr_spawn "$dir" adapter "$bin" --listen 127.0.0.1:0 ${report:+--report "$report"}
+		jr_spawn "$dir" adapter "$bin" --listen 127.0.0.1:0 --realtime-listen 127.0.0.1:0 \
+		${report:+--report "$report"}
 	port=$(jr_listening_port "$dir" adapter) || return 1
 	export JR_ADAPTER_ADDR=127.0.0.1:$port JR_ADAPTER_URL=http://127.0.0.1:$port
 	jr_wait_http "$JR_ADAPTER_URL/health" 30 || return 1
+	# Its realtime listener (backend be_adapter_rt), printed before it serves /health.
+	JR_ADAPTER_RT_ADDR=127.0.0.1:$(sed -n 's/^LISTENING_REALTIME \([0-9][0-9]*\).*/\1/p' "$dir/adapter.log" | head -n 1)
+	[[ $JR_ADAPTER_RT_ADDR != *: ]] || {
+		jr_die "the adapter did not print LISTENING_REALTIME"
+		return 1
+	}
+	export JR_ADAPTER_RT_ADDR
 	jr_log "adapter on $JR_ADAPTER_ADDR, provider mock on $JR_PROVIDERS_URL"
 }
 

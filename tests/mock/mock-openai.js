@@ -769,6 +769,8 @@ const responses = require('./mock-responses.js')({
 	name: NAME,
 	chunkDelayMs: () => opts.chunkDelayMs,
 });
+// The Realtime API (tests/mock/mock-realtime.js): WebSocket upgrades of the server.
+const realtime = require('./mock-realtime.js')({ newId, errorBody, authFailure: (req) => authFailure(req), name: NAME });
 const isResponsesPath = (path) => path === '/v1/responses' || path.startsWith('/v1/responses/');
 
 const FORM_ROUTES = {
@@ -863,6 +865,10 @@ function handle(req, res, raw) {
 	if (path === '/_mock/usage') {
 		if (method === 'DELETE') Object.assign(reported, { answers: 0, prompt_tokens: 0, completion_tokens: 0 });
 		sendJson(res, 200, JSON.stringify(reported));
+		return;
+	}
+	if (path === '/_mock/realtime') {
+		sendJson(res, 200, JSON.stringify(realtime.stats()));
 		return;
 	}
 	if (path === '/_mock/behaviour') {
@@ -1015,6 +1021,8 @@ const server = http.createServer((req, res) => {
 server.keepAliveTimeout = 120000;
 server.headersTimeout = 125000;
 server.requestTimeout = 0;
+
+server.on('upgrade', (req, socket) => realtime.upgrade(req, socket));
 
 server.on('clientError', (err, socket) => {
 	if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');

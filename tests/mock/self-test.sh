@@ -266,6 +266,15 @@ check "moderations: one result per input, the marked one flagged" j '(.id | star
 req POST /v1/moderations '{"input":42}'
 check "moderations: bad input -> 400" test "$status" = 400
 
+# --- the Realtime API (tests/mock/mock-realtime.js), through the ws client the SDK uses
+rtc=$here/../clients/realtime-session.mjs
+node "$rtc" "$base" - demo-model --responses 2 >"$tmp/body" 2>&1
+check "realtime: 101, two responses, usage from response.done, clean close" j '.status == 101 and .responses == 2 and .input_tokens == 34 and .output_tokens == 10 and .close_code == 1000 and .extensions == null'
+req GET /_mock/realtime
+check "realtime: the mock counted the session and its usage" j '.sessions == 1 and .closed == 1 and .responses == 2 and .input_tokens == 34 and .output_tokens == 10 and .last_upgrade.model == "demo-model"'
+node "$rtc" "$base" - demo-model --big 70000 >"$tmp/body" 2>&1
+check "realtime: the mock_delta_bytes hook sends one large delta" j '.status == 101 and .responses == 1 and .output_tokens == 1'
+
 # --- the Responses API (tests/mock/mock-responses.js)
 req POST /v1/responses '{"model":"demo-model","input":"Hello, mock!","max_output_tokens":50}'
 check "responses: response object, completed" j '.object == "response" and (.id | startswith("resp_")) and .status == "completed" and .model == "demo-model"'
@@ -317,6 +326,8 @@ check "require-key: wrong key -> 401 authentication_error" bash -c "[[ $status =
 check "require-key: wrong key not echoed" bash -c "! grep -q sk-bad '$tmp/body' '$tmp/hdr'"
 req POST /v1/chat/completions '{"model":"alpha","messages":[{"role":"user","content":"hi"}]}'
 check "require-key: no key -> 401 authentication_error" bash -c "[[ $status == 401 ]] && jq -e '.error.type == \"authentication_error\"' '$tmp/body' >/dev/null"
+node "$rtc" "http://127.0.0.1:$port" sk-bad alpha >"$tmp/body" 2>&1
+check "require-key: a realtime upgrade with a wrong key -> 401 before the upgrade" j '.status == 401 and .body.error.code == "invalid_api_key"'
 req POST /v1/chat/completions '{"model":"gamma","messages":[{"role":"user","content":"hi"}]}' -H 'Authorization: Bearer sk-good'
 check "models: unknown model -> 404 model_not_found" bash -c "[[ $status == 404 ]] && jq -e '$error_shape and .error.type == \"invalid_request_error\" and .error.code == \"model_not_found\"' '$tmp/body' >/dev/null"
 req GET /v1/models '' -H 'Authorization: Bearer sk-good'

@@ -37,6 +37,7 @@
 #include <string.h>
 
 #define ADAPTER_BACKEND "be_adapter"
+#define REALTIME_BACKEND "be_adapter_rt" /* the adapter's WebSocket listener */
 
 /* Provider kinds whose API is not OpenAI's (or whose URLs differ). Cohere's rerank and
  * embed endpoints are the ones /v1/rerank clients already speak: only its chat is
@@ -225,6 +226,47 @@ static void cache_fields(struct writer *w, const struct st_cache *c, int64_t ten
 	field(w, "cs", scope);
 }
 
+/* A realtime session always detours: only the adapter reads the WebSocket frames and
+ * their usage. It relays to OpenAI-compatible servers only (their `/realtime` under the
+ * endpoint's base URL), and masking cannot apply to a session's frames. */
+static enum pl_result realtime_route(struct pl_ctx *ctx, const char *backend, const struct view *v)
+{
+	struct pl_verdict *out = &ctx->out;
+	struct writer w = { out->adapter, sizeof(out->adapter), 0, 0 };
+
+	out->allow = 0;
+	if (needs_translation(v->provider, ctx->service) ||
+	    (v->has_endpoint && native_api(v->provider, v->ep.api_version)))
+		return pl_deny(ctx, 400, PL_R_REALTIME_UNSUPPORTED, "invalid_request_error",
+			       "unsupported_by_provider", "model", "The model `%s` (provider %s) does not "
+			       "serve the Realtime API through the gateway: only OpenAI-compatible servers "
+			       "do.", out->model, v->provider);
+	if (!v->has_endpoint)
+		return pl_deny(ctx, 503, PL_R_REALTIME_UNSUPPORTED, "server_error", "adapter_endpoint_missing",
+			       NULL, "The model `%s` needs the gateway's adapter (realtime session), but its "
+			       "backend has no endpoint configured (jairouter.set_endpoint).", out->model);
+	if (v->masking)
+		return pl_deny(ctx, 403, PL_R_REALTIME_UNSUPPORTED, "permission_error",
+			       "realtime_masking_unsupported", NULL, "The tenant '%s' masks its data, which "
+			       "realtime sessions cannot do: they are refused.", out->tenant);
+	field(&w, "p", v->provider);
+	field(&w, "u", v->ep.base_url);
+	field(&w, "m", v->upstream);
+	field(&w, "pm", out->model);
+	field(&w, "t", out->tenant);
+	field(&w, "be", backend);
+	if (w.bad) {
+		out->adapter[0] = '\0';
+		return pl_fail(ctx, PL_R_INTERNAL);
+	}
+	out->allow = 1;
+	out->server[0] = '\0';
+	out->upstream_model[0] = '\0';
+	out->model_rewrite[0] = '\0';
+	snprintf(out->backend, sizeof(out->backend), "%s", REALTIME_BACKEND);
+	return PL_NEXT;
+}
+
 enum pl_result pl_stage_adapter(struct pl_ctx *ctx)
 {
 	struct pl_verdict *out = &ctx->out;
@@ -238,6 +280,8 @@ enum pl_result pl_stage_adapter(struct pl_ctx *ctx)
 	snprintf(backend, sizeof(backend), "%s", out->backend);
 	if (read_view(ctx, backend, &v) < 0)
 		return PL_NEXT; /* the model went away meanwhile: route decided already */
+	if (ctx->service == PL_SVC_REALTIME)
+		return realtime_route(ctx, backend, &v);
 	messages = is_messages_path(&ctx->in.path);
 	/* Ollama's native API (/api/chat), Hunyuan's (Tencent Cloud's signed API),
 	 * DashScope's and TGI's (/generate) when their endpoint says api-version "native". */

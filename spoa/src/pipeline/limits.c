@@ -475,7 +475,8 @@ static void reserve(struct lim_req *q)
 	r->hit_factor = q->hit_factor;
 	r->est_prompt = q->est_prompt;
 	r->est_completion = q->est_completion;
-	r->stream = q->ctx->in.stream;
+	/* A realtime session is metered like a stream: its usage comes in the adapter's line. */
+	r->stream = q->ctx->in.stream || q->ctx->service == PL_SVC_REALTIME;
 	snprintf(r->tenant, sizeof(r->tenant), "%s", q->ctx->out.tenant);
 	snprintf(r->model, sizeof(r->model), "%s", q->ctx->out.model);
 	if (q->ctx->end_user[0]) /* a verified token's subject wins over a request header */
@@ -826,6 +827,8 @@ static int outcome_ok(const struct jr_report *rep, const struct resv *r)
 			target = r->items[i].def.p.latency_target_us / 1000;
 	if (rep->status >= 500 || rep->status < 0)
 		return 0;
+	if (rep->status == 101) /* a realtime session: its length is the client's, not latency */
+		return 1;
 	if (target > 0 && rep->ta_ms > target)
 		return 0;
 	return 1;
@@ -974,7 +977,8 @@ static void on_report(const struct jr_report *rep, void *arg)
 	r = hmap_find(&rv_map, rv_hash(id), rv_eq, id);
 	if (r && report_is(rep, "cache", "hit"))
 		r->cache_hit = 1;
-	if (r && pt < 0 && !r->have_usage && r->stream && rep->status >= 200 && rep->status < 300 &&
+	if (r && pt < 0 && !r->have_usage && r->stream &&
+	    ((rep->status >= 200 && rep->status < 300) || rep->status == 101) &&
 	    atomic_load(&s_usage_wait_ms) > 0) {
 		/* A stream without usage in HAProxy's line: the adapter may still report it.
 		 * The slots go back now; the tokens are settled by the adapter's line or, at

@@ -25,6 +25,8 @@ static const char *const reason_names[PL_R__COUNT] = {
 	[PL_R_TENANT_DISABLED] = "tenant_disabled",
 	[PL_R_UNKNOWN_URL] = "unknown_url",
 	[PL_R_UNKNOWN_OBJECT] = "unknown_object",
+	[PL_R_INVALID_UPGRADE] = "invalid_upgrade",
+	[PL_R_REALTIME_UNSUPPORTED] = "realtime_unsupported",
 	[PL_R_BODY_TOO_LARGE] = "body_too_large",
 	[PL_R_INVALID_JSON] = "invalid_json",
 	[PL_R_MISSING_MODEL] = "missing_model",
@@ -65,7 +67,7 @@ const char *pl_service_name(enum pl_service s)
 	static const char *const names[PL_SVC__COUNT] = {
 		"none", "chat", "completions", "embeddings", "models", "model", "rerank",
 		"audio_speech", "audio_transcriptions", "images_generations", "images_edits",
-		"moderations",
+		"moderations", "realtime",
 	};
 
 	return (unsigned)s < PL_SVC__COUNT ? names[s] : "unknown";
@@ -75,7 +77,7 @@ void pl_ctx_init(struct pl_ctx *ctx, const struct pl_policy *policy)
 {
 	memset(ctx, 0, sizeof(*ctx));
 	ctx->policy = *policy;
-	ctx->in.body_len = ctx->in.body_size = ctx->in.cred_count = -1;
+	ctx->in.body_len = ctx->in.body_size = ctx->in.cred_count = ctx->in.rt_ws = -1;
 	ctx->in.model_off = ctx->in.model_raw_len = -1;
 	ctx->out.rl[0].limit = ctx->out.rl[1].limit = -1;
 }
@@ -148,7 +150,7 @@ struct arg_field {
 #define S(f) { #f, offsetof(struct pl_request, f) }
 static const struct arg_field str_args[] = {
 	S(method), S(path), S(authorization), S(api_key), S(content_type), S(request_id),
-	S(affinity), S(user), S(trace),
+	S(affinity), S(user), S(trace), S(rt_model),
 };
 #undef S
 
@@ -169,6 +171,8 @@ static void decode_arg(struct pl_request *in, const struct spop_kv *kv)
 		in->body_len = arg_int(&kv->value, -1);
 	else if (spop_name_eq(kv->name, kv->name_len, "body_size"))
 		in->body_size = arg_int(&kv->value, -1);
+	else if (spop_name_eq(kv->name, kv->name_len, "rt_ws"))
+		in->rt_ws = arg_int(&kv->value, -1);
 	else if (spop_name_eq(kv->name, kv->name_len, "cred_count"))
 		in->cred_count = arg_int(&kv->value, -1);
 	else if (spop_name_eq(kv->name, kv->name_len, "src"))

@@ -70,6 +70,8 @@ enum pl_reason {
 	PL_R_RATE_LIMITED,         /* a rate or concurrency limit (429, pipeline/limits.c) */
 	PL_R_QUOTA_EXCEEDED,       /* a token quota or money budget (429 insufficient_quota) */
 	PL_R_UNKNOWN_OBJECT,       /* a stored response the tenant did not create (pipeline/objects.c) */
+	PL_R_INVALID_UPGRADE,      /* GET /v1/realtime without a valid WebSocket upgrade (400) */
+	PL_R_REALTIME_UNSUPPORTED, /* a realtime session the model's backend cannot serve */
 	PL_R__COUNT
 };
 
@@ -88,6 +90,7 @@ enum pl_service {
 	PL_SVC_IMAGES_GENERATIONS,
 	PL_SVC_IMAGES_EDITS,         /* multipart/form-data */
 	PL_SVC_MODERATIONS,
+	PL_SVC_REALTIME,             /* GET /v1/realtime: a WebSocket session (docs/api.md) */
 	PL_SVC__COUNT
 };
 
@@ -107,6 +110,8 @@ struct pl_request {
 	struct pl_str user;    /* end user for limits (arg `user`: a header or a JWT subject) */
 	struct pl_str trace;   /* the W3C trace context of the gateway's span (arg `trace`) */
 	struct pl_str body;    /* the buffered request body (arg `body`), when sent */
+	struct pl_str rt_model; /* GET /v1/realtime: the query's model, percent-encoded */
+	int64_t rt_ws;         /* GET /v1/realtime: 1 a valid WebSocket upgrade, 0 not; -1 absent */
 	int has_body;          /* the `body` argument was present (even if empty) */
 	struct pl_str model;   /* from the body (or the legacy `model` argument): a string */
 	int model_present;     /* a model was given, whatever its type */
@@ -237,6 +242,7 @@ struct pl_ctx {
 	 * is routed as a chat request of the owner's model, copied into obj_model. */
 	int obj_create, obj_use;
 	char obj_model[ST_MODEL_MAX];
+	char rt_model[ST_MODEL_MAX];      /* GET /v1/realtime: the query's model, decoded */
 	/* The in-flight slot the route stage took on a server (lb/lb.h): the pipeline owns
 	 * it and gives it back once, when the decision ends, unless the verdict sends the
 	 * request to that very server (finish() in pipeline.c). A stage that changes its mind

@@ -158,6 +158,7 @@ static const struct route_entry routes[] = {
 	/* Anthropic-style clients: a chat request, translated by jairouter-adapter. */
 	{ "POST", "/v1/messages", PL_SVC_CHAT },
 	{ "GET", "/v1/models", PL_SVC_MODELS },
+	{ "GET", "/v1/realtime", PL_SVC_REALTIME },
 };
 
 #define MODELS_PREFIX "/v1/models/"
@@ -338,6 +339,35 @@ static enum pl_result check_model_arg(struct pl_ctx *ctx)
 	return PL_NEXT;
 }
 
+/* GET /v1/realtime?model=M: HAProxy checked the upgrade headers (rt_ws) and sends the
+ * query's model (rt_model, percent-encoded); there is no body. */
+static enum pl_result realtime_request(struct pl_ctx *ctx)
+{
+	struct pl_request *in = &ctx->in;
+	int n;
+
+	if (in->rt_ws != 1)
+		return pl_deny(ctx, 400, PL_R_INVALID_UPGRADE, "invalid_request_error", "invalid_upgrade",
+			       NULL, "The Realtime API is a WebSocket: send GET /v1/realtime?model=MODEL with "
+			       "'Upgrade: websocket', 'Connection: Upgrade', a 'Sec-WebSocket-Key' and "
+			       "'Sec-WebSocket-Version: 13'.");
+	in->model_present = in->rt_model.ptr != NULL;
+	in->model.ptr = NULL;
+	in->model.len = 0;
+	if (in->rt_model.ptr) {
+		n = pct_decode(in->rt_model.ptr, in->rt_model.len, ctx->rt_model, sizeof(ctx->rt_model));
+		if (n < 0 || memchr(ctx->rt_model, 0, (size_t)n))
+			return pl_deny(ctx, 400, PL_R_INVALID_MODEL, "invalid_request_error", "invalid_value",
+				       "model", "Invalid 'model' query parameter.");
+		in->model.ptr = ctx->rt_model;
+		in->model.len = (size_t)n;
+	}
+	if (!in->model_present)
+		return pl_deny(ctx, 400, PL_R_MISSING_MODEL, "invalid_request_error", "missing_model",
+			       "model", "You must provide a model parameter: /v1/realtime?model=MODEL.");
+	return check_model_arg(ctx);
+}
+
 static enum pl_result stage_request(struct pl_ctx *ctx)
 {
 	const struct pl_request *in = &ctx->in;
@@ -357,6 +387,8 @@ static enum pl_result stage_request(struct pl_ctx *ctx)
 		return PL_NEXT;
 	if (ctx->obj_use)
 		return pl_objects_check(ctx);
+	if (ctx->service == PL_SVC_REALTIME)
+		return realtime_request(ctx);
 	ctx->in.is_form = mp_is_form(in->content_type.ptr, in->content_type.len);
 	if (in->has_body && ctx->in.is_form)
 		return parse_form_body(ctx) == PL_DONE ? PL_DONE : check_model_arg(ctx);
@@ -491,7 +523,9 @@ static enum pl_result check_catalogue(struct pl_ctx *ctx, const struct model_vie
 			       "stream_not_supported", "stream", "The model `%s` does not support "
 			       "streaming: send the request without \"stream\": true.", ctx->out.model);
 	}
-	if (ctx->obj_use) /* no body: the path names a stored response, not a model */
+	/* No body to rewrite: a stored response's path names no model, and a realtime
+	 * session's upstream name is written by the adapter (pipeline/adapter.c). */
+	if (ctx->obj_use || ctx->service == PL_SVC_REALTIME)
 		ctx->out.upstream_model[0] = '\0';
 	return ctx->out.upstream_model[0] ? plan_rewrite(ctx) : PL_NEXT;
 }

@@ -32,7 +32,7 @@ struct policy {
 
 static const char *const service_names[] = {
 	"chat", "completions", "embeddings", "rerank", "audio_speech", "audio_transcriptions",
-	"images_generations", "images_edits", "models", "moderations",
+	"images_generations", "images_edits", "models", "moderations", "realtime",
 };
 
 int policy_service_bit(const char *name, size_t len)
