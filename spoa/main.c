@@ -351,6 +351,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	api_set_master_keys(app->api, fresh.master_key_file);
 	server_reconfigure(app->server, &fresh);
 	limits_configure(&fresh);
+	pl_files_configure(&fresh);
 	pg_opts(&app->cfg, &po);
 	pgsync_reconfigure(app->pg, &po);
 	lb_options(&app->cfg, &lo);
@@ -472,6 +473,7 @@ static const struct server_exit_hooks *worker_exit_hooks(void)
 static int start_accounting(struct app *app)
 {
 	limits_set_remote(&fleet_remote);
+	pl_files_configure(&app->cfg);
 	traffic_configure(app->cfg.metrics_max_tenants, app->cfg.metrics_max_models);
 	limits_set_observer(&traffic_observer);
 	if (start_access_log(&app->cfg) < 0)

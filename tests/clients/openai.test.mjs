@@ -6,6 +6,9 @@
 //   JAIROUTER_MODEL    a model that key may use (default demo-model)
 //   JAIROUTER_EMBEDDING_MODEL  model for the embeddings test (default JAIROUTER_MODEL)
 //
+// The files and batches tests need the key's tenant to have a files model (the tenant
+// setting files_model, docs/api.md "Files and batches") whose backend serves both APIs.
+//
 // Run with tests/clients/run.sh (or `node --test openai.test.mjs`).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -222,4 +225,55 @@ test('images edit: multipart upload (toFile)', async () => {
 	const image = await toFile(Buffer.from('PNG....'), 'in.png', { type: 'image/png' });
 	const data = await client().images.edit({ model: MODEL, image, prompt: 'add a hat' });
 	assert.equal(data.data.length, 1);
+});
+
+// ---- files and batches (docs/api.md, "Files and batches") -------------------------------
+
+// The gateway records an id's owner when the creating request ends; the next request may
+// be decided just before that (docs/api.md). Up to 50 attempts, 100 ms apart.
+async function whenRecorded(call) {
+	for (let i = 0; ; i++) {
+		try {
+			return await call();
+		} catch (e) {
+			if (!(e instanceof OpenAI.NotFoundError) || i >= 49) throw e;
+			await new Promise((r) => setTimeout(r, 100));
+		}
+	}
+}
+
+test('files: create, list, retrieve, content, delete', async () => {
+	const c = client();
+	const text = 'first line\nsecond line\n';
+	const created = await c.files.create({ file: await toFile(Buffer.from(text), 'notes.txt'), purpose: 'user_data' });
+	assert.match(created.id, /^file-/);
+	assert.equal(created.object, 'file');
+	assert.equal(created.bytes, Buffer.byteLength(text));
+	assert.equal(created.filename, 'notes.txt');
+	assert.equal(created.purpose, 'user_data');
+	const got = await whenRecorded(() => c.files.retrieve(created.id));
+	assert.equal(got.id, created.id);
+	const content = await c.files.content(created.id);
+	assert.equal(await content.text(), text);
+	// The list is the tenant's own (answered by the gateway), newest first, paginated.
+	const second = await c.files.create({ file: await toFile(Buffer.from('x'), 'x.txt'), purpose: 'user_data' });
+	await whenRecorded(() => c.files.retrieve(second.id));
+	const ids = [];
+	for await (const f of c.files.list({ purpose: 'user_data', limit: 1 })) ids.push(f.id);
+	assert.ok(ids.includes(created.id) && ids.includes(second.id), `both listed: ${ids}`);
+	const page = await c.files.list({ limit: 1 });
+	assert.equal(page.data.length, 1);
+	assert.equal(page.hasNextPage(), true);
+	const deleted = await c.files.delete(created.id);
+	assert.deepEqual([deleted.id, deleted.deleted], [created.id, true]);
+	await assert.rejects(c.files.retrieve(created.id), (e) => e.status === 404);
+	await c.files.delete(second.id);
+});
+
+test('files: an unknown file id is NotFoundError', async () => {
+	await assert.rejects(client().files.retrieve('file-doesnotexist'), (e) => {
+		assert.equal(e.status, 404);
+		assert.equal(e.error?.type ?? e.type, 'invalid_request_error');
+		return true;
+	});
 });

@@ -161,6 +161,28 @@ t_vertex_kinds() {
 }
 check vertex_provider_kinds t_vertex_kinds
 
+# sql/016: the files_model setting is a model name; api_objects keeps an object's JSON
+# (at most 16 KiB).
+t_files_setting() {
+	ctl tenant add files-sql >/dev/null &&
+		ctl tenant settings files-sql '{"files_model":"gpt-files"}' >/dev/null &&
+		equals "$(q -c "SELECT settings->>'files_model' FROM jairouter.tenants WHERE name = 'files-sql'")" gpt-files &&
+		! ctl tenant settings files-sql '{"files_model":42}' >/dev/null 2>&1 &&
+		! ctl tenant settings files-sql '{"files_model":""}' >/dev/null 2>&1 &&
+		! q -c "SELECT jairouter.set_tenant_settings('files-sql', jsonb_build_object('files_model', 'a' || chr(10)))" >/dev/null 2>&1 &&
+		ctl tenant settings files-sql '{"files_model":null}' >/dev/null &&
+		equals "$(q -c "SELECT settings ? 'files_model' FROM jairouter.tenants WHERE name = 'files-sql'")" f
+}
+check files_model_setting t_files_setting
+
+t_object_json() {
+	q -c "INSERT INTO jairouter.api_objects (kind, object_id, tenant_id, object)
+		SELECT 'file', 'file-sql-1', id, '{\"id\":\"file-sql-1\"}' FROM jairouter.tenants WHERE name = 'files-sql'" &&
+		equals "$(q -c "SELECT object::json->>'id' FROM jairouter.api_objects WHERE object_id = 'file-sql-1'")" file-sql-1 &&
+		! q -c "UPDATE jairouter.api_objects SET object = repeat('x', 16385) WHERE object_id = 'file-sql-1'" >/dev/null 2>&1
+}
+check api_objects_object_json t_object_json
+
 # ---- plumbing -------------------------------------------------------------------------
 
 t_notify() {

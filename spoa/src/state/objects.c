@@ -1,6 +1,7 @@
 /* objects: see objects.h. */
 #include "state/objects.h"
 
+#include "json/jscan.h"
 #include "util/hmap.h"
 #include "util/xalloc.h"
 
@@ -46,10 +47,16 @@ struct objects *objects_new(void)
 	return o;
 }
 
+static void free_object(struct st_object *e)
+{
+	free(e->json);
+	free(e);
+}
+
 static void free_item(void *item, void *arg)
 {
 	(void)arg;
-	free(item);
+	free_object(item);
 }
 
 void objects_free(struct objects *o)
@@ -69,7 +76,7 @@ static void unlink_entry(struct objects *o, struct st_object *e)
 	hmap_remove(&o->by_key, key_hash(k.kind, k.id, k.len), eq_key, &k);
 	if (e->id)
 		hmap_remove(&o->by_id, hmap_hash_u64((uint64_t)e->id), eq_id, &e->id);
-	free(e);
+	free_object(e);
 }
 
 void objects_del(struct objects *o, int64_t id)
@@ -86,10 +93,16 @@ void objects_put(struct objects *o, const struct st_object *src)
 	struct obj_key k;
 
 	*e = *src;
+	e->json = src->json ? xstrdup(src->json) : NULL;
 	e->object_id[sizeof(e->object_id) - 1] = '\0';
+	e->purpose[sizeof(e->purpose) - 1] = '\0';
 	k = (struct obj_key){ e->kind, e->object_id, strlen(e->object_id) };
-	if ((old = hmap_find(&o->by_key, key_hash(k.kind, k.id, k.len), eq_key, &k)))
+	if ((old = hmap_find(&o->by_key, key_hash(k.kind, k.id, k.len), eq_key, &k))) {
+		/* A newer state seen by this agent keeps the row it updates. */
+		if (!e->id && old->id && old->tenant_id == e->tenant_id)
+			e->id = old->id;
 		unlink_entry(o, old);
+	}
 	if (e->id)
 		objects_del(o, e->id);
 	hmap_insert(&o->by_key, key_hash(k.kind, k.id, k.len), e);
@@ -107,6 +120,44 @@ const struct st_object *objects_find(const struct objects *o, enum obj_kind kind
 size_t objects_count(const struct objects *o)
 {
 	return o->by_key.count;
+}
+
+struct each_arg {
+	void (*fn)(const struct st_object *obj, void *arg);
+	void *arg;
+};
+
+static void each_one(void *item, void *arg)
+{
+	const struct each_arg *a = arg;
+
+	a->fn(item, a->arg);
+}
+
+void objects_each(const struct objects *o, void (*fn)(const struct st_object *obj, void *arg), void *arg)
+{
+	struct each_arg a = { fn, arg };
+
+	hmap_each(&o->by_key, each_one, &a);
+}
+
+int obj_set_json(struct st_object *obj, const char *json, size_t len)
+{
+	static const char *const keys[] = { "created_at", "purpose" };
+	struct jscan_member m[2];
+	size_t n;
+
+	if (len > OBJ_JSON_MAX || jscan_members(json, len, JSCAN_DEFAULT_DEPTH, keys, 2, m) != JSCAN_OK)
+		return -1;
+	obj->created_at = m[0].count && m[0].is_integer ? m[0].integer : 0;
+	obj->purpose[0] = '\0';
+	if (m[1].count && m[1].type == JSCAN_STRING &&
+	    jscan_string(json + m[1].offset, m[1].len, obj->purpose, sizeof(obj->purpose), &n) < 0)
+		obj->purpose[0] = '\0';
+	obj->json = xmalloc(len + 1);
+	memcpy(obj->json, json, len);
+	obj->json[len] = '\0';
+	return 0;
 }
 
 int obj_kind_of(const char *name)
