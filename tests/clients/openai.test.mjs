@@ -277,3 +277,37 @@ test('files: an unknown file id is NotFoundError', async () => {
 		return true;
 	});
 });
+
+test('batches: create, retrieve until completed (with usage), list, cancel', async () => {
+	const c = client();
+	const line = (i) => JSON.stringify({ custom_id: `req-${i}`, method: 'POST', url: '/v1/chat/completions',
+		body: { model: MODEL, messages: [{ role: 'user', content: `Hello ${i}` }] } });
+	const input = await c.files.create({ file: await toFile(Buffer.from(`${line(1)}\n${line(2)}\n`), 'batch.jsonl'),
+		purpose: 'batch' });
+	assert.equal(input.purpose, 'batch');
+	const batch = await whenRecorded(() => c.batches.create({ input_file_id: input.id,
+		endpoint: '/v1/chat/completions', completion_window: '24h' }));
+	assert.match(batch.id, /^batch_/);
+	assert.equal(batch.object, 'batch');
+	assert.equal(batch.input_file_id, input.id);
+	let got = await whenRecorded(() => c.batches.retrieve(batch.id));
+	for (let i = 0; i < 5 && got.status !== 'completed'; i++) got = await c.batches.retrieve(batch.id);
+	assert.equal(got.status, 'completed');
+	assert.equal(got.request_counts.completed, 2);
+	assert.ok(got.usage && got.usage.input_tokens > 0 && got.usage.output_tokens > 0, 'usage present');
+	// The output file is the batch's tenant's: the gateway recorded it from the batch.
+	const output = await whenRecorded(() => c.files.content(got.output_file_id));
+	const results = (await output.text()).trim().split('\n').map((l) => JSON.parse(l));
+	assert.deepEqual(results.map((r) => r.custom_id).sort(), ['req-1', 'req-2']);
+	assert.equal(results[0].response.status_code, 200);
+	const listed = [];
+	for await (const b of c.batches.list({ limit: 2 })) listed.push(b);
+	const mine = listed.find((b) => b.id === batch.id);
+	assert.ok(mine, 'the batch is listed');
+	assert.equal(mine.status, 'completed', 'listed as last seen');
+	const second = await c.batches.create({ input_file_id: input.id, endpoint: '/v1/chat/completions',
+		completion_window: '24h' });
+	const cancelled = await whenRecorded(() => c.batches.cancel(second.id));
+	assert.equal(cancelled.status, 'cancelling');
+	await assert.rejects(c.batches.retrieve('batch_doesnotexist'), (e) => e.status === 404);
+});

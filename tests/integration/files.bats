@@ -1,9 +1,11 @@
 #!/usr/bin/env bats
-# The Files API end to end (docs/api.md, "Files and batches"): HAProxy + agent +
-# PostgreSQL + the mock model server's /v1/files (tests/mock/mock-files.js). An upload
-# goes to the backend of the tenant's files model; only the tenant that uploaded a file
-# retrieves, downloads or deletes it; lists are answered by the agent from the tenant's
-# own records; a batch input file is checked line by line; oversize uploads are refused.
+# The Files and Batch APIs end to end (docs/api.md, "Files and batches"): HAProxy +
+# agent + PostgreSQL + the mock model server's /v1/files and /v1/batches
+# (tests/mock/mock-files.js). An upload goes to the backend of the tenant's files model;
+# only the tenant that uploaded a file (created a batch) can use it; lists are answered
+# by the agent from the tenant's own records; a batch input file is checked line by
+# line; oversize uploads are refused; a completed batch is billed once from its usage
+# (or at the estimate without one), also when only `jairouterctl batches sync` sees it.
 
 bats_require_minimum_version 1.5.0
 
@@ -241,4 +243,197 @@ batch_file() {
 	expect_openai_error 404 invalid_request_error unknown_url
 	get "$KEY" /v1/files/x/y
 	expect_openai_error 404 invalid_request_error unknown_url
+}
+
+# ---- batches -----------------------------------------------------------------------------
+
+# new_batch KEY MODEL...: uploads a batch file (one chat line per model) and creates a
+# batch from it; sets BATCH (its id) and INPUT (the file's id).
+new_batch() {
+	local key=$1
+	shift
+	batch_file "$BATS_TEST_TMPDIR/in.jsonl" "$@"
+	upload "$key" batch "$BATS_TEST_TMPDIR/in.jsonl"
+	expect_status 200
+	INPUT=$(json b.id)
+	eventually 5 get_is "$key" "/v1/files/$INPUT" 200
+	req -X POST -H "authorization: Bearer $key" -H 'content-type: application/json' \
+		--data-binary "{\"input_file_id\":\"$INPUT\",\"endpoint\":\"/v1/chat/completions\",\"completion_window\":\"24h\"}" /v1/batches
+	expect_status 200
+	BATCH=$(json b.id)
+	[[ $BATCH == batch_* ]]
+	eventually 5 bash -c "[[ \$(psql -X -t -A -d '$JR_DATABASE' -c \"SELECT count(*) FROM jairouter.api_objects WHERE object_id = '$BATCH'\") == 1 ]]"
+}
+
+# batch_usage TENANT MODEL: requests prompt completion estimated of usage_daily.
+batch_usage() {
+	db_sql "SELECT coalesce(sum(requests), 0) || ' ' || coalesce(sum(prompt_tokens), 0) || ' ' ||
+	    coalesce(sum(completion_tokens), 0) || ' ' || coalesce(sum(estimated_requests), 0)
+	    FROM jairouter.usage_by_tenant_model_day WHERE tenant = '$1' AND model = '$2'"
+}
+
+billed_rows() {
+	db_sql "SELECT count(*) FROM jairouter.batch_usage WHERE batch_id = '$1'"
+}
+
+@test "only the creating tenant retrieves, cancels and lists a batch; another tenant's file cannot start one" {
+	local k o
+	k=$(new_tenant bat-a)
+	o=$(new_tenant bat-b)
+	jr_ctl tenant settings bat-a '{"files_model":"files-model"}' >/dev/null
+	jr_ctl tenant settings bat-b '{"files_model":"files-model"}' >/dev/null
+	eventually 10 uploaded "$k" user_data
+	new_batch "$k" files-model
+	[[ $(json b.status) == validating ]]
+	for path in "/v1/batches/$BATCH" "/api/v1/batches/$BATCH"; do
+		get "$o" "$path"
+		expect_openai_error 404 invalid_request_error not_found
+		[[ $(json b.error.message) == "No such Batch object: '$BATCH'." ]]
+	done
+	req -X POST -H "authorization: Bearer $o" "/v1/batches/$BATCH/cancel"
+	expect_openai_error 404 invalid_request_error not_found
+	# B cannot start a batch from A's file.
+	req -X POST -H "authorization: Bearer $o" -H 'content-type: application/json' \
+		--data-binary "{\"input_file_id\":\"$INPUT\",\"endpoint\":\"/v1/chat/completions\",\"completion_window\":\"24h\"}" /v1/batches
+	expect_openai_error 404 invalid_request_error not_found
+	[[ $(json b.error.param) == input_file_id ]]
+	# Endpoints the gateway does not serve; a file of another purpose.
+	req -X POST -H "authorization: Bearer $k" -H 'content-type: application/json' \
+		--data-binary "{\"input_file_id\":\"$INPUT\",\"endpoint\":\"/v1/fine_tuning/jobs\",\"completion_window\":\"24h\"}" /v1/batches
+	expect_openai_error 400 invalid_request_error invalid_value
+	[[ $(json b.error.param) == endpoint ]]
+	upload "$k" user_data
+	eventually 5 get_is "$k" "/v1/files/$(json b.id)" 200
+	req -X POST -H "authorization: Bearer $k" -H 'content-type: application/json' \
+		--data-binary "{\"input_file_id\":\"$(json b.id)\",\"endpoint\":\"/v1/chat/completions\",\"completion_window\":\"24h\"}" /v1/batches
+	expect_openai_error 400 invalid_request_error invalid_value
+	# Lists: A sees its batch (its latest state), B never does.
+	get "$k" /v1/batches
+	expect_status 200
+	[[ $(json b.data.length) == 1 ]]
+	[[ $(json b.data[0].id) == "$BATCH" ]]
+	[[ $(json b.data[0].object) == batch ]]
+	get "$o" /v1/batches
+	expect_status 200
+	[[ $(json b.data.length) == 0 ]]
+	# The owner retrieves and cancels.
+	get "$k" "/v1/batches/$BATCH"
+	expect_status 200
+	[[ $(json b.status) == in_progress ]]
+	req -X POST -H "authorization: Bearer $k" "/v1/batches/$BATCH/cancel"
+	expect_status 200
+	[[ $(json b.status) == cancelling ]]
+	eventually 5 bash -c "[[ \$(psql -X -t -A -d '$JR_DATABASE' -c \"SELECT object::json->>'status' FROM jairouter.api_objects WHERE object_id = '$BATCH'\") == cancelling ]]"
+	get "$k" /v1/batches
+	[[ $(json b.data[0].status) == cancelling ]]
+	get "$k" "/v1/batches/$BATCH"
+	[[ $(json b.status) == cancelled ]]
+	# A cancelled batch bills nothing.
+	sleep 1.5
+	[[ $(billed_rows "$BATCH") == 0 ]]
+}
+
+@test "a completed batch is billed once, from its usage, at the batch price, across repeated retrieves and an agent restart" {
+	local k want tokens
+	k=$(new_tenant bat-bill)
+	jr_ctl tenant settings bat-bill '{"files_model":"files-model"}' >/dev/null
+	jr_ctl model price files-other 2 8 >/dev/null
+	eventually 10 uploaded "$k" user_data
+	new_batch "$k" files-other files-other files-other
+	# validating -> in_progress -> finalizing -> completed: one step per retrieve.
+	get "$k" "/v1/batches/$BATCH"
+	get "$k" "/v1/batches/$BATCH"
+	[[ $(json b.status) == finalizing ]]
+	[[ $(json b.usage) == undefined ]]
+	get "$k" "/v1/batches/$BATCH"
+	expect_status 200
+	[[ $(json b.status) == completed ]]
+	[[ $(json b.request_counts.completed) == 3 ]]
+	tokens="$(json b.usage.input_tokens) $(json b.usage.output_tokens)"
+	[[ $(json b.usage.output_tokens) == 18 ]]
+	for _ in 1 2 3; do
+		get "$k" "/v1/batches/$BATCH"
+		expect_status 200
+	done
+	get "$k" /v1/batches
+	[[ $(json b.data[0].status) == completed ]]
+	# The output file is the tenant's (recorded from the batch), no one else's.
+	local out
+	get "$k" "/v1/batches/$BATCH"
+	out=$(json b.output_file_id)
+	eventually 5 get_is "$k" "/v1/files/$out/content" 200
+	[[ $(wc -l <"$BATS_TEST_TMPDIR/body") == 3 ]]
+	get "$OTHER" "/v1/files/$out/content"
+	expect_openai_error 404 invalid_request_error not_found
+	get "$k" '/v1/files?purpose=batch_output'
+	[[ $(json b.data[0].id) == "$out" ]]
+	eventually 5 bash -c "[[ \$(psql -X -t -A -d '$JR_DATABASE' -c \"SELECT count(*) FROM jairouter.batch_usage WHERE batch_id = '$BATCH'\") == 1 ]]"
+	[[ $(db_sql "SELECT input_tokens || ' ' || output_tokens || ' ' || requests || ' ' || estimated FROM jairouter.batch_usage WHERE batch_id = '$BATCH'") == "$tokens 3 false" ]]
+	# Cost: (input x 2 + output x 8) / 1e6 at the batch factor (0.5 by default).
+	want=$(node -e "const [i, o] = process.argv[1].split(' ').map(Number); console.log(((i * 2 + o * 8) / 1e6 * 0.5).toFixed(6))" "$tokens")
+	[[ $(db_sql "SELECT cost FROM jairouter.batch_usage WHERE batch_id = '$BATCH'") == "$want" ]]
+	# Another agent process (the restarted one) sees it completed again: nothing more.
+	jr_agent_stop "$STACK"
+	jr_agent_start "$STACK"
+	eventually 10 get_is "$k" "/v1/batches/$BATCH" 200
+	get "$k" "/v1/batches/$BATCH"
+	eventually 5 bash -c "curl -fsS '$JR_AGENT_METRICS/metrics' | grep -Eq '^jairouter_batches_bills_sent_total [1-9]'"
+	[[ $(billed_rows "$BATCH") == 1 ]]
+	# usage_daily: the batch's 3 requests and tokens once, besides the plain requests
+	# (the retrieves, which carry no tokens) billed to files-other.
+	[[ $(db_sql "SELECT prompt_tokens || ' ' || completion_tokens FROM jairouter.usage_by_tenant_model_day WHERE tenant = 'bat-bill' AND model = 'files-other'") == "$tokens" ]]
+	[[ $(db_sql "SELECT cost FROM jairouter.usage_by_tenant_model_day WHERE tenant = 'bat-bill' AND model = 'files-other'") == "$want" ]]
+}
+
+@test "a completed batch without usage is billed at the estimate, marked estimated" {
+	local k
+	k=$(new_tenant bat-est)
+	jr_ctl tenant settings bat-est '{"files_model":"files-model"}' >/dev/null
+	eventually 10 uploaded "$k" user_data
+	batch_file "$BATS_TEST_TMPDIR/in.jsonl" files-model files-model
+	# The mock leaves usage out when a line says mock_no_usage.
+	sed -i 's/"Hi 1"/"Hi 1 mock_no_usage"/' "$BATS_TEST_TMPDIR/in.jsonl"
+	upload "$k" batch "$BATS_TEST_TMPDIR/in.jsonl"
+	expect_status 200
+	INPUT=$(json b.id)
+	local bytes
+	bytes=$(json b.bytes)
+	eventually 5 get_is "$k" "/v1/files/$INPUT" 200
+	req -X POST -H "authorization: Bearer $k" -H 'content-type: application/json' \
+		--data-binary "{\"input_file_id\":\"$INPUT\",\"endpoint\":\"/v1/chat/completions\",\"completion_window\":\"24h\"}" /v1/batches
+	BATCH=$(json b.id)
+	eventually 5 get_is "$k" "/v1/batches/$BATCH" 200
+	get "$k" "/v1/batches/$BATCH"
+	get "$k" "/v1/batches/$BATCH"
+	[[ $(json b.status) == completed ]]
+	[[ $(json b.usage) == undefined ]]
+	eventually 5 bash -c "[[ \$(psql -X -t -A -d '$JR_DATABASE' -c \"SELECT count(*) FROM jairouter.batch_usage WHERE batch_id = '$BATCH'\") == 1 ]]"
+	# input: the file's bytes / 4 (limits_bytes_per_token); output: 256 per request
+	# (limits_default_max_tokens).
+	[[ $(db_sql "SELECT input_tokens || ' ' || output_tokens || ' ' || requests || ' ' || estimated FROM jairouter.batch_usage WHERE batch_id = '$BATCH'") == "$(((bytes + 3) / 4)) 512 2 true" ]]
+}
+
+@test "jairouterctl batches sync retrieves the open batches nobody retrieves, so they are billed once" {
+	local k first second
+	k=$(new_tenant bat-sync)
+	jr_ctl tenant settings bat-sync '{"files_model":"files-model"}' >/dev/null
+	eventually 10 uploaded "$k" user_data
+	new_batch "$k" files-model
+	first=$BATCH
+	new_batch "$k" files-model files-model
+	second=$BATCH
+	run jr_ctl batches list --tenant bat-sync
+	[[ $status == 0 && $output == *"$first"*validating* ]]
+	# Each sync moves every open batch one step; the third completes them.
+	for _ in 1 2 3; do
+		run jr_ctl batches sync --url "$JR_URL"
+		[[ $status == 0 && $output == *"2 of 2 open batches retrieved"* ]]
+	done
+	eventually 5 bash -c "[[ \$(psql -X -t -A -d '$JR_DATABASE' -c \"SELECT count(*) FROM jairouter.batch_usage WHERE batch_id IN ('$first', '$second')\") == 2 ]]"
+	# Nothing is open any more; the temporary keys are revoked.
+	run jr_ctl batches sync --url "$JR_URL"
+	[[ $status == 0 && $output == *"0 of 0 open batches retrieved"* ]]
+	[[ $(db_sql "SELECT count(*) FROM jairouter.api_keys k JOIN jairouter.tenants t ON t.id = k.tenant_id
+	    WHERE t.name = 'bat-sync' AND k.name = 'batches-sync' AND k.revoked_at IS NULL") == 0 ]]
+	[[ $(db_sql "SELECT sum(requests) FROM jairouter.batch_usage WHERE batch_id IN ('$first', '$second')") == 3 ]]
 }

@@ -2,6 +2,7 @@
 #include "objects/objects.h"
 
 #include "json/jscan.h"
+#include "objects/batches.h"
 #include "report/report.h"
 #include "state/objects.h"
 #include "state/state.h"
@@ -44,6 +45,7 @@ static struct {
 	struct dbw *pg;
 	struct st_object *queue; /* ring of OBJ_QUEUE_MAX */
 	size_t head, n, sent;    /* sent: rows of the statement in flight, from head */
+	int billing;             /* the statement in flight is batch bills (objects/batches.h) */
 	struct evbuffer *arr[NPARAMS];
 	const char *params[NPARAMS];
 	struct pending pend[OBJ_PENDING_MAX];
@@ -67,7 +69,7 @@ static int copy_field(const struct jr_report *r, const char *key, char *out, siz
 }
 
 /* acct=<process>.<tenant id>.<key id>.<model id>.<prompt>.<completion> */
-static int parse_acct(const struct jr_report *r, int64_t *tenant, int64_t *model)
+static int parse_acct(const struct jr_report *r, int64_t *tenant, int64_t *key, int64_t *model)
 {
 	char buf[160], *f[6], *save = NULL, *p = buf;
 	int i;
@@ -79,6 +81,7 @@ static int parse_acct(const struct jr_report *r, int64_t *tenant, int64_t *model
 	if (i < 4)
 		return -1;
 	*tenant = strtoll(f[1], NULL, 10);
+	*key = strtoll(f[2], NULL, 10);
 	*model = strtoll(f[3], NULL, 10);
 	return *tenant > 0 ? 0 : -1;
 }
@@ -187,6 +190,7 @@ static void record(struct st_object *obj)
 void objects_on_report(const struct jr_report *r, void *arg)
 {
 	struct st_object obj = { 0 };
+	int64_t key = 0;
 	char kind[16], adapter_rid[OBJ_ID_MAX];
 	const char *rid;
 	int k;
@@ -200,7 +204,7 @@ void objects_on_report(const struct jr_report *r, void *arg)
 	if (copy_field(r, "ok", kind, sizeof(kind)) < 0 || (k = obj_kind_of(kind)) < 0)
 		return;
 	rid = take_adapter_id(r, adapter_rid);
-	if (r->status != 200 || !report_is(r, "v", "allow") || parse_acct(r, &obj.tenant_id, &obj.model_id) < 0)
+	if (r->status != 200 || !report_is(r, "v", "allow") || parse_acct(r, &obj.tenant_id, &key, &obj.model_id) < 0)
 		return;
 	if (!rid && copy_field(r, "rid", obj.object_id, sizeof(obj.object_id)) < 0)
 		return;
@@ -211,6 +215,14 @@ void objects_on_report(const struct jr_report *r, void *arg)
 	obj.kind = (enum obj_kind)k;
 	if (obj.kind != OBJ_RESPONSE)
 		take_json(r, &obj);
+	if (obj.kind == OBJ_BATCH && obj.json) {
+		struct st_object out[2];
+		int n = batches_outputs(&obj, out);
+
+		batches_sighting(&obj, key);
+		for (int i = 0; i < n; i++)
+			record(&out[i]);
+	}
 	record(&obj);
 }
 
@@ -259,8 +271,9 @@ static void build_params(size_t n)
 static int writer_next(void *arg, struct dbw_query *q)
 {
 	(void)arg;
+	o.billing = 0;
 	if (!o.n)
-		return 0;
+		return (o.billing = batches_next(q));
 	o.sent = o.n < OBJ_BATCH_MAX ? o.n : OBJ_BATCH_MAX;
 	build_params(o.sent);
 	q->sql = INSERT_SQL;
@@ -285,9 +298,16 @@ static void drop_sent(void)
 static void writer_done(void *arg, enum dbw_status status, const char *err)
 {
 	(void)arg;
+	if (o.billing) {
+		o.billing = 0;
+		batches_done(status, err);
+		return;
+	}
 	if (status == DBW_OK) {
 		atomic_fetch_add(&st.written, o.sent);
 		drop_sent();
+		if (batches_waiting())
+			dbw_kick(o.pg);
 	} else if (status == DBW_ERROR) {
 		/* A rejected batch would be rejected again: dropped (the store keeps it). */
 		log_event(LOG_ERROR, "objects_write_failed",
@@ -317,6 +337,7 @@ int objects_start(struct event_base *base, const char *conninfo, unsigned flush_
 	o.queue = calloc(OBJ_QUEUE_MAX, sizeof(*o.queue));
 	if (!o.queue)
 		abort();
+	batches_init();
 	for (int i = 0; i < NPARAMS; i++)
 		if (!(o.arr[i] = evbuffer_new()))
 			abort();
@@ -339,6 +360,13 @@ void objects_stop(void)
 			atomic_fetch_add(&st.written, o.sent);
 			drop_sent();
 		}
+		while (!o.n && batches_waiting() && writer_next(NULL, &q)) {
+			int rc = dbw_exec_sync(o.pg, &q);
+
+			if (rc == -2)
+				break;
+			batches_done(rc == 0 ? DBW_OK : DBW_ERROR, "refused at stop");
+		}
 		dbw_free(o.pg);
 		o.pg = NULL;
 	}
@@ -352,6 +380,7 @@ void objects_stop(void)
 	free(o.queue);
 	o.queue = NULL;
 	o.n = o.head = 0;
+	batches_free();
 }
 
 void objects_render_metrics(struct evbuffer *out, void *arg)
@@ -370,4 +399,5 @@ void objects_render_metrics(struct evbuffer *out, void *arg)
 		"# HELP jairouter_objects_known Object owners this agent holds.\n"
 		"# TYPE jairouter_objects_known gauge\njairouter_objects_known %zu\n",
 		atomic_load(&st.recorded), atomic_load(&st.written), atomic_load(&st.dropped), known);
+	batches_render_metrics(out);
 }
