@@ -385,6 +385,38 @@ billed_rows() {
 	[[ $(db_sql "SELECT cost FROM jairouter.usage_by_tenant_model_day WHERE tenant = 'bat-bill' AND model = 'files-other'") == "$want" ]]
 }
 
+@test "a batch answer longer than the report line carries is still listed and billed once from its fields" {
+	local k meta tokens
+	k=$(new_tenant bat-big)
+	jr_ctl tenant settings bat-big '{"files_model":"files-model"}' >/dev/null
+	eventually 10 uploaded "$k" user_data
+	batch_file "$BATS_TEST_TMPDIR/in.jsonl" files-model files-model
+	upload "$k" batch "$BATS_TEST_TMPDIR/in.jsonl"
+	INPUT=$(json b.id)
+	eventually 5 get_is "$k" "/v1/files/$INPUT" 200
+	# 16 metadata values of 200 characters: a batch object of about 4.3 KB.
+	meta=$(node -e 'const m = {}; for (let i = 0; i < 16; i++) m["k" + i] = "v".repeat(200); console.log(JSON.stringify(m))')
+	req -X POST -H "authorization: Bearer $k" -H 'content-type: application/json' \
+		--data-binary "{\"input_file_id\":\"$INPUT\",\"endpoint\":\"/v1/chat/completions\",\"completion_window\":\"24h\",\"metadata\":$meta}" /v1/batches
+	expect_status 200
+	BATCH=$(json b.id)
+	(($(wc -c <"$BATS_TEST_TMPDIR/body") > 2048))
+	eventually 5 get_is "$k" "/v1/batches/$BATCH" 200
+	get "$k" "/v1/batches/$BATCH"
+	get "$k" "/v1/batches/$BATCH"
+	[[ $(json b.status) == completed ]]
+	tokens="$(json b.usage.input_tokens) $(json b.usage.output_tokens)"
+	eventually 5 bash -c "[[ \$(psql -X -t -A -d '$JR_DATABASE' -c \"SELECT count(*) FROM jairouter.batch_usage WHERE batch_id = '$BATCH'\") == 1 ]]"
+	[[ $(db_sql "SELECT input_tokens || ' ' || output_tokens || ' ' || requests || ' ' || estimated FROM jairouter.batch_usage WHERE batch_id = '$BATCH'") == "$tokens 2 false" ]]
+	# Listed from those fields; the output file is the tenant's.
+	get "$k" /v1/batches
+	[[ $(json b.data[0].id) == "$BATCH" ]]
+	[[ $(json b.data[0].status) == completed ]]
+	[[ $(json b.data[0].input_file_id) == "$INPUT" ]]
+	get "$k" "/v1/batches/$BATCH"
+	eventually 5 get_is "$k" "/v1/files/$(json b.output_file_id)/content" 200
+}
+
 @test "a completed batch without usage is billed at the estimate, marked estimated" {
 	local k
 	k=$(new_tenant bat-est)

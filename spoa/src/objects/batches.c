@@ -146,7 +146,8 @@ int batches_outputs(const struct st_object *batch, struct st_object *out)
 		struct st_object *f = &out[n];
 		char json[OBJ_ID_MAX + 160];
 		size_t len;
-		int64_t at = m[2].is_integer ? m[2].integer : m[3].is_integer ? m[3].integer : 0;
+		int64_t at = m[2].is_integer && m[2].integer > 0 ? m[2].integer
+			     : m[3].is_integer && m[3].integer > 0 ? m[3].integer : 0;
 
 		memset(f, 0, sizeof(*f));
 		if (m[i].count != 1 || m[i].type != JSCAN_STRING ||
