@@ -228,6 +228,25 @@ static void test_objects_json(void)
 	free(b.json);
 	objects_each(o, count_one, &n);
 	CHECK_EQ_INT(n, 1);
+	/* The per-tenant index follows puts (also a change of owner) and deletes; responses
+	 * are not in it. */
+	n = 0;
+	objects_each_of_tenant(o, 8, count_one, &n);
+	CHECK_EQ_INT(n, 1);
+	n = 0;
+	objects_each_of_tenant(o, 7, count_one, &n);
+	CHECK_EQ_INT(n, 0);
+	b = (struct st_object){ 21, OBJ_BATCH, "batch_1", 8, 3, NULL, 0, "" };
+	objects_put(o, &b);
+	b = (struct st_object){ 22, OBJ_RESPONSE, "resp_9", 8, 3, NULL, 0, "" };
+	objects_put(o, &b);
+	n = 0;
+	objects_each_of_tenant(o, 8, count_one, &n);
+	CHECK_EQ_INT(n, 2);
+	objects_del(o, 21);
+	n = 0;
+	objects_each_of_tenant(o, 8, count_one, &n);
+	CHECK_EQ_INT(n, 1);
 	state_free(s);
 }
 

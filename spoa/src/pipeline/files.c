@@ -560,7 +560,7 @@ enum pl_result pl_files_list(struct pl_ctx *ctx)
 			       "Invalid '%s': %s.", q.bad,
 			       q.bad[0] == 'l' ? "expected an integer from 1 to 10000"
 			       : q.bad[0] == 'o' ? "expected 'asc' or 'desc'" : "not a valid value");
-	objects_each(state_objects(store_read_begin()), collect_one, &c);
+	objects_each_of_tenant(state_objects(store_read_begin()), ctx->tenant_id, collect_one, &c);
 	if (c.n)
 		qsort(c.v, c.n, sizeof(*c.v), newest_first);
 	render(&b, &c, &q);

@@ -10,6 +10,14 @@
 
 struct objects {
 	struct hmap by_key, by_id; /* every entry is in by_key; rows from PostgreSQL in by_id */
+	struct hmap by_tenant;     /* struct tenant_list: each tenant's files and batches */
+};
+
+/* The files and batches of one tenant, for the lists (responses are never listed). */
+struct tenant_list {
+	int64_t tenant;
+	size_t n, cap;
+	struct st_object **v;
 };
 
 struct obj_key {
@@ -38,12 +46,62 @@ static int eq_id(const void *item, const void *key)
 	return ((const struct st_object *)item)->id == *(const int64_t *)key;
 }
 
+static int eq_tenant(const void *item, const void *key)
+{
+	return ((const struct tenant_list *)item)->tenant == *(const int64_t *)key;
+}
+
+static void index_add(struct objects *o, struct st_object *e)
+{
+	uint64_t h = hmap_hash_u64((uint64_t)e->tenant_id);
+	struct tenant_list *l;
+
+	if (e->kind == OBJ_RESPONSE)
+		return;
+	if (!(l = hmap_find(&o->by_tenant, h, eq_tenant, &e->tenant_id))) {
+		l = xcalloc(1, sizeof(*l));
+		l->tenant = e->tenant_id;
+		hmap_insert(&o->by_tenant, h, l);
+	}
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 8;
+		l->v = xrealloc(l->v, l->cap * sizeof(*l->v));
+	}
+	l->v[l->n++] = e;
+}
+
+static void free_list(void *item, void *arg)
+{
+	struct tenant_list *l = item;
+
+	(void)arg;
+	free(l->v);
+	free(l);
+}
+
+static void index_del(struct objects *o, const struct st_object *e)
+{
+	uint64_t h = hmap_hash_u64((uint64_t)e->tenant_id);
+	struct tenant_list *l = e->kind == OBJ_RESPONSE ? NULL : hmap_find(&o->by_tenant, h, eq_tenant, &e->tenant_id);
+
+	for (size_t i = 0; l && i < l->n; i++)
+		if (l->v[i] == e) {
+			l->v[i] = l->v[--l->n];
+			break;
+		}
+	if (l && !l->n) {
+		hmap_remove(&o->by_tenant, h, eq_tenant, &e->tenant_id);
+		free_list(l, NULL);
+	}
+}
+
 struct objects *objects_new(void)
 {
 	struct objects *o = xcalloc(1, sizeof(*o));
 
 	hmap_init(&o->by_key);
 	hmap_init(&o->by_id);
+	hmap_init(&o->by_tenant);
 	return o;
 }
 
@@ -64,8 +122,10 @@ void objects_free(struct objects *o)
 	if (!o)
 		return;
 	hmap_each(&o->by_key, free_item, NULL);
+	hmap_each(&o->by_tenant, free_list, NULL);
 	hmap_clear(&o->by_key);
 	hmap_clear(&o->by_id);
+	hmap_clear(&o->by_tenant);
 	free(o);
 }
 
@@ -76,6 +136,7 @@ static void unlink_entry(struct objects *o, struct st_object *e)
 	hmap_remove(&o->by_key, key_hash(k.kind, k.id, k.len), eq_key, &k);
 	if (e->id)
 		hmap_remove(&o->by_id, hmap_hash_u64((uint64_t)e->id), eq_id, &e->id);
+	index_del(o, e);
 	free_object(e);
 }
 
@@ -108,6 +169,7 @@ void objects_put(struct objects *o, const struct st_object *src)
 	hmap_insert(&o->by_key, key_hash(k.kind, k.id, k.len), e);
 	if (e->id)
 		hmap_insert(&o->by_id, hmap_hash_u64((uint64_t)e->id), e);
+	index_add(o, e);
 }
 
 const struct st_object *objects_find(const struct objects *o, enum obj_kind kind, const char *id, size_t len)
@@ -139,6 +201,15 @@ void objects_each(const struct objects *o, void (*fn)(const struct st_object *ob
 	struct each_arg a = { fn, arg };
 
 	hmap_each(&o->by_key, each_one, &a);
+}
+
+void objects_each_of_tenant(const struct objects *o, int64_t tenant,
+			    void (*fn)(const struct st_object *obj, void *arg), void *arg)
+{
+	const struct tenant_list *l = hmap_find(&o->by_tenant, hmap_hash_u64((uint64_t)tenant), eq_tenant, &tenant);
+
+	for (size_t i = 0; l && i < l->n; i++)
+		fn(l->v[i], arg);
 }
 
 int obj_set_json(struct st_object *obj, const char *json, size_t len)

@@ -50,6 +50,10 @@ const struct st_object *objects_find(const struct objects *o, enum obj_kind kind
 size_t objects_count(const struct objects *o);
 /* Calls fn for every object (in no order). */
 void objects_each(const struct objects *o, void (*fn)(const struct st_object *obj, void *arg), void *arg);
+/* Calls fn for every file and batch of the tenant (in no order): the lists' index, kept
+ * per tenant so that a list costs the tenant's objects, not every tenant's. */
+void objects_each_of_tenant(const struct objects *o, int64_t tenant,
+			    void (*fn)(const struct st_object *obj, void *arg), void *arg);
 /* Fills json, created_at and purpose of obj from the object's JSON (obj->json becomes
  * a copy the caller frees): 0, or -1 when it is not a JSON object of at most
  * OBJ_JSON_MAX bytes (obj unchanged). */
