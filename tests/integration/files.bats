@@ -112,6 +112,12 @@ batch_file() {
 	[[ $(json b.deleted) == true ]]
 	get "$KEY" "/v1/files/$id"
 	expect_status 404
+	# Gone from the tenant's list too (the owner stays: another tenant still gets 404).
+	eventually 5 bash -c "[[ \$(psql -X -t -A -d '$JR_DATABASE' -c \"SELECT object::json->>'deleted' FROM jairouter.api_objects WHERE object_id = '$id'\") == true ]]"
+	get "$KEY" /v1/files
+	[[ $(json "b.data.some((f) => f.id === '$id')") == false ]]
+	get "$OTHER" "/v1/files/$id"
+	expect_openai_error 404 invalid_request_error not_found
 }
 
 @test "a tenant lists only its own files, newest first, with OpenAI's cursor fields" {

@@ -479,7 +479,8 @@ static void collect_one(const struct st_object *o, void *arg)
 {
 	struct collect *c = arg;
 
-	if (o->tenant_id != c->tenant || o->kind != c->kind || (c->purpose[0] && strcmp(o->purpose, c->purpose)))
+	if (o->tenant_id != c->tenant || o->kind != c->kind || o->deleted ||
+	    (c->purpose[0] && strcmp(o->purpose, c->purpose)))
 		return;
 	if (c->n == c->cap) {
 		c->cap = c->cap ? c->cap * 2 : 64;

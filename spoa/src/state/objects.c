@@ -214,12 +214,13 @@ void objects_each_of_tenant(const struct objects *o, int64_t tenant,
 
 int obj_set_json(struct st_object *obj, const char *json, size_t len)
 {
-	static const char *const keys[] = { "created_at", "purpose" };
-	struct jscan_member m[2];
+	static const char *const keys[] = { "created_at", "purpose", "deleted" };
+	struct jscan_member m[3];
 	size_t n;
 
-	if (len > OBJ_JSON_MAX || jscan_members(json, len, JSCAN_DEFAULT_DEPTH, keys, 2, m) != JSCAN_OK)
+	if (len > OBJ_JSON_MAX || jscan_members(json, len, JSCAN_DEFAULT_DEPTH, keys, 3, m) != JSCAN_OK)
 		return -1;
+	obj->deleted = m[2].count && m[2].len == 4 && memcmp(json + m[2].offset, "true", 4) == 0;
 	obj->created_at = m[0].count && m[0].is_integer ? m[0].integer : 0;
 	obj->purpose[0] = '\0';
 	if (m[1].count && m[1].type == JSCAN_STRING &&

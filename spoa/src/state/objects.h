@@ -34,6 +34,7 @@ struct st_object {
 	char *json;
 	int64_t created_at;            /* its created_at; 0 unknown */
 	char purpose[OBJ_PURPOSE_MAX]; /* a file's purpose; "" otherwise */
+	int deleted;                   /* the JSON is a delete's answer ("deleted": true): not listed */
 };
 
 struct objects;
@@ -54,7 +55,7 @@ void objects_each(const struct objects *o, void (*fn)(const struct st_object *ob
  * per tenant so that a list costs the tenant's objects, not every tenant's. */
 void objects_each_of_tenant(const struct objects *o, int64_t tenant,
 			    void (*fn)(const struct st_object *obj, void *arg), void *arg);
-/* Fills json, created_at and purpose of obj from the object's JSON (obj->json becomes
+/* Fills json, created_at, purpose and deleted of obj from the object's JSON (obj->json becomes
  * a copy the caller frees): 0, or -1 when it is not a JSON object of at most
  * OBJ_JSON_MAX bytes (obj unchanged). */
 int obj_set_json(struct st_object *obj, const char *json, size_t len);
