@@ -3,6 +3,7 @@
 --   tenants.settings.files_model  the model whose backend stores the tenant's files (and
 --                                 so runs its batches); the agent's `files_model` option
 --                                 is the default for tenants without it.
+--   api_objects.key_id            the API key that created it (a batch is billed to it)
 --   api_objects.object            the object as the model server last answered it (a
 --                                 file's creation answer, a batch's latest state): the
 --                                 agent answers GET /v1/files and GET /v1/batches from
@@ -36,7 +37,10 @@ $$;
 -- file object is ~200 bytes, a batch object ~1.2 KiB).
 ALTER TABLE jairouter.api_objects
 	ADD COLUMN IF NOT EXISTS object text NULL
-		CONSTRAINT api_objects_object_check CHECK (octet_length(object) <= 16384);
+		CONSTRAINT api_objects_object_check CHECK (octet_length(object) <= 16384),
+	-- The API key whose request created the object (a batch's usage is billed to it);
+	-- no foreign key: usage rows keep the ids of deleted keys too.
+	ADD COLUMN IF NOT EXISTS key_id bigint NULL;
 
 -- ---- batch usage, billed once ----------------------------------------------------------
 --

@@ -55,7 +55,7 @@ static void count_files(const struct st_object *obj, void *arg)
 static void bench_files(struct objects *o)
 {
 	enum { FILES = 100000, PASSES = 20 };
-	struct st_object f = { 0, OBJ_FILE, "", 1, 1, NULL, 0, "", 0 };
+	struct st_object f = { 0, OBJ_FILE, "", 1, 1, NULL, 0, "", 0, 0 };
 	struct tally t = { 1, 0 };
 	long before = rss_kib(), after;
 	char json[512];
@@ -92,7 +92,7 @@ int main(void)
 	enum { N = 1000000, LOOKUPS = 2000000 };
 	struct state *s = state_new();
 	struct objects *o = state_objects(s);
-	struct st_object e = { 0, OBJ_RESPONSE, "", 1, 1, NULL, 0, "", 0 };
+	struct st_object e = { 0, OBJ_RESPONSE, "", 1, 1, NULL, 0, "", 0, 0 };
 	long before = rss_kib(), after;
 	char id[OBJ_ID_MAX];
 	double t0, t1;

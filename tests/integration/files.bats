@@ -474,4 +474,7 @@ billed_rows() {
 	[[ $(db_sql "SELECT count(*) FROM jairouter.api_keys k JOIN jairouter.tenants t ON t.id = k.tenant_id
 	    WHERE t.name = 'bat-sync' AND k.name = 'batches-sync' AND k.revoked_at IS NULL") == 0 ]]
 	[[ $(db_sql "SELECT sum(requests) FROM jairouter.batch_usage WHERE batch_id IN ('$first', '$second')") == 3 ]]
+	# Billed to the key that created the batches, not to the sync's key.
+	[[ $(db_sql "SELECT count(*) FROM jairouter.batch_usage b JOIN jairouter.api_keys k ON k.id = b.key_id
+	    WHERE b.batch_id IN ('$first', '$second') AND k.prefix = '${k:0:11}'") == 2 ]]
 }

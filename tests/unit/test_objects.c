@@ -32,7 +32,10 @@ static void b64(const char *in, char *out)
 	out[o] = '\0';
 }
 
-/* A HAProxy line of tenant 1, key 5, model 1 creating (ok=) kind rid with answer json. */
+static int line_key = 5;
+
+/* A HAProxy line of tenant 1, key line_key, model 1 creating (ok=) kind rid with answer
+ * json. */
 static void line(const char *kind, const char *rid, const char *json)
 {
 	static int seq;
@@ -44,8 +47,8 @@ static void line(const char *kind, const char *rid, const char *json)
 		b64(json, enc);
 	else
 		snprintf(enc, sizeof(enc), "%s", "-");
-	n = snprintf(buf, sizeof(buf), "id=req%d st=200 v=allow acct=p.1.5.1.0.0 ok=%s rid=%s ob=%s end=1", ++seq,
-		     kind, rid, enc);
+	n = snprintf(buf, sizeof(buf), "id=req%d st=200 v=allow acct=p.1.%d.1.0.0 ok=%s rid=%s ob=%s end=1", ++seq,
+		     line_key, kind, rid, enc);
 	CHECK_EQ_INT(report_parse(buf, (size_t)n, &r), 0);
 	objects_on_report(&r, NULL);
 }
@@ -121,6 +124,14 @@ static void test_batches(void)
 				 "\"model\":\"batch-model\",\"usage\":{\"input_tokens\":120,\"output_tokens\":45}}");
 	CHECK_EQ_INT(batches_waiting(), 1);
 	check_bill("{batch_1} {1} {5} {2} {3} {120} {45} {f}");
+	/* Seen completed by another key of the tenant: billed to the creator's key. */
+	line_key = 9;
+	line("batch", "batch_1", "{\"id\":\"batch_1\",\"status\":\"completed\",\"model\":\"batch-model\","
+				 "\"usage\":{\"input_tokens\":120,\"output_tokens\":45}}");
+	line_key = 5;
+	check_bill("{batch_1} {1} {5} {2} {0} {120} {45} {f}");
+	o = find(OBJ_BATCH, "batch_1");
+	CHECK(o && o->key_id == 5);
 	o = find(OBJ_BATCH, "batch_1");
 	CHECK(o && o->json && strstr(o->json, "completed"));
 	o = find(OBJ_FILE, "file-out");

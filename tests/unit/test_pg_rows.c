@@ -160,13 +160,13 @@ static void test_object_rows(void)
 	struct row r;
 	int64_t id;
 
-	r = mkrow(6, "3", "file", "file-abc", "7", "2",
-		  "{\"id\":\"file-abc\",\"object\":\"file\",\"created_at\":1700000000,\"purpose\":\"batch\"}");
+	r = mkrow(7, "3", "file", "file-abc", "7", "2",
+		  "{\"id\":\"file-abc\",\"object\":\"file\",\"created_at\":1700000000,\"purpose\":\"batch\"}", "11");
 	CHECK_EQ_INT(put(s, "api_objects", "object", &r, &id), 0);
 	o = objects_find(state_objects(s), OBJ_FILE, "file-abc", 8);
 	CHECK(o && o->id == 3 && o->tenant_id == 7 && o->model_id == 2 && o->created_at == 1700000000);
-	CHECK(o && o->json && strcmp(o->purpose, "batch") == 0);
-	r = mkrow(6, "4", "batch", "batch_x", "7", "2", "not json");
+	CHECK(o && o->json && strcmp(o->purpose, "batch") == 0 && o->key_id == 11);
+	r = mkrow(7, "4", "batch", "batch_x", "7", "2", "not json", "0");
 	CHECK_EQ_INT(put(s, "api_objects", "object", &r, &id), 0);
 	o = objects_find(state_objects(s), OBJ_BATCH, "batch_x", 7);
 	CHECK(o && o->json == NULL);

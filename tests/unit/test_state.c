@@ -163,7 +163,7 @@ static void test_objects(void)
 {
 	struct state *s = state_new();
 	struct objects *o = state_objects(s);
-	struct st_object a = { 0, OBJ_RESPONSE, "resp_1", 7, 3, NULL, 0, "", 0 };
+	struct st_object a = { 0, OBJ_RESPONSE, "resp_1", 7, 3, NULL, 0, "", 0, 0 };
 	const struct st_object *f;
 
 	objects_put(o, &a);
@@ -203,7 +203,7 @@ static void test_objects_json(void)
 				   "\"purpose\":\"batch\"}";
 	struct state *s = state_new();
 	struct objects *o = state_objects(s);
-	struct st_object a = { 9, OBJ_FILE, "file-1", 7, 3, NULL, 0, "", 0 }, b;
+	struct st_object a = { 9, OBJ_FILE, "file-1", 7, 3, NULL, 0, "", 0, 0 }, b;
 	const struct st_object *f;
 	int n = 0;
 
@@ -214,7 +214,7 @@ static void test_objects_json(void)
 	free(a.json);
 	f = objects_find(o, OBJ_FILE, "file-1", 6);
 	CHECK(f && f->json && strcmp(f->json, file) == 0 && f->id == 9);
-	b = (struct st_object){ 0, OBJ_FILE, "file-1", 7, 3, NULL, 0, "", 0 };
+	b = (struct st_object){ 0, OBJ_FILE, "file-1", 7, 3, NULL, 0, "", 0, 0 };
 	objects_put(o, &b);
 	f = objects_find(o, OBJ_FILE, "file-1", 6);
 	CHECK(f && f->id == 9 && f->json == NULL);
@@ -239,9 +239,9 @@ static void test_objects_json(void)
 	n = 0;
 	objects_each_of_tenant(o, 7, count_one, &n);
 	CHECK_EQ_INT(n, 0);
-	b = (struct st_object){ 21, OBJ_BATCH, "batch_1", 8, 3, NULL, 0, "", 0 };
+	b = (struct st_object){ 21, OBJ_BATCH, "batch_1", 8, 3, NULL, 0, "", 0, 0 };
 	objects_put(o, &b);
-	b = (struct st_object){ 22, OBJ_RESPONSE, "resp_9", 8, 3, NULL, 0, "", 0 };
+	b = (struct st_object){ 22, OBJ_RESPONSE, "resp_9", 8, 3, NULL, 0, "", 0, 0 };
 	objects_put(o, &b);
 	n = 0;
 	objects_each_of_tenant(o, 8, count_one, &n);

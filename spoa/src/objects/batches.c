@@ -157,6 +157,7 @@ int batches_outputs(const struct st_object *batch, struct st_object *out)
 		f->kind = OBJ_FILE;
 		f->tenant_id = batch->tenant_id;
 		f->model_id = batch->model_id;
+		f->key_id = batch->key_id;
 		len = (size_t)snprintf(json, sizeof(json), "{\"id\":\"%s\",\"object\":\"file\",\"created_at\":%" PRId64
 				       ",\"purpose\":\"%s\",\"status\":\"processed\"}", f->object_id, at, purpose[i]);
 		if (obj_set_json(f, json, len) == 0)

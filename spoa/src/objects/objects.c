@@ -22,17 +22,17 @@
  * (two agents read every line) is inserted once. A newer JSON of a file or batch (a
  * batch's latest state, sql/016) updates the owner's row, never another tenant's. */
 #define INSERT_SQL                                                                         \
-	"INSERT INTO jairouter.api_objects (kind, object_id, tenant_id, model_id, object) "  \
-	"SELECT DISTINCT ON (u.k, u.o) u.k, u.o, u.t, nullif(u.m, 0), u.j "                  \
-	"FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[]) "       \
-	"WITH ORDINALITY AS u(k, o, t, m, j, n) "                                            \
+	"INSERT INTO jairouter.api_objects (kind, object_id, tenant_id, model_id, object, "   \
+	"key_id) SELECT DISTINCT ON (u.k, u.o) u.k, u.o, u.t, nullif(u.m, 0), u.j, "         \
+	"nullif(u.y, 0) FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], "    \
+	"$5::text[], $6::bigint[]) WITH ORDINALITY AS u(k, o, t, m, j, y, n) "               \
 	"WHERE EXISTS (SELECT 1 FROM jairouter.tenants x WHERE x.id = u.t) "                \
 	"AND (u.m = 0 OR EXISTS (SELECT 1 FROM jairouter.models x WHERE x.id = u.m)) "     \
 	"ORDER BY u.k, u.o, u.n DESC "                                                       \
 	"ON CONFLICT (kind, object_id) DO UPDATE SET object = EXCLUDED.object "              \
 	"WHERE api_objects.tenant_id = EXCLUDED.tenant_id AND EXCLUDED.object IS NOT NULL "  \
 	"AND api_objects.object IS DISTINCT FROM EXCLUDED.object"
-#define NPARAMS 5
+#define NPARAMS 6
 #define OB_RAW_MAX 3072 /* the answer HAProxy puts on the line (ob=, base64), decoded */
 
 struct pending {
@@ -173,6 +173,18 @@ static void take_json(const struct jr_report *r, struct st_object *obj)
 		obj->json = NULL;
 }
 
+/* The key that created the object when this agent knows it (its row or its creation
+ * line), else the key of this request. */
+static int64_t creator_key(const struct st_object *obj)
+{
+	const struct st_object *old = objects_find(state_objects(store_read_begin()), obj->kind, obj->object_id,
+						   strlen(obj->object_id));
+	int64_t key = old && old->tenant_id == obj->tenant_id && old->key_id ? old->key_id : obj->key_id;
+
+	store_read_end();
+	return key;
+}
+
 /* Takes obj->json (the queue keeps it, or it is freed). */
 static void record(struct st_object *obj)
 {
@@ -215,11 +227,12 @@ void objects_on_report(const struct jr_report *r, void *arg)
 	obj.kind = (enum obj_kind)k;
 	if (obj.kind != OBJ_RESPONSE)
 		take_json(r, &obj);
+	obj.key_id = key;
 	if (obj.kind == OBJ_BATCH && obj.json) {
 		struct st_object out[2];
 		int n = batches_outputs(&obj, out);
 
-		batches_sighting(&obj, key);
+		batches_sighting(&obj, creator_key(&obj));
 		for (int i = 0; i < n; i++)
 			record(&out[i]);
 	}
@@ -261,6 +274,7 @@ static void build_params(size_t n)
 			add_quoted(o.arr[4], e->json);
 		else
 			evbuffer_add(o.arr[4], "NULL", 4);
+		evbuffer_add_printf(o.arr[5], "%s%" PRId64, sep, e->key_id);
 	}
 	for (int i = 0; i < NPARAMS; i++) {
 		evbuffer_add(o.arr[i], "}", 2); /* with the NUL */

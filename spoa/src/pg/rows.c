@@ -403,7 +403,8 @@ static void del_masking(struct state *s, int64_t id)
 /* ---- stored API objects (state/objects.h; sql/012_api_objects.sql) ---------------- */
 
 #define OBJECTS_SQL                                                                        \
-	"SELECT id, kind, object_id, tenant_id, coalesce(model_id, 0), coalesce(object, '') "  \
+	"SELECT id, kind, object_id, tenant_id, coalesce(model_id, 0), coalesce(object, ''), " \
+	"coalesce(key_id, 0) "                                                               \
 	"FROM jairouter.api_objects"
 
 static void conv_kind(const char *v, void *field)
@@ -429,6 +430,7 @@ static int put_object(struct state *s, const struct row *r, int64_t *id)
 	if (row_read(r, object_fields, NFIELDS(object_fields), &o, sizeof(o)) < 0 || (int)o.kind < 0)
 		return -1;
 	o.json = NULL;
+	o.key_id = row_i64(r, 6);
 	json = row_text(r, 5);
 	if (json[0] && obj_set_json(&o, json, strlen(json)) < 0)
 		o.json = NULL; /* longer than the agent keeps: listed without it */
@@ -650,7 +652,7 @@ const struct ps_table ps_tables[] = {
 	{ "virtual_models", VIRTUAL_SQL, VIRTUAL_SQL BY_IDS, 3, put_virtual, del_virtual },
 	{ "virtual_model_members", MEMBERS_VM_SQL, MEMBERS_VM_SQL BY_IDS, 4, put_vmember, del_vmember },
 	/* owners of stored API objects */
-	{ "api_objects", OBJECTS_SQL, OBJECTS_SQL BY_IDS, 6, put_object, del_object },
+	{ "api_objects", OBJECTS_SQL, OBJECTS_SQL BY_IDS, 7, put_object, del_object },
 	/* limits */
 	{ "limits", LIMITS_SQL, LIMITS_SQL AND_IDS, LIMDEFS_ROW_COLS, put_limit, del_limit },
 };

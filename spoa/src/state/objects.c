@@ -162,6 +162,8 @@ void objects_put(struct objects *o, const struct st_object *src)
 		/* A newer state seen by this agent keeps the row it updates. */
 		if (!e->id && old->id && old->tenant_id == e->tenant_id)
 			e->id = old->id;
+		if (old->tenant_id == e->tenant_id && old->key_id)
+			e->key_id = old->key_id; /* the creator, not a later request's key */
 		unlink_entry(o, old);
 	}
 	if (e->id)

@@ -35,6 +35,7 @@ struct st_object {
 	int64_t created_at;            /* its created_at; 0 unknown */
 	char purpose[OBJ_PURPOSE_MAX]; /* a file's purpose; "" otherwise */
 	int deleted;                   /* the JSON is a delete's answer ("deleted": true): not listed */
+	int64_t key_id;                /* the key that created it; 0 unknown (kept on updates) */
 };
 
 struct objects;
