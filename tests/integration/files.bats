@@ -209,6 +209,15 @@ batch_file() {
 	expect_openai_error 403 permission_error permission_denied
 	# shellcheck disable=SC2016 # backquotes of the message
 	[[ $(json b.error.message) == 'Line 2 of the batch file: you may not use the model `files-other`.' ]]
+	# "Batch " is read as a batch too (a lenient server might); a purpose sent as a file
+	# part is refused.
+	batch_file "$BATS_TEST_TMPDIR/b.jsonl" files-model files-private
+	upload "$KEY" 'Batch ' "$BATS_TEST_TMPDIR/b.jsonl"
+	expect_openai_error 400 invalid_request_error model_not_found
+	printf 'batch' >"$BATS_TEST_TMPDIR/purpose.txt"
+	req -X POST -H "authorization: Bearer $KEY" -F "purpose=@$BATS_TEST_TMPDIR/purpose.txt" -F "file=@$BATS_TEST_TMPDIR/b.jsonl" /v1/files
+	expect_openai_error 400 invalid_request_error invalid_type
+	[[ $(json b.error.param) == purpose ]]
 	# All lines allowed: stored.
 	batch_file "$BATS_TEST_TMPDIR/b.jsonl" files-model files-other
 	upload "$KEY" batch "$BATS_TEST_TMPDIR/b.jsonl"

@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define ID_ECHO_MAX 64
 #define LIST_BYTES_MAX (512 * 1024) /* a list answer beyond this ends early, has_more */
@@ -308,6 +309,18 @@ static enum pl_result check_batch_file(struct pl_ctx *ctx, const char *p, size_t
 	return PL_NEXT;
 }
 
+/* Whether a purpose value means a batch input file to a lenient server: "batch" in any
+ * case, with surrounding white space. Such an upload is inspected (and passed on as
+ * sent); only an exact "batch" is what OpenAI documents. */
+static int is_batch_purpose(const char *p, size_t n)
+{
+	while (n && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+		p++, n--;
+	while (n && (p[n - 1] == ' ' || p[n - 1] == '\t' || p[n - 1] == '\r' || p[n - 1] == '\n'))
+		n--;
+	return n == 5 && strncasecmp(p, "batch", 5) == 0;
+}
+
 static enum pl_result create_file(struct pl_ctx *ctx)
 {
 	const struct pl_request *in = &ctx->in;
@@ -340,8 +353,10 @@ static enum pl_result create_file(struct pl_ctx *ctx)
 			       "purpose", "The upload (%lld bytes) is larger than the gateway can inspect "
 			       "(%lld bytes), and its 'purpose' field is not within that part: send "
 			       "'purpose' before the file.", (long long)in->body_size, (long long)in->body_len);
-	batch = f.purpose.count && !f.purpose.is_file && f.purpose.len == 5 &&
-		memcmp(body + f.purpose.offset, "batch", 5) == 0;
+	if (f.purpose.count && f.purpose.is_file)
+		return pl_deny(ctx, 400, PL_R_INVALID_FORM, "invalid_request_error", "invalid_type", "purpose",
+			       "Invalid 'purpose' form field: expected a plain value, not a file.");
+	batch = f.purpose.count && is_batch_purpose(body + f.purpose.offset, f.purpose.len);
 	if (batch && truncated)
 		return pl_deny(ctx, 413, PL_R_BODY_TOO_LARGE, "invalid_request_error", "batch_file_too_large",
 			       "file", "A batch input file is read line by line before it is stored: the upload "
