@@ -11,6 +11,7 @@
 #include "admin/admin.h"
 #include "api/api.h"
 #include "config/config.h"
+#include "objects/batches.h"
 #include "pipeline/limits.h"
 #include "cred/cred.h"
 #include "lb/lb.h"
@@ -351,6 +352,8 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	api_set_master_keys(app->api, fresh.master_key_file);
 	server_reconfigure(app->server, &fresh);
 	limits_configure(&fresh);
+	pl_files_configure(&fresh);
+	batches_configure(fresh.limits_bytes_per_token, fresh.limits_default_max_tokens);
 	pg_opts(&app->cfg, &po);
 	pgsync_reconfigure(app->pg, &po);
 	lb_options(&app->cfg, &lo);
@@ -472,6 +475,8 @@ static const struct server_exit_hooks *worker_exit_hooks(void)
 static int start_accounting(struct app *app)
 {
 	limits_set_remote(&fleet_remote);
+	pl_files_configure(&app->cfg);
+	batches_configure(app->cfg.limits_bytes_per_token, app->cfg.limits_default_max_tokens);
 	traffic_configure(app->cfg.metrics_max_tenants, app->cfg.metrics_max_models);
 	limits_set_observer(&traffic_observer);
 	if (start_access_log(&app->cfg) < 0)

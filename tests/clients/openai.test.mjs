@@ -6,6 +6,9 @@
 //   JAIROUTER_MODEL    a model that key may use (default demo-model)
 //   JAIROUTER_EMBEDDING_MODEL  model for the embeddings test (default JAIROUTER_MODEL)
 //
+// The files and batches tests need the key's tenant to have a files model (the tenant
+// setting files_model, docs/api.md "Files and batches") whose backend serves both APIs.
+//
 // Run with tests/clients/run.sh (or `node --test openai.test.mjs`).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -222,4 +225,89 @@ test('images edit: multipart upload (toFile)', async () => {
 	const image = await toFile(Buffer.from('PNG....'), 'in.png', { type: 'image/png' });
 	const data = await client().images.edit({ model: MODEL, image, prompt: 'add a hat' });
 	assert.equal(data.data.length, 1);
+});
+
+// ---- files and batches (docs/api.md, "Files and batches") -------------------------------
+
+// The gateway records an id's owner when the creating request ends; the next request may
+// be decided just before that (docs/api.md). Up to 50 attempts, 100 ms apart.
+async function whenRecorded(call) {
+	for (let i = 0; ; i++) {
+		try {
+			return await call();
+		} catch (e) {
+			if (!(e instanceof OpenAI.NotFoundError) || i >= 49) throw e;
+			await new Promise((r) => setTimeout(r, 100));
+		}
+	}
+}
+
+test('files: create, list, retrieve, content, delete', async () => {
+	const c = client();
+	const text = 'first line\nsecond line\n';
+	const created = await c.files.create({ file: await toFile(Buffer.from(text), 'notes.txt'), purpose: 'user_data' });
+	assert.match(created.id, /^file-/);
+	assert.equal(created.object, 'file');
+	assert.equal(created.bytes, Buffer.byteLength(text));
+	assert.equal(created.filename, 'notes.txt');
+	assert.equal(created.purpose, 'user_data');
+	const got = await whenRecorded(() => c.files.retrieve(created.id));
+	assert.equal(got.id, created.id);
+	const content = await c.files.content(created.id);
+	assert.equal(await content.text(), text);
+	// The list is the tenant's own (answered by the gateway), newest first, paginated.
+	const second = await c.files.create({ file: await toFile(Buffer.from('x'), 'x.txt'), purpose: 'user_data' });
+	await whenRecorded(() => c.files.retrieve(second.id));
+	const ids = [];
+	for await (const f of c.files.list({ purpose: 'user_data', limit: 1 })) ids.push(f.id);
+	assert.ok(ids.includes(created.id) && ids.includes(second.id), `both listed: ${ids}`);
+	const page = await c.files.list({ limit: 1 });
+	assert.equal(page.data.length, 1);
+	assert.equal(page.hasNextPage(), true);
+	const deleted = await c.files.delete(created.id);
+	assert.deepEqual([deleted.id, deleted.deleted], [created.id, true]);
+	await assert.rejects(c.files.retrieve(created.id), (e) => e.status === 404);
+	await c.files.delete(second.id);
+});
+
+test('files: an unknown file id is NotFoundError', async () => {
+	await assert.rejects(client().files.retrieve('file-doesnotexist'), (e) => {
+		assert.equal(e.status, 404);
+		assert.equal(e.error?.type ?? e.type, 'invalid_request_error');
+		return true;
+	});
+});
+
+test('batches: create, retrieve until completed (with usage), list, cancel', async () => {
+	const c = client();
+	const line = (i) => JSON.stringify({ custom_id: `req-${i}`, method: 'POST', url: '/v1/chat/completions',
+		body: { model: MODEL, messages: [{ role: 'user', content: `Hello ${i}` }] } });
+	const input = await c.files.create({ file: await toFile(Buffer.from(`${line(1)}\n${line(2)}\n`), 'batch.jsonl'),
+		purpose: 'batch' });
+	assert.equal(input.purpose, 'batch');
+	const batch = await whenRecorded(() => c.batches.create({ input_file_id: input.id,
+		endpoint: '/v1/chat/completions', completion_window: '24h' }));
+	assert.match(batch.id, /^batch_/);
+	assert.equal(batch.object, 'batch');
+	assert.equal(batch.input_file_id, input.id);
+	let got = await whenRecorded(() => c.batches.retrieve(batch.id));
+	for (let i = 0; i < 5 && got.status !== 'completed'; i++) got = await c.batches.retrieve(batch.id);
+	assert.equal(got.status, 'completed');
+	assert.equal(got.request_counts.completed, 2);
+	assert.ok(got.usage && got.usage.input_tokens > 0 && got.usage.output_tokens > 0, 'usage present');
+	// The output file is the batch's tenant's: the gateway recorded it from the batch.
+	const output = await whenRecorded(() => c.files.content(got.output_file_id));
+	const results = (await output.text()).trim().split('\n').map((l) => JSON.parse(l));
+	assert.deepEqual(results.map((r) => r.custom_id).sort(), ['req-1', 'req-2']);
+	assert.equal(results[0].response.status_code, 200);
+	const listed = [];
+	for await (const b of c.batches.list({ limit: 2 })) listed.push(b);
+	const mine = listed.find((b) => b.id === batch.id);
+	assert.ok(mine, 'the batch is listed');
+	assert.equal(mine.status, 'completed', 'listed as last seen');
+	const second = await c.batches.create({ input_file_id: input.id, endpoint: '/v1/chat/completions',
+		completion_window: '24h' });
+	const cancelled = await whenRecorded(() => c.batches.cancel(second.id));
+	assert.equal(cancelled.status, 'cancelling');
+	await assert.rejects(c.batches.retrieve('batch_doesnotexist'), (e) => e.status === 404);
 });

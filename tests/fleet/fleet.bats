@@ -166,6 +166,41 @@ sql() {
 	((cost <= 400 && cost >= 400 - 2 * 80))
 }
 
+# get URL KEY PATH: GET with KEY; body in $BATS_TEST_TMPDIR/body, status printed.
+get() {
+	curl -sS --max-time 10 -o "$BATS_TEST_TMPDIR/body" -w '%{http_code}' -H "authorization: Bearer $2" "$1$3" || echo 000
+}
+
+@test "a completed batch seen by both agents is billed once (docs/api.md, \"Billing a batch\")" {
+	local k input batch tokens
+	jr_ctl tenant add t-batch >/dev/null
+	jr_ctl tenant settings t-batch '{"files_model":"fleet-model"}' >/dev/null
+	k=$(issue_key t-batch)
+	printf '{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"model":"fleet-model","messages":[{"role":"user","content":"one"}]}}\n' >"$BATS_TEST_TMPDIR/in.jsonl"
+	eventually 10 bash -c "curl -sS -o '$BATS_TEST_TMPDIR/up' -w '%{http_code}' -H 'authorization: Bearer $k' -F purpose=batch -F 'file=@$BATS_TEST_TMPDIR/in.jsonl' $URL_A/v1/files | grep -qx 200"
+	input=$(jq -r .id "$BATS_TEST_TMPDIR/up")
+	# Node B learns the owner from PostgreSQL's notification.
+	eventually 10 bash -c "[[ \$(curl -s -o /dev/null -w '%{http_code}' -H 'authorization: Bearer $k' $URL_B/v1/files/$input) == 200 ]]"
+	curl -sS -o "$BATS_TEST_TMPDIR/body" -H "authorization: Bearer $k" -H 'content-type: application/json' \
+		--data-binary "{\"input_file_id\":\"$input\",\"endpoint\":\"/v1/chat/completions\",\"completion_window\":\"24h\"}" "$URL_A/v1/batches"
+	batch=$(jq -r .id "$BATS_TEST_TMPDIR/body")
+	[[ $batch == batch_* ]]
+	eventually 10 bash -c "[[ \$(curl -s -o /dev/null -w '%{http_code}' -H 'authorization: Bearer $k' $URL_A/v1/batches/$batch) == 200 ]]"
+	[[ $(get "$URL_A" "$k" "/v1/batches/$batch") == 200 ]]
+	[[ $(get "$URL_A" "$k" "/v1/batches/$batch") == 200 ]]
+	[[ $(jq -r .status "$BATS_TEST_TMPDIR/body") == completed ]]
+	tokens="$(jq -r .usage.input_tokens "$BATS_TEST_TMPDIR/body") $(jq -r .usage.output_tokens "$BATS_TEST_TMPDIR/body")"
+	# Node B sees it completed too (its row came by notification), and A again.
+	eventually 10 bash -c "[[ \$(curl -s -o /dev/null -w '%{http_code}' -H 'authorization: Bearer $k' $URL_B/v1/batches/$batch) == 200 ]]"
+	[[ $(get "$URL_B" "$k" "/v1/batches/$batch") == 200 ]]
+	[[ $(get "$URL_A" "$k" "/v1/batches/$batch") == 200 ]]
+	eventually 5 bash -c "curl -fsS '$METRICS_A/metrics' | grep -Eq '^jairouter_batches_bills_sent_total [2-9]'"
+	eventually 5 bash -c "curl -fsS '$METRICS_B/metrics' | grep -Eq '^jairouter_batches_bills_sent_total [1-9]'"
+	[[ $(sql "SELECT count(*) FROM jairouter.batch_usage WHERE batch_id = '$batch'") == 1 ]]
+	[[ $(sql "SELECT prompt_tokens || ' ' || completion_tokens FROM jairouter.usage_by_tenant_model_day
+	    WHERE tenant = 't-batch' AND model = 'fleet-model'") == "$tokens" ]]
+}
+
 @test "Redis killed: each node enforces its share, visibly; Redis back: fleet-wide again" {
 	local k out
 	jr_ctl tenant add t-redis >/dev/null

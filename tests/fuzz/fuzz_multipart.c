@@ -56,6 +56,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		__builtin_trap();
 	check_field(&form.model, &form, len);
 	check_field(&form.stream, &form, len);
+	check_field(&form.purpose, &form, len);
+	check_field(&form.file, &form, len);
 	check_prefix_stable(nl + 1, len, b, (size_t)bl, &form);
 	return 0;
 }

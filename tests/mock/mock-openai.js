@@ -21,7 +21,8 @@
 // POST /v1/images/edits (multipart/form-data), POST /v1/images/generations,
 // POST /v1/moderations, GET /v1/models, GET /v1/models/{id}, GET /health; the Responses API (POST
 // /v1/responses, also streamed; GET and DELETE /v1/responses/{id}; GET
-// /v1/responses/{id}/input_items) in tests/mock/mock-responses.js.
+// /v1/responses/{id}/input_items) in tests/mock/mock-responses.js; the Files and Batch
+// APIs (/v1/files..., /v1/batches...) in tests/mock/mock-files.js.
 //
 // Test hooks (request headers):
 //   x-mock-status: N     answer with status N (400..599) and an OpenAI error body
@@ -773,6 +774,10 @@ const responses = require('./mock-responses.js')({
 const realtime = require('./mock-realtime.js')({ newId, errorBody, authFailure: (req) => authFailure(req), name: NAME });
 const isResponsesPath = (path) => path === '/v1/responses' || path.startsWith('/v1/responses/');
 
+const filesApi = require('./mock-files.js')({ newId, sendJson, sendError, parseForm });
+const isFilesPath = (path) => path === '/v1/files' || path.startsWith('/v1/files/') ||
+	path === '/v1/batches' || path.startsWith('/v1/batches/');
+
 const FORM_ROUTES = {
 	'/v1/audio/transcriptions': audioTranscriptions,
 	'/v1/images/edits': imagesEdits,
@@ -911,6 +916,13 @@ function handle(req, res, raw) {
 		const denied = authFailure(req);
 		if (denied) return sendError(res, 401, denied[0], 'authentication_error', null, denied[1]);
 		if (!responses(req, res, path, method, null))
+			sendError(res, 404, `Invalid URL (${method} ${path})`, 'invalid_request_error', null, null);
+		return;
+	}
+	if (isFilesPath(path)) {
+		const denied = authFailure(req);
+		if (denied) return sendError(res, 401, denied[0], 'authentication_error', null, denied[1]);
+		if (!filesApi(req, res, path, method, raw))
 			sendError(res, 404, `Invalid URL (${method} ${path})`, 'invalid_request_error', null, null);
 		return;
 	}

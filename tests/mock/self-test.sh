@@ -315,6 +315,47 @@ check "responses stream: event and data lines agree, numbered, no [DONE]" node -
 	if (evs[9].response.usage.output_tokens !== 2) process.exit(1);
 ' "$tmp/body"
 
+# --- the Files and Batch APIs (tests/mock/mock-files.js)
+printf '%s\n' '{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"model":"demo-model","messages":[{"role":"user","content":"one"}]}}' \
+	'{"custom_id":"b","method":"POST","url":"/v1/chat/completions","body":{"model":"demo-model","messages":[{"role":"user","content":"two"}]}}' >"$tmp/in.jsonl"
+status=$(curl -s -o "$tmp/body" -w '%{http_code}' -F purpose=batch -F "file=@$tmp/in.jsonl" "$base/v1/files")
+check "files: upload -> file object" j '.object == "file" and (.id | startswith("file-")) and .purpose == "batch" and .filename == "in.jsonl" and .status == "processed"'
+fid=$(jq -r .id "$tmp/body")
+check "files: bytes are the file's" j ".bytes == $(wc -c <"$tmp/in.jsonl")"
+req GET "/v1/files/$fid"
+check "files: retrieve" j ".id == \"$fid\""
+req GET "/v1/files/$fid/content"
+check "files: content is the bytes uploaded" cmp -s "$tmp/body" "$tmp/in.jsonl"
+check "files: content is octet-stream" bash -c "[[ \$(tr -d '\r' <'$tmp/hdr' | grep -i '^content-type:') == *application/octet-stream* ]]"
+req GET /v1/files
+check "files: list" j "[.data[].id] | index(\"$fid\") != null"
+req POST /v1/batches "{\"input_file_id\":\"$fid\",\"endpoint\":\"/v1/chat/completions\",\"completion_window\":\"24h\"}"
+check "batches: create -> validating" j '.object == "batch" and .status == "validating" and .request_counts.total == 2'
+bid=$(jq -r .id "$tmp/body")
+req GET "/v1/batches/$bid"
+check "batches: in_progress" j '.status == "in_progress"'
+req GET "/v1/batches/$bid"
+req GET "/v1/batches/$bid"
+check "batches: completed, with usage" j '.status == "completed" and .request_counts.completed == 2 and .usage.output_tokens == 12 and .usage.total_tokens == .usage.input_tokens + 12'
+req GET "/v1/files/$(jq -r .output_file_id "$tmp/body")/content"
+check "batches: output file has one result per line" bash -c "[[ \$(jq -r .custom_id '$tmp/body' | sort | paste -sd,) == a,b ]]"
+req GET /v1/batches
+check "batches: list" j "[.data[].id] | index(\"$bid\") != null"
+req POST /v1/batches "{\"input_file_id\":\"$fid\",\"endpoint\":\"/v1/chat/completions\",\"completion_window\":\"24h\"}"
+bid=$(jq -r .id "$tmp/body")
+req POST "/v1/batches/$bid/cancel" ''
+check "batches: cancel -> cancelling" j '.status == "cancelling"'
+req GET "/v1/batches/$bid"
+check "batches: then cancelled" j '.status == "cancelled" and (.usage == null)'
+req POST "/v1/batches/$bid/cancel" ''
+check "batches: cancel a cancelled batch -> 409" test "$status" = 409
+req DELETE "/v1/files/$fid"
+check "files: delete" j ".deleted == true and .id == \"$fid\""
+req GET "/v1/files/$fid"
+check "files: deleted -> 404" test "$status" = 404
+req POST /v1/batches '{"input_file_id":"file-nope","endpoint":"/v1/chat/completions","completion_window":"24h"}'
+check "batches: unknown input file -> 404" test "$status" = 404
+
 start strict --require-key sk-good --models alpha,beta || not_ok "start with --require-key"
 base=http://127.0.0.1:$port
 req POST /v1/chat/completions '{"model":"alpha","messages":[{"role":"user","content":"hi"}]}' -H 'Authorization: Bearer sk-good'

@@ -161,6 +161,66 @@ t_vertex_kinds() {
 }
 check vertex_provider_kinds t_vertex_kinds
 
+# sql/016: the files_model setting is a model name; api_objects keeps an object's JSON
+# (at most 16 KiB).
+t_files_setting() {
+	ctl tenant add files-sql >/dev/null &&
+		ctl tenant settings files-sql '{"files_model":"gpt-files"}' >/dev/null &&
+		equals "$(q -c "SELECT settings->>'files_model' FROM jairouter.tenants WHERE name = 'files-sql'")" gpt-files &&
+		! ctl tenant settings files-sql '{"files_model":42}' >/dev/null 2>&1 &&
+		! ctl tenant settings files-sql '{"files_model":""}' >/dev/null 2>&1 &&
+		! q -c "SELECT jairouter.set_tenant_settings('files-sql', jsonb_build_object('files_model', 'a' || chr(10)))" >/dev/null 2>&1 &&
+		ctl tenant settings files-sql '{"files_model":null}' >/dev/null &&
+		equals "$(q -c "SELECT settings ? 'files_model' FROM jairouter.tenants WHERE name = 'files-sql'")" f
+}
+check files_model_setting t_files_setting
+
+t_object_json() {
+	q -c "INSERT INTO jairouter.api_objects (kind, object_id, tenant_id, object)
+		SELECT 'file', 'file-sql-1', id, '{\"id\":\"file-sql-1\"}' FROM jairouter.tenants WHERE name = 'files-sql'" &&
+		equals "$(q -c "SELECT object::json->>'id' FROM jairouter.api_objects WHERE object_id = 'file-sql-1'")" file-sql-1 &&
+		! q -c "UPDATE jairouter.api_objects SET object = repeat('x', 16385) WHERE object_id = 'file-sql-1'" >/dev/null 2>&1
+}
+check api_objects_object_json t_object_json
+
+# sql/016: bill_batches bills a batch once (given twice in one call, or again by another
+# agent), at the model's prices times batch_price_factor, into usage_daily and
+# usage_hourly; open_batches lists the recorded batches not final and not billed.
+t_bill_batches() {
+	local args
+	ctl model add batch-sql-model be_batch_sql --price-in 2 --price-out 8 >/dev/null || return 1
+	args="'{b1,b1}'::text[], ARRAY[t.id, t.id], '{7,7}'::bigint[], ARRAY[m.id, m.id], '{3,3}'::bigint[],
+		'{1000,1000}'::bigint[], '{500,500}'::bigint[], '{f,f}'::boolean[]"
+	equals "$(q -c "SELECT jairouter.bill_batches($args) FROM jairouter.tenants t, jairouter.models m
+		WHERE t.name = 'files-sql' AND m.name = 'batch-sql-model'")" 1 &&
+		equals "$(q -c "SELECT jairouter.bill_batches($args) FROM jairouter.tenants t, jairouter.models m
+			WHERE t.name = 'files-sql' AND m.name = 'batch-sql-model'")" 0 &&
+		equals "$(q -c "SELECT requests || ' ' || prompt_tokens || ' ' || completion_tokens || ' ' || estimated_requests || ' ' || cost
+			FROM jairouter.usage_by_tenant_model_day WHERE tenant = 'files-sql' AND model = 'batch-sql-model'")" '3 1000 500 0 0.003000' &&
+		equals "$(q -c "SELECT sum(prompt_tokens) FROM jairouter.usage_hourly h JOIN jairouter.tenants t ON t.id = h.tenant_id
+			WHERE t.name = 'files-sql'")" 1000 &&
+		q -c "UPDATE jairouter.usage_settings SET batch_price_factor = 1" &&
+		equals "$(q -c "SELECT jairouter.bill_batches('{b2}', ARRAY[t.id], '{7}', ARRAY[m.id], '{1}', '{1000}', '{500}', '{t}')
+			FROM jairouter.tenants t, jairouter.models m WHERE t.name = 'files-sql' AND m.name = 'batch-sql-model'")" 1 &&
+		equals "$(q -c "SELECT cost || ' ' || estimated FROM jairouter.batch_usage WHERE batch_id = 'b2'")" '0.006000 true' &&
+		equals "$(q -c "SELECT estimated_requests FROM jairouter.usage_by_tenant_model_day WHERE tenant = 'files-sql' AND model = 'batch-sql-model'")" 1 &&
+		q -c "UPDATE jairouter.usage_settings SET batch_price_factor = 0.5" &&
+		! q -c "UPDATE jairouter.usage_settings SET batch_price_factor = -1" >/dev/null 2>&1 &&
+		# An unknown model or tenant is skipped.
+		equals "$(q -c "SELECT jairouter.bill_batches('{b3}', '{999999}', '{0}', '{999999}', '{1}', '{1}', '{1}', '{f}')")" 0
+}
+check bill_batches_once t_bill_batches
+
+t_open_batches() {
+	q -c "INSERT INTO jairouter.api_objects (kind, object_id, tenant_id, object)
+		SELECT 'batch', x.id, t.id, x.o FROM jairouter.tenants t,
+		(VALUES ('batch_open', '{\"status\":\"in_progress\"}'), ('batch_done', '{\"status\":\"completed\"}'),
+			('b1', '{\"status\":\"finalizing\"}'), ('batch_none', NULL)) AS x(id, o)
+		WHERE t.name = 'files-sql'" &&
+		equals "$(q -c "SELECT string_agg(batch_id, ',' ORDER BY batch_id) FROM jairouter.open_batches()")" batch_none,batch_open
+}
+check open_batches t_open_batches
+
 # ---- plumbing -------------------------------------------------------------------------
 
 t_notify() {

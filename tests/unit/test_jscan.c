@@ -173,8 +173,46 @@ static void test_responses_fields(void)
 	CHECK_EQ_INT(t.prev_count, 0);
 }
 
+/* jscan_members: any top-level members, keys compared after unescaping, the last
+ * duplicate's value kept and every duplicate counted; jscan_string decodes a token. */
+static void test_members(void)
+{
+	static const char *const keys[] = { "body", "url", "created_at" };
+	const char *doc = "{\"url\":\"/a\",\"b\\u006fdy\":{\"model\":\"x\"},\"nested\":{\"url\":1},"
+			  "\"created_at\":1700000000,\"url\":\"/v1/\\u0065mbeddings\"}";
+	struct jscan_member m[3];
+	char out[32];
+	size_t n;
+
+	CHECK_EQ_INT(jscan_members(doc, strlen(doc), 0, keys, 3, m), JSCAN_OK);
+	CHECK_EQ_INT(m[0].count, 1);
+	CHECK_EQ_INT(m[0].type, JSCAN_OBJECT);
+	CHECK_EQ_INT(m[0].len, strlen("{\"model\":\"x\"}"));
+	CHECK(memcmp(doc + m[0].offset, "{\"model\":\"x\"}", m[0].len) == 0);
+	CHECK_EQ_INT(m[1].count, 2);
+	CHECK_EQ_INT(m[1].type, JSCAN_STRING);
+	CHECK_EQ_INT(jscan_string(doc + m[1].offset, m[1].len, out, sizeof(out), &n), 0);
+	CHECK_EQ_STR(out, "/v1/embeddings");
+	CHECK_EQ_INT(m[2].count, 1);
+	CHECK_EQ_INT(m[2].is_integer, 1);
+	CHECK(m[2].integer == 1700000000);
+	/* Not an object, trailing bytes, invalid JSON. */
+	CHECK(jscan_members("[1]", 3, 0, keys, 3, m) != JSCAN_OK);
+	CHECK(jscan_members("{} x", 4, 0, keys, 3, m) != JSCAN_OK);
+	CHECK(jscan_members("{\"url\":}", 8, 0, keys, 3, m) != JSCAN_OK);
+	CHECK_EQ_INT(jscan_members("{}", 2, 0, keys, 3, m), JSCAN_OK);
+	CHECK_EQ_INT(m[1].count, 0);
+	/* jscan_string: one token only, and it must fit. */
+	CHECK_EQ_INT(jscan_string("\"abc\"", 5, out, 4, &n), 0);
+	CHECK_EQ_STR(out, "abc");
+	CHECK_EQ_INT(jscan_string("\"abcd\"", 6, out, 4, &n), -1);
+	CHECK_EQ_INT(jscan_string("\"a\" ", 4, out, sizeof(out), &n), -1);
+	CHECK_EQ_INT(jscan_string("12", 2, out, sizeof(out), &n), -1);
+}
+
 int main(void)
 {
+	RUN(test_members);
 	RUN(test_valid_documents);
 	RUN(test_invalid_documents);
 	RUN(test_depth_limit);

@@ -176,9 +176,41 @@ static void test_header_limits(void)
 	CHECK(!f.complete);
 }
 
+/* The Files API's upload: purpose and file are picked out like model; a
+ * Content-Transfer-Encoding on either is refused. */
+static void test_files_fields(void)
+{
+	const char *body = PART("purpose", "batch") FILEPART("file", "{\"a\":1}\n{\"b\":2}\n") END;
+	struct mp_form f;
+	char v[64];
+
+	CHECK_EQ_INT(parse(body, &f), MP_OK);
+	CHECK(f.complete);
+	CHECK_EQ_INT(f.purpose.count, 1);
+	CHECK_EQ_INT(f.purpose.is_file, 0);
+	CHECK_EQ_STR(field(body, &f.purpose, v, sizeof(v)), "batch");
+	CHECK_EQ_INT(f.file.count, 1);
+	CHECK_EQ_INT(f.file.is_file, 1);
+	CHECK_EQ_STR(field(body, &f.file, v, sizeof(v)), "{\"a\":1}\n{\"b\":2}\n");
+	CHECK_EQ_INT(f.model.count, 0);
+	body = PART("purpose", "a") PART("purpose", "b") END;
+	CHECK_EQ_INT(parse(body, &f), MP_OK);
+	CHECK_EQ_INT(f.purpose.count, 2);
+	body = "--" B "\r\nContent-Disposition: form-data; name=\"purpose\"\r\n"
+	       "Content-Transfer-Encoding: base64\r\n\r\nYmF0Y2g=\r\n" END;
+	CHECK_EQ_INT(parse(body, &f), MP_MALFORMED);
+	/* Cut inside the file part: purpose is known, the file is not. */
+	body = PART("purpose", "batch") FILEPART("file", "0123456789") END;
+	CHECK_EQ_INT(mp_parse(body, strlen(body) - 20, B, strlen(B), &f), MP_OK);
+	CHECK(!f.complete);
+	CHECK_EQ_INT(f.purpose.count, 1);
+	CHECK_EQ_INT(f.file.count, 0);
+}
+
 int main(void)
 {
 	RUN(test_boundary);
+	RUN(test_files_fields);
 	RUN(test_fields);
 	RUN(test_truncated);
 	RUN(test_malformed);

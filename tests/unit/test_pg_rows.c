@@ -9,6 +9,7 @@
 #include "lb/table.h"
 #include "pg/rows.h"
 #include "state/endpoints.h"
+#include "state/objects.h"
 #include "state/policy.h"
 #include "state/state.h"
 #include "util/row.h"
@@ -126,10 +127,11 @@ static void test_policy_and_routing_rows(void)
 	struct row r;
 	int64_t id;
 
-	r = mkrow(5, "7", "*", "10.0.0.0/8", "fail-open", "");
+	r = mkrow(6, "7", "*", "10.0.0.0/8", "fail-open", "", "files-model");
 	CHECK_EQ_INT(put(s, "tenants", "allowed_services", &r, &id), 0);
 	t = policy_tenant(state_policy(s), 7);
 	CHECK(t && t->services == POL_SERVICES_ALL && t->on_error == POL_FAIL_OPEN && t->masking == -1);
+	CHECK(t && strcmp(t->files_model, "files-model") == 0);
 	r = mkrow(1, "5");
 	CHECK_EQ_INT(put(s, "models", "visibility", &r, &id), 0);
 	CHECK(policy_model_private(state_policy(s), 5));
@@ -149,9 +151,32 @@ static void test_policy_and_routing_rows(void)
 	state_free(s);
 }
 
+/* api_objects rows (sql/012, sql/016): the object's JSON comes with its row; a JSON
+ * the agent does not keep (not an object) leaves the owner without it. */
+static void test_object_rows(void)
+{
+	struct state *s = state_new();
+	const struct st_object *o;
+	struct row r;
+	int64_t id;
+
+	r = mkrow(7, "3", "file", "file-abc", "7", "2",
+		  "{\"id\":\"file-abc\",\"object\":\"file\",\"created_at\":1700000000,\"purpose\":\"batch\"}", "11");
+	CHECK_EQ_INT(put(s, "api_objects", "object", &r, &id), 0);
+	o = objects_find(state_objects(s), OBJ_FILE, "file-abc", 8);
+	CHECK(o && o->id == 3 && o->tenant_id == 7 && o->model_id == 2 && o->created_at == 1700000000);
+	CHECK(o && o->json && strcmp(o->purpose, "batch") == 0 && o->key_id == 11);
+	r = mkrow(7, "4", "batch", "batch_x", "7", "2", "not json", "0");
+	CHECK_EQ_INT(put(s, "api_objects", "object", &r, &id), 0);
+	o = objects_find(state_objects(s), OBJ_BATCH, "batch_x", 7);
+	CHECK(o && o->json == NULL);
+	state_free(s);
+}
+
 int main(void)
 {
 	RUN(test_row_columns);
+	RUN(test_object_rows);
 	RUN(test_catalogue_rows);
 	RUN(test_policy_and_routing_rows);
 	TEST_END();

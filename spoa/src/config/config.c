@@ -62,6 +62,8 @@ static const struct opt opts[] = {
 	{ "usage_flush_ms", OPT_UINT, F(usage_flush_ms), 100, 3600000, 1 },
 	{ "usage_max_rows", OPT_UINT, F(usage_max_rows), 16, 10000000, 1 },
 	{ "usage_wait_ms", OPT_UINT, F(usage_wait_ms), 0, 600000, 0 },
+	{ "files_model", OPT_STR, F(files_model), 0, 0, 0 },
+	{ "files_max_bytes", OPT_UINT, F(files_max_bytes), 1, 4294967295u, 0 },
 	{ "access_log", OPT_STR, F(access_log), 0, 0, 1 },
 	{ "access_log_max_kb", OPT_UINT, F(access_log_max_kb), 64, 1048576, 1 },
 	{ "metrics_max_tenants", OPT_UINT, F(metrics_max_tenants), 0, 10000, 1 },
@@ -108,6 +110,7 @@ void config_defaults(struct jr_config *c)
 	c->usage_flush_ms = 1000;
 	c->usage_max_rows = 100000;
 	c->usage_wait_ms = 5000;
+	c->files_max_bytes = 536870912; /* OpenAI's limit per file: 512 MB */
 	c->access_log_max_kb = 4096;
 	c->metrics_max_tenants = 100;
 	c->metrics_max_models = 50;

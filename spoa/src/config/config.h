@@ -54,6 +54,9 @@ struct jr_config {
 	char access_log[CONFIG_PATH_MAX]; /* access log target (accesslog/accesslog.h); empty: off */
 	unsigned access_log_max_kb;       /* its queue's bound */
 	unsigned usage_wait_ms;          /* a streamed request waits this long for the adapter's usage */
+	/* Files and batches (docs/api.md, "Files and batches"). */
+	char files_model[128];           /* the default model whose backend stores files; empty: none */
+	unsigned files_max_bytes;        /* an upload's largest announced size (purpose other than batch) */
 	unsigned metrics_max_tenants;    /* tenants with series of their own (metrics/traffic.h) */
 	unsigned metrics_max_models;     /* models with series of their own */
 	/* Tracing (trace/trace.h, docs/observability.md "Tracing"). */

@@ -288,11 +288,15 @@ static enum step read_part(const struct mp_scan *s, size_t *pos, struct mp_form 
 	st = after_delimiter(s, (size_t)(delim - s->b) + dl, &next);
 	if (st == STEP_MORE || st == STEP_BAD)
 		return st;
-	if (name_is(&pt, "model") || name_is(&pt, "stream")) {
+	if (name_is(&pt, "model") || name_is(&pt, "stream") || name_is(&pt, "purpose") ||
+	    name_is(&pt, "file")) {
+		struct mp_field *f = name_is(&pt, "model") ? &out->model
+				     : name_is(&pt, "stream") ? &out->stream
+				     : name_is(&pt, "purpose") ? &out->purpose : &out->file;
+
 		if (pt.has_cte)
 			return STEP_BAD; /* an encoded value we would read differently */
-		record(name_is(&pt, "model") ? &out->model : &out->stream, &pt, cs,
-		       (size_t)(delim - s->b) - cs);
+		record(f, &pt, cs, (size_t)(delim - s->b) - cs);
 	}
 	out->parts++;
 	out->consumed = next;

@@ -1,7 +1,8 @@
 /*
  * multipart: a strict, bounded, non-allocating reader of multipart/form-data bodies
  * (RFC 7578) that picks out the form fields a routing decision needs: `model` and
- * `stream` (audio transcriptions and image edits are uploaded this way).
+ * `stream` (audio transcriptions and image edits are uploaded this way), `purpose` and
+ * `file` (the Files API's upload, whose batch input files are checked line by line).
  *
  * The body may be a prefix of the request (HAProxy inspects at most one buffer): only
  * parts whose closing delimiter lies inside the prefix are trusted; the parser stops
@@ -36,6 +37,7 @@ struct mp_field {
 
 struct mp_form {
 	struct mp_field model, stream;
+	struct mp_field purpose, file; /* the Files API's upload (POST /v1/files) */
 	size_t parts;       /* complete parts */
 	int complete;       /* the closing delimiter was seen */
 	size_t consumed;    /* bytes up to the end of the last complete part's delimiter */

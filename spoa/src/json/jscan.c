@@ -7,6 +7,7 @@ struct scan {
 	unsigned depth, max_depth;
 	int err;
 	const char *start; /* of the document, for offsets */
+	void *user;        /* jscan_members: its request */
 };
 
 static void skip_ws(struct scan *s)
@@ -455,7 +456,7 @@ static int scan_members(struct scan *s, struct jscan_top *top, member_fn fn, siz
 
 int jscan_top(const char *p, size_t len, unsigned max_depth, struct jscan_top *out)
 {
-	struct scan s = { p, p + len, 0, max_depth ? max_depth : JSCAN_DEFAULT_DEPTH, 0, p };
+	struct scan s = { p, p + len, 0, max_depth ? max_depth : JSCAN_DEFAULT_DEPTH, 0, p, NULL };
 	int rc;
 
 	memset(out, 0, sizeof(*out));
@@ -477,4 +478,74 @@ int jscan_top(const char *p, size_t len, unsigned max_depth, struct jscan_top *o
 		return s.err ? s.err : JSCAN_SYNTAX;
 	}
 	return JSCAN_OK;
+}
+
+/* ---- any top-level members (jscan_members) ------------------------------------------- */
+
+struct members_req {
+	const char *const *keys;
+	size_t n;
+	struct jscan_member *out;
+};
+
+static int any_member(struct scan *s, struct jscan_top *top, const char *key, size_t klen, int koverflow)
+{
+	const struct members_req *q = s->user;
+	struct jscan_member *m = NULL;
+	const char *start;
+
+	(void)top;
+	for (size_t i = 0; !koverflow && i < q->n; i++)
+		if (strlen(q->keys[i]) == klen && memcmp(q->keys[i], key, klen) == 0)
+			m = &q->out[i];
+	skip_ws(s);
+	start = s->p;
+	if (!m) {
+		enum jscan_type t;
+
+		return scan_value(s, &t);
+	}
+	m->count++;
+	m->is_integer = 0;
+	if (s->p < s->end && (*s->p == '-' || (*s->p >= '0' && *s->p <= '9'))) {
+		m->type = JSCAN_NUMBER;
+		if (scan_number(s, &m->is_integer, &m->integer) < 0)
+			return -1;
+	} else if (scan_value(s, &m->type) < 0) {
+		return -1;
+	}
+	m->offset = (size_t)(start - s->start);
+	m->len = (size_t)(s->p - start);
+	return 0;
+}
+
+int jscan_members(const char *p, size_t len, unsigned max_depth, const char *const *keys, size_t n,
+		  struct jscan_member *out)
+{
+	struct members_req q = { keys, n, out };
+	struct scan s = { p, p + len, 1, max_depth ? max_depth : JSCAN_DEFAULT_DEPTH, 0, p, &q };
+	int rc;
+
+	memset(out, 0, n * sizeof(*out));
+	skip_ws(&s);
+	if (s.p >= s.end || *s.p != '{')
+		return JSCAN_SYNTAX;
+	rc = scan_members(&s, NULL, any_member, NULL);
+	if (rc == 0) {
+		skip_ws(&s);
+		if (s.p != s.end)
+			rc = fail(&s, JSCAN_SYNTAX);
+	}
+	return rc < 0 ? (s.err ? s.err : JSCAN_SYNTAX) : JSCAN_OK;
+}
+
+int jscan_string(const char *p, size_t len, char *out, size_t cap, size_t *n)
+{
+	struct scan s = { p, p + len, 0, 1, 0, p, NULL };
+	int overflow = 0;
+
+	*n = 0;
+	if (len < 2 || *p != '"' || scan_string(&s, out, cap, n, &overflow) < 0 || s.p != s.end || overflow)
+		return -1;
+	return 0;
 }

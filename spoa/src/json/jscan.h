@@ -69,4 +69,24 @@ struct jscan_top {
 /* Scans p[0..len). Returns JSCAN_OK or a negative enum jscan_error. */
 int jscan_top(const char *p, size_t len, unsigned max_depth, struct jscan_top *out);
 
+/* One member asked of jscan_members: how many top-level members carry the key (keys
+ * compared after unescaping), and the last one's value as written (what upstream
+ * parsers, which keep the last duplicate, read). */
+struct jscan_member {
+	unsigned count;
+	enum jscan_type type;
+	size_t offset, len;  /* the last value's bytes, from p */
+	int is_integer;      /* a number written as an integer that fits int64 ... */
+	int64_t integer;     /* ... and its value */
+};
+
+/* Validates p[0..len) as one JSON object and describes its top-level members named
+ * keys[0..n) (each at most 23 bytes) in out[0..n). Returns JSCAN_OK or an error. */
+int jscan_members(const char *p, size_t len, unsigned max_depth, const char *const *keys, size_t n,
+		  struct jscan_member *out);
+
+/* Decodes the JSON string token p[0..len) (quotes included) into out[0..cap),
+ * NUL-terminated; *n its length. -1 when not one string token or it does not fit. */
+int jscan_string(const char *p, size_t len, char *out, size_t cap, size_t *n);
+
 #endif /* JR_JSCAN_H */

@@ -189,7 +189,8 @@ static int put_alias(struct state *s, const struct row *r, int64_t *id)
 #define TENANT_POLICY_SQL                                                                  \
 	"SELECT id, coalesce(array_to_string(allowed_services, ','), '*'), "               \
 	"coalesce(array_to_string(ip_allow, ','), ''), coalesce(settings->>'on_error', ''), " \
-	"coalesce(settings->>'masking', '') FROM jairouter.tenants"
+	"coalesce(settings->>'masking', ''), coalesce(settings->>'files_model', '') "        \
+	"FROM jairouter.tenants"
 
 /* "*" (NULL in SQL) = every service; else names separated by ','. Unknown names are
  * ignored (a newer schema), so they grant nothing. */
@@ -204,6 +205,7 @@ static int put_tenant_policy(struct state *s, const struct row *r, int64_t *id)
 	t.on_error = row_is(r, 3, "fail-open") ? POL_FAIL_OPEN
 		     : row_is(r, 3, "fail-closed") ? POL_FAIL_CLOSED : POL_ON_ERROR_DEFAULT;
 	t.masking = masking[0] ? strcmp(masking, "true") == 0 : -1;
+	snprintf(t.files_model, sizeof(t.files_model), "%s", row_text(r, 5));
 	if (policy_iplist_parse(&t.ips, ips, strlen(ips)) < 0)
 		log_event(LOG_WARN, "db_tenant_allowlist_unreadable",
 			  LOG_FIELDS(LOG_I("tenant_id", t.id)),
@@ -401,7 +403,9 @@ static void del_masking(struct state *s, int64_t id)
 /* ---- stored API objects (state/objects.h; sql/012_api_objects.sql) ---------------- */
 
 #define OBJECTS_SQL                                                                        \
-	"SELECT id, kind, object_id, tenant_id, coalesce(model_id, 0) FROM jairouter.api_objects"
+	"SELECT id, kind, object_id, tenant_id, coalesce(model_id, 0), coalesce(object, ''), " \
+	"coalesce(key_id, 0) "                                                               \
+	"FROM jairouter.api_objects"
 
 static void conv_kind(const char *v, void *field)
 {
@@ -419,11 +423,19 @@ static const struct row_field object_fields[] = {
 static int put_object(struct state *s, const struct row *r, int64_t *id)
 {
 	struct st_object o;
+	const char *json;
 
+	memset(&o, 0, sizeof(o));
 	*id = row_i64(r, 0);
 	if (row_read(r, object_fields, NFIELDS(object_fields), &o, sizeof(o)) < 0 || (int)o.kind < 0)
 		return -1;
+	o.json = NULL;
+	o.key_id = row_i64(r, 6);
+	json = row_text(r, 5);
+	if (json[0] && obj_set_json(&o, json, strlen(json)) < 0)
+		o.json = NULL; /* longer than the agent keeps: listed without it */
 	objects_put(state_objects(s), &o);
+	free(o.json);
 	return 0;
 }
 
@@ -644,7 +656,7 @@ const struct ps_table ps_tables[] = {
 	{ "models", MODELS_SQL, MODELS_SQL BY_IDS, 12, put_model, state_del_model },
 	{ "model_aliases", ALIASES_SQL, ALIASES_SQL BY_IDS, 3, put_alias, state_del_alias },
 	/* tenant policy */
-	{ "tenants", TENANT_POLICY_SQL, TENANT_POLICY_SQL BY_IDS, 5, put_tenant_policy,
+	{ "tenants", TENANT_POLICY_SQL, TENANT_POLICY_SQL BY_IDS, 6, put_tenant_policy,
 	  del_tenant_policy },
 	{ "api_keys", KEY_POLICY_SQL, KEY_POLICY_SQL AND_IDS, 3, put_key_policy, del_key_policy },
 	{ "tenant_grants", GRANTS_SQL, GRANTS_SQL BY_IDS, 5, put_grant, del_grant },
@@ -672,7 +684,7 @@ const struct ps_table ps_tables[] = {
 	{ "virtual_models", VIRTUAL_SQL, VIRTUAL_SQL BY_IDS, 3, put_virtual, del_virtual },
 	{ "virtual_model_members", MEMBERS_VM_SQL, MEMBERS_VM_SQL BY_IDS, 4, put_vmember, del_vmember },
 	/* owners of stored API objects */
-	{ "api_objects", OBJECTS_SQL, OBJECTS_SQL BY_IDS, 5, put_object, del_object },
+	{ "api_objects", OBJECTS_SQL, OBJECTS_SQL BY_IDS, 7, put_object, del_object },
 	/* limits */
 	{ "limits", LIMITS_SQL, LIMITS_SQL AND_IDS, LIMDEFS_ROW_COLS, put_limit, del_limit },
 };

@@ -158,6 +158,10 @@ static int is_messages_path(const struct pl_str *path)
 static enum pl_result not_stored(struct pl_ctx *ctx)
 {
 	ctx->out.allow = 0;
+	if (ctx->obj_op)
+		return pl_deny(ctx, 400, PL_R_MODEL_NOT_SUPPORTED, "invalid_request_error", "model_not_supported",
+			       NULL, "Files and batches are served by OpenAI-compatible backends only; the "
+			       "model `%s` is not one.", ctx->out.model);
 	return pl_deny(ctx, 404, PL_R_UNKNOWN_OBJECT, "invalid_request_error", "not_found", NULL,
 		       "No response found: responses of the model `%s` are not stored.", ctx->out.model);
 }

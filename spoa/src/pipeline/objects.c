@@ -55,6 +55,8 @@ int pl_objects_match(struct pl_ctx *ctx, const struct pl_str *path)
 		ctx->obj_create = 1;
 		return 1;
 	}
+	if (pl_files_match(ctx, path))
+		return 1;
 	if (!path->ptr || !id_of(path, &id, &items))
 		return 0;
 	if (!(is(&ctx->in.method, "GET") || (!items && is(&ctx->in.method, "DELETE"))))
@@ -132,6 +134,8 @@ static enum pl_result check_previous(struct pl_ctx *ctx)
 
 enum pl_result pl_objects_check(struct pl_ctx *ctx)
 {
+	if (ctx->obj_op)
+		return pl_files_check(ctx);
 	if (ctx->obj_use)
 		return use_object(ctx);
 	if (ctx->obj_create)

@@ -150,7 +150,7 @@ struct arg_field {
 #define S(f) { #f, offsetof(struct pl_request, f) }
 static const struct arg_field str_args[] = {
 	S(method), S(path), S(authorization), S(api_key), S(content_type), S(request_id),
-	S(affinity), S(user), S(trace), S(rt_model),
+	S(affinity), S(user), S(trace), S(rt_model), S(query),
 };
 #undef S
 

@@ -109,6 +109,7 @@ struct pl_request {
 	struct pl_str affinity; /* the affinity header's value (hash routing; lb/) */
 	struct pl_str user;    /* end user for limits (arg `user`: a header or a JWT subject) */
 	struct pl_str trace;   /* the W3C trace context of the gateway's span (arg `trace`) */
+	struct pl_str query;   /* the query string, without '?' (arg `query`; file and batch lists) */
 	struct pl_str body;    /* the buffered request body (arg `body`), when sent */
 	struct pl_str rt_model; /* GET /v1/realtime: the query's model, percent-encoded */
 	int64_t rt_ws;         /* GET /v1/realtime: 1 a valid WebSocket upgrade, 0 not; -1 absent */
@@ -243,6 +244,9 @@ struct pl_ctx {
 	int obj_create, obj_use;
 	char obj_model[ST_MODEL_MAX];
 	char rt_model[ST_MODEL_MAX];      /* GET /v1/realtime: the query's model, decoded */
+	/* Files and batches (pipeline/files.c): which operation; obj_use is set too (no
+	 * body names a model, no tokens are reserved). */
+	int obj_op; /* enum pl_obj_op */
 	/* The in-flight slot the route stage took on a server (lb/lb.h): the pipeline owns
 	 * it and gives it back once, when the decision ends, unless the verdict sends the
 	 * request to that very server (finish() in pipeline.c). A stage that changes its mind
@@ -281,6 +285,23 @@ enum pl_decode_result {
  * tenant's own (400). PL_NEXT or PL_DONE. */
 int pl_objects_match(struct pl_ctx *ctx, const struct pl_str *path);
 enum pl_result pl_objects_check(struct pl_ctx *ctx);
+
+/* Files and batches (pipeline/files.c, docs/api.md "Files and batches").
+ * pl_files_match: 1 when the request is one of the Files or Batch API's (it sets
+ * ctx->service, obj_use and obj_op). pl_files_check (request stage): the model whose
+ * backend serves it becomes the request's model (the tenant's files_model for an
+ * upload, the owner's for an id), an upload of purpose batch has every line checked.
+ * pl_files_list (authz stage): the lists, answered from the tenant's own records. */
+enum pl_obj_op {
+	PL_OBJ_NONE = 0,
+	PL_OBJ_FILE_CREATE, PL_OBJ_FILE_LIST, PL_OBJ_FILE_USE,
+	PL_OBJ_BATCH_CREATE, PL_OBJ_BATCH_LIST, PL_OBJ_BATCH_USE,
+};
+struct jr_config;
+void pl_files_configure(const struct jr_config *cfg);
+int pl_files_match(struct pl_ctx *ctx, const struct pl_str *path);
+enum pl_result pl_files_check(struct pl_ctx *ctx);
+enum pl_result pl_files_list(struct pl_ctx *ctx);
 
 /* Decodes a NOTIFY payload: copies it into the context (ctx->payload, allocated; freed by
  * pl_ctx_clear) and fills ctx->in from the `jairouter-request` message. Other messages

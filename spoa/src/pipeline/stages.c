@@ -559,6 +559,8 @@ static enum pl_result stage_authz(struct pl_ctx *ctx)
 		return list_models(ctx);
 	if (ctx->service == PL_SVC_MODEL_GET)
 		return get_model(ctx);
+	if (ctx->obj_op == PL_OBJ_FILE_LIST || ctx->obj_op == PL_OBJ_BATCH_LIST)
+		return pl_files_list(ctx);
 	if (!resolve(ctx, &v))
 		return pl_deny(ctx, 404, PL_R_UNKNOWN_MODEL, "invalid_request_error", "model_not_found",
 			       "model", "The model `%.*s` does not exist or you do not have access to it.",

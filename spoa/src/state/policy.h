@@ -47,6 +47,7 @@ struct pol_tenant {
 	enum pol_on_error on_error;
 	int masking;              /* -1 unset, 0 off, 1 on (for the masking work) */
 	struct pol_iplist ips;
+	char files_model[128];    /* settings.files_model (sql/016); empty: the agent's default */
 };
 
 struct pol_key {
