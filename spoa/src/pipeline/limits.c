@@ -929,6 +929,17 @@ static void tell_unreserved(const struct jr_report *rep, int64_t now)
 		ended_fn(rep, &e);
 }
 
+/* The reservation of request id (rv_mu held). A line saying the answer came from the
+ * response cache marks it: a hit is priced with the tenant's factor. */
+static struct resv *find_locked(const char *id, const struct jr_report *rep)
+{
+	struct resv *r = hmap_find(&rv_map, rv_hash(id), rv_eq, id);
+
+	if (r && report_is(rep, "cache", "hit"))
+		r->cache_hit = 1;
+	return r;
+}
+
 static void on_report(const struct jr_report *rep, void *arg)
 {
 	char id[ID_MAX];
@@ -952,9 +963,7 @@ static void on_report(const struct jr_report *rep, void *arg)
 		/* The usage of a streamed response (the adapter's line, or the detour's):
 		 * may come before or after HAProxy's line. */
 		pthread_mutex_lock(&rv_mu);
-		r = hmap_find(&rv_map, rv_hash(id), rv_eq, id);
-		if (r && report_is(rep, "cache", "hit"))
-			r->cache_hit = 1;
+		r = find_locked(id, rep);
 		if (r && pt >= 0) {
 			r->have_usage = 1;
 			r->pt = pt;
@@ -974,9 +983,7 @@ static void on_report(const struct jr_report *rep, void *arg)
 		return;
 	}
 	pthread_mutex_lock(&rv_mu);
-	r = hmap_find(&rv_map, rv_hash(id), rv_eq, id);
-	if (r && report_is(rep, "cache", "hit"))
-		r->cache_hit = 1;
+	r = find_locked(id, rep);
 	if (r && pt < 0 && !r->have_usage && r->stream &&
 	    ((rep->status >= 200 && rep->status < 300) || rep->status == 101) &&
 	    atomic_load(&s_usage_wait_ms) > 0) {
