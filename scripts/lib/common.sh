@@ -639,10 +639,19 @@ jr_adapter_models() {
 		jr_ctl endpoint set be_tgi "$JR_PROVIDERS_URL" --api-version native >/dev/null &&
 		printf '%s' "$JR_PROVIDERS_KEY" | jr_ctl credential set be_tgi --header authorization --scheme bearer >/dev/null ||
 		return 1
+	# Bedrock with temporary credentials (STS web identity, as on Kubernetes) and Gemini
+	# embeddings (API key).
+	jr_ctl model add bedrock-sts-model be_bedrock_sts --provider bedrock \
+		--upstream 'anthropic.claude-3-haiku-20240307-v1:0' >/dev/null &&
+		jr_sts_credential "$JR_PROVIDERS_WEB_TOKEN_FILE" |
+		jr_ctl credential set be_bedrock_sts --header authorization --scheme bearer >/dev/null &&
+		jr_ctl endpoint set be_bedrock_sts "$JR_PROVIDERS_URL" --region eu-west-1 >/dev/null &&
+		jr_ctl model add gemini-embed-model be_prov --provider gemini --upstream text-embedding-004 \
+			--services embeddings >/dev/null || return 1
 	printf '%s' "anthropic=anthropic-model,gemini=gemini-model,bedrock=bedrock-model,azure=azure-model," \
 		"vertex_gemini=vertex-gemini-model,vertex_anthropic=vertex-claude-model,embed_cohere=cohere-embed-model," \
 		"embed_titan=titan-embed-model,embed_bedrock_cohere=bedrock-cohere-embed-model,hunyuan=hunyuan-model," \
-		"dashscope=dashscope-model,tgi=tgi-model"
+		"dashscope=dashscope-model,tgi=tgi-model,bedrock_sts=bedrock-sts-model,embed_gemini=gemini-embed-model"
 	echo
 }
 
@@ -652,6 +661,13 @@ jr_entra_credential() {
 	node -e 'process.stdout.write(JSON.stringify({tenant_id: "jr-tenant", client_id: process.argv[1],
 		client_secret: process.argv[2], authority_host: process.argv[3]}))' \
 		"${JR_PROVIDERS_ENTRA%%:*}" "${JR_PROVIDERS_ENTRA#*:}" "$JR_PROVIDERS_URL"
+}
+
+# jr_sts_credential TOKEN_FILE: an AWS STS web identity credential (a role and the
+# projected token file, as EKS gives a pod), the provider mock as the STS endpoint.
+jr_sts_credential() {
+	node -e 'process.stdout.write(JSON.stringify({role_arn: "arn:aws:iam::123456789012:role/jairouter-bedrock",
+		web_identity_token_file: process.argv[1], sts_endpoint: process.argv[2] + "/"}))' "$1" "$JR_PROVIDERS_URL"
 }
 
 # jr_google_credential: a service account key file (one line) for the provider mock's

@@ -35,7 +35,7 @@ const TOOLS = [{ type: 'function', function: { name: 'get_weather', description:
 // Provider kind -> the mock's label in its answers ("[label:model] text").
 const KINDS = { anthropic: 'anthropic', gemini: 'gemini', bedrock: 'bedrock', azure: 'azure',
 	vertex_gemini: 'gemini', vertex_anthropic: 'anthropic', hunyuan: 'hunyuan', dashscope: 'dashscope',
-	tgi: 'tgi' };
+	tgi: 'tgi', bedrock_sts: 'bedrock' };
 
 for (const [kind, label] of Object.entries(KINDS)) {
 	const skipKind = skip || (!MODELS[kind] && `no ${kind} model in JAIROUTER_ADAPTER_MODELS`);
@@ -144,11 +144,12 @@ test('anthropic SDK: messages.create and messages.stream on Anthropic on Vertex 
 	assert.equal(final.stop_reason, 'end_turn');
 });
 
-// Embeddings translated for Cohere (embed v2) and Bedrock (Titan, Cohere on Bedrock): the
+// Embeddings translated for Cohere (embed v2), Bedrock (Titan, Cohere on Bedrock) and Gemini
+// (batchEmbedContents for a list, embedContent for one text): the
 // mock's vector of a text starts with its length.
 for (const [kind, input] of [['embed_cohere', ['abc', 'defgh']], ['embed_titan', 'abcdefgh'],
-	['embed_bedrock_cohere', ['abc', 'defgh']]]) {
-	test(`openai SDK: embeddings.create on ${kind}`, { skip: skip || (!MODELS[kind] && `no ${kind} model`) }, async () => {
+	['embed_bedrock_cohere', ['abc', 'defgh']], ['embed_gemini', ['abc', 'defgh']], ['embed_gemini', 'abcdefgh']]) {
+	test(`openai SDK: embeddings.create on ${kind} (${Array.isArray(input) ? 'a list' : 'one text'})`, { skip: skip || (!MODELS[kind] && `no ${kind} model`) }, async () => {
 		const r = await openai.embeddings.create({ model: MODELS[kind], input, encoding_format: 'float' });
 		assert.equal(r.object, 'list');
 		assert.equal(r.model, MODELS[kind]);

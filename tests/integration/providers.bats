@@ -66,9 +66,9 @@ setup_file() {
 	done
 	printf '%s' "$JR_PROVIDERS_KEY" | jr_ctl credential set be_cohere --header authorization --scheme bearer >/dev/null
 	service_account | jr_ctl credential set be_vertex --header authorization --scheme bearer >/dev/null
-	sts_cred "$JR_PROVIDERS_WEB_TOKEN_FILE" | jr_ctl credential set be_bedrock_sts --header authorization --scheme bearer >/dev/null
+	jr_sts_credential "$JR_PROVIDERS_WEB_TOKEN_FILE" | jr_ctl credential set be_bedrock_sts --header authorization --scheme bearer >/dev/null
 	printf 'not-the-token\n' >"$BATS_FILE_TMPDIR/wrong-token"
-	sts_cred "$BATS_FILE_TMPDIR/wrong-token" | jr_ctl credential set be_bedrock_sts_bad --header authorization --scheme bearer >/dev/null
+	jr_sts_credential "$BATS_FILE_TMPDIR/wrong-token" | jr_ctl credential set be_bedrock_sts_bad --header authorization --scheme bearer >/dev/null
 	jr_haproxy_server_up be_adapter adapter1 30
 }
 
@@ -99,11 +99,6 @@ service_account() {
 		"$JR_PROVIDERS_GOOGLE_KEY" "$JR_PROVIDERS_GOOGLE_EMAIL" "$JR_PROVIDERS_URL"
 }
 
-# sts_cred TOKEN_FILE: an STS web identity credential, the mock as the STS endpoint.
-sts_cred() {
-	node -e 'process.stdout.write(JSON.stringify({role_arn: "arn:aws:iam::123456789012:role/jairouter-bedrock",
-		web_identity_token_file: process.argv[1], sts_endpoint: process.argv[2] + "/"}))' "$1" "$JR_PROVIDERS_URL"
-}
 
 # tokens KIND: how many tokens of KIND (entra, google) the mock has issued.
 tokens() {
