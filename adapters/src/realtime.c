@@ -52,6 +52,7 @@ struct rt_session {
 	int status;              /* the provider's answer (101), or the adapter's refusal */
 	int64_t pt, ct;          /* summed over response.done events */
 	long responses_open;     /* response.created without its response.done yet */
+	int64_t open_chars;      /* text of the output deltas since the open responses began */
 	int64_t pass_left;       /* RT_PASSING: body bytes still to relay, -1 = until EOF */
 };
 
@@ -71,6 +72,12 @@ static void report(struct rt_session *z)
 	l.prompt = z->pt;
 	l.completion = z->ct;
 	l.aborted = z->responses_open > 0;
+	/* A response cut short has no usage: its output is estimated from the text seen
+	 * (4 characters a token, as for a chat stream cut short), and the line says so. */
+	if (l.aborted) {
+		l.completion += (z->open_chars + 3) / 4;
+		l.estimated = 1;
+	}
 	l.status = z->status;
 	l.stream = 1;
 	l.rid = "";
@@ -350,6 +357,29 @@ static void to_up(void *arg, const uint8_t *p, size_t n)
 	bufferevent_write(z->up, p, n);
 }
 
+/* The text delta events: the reply's text (response.output_text.delta; the beta's
+ * response.text.delta) and the transcript of its audio. */
+static const char *const text_deltas[] = { "response.output_text.delta", "response.text.delta",
+					   "response.output_audio_transcript.delta",
+					   "response.audio_transcript.delta" };
+
+/* Whether the message may be a text delta (a cheap look before parsing it). */
+static int may_be_text_delta(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < sizeof(text_deltas) / sizeof(text_deltas[0]); i++)
+		if (memmem(p, n, text_deltas[i], strlen(text_deltas[i])))
+			return 1;
+	return 0;
+}
+
+static int is_text_delta(const char *type)
+{
+	for (size_t i = 0; i < sizeof(text_deltas) / sizeof(text_deltas[0]); i++)
+		if (strcmp(type, text_deltas[i]) == 0)
+			return 1;
+	return 0;
+}
+
 /* usage.input_tokens / output_tokens of a response.done event. */
 static void server_message(void *arg, enum ws_opcode op, const uint8_t *p, size_t n)
 {
@@ -357,22 +387,29 @@ static void server_message(void *arg, enum ws_opcode op, const uint8_t *p, size_
 	json_t *ev, *usage;
 	const char *type;
 
-	/* Only two event types matter: the others (deltas above all) are not parsed. */
-	if (op != WS_TEXT || (!memmem(p, n, "\"response.done\"", 15) && !memmem(p, n, "\"response.created\"", 18)))
+	/* Only response.created and response.done are parsed, and the text deltas while a
+	 * response is open (their text estimates a response cut short); the others (audio
+	 * deltas above all) are not. */
+	if (op != WS_TEXT)
+		return;
+	if (!memmem(p, n, "\"response.done\"", 15) && !memmem(p, n, "\"response.created\"", 18) &&
+	    !(z->responses_open > 0 && may_be_text_delta(p, n)))
 		return;
 	if (!(ev = json_loadb((const char *)p, n, 0, NULL)))
 		return;
 	type = json_string_value(json_object_get(ev, "type"));
 	if (type && strcmp(type, "response.created") == 0) {
 		z->responses_open++;
+	} else if (type && z->responses_open > 0 && is_text_delta(type)) {
+		z->open_chars += (int64_t)json_string_length(json_object_get(ev, "delta"));
 	} else if (type && strcmp(type, "response.done") == 0) {
 		usage = json_object_get(json_object_get(ev, "response"), "usage");
 		if (json_is_integer(json_object_get(usage, "input_tokens")))
 			z->pt += json_integer_value(json_object_get(usage, "input_tokens"));
 		if (json_is_integer(json_object_get(usage, "output_tokens")))
 			z->ct += json_integer_value(json_object_get(usage, "output_tokens"));
-		if (z->responses_open > 0)
-			z->responses_open--;
+		if (z->responses_open > 0 && --z->responses_open == 0)
+			z->open_chars = 0;
 		z->hub->srv->m.rt_responses++;
 	}
 	json_decref(ev);

@@ -1,7 +1,7 @@
 // One Realtime API session through the gateway, for tests/integration/realtime.bats:
 //
 //   node realtime-session.mjs URL KEY MODEL [--responses N] [--hold FILE] [--big BYTES]
-//                             [--server-close] [--header NAME:VALUE]...
+//                             [--server-close] [--cut TEXT] [--header NAME:VALUE]...
 //
 // Connects to URL/v1/realtime?model=MODEL (the `ws` package, as the openai SDK does,
 // with its default permessage-deflate offer), sends a conversation item and N
@@ -11,11 +11,12 @@
 // FILE and keeps the session open until FILE is removed. --big BYTES: asks the mock for
 // one delta of BYTES (its test hook) and reports how the session closed. --server-close:
 // asks the mock to close the session after its response (its test hook) and waits.
+// --cut TEXT: asks for a reply of TEXT that the mock cuts before its response.done.
 import { existsSync, writeFileSync } from 'node:fs';
 import WebSocket from 'ws';
 
 const [url, key, model, ...rest] = process.argv.slice(2);
-const opt = { responses: 1, hold: null, big: 0, serverClose: false, headers: {} };
+const opt = { responses: 1, hold: null, big: 0, serverClose: false, cut: null, headers: {} };
 for (let i = 0; i < rest.length; i += 2) {
 	if (rest[i] === '--server-close') {
 		opt.serverClose = true;
@@ -23,6 +24,7 @@ for (let i = 0; i < rest.length; i += 2) {
 	} else if (rest[i] === '--responses') opt.responses = Number(rest[i + 1]);
 	else if (rest[i] === '--hold') opt.hold = rest[i + 1];
 	else if (rest[i] === '--big') opt.big = Number(rest[i + 1]);
+	else if (rest[i] === '--cut') opt.cut = rest[i + 1];
 	else if (rest[i] === '--header') {
 		const [n, ...v] = rest[i + 1].split(':');
 		opt.headers[n] = v.join(':');
@@ -59,6 +61,11 @@ ws.on('open', () => {
 		item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'Hello through the gateway' }] } }));
 	if (opt.big > 0) {
 		ws.send(JSON.stringify({ type: 'response.create', response: { metadata: { mock_delta_bytes: String(opt.big) } } }));
+		return;
+	}
+	if (opt.cut !== null) {
+		ws.send(JSON.stringify({ type: 'response.create', response: { instructions: `say: ${opt.cut}`,
+			metadata: { mock_cut_before_done: 'true' } } }));
 		return;
 	}
 	if (opt.serverClose) {

@@ -178,6 +178,16 @@ upgrade_headers=(-H 'Upgrade: websocket' -H 'Connection: Upgrade' -H 'Sec-WebSoc
 	eventually 5 bash -c "[[ \$(psql -X -t -A -d '$JR_DATABASE' -c \"SELECT requests || ' ' || prompt_tokens FROM jairouter.usage_by_tenant_model_day WHERE tenant = 'rtsrv'\") == '2 34' ]]"
 }
 
+@test "a response cut before its response.done is billed at the estimate of its text" {
+	local k
+	k=$(new_tenant rtcut)
+	# 40 characters of reply text: 10 tokens at 4 characters a token; no usage arrives.
+	session "$k" rt-model --cut 'abcdefghij abcdefghij abcdefghij abcdefg'
+	[[ $(sjson b.status) == 101 ]]
+	[[ $(sjson b.close_code) == 1011 ]]
+	eventually 5 bash -c "[[ \$(psql -X -t -A -d '$JR_DATABASE' -c \"SELECT requests || ' ' || prompt_tokens || ' ' || completion_tokens || ' ' || estimated_requests FROM jairouter.usage_by_tenant_model_day WHERE tenant = 'rtcut'\") == '1 0 10 1' ]]"
+}
+
 @test "an idle session ends at the tunnel timeout and gives its slot back" {
 	local k hold bg
 	k=$(new_tenant rtidle)

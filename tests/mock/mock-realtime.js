@@ -20,7 +20,8 @@
 //
 // Test hooks (not OpenAI's): response.create with response.metadata.mock_delta_bytes
 // = N sends one output_text.delta of N bytes, mock_close_after = "true" closes the session
-// (1000) after response.done; GET /_mock/realtime (mock-openai.js)
+// (1000) after response.done, mock_cut_before_done = "true" closes it (1011) after the
+// text deltas, without response.done; GET /_mock/realtime (mock-openai.js)
 // returns {sessions, closed, responses, input_tokens, output_tokens, last_upgrade}.
 'use strict';
 
@@ -84,6 +85,10 @@ module.exports = function realtimeApi(h) {
 		const deltas = bytes > 0 ? [text] : words.map((w, i) => (i ? ' ' : '') + w);
 		for (const d of deltas) {
 			s.send({ type: 'response.output_text.delta', response_id: id, item_id: itemId, output_index: 0, content_index: 0, delta: d });
+		}
+		if (r.metadata && r.metadata.mock_cut_before_done === 'true') {
+			s.close(1011); // the server fails mid-response: no response.done, no usage
+			return;
 		}
 		s.send({ type: 'response.output_text.done', response_id: id, item_id: itemId, output_index: 0, content_index: 0, text });
 		s.send({ type: 'response.content_part.done', response_id: id, item_id: itemId, output_index: 0, content_index: 0, part: { type: 'text', text } });
