@@ -10,6 +10,9 @@
 
 bats_require_minimum_version 1.5.0
 
+load helpers
+stack_hooks
+
 setup_file() {
 	load helpers
 	export STACK=$BATS_FILE_TMPDIR/stack
@@ -40,14 +43,6 @@ setup_file() {
 	jr_haproxy_server_up be_adapter adapter1 30
 	# The agent has the policies once the last one's requests carry the header.
 	BATS_TEST_TMPDIR=$BATS_FILE_TMPDIR eventually 10 cache_header_found "$KEY_P"
-}
-
-teardown_file() {
-	stack_teardown_file
-}
-
-setup() {
-	load helpers
 }
 
 teardown() {

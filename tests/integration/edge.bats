@@ -7,6 +7,9 @@
 
 bats_require_minimum_version 1.5.0
 
+load helpers
+stack_hooks
+
 setup_file() {
 	load helpers
 	export STACK=$BATS_FILE_TMPDIR/stack
@@ -19,18 +22,6 @@ setup_file() {
 	export KEY
 	[[ -n $KEY ]]
 	BATS_TEST_TMPDIR=$BATS_FILE_TMPDIR eventually 10 status_is "$KEY" 200
-}
-
-teardown_file() {
-	stack_teardown_file
-}
-
-setup() {
-	load helpers
-}
-
-teardown() {
-	stack_teardown
 }
 
 # h2_flag: curl's option for HTTP/2 on $JR_URL (ALPN over TLS, prior knowledge

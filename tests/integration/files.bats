@@ -9,6 +9,9 @@
 
 bats_require_minimum_version 1.5.0
 
+load helpers
+stack_hooks
+
 setup_file() {
 	load helpers
 	export STACK=$BATS_FILE_TMPDIR/stack
@@ -27,18 +30,6 @@ setup_file() {
 	NONE=$(issue_key initech)
 	export KEY OTHER NONE
 	BATS_TEST_TMPDIR=$BATS_FILE_TMPDIR eventually 10 uploaded "$KEY" user_data
-}
-
-teardown_file() {
-	stack_teardown_file
-}
-
-setup() {
-	load helpers
-}
-
-teardown() {
-	stack_teardown
 }
 
 # upload KEY PURPOSE [FILE]: POST /v1/files (multipart, purpose before the file).

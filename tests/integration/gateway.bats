@@ -6,6 +6,9 @@
 
 bats_require_minimum_version 1.5.0
 
+load helpers
+stack_hooks
+
 setup_file() {
 	load helpers
 	export STACK=$BATS_FILE_TMPDIR/stack
@@ -22,18 +25,6 @@ setup_file() {
 	[[ -n $KEY && -n $GLOBEX_KEY ]]
 	# The agent learns of the new rows through PostgreSQL notifications.
 	BATS_TEST_TMPDIR=$BATS_FILE_TMPDIR eventually 10 status_is "$KEY" 200
-}
-
-teardown_file() {
-	stack_teardown_file
-}
-
-setup() {
-	load helpers
-}
-
-teardown() {
-	stack_teardown
 }
 
 @test "a chat completion reaches the model server with the body untouched and without the client's key" {

@@ -212,3 +212,14 @@ stack_teardown() {
 		jr_dump_logs "$STACK"
 	fi
 }
+
+# stack_hooks: the hooks of a file whose tests share one stack ($STACK), called at the
+# file's top level after `load helpers`: teardown_file stops the stack, setup loads
+# these helpers for each test, teardown shows the stack's logs when a test failed. A
+# file that needs more defines its own hook after the call.
+# shellcheck disable=SC2317 # bats calls the hooks by name
+stack_hooks() {
+	teardown_file() { stack_teardown_file; }
+	setup() { load helpers; }
+	teardown() { stack_teardown; }
+}

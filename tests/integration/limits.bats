@@ -5,6 +5,9 @@
 # usage rows in PostgreSQL equal to what the mock reported, and usage kept across a
 # restart. One stack for the file; every test uses its own tenant so counters never mix.
 
+load helpers
+stack_hooks
+
 setup_file() {
 	load helpers
 	export STACK=$BATS_FILE_TMPDIR/stack
@@ -16,18 +19,6 @@ setup_file() {
 	jr_agent_start "$STACK"
 	jr_ctl model add lim-model be_mock >/dev/null
 	jr_ctl model add other-model be_mock >/dev/null
-}
-
-teardown_file() {
-	stack_teardown_file
-}
-
-setup() {
-	load helpers
-}
-
-teardown() {
-	stack_teardown
 }
 
 # lchat KEY [CURL_ARGS...]: a chat request for lim-model.

@@ -5,6 +5,9 @@
 
 bats_require_minimum_version 1.5.0
 
+load helpers
+stack_hooks
+
 setup_file() {
 	load helpers
 	export STACK=$BATS_FILE_TMPDIR/stack
@@ -15,18 +18,6 @@ setup_file() {
 	KEY=$(issue_key acme)
 	export KEY
 	BATS_TEST_TMPDIR=$BATS_FILE_TMPDIR eventually 10 moderated "$KEY" mod-model
-}
-
-teardown_file() {
-	stack_teardown_file
-}
-
-setup() {
-	load helpers
-}
-
-teardown() {
-	stack_teardown
 }
 
 mod_body() {

@@ -12,6 +12,9 @@
 
 bats_require_minimum_version 1.5.0
 
+load helpers
+stack_hooks
+
 setup_file() {
 	load helpers
 	export STACK=$BATS_FILE_TMPDIR/stack
@@ -70,18 +73,6 @@ setup_file() {
 	printf 'not-the-token\n' >"$BATS_FILE_TMPDIR/wrong-token"
 	sts_cred "$BATS_FILE_TMPDIR/wrong-token" | jr_ctl credential set be_bedrock_sts_bad --header authorization --scheme bearer >/dev/null
 	jr_haproxy_server_up be_adapter adapter1 30
-}
-
-teardown_file() {
-	stack_teardown_file
-}
-
-setup() {
-	load helpers
-}
-
-teardown() {
-	stack_teardown
 }
 
 # entra_cred CLIENT_ID SECRET [SCOPE]: the Entra ID credential, the mock as the authority host.

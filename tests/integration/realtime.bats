@@ -6,6 +6,9 @@
 
 bats_require_minimum_version 1.5.0
 
+load helpers
+stack_hooks
+
 setup_file() {
 	load helpers
 	export STACK=$BATS_FILE_TMPDIR/stack
@@ -36,14 +39,6 @@ setup_file() {
 teardown_file() {
 	jr_stop_pid "$STACK" tlsfwd TERM
 	stack_teardown_file
-}
-
-setup() {
-	load helpers
-}
-
-teardown() {
-	stack_teardown
 }
 
 # session KEY MODEL [OPTIONS...]: one session (tests/clients/realtime-session.mjs); its

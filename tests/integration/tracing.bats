@@ -4,6 +4,9 @@
 # requests exported over OTLP/HTTP (JSON) to a local receiver, checked for parent/child
 # links, timing and the GenAI attributes.
 
+load helpers
+stack_hooks
+
 setup_file() {
 	load helpers
 	export STACK=$BATS_FILE_TMPDIR/stack
@@ -37,14 +40,6 @@ setup_file() {
 teardown_file() {
 	jr_stop_pid "$STACK" otlp TERM
 	stack_teardown_file
-}
-
-setup() {
-	load helpers
-}
-
-teardown() {
-	stack_teardown
 }
 
 # spans_of TRACE_ID: trace-check.mjs's summary of that trace.

@@ -5,6 +5,9 @@
 # bills what the model server reported, to the token. A model server that sends no usage
 # is billed at the estimate and counted as estimated.
 
+load helpers
+stack_hooks
+
 setup_file() {
 	load helpers
 	export STACK=$BATS_FILE_TMPDIR/stack
@@ -15,18 +18,6 @@ setup_file() {
 	jr_agent_start "$STACK"
 	jr_ctl model add stream-model be_mock >/dev/null
 	jr_ctl model add renamed-stream be_mock --upstream upstream-name >/dev/null
-}
-
-teardown_file() {
-	stack_teardown_file
-}
-
-setup() {
-	load helpers
-}
-
-teardown() {
-	stack_teardown
 }
 
 # usage_of TENANT: "requests prompt completion estimated" from the usage rows.
