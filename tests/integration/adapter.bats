@@ -13,7 +13,6 @@ load helpers
 stack_hooks
 
 setup_file() {
-	load helpers
 	export STACK=$BATS_FILE_TMPDIR/stack
 	mkdir -p "$STACK"
 	# A UDP collector stands in for the agent's report listener.

@@ -14,13 +14,8 @@ load helpers
 stack_hooks
 
 setup_file() {
-	load helpers
-	export STACK=$BATS_FILE_TMPDIR/stack
-	mkdir -p "$STACK"
-	jr_stack_start "$STACK"
-	printf 'usage_flush_ms = 200\nusage_wait_ms = 2000\n' >>"$STACK/agent.conf"
-	jr_agent_stop "$STACK"
-	jr_agent_start "$STACK"
+	stack_start
+	agent_restart_with 'usage_flush_ms = 200' 'usage_wait_ms = 2000'
 	jr_ctl model add cached be_mock --price-in 1000 --price-out 1000 >/dev/null
 	jr_ctl model add short be_mock >/dev/null
 	jr_ctl model add small be_mock >/dev/null

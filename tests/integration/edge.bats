@@ -11,9 +11,7 @@ load helpers
 stack_hooks
 
 setup_file() {
-	load helpers
-	export STACK=$BATS_FILE_TMPDIR/stack
-	jr_stack_start "$STACK"
+	stack_start
 	jr_ctl tenant add acme >/dev/null
 	jr_ctl model add test-model be_mock >/dev/null
 	jr_ctl model add short-model be_mock_short >/dev/null

@@ -13,9 +13,7 @@ load helpers
 stack_hooks
 
 setup_file() {
-	load helpers
-	export STACK=$BATS_FILE_TMPDIR/stack
-	jr_stack_start "$STACK"
+	stack_start
 	jr_ctl model add files-model be_mock >/dev/null
 	jr_ctl model add files-other be_mock >/dev/null
 	jr_ctl model add files-private be_mock --private >/dev/null

@@ -10,7 +10,6 @@ load helpers
 stack_hooks
 
 setup_file() {
-	load helpers
 	export STACK=$BATS_FILE_TMPDIR/stack KEYS=$BATS_FILE_TMPDIR/keys
 	mkdir -p "$STACK"
 	export JR_TRUSTED_PROXIES=$BATS_FILE_TMPDIR/trusted-proxies.lst

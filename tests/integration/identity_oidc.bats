@@ -10,7 +10,6 @@ load helpers
 stack_hooks
 
 setup_file() {
-	load helpers
 	# The provider's packages (scripts/setup installs them; a bare checkout gets them here).
 	if [[ ! -d $BATS_TEST_DIRNAME/../oidc/node_modules/oidc-provider ]]; then
 		(cd "$BATS_TEST_DIRNAME/../oidc" && npm ci --silent --no-audit --no-fund) >&3 2>&1 ||

@@ -11,7 +11,6 @@ load helpers
 stack_hooks
 
 setup_file() {
-	load helpers
 	export STACK=$BATS_FILE_TMPDIR/stack
 	mkdir -p "$STACK"
 	local i port

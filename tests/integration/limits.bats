@@ -9,14 +9,9 @@ load helpers
 stack_hooks
 
 setup_file() {
-	load helpers
-	export STACK=$BATS_FILE_TMPDIR/stack
-	mkdir -p "$STACK"
-	jr_stack_start "$STACK"
+	stack_start
 	# Usage is written every 200 ms here (restart-only setting); the access log on.
-	printf 'usage_flush_ms = 200\nusage_wait_ms = 300\naccess_log = %s\n' "$STACK/access.log" >>"$STACK/agent.conf"
-	jr_agent_stop "$STACK"
-	jr_agent_start "$STACK"
+	agent_restart_with 'usage_flush_ms = 200' 'usage_wait_ms = 300' "access_log = $STACK/access.log"
 	jr_ctl model add lim-model be_mock >/dev/null
 	jr_ctl model add other-model be_mock >/dev/null
 }

@@ -9,9 +9,7 @@ load helpers
 stack_hooks
 
 setup_file() {
-	load helpers
-	export STACK=$BATS_FILE_TMPDIR/stack
-	jr_stack_start "$STACK"
+	stack_start
 	jr_ctl model add mod-model be_mock --services moderations >/dev/null
 	jr_ctl model add chat-only be_mock >/dev/null
 	jr_ctl tenant add acme >/dev/null

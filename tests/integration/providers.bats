@@ -16,10 +16,7 @@ load helpers
 stack_hooks
 
 setup_file() {
-	load helpers
-	export STACK=$BATS_FILE_TMPDIR/stack
-	mkdir -p "$STACK"
-	jr_stack_start "$STACK"
+	stack_start
 	jr_ctl tenant add acme >/dev/null
 	jr_ctl model add az-entra be_az_entra --provider azure_openai --upstream gpt-4o-dep >/dev/null
 	jr_ctl model add az-short be_az_short --provider azure_openai --upstream gpt-4o-dep >/dev/null

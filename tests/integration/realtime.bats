@@ -10,7 +10,6 @@ load helpers
 stack_hooks
 
 setup_file() {
-	load helpers
 	export STACK=$BATS_FILE_TMPDIR/stack
 	# Idle sessions end after 8 s here ("timeout tunnel"; 5m by default).
 	export JR_REALTIME_IDLE_TIMEOUT=8s

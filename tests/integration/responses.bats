@@ -13,9 +13,7 @@ load helpers
 stack_hooks
 
 setup_file() {
-	load helpers
-	export STACK=$BATS_FILE_TMPDIR/stack
-	jr_stack_start "$STACK"
+	stack_start
 	jr_ctl model add resp-model be_mock >/dev/null
 	jr_ctl model add resp-stream be_mock2 >/dev/null
 	jr_ctl model add claude-resp be_prov --provider anthropic --upstream claude-up >/dev/null

@@ -8,7 +8,6 @@ load helpers
 stack_hooks
 
 setup_file() {
-	load helpers
 	export STACK=$BATS_FILE_TMPDIR/stack
 	mkdir -p "$STACK"
 	export JR_TRUSTED_PROXIES=$BATS_FILE_TMPDIR/trusted-proxies.lst
