@@ -51,6 +51,18 @@ get_is() {
 	[[ $STATUS == "$3" ]]
 }
 
+# not_found_for KEY OBJECT ID PATH...: a GET of each PATH with KEY answers 404 "No such
+# OBJECT object: 'ID'." (another tenant's object).
+not_found_for() {
+	local key=$1 object=$2 id=$3 path
+	shift 3
+	for path in "$@"; do
+		get "$key" "$path"
+		expect_openai_error 404 invalid_request_error not_found
+		[[ $(json b.error.message) == "No such $object object: '$id'." ]]
+	done
+}
+
 # files_tenant NAME: a new tenant NAME whose files model is files-model, its key in K,
 # once the agent takes its uploads.
 files_tenant() {
@@ -97,11 +109,7 @@ batch_file() {
 	get "$KEY" "/v1/files/$id/content"
 	expect_status 200
 	cmp "$BATS_TEST_TMPDIR/body" "$BATS_TEST_TMPDIR/two.txt"
-	for path in "/v1/files/$id" "/v1/files/$id/content" "/api/v1/files/$id"; do
-		get "$OTHER" "$path"
-		expect_openai_error 404 invalid_request_error not_found
-		[[ $(json b.error.message) == "No such File object: '$id'." ]]
-	done
+	not_found_for "$OTHER" File "$id" "/v1/files/$id" "/v1/files/$id/content" "/api/v1/files/$id"
 	req -X DELETE -H "authorization: Bearer $OTHER" "/v1/files/$id"
 	expect_openai_error 404 invalid_request_error not_found
 	req -X DELETE -H "authorization: Bearer $KEY" "/v1/files/$id"
@@ -300,11 +308,7 @@ billed_once() {
 	eventually 10 uploaded "$k" user_data
 	new_batch "$k" files-model
 	[[ $(json b.status) == validating ]]
-	for path in "/v1/batches/$BATCH" "/api/v1/batches/$BATCH"; do
-		get "$o" "$path"
-		expect_openai_error 404 invalid_request_error not_found
-		[[ $(json b.error.message) == "No such Batch object: '$BATCH'." ]]
-	done
+	not_found_for "$o" Batch "$BATCH" "/v1/batches/$BATCH" "/api/v1/batches/$BATCH"
 	req -X POST -H "authorization: Bearer $o" "/v1/batches/$BATCH/cancel"
 	expect_openai_error 404 invalid_request_error not_found
 	# B cannot start a batch from A's file.
