@@ -9,8 +9,10 @@
 
 bats_require_minimum_version 1.5.0
 
+load helpers
+stack_hooks
+
 setup_file() {
-	load helpers
 	export STACK=$BATS_FILE_TMPDIR/stack
 	mkdir -p "$STACK"
 	# A UDP collector stands in for the agent's report listener.
@@ -52,14 +54,6 @@ setup_file() {
 teardown_file() {
 	stack_teardown_file
 	jr_stop_pid "$STACK" reports TERM
-}
-
-setup() {
-	load helpers
-}
-
-teardown() {
-	stack_teardown
 }
 
 jr_psql() {

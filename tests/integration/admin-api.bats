@@ -8,8 +8,10 @@
 
 bats_require_minimum_version 1.5.0
 
+load helpers
+stack_hooks
+
 setup_file() {
-	load helpers
 	export STACK=$BATS_FILE_TMPDIR/stack
 	mkdir -p "$STACK"
 	export JR_ABUSE_MAX_FAILURES=8
@@ -42,18 +44,6 @@ setup_file() {
 	export PLAT ACME READER AUDITOR PLAIN GLOBEX
 	BATS_TEST_TMPDIR=$BATS_FILE_TMPDIR eventually 10 admin_status "$PLAT" GET /me 200
 	BATS_TEST_TMPDIR=$BATS_FILE_TMPDIR eventually 10 admin_status "$ACME" GET /tenants 200
-}
-
-teardown_file() {
-	stack_teardown_file
-}
-
-setup() {
-	load helpers
-}
-
-teardown() {
-	stack_teardown
 }
 
 # adm KEY METHOD PATH [CURL_ARGS...]: a request to /jairouter/admin/v1PATH ("" KEY: none).

@@ -10,14 +10,12 @@
 
 bats_require_minimum_version 1.5.0
 
+load helpers
+stack_hooks
+
 setup_file() {
-	load helpers
-	export STACK=$BATS_FILE_TMPDIR/stack
-	mkdir -p "$STACK"
-	jr_stack_start "$STACK"
-	printf 'usage_flush_ms = 200\nusage_wait_ms = 2000\n' >>"$STACK/agent.conf"
-	jr_agent_stop "$STACK"
-	jr_agent_start "$STACK"
+	stack_start
+	agent_restart_with 'usage_flush_ms = 200' 'usage_wait_ms = 2000'
 	jr_ctl model add cached be_mock --price-in 1000 --price-out 1000 >/dev/null
 	jr_ctl model add short be_mock >/dev/null
 	jr_ctl model add small be_mock >/dev/null
@@ -40,14 +38,6 @@ setup_file() {
 	jr_haproxy_server_up be_adapter adapter1 30
 	# The agent has the policies once the last one's requests carry the header.
 	BATS_TEST_TMPDIR=$BATS_FILE_TMPDIR eventually 10 cache_header_found "$KEY_P"
-}
-
-teardown_file() {
-	stack_teardown_file
-}
-
-setup() {
-	load helpers
 }
 
 teardown() {
@@ -81,6 +71,14 @@ agent_metric() {
 	curl -fsS "$JR_AGENT_METRICS/metrics" | awk -v n="$1" '$1 == n { print $2 }'
 }
 
+# cache_is WANT KEY BODY [CURL_ARGS...]: cached_chat's cache header is WANT ('': none).
+cache_is() {
+	local want=$1 got
+	shift
+	got=$(cached_chat "$@")
+	[[ $got == "$want" ]]
+}
+
 # cached_chat KEY BODY [CURL_ARGS...]: one request; checks 200 and prints the cache header.
 cached_chat() {
 	local key=$1 b=$2
@@ -91,23 +89,20 @@ cached_chat() {
 }
 
 @test "a repeated request is answered from the cache and does not reach the model server" {
-	local n0 got
+	local n0
 	n0=$(answers)
-	got=$(cached_chat "$KEY_A" "$(body cached "first question")")
-	[[ $got == miss ]]
+	cache_is miss "$KEY_A" "$(body cached "first question")"
 	cp "$BATS_TEST_TMPDIR/body" "$BATS_TEST_TMPDIR/first"
 	[[ $(answers) == $((n0 + 1)) ]]
 	# The same request with other whitespace and member order: the same canonical body.
-	got=$(cached_chat "$KEY_A" '{ "messages": [ {"content": "first question", "role": "user"} ],
-		"model": "cached" }')
-	[[ $got == hit ]]
+	cache_is hit "$KEY_A" '{ "messages": [ {"content": "first question", "role": "user"} ],
+		"model": "cached" }'
 	[[ $(answers) == $((n0 + 1)) ]]
 	cmp "$BATS_TEST_TMPDIR/first" "$BATS_TEST_TMPDIR/body"
 	[[ $(hdr content-type) == application/json* ]]
 	[[ -n $(hdr x-request-id) ]]
 	# Another request is another entry.
-	got=$(cached_chat "$KEY_A" "$(body cached "second question")")
-	[[ $got == miss ]]
+	cache_is miss "$KEY_A" "$(body cached "second question")"
 	[[ $(answers) == $((n0 + 2)) ]]
 }
 
@@ -135,76 +130,59 @@ cached_chat() {
 }
 
 @test "tenants never share entries unless the model's cache is shared" {
-	local n0 got
+	local n0
 	n0=$(answers)
-	got=$(cached_chat "$KEY_A" "$(body cached "isolated")")
-	[[ $got == miss ]]
-	got=$(cached_chat "$KEY_B" "$(body cached "isolated")")
-	[[ $got == miss ]]
+	cache_is miss "$KEY_A" "$(body cached "isolated")"
+	cache_is miss "$KEY_B" "$(body cached "isolated")"
 	[[ $(answers) == $((n0 + 2)) ]]
-	got=$(cached_chat "$KEY_B" "$(body cached "isolated")")
-	[[ $got == hit ]]
+	cache_is hit "$KEY_B" "$(body cached "isolated")"
 	# A tenant without a policy: no header, every request reaches the model server.
-	got=$(cached_chat "$KEY_C" "$(body cached "isolated")")
-	[[ -z $got ]]
+	cache_is '' "$KEY_C" "$(body cached "isolated")"
 	[[ $(answers) == $((n0 + 3)) ]]
 	# Shared scope: s2 gets the entry s1's request stored.
-	got=$(cached_chat "$KEY_S1" "$(body shared-m "shared question")")
-	[[ $got == miss ]]
-	got=$(cached_chat "$KEY_S2" "$(body shared-m "shared question")")
-	[[ $got == hit ]]
+	cache_is miss "$KEY_S1" "$(body shared-m "shared question")"
+	cache_is hit "$KEY_S2" "$(body shared-m "shared question")"
 	[[ $(answers) == $((n0 + 4)) ]]
 }
 
 @test "requests that ask not to be stored are neither served from the cache nor stored" {
-	local n0 got
+	local n0
 	n0=$(answers)
-	got=$(cached_chat "$KEY_A" "$(body cached "private")" -H 'cache-control: no-store')
-	[[ $got == bypass ]]
-	got=$(cached_chat "$KEY_A" "$(body cached "private")" -H 'Cache-Control: max-age=0, no-cache')
-	[[ $got == bypass ]]
-	got=$(cached_chat "$KEY_A" "$(body cached "private" ',"store":false')")
-	[[ $got == bypass ]]
+	cache_is bypass "$KEY_A" "$(body cached "private")" -H 'cache-control: no-store'
+	cache_is bypass "$KEY_A" "$(body cached "private")" -H 'Cache-Control: max-age=0, no-cache'
+	cache_is bypass "$KEY_A" "$(body cached "private" ',"store":false')"
 	[[ $(answers) == $((n0 + 3)) ]]
 	# Nothing was stored: the first cacheable request is a miss.
-	got=$(cached_chat "$KEY_A" "$(body cached "private")")
-	[[ $got == miss ]]
+	cache_is miss "$KEY_A" "$(body cached "private")"
 	# An entry exists now, but no-store still goes to the model server.
-	got=$(cached_chat "$KEY_A" "$(body cached "private")" -H 'cache-control: no-store')
-	[[ $got == bypass ]]
+	cache_is bypass "$KEY_A" "$(body cached "private")" -H 'cache-control: no-store'
 	[[ $(answers) == $((n0 + 5)) ]]
 }
 
 @test "an entry expires after its time to live" {
-	local n0 got
+	local n0
 	n0=$(answers)
-	got=$(cached_chat "$KEY_A" "$(body short "brief")")
-	[[ $got == miss ]]
-	got=$(cached_chat "$KEY_A" "$(body short "brief")")
-	[[ $got == hit ]]
+	cache_is miss "$KEY_A" "$(body short "brief")"
+	cache_is hit "$KEY_A" "$(body short "brief")"
 	sleep 1.2
-	got=$(cached_chat "$KEY_A" "$(body short "brief")")
-	[[ $got == miss ]]
+	cache_is miss "$KEY_A" "$(body short "brief")"
 	[[ $(answers) == $((n0 + 2)) ]]
 	(($(adapter_metric 'jairouter_adapter_cache_dropped_total{reason="expired"}') >= 1))
 }
 
 @test "errors and answers over the size bound are not stored" {
-	local n0 got too0
+	local n0 too0
 	n0=$(answers)
 	curl -fsS -X PUT -H 'content-type: application/json' --data '{"status":500}' "$JR_MOCK_URL/_mock/behaviour" >/dev/null
 	BODY=$(body cached "failing") auth_chat "$KEY_A"
 	curl -fsS -X PUT -H 'content-type: application/json' --data '{"status":null}' "$JR_MOCK_URL/_mock/behaviour" >/dev/null
 	((STATUS >= 500))
-	got=$(cached_chat "$KEY_A" "$(body cached "failing")")
-	[[ $got == miss ]]
+	cache_is miss "$KEY_A" "$(body cached "failing")"
 	# An answer of 300 words is larger than the policy's 1024 bytes.
 	too0=$(adapter_metric 'jairouter_adapter_cache_dropped_total{reason="too_large"}')
-	got=$(cached_chat "$KEY_A" "$(body small "CHUNKS:300")")
-	[[ $got == miss ]]
+	cache_is miss "$KEY_A" "$(body small "CHUNKS:300")"
 	(($(stat -c %s "$BATS_TEST_TMPDIR/body") > 1024))
-	got=$(cached_chat "$KEY_A" "$(body small "CHUNKS:300")")
-	[[ $got == miss ]]
+	cache_is miss "$KEY_A" "$(body small "CHUNKS:300")"
 	[[ $(adapter_metric 'jairouter_adapter_cache_dropped_total{reason="too_large"}') == $((too0 + 2)) ]]
 	[[ $(answers) == $((n0 + 3)) ]]
 }
@@ -223,13 +201,11 @@ usage_is() {
 	# The policy probe of setup_file is in the rows already (a miss, then maybe hits).
 	eventually 10 bash -c "[[ \$(psql -X -q -t -A -d '$JR_DATABASE' -c \"SELECT count(*) FROM jairouter.usage_daily u JOIN jairouter.tenants t ON t.id = u.tenant_id WHERE t.name = 'priced'\") == 1 ]]"
 	hits0=$(agent_metric jairouter_limit_cache_hits_total)
-	got=$(cached_chat "$KEY_P" "$(body cached "metered question")")
-	[[ $got == miss ]]
+	cache_is miss "$KEY_P" "$(body cached "metered question")"
 	sleep 0.5
 	eventually 10 bash -c "[[ \$(psql -X -q -t -A -d '$JR_DATABASE' -c \"SELECT sum(requests) FROM jairouter.usage_daily u JOIN jairouter.tenants t ON t.id = u.tenant_id WHERE t.name = 'priced'\") -ge 2 ]]"
 	before=$(usage_of priced)
-	got=$(cached_chat "$KEY_P" "$(body cached "metered question")")
-	[[ $got == hit ]]
+	cache_is hit "$KEY_P" "$(body cached "metered question")"
 	read -r req pt ct cost <<<"$before"
 	# One more request, the miss's tokens once more, no more cost (factor 0).
 	local miss_pt miss_ct

@@ -6,8 +6,7 @@
 
 setup_file() {
 	load helpers
-	export STACK=$BATS_FILE_TMPDIR/stack
-	jr_stack_start "$STACK"
+	stack_start
 	jr_ctl tenant add acme >/dev/null
 	jr_ctl model add chat-model be_mock >/dev/null
 	jr_ctl model alias chat-model chat-alias >/dev/null

@@ -7,10 +7,11 @@
 
 bats_require_minimum_version 1.5.0
 
+load helpers
+stack_hooks
+
 setup_file() {
-	load helpers
-	export STACK=$BATS_FILE_TMPDIR/stack
-	jr_stack_start "$STACK"
+	stack_start
 	jr_ctl tenant add acme >/dev/null
 	jr_ctl model add test-model be_mock >/dev/null
 	jr_ctl model add short-model be_mock_short >/dev/null
@@ -19,18 +20,6 @@ setup_file() {
 	export KEY
 	[[ -n $KEY ]]
 	BATS_TEST_TMPDIR=$BATS_FILE_TMPDIR eventually 10 status_is "$KEY" 200
-}
-
-teardown_file() {
-	stack_teardown_file
-}
-
-setup() {
-	load helpers
-}
-
-teardown() {
-	stack_teardown
 }
 
 # h2_flag: curl's option for HTTP/2 on $JR_URL (ALPN over TLS, prior knowledge

@@ -9,10 +9,11 @@
 
 bats_require_minimum_version 1.5.0
 
+load helpers
+stack_hooks
+
 setup_file() {
-	load helpers
-	export STACK=$BATS_FILE_TMPDIR/stack
-	jr_stack_start "$STACK"
+	stack_start
 	jr_ctl model add files-model be_mock >/dev/null
 	jr_ctl model add files-other be_mock >/dev/null
 	jr_ctl model add files-private be_mock --private >/dev/null
@@ -27,18 +28,6 @@ setup_file() {
 	NONE=$(issue_key initech)
 	export KEY OTHER NONE
 	BATS_TEST_TMPDIR=$BATS_FILE_TMPDIR eventually 10 uploaded "$KEY" user_data
-}
-
-teardown_file() {
-	stack_teardown_file
-}
-
-setup() {
-	load helpers
-}
-
-teardown() {
-	stack_teardown
 }
 
 # upload KEY PURPOSE [FILE]: POST /v1/files (multipart, purpose before the file).
@@ -60,6 +49,26 @@ get() {
 get_is() {
 	get "$1" "$2"
 	[[ $STATUS == "$3" ]]
+}
+
+# not_found_for KEY OBJECT ID PATH...: a GET of each PATH with KEY answers 404 "No such
+# OBJECT object: 'ID'." (another tenant's object).
+not_found_for() {
+	local key=$1 object=$2 id=$3 path
+	shift 3
+	for path in "$@"; do
+		get "$key" "$path"
+		expect_openai_error 404 invalid_request_error not_found
+		[[ $(json b.error.message) == "No such $object object: '$id'." ]]
+	done
+}
+
+# files_tenant NAME: a new tenant NAME whose files model is files-model, its key in K,
+# once the agent takes its uploads.
+files_tenant() {
+	K=$(new_tenant "$1")
+	jr_ctl tenant settings "$1" '{"files_model":"files-model"}' >/dev/null
+	eventually 10 uploaded "$K" user_data
 }
 
 # batch_file PATH MODEL...: one chat line per model.
@@ -100,11 +109,7 @@ batch_file() {
 	get "$KEY" "/v1/files/$id/content"
 	expect_status 200
 	cmp "$BATS_TEST_TMPDIR/body" "$BATS_TEST_TMPDIR/two.txt"
-	for path in "/v1/files/$id" "/v1/files/$id/content" "/api/v1/files/$id"; do
-		get "$OTHER" "$path"
-		expect_openai_error 404 invalid_request_error not_found
-		[[ $(json b.error.message) == "No such File object: '$id'." ]]
-	done
+	not_found_for "$OTHER" File "$id" "/v1/files/$id" "/v1/files/$id/content" "/api/v1/files/$id"
 	req -X DELETE -H "authorization: Bearer $OTHER" "/v1/files/$id"
 	expect_openai_error 404 invalid_request_error not_found
 	req -X DELETE -H "authorization: Bearer $KEY" "/v1/files/$id"
@@ -122,9 +127,8 @@ batch_file() {
 
 @test "a tenant lists only its own files, newest first, with OpenAI's cursor fields" {
 	local k other mine=() id
-	k=$(new_tenant lister)
-	jr_ctl tenant settings lister '{"files_model":"files-model"}' >/dev/null
-	eventually 10 uploaded "$k" user_data
+	files_tenant lister
+	k=$K
 	mine+=("$(json b.id)")
 	for purpose in user_data assistants batch; do
 		[[ $purpose == batch ]] && batch_file "$BATS_TEST_TMPDIR/upload.txt" files-model
@@ -291,6 +295,10 @@ billed_rows() {
 	db_sql "SELECT count(*) FROM jairouter.batch_usage WHERE batch_id = '$1'"
 }
 
+billed_once() {
+	[[ $(billed_rows "$1") == 1 ]]
+}
+
 @test "only the creating tenant retrieves, cancels and lists a batch; another tenant's file cannot start one" {
 	local k o
 	k=$(new_tenant bat-a)
@@ -300,11 +308,7 @@ billed_rows() {
 	eventually 10 uploaded "$k" user_data
 	new_batch "$k" files-model
 	[[ $(json b.status) == validating ]]
-	for path in "/v1/batches/$BATCH" "/api/v1/batches/$BATCH"; do
-		get "$o" "$path"
-		expect_openai_error 404 invalid_request_error not_found
-		[[ $(json b.error.message) == "No such Batch object: '$BATCH'." ]]
-	done
+	not_found_for "$o" Batch "$BATCH" "/v1/batches/$BATCH" "/api/v1/batches/$BATCH"
 	req -X POST -H "authorization: Bearer $o" "/v1/batches/$BATCH/cancel"
 	expect_openai_error 404 invalid_request_error not_found
 	# B cannot start a batch from A's file.
@@ -350,10 +354,9 @@ billed_rows() {
 
 @test "a completed batch is billed once, from its usage, at the batch price, across repeated retrieves and an agent restart" {
 	local k want tokens
-	k=$(new_tenant bat-bill)
-	jr_ctl tenant settings bat-bill '{"files_model":"files-model"}' >/dev/null
 	jr_ctl model price files-other 2 8 >/dev/null
-	eventually 10 uploaded "$k" user_data
+	files_tenant bat-bill
+	k=$K
 	new_batch "$k" files-other files-other files-other
 	# validating -> in_progress -> finalizing -> completed: one step per retrieve.
 	get "$k" "/v1/batches/$BATCH"
@@ -382,7 +385,7 @@ billed_rows() {
 	expect_openai_error 404 invalid_request_error not_found
 	get "$k" '/v1/files?purpose=batch_output'
 	[[ $(json b.data[0].id) == "$out" ]]
-	eventually 5 bash -c "[[ \$(psql -X -t -A -d '$JR_DATABASE' -c \"SELECT count(*) FROM jairouter.batch_usage WHERE batch_id = '$BATCH'\") == 1 ]]"
+	eventually 5 billed_once "$BATCH"
 	[[ $(db_sql "SELECT input_tokens || ' ' || output_tokens || ' ' || requests || ' ' || estimated FROM jairouter.batch_usage WHERE batch_id = '$BATCH'") == "$tokens 3 false" ]]
 	# Cost: (input x 2 + output x 8) / 1e6 at the batch factor (0.5 by default).
 	want=$(node -e "const [i, o] = process.argv[1].split(' ').map(Number); console.log(((i * 2 + o * 8) / 1e6 * 0.5).toFixed(6))" "$tokens")
@@ -402,9 +405,8 @@ billed_rows() {
 
 @test "a batch answer longer than the report line carries is still listed and billed once from its fields" {
 	local k meta tokens
-	k=$(new_tenant bat-big)
-	jr_ctl tenant settings bat-big '{"files_model":"files-model"}' >/dev/null
-	eventually 10 uploaded "$k" user_data
+	files_tenant bat-big
+	k=$K
 	batch_file "$BATS_TEST_TMPDIR/in.jsonl" files-model files-model
 	upload "$k" batch "$BATS_TEST_TMPDIR/in.jsonl"
 	INPUT=$(json b.id)
@@ -421,7 +423,7 @@ billed_rows() {
 	get "$k" "/v1/batches/$BATCH"
 	[[ $(json b.status) == completed ]]
 	tokens="$(json b.usage.input_tokens) $(json b.usage.output_tokens)"
-	eventually 5 bash -c "[[ \$(psql -X -t -A -d '$JR_DATABASE' -c \"SELECT count(*) FROM jairouter.batch_usage WHERE batch_id = '$BATCH'\") == 1 ]]"
+	eventually 5 billed_once "$BATCH"
 	[[ $(db_sql "SELECT input_tokens || ' ' || output_tokens || ' ' || requests || ' ' || estimated FROM jairouter.batch_usage WHERE batch_id = '$BATCH'") == "$tokens 2 false" ]]
 	# Listed from those fields; the output file is the tenant's.
 	get "$k" /v1/batches
@@ -434,9 +436,8 @@ billed_rows() {
 
 @test "a completed batch without usage is billed at the estimate, marked estimated" {
 	local k
-	k=$(new_tenant bat-est)
-	jr_ctl tenant settings bat-est '{"files_model":"files-model"}' >/dev/null
-	eventually 10 uploaded "$k" user_data
+	files_tenant bat-est
+	k=$K
 	batch_file "$BATS_TEST_TMPDIR/in.jsonl" files-model files-model
 	# The mock leaves usage out when a line says mock_no_usage.
 	sed -i 's/"Hi 1"/"Hi 1 mock_no_usage"/' "$BATS_TEST_TMPDIR/in.jsonl"
@@ -454,7 +455,7 @@ billed_rows() {
 	get "$k" "/v1/batches/$BATCH"
 	[[ $(json b.status) == completed ]]
 	[[ $(json b.usage) == undefined ]]
-	eventually 5 bash -c "[[ \$(psql -X -t -A -d '$JR_DATABASE' -c \"SELECT count(*) FROM jairouter.batch_usage WHERE batch_id = '$BATCH'\") == 1 ]]"
+	eventually 5 billed_once "$BATCH"
 	# input: the file's bytes / 4 (limits_bytes_per_token); output: 256 per request
 	# (limits_default_max_tokens).
 	[[ $(db_sql "SELECT input_tokens || ' ' || output_tokens || ' ' || requests || ' ' || estimated FROM jairouter.batch_usage WHERE batch_id = '$BATCH'") == "$(((bytes + 3) / 4)) 512 2 true" ]]
@@ -462,9 +463,8 @@ billed_rows() {
 
 @test "jairouterctl batches sync retrieves the open batches nobody retrieves, so they are billed once" {
 	local k first second
-	k=$(new_tenant bat-sync)
-	jr_ctl tenant settings bat-sync '{"files_model":"files-model"}' >/dev/null
-	eventually 10 uploaded "$k" user_data
+	files_tenant bat-sync
+	k=$K
 	new_batch "$k" files-model
 	first=$BATCH
 	new_batch "$k" files-model files-model

@@ -6,10 +6,11 @@
 
 bats_require_minimum_version 1.5.0
 
+load helpers
+stack_hooks
+
 setup_file() {
-	load helpers
-	export STACK=$BATS_FILE_TMPDIR/stack
-	jr_stack_start "$STACK"
+	stack_start
 	jr_ctl tenant add acme >/dev/null
 	jr_ctl tenant add globex >/dev/null
 	jr_ctl model add test-model be_mock >/dev/null
@@ -22,18 +23,6 @@ setup_file() {
 	[[ -n $KEY && -n $GLOBEX_KEY ]]
 	# The agent learns of the new rows through PostgreSQL notifications.
 	BATS_TEST_TMPDIR=$BATS_FILE_TMPDIR eventually 10 status_is "$KEY" 200
-}
-
-teardown_file() {
-	stack_teardown_file
-}
-
-setup() {
-	load helpers
-}
-
-teardown() {
-	stack_teardown
 }
 
 @test "a chat completion reaches the model server with the body untouched and without the client's key" {

@@ -181,6 +181,21 @@ stack_teardown_file() {
 	fi
 }
 
+# stack_start (setup_file): starts the file's stack in $BATS_FILE_TMPDIR/stack, exported
+# as STACK.
+stack_start() {
+	export STACK=$BATS_FILE_TMPDIR/stack
+	jr_stack_start "$STACK"
+}
+
+# agent_restart_with LINE...: appends the lines to the stack's agent.conf and restarts
+# the agent (for the settings read only at start).
+agent_restart_with() {
+	printf '%s\n' "$@" >>"$STACK/agent.conf"
+	jr_agent_stop "$STACK"
+	jr_agent_start "$STACK"
+}
+
 # agent_reload_keys: SIGHUP to the stack's agent, then waits until it has loaded its
 # master keys once more.
 agent_reload_keys() {
@@ -211,4 +226,15 @@ stack_teardown() {
 	if [[ ${BATS_TEST_COMPLETED:-} != 1 ]]; then
 		jr_dump_logs "$STACK"
 	fi
+}
+
+# stack_hooks: the hooks of a file whose tests share one stack ($STACK), called at the
+# file's top level after `load helpers`: teardown_file stops the stack, setup loads
+# these helpers for each test, teardown shows the stack's logs when a test failed. A
+# file that needs more defines its own hook after the call.
+# shellcheck disable=SC2317 # bats calls the hooks by name
+stack_hooks() {
+	teardown_file() { stack_teardown_file; }
+	setup() { load helpers; }
+	teardown() { stack_teardown; }
 }

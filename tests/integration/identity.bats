@@ -6,8 +6,10 @@
 # secrets. HAProxy trusts X-Forwarded-For from 127.0.0.1, so every test picks its own
 # client address and the lock-out of one never touches another.
 
+load helpers
+stack_hooks
+
 setup_file() {
-	load helpers
 	export STACK=$BATS_FILE_TMPDIR/stack KEYS=$BATS_FILE_TMPDIR/keys
 	mkdir -p "$STACK"
 	export JR_TRUSTED_PROXIES=$BATS_FILE_TMPDIR/trusted-proxies.lst
@@ -44,18 +46,6 @@ INSERT INTO jairouter.roles (tenant_id, name, allow, deny)
 INSERT INTO jairouter.roles (name, allow) VALUES ('embedder', '{service:embeddings,model:*}');
 SQL
 	BATS_TEST_TMPDIR=$BATS_FILE_TMPDIR eventually 10 token_status "$(corp_token)" 200
-}
-
-teardown_file() {
-	stack_teardown_file
-}
-
-setup() {
-	load helpers
-}
-
-teardown() {
-	stack_teardown
 }
 
 # absent TEXT FILE: FILE does not contain TEXT (a bare "! grep" would not fail a bats test).

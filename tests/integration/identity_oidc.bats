@@ -6,8 +6,10 @@
 # has while the provider is down, and checks opaque tokens by RFC 7662 introspection (with
 # client authentication, a negative answer, and both failure policies).
 
+load helpers
+stack_hooks
+
 setup_file() {
-	load helpers
 	# The provider's packages (scripts/setup installs them; a bare checkout gets them here).
 	if [[ ! -d $BATS_TEST_DIRNAME/../oidc/node_modules/oidc-provider ]]; then
 		(cd "$BATS_TEST_DIRNAME/../oidc" && npm ci --silent --no-audit --no-fund) >&3 2>&1 ||
@@ -43,14 +45,6 @@ teardown_file() {
 		jr_stop_pid "$STACK" op TERM
 		stack_teardown_file
 	fi
-}
-
-setup() {
-	load helpers
-}
-
-teardown() {
-	stack_teardown
 }
 
 op() {

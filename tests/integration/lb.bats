@@ -7,8 +7,10 @@
 # traffic under the latency strategy; a fallback model serves when the primary pool is
 # down, and when nothing can serve the answer is a 503 with retry-after and the reason.
 
+load helpers
+stack_hooks
+
 setup_file() {
-	load helpers
 	export STACK=$BATS_FILE_TMPDIR/stack
 	mkdir -p "$STACK"
 	local i port
@@ -41,14 +43,6 @@ teardown_file() {
 		[[ -n ${STACK:-} ]] && jr_stop_pid "$STACK" "mock-pool$i" TERM
 	done
 	stack_teardown_file
-}
-
-setup() {
-	load helpers
-}
-
-teardown() {
-	stack_teardown
 }
 
 # sql TEXT: a fixed statement against the stack's database (no values from outside).

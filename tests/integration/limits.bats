@@ -5,29 +5,15 @@
 # usage rows in PostgreSQL equal to what the mock reported, and usage kept across a
 # restart. One stack for the file; every test uses its own tenant so counters never mix.
 
+load helpers
+stack_hooks
+
 setup_file() {
-	load helpers
-	export STACK=$BATS_FILE_TMPDIR/stack
-	mkdir -p "$STACK"
-	jr_stack_start "$STACK"
+	stack_start
 	# Usage is written every 200 ms here (restart-only setting); the access log on.
-	printf 'usage_flush_ms = 200\nusage_wait_ms = 300\naccess_log = %s\n' "$STACK/access.log" >>"$STACK/agent.conf"
-	jr_agent_stop "$STACK"
-	jr_agent_start "$STACK"
+	agent_restart_with 'usage_flush_ms = 200' 'usage_wait_ms = 300' "access_log = $STACK/access.log"
 	jr_ctl model add lim-model be_mock >/dev/null
 	jr_ctl model add other-model be_mock >/dev/null
-}
-
-teardown_file() {
-	stack_teardown_file
-}
-
-setup() {
-	load helpers
-}
-
-teardown() {
-	stack_teardown
 }
 
 # lchat KEY [CURL_ARGS...]: a chat request for lim-model.

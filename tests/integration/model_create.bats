@@ -5,8 +5,7 @@
 
 setup_file() {
 	load helpers
-	export STACK=$BATS_FILE_TMPDIR/stack
-	jr_stack_start "$STACK"
+	stack_start
 	jr_ctl tenant add owner >/dev/null
 	jr_ctl tenant add other >/dev/null
 	jr_ctl model add base-model be_mock >/dev/null

@@ -5,28 +5,17 @@
 
 bats_require_minimum_version 1.5.0
 
+load helpers
+stack_hooks
+
 setup_file() {
-	load helpers
-	export STACK=$BATS_FILE_TMPDIR/stack
-	jr_stack_start "$STACK"
+	stack_start
 	jr_ctl model add mod-model be_mock --services moderations >/dev/null
 	jr_ctl model add chat-only be_mock >/dev/null
 	jr_ctl tenant add acme >/dev/null
 	KEY=$(issue_key acme)
 	export KEY
 	BATS_TEST_TMPDIR=$BATS_FILE_TMPDIR eventually 10 moderated "$KEY" mod-model
-}
-
-teardown_file() {
-	stack_teardown_file
-}
-
-setup() {
-	load helpers
-}
-
-teardown() {
-	stack_teardown
 }
 
 mod_body() {

@@ -12,11 +12,11 @@
 
 bats_require_minimum_version 1.5.0
 
+load helpers
+stack_hooks
+
 setup_file() {
-	load helpers
-	export STACK=$BATS_FILE_TMPDIR/stack
-	mkdir -p "$STACK"
-	jr_stack_start "$STACK"
+	stack_start
 	jr_ctl tenant add acme >/dev/null
 	jr_ctl model add az-entra be_az_entra --provider azure_openai --upstream gpt-4o-dep >/dev/null
 	jr_ctl model add az-short be_az_short --provider azure_openai --upstream gpt-4o-dep >/dev/null
@@ -70,18 +70,6 @@ setup_file() {
 	printf 'not-the-token\n' >"$BATS_FILE_TMPDIR/wrong-token"
 	jr_sts_credential "$BATS_FILE_TMPDIR/wrong-token" | jr_ctl credential set be_bedrock_sts_bad --header authorization --scheme bearer >/dev/null
 	jr_haproxy_server_up be_adapter adapter1 30
-}
-
-teardown_file() {
-	stack_teardown_file
-}
-
-setup() {
-	load helpers
-}
-
-teardown() {
-	stack_teardown
 }
 
 # entra_cred CLIENT_ID SECRET [SCOPE]: the Entra ID credential, the mock as the authority host.
@@ -146,9 +134,7 @@ parallel_chats() {
 	[[ $(grep -c '^200$' "$BATS_TEST_TMPDIR/statuses") == 4 ]]
 	[[ $(tokens entra) == $((before + 1)) ]]
 	# A stream with the same token; the provider never saw an api-key header.
-	req -N -X POST -H 'content-type: application/json' -H "authorization: Bearer $KEY" \
-		--data-binary '{"model":"az-entra","stream":true,"messages":[{"role":"user","content":"one two"}]}' "$CHAT_PATH"
-	expect_status 200
+	stream_ok '{"model":"az-entra","stream":true,"messages":[{"role":"user","content":"one two"}]}'
 	grep -qF 'data: [DONE]' "$BATS_TEST_TMPDIR/body"
 	[[ $(tokens entra) == $((before + 1)) ]]
 }
@@ -209,9 +195,7 @@ parallel_chats() {
 	expect_status 200
 	[[ $(json 'b.choices[0].message.content') == '[gemini:gemini-2.0-flash] Say hi' ]]
 	[[ $(json 'b.model') == vx-gemini ]]
-	req -N -X POST -H 'content-type: application/json' -H "authorization: Bearer $KEY" \
-		--data-binary '{"model":"vx-gemini","stream":true,"messages":[{"role":"user","content":"one two three"}]}' "$CHAT_PATH"
-	expect_status 200
+	stream_ok '{"model":"vx-gemini","stream":true,"messages":[{"role":"user","content":"one two three"}]}'
 	grep -qF 'three' "$BATS_TEST_TMPDIR/body"
 	grep -qF 'data: [DONE]' "$BATS_TEST_TMPDIR/body"
 	[[ $(tokens google) == $((before + 1)) ]]
@@ -226,9 +210,7 @@ parallel_chats() {
 	expect_status 200
 	[[ $(json 'b.choices[0].message.content') == '[anthropic:claude-3-5-haiku@20241022] Say hi' ]]
 	[[ $(json 'b.usage.completion_tokens') -gt 0 ]]
-	req -N -X POST -H 'content-type: application/json' -H "authorization: Bearer $KEY" \
-		--data-binary '{"model":"vx-claude","stream":true,"messages":[{"role":"user","content":"one two"}]}' "$CHAT_PATH"
-	expect_status 200
+	stream_ok '{"model":"vx-claude","stream":true,"messages":[{"role":"user","content":"one two"}]}'
 	grep -qF 'data: [DONE]' "$BATS_TEST_TMPDIR/body"
 	grep -qF '"finish_reason":"stop"' "$BATS_TEST_TMPDIR/body"
 	[[ $(tokens google) == "$before" ]]
@@ -252,9 +234,7 @@ parallel_chats() {
 	parallel_chats bedrock-sts 4
 	[[ $(grep -c '^200$' "$BATS_TEST_TMPDIR/statuses") == 4 ]] || { cat "$BATS_TEST_TMPDIR"/body.*; return 1; }
 	grep -qF '[bedrock:anthropic.claude-3-haiku-20240307-v1:0] Say hi' "$BATS_TEST_TMPDIR/body.0"
-	req -N -X POST -H 'content-type: application/json' -H "authorization: Bearer $KEY" \
-		--data-binary '{"model":"bedrock-sts","stream":true,"messages":[{"role":"user","content":"one two"}]}' "$CHAT_PATH"
-	expect_status 200
+	stream_ok '{"model":"bedrock-sts","stream":true,"messages":[{"role":"user","content":"one two"}]}'
 	grep -qF 'data: [DONE]' "$BATS_TEST_TMPDIR/body"
 	[[ $(tokens sts) == $((before + 1)) ]]
 	# A web identity token STS does not accept: 502, the STS error named, Retry-After.
@@ -298,9 +278,7 @@ embed() {
 	expect_status 200
 	[[ $(json 'b.choices[0].message.content') == '[hunyuan:hunyuan-lite] Say hi' ]]
 	[[ $(json 'b.usage.completion_tokens') == 3 && $(json 'b.model') == hy-native ]]
-	req -N -X POST -H 'content-type: application/json' -H "authorization: Bearer $KEY" \
-		--data-binary '{"model":"hy-native","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"one two three"}]}' "$CHAT_PATH"
-	expect_status 200
+	stream_ok '{"model":"hy-native","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"one two three"}]}'
 	[[ $(sse_text) == *'one two three' ]]
 	grep -qF '"finish_reason":"stop"' "$BATS_TEST_TMPDIR/body"
 	grep -qF '"completion_tokens":4' "$BATS_TEST_TMPDIR/body"
@@ -311,6 +289,21 @@ embed() {
 	expect_openai_error 502 server_error upstream_authentication_failed
 	BODY=$(chat_body hy-bad ',"stream":true') auth_chat "$KEY"
 	expect_openai_error 502 server_error upstream_authentication_failed
+}
+
+# stream_ok BODY: a streamed chat request of BODY with $KEY answers 200.
+stream_ok() {
+	req -N -X POST -H 'content-type: application/json' -H "authorization: Bearer $KEY" \
+		--data-binary "$1" "$CHAT_PATH"
+	expect_status 200
+}
+
+# midstream_error_is MODEL TEXT: a stream of MODEL that the provider breaks off carries
+# TEXT in an error event and still ends with [DONE].
+midstream_error_is() {
+	stream_ok '{"model":"'"$1"'","stream":true,"messages":[{"role":"user","content":"a b c d FAIL_MIDSTREAM"}]}'
+	grep -qF "$2" "$BATS_TEST_TMPDIR/body"
+	grep -qF 'data: [DONE]' "$BATS_TEST_TMPDIR/body"
 }
 
 # sse_text: the content deltas of the streamed answer in $BATS_TEST_TMPDIR/body, joined.
@@ -325,17 +318,11 @@ sse_text() {
 	expect_status 200
 	[[ $(json 'b.choices[0].message.content') == '[dashscope:qwen-plus] Say hi' ]]
 	[[ $(json 'b.usage.completion_tokens') == 3 && $(json 'b.model') == ds-native ]]
-	req -N -X POST -H 'content-type: application/json' -H "authorization: Bearer $KEY" \
-		--data-binary '{"model":"ds-native","stream":true,"messages":[{"role":"user","content":"one two TOOL"}],"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}]}' "$CHAT_PATH"
-	expect_status 200
+	stream_ok '{"model":"ds-native","stream":true,"messages":[{"role":"user","content":"one two TOOL"}],"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}]}'
 	[[ $(sse_text) == *'one two TOOL' ]]
 	grep -qF '"finish_reason":"tool_calls"' "$BATS_TEST_TMPDIR/body"
 	grep -qF 'get_weather' "$BATS_TEST_TMPDIR/body"
-	req -N -X POST -H 'content-type: application/json' -H "authorization: Bearer $KEY" \
-		--data-binary '{"model":"ds-native","stream":true,"messages":[{"role":"user","content":"a b c d FAIL_MIDSTREAM"}]}' "$CHAT_PATH"
-	expect_status 200
-	grep -qF 'InternalError' "$BATS_TEST_TMPDIR/body"
-	grep -qF 'data: [DONE]' "$BATS_TEST_TMPDIR/body"
+	midstream_error_is ds-native 'InternalError'
 	BODY='{"model":"ds-native","messages":[{"role":"user","content":"STATUS:429"}]}' auth_chat "$KEY"
 	expect_openai_error 429 rate_limit_error rate_limit_exceeded
 }
@@ -351,18 +338,12 @@ sse_text() {
 	BODY=$(chat_body tgi-llama) auth_chat "$KEY"
 	expect_status 200
 	[[ $(json 'b.choices[0].message.content') == '[tgi:llama3] Say hi' ]]
-	req -N -X POST -H 'content-type: application/json' -H "authorization: Bearer $KEY" \
-		--data-binary '{"model":"tgi-native","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"one two three"}]}' "$CHAT_PATH"
-	expect_status 200
+	stream_ok '{"model":"tgi-native","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"one two three"}]}'
 	[[ $(sse_text) == '[tgi:chatml] one two three' ]]
 	grep -qF '"finish_reason":"stop"' "$BATS_TEST_TMPDIR/body"
 	grep -qF '"completion_tokens":5' "$BATS_TEST_TMPDIR/body"
 	run ! grep -qF 'im_end' "$BATS_TEST_TMPDIR/body"
-	req -N -X POST -H 'content-type: application/json' -H "authorization: Bearer $KEY" \
-		--data-binary '{"model":"tgi-native","stream":true,"messages":[{"role":"user","content":"a b c d FAIL_MIDSTREAM"}]}' "$CHAT_PATH"
-	expect_status 200
-	grep -qF 'CUDA out of memory' "$BATS_TEST_TMPDIR/body"
-	grep -qF 'data: [DONE]' "$BATS_TEST_TMPDIR/body"
+	midstream_error_is tgi-native 'CUDA out of memory'
 	BODY='{"model":"tgi-native","messages":[{"role":"user","content":"STATUS:429"}]}' auth_chat "$KEY"
 	expect_openai_error 429 rate_limit_error rate_limit_exceeded
 	# TGI's own validation (422) is the client's error.

@@ -6,8 +6,10 @@
 
 bats_require_minimum_version 1.5.0
 
+load helpers
+stack_hooks
+
 setup_file() {
-	load helpers
 	export STACK=$BATS_FILE_TMPDIR/stack
 	# Idle sessions end after 8 s here ("timeout tunnel"; 5m by default).
 	export JR_REALTIME_IDLE_TIMEOUT=8s
@@ -38,14 +40,6 @@ teardown_file() {
 	stack_teardown_file
 }
 
-setup() {
-	load helpers
-}
-
-teardown() {
-	stack_teardown
-}
-
 # session KEY MODEL [OPTIONS...]: one session (tests/clients/realtime-session.mjs); its
 # JSON summary in $BATS_TEST_TMPDIR/session.
 session() {
@@ -60,6 +54,25 @@ session_ok() {
 sjson() {
 	node -e "const b = JSON.parse(require('fs').readFileSync(process.argv[1], 'utf8')); console.log($1)" \
 		"$BATS_TEST_TMPDIR/session"
+}
+
+# one_slot_tenant NAME: a new tenant NAME limited to one open session; its key in K.
+one_slot_tenant() {
+	K=$(new_tenant "$1")
+	db_sql "SELECT jairouter.set_limit('tenant', 'concurrent', 'concurrency', 1, NULL, '$1')" >/dev/null
+	sleep 0.3
+}
+
+# hold_slot KEY: a session of KEY held open in the background (HELD: its pid; its
+# summary in $BATS_TEST_TMPDIR/first) until the file $HOLD is removed; a second session
+# of KEY is then refused (429, in the last session's summary).
+hold_slot() {
+	HOLD=$BATS_TEST_TMPDIR/hold
+	node "$JR_ROOT/tests/clients/realtime-session.mjs" "$JR_URL" "$1" rt-model --hold "$HOLD" >"$BATS_TEST_TMPDIR/first" &
+	HELD=$!
+	eventually 10 test -f "$HOLD"
+	session "$1" rt-model
+	[[ $(sjson b.status) == 429 ]]
 }
 
 mock_rt() {
@@ -148,28 +161,21 @@ upgrade_headers=(-H 'Upgrade: websocket' -H 'Connection: Upgrade' -H 'Sec-WebSoc
 }
 
 @test "concurrency 1: a second session is refused while the first is open, a third admitted after it closes" {
-	local k hold bg
-	k=$(new_tenant rtconc)
-	db_sql "SELECT jairouter.set_limit('tenant', 'concurrent', 'concurrency', 1, NULL, 'rtconc')" >/dev/null
-	sleep 0.3
-	hold=$BATS_TEST_TMPDIR/hold
-	node "$JR_ROOT/tests/clients/realtime-session.mjs" "$JR_URL" "$k" rt-model --hold "$hold" >"$BATS_TEST_TMPDIR/first" &
-	bg=$!
-	eventually 10 test -f "$hold"
-	session "$k" rt-model
-	[[ $(sjson b.status) == 429 ]]
+	local k
+	one_slot_tenant rtconc
+	k=$K
+	hold_slot "$k"
 	[[ $(sjson b.body.error.code) == rate_limit_exceeded ]]
-	rm -f "$hold"
-	wait "$bg"
+	rm -f "$HOLD"
+	wait "$HELD"
 	grep -q '"close_code":1000' "$BATS_TEST_TMPDIR/first"
 	eventually 5 session_ok "$k" rt-model
 }
 
 @test "a session the model server closes gives its slot back and is billed" {
 	local k
-	k=$(new_tenant rtsrv)
-	db_sql "SELECT jairouter.set_limit('tenant', 'concurrent', 'concurrency', 1, NULL, 'rtsrv')" >/dev/null
-	sleep 0.3
+	one_slot_tenant rtsrv
+	k=$K
 	session "$k" rt-model --server-close
 	[[ $(sjson b.status) == 101 ]]
 	[[ $(sjson b.responses) == 1 ]]
@@ -189,21 +195,15 @@ upgrade_headers=(-H 'Upgrade: websocket' -H 'Connection: Upgrade' -H 'Sec-WebSoc
 }
 
 @test "an idle session ends at the tunnel timeout and gives its slot back" {
-	local k hold bg
-	k=$(new_tenant rtidle)
-	db_sql "SELECT jairouter.set_limit('tenant', 'concurrent', 'concurrency', 1, NULL, 'rtidle')" >/dev/null
-	sleep 0.3
-	hold=$BATS_TEST_TMPDIR/hold
-	node "$JR_ROOT/tests/clients/realtime-session.mjs" "$JR_URL" "$k" rt-model --hold "$hold" >"$BATS_TEST_TMPDIR/first" &
-	bg=$!
-	eventually 10 test -f "$hold"
-	session "$k" rt-model
-	[[ $(sjson b.status) == 429 ]]
+	local k
+	one_slot_tenant rtidle
+	k=$K
+	hold_slot "$k"
 	# Nothing is sent: HAProxy closes the tunnel (JR_REALTIME_IDLE_TIMEOUT) and the
 	# client sees the connection drop without a close frame.
-	wait "$bg"
+	wait "$HELD"
 	grep -q '"close_code":1006' "$BATS_TEST_TMPDIR/first"
-	rm -f "$hold"
+	rm -f "$HOLD"
 	eventually 5 session_ok "$k" rt-model
 	eventually 5 bash -c "[[ \$(psql -X -t -A -d '$JR_DATABASE' -c \"SELECT requests FROM jairouter.usage_by_tenant_model_day WHERE tenant = 'rtidle'\") == 2 ]]"
 }

@@ -9,10 +9,11 @@
 
 bats_require_minimum_version 1.5.0
 
+load helpers
+stack_hooks
+
 setup_file() {
-	load helpers
-	export STACK=$BATS_FILE_TMPDIR/stack
-	jr_stack_start "$STACK"
+	stack_start
 	jr_ctl model add resp-model be_mock >/dev/null
 	jr_ctl model add resp-stream be_mock2 >/dev/null
 	jr_ctl model add claude-resp be_prov --provider anthropic --upstream claude-up >/dev/null
@@ -34,18 +35,6 @@ setup_file() {
 	jr_ctl endpoint set be_prov "$JR_PROVIDERS_URL" >/dev/null
 	jr_haproxy_server_up be_adapter adapter1 30
 	BATS_TEST_TMPDIR=$BATS_FILE_TMPDIR eventually 10 created_with "$KEY" resp-model
-}
-
-teardown_file() {
-	stack_teardown_file
-}
-
-setup() {
-	load helpers
-}
-
-teardown() {
-	stack_teardown
 }
 
 # create KEY MODEL [EXTRA_JSON]: POST /v1/responses.

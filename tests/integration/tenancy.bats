@@ -4,8 +4,10 @@
 # model lists, key rotation, and provider credentials injected by HAProxy. The stack
 # starts once for the file; HAProxy trusts X-Forwarded-For from 127.0.0.1 only.
 
+load helpers
+stack_hooks
+
 setup_file() {
-	load helpers
 	export STACK=$BATS_FILE_TMPDIR/stack
 	mkdir -p "$STACK"
 	export JR_TRUSTED_PROXIES=$BATS_FILE_TMPDIR/trusted-proxies.lst
@@ -26,18 +28,6 @@ setup_file() {
 	stack_master_keys
 	BATS_TEST_TMPDIR=$BATS_FILE_TMPDIR eventually 10 status_is "$KEY_A" 200
 	BATS_TEST_TMPDIR=$BATS_FILE_TMPDIR eventually 10 status_is "$KEY_G" 200
-}
-
-teardown_file() {
-	stack_teardown_file
-}
-
-setup() {
-	load helpers
-}
-
-teardown() {
-	stack_teardown
 }
 
 # model_status KEY MODEL STATUS [CURL_ARGS...]: a chat request for MODEL answers STATUS.

@@ -4,8 +4,10 @@
 # requests exported over OTLP/HTTP (JSON) to a local receiver, checked for parent/child
 # links, timing and the GenAI attributes.
 
+load helpers
+stack_hooks
+
 setup_file() {
-	load helpers
 	export STACK=$BATS_FILE_TMPDIR/stack
 	mkdir -p "$STACK"
 	# Requests without a traceparent: all sampled here.
@@ -21,10 +23,8 @@ setup_file() {
 		sleep 0.1
 	done
 	[[ -n $port ]]
-	printf 'trace_otlp_url = http://127.0.0.1:%s/v1/traces\ntrace_flush_ms = 100\nusage_wait_ms = 2000\n' \
-		"$port" >>"$STACK/agent.conf"
-	jr_agent_stop "$STACK"
-	jr_agent_start "$STACK"
+	agent_restart_with "trace_otlp_url = http://127.0.0.1:$port/v1/traces" 'trace_flush_ms = 100' \
+		'usage_wait_ms = 2000'
 	jr_ctl model add trace-model be_mock >/dev/null
 	jr_adapter_models >/dev/null
 	# trace-model's streams go direct (the rewrite detour), not through the adapter.
@@ -37,14 +37,6 @@ setup_file() {
 teardown_file() {
 	jr_stop_pid "$STACK" otlp TERM
 	stack_teardown_file
-}
-
-setup() {
-	load helpers
-}
-
-teardown() {
-	stack_teardown
 }
 
 # spans_of TRACE_ID: trace-check.mjs's summary of that trace.

@@ -5,28 +5,14 @@
 # bills what the model server reported, to the token. A model server that sends no usage
 # is billed at the estimate and counted as estimated.
 
+load helpers
+stack_hooks
+
 setup_file() {
-	load helpers
-	export STACK=$BATS_FILE_TMPDIR/stack
-	mkdir -p "$STACK"
-	jr_stack_start "$STACK"
-	printf 'usage_flush_ms = 200\nusage_wait_ms = 2000\n' >>"$STACK/agent.conf"
-	jr_agent_stop "$STACK"
-	jr_agent_start "$STACK"
+	stack_start
+	agent_restart_with 'usage_flush_ms = 200' 'usage_wait_ms = 2000'
 	jr_ctl model add stream-model be_mock >/dev/null
 	jr_ctl model add renamed-stream be_mock --upstream upstream-name >/dev/null
-}
-
-teardown_file() {
-	stack_teardown_file
-}
-
-setup() {
-	load helpers
-}
-
-teardown() {
-	stack_teardown
 }
 
 # usage_of TENANT: "requests prompt completion estimated" from the usage rows.

@@ -25,10 +25,7 @@ static void dashscope_request_and_answer(void)
 				     "\"incremental_output\":true,\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{}}}]}"));
 	json_decref(out);
 	json_decref(req);
-	req = J("{\"messages\":[]}");
-	CHECK(xl_dashscope_request(req, "m", &e) == NULL);
-	CHECK_EQ_INT(e.status, 400);
-	json_decref(req);
+	check_refused(xl_dashscope_request, "m", "{\"messages\":[]}", 400, NULL);
 
 	/* The reference's answer, with a tool call. */
 	resp = J("{\"output\":{\"choices\":[{\"finish_reason\":\"tool_calls\",\"message\":{\"role\":\"assistant\",\"content\":\"\","

@@ -31,13 +31,8 @@ static void cohere_embed(void)
 	json_decref(out);
 	json_decref(req);
 	/* Token arrays, nothing to embed, an answer without vectors. */
-	req = J("{\"input\":[[1,2,3]]}");
-	CHECK(xl_cohere_embed_request(req, "m", &e) == NULL);
-	CHECK_EQ_INT(e.status, 400);
-	json_decref(req);
-	req = J("{\"input\":[]}");
-	CHECK(xl_cohere_embed_request(req, "m", &e) == NULL);
-	json_decref(req);
+	check_refused(xl_cohere_embed_request, "m", "{\"input\":[[1,2,3]]}", 400, NULL);
+	check_refused(xl_cohere_embed_request, "m", "{\"input\":[]}", 0, NULL);
 	req = J("{\"embeddings\":{\"int8\":[[1]]}}");
 	CHECK(xl_cohere_embed_response(req, "m", &u, &e) == NULL);
 	CHECK_EQ_INT(e.status, 502);

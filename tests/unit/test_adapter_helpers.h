@@ -89,6 +89,27 @@ static inline void check_hello_chunks(const json_t *chunks)
 	CHECK_EQ_INT(PI(chunks, "4.usage.completion_tokens"), 2);
 }
 
+/* A translation of a client's JSON for a provider (a request, a message list), given
+ * its model or API version. */
+typedef json_t *(*xl_build_fn)(const json_t *in, const char *arg, struct xl_error *e);
+
+/* fn refuses the JSON literal: NULL, with status (unless 0) and code (unless NULL) in its
+ * error. */
+static inline void check_refused(xl_build_fn fn, const char *arg, const char *literal, int status, const char *code)
+{
+	json_t *in = J(literal), *out;
+	struct xl_error e;
+
+	out = fn(in, arg, &e);
+	CHECK(out == NULL);
+	json_decref(out);
+	if (status)
+		CHECK_EQ_INT(e.status, status);
+	if (code)
+		CHECK_EQ_STR(e.code, code);
+	json_decref(in);
+}
+
 /* How many of u's header lines are line ("Name: value"), or with prefix set start with it. */
 static inline int header_count(const struct up_request *u, const char *line, int prefix)
 {

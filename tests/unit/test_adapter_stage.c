@@ -141,6 +141,15 @@ static void chat(const char *key, const char *model, int stream)
 	decide(key, "/v1/chat/completions", body, &v);
 }
 
+/* A chat request for model (KEY, no stream) goes to backend with the adapter route
+ * header adapter ("" for none). */
+static void check_route(const char *model, const char *backend, const char *adapter)
+{
+	chat(KEY, model, 0);
+	CHECK_EQ_STR(v.backend, backend);
+	CHECK_EQ_STR(v.adapter, adapter);
+}
+
 static void direct_requests_stay_direct(void)
 {
 	chat(KEY, "gpt", 0);
@@ -223,9 +232,7 @@ static void direct_stream_usage_plan(void)
 
 static void translated_providers(void)
 {
-	chat(KEY, "claude", 0);
-	CHECK_EQ_STR(v.backend, "be_adapter");
-	CHECK_EQ_STR(v.adapter, "p=anthropic&m=claude-up&pm=claude&t=acme&be=be_prov");
+	check_route("claude", "be_adapter", "p=anthropic&m=claude-up&pm=claude&t=acme&be=be_prov");
 	chat(KEY, "br", 1);
 	CHECK_EQ_STR(v.adapter, "p=bedrock&m=anthropic.claude-v2%3A1&pm=br&r=eu-west-1&mt=1&t=acme&be=be_bedrock");
 	chat(KEY, "co", 0);
@@ -241,28 +248,20 @@ static void translated_providers(void)
  * APIs of OpenAI-compatible kinds. */
 static void cloud_providers(void)
 {
-	chat(KEY, "vx", 0);
-	CHECK_EQ_STR(v.backend, "be_adapter");
-	CHECK_EQ_STR(v.adapter, "p=vertex_anthropic&u=https%3A%2F%2Fus-east5-aiplatform.googleapis.com%2Fv1%2Fprojects%2Fp"
-				"%2Flocations%2Fus-east5&m=claude-3-5-haiku%4020241022&pm=vx&t=acme&be=be_vertex");
+	check_route("vx", "be_adapter",
+		    "p=vertex_anthropic&u=https%3A%2F%2Fus-east5-aiplatform.googleapis.com%2Fv1%2Fprojects%2Fp"
+		    "%2Flocations%2Fus-east5&m=claude-3-5-haiku%4020241022&pm=vx&t=acme&be=be_vertex");
 	/* Vertex AI has no public default URL: the project is in the endpoint's. */
 	chat(KEY, "vx-none", 0);
 	CHECK_EQ_INT(v.status, 503);
 	CHECK_EQ_STR(v.err_code, "adapter_endpoint_missing");
-	chat(KEY, "hy", 0);
-	CHECK_EQ_STR(v.backend, "be_adapter");
-	CHECK_EQ_STR(v.adapter, "p=hunyuan&m=hunyuan-lite&pm=hy&av=native&t=acme&be=be_hy");
+	check_route("hy", "be_adapter", "p=hunyuan&m=hunyuan-lite&pm=hy&av=native&t=acme&be=be_hy");
 	/* Without "native", Hunyuan's OpenAI-compatible API is the model's own backend. */
-	chat(KEY, "hy-compat", 0);
-	CHECK_EQ_STR(v.backend, "be_plain");
-	CHECK_EQ_STR(v.adapter, "");
+	check_route("hy-compat", "be_plain", "");
 	/* TGI's native API: "native-<template>" too; another api-version is not native. */
-	chat(KEY, "tgi", 0);
-	CHECK_EQ_STR(v.backend, "be_adapter");
-	CHECK_EQ_STR(v.adapter, "p=huggingface&u=http%3A%2F%2F10.0.0.3%3A8080&m=tgi&pm=tgi&av=native-llama3&t=acme&be=be_tgi");
-	chat(KEY, "tgi-x", 0);
-	CHECK_EQ_STR(v.backend, "be_tgi_x");
-	CHECK_EQ_STR(v.adapter, "");
+	check_route("tgi", "be_adapter",
+		    "p=huggingface&u=http%3A%2F%2F10.0.0.3%3A8080&m=tgi&pm=tgi&av=native-llama3&t=acme&be=be_tgi");
+	check_route("tgi-x", "be_tgi_x", "");
 }
 
 static void messages_clients(void)

@@ -12,6 +12,16 @@
 
 static const struct xl_meta META = { "req-1", "public-model", 1700000000 };
 
+/* xl_tgi_prompt's prompt as a JSON string, for check_refused. */
+static json_t *prompt_json(const json_t *msgs, const char *api_version, struct xl_error *e)
+{
+	char *p = xl_tgi_prompt(msgs, api_version, e);
+	json_t *s = p ? json_string(p) : NULL;
+
+	free(p);
+	return s;
+}
+
 static void templates(void)
 {
 	json_t *msgs = J("[{\"role\":\"system\",\"content\":\"Be brief.\"},{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Hi\"}]},"
@@ -41,19 +51,11 @@ static void templates(void)
 	CHECK_EQ_STR(e.code, "adapter_misconfigured");
 	json_decref(msgs);
 	/* Images, tools and tool results are refused. */
-	msgs = J("[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/png;base64,AA==\"}}]}]");
-	CHECK(xl_tgi_prompt(msgs, "native", &e) == NULL);
-	CHECK_EQ_INT(e.status, 400);
-	CHECK_EQ_STR(e.code, "unsupported_by_provider");
-	json_decref(msgs);
-	msgs = J("[{\"role\":\"tool\",\"tool_call_id\":\"c\",\"content\":\"x\"}]");
-	CHECK(xl_tgi_prompt(msgs, "native", &e) == NULL);
-	CHECK_EQ_INT(e.status, 400);
-	json_decref(msgs);
-	msgs = J("[]");
-	CHECK(xl_tgi_prompt(msgs, "native", &e) == NULL);
-	CHECK_EQ_STR(e.code, "invalid_value");
-	json_decref(msgs);
+	check_refused(prompt_json, "native",
+		      "[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/png;base64,AA==\"}}]}]", 400, "unsupported_by_provider");
+	check_refused(prompt_json, "native",
+		      "[{\"role\":\"tool\",\"tool_call_id\":\"c\",\"content\":\"x\"}]", 400, NULL);
+	check_refused(prompt_json, "native", "[]", 0, "invalid_value");
 }
 
 static void request(void)
@@ -76,14 +78,10 @@ static void request(void)
 	CHECK(PEQ(out, "parameters", "{\"details\":true,\"do_sample\":false,\"top_k\":5,\"repetition_penalty\":1.1,\"max_new_tokens\":8}"));
 	json_decref(out);
 	json_decref(req);
-	req = J("{\"n\":2,\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}");
-	CHECK(xl_tgi_request(req, "native", &e) == NULL);
-	CHECK_EQ_INT(e.status, 400);
-	json_decref(req);
-	req = J("{\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}],\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}");
-	CHECK(xl_tgi_request(req, "native", &e) == NULL);
-	CHECK_EQ_STR(e.code, "unsupported_by_provider");
-	json_decref(req);
+	check_refused(xl_tgi_request, "native",
+		      "{\"n\":2,\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}", 400, NULL);
+	check_refused(xl_tgi_request, "native",
+		      "{\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}],\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}", 0, "unsupported_by_provider");
 }
 
 static void answer(void)

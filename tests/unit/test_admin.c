@@ -88,30 +88,20 @@ static void *loop_main(void *arg)
 /* One HTTP/1.0 request; returns the status and copies the body into body. */
 static int http(int port, const char *method, const char *path, char *body, size_t cap)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	struct timeval tv = { 3, 0 };
 	char req[256], resp[65536];
 	size_t got = 0;
 	ssize_t n;
-	int fd = socket(AF_INET, SOCK_STREAM, 0), status = -1;
-	const char *b;
+	int fd = fx_connect(port);
 
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		close(fd);
+	if (fd < 0)
 		return -1;
-	}
 	snprintf(req, sizeof(req), "%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", method, path);
 	CHECK(write(fd, req, strlen(req)) == (ssize_t)strlen(req));
 	while (got < sizeof(resp) - 1 && (n = read(fd, resp + got, sizeof(resp) - 1 - got)) > 0)
 		got += (size_t)n;
 	resp[got] = '\0';
 	close(fd);
-	sscanf(resp, "HTTP/1.%*d %d", &status);
-	b = strstr(resp, "\r\n\r\n");
-	snprintf(body, cap, "%s", b ? b + 4 : "");
-	return status;
+	return fx_http_answer(resp, body, cap);
 }
 
 static void test_endpoints(void)

@@ -26,13 +26,9 @@
 
 static int connect_to(int port)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	struct timeval tv = { 3, 0 };
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int fd = fx_connect(port);
 
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+	if (fd < 0)
 		abort();
 	return fd;
 }
@@ -54,7 +50,7 @@ static int request(int port, char *body, size_t cap)
 	char resp[8192];
 	size_t got = 0;
 	ssize_t n;
-	int fd = connect_to(port), status = -1;
+	int fd = connect_to(port);
 	const char *b;
 
 	CHECK(write(fd, req, sizeof(req) - 1) == (ssize_t)(sizeof(req) - 1));
@@ -66,10 +62,7 @@ static int request(int port, char *body, size_t cap)
 	}
 	resp[got] = '\0';
 	close(fd);
-	sscanf(resp, "HTTP/1.%*d %d", &status);
-	b = strstr(resp, "\r\n\r\n");
-	snprintf(body, cap, "%s", b ? b + 4 : "");
-	return status;
+	return fx_http_answer(resp, body, cap);
 }
 
 /* A number from the API's metrics text. */

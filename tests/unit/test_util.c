@@ -1,4 +1,5 @@
 #include "auth/apikey.h"
+#include "util/b64.h"
 #include "util/hmap.h"
 #include "util/json.h"
 #include "util/pct.h"
@@ -136,6 +137,27 @@ static void test_percent_encoding(void)
 	CHECK_EQ_INT(pct_hex_value('g'), -1);
 }
 
+/* Base64 digits (util/b64.h): each alphabet's 64 digits have their RFC 4648 values; the
+ * other alphabet's two, the padding and any other byte are none. */
+static void test_b64_digits(void)
+{
+	static const char std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	static const char url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+	for (int i = 0; i < 64; i++) {
+		CHECK_EQ_INT(b64_digit(std[i], B64_STANDARD), i);
+		CHECK_EQ_INT(b64_digit(url[i], B64_URL), i);
+	}
+	CHECK_EQ_INT(b64_digit('-', B64_STANDARD), -1);
+	CHECK_EQ_INT(b64_digit('_', B64_STANDARD), -1);
+	CHECK_EQ_INT(b64_digit('+', B64_URL), -1);
+	CHECK_EQ_INT(b64_digit('/', B64_URL), -1);
+	CHECK_EQ_INT(b64_digit('=', B64_STANDARD), -1);
+	CHECK_EQ_INT(b64_digit('=', B64_URL), -1);
+	CHECK_EQ_INT(b64_digit(0, B64_STANDARD), -1);
+	CHECK_EQ_INT(b64_digit(0xc3, B64_URL), -1);
+}
+
 int main(void)
 {
 	RUN(test_json_escape);
@@ -147,5 +169,6 @@ int main(void)
 	RUN(test_key_shape);
 	RUN(test_key_hash);
 	RUN(test_percent_encoding);
+	RUN(test_b64_digits);
 	TEST_END();
 }

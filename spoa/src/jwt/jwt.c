@@ -3,6 +3,8 @@
  */
 #include "jwt/jwt.h"
 
+#include "util/b64.h"
+
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -112,21 +114,6 @@ const char *jwt_error_name(int e)
 
 /* ---- base64url ------------------------------------------------------------------- */
 
-static int b64val(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '-')
-		return 62;
-	if (c == '_')
-		return 63;
-	return -1;
-}
-
 long jwt_b64url_decode(const char *in, size_t len, uint8_t *out, size_t cap)
 {
 	size_t o = 0, i = 0;
@@ -138,7 +125,7 @@ long jwt_b64url_decode(const char *in, size_t len, uint8_t *out, size_t cap)
 	if (len / 4 * 3 + (len % 4 ? len % 4 - 1 : 0) > cap)
 		return -1;
 	for (; i < len; i++) {
-		int v = b64val((unsigned char)in[i]);
+		int v = b64_digit((unsigned char)in[i], B64_URL);
 		if (v < 0)
 			return -1;
 		acc = (acc << 6) | (uint32_t)v;
@@ -179,7 +166,7 @@ size_t jwt_b64url_encode(const uint8_t *in, size_t len, char *out, size_t cap)
 
 static int b64url_char(char c)
 {
-	return b64val((unsigned char)c) >= 0;
+	return b64_digit((unsigned char)c, B64_URL) >= 0;
 }
 
 int jwt_looks_like(const char *tok, size_t len)

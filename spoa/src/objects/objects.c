@@ -6,6 +6,7 @@
 #include "report/report.h"
 #include "state/objects.h"
 #include "state/state.h"
+#include "util/b64.h"
 #include "util/dbwriter.h"
 #include "util/log.h"
 
@@ -116,17 +117,6 @@ static const char *take_adapter_id(const struct jr_report *r, char *out)
 	return NULL;
 }
 
-static int b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	return c == '+' ? 62 : c == '/' ? 63 : -1;
-}
-
 /* Standard base64 with padding (HAProxy's base64 converter) into out[0..cap): the
  * decoded length, or -1. */
 static int b64_decode(const char *in, size_t n, char *out, size_t cap)
@@ -139,8 +129,10 @@ static int b64_decode(const char *in, size_t n, char *out, size_t cap)
 		int v[4], pad = 0;
 
 		for (int j = 0; j < 4; j++) {
-			v[j] = in[i + j] == '=' && i + 4 == n && j >= 2 ? (pad++, 0) : b64_value((unsigned char)in[i + j]);
-			if (v[j] < 0 || (pad && in[i + j] != '='))
+			int c = (unsigned char)in[i + j];
+
+			v[j] = c == '=' && i + 4 == n && j >= 2 ? (pad++, 0) : b64_digit(c, B64_STANDARD);
+			if (v[j] < 0 || (pad && c != '='))
 				return -1;
 		}
 		if (used + 3 - (size_t)pad > cap)
