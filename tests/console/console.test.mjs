@@ -115,6 +115,8 @@ test('console: sign in with the administrator key (keyboard only)', async () => 
 	const missing = await page.$eval('#admin-missing', (e) => (e.hidden ? null : e.textContent));
 	adminMissing = missing;
 	assert.equal(missing, null, 'the admin API answers');
+	// The overview is filled after the app is shown (the tenants and prices load first).
+	await page.waitForFunction(() => /actor/.test(document.querySelector('#me').textContent), { timeout: 10000 });
 	assert.match(await text('#me'), /actor/);
 	await shot('overview');
 });
