@@ -470,6 +470,12 @@ static const struct server_exit_hooks *worker_exit_hooks(void)
 	return &hooks;
 }
 
+/* A batch billed first by this agent counts against the tenant's quotas and budgets. */
+static void charge_batch(const struct batch_charge *c)
+{
+	limits_charge_batch(c->tenant_id, c->key_id, c->model_id, c->tokens, c->cost_micro);
+}
+
 /* Limits, usage and the access log, before the workers start (the fleet connections hook
  * into them). */
 static int start_accounting(struct app *app)
@@ -477,6 +483,7 @@ static int start_accounting(struct app *app)
 	limits_set_remote(&fleet_remote);
 	pl_files_configure(&app->cfg);
 	batches_configure(app->cfg.limits_bytes_per_token, app->cfg.limits_default_max_tokens);
+	batches_set_charge(charge_batch);
 	traffic_configure(app->cfg.metrics_max_tenants, app->cfg.metrics_max_models);
 	limits_set_observer(&traffic_observer);
 	if (start_access_log(&app->cfg) < 0)

@@ -187,6 +187,11 @@ get() {
 	[[ $batch == batch_* ]]
 	eventually 10 bash -c "[[ \$(curl -s -o /dev/null -w '%{http_code}' -H 'authorization: Bearer $k' $URL_A/v1/batches/$batch) == 200 ]]"
 	[[ $(get "$URL_A" "$k" "/v1/batches/$batch") == 200 ]]
+	[[ $(jq -r .status "$BATS_TEST_TMPDIR/body") == finalizing ]]
+	# A daily token quota shared in Redis, set before the batch completes (retrieves
+	# reserve no tokens): the batch's tokens are charged to it once, by one agent.
+	sql "SELECT jairouter.set_limit('tenant', 'quota', 'day', 1000000, NULL, 't-batch')" >/dev/null
+	sleep 0.5
 	[[ $(get "$URL_A" "$k" "/v1/batches/$batch") == 200 ]]
 	[[ $(jq -r .status "$BATS_TEST_TMPDIR/body") == completed ]]
 	tokens="$(jq -r .usage.input_tokens "$BATS_TEST_TMPDIR/body") $(jq -r .usage.output_tokens "$BATS_TEST_TMPDIR/body")"
@@ -199,6 +204,11 @@ get() {
 	[[ $(sql "SELECT count(*) FROM jairouter.batch_usage WHERE batch_id = '$batch'") == 1 ]]
 	[[ $(sql "SELECT prompt_tokens || ' ' || completion_tokens FROM jairouter.usage_by_tenant_model_day
 	    WHERE tenant = 't-batch' AND model = 'fleet-model'") == "$tokens" ]]
+	local tid n
+	tid=$(sql "SELECT id FROM jairouter.tenants WHERE name = 't-batch'")
+	n=$(($(awk '{ print $1 + $2 }' <<<"$tokens")))
+	eventually 5 bash -c "[[ \$(redis-cli -p $REDIS_PORT --scan --pattern 'jr:*:t$tid:p*' | xargs -r redis-cli -p $REDIS_PORT MGET | awk '{ s += \$1 } END { print s + 0 }') == $n ]]"
+	[[ $(curl -fsS "$METRICS_A/metrics" "$METRICS_B/metrics" | awk '$1 == "jairouter_limit_batches_charged_total" { s += $2 } END { print s }') == 1 ]]
 }
 
 @test "Redis killed: each node enforces its share, visibly; Redis back: fleet-wide again" {

@@ -487,3 +487,64 @@ billed_once() {
 	[[ $(db_sql "SELECT count(*) FROM jairouter.batch_usage b JOIN jairouter.api_keys k ON k.id = b.key_id
 	    WHERE b.batch_id IN ('$first', '$second') AND k.prefix = '${k:0:11}'") == 2 ]]
 }
+
+# metric NAME: its value on the agent's metrics page.
+metric() {
+	curl -fsS "$JR_AGENT_METRICS/metrics" | awk -v n="$1" '$1 == n { print $2 }'
+}
+
+# probe KEY: a small chat request (an estimate of about 16 tokens) on the files model.
+probe() {
+	BODY=$(chat_body files-model ',"max_tokens":1') auth_chat "$1"
+}
+
+probe_is() {
+	probe "$1"
+	[[ $STATUS == "$2" ]]
+}
+
+@test "a completed batch's tokens count once against its key's token quota: the next request gets insufficient_quota" {
+	local k k2 tokens charged sent
+	k=$(new_tenant bat-quota)
+	k2=$(issue_key bat-quota)
+	jr_ctl tenant settings bat-quota '{"files_model":"files-model"}' >/dev/null
+	eventually 10 uploaded "$k" user_data
+	# A first batch, completed before any quota: its tokens (the mock's usage is
+	# deterministic, so a second batch of the same file uses as many).
+	new_batch "$k" files-model files-model files-model
+	get "$k" "/v1/batches/$BATCH"
+	get "$k" "/v1/batches/$BATCH"
+	get "$k" "/v1/batches/$BATCH"
+	[[ $(json b.status) == completed ]]
+	tokens=$(($(json b.usage.input_tokens) + $(json b.usage.output_tokens)))
+	((tokens > 40))
+	eventually 5 bash -c "[[ \$(psql -X -t -A -d '$JR_DATABASE' -c \"SELECT count(*) FROM jairouter.batch_usage WHERE batch_id = '$BATCH'\") == 1 ]]"
+	# The second batch, up to finalizing; then a daily token quota on the key that
+	# creates it, one token short of its usage.
+	new_batch "$k" files-model files-model files-model
+	get "$k" "/v1/batches/$BATCH"
+	get "$k" "/v1/batches/$BATCH"
+	[[ $(json b.status) == finalizing ]]
+	db_sql "SELECT jairouter.set_limit('key', 'quota', 'day', $((tokens - 1)), NULL, 'bat-quota', '${k:0:11}')" >/dev/null
+	eventually 5 probe_is "$k" 200
+	charged=$(metric jairouter_limit_batches_charged_total)
+	sent=$(metric jairouter_batches_bills_sent_total)
+	# Completed: billed, and charged to the quota by the agent that billed it.
+	get "$k" "/v1/batches/$BATCH"
+	[[ $(json b.status) == completed ]]
+	((tokens == $(json b.usage.input_tokens) + $(json b.usage.output_tokens)))
+	eventually 5 bash -c "[[ \$(curl -fsS '$JR_AGENT_METRICS/metrics' | awk '\$1 == \"jairouter_limit_batches_charged_total\" { print \$2 }') == $((charged + 1)) ]]"
+	probe "$k"
+	expect_openai_error 429 insufficient_quota insufficient_quota
+	# Seen completed again (two retrieves by the tenant's other key, which the quota
+	# does not limit): billed nothing, charged nothing more.
+	get_is "$k2" "/v1/batches/$BATCH" 200
+	[[ $(json b.status) == completed ]]
+	get_is "$k2" "/v1/batches/$BATCH" 200
+	eventually 5 bash -c "(( \$(curl -fsS '$JR_AGENT_METRICS/metrics' | awk '\$1 == \"jairouter_batches_bills_sent_total\" { print \$2 }') >= $((sent + 3)) ))"
+	[[ $(metric jairouter_limit_batches_charged_total) == $((charged + 1)) ]]
+	[[ $(billed_rows "$BATCH") == 1 ]]
+	probe "$k"
+	expect_openai_error 429 insufficient_quota insufficient_quota
+	probe_is "$k2" 200
+}

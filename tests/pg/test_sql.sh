@@ -211,6 +211,21 @@ t_bill_batches() {
 }
 check bill_batches_once t_bill_batches
 
+# sql/020: bill_batches_charged returns the batches it billed now (tokens, cost in
+# micro-units) and nothing for a batch billed before, so that one agent charges it once.
+t_bill_batches_charged() {
+	local args
+	args="'{c1,c1,b1}'::text[], ARRAY[t.id, t.id, t.id], '{7,7,7}'::bigint[], ARRAY[m.id, m.id, m.id],
+		'{2,2,2}'::bigint[], '{1000,1000,1}'::bigint[], '{500,500,1}'::bigint[], '{f,f,f}'::boolean[]"
+	equals "$(q -c "SELECT string_agg(c.batch || ' ' || c.api_key || ' ' || c.tokens || ' ' || c.cost_micro, ',')
+		FROM jairouter.tenants t, jairouter.models m, jairouter.bill_batches_charged($args) c
+		WHERE t.name = 'files-sql' AND m.name = 'batch-sql-model'")" 'c1 7 1500 3000' &&
+		equals "$(q -c "SELECT count(*) FROM jairouter.tenants t, jairouter.models m,
+			jairouter.bill_batches_charged($args) c WHERE t.name = 'files-sql' AND m.name = 'batch-sql-model'")" 0 &&
+		equals "$(q -c "SELECT requests FROM jairouter.batch_usage WHERE batch_id = 'c1'")" 2
+}
+check bill_batches_charged_once t_bill_batches_charged
+
 t_open_batches() {
 	q -c "INSERT INTO jairouter.api_objects (kind, object_id, tenant_id, object)
 		SELECT 'batch', x.id, t.id, x.o FROM jairouter.tenants t,

@@ -379,6 +379,59 @@ static void test_cache_hit_priced(void)
 	event_base_free(base);
 }
 
+/* A completed batch billed first here (limits_charge_batch): its tokens count against the
+ * quotas and its cost against the budgets of its tenant, key and model, never against a
+ * rate (tokens per minute) or a scope a batch does not have (a client address). */
+static void test_batch_charge(void)
+{
+	struct lim_def d[4] = { def(11, LS_TENANT, LD_QUOTA, LIM_PERIOD_DAY, 2000, 0),
+				def(12, LS_TENANT, LD_TOKENS, LIM_SLIDING_WINDOW, 500, 60000),
+				def(13, LS_IP, LD_QUOTA, LIM_PERIOD_DAY, 1000, 0),
+				def(14, LS_KEY, LD_BUDGET, LIM_PERIOD_MONTH, 1000000, 0) };
+	struct event_base *base = event_base_new();
+	struct jr_config cfg;
+	struct pl_ctx ctx;
+
+	config_defaults(&cfg);
+	cfg.database[0] = '\0';
+	limits_configure(&cfg);
+	lim_local_destroy();
+	lim_local_init(1000);
+	CHECK_EQ_INT(limits_start(base, &cfg), 0);
+	load(d, 4);
+	/* 1500 tokens: under the quota of 2000, over the rate of 500 and the address quota. */
+	limits_charge_batch(1, 2, 7, 1500, 0);
+	ctx_init(&ctx, k_body); /* ~ 112 tokens */
+	CHECK_EQ_INT(pl_stage_limits(&ctx), PL_NEXT);
+	CHECK_EQ_INT(ctx.out.rl[1].limit, 500);
+	CHECK(ctx.out.rl[1].remaining > 500 - 150);
+	pl_ctx_clear(&ctx);
+	/* 400 more: 1500 + ~112 + 400 leaves less than a request's estimate. */
+	limits_charge_batch(1, 2, 7, 400, 0);
+	ctx_init(&ctx, k_body);
+	CHECK_EQ_INT(pl_stage_limits(&ctx), PL_DONE);
+	CHECK_EQ_INT(ctx.out.status, 429);
+	CHECK_EQ_STR(ctx.out.err_code, "insufficient_quota");
+	pl_ctx_clear(&ctx);
+	/* Another tenant's batch, a batch without a key: nothing of tenant 1's key budget. */
+	load(d + 3, 1);
+	limits_charge_batch(3, 4, 7, 0, 5000000);
+	limits_charge_batch(1, 0, 7, 0, 5000000);
+	ctx_init(&ctx, "{\"model\":\"m1\",\"max_tokens\":10}"); /* ~ 14,000 micro-units */
+	CHECK_EQ_INT(pl_stage_limits(&ctx), PL_NEXT);
+	pl_ctx_clear(&ctx);
+	/* The key's batch: its cost exhausts the key's monthly budget. */
+	limits_charge_batch(1, 2, 7, 0, 990000);
+	ctx_init(&ctx, "{\"model\":\"m1\",\"max_tokens\":10}");
+	CHECK_EQ_INT(pl_stage_limits(&ctx), PL_DONE);
+	CHECK_EQ_STR(ctx.out.err_code, "insufficient_quota");
+	pl_ctx_clear(&ctx);
+	limits_stop(0);
+	report_unsubscribe_all();
+	lim_local_init(1000);
+	event_base_free(base);
+}
+
 int main(void)
 {
 	store_init();
@@ -390,6 +443,7 @@ int main(void)
 	RUN(test_token_subjects);
 	RUN(test_acct_and_reports);
 	RUN(test_cache_hit_priced);
+	RUN(test_batch_charge);
 	lim_local_destroy();
 	store_destroy();
 	TEST_END();

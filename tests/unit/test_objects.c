@@ -167,6 +167,71 @@ static void test_batches(void)
 	CHECK_EQ_INT(batches_waiting(), 0);
 }
 
+/* What the charge callback was handed. */
+static struct batch_charge charged[4];
+static int ncharged;
+
+static void on_charge(const struct batch_charge *c)
+{
+	if (ncharged < 4)
+		charged[ncharged] = *c;
+	ncharged++;
+}
+
+static void completed(const char *id)
+{
+	char json[256];
+
+	snprintf(json, sizeof(json), "{\"id\":\"%s\",\"status\":\"completed\",\"model\":\"batch-model\","
+		 "\"usage\":{\"input_tokens\":120,\"output_tokens\":45}}", id);
+	line("batch", id, json);
+}
+
+/* Only the batches the bill added (its result rows) are charged, and only when the
+ * statement succeeded: a lost or refused statement charges nothing. */
+static void test_batch_charges(void)
+{
+	static const char *const row[] = { "1", "5", "2", "165", "82500" };
+	static const char *const bad[] = { "1", "5", "x", "165", "82500" };
+	struct dbw_query q;
+
+	batches_set_charge(on_charge);
+	completed("batch_c1");
+	completed("batch_c2");
+	CHECK_EQ_INT(batches_next(&q), 1);
+	batches_row(5, row);
+	batches_row(5, bad);      /* not an integer: skipped */
+	batches_row(4, row);      /* not the statement's shape: skipped */
+	batches_done(DBW_OK, NULL); /* batch_c2 was billed before (by another agent) */
+	CHECK_EQ_INT(ncharged, 1);
+	CHECK(charged[0].tenant_id == 1 && charged[0].key_id == 5 && charged[0].model_id == 2);
+	CHECK(charged[0].tokens == 165 && charged[0].cost_micro == 82500);
+	/* A lost answer: sent again; the rows of the lost one charge nothing. */
+	completed("batch_c3");
+	CHECK_EQ_INT(batches_next(&q), 1);
+	batches_row(5, row);
+	batches_done(DBW_LOST, NULL);
+	CHECK_EQ_INT(ncharged, 1);
+	CHECK_EQ_INT(batches_next(&q), 1);
+	batches_done(DBW_OK, NULL); /* billed by the lost statement: no row now */
+	CHECK_EQ_INT(ncharged, 1);
+	/* Refused: nothing billed, nothing charged. */
+	completed("batch_c4");
+	CHECK_EQ_INT(batches_next(&q), 1);
+	batches_row(5, row);
+	batches_done(DBW_ERROR, "refused");
+	CHECK_EQ_INT(ncharged, 1);
+	/* No more rows than bills sent. */
+	completed("batch_c5");
+	CHECK_EQ_INT(batches_next(&q), 1);
+	batches_row(5, row);
+	batches_row(5, row);
+	batches_done(DBW_OK, NULL);
+	CHECK_EQ_INT(ncharged, 2);
+	CHECK_EQ_INT(batches_waiting(), 0);
+	batches_set_charge(NULL);
+}
+
 int main(void)
 {
 	store_init();
@@ -174,6 +239,7 @@ int main(void)
 	CHECK_EQ_INT(objects_start(NULL, NULL, 1000), 0);
 	RUN(test_files);
 	RUN(test_batches);
+	RUN(test_batch_charges);
 	objects_stop();
 	store_destroy();
 	TEST_END();

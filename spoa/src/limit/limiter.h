@@ -39,7 +39,9 @@ struct lim_item {
  * charged. `divisor` (>= 1) divides every amount (the fleet fallback). Fills each
  * item's res. Returns 1 when admitted. */
 int lim_local_admit(struct lim_item *items, size_t n, int64_t now_us, int64_t divisor);
-/* Reconciliation of one admitted item: delta > 0 charges more, < 0 refunds. */
+/* Reconciliation of one admitted item: delta > 0 charges more, < 0 refunds. A positive
+ * delta creates a counter that does not exist (a batch's usage charged before any request
+ * of its scope: pipeline/limits.h, limits_charge_batch). */
 void lim_local_adjust(const struct lim_item *it, int64_t now_us, int64_t delta, int64_t divisor);
 /* A concurrency item's request ended (ok: feedback for adaptive limits). */
 void lim_local_release(const struct lim_item *it, int ok, int64_t divisor);

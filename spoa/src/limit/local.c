@@ -235,7 +235,7 @@ void lim_local_adjust(const struct lim_item *it, int64_t now, int64_t delta, int
 	struct entry *e;
 
 	pthread_mutex_lock(&mu);
-	if ((e = find(it, &p, now, 0)))
+	if ((e = find(it, &p, now, delta > 0)))
 		lim_adjust(&p, &e->st, now, delta, it->charged_at_us);
 	pthread_mutex_unlock(&mu);
 }

@@ -13,9 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BILL_SQL                                                                           \
-	"SELECT jairouter.bill_batches($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], " \
-	"$5::bigint[], $6::bigint[], $7::bigint[], $8::boolean[])"
+#define BILL_SQL                                                                                  \
+	"SELECT tenant, api_key, model, tokens, cost_micro FROM jairouter.bill_batches_charged(" \
+	"$1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], "    \
+	"$7::bigint[], $8::boolean[])"
 #define NPARAMS 8
 
 struct bill {
@@ -29,12 +30,20 @@ static struct {
 	size_t head, n, sent;
 	struct evbuffer *arr[NPARAMS];
 	const char *params[NPARAMS];
+	struct batch_charge *added; /* the statement in flight's rows: at most `sent` */
+	size_t nadded;
+	batches_charge_fn charge;
 } b;
 
 static struct {
 	_Atomic unsigned bytes_per_token, default_max_tokens;
-	_Atomic uint64_t seen, queued, sent, dropped, errors;
-} st = { 4, 256, 0, 0, 0, 0, 0 };
+	_Atomic uint64_t seen, queued, sent, dropped, errors, charged;
+} st = { 4, 256, 0, 0, 0, 0, 0, 0 };
+
+void batches_set_charge(batches_charge_fn fn)
+{
+	b.charge = fn;
+}
 
 void batches_configure(unsigned bytes_per_token, unsigned default_max_tokens)
 {
@@ -198,6 +207,7 @@ int batches_next(struct dbw_query *q)
 	if (!b.n)
 		return 0;
 	b.sent = b.n < BATCH_BILLS_PER_STATEMENT ? b.n : BATCH_BILLS_PER_STATEMENT;
+	b.nadded = 0;
 	build(b.sent);
 	q->sql = BILL_SQL;
 	q->nparams = NPARAMS;
@@ -205,14 +215,49 @@ int batches_next(struct dbw_query *q)
 	return 1;
 }
 
+/* An integer column; -1 when NULL or not one. */
+static int64_t col(const char *v)
+{
+	char *end;
+	long long x;
+
+	if (!v || !*v)
+		return -1;
+	x = strtoll(v, &end, 10);
+	return *end ? -1 : (int64_t)x;
+}
+
+void batches_row(int ncols, const char *const *vals)
+{
+	struct batch_charge *c;
+
+	/* One row per batch sent at most: a row past that is not the statement's. */
+	if (ncols != 5 || !b.added || b.nadded >= b.sent)
+		return;
+	c = &b.added[b.nadded];
+	c->tenant_id = col(vals[0]);
+	c->key_id = col(vals[1]);
+	c->model_id = col(vals[2]);
+	c->tokens = col(vals[3]);
+	c->cost_micro = col(vals[4]);
+	if (c->tenant_id > 0 && c->model_id > 0 && c->tokens >= 0 && c->cost_micro >= 0)
+		b.nadded++;
+}
+
 void batches_done(enum dbw_status status, const char *err)
 {
 	if (status == DBW_LOST || status == DBW_STOP) {
-		b.sent = 0; /* sent again: bill_batches adds a batch once */
+		/* Sent again: bill_batches_charged adds a batch once. When the lost statement had
+		 * committed, its batches come back as billed already and charge nothing: the
+		 * counters under-count them rather than count them twice. */
+		b.sent = b.nadded = 0;
 		return;
 	}
 	if (status == DBW_OK) {
 		atomic_fetch_add(&st.sent, b.sent);
+		for (size_t i = 0; b.charge && i < b.nadded; i++)
+			b.charge(&b.added[i]);
+		atomic_fetch_add(&st.charged, b.nadded);
 	} else {
 		log_event(LOG_ERROR, "batch_bills_failed",
 			  LOG_FIELDS(LOG_I("bills", b.sent), LOG_S("error", err ? err : "")),
@@ -222,7 +267,7 @@ void batches_done(enum dbw_status status, const char *err)
 	}
 	b.head = (b.head + b.sent) % BATCH_BILLS_MAX;
 	b.n -= b.sent;
-	b.sent = 0;
+	b.sent = b.nadded = 0;
 }
 
 size_t batches_waiting(void)
@@ -233,7 +278,8 @@ size_t batches_waiting(void)
 void batches_init(void)
 {
 	b.q = calloc(BATCH_BILLS_MAX, sizeof(*b.q));
-	if (!b.q)
+	b.added = calloc(BATCH_BILLS_PER_STATEMENT, sizeof(*b.added));
+	if (!b.q || !b.added)
 		abort();
 	for (int i = 0; i < NPARAMS; i++)
 		if (!(b.arr[i] = evbuffer_new()))
@@ -248,8 +294,10 @@ void batches_free(void)
 		b.arr[i] = NULL;
 	}
 	free(b.q);
+	free(b.added);
 	b.q = NULL;
-	b.n = b.head = b.sent = 0;
+	b.added = NULL;
+	b.n = b.head = b.sent = b.nadded = 0;
 }
 
 void batches_render_metrics(struct evbuffer *out)
@@ -260,6 +308,8 @@ void batches_render_metrics(struct evbuffer *out)
 		"# HELP jairouter_batches_bills_sent_total Batch bills PostgreSQL took (a batch already billed adds nothing).\n"
 		"# TYPE jairouter_batches_bills_sent_total counter\njairouter_batches_bills_sent_total %" PRIu64 "\n"
 		"# HELP jairouter_batches_bills_dropped_total Batch bills not written (queue full or refused); billed at a later sighting.\n"
-		"# TYPE jairouter_batches_bills_dropped_total counter\njairouter_batches_bills_dropped_total %" PRIu64 "\n",
-		atomic_load(&st.seen), atomic_load(&st.sent), atomic_load(&st.dropped));
+		"# TYPE jairouter_batches_bills_dropped_total counter\njairouter_batches_bills_dropped_total %" PRIu64 "\n"
+		"# HELP jairouter_batches_charged_total Batches this agent billed first, charged to the quota and budget counters.\n"
+		"# TYPE jairouter_batches_charged_total counter\njairouter_batches_charged_total %" PRIu64 "\n",
+		atomic_load(&st.seen), atomic_load(&st.sent), atomic_load(&st.dropped), atomic_load(&st.charged));
 }

@@ -328,12 +328,19 @@ static void writer_done(void *arg, enum dbw_status status, const char *err)
 	}
 }
 
+static void writer_row(void *arg, int ncols, const char *const *vals)
+{
+	(void)arg;
+	if (o.billing)
+		batches_row(ncols, vals);
+}
+
 static const struct dbw_ops writer_ops = {
 	.name = "objects",
 	.appname = "jairouter-spoa-objects",
 	.down_msg = "object owners wait in memory",
 	.next = writer_next,
-	.row = NULL,
+	.row = writer_row,
 	.done = writer_done,
 	.tick = NULL,
 };

@@ -37,7 +37,7 @@ static size_t s_max_inflight = 65536;
 static struct {
 	_Atomic uint64_t admitted, refused_rate, refused_quota, fleet_decisions, local_decisions,
 		fallback_decisions, untracked, evicted, expired, settled, unknown_reports,
-		estimated, billed_from_line, handed_over, cache_hits;
+		estimated, billed_from_line, handed_over, cache_hits, batches_charged;
 } st;
 
 static char process_tag[9] = "00000000";
@@ -810,6 +810,65 @@ static void settle(struct resv *r, int64_t pt, int64_t ct, int estimated, int ok
 	bump(&st.settled);
 }
 
+/* ---- a batch's usage (objects/batches.h) ----------------------------------------------- */
+
+/* The scopes a batch has: it names a tenant, a key and a model, and no client address,
+ * end user, backend or server (a batch without a key stands for no key's counter). */
+static int batch_scope(const struct lim_def *d, int64_t key_id)
+{
+	switch (d->scope) {
+	case LS_TENANT:
+	case LS_MODEL:
+	case LS_TENANT_MODEL: return 1;
+	case LS_KEY:
+	case LS_USER: return key_id > 0; /* no end user: the key is one, as for a request */
+	default: return 0;
+	}
+}
+
+void limits_charge_batch(int64_t tenant_id, int64_t key_id, int64_t model_id, int64_t tokens,
+			 int64_t cost_micro)
+{
+	struct lim_def defs[LIM_MAX_PER_REQ];
+	int64_t delta[LIM_MAX_PER_REQ];
+	struct lim_req *q;
+	struct resv *r;
+	size_t n;
+	int64_t now = now_us();
+
+	if (!rv_init || tokens < 0 || cost_micro < 0)
+		return;
+	n = limdefs_select(state_limits(store_read_begin()), tenant_id, key_id, model_id, defs, LIM_MAX_PER_REQ);
+	store_read_end();
+	q = xcalloc(1, sizeof(*q));
+	q->ctx = xcalloc(1, sizeof(*q->ctx)); /* no client address, end user or backend */
+	q->tenant_id = tenant_id;
+	q->key_id = key_id;
+	q->model_id = model_id;
+	r = xcalloc(1, sizeof(*r));
+	r->items = xcalloc(LIM_MAX_PER_REQ, sizeof(*r->items));
+	r->released = 1;
+	snprintf(r->id, sizeof(r->id), "batch");
+	for (size_t i = 0; i < n; i++) {
+		struct lim_item *it = &r->items[r->n];
+
+		if (!is_money_or_quota(&defs[i]) || !batch_scope(&defs[i], key_id))
+			continue;
+		build_item(q, &defs[i], it, now);
+		it->cost = 0; /* nothing reserved: the settlement's delta is the whole usage */
+		it->remote = remote_on() && remote_algo(it->def.p.algo) && remote->usable();
+		delta[r->n++] = defs[i].dim == LD_BUDGET ? cost_micro : tokens;
+	}
+	if (r->n) {
+		each_store(r, delta, NULL, 1, now);
+		bump(&st.batches_charged);
+	}
+	free(r->items);
+	free(r);
+	free(q->ctx);
+	free(q);
+}
+
 /* Returns the concurrency slots at once (the response has ended), tokens later. */
 static void release_slots(struct resv *r, int ok)
 {
@@ -1209,6 +1268,8 @@ void limits_render_metrics(struct evbuffer *out, void *arg)
 	C("limit_untracked_total", "Admitted requests without a request id (not settled).",
 	  atomic_load(&st.untracked));
 	C("limit_settled_total", "Reservations settled.", atomic_load(&st.settled));
+	C("limit_batches_charged_total", "Completed batches charged to quota and budget counters.",
+	  atomic_load(&st.batches_charged));
 	C("limit_estimated_total", "Requests billed with estimated usage.", atomic_load(&st.estimated));
 	C("limit_unknown_reports_total", "Adapter usage lines for no known reservation.",
 	  atomic_load(&st.unknown_reports));

@@ -38,6 +38,14 @@ enum pl_result pl_stage_limits(struct pl_ctx *ctx);
 struct lim_remote;
 struct usage_seed_row;
 void limits_set_remote(const struct lim_remote *r);
+
+/* A completed batch billed for the first time by this agent (objects/batches.h, through
+ * main.c): its tokens and cost (micro-units) are charged to the quota and budget limits
+ * that apply to its tenant, key and model, as the settlement of a request charges them
+ * (local counters, or Redis' for the fleet). Rate limits are not charged: a batch runs
+ * in the provider's batch queue, outside the request rate. Control thread. */
+void limits_charge_batch(int64_t tenant_id, int64_t key_id, int64_t model_id, int64_t tokens,
+			 int64_t cost_micro);
 /* Who hears about refusals and settled usage per tenant and model (metrics/traffic.h),
  * before limits_start; NULL fields are not called. Names are the catalogue's. */
 struct limits_observer {

@@ -15,6 +15,10 @@
  *        returns that answer without charging again: a retried request holds one slot.
  * SETTLE KEYS = one per limit; ARGV = request id, n, then 7 per limit: algorithm,
  *        amount, window us, burst, delta, slot (its position in ADMIT), release (0/1).
+ *        A period counter that does not exist yet (a batch's usage charged before any
+ *        request of the period: pipeline/limits.h, limits_charge_batch) is created by a
+ *        positive delta, kept 2 days (a day's) or 33 days (a month's); its key names its
+ *        period, so a later period never reads it.
  */
 #ifndef JR_REDIS_SCRIPTS_H
 #define JR_REDIS_SCRIPTS_H
@@ -161,6 +165,8 @@
 "      if redis.call('EXISTS', k) == 1 then\n" \
 "        local v = redis.call('INCRBY', k, delta)\n" \
 "        if v < 0 then redis.call('SET', k, 0, 'KEEPTTL') end\n" \
+"      elseif delta > 0 then\n" \
+"        redis.call('SET', k, delta, 'PX', kind == 6 and 172800000 or 2851200000)\n" \
 "      end\n" \
 "    end\n" \
 "  end\n" \
