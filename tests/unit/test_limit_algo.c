@@ -289,6 +289,12 @@ static void test_periods(void)
 	CHECK(take(&p, &s, 1700006400LL * S, 1000, &r));
 	lim_adjust(&p, &s, 1700006400LL * S, -500, T0);
 	CHECK(!lim_check(&p, &s, 1700006400LL * S, 1, &r));
+	/* Overdrawn (a batch settled past the amount): what costs nothing still passes. */
+	lim_adjust(&p, &s, 1700006400LL * S, 300, 1700006400LL * S);
+	CHECK(!lim_check(&p, &s, 1700006400LL * S, 1, &r));
+	CHECK_EQ_INT(r.remaining, 0);
+	CHECK(lim_check(&p, &s, 1700006400LL * S, 0, &r));
+	CHECK_EQ_INT(r.remaining, 0);
 	lim_state_free(&s);
 }
 

@@ -416,8 +416,13 @@ static int period_check(const struct lim_params *p, struct lim_state *s, int64_t
 
 	period_roll(p, s, now);
 	next = lim_period_next(p->algo, s->period_start_us);
-	r->admit = s->used + cost <= p->amount;
-	r->remaining = r->admit ? p->amount - s->used - cost : (p->amount > s->used ? p->amount - s->used : 0);
+	/* What costs nothing passes even past the amount: a batch billed at completion can
+	 * leave a period overdrawn, and its results must still be reachable. */
+	r->admit = cost == 0 || s->used + cost <= p->amount;
+	if (r->admit)
+		r->remaining = p->amount > s->used + cost ? p->amount - s->used - cost : 0;
+	else
+		r->remaining = p->amount > s->used ? p->amount - s->used : 0;
 	r->reset_us = next - now;
 	r->retry_us = r->admit || cost > p->amount ? 0 : next - now;
 	return r->admit;

@@ -103,7 +103,7 @@
 "  elseif kind == 6 or kind == 7 then\n" \
 "    local used = tonumber(redis.call('GET', k)) or 0\n" \
 "    reset = a(i, 6) * 1000000 - now\n" \
-"    if used + cost <= amount then admit = 1; rem = amount - used - cost\n" \
+"    if cost == 0 or used + cost <= amount then admit = 1; rem = math.max(0, amount - used - cost)\n" \
 "    else rem = math.max(0, amount - used); if cost <= amount then retry = reset end end\n" \
 "  end\n" \
 "  if admit == 0 then ok = 0 end\n" \
