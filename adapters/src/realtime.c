@@ -2,15 +2,15 @@
 #include "realtime.h"
 
 #include "adapter.h"
+#include "addr.h"
 #include "route.h"
 #include "wsframe.h"
+#include "xlate.h"
 
 #include "util/log.h"
 #include "util/pct.h"
 #include "util/xalloc.h"
 
-#include <arpa/inet.h>
-#include <netdb.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -194,10 +194,13 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 
 static void refuse(struct rt_session *z, int status, const char *type, const char *code, const char *msg)
 {
-	json_t *err = json_pack("{s:{s:s,s:s,s:n,s:s}}", "error", "message", msg, "type", type, "param",
-				"code", code);
-	char *body = json_dumps(err, JSON_COMPACT);
+	struct xl_error e;
+	json_t *err;
+	char *body;
 
+	xl_fail(&e, status, type, code, "%s", msg);
+	err = xl_error_json(&e);
+	body = err ? json_dumps(err, JSON_COMPACT) : NULL;
 	if (!body)
 		abort();
 	z->status = status;
@@ -205,8 +208,9 @@ static void refuse(struct rt_session *z, int status, const char *type, const cha
 	evbuffer_add_printf(bufferevent_get_output(z->cli),
 			    "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
 			    "Connection: close\r\n\r\n%s",
-			    status, status == 400 ? "Bad Request" : status == 503 ? "Service Unavailable"
-				    : status == 504 ? "Gateway Timeout" : "Bad Gateway",
+			    status, status == 400 ? "Bad Request" : status == 500 ? "Internal Server Error"
+				    : status == 503 ? "Service Unavailable" : status == 504 ? "Gateway Timeout"
+				    : "Bad Gateway",
 			    strlen(body), body);
 	free(body);
 	json_decref(err);
@@ -776,48 +780,18 @@ static SSL_CTX *tls_client(void)
 	return c;
 }
 
-/* A numeric "HOST:PORT" ("[V6]:PORT"; port 0: the kernel chooses). */
-static int parse_listen(const char *addr, struct sockaddr_storage *ss, int *len)
-{
-	const char *colon = strrchr(addr, ':');
-	struct addrinfo hints = { 0 }, *res = NULL;
-	char host[128];
-	size_t hl;
-
-	if (!colon || (hl = (size_t)(colon - addr)) >= sizeof(host))
-		return -1;
-	memcpy(host, addr, hl);
-	host[hl] = '\0';
-	if (hl > 1 && host[0] == '[' && host[hl - 1] == ']') {
-		memmove(host, host + 1, hl - 2);
-		host[hl - 2] = '\0';
-	}
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
-	if (getaddrinfo(host, colon + 1, &hints, &res) != 0 || !res)
-		return -1;
-	memcpy(ss, res->ai_addr, res->ai_addrlen);
-	*len = (int)res->ai_addrlen;
-	freeaddrinfo(res);
-	return 0;
-}
-
 static int bind_listener(struct rt_hub *h, const char *addr)
 {
 	struct sockaddr_storage ss;
-	int sl = sizeof(ss);
-	socklen_t bl = sizeof(ss);
+	socklen_t sl;
 
-	if (parse_listen(addr, &ss, &sl) < 0)
+	if (addr_parse(addr, SOCK_STREAM, 1, &ss, &sl) < 0)
 		return -1;
 	h->lis = evconnlistener_new_bind(h->srv->base, on_accept, h, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
-					 128, (struct sockaddr *)&ss, sl);
+					 128, (struct sockaddr *)&ss, (int)sl);
 	if (!h->lis)
 		return -1;
-	getsockname(evconnlistener_get_fd(h->lis), (struct sockaddr *)&ss, &bl);
-	printf("LISTENING_REALTIME %d\n", ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-									 : ((struct sockaddr_in *)&ss)->sin_port));
+	printf("LISTENING_REALTIME %d\n", addr_bound_port(evconnlistener_get_fd(h->lis)));
 	fflush(stdout);
 	return 0;
 }

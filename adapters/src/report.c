@@ -1,46 +1,22 @@
 /* report: see report.h. */
 #include "report.h"
 
+#include "addr.h"
+
 #include "util/pct.h"
 #include "route.h"
 
 #include <errno.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-
-static int parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *len)
-{
-	char host[128];
-	const char *colon = strrchr(s, ':');
-	struct addrinfo hints = { 0 }, *res = NULL;
-	size_t hl;
-
-	if (!colon || (size_t)(colon - s) >= sizeof(host))
-		return -1;
-	hl = (size_t)(colon - s);
-	memcpy(host, s, hl);
-	host[hl] = '\0';
-	if (host[0] == '[' && hl > 1 && host[hl - 1] == ']')
-		host[hl - 1] = '\0';
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_DGRAM;
-	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
-	if (getaddrinfo(host[0] == '[' ? host + 1 : host, colon + 1, &hints, &res) != 0 || !res)
-		return -1;
-	memcpy(ss, res->ai_addr, res->ai_addrlen);
-	*len = res->ai_addrlen;
-	freeaddrinfo(res);
-	return 0;
-}
 
 int rep_open(struct ad_reporter *r, const char *hostport, char *err, size_t cap)
 {
 	r->fd = -1;
 	if (!hostport[0])
 		return 0;
-	if (parse_hostport(hostport, &r->addr, &r->addr_len) < 0) {
+	if (addr_parse(hostport, SOCK_DGRAM, 0, &r->addr, &r->addr_len) < 0) {
 		snprintf(err, cap, "--report %s: expected a numeric HOST:PORT", hostport);
 		return -1;
 	}

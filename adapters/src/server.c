@@ -2,6 +2,7 @@
 #include "server.h"
 
 #include "adcache.h"
+#include "addr.h"
 #include "driver.h"
 #include "job.h"
 #include "rcache.h"
@@ -9,7 +10,6 @@
 
 #include "util/log.h"
 
-#include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -328,8 +328,6 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 static int listen_on(struct ad_server *s)
 {
 	const char *listen = s->cfg->listen, *colon = strrchr(listen, ':');
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
 	char host[128];
 
 	if (!colon || (size_t)(colon - listen) >= sizeof(host)) {
@@ -344,9 +342,7 @@ static int listen_on(struct ad_server *s)
 		return -1;
 	}
 	/* The port actually bound (":0" lets the kernel choose, as in tests). */
-	getsockname(evhttp_bound_socket_get_fd(s->bound), (struct sockaddr *)&ss, &sl);
-	printf("LISTENING %d\n", ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-							   : ((struct sockaddr_in *)&ss)->sin_port));
+	printf("LISTENING %d\n", addr_bound_port(evhttp_bound_socket_get_fd(s->bound)));
 	fflush(stdout);
 	return 0;
 }
