@@ -126,7 +126,7 @@ build/fuzz/%: tests/fuzz/%.c $(LIB_SRCS)
 # streams through the provider table) and masking engine are fuzzed with its own sources.
 AD_FUZZ := $(addprefix build/fuzz/,fuzz_sse fuzz_eventstream fuzz_xlate_request fuzz_xlate_stream fuzz_mask \
 	fuzz_cache_key fuzz_wsframe)
-AD_FUZZ_UTIL := spoa/src/util/log.c spoa/src/util/json.c spoa/src/util/xalloc.c spoa/src/util/pct.c
+AD_FUZZ_UTIL := spoa/src/util/log.c spoa/src/util/json.c spoa/src/util/xalloc.c spoa/src/util/pct.c spoa/src/util/addr.c
 $(AD_FUZZ): build/fuzz/%: tests/fuzz/%.c $(AD_SRCS) $(AD_FUZZ_UTIL)
 	@mkdir -p $(dir $@)
 	$(FUZZCC) $(FUZZ_CFLAGS) $(AD_PKG_CFLAGS) -Iadapters/src -MMD -MP -MF $@.d -o $@ $< $(AD_SRCS) \

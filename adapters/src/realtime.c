@@ -2,11 +2,11 @@
 #include "realtime.h"
 
 #include "adapter.h"
-#include "addr.h"
 #include "route.h"
 #include "wsframe.h"
 #include "xlate.h"
 
+#include "util/addr.h"
 #include "util/log.h"
 #include "util/pct.h"
 #include "util/xalloc.h"
@@ -785,7 +785,7 @@ static int bind_listener(struct rt_hub *h, const char *addr)
 	struct sockaddr_storage ss;
 	socklen_t sl;
 
-	if (addr_parse(addr, SOCK_STREAM, 1, &ss, &sl) < 0)
+	if (addr_resolve_numeric(addr, SOCK_STREAM, &ss, &sl) < 0)
 		return -1;
 	h->lis = evconnlistener_new_bind(h->srv->base, on_accept, h, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
 					 128, (struct sockaddr *)&ss, (int)sl);

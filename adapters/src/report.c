@@ -1,8 +1,8 @@
 /* report: see report.h. */
 #include "report.h"
 
-#include "addr.h"
 
+#include "util/addr.h"
 #include "util/pct.h"
 #include "route.h"
 
@@ -16,7 +16,7 @@ int rep_open(struct ad_reporter *r, const char *hostport, char *err, size_t cap)
 	r->fd = -1;
 	if (!hostport[0])
 		return 0;
-	if (addr_parse(hostport, SOCK_DGRAM, 0, &r->addr, &r->addr_len) < 0) {
+	if (addr_resolve_numeric(hostport, SOCK_DGRAM, &r->addr, &r->addr_len) < 0) {
 		snprintf(err, cap, "--report %s: expected a numeric HOST:PORT", hostport);
 		return -1;
 	}

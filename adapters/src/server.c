@@ -2,12 +2,12 @@
 #include "server.h"
 
 #include "adcache.h"
-#include "addr.h"
 #include "driver.h"
 #include "job.h"
 #include "rcache.h"
 #include "realtime.h"
 
+#include "util/addr.h"
 #include "util/log.h"
 
 #include <event2/buffer.h>

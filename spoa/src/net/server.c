@@ -439,17 +439,7 @@ long server_connections(const struct server *srv)
 
 int server_port(const struct server *srv)
 {
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-
-	if (!srv->listener ||
-	    getsockname(evconnlistener_get_fd(srv->listener), (struct sockaddr *)&ss, &len) < 0)
-		return 0;
-	if (ss.ss_family == AF_INET)
-		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-	if (ss.ss_family == AF_INET6)
-		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-	return 0;
+	return srv->listener ? addr_bound_port(evconnlistener_get_fd(srv->listener)) : 0;
 }
 
 unsigned server_workers(const struct server *srv)

@@ -1,9 +1,11 @@
 #include "util/addr.h"
 
+#include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <string.h>
 
-int addr_resolve(const char *addr, int socktype, struct sockaddr_storage *ss, socklen_t *sslen)
+static int resolve(const char *addr, int socktype, int flags, struct sockaddr_storage *ss, socklen_t *sslen)
 {
 	char host[256];
 	const char *colon = strrchr(addr, ':');
@@ -21,7 +23,7 @@ int addr_resolve(const char *addr, int socktype, struct sockaddr_storage *ss, so
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = socktype;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV | flags;
 	if (getaddrinfo(host, colon + 1, &hints, &res) != 0 || !res)
 		return -1;
 	if (res->ai_addrlen > sizeof(*ss)) {
@@ -31,5 +33,29 @@ int addr_resolve(const char *addr, int socktype, struct sockaddr_storage *ss, so
 	memcpy(ss, res->ai_addr, res->ai_addrlen);
 	*sslen = res->ai_addrlen;
 	freeaddrinfo(res);
+	return 0;
+}
+
+int addr_resolve(const char *addr, int socktype, struct sockaddr_storage *ss, socklen_t *sslen)
+{
+	return resolve(addr, socktype, 0, ss, sslen);
+}
+
+int addr_resolve_numeric(const char *addr, int socktype, struct sockaddr_storage *ss, socklen_t *sslen)
+{
+	return resolve(addr, socktype, AI_NUMERICHOST, ss, sslen);
+}
+
+int addr_bound_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		return 0;
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 	return 0;
 }
