@@ -26,6 +26,7 @@
 #include "state/state.h"
 #include "util/json.h"
 #include "util/pct.h"
+#include "util/xalloc.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -499,9 +500,7 @@ static void collect_one(const struct st_object *o, void *arg)
 		return;
 	if (c->n == c->cap) {
 		c->cap = c->cap ? c->cap * 2 : 64;
-		c->v = realloc(c->v, c->cap * sizeof(*c->v));
-		if (!c->v)
-			abort();
+		c->v = xrealloc(c->v, c->cap * sizeof(*c->v));
 	}
 	c->v[c->n++] = o;
 }
