@@ -73,13 +73,17 @@ COPY --chmod=0755 deploy/container/jairouter-healthcheck /usr/local/bin/jairoute
 COPY sql /usr/share/jairouter/sql
 COPY haproxy /etc/jairouter/haproxy
 
+# MALLOC_*: glibc keeps HAProxy's 1 MiB buffers instead of returning each one to the kernel
+# (docs/haproxy.md, "Memory allocator"); harmless for the agent and the adapter.
 ENV JAIROUTER_SQL_DIR=/usr/share/jairouter/sql \
     JAIROUTER_SPOA=/usr/local/bin/jairouter-spoa \
     JR_HAPROXY_DIR=/etc/jairouter/haproxy \
     JR_STATS_SOCK=/run/jairouter/haproxy.sock \
     JR_LISTEN=0.0.0.0:8080 \
     JR_STATS_LISTEN=0.0.0.0:8404 \
-    JR_HEALTH_URL=http://127.0.0.1:9180/healthz
+    JR_HEALTH_URL=http://127.0.0.1:9180/healthz \
+    MALLOC_MMAP_THRESHOLD_=16777216 \
+    MALLOC_TRIM_THRESHOLD_=33554432
 
 LABEL org.opencontainers.image.title="JAiRouter" \
       org.opencontainers.image.description="AI model gateway: HAProxy, the jairouter-spoa policy agent and the jairouter-adapter sidecar" \

@@ -302,6 +302,9 @@ jr_haproxy_env() {
 	# jr_report_env removes it from HAProxy's environment.
 	export JR_REPORT_LOG=${JR_REPORT_LOG:-stderr}
 	export JR_UPSTREAM_HEADERS_EXTRA=${JR_UPSTREAM_HEADERS_EXTRA:-x-mock-[a-z0-9-]+}
+	# One hop socket per HAProxy thread: HAProxy runs one thread per CPU it may use,
+	# which is what nproc counts (haproxy/jairouter.cfg, JR_HOP_THREADS).
+	export JR_HOP_THREADS=${JR_HOP_THREADS:-$(nproc)}
 }
 
 # jr_report_env CMD...: runs CMD, without JR_REPORT_LOG in its environment when that
@@ -317,6 +320,14 @@ jr_report_env() {
 	fi
 }
 
+# jr_haproxy_malloc CMD...: runs CMD with the allocator settings HAProxy gets wherever
+# the gateway ships (deploy/systemd/haproxy.service.d/jairouter.conf, the image, the
+# Kubernetes pod): with 1 MiB buffers, glibc's defaults hand every buffer back to the
+# kernel and fault it in again (docs/haproxy.md, "Memory allocator").
+jr_haproxy_malloc() {
+	MALLOC_MMAP_THRESHOLD_=16777216 MALLOC_TRIM_THRESHOLD_=33554432 "$@"
+}
+
 jr_haproxy_start() {
 	local dir=$1 files
 	mapfile -t files < <(jr_haproxy_files)
@@ -325,7 +336,7 @@ jr_haproxy_start() {
 		jr_die "haproxy -c failed"
 		return 1
 	}
-	jr_report_env jr_spawn "$dir" haproxy haproxy -db "${files[@]}"
+	jr_report_env jr_haproxy_malloc jr_spawn "$dir" haproxy haproxy -db "${files[@]}"
 	jr_wait_http "$JR_STATS_URL/stats" 30 &&
 		jr_haproxy_server_up spoa-agents agent1 30 &&
 		jr_haproxy_server_up be_mock mock1 30

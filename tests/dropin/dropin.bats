@@ -130,7 +130,7 @@ oplog() {
 	# An AI request: one line in the operator's RFC 5424 format, naming the gateway.
 	auth_chat "$KEY"
 	expect_status 200
-	eventually 5 grep -q 'jairouter/gateway .* 200 .*"POST https://127.0.0.1:[0-9]*/v1/chat/completions HTTP/2.0"$' "$STACK/op-access.log"
+	eventually 5 grep -qE 'jairouter/gateway(-t[0-9]+)? .* 200 .*"POST https://127.0.0.1:[0-9]*/v1/chat/completions HTTP/2.0"$' "$STACK/op-access.log"
 	grep 'jairouter/gateway' "$STACK/op-access.log" | grep -qE '^<134>1 [^ ]+ - haproxy [0-9]+ - - op 127\.0\.0\.1:'
 	# The gateway's report lines go to the agent's ring, never into the operator's log.
 	run ! grep -qE ' end=1$' "$STACK/op-access.log"
