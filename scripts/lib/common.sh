@@ -303,8 +303,13 @@ jr_haproxy_env() {
 	export JR_REPORT_LOG=${JR_REPORT_LOG:-stderr}
 	export JR_UPSTREAM_HEADERS_EXTRA=${JR_UPSTREAM_HEADERS_EXTRA:-x-mock-[a-z0-9-]+}
 	# One hop socket per HAProxy thread: HAProxy runs one thread per CPU it may use,
-	# which is what nproc counts (haproxy/jairouter.cfg, JR_HOP_THREADS).
-	export JR_HOP_THREADS=${JR_HOP_THREADS:-$(nproc)}
+	# which is what nproc counts (haproxy/jairouter.cfg, JR_HOP_THREADS). 0: one hop
+	# socket shared by all threads, as without the variable (for comparisons).
+	if [[ ${JR_HOP_THREADS:-} == 0 ]]; then
+		unset JR_HOP_THREADS
+	else
+		export JR_HOP_THREADS=${JR_HOP_THREADS:-$(nproc)}
+	fi
 }
 
 # jr_report_env CMD...: runs CMD, without JR_REPORT_LOG in its environment when that
@@ -324,7 +329,12 @@ jr_report_env() {
 # the gateway ships (deploy/systemd/haproxy.service.d/jairouter.conf, the image, the
 # Kubernetes pod): with 1 MiB buffers, glibc's defaults hand every buffer back to the
 # kernel and fault it in again (docs/haproxy.md, "Memory allocator").
+# JR_HAPROXY_MALLOC=0: glibc's defaults (for comparisons: scripts/bench, bench-memory).
 jr_haproxy_malloc() {
+	if [[ ${JR_HAPROXY_MALLOC:-1} == 0 ]]; then
+		"$@"
+		return
+	fi
 	MALLOC_MMAP_THRESHOLD_=16777216 MALLOC_TRIM_THRESHOLD_=33554432 "$@"
 }
 
