@@ -11,7 +11,10 @@
 #   jr_stack_start DIR            PostgreSQL + migrations + mocks + agent + HAProxy
 #                                 (HAProxy on $JR_HTTP_PORT when set, else a free port);
 #                                 JR_STACK_LAYOUT=operator: inside the operator fixture
-#                                 composition, over TLS (jr_operator_prepare)
+#                                 composition, over TLS (jr_operator_prepare);
+#                                 JR_STACK_LAYOUT=direct: clients on the gateway's own
+#                                 listener over TLS (JR_GATEWAY_LISTEN, JR_GATEWAY_CERT),
+#                                 the demo's frontend beside it
 #   jr_haproxy_start DIR / jr_haproxy_files           (re)start HAProxy / its -f arguments
 #   jr_stack_stop DIR             stop all of it
 #   jr_agent_start DIR / jr_agent_stop DIR [SIGNAL]   restart the agent alone
@@ -394,7 +397,7 @@ jr_write_env() {
 		JR_PG_PORT JR_MOCK_URL JR_MOCK2_URL JR_STACK_DIR JR_LISTEN JR_SPOA_ADDR JR_MOCK_ADDR \
 		JR_MOCK2_ADDR JR_HAPROXY_DIR JR_STATS_LISTEN JR_ADAPTER_ADDR JR_ADAPTER_RT_ADDR JR_ADAPTER_URL JR_PROVIDERS_URL \
 		JR_PROVIDERS_KEY JR_PROVIDERS_AWS JR_PROVIDERS_ENTRA JR_PROVIDERS_GOOGLE_KEY JR_PROVIDERS_GOOGLE_EMAIL JR_PROVIDERS_WEB_TOKEN_FILE JR_PROVIDERS_TC JR_REPORT_ADDR JR_ADMIN_ADDR JR_STACK_LAYOUT JR_OPERATOR_DIR \
-		CURL_CA_BUNDLE NODE_EXTRA_CA_CERTS OP_HTTPS_BIND OP_HTTP_BIND OP_HTTP_URL OP_WEB_ADDR \
+		JR_GATEWAY_LISTEN JR_GATEWAY_CERT CURL_CA_BUNDLE NODE_EXTRA_CA_CERTS OP_HTTPS_BIND OP_HTTP_BIND OP_HTTP_URL OP_WEB_ADDR \
 		OP_API_ADDR OP_STATS_BIND OP_STATS_SOCK OP_LOG OP_CERT; do
 		printf 'export %s=%q\n' "$v" "${!v:-}" >>"$dir/env"
 	done
@@ -419,7 +422,7 @@ _jr_stack_start() {
 	local report_port admin_port
 	# shellcheck source=scripts/lib/pg.sh
 	source "$JR_ROOT/scripts/lib/pg.sh"
-	mapfile -t ports < <(jr_free_ports 7)
+	mapfile -t ports < <(jr_free_ports 8)
 	pg_port=${ports[0]} spoa_port=${ports[1]} metrics_port=${ports[2]}
 	http_port=${JR_HTTP_PORT:-${ports[3]}} stats_port=${ports[4]} report_port=${ports[5]}
 	admin_port=${ports[6]}
@@ -458,6 +461,21 @@ _jr_stack_start() {
 	export JR_URL=http://$JR_LISTEN JR_STATS_URL=http://$JR_STATS_LISTEN
 	if [[ ${JR_STACK_LAYOUT:-} == operator ]]; then
 		jr_operator_prepare "$dir" "$http_port" || return 1
+	elif [[ ${JR_STACK_LAYOUT:-} == direct ]]; then
+		# The clients' port is the gateway's own listener over TLS (haproxy/jairouter.cfg,
+		# JR_GATEWAY_LISTEN and JR_GATEWAY_CERT); the demo's frontend (fe_main) listens
+		# beside it.
+		mkdir -p "$dir/direct"
+		openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
+			-addext subjectAltName=IP:127.0.0.1 -keyout "$dir/direct/key.pem" \
+			-out "$dir/direct/ca.pem" >>"$dir/direct/openssl.log" 2>&1 || {
+			jr_die "openssl could not make the listener's certificate"
+			return 1
+		}
+		cat "$dir/direct/ca.pem" "$dir/direct/key.pem" >"$dir/direct/cert.pem"
+		export JR_GATEWAY_LISTEN=127.0.0.1:$http_port JR_GATEWAY_CERT=$dir/direct/cert.pem
+		export JR_LISTEN=127.0.0.1:${ports[7]} JR_URL=https://127.0.0.1:$http_port
+		export CURL_CA_BUNDLE=$dir/direct/ca.pem NODE_EXTRA_CA_CERTS=$dir/direct/ca.pem
 	fi
 	jr_log "HAProxy on $JR_URL (stats $JR_STATS_URL)"
 	jr_haproxy_start "$dir" || return 1

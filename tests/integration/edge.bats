@@ -132,3 +132,28 @@ usage_of() {
 	sort "$BATS_TEST_TMPDIR/codes" | uniq -c
 	[[ $(grep -c '^413$' "$BATS_TEST_TMPDIR/codes") -eq 20 ]]
 }
+
+@test "the console and the administration API are reached from the clients' entry, without a decision or a report line" {
+	# Whichever entry the suite runs on (the operator frontend's line, or the gateway's
+	# own listener: JR_STACK_LAYOUT=direct), /jairouter/console/ and /jairouter/admin/
+	# are served by the console's frontend and the agent's administration listener,
+	# never by the model API: no agent decision, no report line.
+	req -X GET /jairouter/console
+	expect_status 302
+	[[ $(hdr location) == /jairouter/console/ ]]
+	req -X GET /jairouter/console/
+	expect_status 200
+	[[ $(hdr content-type) == "text/html; charset=utf-8" ]]
+	[[ -n $(hdr content-security-policy) ]]
+	req -X GET /jairouter/console/no-such-file.js
+	expect_status 404
+	# The administration API without a credential: its own 401, not the model API's.
+	req -X GET /jairouter/admin/v1/tenants
+	expect_status 401
+	# A chat request afterwards: once its report line is written, any earlier one is too.
+	auth_chat "$KEY" --http1.1
+	expect_status 200
+	id=$(hdr x-request-id)
+	eventually 5 grep -q "^id=$id " "$STACK/haproxy.log"
+	! grep -E ' p=/jairouter/(console|admin)' "$STACK/haproxy.log"
+}
