@@ -16,7 +16,7 @@
 #                    set listen, metrics_listen, report_listen and admin_api_listen to 0.0.0.0
 #   adapter          jairouter-adapter --listen 0.0.0.0:8090 --report AGENT:12346
 #                    [--realtime-listen 0.0.0.0:8091] (Realtime API sessions, JR_ADAPTER_RT_ADDR)
-#   HAProxy          haproxy -W -db -f /etc/jairouter/haproxy/haproxy.cfg
+#   HAProxy          haproxy -W -db -dMglobal -f /etc/jairouter/haproxy/haproxy.cfg
 #                         -f /etc/jairouter/haproxy/jairouter.cfg -f /etc/jairouter/haproxy/models.cfg
 #                    (haproxy.cfg and models.cfg are the demo's: mount your own over them)
 #                    stop it with SIGUSR1 (graceful; SIGTERM is its hard stop)

@@ -343,15 +343,26 @@ jr_haproxy_malloc() {
 	MALLOC_MMAP_THRESHOLD_=16777216 MALLOC_TRIM_THRESHOLD_=33554432 "$@"
 }
 
+# jr_haproxy_pools: HAProxy's command-line options that go with the allocator settings,
+# one per line: -dMglobal, the process-wide pool cache (docs/haproxy.md, "Memory
+# allocator"), as the systemd drop-in, the image's documented command and the Kubernetes
+# pod run it. JR_HAPROXY_GLOBAL_POOL=0: none (for comparisons).
+# The operator composition gets it from its EXTRAOPTS (scripts/compose-operator, as
+# docs/haproxy.md's step 4 writes it).
+jr_haproxy_pools() {
+	[[ ${JR_HAPROXY_GLOBAL_POOL:-1} == 0 || ${JR_STACK_LAYOUT:-} == operator ]] || echo -dMglobal
+}
+
 jr_haproxy_start() {
-	local dir=$1 files
+	local dir=$1 files pools
 	mapfile -t files < <(jr_haproxy_files)
+	mapfile -t pools < <(jr_haproxy_pools)
 	jr_haproxy_env
 	jr_report_env haproxy -c -q "${files[@]}" >>"$dir/haproxy.log" 2>&1 || {
 		jr_die "haproxy -c failed"
 		return 1
 	}
-	jr_report_env jr_haproxy_malloc jr_spawn "$dir" haproxy haproxy -db "${files[@]}"
+	jr_report_env jr_haproxy_malloc jr_spawn "$dir" haproxy haproxy "${pools[@]}" -db "${files[@]}"
 	jr_wait_http "$JR_STATS_URL/stats" 30 &&
 		jr_haproxy_server_up spoa-agents agent1 30 &&
 		jr_haproxy_server_up be_mock mock1 30

@@ -332,7 +332,7 @@ start_adapter() {
 }
 start_haproxy() {
 	spawn_in_image haproxy "$haproxy_ctr" "${haproxy_env[@]}" JR_MOCK_ADDR="127.0.0.1:$mock_port" \
-		haproxy -db "${haproxy_files[@]}"
+		haproxy -dMglobal -db "${haproxy_files[@]}"
 	export JR_STATS_URL=http://127.0.0.1:$stats_port
 	jr_wait_http "$JR_STATS_URL/stats" 60 &&
 		jr_haproxy_server_up spoa-agents agent1 60 &&
