@@ -353,16 +353,28 @@ jr_haproxy_pools() {
 	[[ ${JR_HAPROXY_GLOBAL_POOL:-1} == 0 || ${JR_STACK_LAYOUT:-} == operator ]] || echo -dMglobal
 }
 
-jr_haproxy_start() {
-	local dir=$1 files pools
-	mapfile -t files < <(jr_haproxy_files)
+# jr_haproxy_spawn DIR NAME ARGS...: jr_spawn DIR NAME haproxy ARGS..., with the allocator
+# settings (jr_haproxy_malloc) and options (jr_haproxy_pools) HAProxy ships with.
+jr_haproxy_spawn() {
+	local dir=$1 name=$2 pools
+	shift 2
 	mapfile -t pools < <(jr_haproxy_pools)
+	jr_haproxy_malloc jr_spawn "$dir" "$name" haproxy "${pools[@]}" "$@"
+}
+
+# jr_haproxy_start DIR [ARGS...]: checks and starts the stack's HAProxy (jr_haproxy_files,
+# then ARGS, e.g. a last "-f FILE" of tuning) and waits until the agent and the demo's
+# model server are UP.
+jr_haproxy_start() {
+	local dir=$1 files
+	shift
+	mapfile -t files < <(jr_haproxy_files)
 	jr_haproxy_env
-	jr_report_env haproxy -c -q "${files[@]}" >>"$dir/haproxy.log" 2>&1 || {
+	jr_report_env haproxy -c -q "${files[@]}" "$@" >>"$dir/haproxy.log" 2>&1 || {
 		jr_die "haproxy -c failed"
 		return 1
 	}
-	jr_report_env jr_haproxy_malloc jr_spawn "$dir" haproxy haproxy "${pools[@]}" -db "${files[@]}"
+	jr_report_env jr_haproxy_spawn "$dir" haproxy -db "${files[@]}" "$@"
 	jr_wait_http "$JR_STATS_URL/stats" 30 &&
 		jr_haproxy_server_up spoa-agents agent1 30 &&
 		jr_haproxy_server_up be_mock mock1 30

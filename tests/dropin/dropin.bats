@@ -219,7 +219,7 @@ reloads_under_load() {
 	jr_stop_pid "$STACK" haproxy TERM
 	n=$(wc -l <"$STACK/haproxy.log")
 	jr_haproxy_env
-	jr_haproxy_malloc jr_spawn "$STACK" haproxy haproxy -W -db "${files[@]}"
+	jr_haproxy_spawn "$STACK" haproxy -W -db "${files[@]}"
 	jr_wait_http "$JR_STATS_URL/stats" 30
 	jr_haproxy_server_up spoa-agents agent1 30
 	jr_haproxy_server_up be_mock mock1 30

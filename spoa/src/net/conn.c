@@ -191,10 +191,6 @@ static void secret_frame_free(const void *data, size_t len, void *arg)
 	free((void *)data);
 }
 
-/* Queues one frame as one contiguous write. A frame holding a secret (a provider
- * credential) is not copied into libevent's buffers, where it would be freed without
- * being wiped: a private copy is queued by reference and wiped once written (or when the
- * connection is freed with it still queued). */
 /* Writes what it can of a frame at once when nothing is queued before it: the common
  * case of an ACK to an idle connection then costs one send(), not a write event added,
  * a loop turn to learn the socket is writable, a writev and the event removed again
@@ -213,8 +209,11 @@ static size_t send_now(struct conn *c, struct evbuffer *out, const uint8_t *buf,
 	return w > 0 ? (size_t)w : 0;
 }
 
-/* Queues (the rest of) a frame for libevent to write. Returns -1 when the
- * connection was closed instead. */
+/* Queues (the rest of) a frame for libevent to write. A frame holding a secret (a
+ * provider credential) is not copied into libevent's buffers, where it would be freed
+ * without being wiped: a private copy is queued by reference and wiped once written (or
+ * when the connection is freed with it still queued). Returns -1 when the connection was
+ * closed instead. */
 static int queue_frame(struct conn *c, const uint8_t *buf, size_t n, int secret)
 {
 	if (secret) {
@@ -232,6 +231,8 @@ static int queue_frame(struct conn *c, const uint8_t *buf, size_t n, int secret)
 	return 0;
 }
 
+/* Sends one frame as one contiguous write: at once when it can (send_now), the rest
+ * queued (queue_frame). */
 static void send_frame_ex(struct conn *c, const uint8_t *buf, size_t n, int secret)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
